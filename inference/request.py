@@ -1,0 +1,418 @@
+"""The generation request: plain, frozen data that fully describes one generation.
+
+"If it matters for the result, it is in the request." The planner builds a request from a
+document; the engine turns it into images. Two equal requests give the same pixels on the
+same device, which is also how live mode decides whether to regenerate.
+
+This module imports no torch (the canvas and planner rooms import it). Arrays are numpy:
+
+- images are ``uint8`` ``(H, W, 3)`` RGB, straight (no alpha), in the generation area's
+  pixel space (``width`` × ``height`` of the request, top-left origin);
+- masks are ``float32`` ``(H, W)`` in ``[0, 1]``, 1 = "generate here" / "inside the region".
+
+Arrays are compared by value in ``__eq__`` and made read-only on construction so that a
+frozen request really is immutable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ControlKind",
+    "ControlSpec",
+    "FillMode",
+    "GenerationRequest",
+    "InitImage",
+    "InpaintSpec",
+    "LoraSpec",
+    "ModelRef",
+    "RegionSpec",
+    "RequestError",
+    "Sampler",
+]
+
+
+class RequestError(ValueError):
+    """A request that cannot be run as given; the message names the field and the fix."""
+
+
+class Sampler(Enum):
+    """Schedulers offered to the user (names as A1111/Forge users know them)."""
+
+    DEFAULT = "default"  # the model family's (or checkpoint's) own scheduler
+    EULER = "euler"
+    EULER_A = "euler_a"
+    DPMPP_2M = "dpmpp_2m"
+    DPMPP_2M_KARRAS = "dpmpp_2m_karras"
+    DPMPP_SDE_KARRAS = "dpmpp_sde_karras"
+    DDIM = "ddim"
+    UNIPC = "unipc"
+    LCM = "lcm"
+    HEUN = "heun"
+
+    @property
+    def label(self) -> str:
+        """The name other SD tools write in their ``parameters`` text."""
+        return _SAMPLER_LABELS[self]
+
+    @classmethod
+    def from_label(cls, text: str) -> Sampler:
+        """Parse an A1111-style label (``"DPM++ 2M Karras"``) or an enum value (``"euler_a"``)."""
+        key = text.strip().lower()
+        for sampler, label in _SAMPLER_LABELS.items():
+            if key in (sampler.value, label.lower()):
+                return sampler
+        raise RequestError(
+            f"unknown sampler {text!r}; choose one of: "
+            + ", ".join(s.value for s in cls)
+        )
+
+
+_SAMPLER_LABELS = {
+    Sampler.DEFAULT: "Default",
+    Sampler.EULER: "Euler",
+    Sampler.EULER_A: "Euler a",
+    Sampler.DPMPP_2M: "DPM++ 2M",
+    Sampler.DPMPP_2M_KARRAS: "DPM++ 2M Karras",
+    Sampler.DPMPP_SDE_KARRAS: "DPM++ SDE Karras",
+    Sampler.DDIM: "DDIM",
+    Sampler.UNIPC: "UniPC",
+    Sampler.LCM: "LCM",
+    Sampler.HEUN: "Heun",
+}
+
+
+class ControlKind(Enum):
+    """What a control layer/image means; each kind has a model-free preprocessor."""
+
+    SCRIBBLE = "scribble"
+    LINEART = "lineart"
+    SOFTEDGE = "softedge"
+    CANNY = "canny"
+    DEPTH = "depth"
+    POSE = "pose"
+    SEGMENTATION = "segmentation"
+
+    @classmethod
+    def parse(cls, text: str) -> ControlKind:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise RequestError(
+                f"unknown control kind {text!r}; known kinds: " + ", ".join(k.value for k in cls)
+            ) from None
+
+
+class FillMode(Enum):
+    """What the masked area starts from before denoising (inpainting)."""
+
+    KEEP = "keep"  # the original pixels (best for small changes)
+    BLUR = "blur"  # the surroundings smeared into the hole (removes the old object)
+    NEUTRAL = "neutral"  # flat grey
+    NOISE = "noise"  # random noise (most freedom)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model comes from: a file, a diffusers folder, a hub id, or ``builtin``.
+
+    ``family`` is optional: the loader detects it from the checkpoint's keys or config when
+    it is ``None``.
+    """
+
+    source: str
+    family: str | None = None
+
+    def __str__(self) -> str:
+        return self.source
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    source: str
+    weight: float = 1.0
+
+
+def _frozen_array(value: Any, name: str, dtype: type) -> np.ndarray:
+    array = np.ascontiguousarray(value)
+    if array.dtype != dtype:
+        raise RequestError(f"{name} must be {np.dtype(dtype).name}, got {array.dtype}")
+    array = array.copy() if array.flags.writeable else array
+    array.setflags(write=False)
+    return array
+
+
+def _array_key(array: np.ndarray | None) -> tuple[Any, ...] | None:
+    if array is None:
+        return None
+    digest = hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
+    return (array.shape, array.dtype.str, digest)
+
+
+class _ArrayEqMixin:
+    """Equality and hashing by value, arrays included (compared through a digest)."""
+
+    def _key(self) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            parts.append(_array_key(value) if isinstance(value, np.ndarray) else value)
+        return tuple(parts)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+@dataclass(frozen=True, eq=False)
+class InitImage(_ArrayEqMixin):
+    """img2img source. ``strength`` 0 keeps the image, 1 replaces it entirely."""
+
+    image: np.ndarray  # uint8 (H, W, 3)
+    strength: float = 0.6
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _frozen_array(self.image, "init image", np.uint8))
+
+
+@dataclass(frozen=True, eq=False)
+class InpaintSpec(_ArrayEqMixin):
+    """A soft inpaint mask over the request's area.
+
+    ``mask`` is the *denoise* mask: float32 (H, W) in [0, 1]; each pixel's value is its
+    own strength (differential diffusion), 0 = keep exactly. ``paste_feather`` (pixels) is
+    the separate, usually wider, fade used when the result is pasted back over the
+    original; pixels where the mask is 0 are byte-identical to the init image.
+    """
+
+    mask: np.ndarray  # float32 (H, W) in [0, 1]
+    fill: FillMode = FillMode.KEEP
+    paste_feather: float = 8.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", _frozen_array(self.mask, "inpaint mask", np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class RegionSpec(_ArrayEqMixin):
+    """One regional prompt: a soft coverage mask and its own prompt/negative.
+
+    The planner has already appended the global prompt to ``prompt`` where the user wants
+    that; the engine uses the texts as given.
+    """
+
+    mask: np.ndarray  # float32 (H, W) in [0, 1]
+    prompt: str
+    negative: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", _frozen_array(self.mask, "region mask", np.float32))
+
+
+@dataclass(frozen=True, eq=False)
+class ControlSpec(_ArrayEqMixin):
+    """One ControlNet input.
+
+    ``image`` is the *preprocessed* control image (what the ControlNet sees: for scribble
+    and lineart white strokes on black), uint8 (H, W, 3) over the request's area.
+    ``model`` names the ControlNet weights; ``None`` lets the engine pick the family's
+    default for ``kind``. ``start``/``end`` are fractions of the denoising schedule.
+    """
+
+    kind: ControlKind
+    image: np.ndarray  # uint8 (H, W, 3)
+    strength: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+    model: ModelRef | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _frozen_array(self.image, "control image", np.uint8))
+
+
+@dataclass(frozen=True, eq=False)
+class GenerationRequest(_ArrayEqMixin):
+    """Everything one generation needs; ``width``/``height`` are the output size in pixels.
+
+    The planner chooses ``width``/``height`` (the area, in document pixels); the engine
+    generates at the model family's native resolution and scales to that size.
+    """
+
+    prompt: str
+    model: ModelRef
+    width: int
+    height: int
+    negative: str = ""
+    sampler: Sampler = Sampler.DEFAULT
+    steps: int = 20
+    cfg: float = 7.0
+    seed: int = 0
+    batch: int = 1
+    init: InitImage | None = None
+    inpaint: InpaintSpec | None = None
+    regions: tuple[RegionSpec, ...] = ()
+    controls: tuple[ControlSpec, ...] = ()
+    loras: tuple[LoraSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Accept lists from callers; store tuples so the request stays hashable.
+        for name in ("regions", "controls", "loras"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+    @property
+    def mode(self) -> str:
+        """A short human word for what this request does: txt2img, img2img or inpaint."""
+        if self.inpaint is not None:
+            return "inpaint"
+        if self.init is not None:
+            return "img2img"
+        return "txt2img"
+
+    @property
+    def strength(self) -> float:
+        return 1.0 if self.init is None else self.init.strength
+
+    def replace(self, **changes: Any) -> GenerationRequest:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> GenerationRequest:
+        """Check the request; raise :class:`RequestError` naming the first problem found.
+
+        Returns the request itself so that ``request.validate()`` can be chained.
+        """
+        _check(bool(self.model.source.strip()), "model: no model given")
+        _check(
+            isinstance(self.width, int) and isinstance(self.height, int),
+            "width and height must be integers",
+        )
+        _check(
+            self.width >= 8 and self.height >= 8,
+            f"size {self.width}x{self.height} is too small; the smallest is 8x8 pixels",
+        )
+        _check(
+            self.width <= 16384 and self.height <= 16384,
+            f"size {self.width}x{self.height} is too large; at most 16384 pixels a side",
+        )
+        _check(isinstance(self.steps, int) and self.steps >= 1, f"steps must be at least 1, got {self.steps}")
+        _check(self.steps <= 1000, f"steps must be at most 1000, got {self.steps}")
+        _check(_finite(self.cfg) and self.cfg >= 0, f"cfg must be a finite number >= 0, got {self.cfg}")
+        _check(isinstance(self.batch, int) and 1 <= self.batch <= 64, f"batch must be 1..64, got {self.batch}")
+        _check(isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed must be 0 <= seed < 2**63, got {self.seed}")
+        shape = (self.height, self.width)
+        if self.init is not None:
+            _check_image(self.init.image, shape, "init image")
+            _check(
+                _finite(self.init.strength) and 0.0 <= self.init.strength <= 1.0,
+                f"strength must be between 0 and 1, got {self.init.strength}",
+            )
+        if self.inpaint is not None:
+            _check(self.init is not None, "inpainting needs an init image (the pixels around the mask)")
+            _check_mask(self.inpaint.mask, shape, "inpaint mask")
+            _check(float(self.inpaint.mask.max(initial=0.0)) > 0.0, "inpaint mask is empty: paint the area to regenerate")
+            _check(
+                _finite(self.inpaint.paste_feather) and self.inpaint.paste_feather >= 0,
+                f"paste feather must be >= 0 pixels, got {self.inpaint.paste_feather}",
+            )
+        for i, region in enumerate(self.regions):
+            _check_mask(region.mask, shape, f"region {i + 1} mask")
+            _check(bool(region.prompt.strip()), f"region {i + 1} has no prompt")
+        for i, control in enumerate(self.controls):
+            label = f"control {i + 1} ({control.kind.value})"
+            _check_image(control.image, shape, f"{label} image")
+            _check(
+                _finite(control.strength) and 0.0 <= control.strength <= 2.0,
+                f"{label}: strength must be between 0 and 2, got {control.strength}",
+            )
+            _check(
+                _finite(control.start) and _finite(control.end) and 0.0 <= control.start < control.end <= 1.0,
+                f"{label}: need 0 <= start < end <= 1, got start={control.start}, end={control.end}",
+            )
+        for lora in self.loras:
+            _check(bool(lora.source.strip()), "a LoRA has no file")
+            _check(_finite(lora.weight) and -4 <= lora.weight <= 4, f"LoRA {lora.source}: weight must be -4..4")
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description of the request (no pixel data), for metadata and history."""
+        data: dict[str, Any] = {
+            "mode": self.mode,
+            "prompt": self.prompt,
+            "negative": self.negative,
+            "model": self.model.source,
+            "family": self.model.family,
+            "sampler": self.sampler.value,
+            "steps": self.steps,
+            "cfg": self.cfg,
+            "seed": self.seed,
+            "batch": self.batch,
+            "width": self.width,
+            "height": self.height,
+        }
+        if self.init is not None:
+            data["strength"] = self.init.strength
+        if self.inpaint is not None:
+            data["inpaint"] = {"fill": self.inpaint.fill.value, "paste_feather": self.inpaint.paste_feather}
+        if self.regions:
+            data["regions"] = [{"prompt": r.prompt, "negative": r.negative} for r in self.regions]
+        if self.controls:
+            data["controls"] = [
+                {
+                    "kind": c.kind.value,
+                    "strength": c.strength,
+                    "start": c.start,
+                    "end": c.end,
+                    "model": None if c.model is None else c.model.source,
+                }
+                for c in self.controls
+            ]
+        if self.loras:
+            data["loras"] = [{"source": lo.source, "weight": lo.weight} for lo in self.loras]
+        return data
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise RequestError(message)
+
+
+def _check_image(image: np.ndarray, shape: Sequence[int], name: str) -> None:
+    _check(
+        image.ndim == 3 and image.shape[2] == 3,
+        f"{name} must be RGB (H, W, 3), got shape {image.shape}",
+    )
+    _check(
+        tuple(image.shape[:2]) == tuple(shape),
+        f"{name} is {image.shape[1]}x{image.shape[0]} but the request is {shape[1]}x{shape[0]}",
+    )
+
+
+def _check_mask(mask: np.ndarray, shape: Sequence[int], name: str) -> None:
+    _check(mask.ndim == 2, f"{name} must be 2-D (H, W), got shape {mask.shape}")
+    _check(
+        tuple(mask.shape) == tuple(shape),
+        f"{name} is {mask.shape[1]}x{mask.shape[0]} but the request is {shape[1]}x{shape[0]}",
+    )
+    _check(bool(np.isfinite(mask).all()), f"{name} contains NaN or infinite values")
+    lo, hi = float(mask.min(initial=0.0)), float(mask.max(initial=0.0))
+    _check(lo >= 0.0 and hi <= 1.0, f"{name} values must be in [0, 1], got {lo:.3g}..{hi:.3g}")
+
+
