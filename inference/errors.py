@@ -1,0 +1,85 @@
+"""Typed engine errors: what went wrong, said so that a user knows what to do next.
+
+Imports no torch, so the desktop and planner can catch these without loading the engine.
+Every error carries a user-facing ``message`` (also ``str(error)``) and an optional
+``hint`` (the next step). The engine stays usable after any of them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CancelledError",
+    "CorruptModelError",
+    "EngineError",
+    "ModelNotFoundError",
+    "NetworkUnavailableError",
+    "OutOfMemoryError",
+    "UnsafeModelError",
+    "UnsupportedModeError",
+]
+
+
+class EngineError(Exception):
+    """Base of every error the engine reports to its caller.
+
+    ``message`` says what happened in words a painter understands; ``hint`` says what to
+    do about it (may be empty). ``str(error)`` joins both.
+    """
+
+    default_hint: str = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+        super().__init__(self.user_message)
+
+    @property
+    def user_message(self) -> str:
+        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+
+
+class ModelNotFoundError(EngineError):
+    """The model reference points at nothing: no file, no folder, no cached hub id."""
+
+    default_hint = "Check the model path in the model picker, or choose another model."
+
+
+class CorruptModelError(EngineError):
+    """The file exists but is not a model we can read (truncated, wrong keys, bad config)."""
+
+    default_hint = "The file may be incomplete or not a Stable Diffusion model; download it again."
+
+
+class UnsafeModelError(EngineError):
+    """A pickle checkpoint that would need to run arbitrary code to load; refused."""
+
+    default_hint = "Use the .safetensors version of this model instead."
+
+
+class UnsupportedModeError(EngineError):
+    """The model family cannot do what the request asks (e.g. no ControlNet for it)."""
+
+    default_hint = "Choose a model that supports this, or turn the option off."
+
+
+class OutOfMemoryError(EngineError):
+    """The device ran out of memory during the generation."""
+
+    default_hint = (
+        "Try a smaller area, a smaller batch, or enable CPU offload / VAE tiling in the settings."
+    )
+
+
+class CancelledError(EngineError):
+    """The run was cancelled by the user (raised internally; reported as a Cancelled event)."""
+
+    def __init__(self, message: str = "Generation cancelled.", hint: str | None = "") -> None:
+        super().__init__(message, hint)
+
+
+class NetworkUnavailableError(EngineError):
+    """A hub model id was requested but is not cached locally and there is no network."""
+
+    default_hint = (
+        "Connect to the internet once to download it, or pick a local .safetensors file."
+    )

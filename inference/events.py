@@ -1,0 +1,77 @@
+"""Events the engine emits while it runs a request; nothing else crosses the thread boundary.
+
+Imports no torch. Images are numpy ``uint8`` RGB ``(h, w, 3)``, straight colour.
+Rectangles are ``(x, y, width, height)`` in the request's pixel space (the generation
+area: ``0 <= x``, ``x + width <= request.width``), top-left origin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sfumato.inference.errors import EngineError
+
+__all__ = ["Cancelled", "Event", "Failed", "Finished", "Preview", "Progress", "Rect"]
+
+
+@dataclass(frozen=True)
+class Rect:
+    """An axis-aligned rectangle in request pixel space (x, y = top-left corner)."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.width, self.height)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """``step`` of ``total`` denoising steps are done (1-based: the last one is total/total)."""
+
+    step: int
+    total: int
+
+
+@dataclass(frozen=True, eq=False)
+class Preview:
+    """A cheap preview of the predicted clean image (x0) after a step.
+
+    ``rgb`` is uint8 ``(h, w, 3)``, usually much smaller than ``rect``: draw it scaled
+    into ``rect``. ``index`` is the batch image it shows (0 for the first). ``step`` is the
+    1-based step it follows.
+    """
+
+    rgb: np.ndarray
+    rect: Rect
+    step: int = 0
+    index: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class Finished:
+    """The run is done. ``images`` are uint8 ``(request.height, request.width, 3)``, one
+    per batch item (in seed order); ``metadata`` is JSON-ready (the request summary plus
+    the seeds, sizes and timings actually used)."""
+
+    images: tuple[np.ndarray, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The run stopped with an error; the engine is still usable."""
+
+    error: EngineError
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """The run stopped because its cancel flag was set; the engine is still usable."""
+
+
+Event = Progress | Preview | Finished | Failed | Cancelled
