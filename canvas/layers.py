@@ -1,0 +1,179 @@
+"""Layers: pixel layers with roles (the AI recipe lives in the document) and groups.
+
+A layer's pixels are in its own surface space; ``x``/``y`` is where the surface's origin
+sits in document space. Groups hold children **top first** (as OpenRaster's stack.xml
+lists them) and always composite in isolation.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from sfumato.canvas.blend import BlendMode
+from sfumato.canvas.geometry import Rect
+from sfumato.canvas.tiles import TiledSurface
+from sfumato.inference.request import ControlKind
+
+
+class Role(Enum):
+    """What a pixel layer means to the generator."""
+
+    PAINT = "paint"  # ordinary paint: part of the image
+    INPAINT_MASK = "inpaint-mask"  # alpha = where to regenerate
+    REGION = "region"  # alpha = where this layer's prompt applies
+    CONTROL = "control"  # a sketch/edge/depth image that steers the composition
+    GENERATED = "generated"  # a result, carrying the parameters that made it
+
+    @property
+    def is_image(self) -> bool:
+        """Whether layers of this role are part of the picture (flatten, export)."""
+        return self in (Role.PAINT, Role.GENERATED)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Role:
+        if not text:
+            return cls.PAINT
+        try:
+            return cls(text.strip())
+        except ValueError:
+            raise ValueError(
+                f"unknown layer role {text!r}; known roles: " + ", ".join(r.value for r in cls)
+            ) from None
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """How a control layer steers generation; see :class:`ControlSpec` in the request."""
+
+    kind: ControlKind = ControlKind.SCRIBBLE
+    strength: float = 1.0  # 0..2
+    start: float = 0.0  # fraction of the schedule, 0..1
+    end: float = 1.0
+
+
+_ids = itertools.count(1)
+
+
+class Layer:
+    """Properties shared by pixel layers and groups."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        opacity: float = 1.0,
+        visible: bool = True,
+        locked: bool = False,
+        blend: BlendMode = BlendMode.NORMAL,
+        x: int = 0,
+        y: int = 0,
+    ) -> None:
+        self.id = next(_ids)  # unique in this process; not saved
+        self.name = name
+        self.opacity = opacity
+        self.visible = visible
+        self.locked = locked
+        self.blend = blend
+        self.x = x
+        self.y = y
+        self.parent: GroupLayer | None = None
+
+    @property
+    def is_group(self) -> bool:
+        return False
+
+    def ancestors(self) -> Iterator[GroupLayer]:
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+    def effectively_visible(self) -> bool:
+        return self.visible and all(g.visible for g in self.ancestors())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} #{self.id} {self.name!r}>"
+
+
+class PixelLayer(Layer):
+    """A layer of pixels with a role.
+
+    Role-specific data: ``prompt``/``negative`` (region), ``control`` (control),
+    ``generation`` (generated: the JSON-ready summary of the request that made it).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        surface: TiledSurface | None = None,
+        *,
+        role: Role = Role.PAINT,
+        prompt: str = "",
+        negative: str = "",
+        control: ControlSettings | None = None,
+        generation: dict[str, Any] | None = None,
+        **props: Any,
+    ) -> None:
+        super().__init__(name, **props)
+        self.surface = surface if surface is not None else TiledSurface()
+        self.role = role
+        self.prompt = prompt
+        self.negative = negative
+        self.control = control if control is not None else (
+            ControlSettings() if role is Role.CONTROL else None
+        )
+        self.generation = generation
+
+    def document_bounds(self) -> Rect:
+        """Bounds of the non-transparent pixels, in document space."""
+        return self.surface.bounds().translate(self.x, self.y)
+
+
+class GroupLayer(Layer):
+    """A group; ``children`` are listed top first. Groups composite in isolation."""
+
+    def __init__(self, name: str, children: list[Layer] | None = None, **props: Any) -> None:
+        super().__init__(name, **props)
+        self.children: list[Layer] = []
+        for child in children or []:
+            self.append(child)
+
+    @property
+    def is_group(self) -> bool:
+        return True
+
+    def insert(self, index: int, layer: Layer) -> None:
+        """Insert ``layer`` at ``index`` (0 = top)."""
+        if layer is self or any(a is layer for a in self.ancestors()):
+            raise ValueError("a group cannot contain itself")
+        layer.parent = self
+        self.children.insert(index, layer)
+
+    def append(self, layer: Layer) -> None:
+        """Add ``layer`` at the bottom of this group."""
+        self.insert(len(self.children), layer)
+
+    def remove(self, layer: Layer) -> int:
+        index = self.children.index(layer)
+        del self.children[index]
+        layer.parent = None
+        return index
+
+    def walk(self) -> Iterator[Layer]:
+        """This group and every descendant, depth-first, top first."""
+        yield self
+        for child in self.children:
+            if isinstance(child, GroupLayer):
+                yield from child.walk()
+            else:
+                yield child
+
+    def pixel_layers(self) -> Iterator[PixelLayer]:
+        for layer in self.walk():
+            if isinstance(layer, PixelLayer):
+                yield layer
+
