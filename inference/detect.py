@@ -1,0 +1,322 @@
+"""What a weights file is: model family and kind, from its tensor names (and shapes).
+
+Imports no torch: the catalog (model picker) uses it to label files cheaply. A
+``.safetensors`` file starts with an 8-byte little-endian header length ``N`` and ``N``
+bytes of JSON naming every tensor with its dtype, shape and byte offsets, so the keys
+can be read without touching the weights (:func:`read_safetensors_header`).
+
+Two key layouts exist for the same networks:
+
+- the original LDM/"compvis" layout that artists download from model sites
+  (``model.diffusion_model.input_blocks.…``, ``cond_stage_model.…``,
+  ``conditioner.embedders.N.…``, ``first_stage_model.…``);
+- the diffusers layout (``down_blocks.…``, ``conv_in.weight``, optionally with
+  ``unet.``/``text_encoder.`` prefixes).
+
+Families are plain strings matching ``ModelRef.family``: :data:`SD15` (every SD 1.x) and
+:data:`SDXL`. Recognised but unsupported families (SD 2.x, the SDXL refiner, SD3, FLUX)
+raise :class:`UnsupportedModeError` with a message naming them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
+
+__all__ = [
+    "SD15",
+    "SDXL",
+    "SUPPORTED_FAMILIES",
+    "SafetensorsHeader",
+    "TensorInfo",
+    "WeightsKind",
+    "detect_family",
+    "detect_weights_kind",
+    "guess_family",
+    "is_inpaint_unet",
+    "read_safetensors_header",
+    "read_safetensors_keys",
+]
+
+log = logging.getLogger(__name__)
+
+SD15 = "sd15"
+SDXL = "sdxl"
+SUPPORTED_FAMILIES = (SD15, SDXL)
+
+# A real header is a few hundred KB at most; refuse absurd sizes before reading them.
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+
+
+class WeightsKind(Enum):
+    """What a weights file holds."""
+
+    CHECKPOINT = "checkpoint"  # a whole model (UNet, usually with VAE and text encoders)
+    CONTROLNET = "controlnet"
+    LORA = "lora"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's entry in a safetensors header; offsets are relative to the data start."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """A parsed, validated safetensors header (no tensor data read)."""
+
+    tensors: Mapping[str, TensorInfo]
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    header_bytes: int = 0  # N: the JSON header's length
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {name: info.shape for name, info in self.tensors.items()}
+
+
+def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
+    """Read and check a ``.safetensors`` header without reading the tensors.
+
+    Raises :class:`ModelNotFoundError` when the file is missing and
+    :class:`CorruptModelError` when it is not a safetensors file or is truncated (the
+    header's offsets reach past the end of the file).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise _corrupt(path, "it is too short to be a safetensors file")
+            (n,) = struct.unpack("<Q", head)
+            if n < 2 or n > _MAX_HEADER_BYTES or 8 + n > size:
+                raise _corrupt(path, "its header is damaged or the file is truncated")
+            raw = f.read(n)
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"Model file not found: {path}") from None
+    except IsADirectoryError:
+        raise CorruptModelError(f"{path} is a folder, not a .safetensors file.") from None
+    try:
+        data = json.loads(raw.decode("utf-8").rstrip(" \x00"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _corrupt(path, "its header is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _corrupt(path, "its header is not a JSON object")
+    metadata_raw = data.pop("__metadata__", None) or {}
+    metadata = {str(k): str(v) for k, v in metadata_raw.items()} if isinstance(metadata_raw, dict) else {}
+    tensors: dict[str, TensorInfo] = {}
+    data_size = size - 8 - n
+    for name, entry in data.items():
+        try:
+            dtype = str(entry["dtype"])
+            shape = tuple(int(d) for d in entry["shape"])
+            begin, end = (int(o) for o in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise _corrupt(path, f"the entry for {name!r} in its header is malformed") from None
+        if end > data_size:
+            raise _corrupt(path, "the file is truncated (the download may be incomplete)")
+        count = 1
+        for d in shape:
+            count *= d
+        width = _DTYPE_BYTES.get(dtype)
+        if not 0 <= begin <= end or (width is not None and end - begin != count * width):
+            raise _corrupt(path, f"the tensor {name!r} has inconsistent offsets")
+        tensors[name] = TensorInfo(dtype, shape, begin, end)
+    return SafetensorsHeader(tensors=tensors, metadata=metadata, header_bytes=n)
+
+
+def read_safetensors_keys(path: str | os.PathLike[str]) -> list[str]:
+    """The tensor names in a ``.safetensors`` file, read from its header only."""
+    return list(read_safetensors_header(path).tensors)
+
+
+def _corrupt(path: Path, why: str) -> CorruptModelError:
+    return CorruptModelError(f"{path.name} cannot be read: {why}.")
+
+
+# --------------------------------------------------------------------------- families
+
+_SD2_MESSAGE = "This checkpoint is Stable Diffusion 2.x, which is not supported yet."
+_REFINER_MESSAGE = "This checkpoint is the SDXL refiner, which is not supported yet."
+
+
+def _shape_of(shapes: Mapping[str, Any] | None, key: str) -> tuple[int, ...] | None:
+    if shapes is None or key not in shapes:
+        return None
+    value = shapes[key]
+    shape = getattr(value, "shape", value)
+    try:
+        return tuple(int(d) for d in shape)
+    except TypeError:
+        return None
+
+
+def _strip_unet_prefix(key: str) -> str:
+    for prefix in ("model.diffusion_model.", "unet.", "control_model."):
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
+
+
+def detect_family(keys: Iterable[str] | Mapping[str, Any]) -> str:
+    """The model family of a checkpoint (or ControlNet) from its tensor names.
+
+    ``keys`` may be a plain iterable of names, or a mapping name → tensor / shape (a
+    state dict or :attr:`SafetensorsHeader.shapes`); shapes, when given, also tell SD 2.x
+    apart in the diffusers layout (cross-attention width 1024).
+
+    Returns :data:`SD15` or :data:`SDXL`. Raises :class:`UnsupportedModeError` for
+    recognised families that are not supported yet (SD 2.x, SDXL refiner, SD3, FLUX) and
+    :class:`CorruptModelError` when the keys are no Stable Diffusion model at all.
+    """
+    shapes = keys if isinstance(keys, Mapping) else None
+    names = list(keys)
+
+    # Other architectures, by their unmistakable blocks.
+    if any("joint_blocks." in k for k in names):
+        raise UnsupportedModeError("This checkpoint is Stable Diffusion 3, which is not supported yet.")
+    if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in names):
+        raise UnsupportedModeError("This checkpoint is FLUX, which is not supported yet.")
+
+    # --- original LDM layout
+    if any(k.startswith("conditioner.embedders.") for k in names):
+        if any(k.startswith("conditioner.embedders.1.") for k in names):
+            return SDXL
+        raise UnsupportedModeError(_REFINER_MESSAGE)
+    if any(k.startswith("cond_stage_model.model.") for k in names):
+        raise UnsupportedModeError(_SD2_MESSAGE)
+    if any(k.startswith("cond_stage_model.transformer.") for k in names):
+        return SD15
+
+    # --- UNet / ControlNet only (LDM or diffusers naming), or a diffusers pipeline dump
+    if any(k.startswith("text_encoder_2.") for k in names):
+        return SDXL
+    unet_keys = {_strip_unet_prefix(k) for k in names}
+    if "label_emb.0.0.weight" in unet_keys or any(k.startswith("add_embedding.") for k in unet_keys):
+        # SDXL's UNet (and its ControlNets) embed the size/crop conditioning.
+        return SDXL
+    ldm_unet = any(k.startswith("input_blocks.") for k in unet_keys)
+    diffusers_unet = any(k.startswith(("down_blocks.", "controlnet_down_blocks.")) for k in unet_keys)
+    if not (ldm_unet or diffusers_unet):
+        raise CorruptModelError(
+            "This file is not a Stable Diffusion model: it has no UNet weights.",
+            "Choose a Stable Diffusion 1.x or SDXL checkpoint.",
+        )
+    # SD 2.x: OpenCLIP text encoder has 23+ layers (SD 1.x's CLIP has 12); its UNet
+    # cross-attends to 1024-wide embeddings (SD 1.x: 768).
+    if any(re.match(r"text_encoder\.text_model\.encoder\.layers\.(1[2-9]|2\d)\.", k) for k in names):
+        raise UnsupportedModeError(_SD2_MESSAGE)
+    for key in names:
+        if key.endswith("attn2.to_k.weight"):
+            shape = _shape_of(shapes, key)
+            if shape is not None and len(shape) == 2 and shape[1] == 1024:
+                raise UnsupportedModeError(_SD2_MESSAGE)
+            break
+    return SD15
+
+
+def is_inpaint_unet(state_dict: Mapping[str, Any]) -> bool:
+    """True when the UNet's first convolution takes 9 channels (latent + mask + masked image).
+
+    ``state_dict`` maps names to tensors or to shapes (e.g. :attr:`SafetensorsHeader.shapes`);
+    works for the LDM and the diffusers layout.
+    """
+    for key in (
+        "model.diffusion_model.input_blocks.0.0.weight",
+        "conv_in.weight",
+        "unet.conv_in.weight",
+    ):
+        shape = _shape_of(state_dict, key)
+        if shape is not None and len(shape) == 4:
+            return shape[1] == 9
+    return False
+
+
+def detect_weights_kind(keys: Iterable[str]) -> WeightsKind:
+    """Checkpoint, ControlNet or LoRA, from the tensor names (either layout)."""
+    names = list(keys)
+    if any(
+        k.startswith(("lora_unet_", "lora_te", "lora_te1_", "lora_te2_"))
+        or ".lora_down." in k
+        or ".lora_A." in k
+        or ".lora.down." in k
+        or ".lora_linear_layer." in k
+        for k in names
+    ):
+        return WeightsKind.LORA
+    if any(
+        k.startswith(("control_model.", "controlnet_cond_embedding.", "controlnet_down_blocks."))
+        or k.startswith("input_hint_block.")
+        for k in names
+    ):
+        return WeightsKind.CONTROLNET
+    return WeightsKind.CHECKPOINT
+
+
+def guess_family(
+    keys: Iterable[str] | Mapping[str, Any], metadata: Mapping[str, str] | None = None
+) -> str | None:
+    """A best-effort family label for a model picker: never raises.
+
+    Uses the ``modelspec.architecture`` / ``ss_base_model_version`` metadata when present,
+    then :func:`detect_family`; for LoRAs, their key naming.  Unsupported families come
+    back as ``"sd2"``, ``"sdxl-refiner"``, ``"sd3"`` or ``"flux"``; unknown as ``None``.
+    """
+    meta = {k: v.lower() for k, v in (metadata or {}).items()}
+    arch = meta.get("modelspec.architecture", "") + " " + meta.get("ss_base_model_version", "")
+    if "xl" in arch and "refiner" in arch:
+        return "sdxl-refiner"
+    if "xl" in arch:
+        return SDXL
+    if "v2" in arch or "-2-" in arch or "sd_2" in arch:
+        return "sd2"
+    if "v1" in arch or "sd_1" in arch:
+        return SD15
+    names = list(keys)
+    if detect_weights_kind(names) is WeightsKind.LORA:
+        return _lora_family(names)
+    try:
+        return detect_family(keys if isinstance(keys, Mapping) else names)
+    except UnsupportedModeError as error:
+        text = error.message
+        for word, family in (("2.x", "sd2"), ("refiner", "sdxl-refiner"), ("3,", "sd3"), ("FLUX", "flux")):
+            if word in text:
+                return family
+        return None
+    except CorruptModelError:
+        return None
+
+
+def _lora_family(names: list[str]) -> str | None:
+    if any(k.startswith(("lora_te2_", "text_encoder_2.")) or "lora_unet_input_blocks" in k for k in names):
+        return SDXL
+    # SDXL's deepest attention blocks stack ten transformer blocks; SD 1.x has one.
+    if any(re.search(r"transformer_blocks[._][1-9][._]", k) for k in names):
+        return SDXL
+    if any(k.startswith("lora_te_") or "lora_unet_down_blocks" in k for k in names):
+        return SD15
+    if any("attentions" in k for k in names):
+        return SD15
+    return None
