@@ -1,0 +1,48 @@
+"""The room rules themselves, and the checker that enforces them in CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_imports", ROOT / "tools" / "check_imports.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_imports"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rules_forbid_and_allow() -> None:
+    ci = _checker()
+    canvas = ci.RULES["sfumato.canvas"]
+    assert ci.violates("torch", canvas)
+    assert ci.violates("torch.nn", canvas)
+    assert ci.violates("PySide6.QtGui", canvas)
+    assert ci.violates("sfumato.inference.engine", canvas)
+    assert not ci.violates("sfumato.inference.request", canvas)
+    assert not ci.violates("sfumato.inference", canvas)  # parent of the allowed module
+    assert not ci.violates("numpy", canvas)
+    assert not ci.violates("torchvision_like_name", ci.Rule(forbidden=("torch",)))
+    assert ci.violates("sfumato.canvas", ci.RULES["sfumato.inference"])
+
+
+def test_relative_imports_are_resolved(tmp_path: Path) -> None:
+    ci = _checker()
+    source = tmp_path / "mod.py"
+    source.write_text("from . import engine\nfrom ..canvas import tiles\nimport torch.nn as nn\n")
+    found = {name for _, name in ci.imports_of(source, "sfumato.inference.mod")}
+    assert "sfumato.inference.engine" in found
+    assert "sfumato.canvas.tiles" in found
+    assert "torch.nn" in found
+
+
+def test_the_project_keeps_its_contracts() -> None:
+    ci = _checker()
+    assert ci.static_check() == []
+    assert ci.runtime_check() == []

@@ -1,0 +1,198 @@
+"""Import contracts between the rooms, checked in CI.
+
+Static: every ``import`` statement (module level or lazy, inside functions) of each room is
+read with ``ast`` and checked against the room's rules below. Runtime: a fresh interpreter
+imports every module of the torch-free rooms and then looks at ``sys.modules``, which also
+catches a third-party package that drags in torch or Qt behind our back.
+
+Why not import-linter: it cannot follow setuptools ``package-dir`` mappings (our rooms are
+top-level folders mapped into the ``sfumato`` namespace), so it cannot see the modules.
+
+Usage: ``python tools/check_imports.py`` — prints each violation, exits 1 if any.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Folder on disk -> package name in the sfumato namespace.
+ROOMS = {
+    "canvas": "sfumato.canvas",
+    "inference": "sfumato.inference",
+    "planner": "sfumato.planner",
+    "desktop": "sfumato.desktop",
+    "resources": "sfumato.resources",
+    "sfumato": "sfumato",
+}
+
+HEAVY = ("torch", "diffusers", "transformers", "accelerate", "peft")
+QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6")
+# Modules of the inference room that must stay torch-free: other rooms may import them.
+TORCH_FREE_INFERENCE = (
+    "sfumato.inference",  # the package __init__ itself is lazy
+    "sfumato.inference.request",
+    "sfumato.inference.preprocess",
+    "sfumato.inference.catalog",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Modules whose names start with ``forbidden`` may not be imported, except ``allowed``."""
+
+    forbidden: tuple[str, ...]
+    allowed: tuple[str, ...] = ()
+
+
+RULES: dict[str, Rule] = {
+    "sfumato.canvas": Rule(
+        forbidden=(*QT, *HEAVY, "sfumato.inference", "sfumato.desktop", "sfumato.planner"),
+        allowed=("sfumato.inference.request",),
+    ),
+    "sfumato.planner": Rule(
+        forbidden=(*QT, *HEAVY, "sfumato.inference", "sfumato.desktop"),
+        allowed=TORCH_FREE_INFERENCE,
+    ),
+    "sfumato.inference": Rule(forbidden=(*QT, "sfumato.canvas", "sfumato.planner", "sfumato.desktop")),
+    "sfumato.resources": Rule(forbidden=(*QT, *HEAVY)),
+    "sfumato.desktop": Rule(forbidden=()),  # the one room that imports Qt (torch only lazily)
+    # The CLI may start the GUI lazily (sfumato.desktop) but never imports Qt itself.
+    "sfumato": Rule(forbidden=QT),
+}
+# Stricter rules for single modules, on top of their room's.
+MODULE_RULES: dict[str, Rule] = {
+    name: Rule(forbidden=(*HEAVY, "sfumato.inference"), allowed=TORCH_FREE_INFERENCE)
+    for name in TORCH_FREE_INFERENCE
+}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    package = ROOMS[rel.parts[0]]
+    parts = list(rel.with_suffix("").parts[1:])
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join([package, *parts])
+
+
+def imports_of(path: Path, module: str) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base if is_package else base[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.append((node.lineno, target))
+            # "from sfumato.inference import request" imports the submodule.
+            found.extend((node.lineno, f"{target}.{alias.name}") for alias in node.names)
+    return found
+
+
+def _matches(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def violates(name: str, rule: Rule) -> bool:
+    if any(_matches(name, a) or a.startswith(name + ".") for a in rule.allowed):
+        # An allowed module, or a parent package of one ("from sfumato.inference import request").
+        return False
+    return any(_matches(name, f) for f in rule.forbidden)
+
+
+def static_check() -> list[str]:
+    problems: list[str] = []
+    for folder, package in ROOMS.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            module = module_name(path)
+            room = max((r for r in RULES if _matches(module, r)), key=len)
+            rules = [RULES[room]] + ([MODULE_RULES[module]] if module in MODULE_RULES else [])
+            for lineno, name in imports_of(path, module):
+                # "from x import Name" also yields "x.Name"; only real modules matter, and
+                # a forbidden prefix match on either is a violation.
+                for rule in rules:
+                    if violates(name, rule):
+                        problems.append(
+                            f"{path.relative_to(ROOT)}:{lineno}: {module} must not import {name}"
+                        )
+                        break
+    return sorted(set(problems))
+
+
+_RUNTIME_PROBE = r"""
+import importlib, pkgutil, sys, json
+names = json.loads(sys.argv[1])
+for name in names:
+    importlib.import_module(name)
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in json.loads(sys.argv[2]))
+print(json.dumps(loaded))
+"""
+
+
+def _modules_under(package: str) -> list[str]:
+    folder = next(f for f, p in ROOMS.items() if p == package)
+    names = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        name = module_name(path)
+        if name.endswith("__main__"):
+            continue
+        names.append(name)
+    return names
+
+
+def runtime_check() -> list[str]:
+    import json
+
+    problems: list[str] = []
+    torch_free = [
+        *_modules_under("sfumato.canvas"),
+        *_modules_under("sfumato.planner"),
+        *[m for m in TORCH_FREE_INFERENCE if m in _modules_under("sfumato.inference")],
+        *_modules_under("sfumato"),
+    ]
+    checks = [
+        ("torch-free rooms (canvas, planner, CLI, request/preprocess/catalog)", torch_free, [*HEAVY, *QT]),
+        ("the engine (inference)", _modules_under("sfumato.inference"), list(QT)),
+    ]
+    for label, names, banned in checks:
+        result = subprocess.run(
+            [sys.executable, "-c", _RUNTIME_PROBE, json.dumps(names), json.dumps(banned)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if result.returncode != 0:
+            problems.append(f"importing {label} failed:\n{result.stderr.strip()}")
+            continue
+        loaded = json.loads(result.stdout.strip().splitlines()[-1])
+        if loaded:
+            problems.append(f"importing {label} loaded {', '.join(sorted({m.split('.')[0] for m in loaded}))}")
+    return problems
+
+
+def main() -> int:
+    problems = static_check() + runtime_check()
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"import contracts: {len(problems)} violation(s)")
+        return 1
+    print("import contracts: kept")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
