@@ -1,0 +1,716 @@
+"""OpenRaster 0.0.6 (.ora) reading and writing, with Sfumato's AI recipe attributes.
+
+The file is a zip: first entry ``mimetype`` (stored, exactly ``image/openraster``), then
+``stack.xml``, one PNG per layer under ``data/``, ``mergedimage.png`` (the flattened
+image) and ``Thumbnails/thumbnail.png`` (at most 256 px a side). ``stack.xml`` holds
+``<image w h version>`` → one root ``<stack>`` → layers and nested stacks, **top first**.
+The AI recipe lives in attributes of the namespace ``urn:sfumato:1`` (prefix
+``sfumato``), which Krita, GIMP and MyPaint ignore; the full schema is in
+``docs/file-format.md``.
+
+Coordinates: each ``<layer>``'s PNG is cropped to the layer's content; its ``x``/``y``
+are the crop's position relative to the enclosing stack (document space at the top
+level). On reading, a layer gets ``layer.x = layer.y = 0`` and its pixels are placed at
+``(x, y)`` in its surface, so document-space pixels round-trip exactly.
+
+Reading is lenient about what other programs write (missing ``version``, unknown
+attributes or composite ops, missing ``x``/``y``/``opacity``) and strict about safety:
+every problem raises a :class:`~sfumato.canvas.file_errors.FileFormatError` subclass
+that names the file and the problem. Nothing is ever extracted to disk: members are read
+by name from the archive into memory, within the size budgets below.
+
+Writing is atomic (temporary file in the same folder, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from xml.parsers import expat
+
+import numpy as np
+from PIL import Image
+from sfumato.canvas.atomic_file import atomic_write
+from sfumato.canvas.blend import BlendMode
+from sfumato.canvas.document import Document, Recipe
+from sfumato.canvas.file_errors import (
+    BadAttributeError,
+    FileFormatError,
+    ImageTooLargeError,
+    MalformedXmlError,
+    MissingEntryError,
+    NotAnArchiveError,
+    SaveError,
+    UnsafePathError,
+)
+from sfumato.canvas.imageio import (
+    MAX_PIXELS,
+    MAX_SIDE,
+    check_dimensions,
+    decode_png_bytes,
+    encode_png,
+    png_size,
+)
+from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.tiles import TiledSurface
+from sfumato.inference.request import ControlKind, RequestError, Sampler
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_ENTRIES",
+    "MAX_ENTRY_BYTES",
+    "MAX_LAYER_PIXELS",
+    "MAX_STACK_XML_BYTES",
+    "MAX_TOTAL_BYTES",
+    "ORA_MIMETYPE",
+    "ORA_VERSION",
+    "SFUMATO_NS",
+    "THUMBNAIL_SIZE",
+    "load_ora",
+    "save_ora",
+]
+
+ORA_MIMETYPE = "image/openraster"
+ORA_VERSION = "0.0.6"
+SFUMATO_NS = "urn:sfumato:1"
+THUMBNAIL_SIZE = 256
+
+# Safety budgets for reading (documented in docs/file-format.md).
+MAX_ENTRIES = 10_000  # zip members
+MAX_STACK_XML_BYTES = 16 << 20  # 16 MiB of XML
+MAX_ENTRY_BYTES = 1 << 30  # one member, uncompressed
+MAX_TOTAL_BYTES = 4 << 30  # all members we read, uncompressed
+MAX_LAYER_PIXELS = 1 << 30  # decoded pixels over all layers (4 GiB as RGBA)
+MAX_DEPTH = 64  # nesting of stacks
+MAX_ELEMENTS = 20_000  # XML elements in stack.xml
+MAX_OFFSET = 1 << 24  # |x|, |y| of a layer
+
+LAYER_PNG_LEVEL = 3  # zlib level for layer PNGs: much faster than 6, a little larger
+
+_S = "{" + SFUMATO_NS + "}"
+ET.register_namespace("sfumato", SFUMATO_NS)
+
+_ENTRY_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError)
+_NORMAL_SPELLINGS = {"", "svg:src-over", "svg:normal", "svg:src_over"}
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# Characters XML 1.0 cannot carry, even escaped.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+# =========================================================================================
+# Writing
+# =========================================================================================
+def save_ora(doc: Document, path: str | Path) -> None:
+    """Write ``doc`` to ``path`` as OpenRaster 0.0.6, atomically.
+
+    Raises :class:`SaveError` when the file cannot be written; the previous file at
+    ``path`` (if any) is then left exactly as it was and no temporary file remains.
+    """
+    from sfumato.canvas.composite import flatten
+
+    path = Path(path)
+    try:
+        merged = flatten(doc)
+        with atomic_write(path) as handle, zipfile.ZipFile(handle, "w") as zf:
+            stamp = time.localtime()[:6]
+            _write_entry(zf, "mimetype", ORA_MIMETYPE.encode("ascii"), stamp, stored=True)
+            writer = _StackWriter(zf, stamp, doc.active)
+            image = _image_element(doc)
+            root_stack = ET.SubElement(image, "stack")
+            for child in doc.root.children:
+                root_stack.append(writer.element(child))
+            xml = ET.tostring(image, encoding="utf-8", xml_declaration=True)
+            _write_entry(zf, "stack.xml", xml, stamp, stored=False)
+            _write_entry(zf, "mergedimage.png", encode_png(merged), stamp, stored=True)
+            _write_entry(zf, "Thumbnails/thumbnail.png", _thumbnail_png(merged), stamp, stored=True)
+    except (OSError, zipfile.LargeZipFile) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SaveError(path, f"could not save: {reason}") from exc
+    log.info("saved %s (%d layers)", path, sum(1 for _ in doc.layers()))
+
+
+def _write_entry(
+    zf: zipfile.ZipFile, name: str, data: bytes, stamp: tuple[int, ...], *, stored: bool
+) -> None:
+    info = zipfile.ZipInfo(name, date_time=stamp)  # type: ignore[arg-type]
+    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def _thumbnail_png(merged: np.ndarray) -> bytes:
+    image = Image.fromarray(merged, "RGBA")
+    image.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+    return encode_png(np.asarray(image))
+
+
+def _xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (control characters)."""
+    clean = _XML_INVALID.sub("", text)
+    if clean != text:
+        log.warning("dropped %d control character(s) XML cannot store", len(text) - len(clean))
+    return clean
+
+
+def _num(value: float) -> str:
+    """Shortest text that reads back as the same float (``1.0`` → ``"1"``)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _image_element(doc: Document) -> ET.Element:
+    attrs: dict[str, str] = {"version": ORA_VERSION, "w": str(doc.width), "h": str(doc.height)}
+    recipe = doc.recipe
+    if recipe.prompt:
+        attrs[_S + "prompt"] = _xml_text(recipe.prompt)
+    if recipe.negative:
+        attrs[_S + "negative"] = _xml_text(recipe.negative)
+    if recipe.model:
+        attrs[_S + "model"] = _xml_text(recipe.model)
+    if recipe.seed is not None:
+        attrs[_S + "seed"] = str(int(recipe.seed))
+    if recipe.steps is not None:
+        attrs[_S + "steps"] = str(int(recipe.steps))
+    if recipe.cfg is not None:
+        attrs[_S + "cfg"] = _num(recipe.cfg)
+    if recipe.strength is not None:
+        attrs[_S + "strength"] = _num(recipe.strength)
+    if recipe.sampler:
+        attrs[_S + "sampler"] = _xml_text(recipe.sampler)
+    for key, value in doc.extra_attributes.items():
+        if key not in attrs and not key.startswith(_S) and _valid_attr_name(key):
+            attrs[key] = _xml_text(value)
+    return ET.Element("image", attrs)
+
+
+def _valid_attr_name(key: str) -> bool:
+    local = key.rsplit("}", 1)[-1]
+    return bool(re.fullmatch(r"[A-Za-z_][\w.\-]*", local)) and not key.startswith("xmlns")
+
+
+@dataclass
+class _StackWriter:
+    zf: zipfile.ZipFile
+    stamp: tuple[int, ...]
+    active: Layer | None
+    count: int = 0
+
+    def element(self, layer: Layer) -> ET.Element:
+        if isinstance(layer, GroupLayer):
+            return self._stack(layer)
+        if isinstance(layer, PixelLayer):
+            return self._layer(layer)
+        raise TypeError(f"cannot save layer type {type(layer).__name__}")
+
+    def _common(self, layer: Layer, x: int, y: int) -> dict[str, str]:
+        attrs = {
+            "name": _xml_text(layer.name),
+            "x": str(x),
+            "y": str(y),
+            "opacity": _num(min(max(float(layer.opacity), 0.0), 1.0)),
+            "visibility": "visible" if layer.visible else "hidden",
+            "composite-op": layer.blend.value,
+        }
+        if layer.locked:
+            attrs["edit-locked"] = "true"
+        if self.active is layer:
+            attrs["selected"] = "true"
+        return attrs
+
+    def _stack(self, group: GroupLayer) -> ET.Element:
+        attrs = self._common(group, group.x, group.y)
+        attrs["isolation"] = "isolate"
+        element = ET.Element("stack", attrs)
+        for child in group.children:
+            element.append(self.element(child))
+        return element
+
+    def _layer(self, layer: PixelLayer) -> ET.Element:
+        bounds = layer.surface.bounds()
+        if bounds.empty:
+            pixels = np.zeros((1, 1, 4), np.uint8)
+            x, y = layer.x, layer.y
+        else:
+            pixels = layer.surface.read(bounds)
+            x, y = layer.x + bounds.x, layer.y + bounds.y
+        self.count += 1
+        src = f"data/layer{self.count:04d}.png"
+        _write_entry(self.zf, src, encode_png(pixels, compress_level=LAYER_PNG_LEVEL), self.stamp, stored=True)
+        attrs = {"src": src, **self._common(layer, x, y)}
+        attrs.update(_role_attributes(layer))
+        return ET.Element("layer", attrs)
+
+
+def _role_attributes(layer: PixelLayer) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    if layer.role is not Role.PAINT:
+        attrs[_S + "role"] = layer.role.value
+    if layer.prompt:
+        attrs[_S + "prompt"] = _xml_text(layer.prompt)
+    if layer.negative:
+        attrs[_S + "negative"] = _xml_text(layer.negative)
+    if layer.control is not None:
+        attrs[_S + "control"] = layer.control.kind.value
+        attrs[_S + "strength"] = _num(layer.control.strength)
+        attrs[_S + "start"] = _num(layer.control.start)
+        attrs[_S + "end"] = _num(layer.control.end)
+    if layer.generation is not None:
+        attrs[_S + "generation"] = _xml_text(
+            json.dumps(layer.generation, ensure_ascii=False, sort_keys=True, allow_nan=False)
+        )
+    return attrs
+
+
+# =========================================================================================
+# Reading
+# =========================================================================================
+def load_ora(path: str | Path, *, strict: bool = True) -> Document:
+    """Read an OpenRaster file into a :class:`Document`.
+
+    ``strict`` concerns only Sfumato's own ``sfumato:`` attributes: a value that is not
+    valid (``sfumato:steps="many"``, an unknown control kind, broken generation JSON)
+    raises :class:`BadAttributeError` when ``strict`` is true, and is dropped with a
+    logged warning when it is false (so a window can still open the pixels). Safety
+    problems always raise, whatever ``strict`` says.
+    """
+    path = Path(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except FileNotFoundError as exc:
+        raise FileFormatError(path, "file not found") from exc
+    except IsADirectoryError as exc:
+        raise FileFormatError(path, "is a folder, not a file") from exc
+    except PermissionError as exc:
+        raise FileFormatError(path, "permission denied") from exc
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise NotAnArchiveError(
+            path,
+            "is not an OpenRaster file: it is not a zip archive, or it is truncated or "
+            f"damaged ({exc})",
+        ) from exc
+    with zf:
+        reader = _Reader(path, zf, strict)
+        return reader.read()
+
+
+class _FatalXml(Exception):
+    """Raised from inside expat callbacks to stop parsing."""
+
+
+@dataclass
+class _Reader:
+    path: Path
+    zf: zipfile.ZipFile
+    strict: bool
+    bytes_read: int = 0
+    pixels_read: int = 0
+    active: Layer | None = None
+    layer_count: int = 0
+    entries: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
+
+    # -- archive -------------------------------------------------------------------------
+    def read(self) -> Document:
+        self._check_entries()
+        self._check_mimetype()
+        if "stack.xml" not in self.entries:
+            raise MissingEntryError(
+                self.path, "has no stack.xml, so it is not an OpenRaster file (or it is damaged)"
+            )
+        data = self._member("stack.xml", limit=MAX_STACK_XML_BYTES)
+        image = _parse_xml(data, self.path)
+        return self._document(image)
+
+    def _check_entries(self) -> None:
+        infos = self.zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise ImageTooLargeError(
+                self.path, f"has {len(infos)} zip entries; at most {MAX_ENTRIES} are accepted"
+            )
+        total = 0
+        for info in infos:
+            _check_member_name(info.filename, self.path)
+            if info.filename in self.entries:
+                raise NotAnArchiveError(self.path, f"has two zip entries named {info.filename!r}")
+            self.entries[info.filename] = info
+            total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            raise ImageTooLargeError(
+                self.path,
+                f"unpacks to {total:,} bytes, more than the {MAX_TOTAL_BYTES:,} byte limit "
+                "(a zip bomb, or a document too large to open)",
+            )
+
+    def _check_mimetype(self) -> None:
+        if "mimetype" not in self.entries:
+            log.warning("%s has no mimetype entry; reading it anyway", self.path)
+            return
+        value = self._member("mimetype", limit=1024).decode("ascii", "replace").strip()
+        if value != ORA_MIMETYPE:
+            raise NotAnArchiveError(
+                self.path, f"is a zip archive but not OpenRaster (its mimetype is {value!r})"
+            )
+
+    def _member(self, name: str, *, limit: int = MAX_ENTRY_BYTES) -> bytes:
+        info = self.entries[name]
+        if info.file_size > limit:
+            raise ImageTooLargeError(
+                self.path, f"entry {name!r} unpacks to {info.file_size:,} bytes (limit {limit:,})"
+            )
+        if info.flag_bits & 0x1:
+            raise NotAnArchiveError(self.path, f"entry {name!r} is encrypted; OpenRaster files are not")
+        self.bytes_read += info.file_size
+        if self.bytes_read > MAX_TOTAL_BYTES:
+            raise ImageTooLargeError(self.path, "the layers unpack to more than the size limit")
+        try:
+            # ZipExtFile never returns more than the declared file_size and checks the CRC.
+            with self.zf.open(info) as member:
+                data = member.read(info.file_size + 1)
+        except RuntimeError as exc:  # encrypted
+            raise NotAnArchiveError(self.path, f"entry {name!r} cannot be read: {exc}") from exc
+        except _ENTRY_READ_ERRORS as exc:
+            raise NotAnArchiveError(
+                self.path, f"entry {name!r} is damaged or truncated ({exc})"
+            ) from exc
+        if len(data) > info.file_size:  # pragma: no cover - zipfile enforces it
+            raise ImageTooLargeError(self.path, f"entry {name!r} is larger than it declares")
+        return data
+
+    # -- document ------------------------------------------------------------------------
+    def _document(self, image: ET.Element) -> Document:
+        if image.tag != "image":
+            raise MalformedXmlError(
+                self.path, f"stack.xml's root element is <{image.tag}>, expected <image>"
+            )
+        width = self._dimension(image, "w")
+        height = self._dimension(image, "h")
+        check_dimensions(width, height, path=self.path, what="the image")
+        version = image.get("version")
+        if version is None:
+            log.info("%s: stack.xml has no version; reading as OpenRaster %s", self.path, ORA_VERSION)
+        doc = Document(width, height)
+        doc.recipe = self._recipe(image)
+        doc.extra_attributes = {
+            key: value
+            for key, value in image.attrib.items()
+            if key not in ("w", "h", "version") and not key.startswith(_S)
+        }
+        stacks = [child for child in image if child.tag == "stack"]
+        if not stacks:
+            raise MalformedXmlError(self.path, "stack.xml has no root <stack> inside <image>")
+        if len(stacks) > 1:
+            log.warning("%s: %d root stacks; using the first", self.path, len(stacks))
+        with doc.changed.block():
+            self._children(stacks[0], doc.root, depth=1)
+        doc.active = self.active
+        return doc
+
+    def _dimension(self, image: ET.Element, name: str) -> int:
+        text = image.get(name)
+        if text is None:
+            raise MalformedXmlError(self.path, f"<image> has no {name!r} attribute (image size)")
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise MalformedXmlError(
+                self.path, f"<image {name}={text!r}> is not a whole number of pixels"
+            ) from None
+        if value <= 0:
+            raise MalformedXmlError(self.path, f"<image {name}={text!r}> must be at least 1")
+        if value > MAX_SIDE:
+            raise ImageTooLargeError(
+                self.path, f"image {name}={value} is beyond the limit of {MAX_SIDE} pixels a side"
+            )
+        return value
+
+    def _children(self, stack: ET.Element, group: GroupLayer, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise MalformedXmlError(self.path, f"stacks are nested deeper than {MAX_DEPTH} levels")
+        for element in stack:
+            if element.tag == "stack":
+                child: Layer = self._group(element, depth)
+            elif element.tag == "layer":
+                child = self._pixel_layer(element)
+            else:
+                log.info("%s: skipping unsupported element <%s>", self.path, element.tag)
+                continue
+            group.append(child)
+            if element.get("selected", "").strip().lower() == "true":
+                self.active = child
+
+    def _group(self, element: ET.Element, depth: int) -> GroupLayer:
+        self.layer_count += 1
+        group = GroupLayer(element.get("name") or f"Group {self.layer_count}")
+        self._common(element, group)
+        group.x, group.y = self._offset(element, "x"), self._offset(element, "y")
+        isolation = element.get("isolation")
+        if isolation not in (None, "isolate", "auto"):
+            log.info("%s: unknown isolation %r; groups always isolate", self.path, isolation)
+        self._children(element, group, depth + 1)
+        return group
+
+    def _pixel_layer(self, element: ET.Element) -> PixelLayer:
+        self.layer_count += 1
+        name = element.get("name") or f"Layer {self.layer_count}"
+        layer = PixelLayer(name)
+        self._common(element, layer)
+        self._roles(element, layer)
+        src = element.get("src")
+        if not src:
+            log.warning("%s: layer %r has no src; it is read as empty", self.path, name)
+            return layer
+        pixels = self._layer_pixels(src, name)
+        x, y = self._offset(element, "x"), self._offset(element, "y")
+        layer.surface = TiledSurface.from_array(pixels, x, y)
+        return layer
+
+    def _layer_pixels(self, src: str, name: str) -> np.ndarray:
+        _check_member_name(src, self.path, what=f"layer {name!r} src")
+        if src not in self.entries:
+            raise MissingEntryError(
+                self.path, f"layer {name!r} points to {src!r}, which is not in the file"
+            )
+        data = self._member(src)
+        what = f"layer {name!r} ({src})"
+        size = png_size(data)
+        if size is not None:
+            check_dimensions(*size, path=self.path, what=what)
+            self.pixels_read += size[0] * size[1]
+            if self.pixels_read > MAX_LAYER_PIXELS:
+                raise ImageTooLargeError(
+                    self.path,
+                    f"the layers hold more than {MAX_LAYER_PIXELS:,} pixels in all "
+                    f"(limit per image {MAX_PIXELS:,})",
+                )
+        return decode_png_bytes(data, path=self.path, what=what)
+
+    # -- attributes ----------------------------------------------------------------------
+    def _common(self, element: ET.Element, layer: Layer) -> None:
+        layer.opacity = self._opacity(element)
+        layer.visible = element.get("visibility", "visible").strip().lower() != "hidden"
+        layer.locked = element.get("edit-locked", "").strip().lower() == "true"
+        op = element.get("composite-op")
+        layer.blend = BlendMode.from_ora(op)
+        if layer.blend is BlendMode.NORMAL and (op or "").strip() not in _NORMAL_SPELLINGS:
+            log.warning(
+                "%s: layer %r has unknown composite-op %r; using normal", self.path, layer.name, op
+            )
+
+    def _opacity(self, element: ET.Element) -> float:
+        text = element.get("opacity")
+        if text is None:
+            return 1.0
+        try:
+            value = float(text.strip())
+        except ValueError:
+            log.warning("%s: opacity %r is not a number; using 1", self.path, text)
+            return 1.0
+        if math.isnan(value):
+            log.warning("%s: opacity is NaN; using 1", self.path)
+            return 1.0
+        if not 0.0 <= value <= 1.0:
+            log.warning("%s: opacity %r is outside 0..1; clamped", self.path, text)
+        return min(max(value, 0.0), 1.0)
+
+    def _offset(self, element: ET.Element, name: str) -> int:
+        text = element.get(name)
+        if text is None:
+            return 0
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or abs(value) > MAX_OFFSET:
+            raise MalformedXmlError(
+                self.path,
+                f"<{element.tag} name={element.get('name')!r}> has {name}={text!r}; "
+                f"expected a whole number of pixels within ±{MAX_OFFSET}",
+            )
+        return round(value)
+
+    def _roles(self, element: ET.Element, layer: PixelLayer) -> None:
+        role_text = element.get(_S + "role")
+        if role_text is not None:
+            try:
+                layer.role = Role.parse(role_text)
+            except ValueError:
+                log.warning(
+                    "%s: layer %r has unknown sfumato:role %r; read as a paint layer",
+                    self.path, layer.name, role_text,
+                )
+                layer.role = Role.PAINT
+        layer.prompt = element.get(_S + "prompt", "")
+        layer.negative = element.get(_S + "negative", "")
+        where = f"layer {layer.name!r}"
+        control_text = element.get(_S + "control")
+        if control_text is not None or layer.role is Role.CONTROL:
+            kind = ControlKind.SCRIBBLE
+            if control_text is not None:
+                try:
+                    kind = ControlKind.parse(control_text)
+                except RequestError as exc:
+                    self._bad(f"{where}: sfumato:control: {exc}")
+            strength = self._float(element, "strength", where, 1.0, 0.0, 2.0)
+            start = self._float(element, "start", where, 0.0, 0.0, 1.0)
+            end = self._float(element, "end", where, 1.0, 0.0, 1.0)
+            if start >= end:
+                self._bad(f"{where}: sfumato:start ({start}) must be below sfumato:end ({end})")
+                start, end = 0.0, 1.0
+            layer.control = ControlSettings(kind, strength, start, end)
+        generation = element.get(_S + "generation")
+        if generation is not None:
+            layer.generation = self._generation(generation, where)
+
+    def _generation(self, text: str, where: str) -> dict[str, Any] | None:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            self._bad(f"{where}: sfumato:generation is not valid JSON ({exc})")
+            return None
+        if not isinstance(value, dict):
+            self._bad(f"{where}: sfumato:generation must be a JSON object")
+            return None
+        return value
+
+    def _recipe(self, image: ET.Element) -> Recipe:
+        where = "<image>"
+        recipe = Recipe(
+            prompt=image.get(_S + "prompt", ""),
+            negative=image.get(_S + "negative", ""),
+            model=image.get(_S + "model") or None,
+        )
+        if (text := image.get(_S + "seed")) is not None:
+            recipe.seed = self._int(text, "seed", where, 0, 2**63 - 1)
+        if (text := image.get(_S + "steps")) is not None:
+            recipe.steps = self._int(text, "steps", where, 1, 1000)
+        if image.get(_S + "cfg") is not None:
+            recipe.cfg = self._float(image, "cfg", where, None, 0.0, 100.0)
+        if image.get(_S + "strength") is not None:
+            recipe.strength = self._float(image, "strength", where, None, 0.0, 1.0)
+        if (text := image.get(_S + "sampler")) is not None:
+            try:
+                recipe.sampler = Sampler.from_label(text).value
+            except RequestError as exc:
+                self._bad(f"{where}: sfumato:sampler: {exc}")
+        return recipe
+
+    def _int(self, text: str, name: str, where: str, lo: int, hi: int) -> int | None:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            self._bad(f"{where}: sfumato:{name}={text!r} is not a whole number")
+            return None
+        if not lo <= value <= hi:
+            self._bad(f"{where}: sfumato:{name}={value} is outside {lo}..{hi}")
+            return None
+        return value
+
+    def _float(
+        self, element: ET.Element, name: str, where: str, default: Any, lo: float, hi: float
+    ) -> Any:
+        text = element.get(_S + name)
+        if text is None:
+            return default
+        try:
+            value = float(text.strip())
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            self._bad(f"{where}: sfumato:{name}={text!r} is not a finite number")
+            return default
+        if not lo <= value <= hi:
+            log.warning("%s: %s: sfumato:%s=%s is outside %g..%g; clamped", self.path, where, name, text, lo, hi)
+            value = min(max(value, lo), hi)
+        return value
+
+    def _bad(self, problem: str) -> None:
+        if self.strict:
+            raise BadAttributeError(self.path, problem)
+        log.warning("%s: %s (ignored)", self.path, problem)
+
+
+# -- names and XML -------------------------------------------------------------------------
+def _check_member_name(name: str, path: Path, what: str = "zip entry") -> None:
+    """Refuse names that could escape a folder if anyone ever extracted them."""
+    problem = None
+    if not name:
+        problem = "is empty"
+    elif "\x00" in name:
+        problem = "contains a NUL character"
+    elif "\\" in name:
+        problem = "contains a backslash"
+    elif name.startswith("/"):
+        problem = "is an absolute path"
+    elif _DRIVE.match(name):
+        problem = "starts with a drive letter"
+    elif ".." in name.split("/"):
+        problem = "contains '..'"
+    if problem is not None:
+        raise UnsafePathError(path, f"{what} {name!r} {problem}; refusing to read this file")
+
+
+def _parse_xml(data: bytes, path: Path) -> ET.Element:
+    """Parse stack.xml with expat, refusing DTDs and entity declarations outright.
+
+    Equivalent to defusedxml's protections for our needs: no DOCTYPE (so no entity
+    expansion, billion laughs or external entities), bounded size, depth and element count.
+    """
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise MalformedXmlError(
+            path, "stack.xml declares a DTD or entities, which are refused for safety"
+        )
+    builder = ET.TreeBuilder()
+    state = {"depth": 0, "count": 0}
+
+    def refuse(*_: object) -> NoReturn:
+        raise _FatalXml("stack.xml declares a DTD or entities, which are refused for safety")
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        state["depth"] += 1
+        state["count"] += 1
+        if state["depth"] > MAX_DEPTH + 2:
+            raise _FatalXml(f"stack.xml is nested deeper than {MAX_DEPTH} levels")
+        if state["count"] > MAX_ELEMENTS:
+            raise _FatalXml(f"stack.xml has more than {MAX_ELEMENTS} elements")
+        builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
+
+    def end(tag: str) -> None:
+        state["depth"] -= 1
+        builder.end(_clark(tag))
+
+    parser = expat.ParserCreate(namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, True)
+        return builder.close()
+    except _FatalXml as exc:
+        raise MalformedXmlError(path, str(exc)) from None
+    except expat.ExpatError as exc:
+        message = f"stack.xml is not well-formed XML ({exc})"
+        if "unbound prefix" in str(exc):
+            message += f"; declare the namespace, e.g. xmlns:sfumato=\"{SFUMATO_NS}\" on <image>"
+        raise MalformedXmlError(path, message) from None
+    except (ValueError, AssertionError) as exc:  # TreeBuilder on unbalanced input
+        raise MalformedXmlError(path, f"stack.xml is not well-formed XML ({exc})") from None
+
+
+def _clark(name: str) -> str:
+    """expat's ``"uri local"`` → ElementTree's ``"{uri}local"``."""
+    uri, sep, local = name.rpartition(" ")
+    return "{" + uri + "}" + local if sep else name
+
