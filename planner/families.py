@@ -1,0 +1,171 @@
+"""Planning facts per model family: native size, the legal side range, the pixel budget.
+
+This is deliberately a tiny table, not a plugin system: the engine room
+(:mod:`sfumato.inference`) owns the real family plugins (how to load, which modes, preview
+factors). The planner only needs to know which output sizes a family generates well, and
+it must know that **without importing torch** — so the facts live here, and a model
+folder's own size is read from its ``unet``/``vae`` ``config.json`` files.
+
+All sizes are in pixels. Generation sizes are always multiples of :data:`MULTIPLE` (8:
+the VAE downsamples by 8, and the UNet needs latent sides divisible by its own factors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BUILTIN",
+    "FAMILIES",
+    "MULTIPLE",
+    "SD15",
+    "SDXL",
+    "FamilyInfo",
+    "family_for_model",
+    "native_size_from_folder",
+]
+
+MULTIPLE = 8
+
+SD15 = "sd15"
+SDXL = "sdxl"
+BUILTIN = "builtin"
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """What the planner needs to know to size a generation for one model family.
+
+    ``native`` is the side of the square the family was trained at; ``min_side`` and
+    ``max_side`` bound each side of a generation (multiples of 8); ``min_pixels`` and
+    ``max_pixels`` bound its pixel count (areas smaller are generated larger, areas
+    larger are generated smaller, then scaled back).
+    """
+
+    name: str
+    native: int
+    min_side: int
+    max_side: int
+    min_pixels: int
+    max_pixels: int
+
+    def __post_init__(self) -> None:
+        for side in (self.native, self.min_side, self.max_side):
+            if side <= 0 or side % MULTIPLE:
+                raise ValueError(f"family {self.name}: sides must be positive multiples of 8")
+        if not self.min_side <= self.native <= self.max_side:
+            raise ValueError(f"family {self.name}: need min_side <= native <= max_side")
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(f"family {self.name}: need 0 < min_pixels <= max_pixels")
+
+    @staticmethod
+    def for_native(name: str, native: int) -> FamilyInfo:
+        """Facts for a model of a known native side (a tiny or built-in model).
+
+        The range follows SDXL's proportions: sides from 5/8 to 5/4 of native, pixel
+        count from native² × 3/4 to native² × 1.25 (all rounded to multiples of 8).
+        """
+        native = max(MULTIPLE, _round8(native))
+        return FamilyInfo(
+            name=name,
+            native=native,
+            min_side=max(MULTIPLE, _round8(native * 5 / 8)),
+            max_side=max(native, _round8(native * 5 / 4)),
+            min_pixels=int(native * native * 3 / 4),
+            max_pixels=int(native * native * 5 / 4),
+        )
+
+
+def _round8(value: float) -> int:
+    return int(round(value / MULTIPLE)) * MULTIPLE
+
+
+#: The table. SD 1.x: trained at 512², fine up to 768 a side (512×768 pixel budget).
+#: SDXL: trained at 1024² and its aspect buckets (640–1280 a side, ~1 megapixel).
+FAMILIES: dict[str, FamilyInfo] = {
+    SD15: FamilyInfo(SD15, native=512, min_side=512, max_side=768,
+                     min_pixels=512 * 512, max_pixels=512 * 768),
+    SDXL: FamilyInfo(SDXL, native=1024, min_side=640, max_side=1280,
+                     min_pixels=896 * 896, max_pixels=1024 * 1024),
+}
+
+
+def native_size_from_folder(folder: Path) -> int | None:
+    """The native side of a diffusers-format model folder, read from its config JSONs.
+
+    ``unet/config.json`` ``sample_size`` is the latent side; the VAE downsamples by
+    ``2 ** (len(block_out_channels) - 1)`` (``vae/config.json``). Returns ``None`` when
+    the folder has no readable UNet config. Never imports torch.
+    """
+    unet = _read_json(folder / "unet" / "config.json")
+    if unet is None:
+        return None
+    sample = unet.get("sample_size")
+    if isinstance(sample, list | tuple):
+        sample = max(sample) if sample else None
+    if not isinstance(sample, int) or sample <= 0:
+        return None
+    vae = _read_json(folder / "vae" / "config.json") or {}
+    blocks = vae.get("block_out_channels")
+    factor = 2 ** (len(blocks) - 1) if isinstance(blocks, list) and blocks else 8
+    return int(sample * factor)
+
+
+def _family_from_folder(folder: Path) -> str | None:
+    index = _read_json(folder / "model_index.json") or {}
+    name = str(index.get("_class_name", ""))
+    if "XL" in name:
+        return SDXL
+    unet = _read_json(folder / "unet" / "config.json") or {}
+    if unet.get("addition_embed_type") == "text_time" or "text_encoder_2" in index:
+        return SDXL
+    if unet:
+        return SD15
+    return None
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def family_for_model(source: str, family: str | None = None) -> FamilyInfo:
+    """The planning facts for a model reference (a folder, a file, a hub id, ``builtin``).
+
+    - A diffusers folder: its own native size from its configs. When that matches the
+      family's table entry the table entry is used; otherwise (tiny test models, the
+      built-in demo model) :meth:`FamilyInfo.for_native` derives the range from it.
+    - A single-file checkpoint or a hub id: ``family`` if given (the catalog reads it
+      from the checkpoint's header, :mod:`sfumato.inference.catalog`), else SD 1.x.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        detected = family or _family_from_folder(path) or SD15
+        native = native_size_from_folder(path)
+        table = FAMILIES.get(detected, FAMILIES[SD15])
+        if native is None or native == table.native:
+            return table
+        return FamilyInfo.for_native(detected, native)
+    if family is not None and family in FAMILIES:
+        return FAMILIES[family]
+    return FAMILIES[SD15]
+
+
+def aspect_limit(info: FamilyInfo) -> float:
+    """The most elongated aspect ratio a family generates without distortion."""
+    return info.max_side / info.min_side
+
+
+def side_range_text(info: FamilyInfo) -> str:
+    return f"{info.name}: native {info.native}², {info.min_side}–{info.max_side} a side, " \
+        f"{math.sqrt(info.min_pixels):.0f}²–{math.sqrt(info.max_pixels):.0f}² pixels"

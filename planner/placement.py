@@ -1,0 +1,148 @@
+"""Placing a result: the generated image becomes a new ``generated`` layer over the area.
+
+The layer sits exactly over ``plan.area`` (its x/y offset is the area's corner) and
+carries ``generation`` = the request summary (plus the area and the seed of this batch
+image), which the OpenRaster writer saves as ``sfumato:generation``.
+
+- txt2img / img2img: the layer is opaque over the area.
+- inpaint: the layer's alpha is the plan's paste mask (``round(paste × 255)``), so it is
+  transparent — and the flattened picture byte-identical — wherever the mask was 0.
+
+Adding the layer is one undoable command (:class:`PlaceResultCommand`) executed through
+``doc.history`` when the document has one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from sfumato.canvas.document import Document
+from sfumato.canvas.history import Command
+from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.tiles import TiledSurface
+from sfumato.planner.plan import Mode, Plan
+from sfumato.planner.resample import resize_image
+from sfumato.planner.sizing import Size
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PlaceResultCommand", "insertion_index", "place_result", "result_layer", "result_pixels"]
+
+
+def result_pixels(plan: Plan, image: np.ndarray) -> np.ndarray:
+    """The result as straight RGBA uint8 ``(area.h, area.w, 4)``, ready for a layer.
+
+    ``image`` is uint8 RGB at the generation size (or already at the area size).
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"result must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    area = plan.area
+    rgb = resize_image(np.ascontiguousarray(image[..., :3]), Size(area.w, area.h))
+    out = np.empty((area.h, area.w, 4), np.uint8)
+    out[..., :3] = rgb
+    if plan.mode is Mode.INPAINT and plan.paste_mask is not None:
+        alpha = np.rint(np.clip(plan.paste_mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+        out[..., 3] = alpha
+        out[alpha == 0] = 0  # fully transparent pixels carry no colour (sparse, reproducible)
+    else:
+        out[..., 3] = 255
+    return out
+
+
+def result_layer(
+    plan: Plan,
+    image: np.ndarray,
+    *,
+    name: str | None = None,
+    generation: dict[str, Any] | None = None,
+    batch_index: int = 0,
+) -> PixelLayer:
+    """A new ``generated`` layer holding ``image`` over ``plan.area`` (not yet inserted).
+
+    ``generation`` defaults to the request summary with ``area`` and this image's
+    ``seed`` (``request.seed + batch_index``, the engine's batch convention); pass the
+    engine's ``Finished.metadata`` to record what was actually used.
+    """
+    summary = dict(plan.request.summary() if generation is None else generation)
+    summary.setdefault("area", [plan.area.x, plan.area.y, plan.area.w, plan.area.h])
+    if generation is None:
+        summary["seed"] = plan.request.seed + batch_index
+        if plan.request.batch > 1:
+            summary["batch_index"] = batch_index
+    label = name or _default_name(plan, summary)
+    surface = TiledSurface.from_array(result_pixels(plan, image))
+    surface.drop_empty_tiles()
+    return PixelLayer(
+        label, surface, role=Role.GENERATED, generation=summary, x=plan.area.x, y=plan.area.y
+    )
+
+
+def _default_name(plan: Plan, summary: dict[str, Any]) -> str:
+    prompt = " ".join(str(summary.get("prompt", "")).split())
+    if len(prompt) > 40:
+        prompt = prompt[:39] + "…"
+    return f"{plan.mode.label}: {prompt}" if prompt else f"{plan.mode.label} (seed {summary.get('seed')})"
+
+
+def insertion_index(doc: Document) -> int:
+    """Where a result goes in the root stack: just above the topmost image layer, so
+    mask, region and control overlays stay on top of it (0 = top)."""
+    for index, layer in enumerate(doc.root.children):
+        if layer.is_group or (isinstance(layer, PixelLayer) and layer.role.is_image):
+            return index
+    return len(doc.root.children)
+
+
+class PlaceResultCommand(Command):
+    """Insert a result layer (one undo step: "Generate", "Refine" or "Inpaint")."""
+
+    def __init__(self, doc: Document, layer: Layer, parent: GroupLayer, index: int, label: str) -> None:
+        self.doc = doc
+        self.layer = layer
+        self.parent = parent
+        self.index = index
+        self.label = label
+
+    def redo(self) -> None:
+        self.doc._raw_insert(self.layer, self.parent, self.index)
+        self.doc.set_active(self.layer)
+
+    def undo(self) -> None:
+        self.doc._raw_remove(self.layer)
+
+    def nbytes(self) -> int:
+        if isinstance(self.layer, PixelLayer):
+            return self.layer.surface.nbytes()
+        return 0
+
+
+def place_result(
+    doc: Document,
+    plan: Plan,
+    image: np.ndarray,
+    *,
+    name: str | None = None,
+    generation: dict[str, Any] | None = None,
+    batch_index: int = 0,
+    index: int | None = None,
+) -> PixelLayer:
+    """Add ``image`` (uint8 RGB at generation or area size) to ``doc`` as a new
+    ``generated`` layer over ``plan.area`` and return it.
+
+    One undoable command through ``doc.history`` when the document has a history;
+    otherwise the layer is inserted directly. ``index`` in the root stack defaults to
+    :func:`insertion_index`.
+    """
+    layer = result_layer(plan, image, name=name, generation=generation, batch_index=batch_index)
+    where = insertion_index(doc) if index is None else index
+    command = PlaceResultCommand(doc, layer, doc.root, where, plan.mode.label)
+    history = getattr(doc, "history", None)
+    if history is not None and hasattr(history, "execute"):
+        history.execute(command)
+    else:
+        command.redo()
+    log.info("placed %r over %s", layer.name, plan.area)
+    return layer

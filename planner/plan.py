@@ -1,0 +1,216 @@
+"""From document to generation: :func:`plan` reads a document and settings and returns a
+:class:`Plan` — the mode, the area, the generation size and one
+:class:`~sfumato.inference.request.GenerationRequest` — plus what placing the result needs.
+
+The same function serves the window, live mode and ``sfumato render``. It is Qt-free and
+torch-free. Mode rules:
+
+- a visible ``inpaint-mask`` layer with pixels, or (without mask layers) a selection →
+  **inpaint** over the mask's context area;
+- otherwise visible paint content and strength < 1 → **img2img** ("Refine") of the whole
+  canvas;
+- otherwise (an empty canvas, or strength 1) → **txt2img** ("Generate") of the canvas.
+
+Regions and controls combine with any mode. All request arrays are at the *generation
+size* (``plan.size``, a multiple of 8 near the model's native resolution); the area is in
+document pixels, and :func:`sfumato.planner.placement.place_result` scales the result
+back onto it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+from sfumato.canvas.composite import flatten
+from sfumato.canvas.document import Document
+from sfumato.canvas.geometry import Rect
+from sfumato.canvas.layers import Role
+from sfumato.inference.request import (
+    GenerationRequest,
+    InitImage,
+    InpaintSpec,
+    ModelRef,
+    RegionSpec,
+    RequestError,
+)
+from sfumato.planner.area import plan_area
+from sfumato.planner.controls import PlannedControl, plan_controls
+from sfumato.planner.errors import EmptyMaskError, PlanError
+from sfumato.planner.families import FamilyInfo, family_for_model
+from sfumato.planner.layerpixels import over_white
+from sfumato.planner.mask import denoise_mask, mask_source, paste_feather, paste_mask
+from sfumato.planner.recipe import GenerationSettings
+from sfumato.planner.regions import PlannedRegion, plan_regions
+from sfumato.planner.resample import resize_image, resize_mask
+from sfumato.planner.sizing import Size, generation_size
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Mode", "Plan", "detect_mode", "has_paint", "plan"]
+
+
+class Mode(Enum):
+    """What a generation does; ``label`` is the window's button text."""
+
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+
+_LABELS = {Mode.TXT2IMG: "Generate", Mode.IMG2IMG: "Refine", Mode.INPAINT: "Inpaint"}
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """One planned generation.
+
+    - ``area``: where the result goes, document pixels.
+    - ``size``: the generation size (``request.width`` × ``request.height``).
+    - ``paste_mask``: inpaint only — float32 ``(area.h, area.w)`` in [0, 1], the alpha
+      the result is placed with (0 outside the mask, so those pixels stay untouched).
+    - ``regions`` / ``controls``: what the request's regions and controls came from
+      (layer names, area-size masks), for display and tests.
+    - ``notes``: things the user may want to know (dropped regions, skipped controls).
+    """
+
+    mode: Mode
+    area: Rect
+    size: Size
+    request: GenerationRequest
+    family: FamilyInfo
+    paste_mask: np.ndarray | None = None
+    regions: tuple[PlannedRegion, ...] = ()
+    controls: tuple[PlannedControl, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def label(self) -> str:
+        return self.mode.label
+
+
+def has_paint(doc: Document) -> bool:
+    """Whether any visible paint or generated layer holds pixels."""
+    return any(
+        layer.role.is_image and layer.opacity > 0 and layer.effectively_visible()
+        and not layer.surface.is_empty()
+        for layer in doc.pixel_layers()
+    )
+
+
+def detect_mode(doc: Document, strength: float) -> Mode:
+    """The mode :func:`plan` would choose (cheap: no pixels are composited).
+
+    A visible but empty mask layer still counts as inpaint here (the button says
+    "Inpaint"; planning then explains that the mask is empty).
+    """
+    try:
+        if mask_source(doc) is not None:
+            return Mode.INPAINT
+    except EmptyMaskError:
+        return Mode.INPAINT
+    if strength < 1.0 and has_paint(doc):
+        return Mode.IMG2IMG
+    return Mode.TXT2IMG
+
+
+def plan(
+    doc: Document, settings: GenerationSettings, *, family: FamilyInfo | None = None
+) -> Plan:
+    """Plan one generation of ``doc`` with ``settings`` (see the module docstring).
+
+    ``family`` overrides the planning facts read from ``settings.model`` (tests, or a
+    caller that already knows them). Raises :class:`PlanError` (with a message for the
+    user) when the document cannot be generated as it is.
+    """
+    if not settings.model:
+        raise PlanError(
+            "no model chosen: pass --model PATH (a .safetensors checkpoint or a diffusers "
+            "folder) or pick one in the window"
+        )
+    info = family or family_for_model(settings.model, settings.model_family)
+    source = mask_source(doc)
+    if source is not None:
+        mode = Mode.INPAINT
+    elif settings.strength < 1.0 and has_paint(doc):
+        mode = Mode.IMG2IMG
+    else:
+        mode = Mode.TXT2IMG
+    area = plan_area(doc.rect, None if source is None else source.bounds, info.native)
+    size = generation_size(area.w, area.h, info)
+    notes: list[str] = []
+
+    init: InitImage | None = None
+    inpaint: InpaintSpec | None = None
+    pasted: np.ndarray | None = None
+    if mode is not Mode.TXT2IMG:
+        picture = over_white(flatten(doc, area))
+        init = InitImage(resize_image(picture, size), strength=settings.strength)
+    if mode is Mode.INPAINT:
+        assert source is not None
+        area_mask = source.read(area)
+        if not float(area_mask.max(initial=0.0)) > 0.0:
+            raise EmptyMaskError("the inpaint mask is empty: paint where to regenerate")
+        feather = paste_feather(area_mask)
+        pasted = paste_mask(area_mask, feather)
+        denoise = resize_mask(denoise_mask(area_mask, settings.strength), size)
+        scale = size.width / area.w
+        inpaint = InpaintSpec(denoise, fill=settings.fill, paste_feather=round(feather * scale, 2))
+
+    planned_regions, region_notes = plan_regions(doc, area, settings.prompt, settings.negative)
+    notes += region_notes
+    planned_controls, control_notes = plan_controls(doc, area, size, settings.control_model_map)
+    notes += control_notes
+
+    request = GenerationRequest(
+        prompt=settings.prompt,
+        negative=settings.negative,
+        model=ModelRef(settings.model, settings.model_family or _known(info.name)),
+        width=size.width,
+        height=size.height,
+        sampler=settings.sampler,
+        steps=settings.steps,
+        cfg=settings.cfg,
+        seed=settings.seed,
+        batch=settings.batch,
+        init=init,
+        inpaint=inpaint,
+        regions=tuple(
+            RegionSpec(resize_mask(r.mask, size), r.prompt, r.negative) for r in planned_regions
+        ),
+        controls=tuple(c.spec for c in planned_controls),
+    )
+    try:
+        request.validate()
+    except RequestError as error:
+        raise PlanError(str(error)) from None
+    log.info(
+        "plan: %s over %s at %s (%s), %d region(s), %d control(s)",
+        mode.value, area, size, info.name, len(request.regions), len(request.controls),
+    )
+    return Plan(
+        mode=mode,
+        area=area,
+        size=size,
+        request=request,
+        family=info,
+        paste_mask=pasted,
+        regions=tuple(planned_regions),
+        controls=tuple(planned_controls),
+        notes=tuple(notes),
+    )
+
+
+def _known(name: str) -> str | None:
+    return name if name in ("sd15", "sdxl") else None
+
+
+def region_layer_count(doc: Document) -> int:
+    """Visible region layers in ``doc`` (for the window's status line)."""
+    return sum(1 for layer in doc.pixel_layers(Role.REGION) if layer.effectively_visible())

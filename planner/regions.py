@@ -1,0 +1,112 @@
+"""Regional prompts from region layers, over the generation area.
+
+Rules (as Krita AI Diffusion builds regions from layers):
+
+- Each visible ``region`` layer's alpha is its coverage (float in [0, 1]).
+- Upper layers cut lower ones: walking the stack top first, a layer keeps only the
+  coverage that the layers above it left free (``own × (1 − taken)``).
+- Regions covering less than :data:`MIN_COVERAGE` of the area (0.2 %) are dropped (a
+  stray dab, or a region that lies outside the area), as are regions without any text.
+- The global prompt (the document's) is appended to every region's prompt
+  (``"region prompt, global prompt"``); negatives are joined the same way.
+- When the regions together cover less than :data:`BACKGROUND_THRESHOLD` (95 %) of the
+  area, a background region with the global prompt takes the rest (``1 − taken``).
+
+Masks here are float32 in the area's pixel space; the plan scales them to the
+generation size.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sfumato.canvas.document import Document
+from sfumato.canvas.geometry import Rect
+from sfumato.canvas.layers import Role
+from sfumato.planner.layerpixels import layer_alpha
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BACKGROUND_THRESHOLD", "MIN_COVERAGE", "PlannedRegion", "join_prompts", "plan_regions"]
+
+MIN_COVERAGE = 0.002
+BACKGROUND_THRESHOLD = 0.95
+
+
+@dataclass(frozen=True, eq=False)
+class PlannedRegion:
+    """One region over the area: float32 ``(area.h, area.w)`` mask and its final texts.
+
+    ``layer_name`` is ``None`` for the background region.
+    """
+
+    mask: np.ndarray
+    prompt: str
+    negative: str
+    layer_name: str | None
+
+    @property
+    def coverage(self) -> float:
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+
+def join_prompts(*parts: str) -> str:
+    """Join non-empty prompt parts with ``", "``."""
+    return ", ".join(p.strip() for p in parts if p and p.strip())
+
+
+def plan_regions(
+    doc: Document, area: Rect, prompt: str, negative: str
+) -> tuple[list[PlannedRegion], list[str]]:
+    """The regions over ``area`` (top first, background last) and notes on what was dropped.
+
+    ``prompt``/``negative`` are the global texts. Returns ``([], notes)`` when the
+    document has no usable region layer.
+    """
+    notes: list[str] = []
+    layers = [
+        layer for layer in doc.pixel_layers(Role.REGION) if layer.effectively_visible()
+    ]
+    if not layers:
+        return [], notes
+    taken = np.zeros((area.h, area.w), np.float32)
+    regions: list[PlannedRegion] = []
+    for layer in layers:  # top first
+        own = layer_alpha(layer, area)
+        cut = own * (1.0 - taken)
+        coverage = float(cut.mean()) if cut.size else 0.0
+        if coverage < MIN_COVERAGE:
+            notes.append(f"region {layer.name!r} dropped: it covers {coverage:.1%} of the area")
+            continue
+        text = join_prompts(layer.prompt, prompt)
+        if not text:
+            notes.append(f"region {layer.name!r} dropped: it has no prompt")
+            continue
+        taken += cut
+        regions.append(PlannedRegion(
+            mask=cut.astype(np.float32),
+            prompt=text,
+            negative=join_prompts(layer.negative, negative),
+            layer_name=layer.name,
+        ))
+    if not regions:
+        return [], notes
+    total = float(taken.mean())
+    if total < BACKGROUND_THRESHOLD:
+        if prompt.strip():
+            regions.append(PlannedRegion(
+                mask=np.clip(1.0 - taken, 0.0, 1.0).astype(np.float32),
+                prompt=prompt.strip(),
+                negative=negative.strip(),
+                layer_name=None,
+            ))
+        else:
+            notes.append(
+                f"regions cover {total:.0%} of the area and there is no document prompt for "
+                "the rest; it follows the regions' prompts"
+            )
+    for note in notes:
+        log.info(note)
+    return regions, notes
