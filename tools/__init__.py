@@ -1,0 +1,1 @@
+"""Developer tools: dataset generator, built-in model training and evaluation."""

@@ -1,0 +1,821 @@
+"""Train Sfumato's built-in miniature latent-diffusion model from scratch.
+
+The model draws the scenes of :mod:`tools.shapes_dataset` (coloured shapes on flat,
+gradient or split backgrounds) at 64 px.  It is an ordinary Stable-Diffusion-1.x-shaped
+diffusers folder, so the engine loads it through exactly the code path of a real SD 1.x
+model::
+
+    resources/models/builtin/                     StableDiffusionPipeline
+        model_index.json
+        vae/            AutoencoderKL, 4x downsampling, 4 latent channels
+        text_encoder/   CLIPTextModel (tiny)
+        tokenizer/      CLIPTokenizer: vocab.json + merges.txt from the caption words
+        unet/           UNet2DConditionModel with cross-attention blocks
+        scheduler/      DDIMScheduler config
+        training_log.json
+    resources/models/builtin-controlnet-scribble/ ControlNetModel (sketch control)
+
+Training runs in stages so that it converges in well under an hour on two CPU cores:
+
+1. the VAE (L1 + MSE reconstruction, a small KL term); the latent ``scaling_factor`` is
+   computed from the latents' standard deviation and written into the VAE config;
+2. text encoder and UNet together on pre-encoded latents (epsilon prediction, min-SNR
+   weighting, a small offset noise, 10 % empty captions so classifier-free guidance works);
+3. the scribble ControlNet (initialised from the UNet's encoder) with the UNet and text
+   encoder frozen, on sketch maps of the same scenes in both polarities (dark strokes on
+   white as a user draws them, and white on black as SD scribble ControlNets expect).
+
+Everything is seeded; all training is fp32 and the weights are saved as fp16 safetensors.
+
+Usage::
+
+    python tools/train_builtin_model.py                 # CPU default (~45 min on 2 cores)
+    python tools/train_builtin_model.py --device cuda --large
+    python tools/train_builtin_model.py --measure       # time a few steps of each stage
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tools import shapes_dataset as sd  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = REPO_ROOT / "resources" / "models" / "builtin"
+DEFAULT_CONTROLNET_OUT = REPO_ROOT / "resources" / "models" / "builtin-controlnet-scribble"
+
+BOS = "<|startoftext|>"
+EOS = "<|endoftext|>"
+MAX_TOKENS = 77  # as in SD 1.x, so prompt handling (and regional token concat) is unchanged
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting that decides the trained weights (stored in the training log)."""
+
+    seed: int = 1234
+    device: str = "cpu"
+    threads: int = 2
+    image_size: int = 64
+    scenes: int = 12000
+    # VAE
+    vae_channels: tuple[int, ...] = (32, 64, 64)
+    vae_steps: int = 450
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    # text encoder
+    text_hidden: int = 128
+    text_layers: int = 3
+    text_heads: int = 4
+    # UNet
+    unet_channels: tuple[int, ...] = (64, 96, 96)
+    unet_heads: int = 4
+    unet_steps: int = 2400
+    unet_batch: int = 48
+    unet_lr: float = 6e-4
+    cfg_dropout: float = 0.1
+    offset_noise: float = 0.05
+    min_snr_gamma: float = 5.0
+    ema_decay: float = 0.999
+    # ControlNet
+    controlnet_steps: int = 600
+    controlnet_batch: int = 32
+    controlnet_lr: float = 5e-4
+    controlnet_caption_dropout: float = 0.3
+    # noise schedule (shared with the shipped scheduler config)
+    beta_schedule: str = "linear"
+    beta_start: float = 0.0001
+    beta_end: float = 0.02
+    train_timesteps: int = 1000
+    warmup_steps: int = 100
+    log_every: int = 25
+
+
+LARGE = dict(
+    scenes=60000,
+    vae_steps=3000,
+    vae_batch=64,
+    unet_channels=(96, 192, 192),
+    unet_steps=20000,
+    unet_batch=128,
+    unet_lr=3e-4,
+    controlnet_steps=5000,
+    controlnet_batch=128,
+    text_hidden=128,
+    threads=8,
+)
+
+SMOKE = dict(scenes=256, vae_steps=3, unet_steps=3, controlnet_steps=3, warmup_steps=1, log_every=1)
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """CLIP's BPE on one word (the last symbol carries ``</w>``)."""
+    parts = [*word[:-1], word[-1] + "</w>"]
+    while len(parts) > 1:
+        pairs = [(ranks.get((a, b), math.inf), k) for k, (a, b) in enumerate(zip(parts, parts[1:]))]
+        best, k = min(pairs)
+        if best == math.inf:
+            break
+        parts = parts[:k] + [parts[k] + parts[k + 1]] + parts[k + 2 :]
+    return parts
+
+
+def build_tokenizer_files(words: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A CLIP BPE vocabulary in which every caption word is one token.
+
+    The vocabulary holds the 256 byte symbols (with and without ``</w>``) like CLIP's, so
+    words outside the grammar still tokenize (into characters), then the merge results,
+    then the special tokens. Merges are added until BPE turns every word into itself.
+    """
+    byte_chars = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for tok in byte_chars + [c + "</w>" for c in byte_chars]:
+        vocab.setdefault(tok, len(vocab))
+    merges: list[tuple[str, str]] = []
+    ranks: dict[tuple[str, str], int] = {}
+    for word in words:
+        for _ in range(64):
+            parts = _bpe(word, ranks)
+            if len(parts) == 1:
+                break
+            # BPE got stuck: merge the remaining pieces left to right, lowest priority.
+            acc = parts[0]
+            for nxt in parts[1:]:
+                pair = (acc, nxt)
+                if pair not in ranks:
+                    ranks[pair] = len(merges)
+                    merges.append(pair)
+                acc = acc + nxt
+                vocab.setdefault(acc, len(vocab))
+        else:  # pragma: no cover - the loop always converges
+            raise RuntimeError(f"could not build merges for {word!r}")
+    for w in words:
+        assert _bpe(w, ranks) == [w + "</w>"], w
+    vocab[BOS] = len(vocab)
+    vocab[EOS] = len(vocab)
+    return vocab, merges
+
+
+def write_tokenizer(folder: Path, words: list[str]) -> Any:
+    """Write vocab.json, merges.txt and the configs; return the loaded CLIPTokenizer."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = build_tokenizer_files(words)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=0) + "\n")
+    with (folder / "merges.txt").open("w", encoding="utf-8") as f:
+        f.write("#version: 0.2 - sfumato built-in caption vocabulary\n")
+        for a, b in merges:
+            f.write(f"{a} {b}\n")
+    special = {
+        "bos_token": BOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "pad_token": EOS,
+    }
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": MAX_TOKENS,
+        "do_lower_case": True,
+        "clean_up_tokenization_spaces": True,
+        "errors": "replace",
+        "add_prefix_space": False,
+        **special,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    tok = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
+    for w in words:
+        ids = tok(w, add_special_tokens=False).input_ids
+        if ids != [vocab[w + "</w>"]]:
+            raise RuntimeError(f"tokenizer splits {w!r} into {ids}")
+    return tok
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class SceneData:
+    """Pre-rendered training scenes: images uint8 (N, H, W, 3), scribbles uint8 (N, H, W)."""
+
+    images: np.ndarray
+    scribbles: np.ndarray
+    captions: list[str]
+
+
+def make_scenes(count: int, size: int, seed: int) -> SceneData:
+    rng = np.random.default_rng(seed)
+    jitter_rng = np.random.default_rng(seed + 1)
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    scribbles = np.empty((count, size, size), dtype=np.uint8)
+    captions: list[str] = []
+    for i in range(count):
+        spec = sd.random_scene(rng)
+        images[i] = sd.render(spec, size)
+        width = float(jitter_rng.uniform(1.2, 2.6)) * size / 64
+        scribbles[i] = sd.scribble(spec, size, rng=jitter_rng, width=width)[..., 0]
+        captions.append(sd.caption(spec))
+    return SceneData(images, scribbles, captions)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def build_vae(cfg: TrainConfig) -> Any:
+    from diffusers import AutoencoderKL
+
+    n = len(cfg.vae_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=cfg.vae_channels,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=cfg.image_size,
+        scaling_factor=1.0,
+    )
+
+
+def build_text_encoder(cfg: TrainConfig, vocab: dict[str, int]) -> Any:
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=len(vocab),
+        hidden_size=cfg.text_hidden,
+        intermediate_size=cfg.text_hidden * 4,
+        num_hidden_layers=cfg.text_layers,
+        num_attention_heads=cfg.text_heads,
+        max_position_embeddings=MAX_TOKENS,
+        projection_dim=cfg.text_hidden,
+        hidden_act="quick_gelu",
+        bos_token_id=vocab[BOS],
+        eos_token_id=vocab[EOS],
+        pad_token_id=vocab[EOS],
+    )
+    return CLIPTextModel(config)
+
+
+def build_unet(cfg: TrainConfig) -> Any:
+    from diffusers import UNet2DConditionModel
+
+    latent = cfg.image_size // 2 ** (len(cfg.vae_channels) - 1)
+    return UNet2DConditionModel(
+        sample_size=latent,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=cfg.unet_channels,
+        layers_per_block=1,
+        cross_attention_dim=cfg.text_hidden,
+        attention_head_dim=cfg.unet_heads,  # diffusers' SD-1.x naming: the head count
+        norm_num_groups=32,
+    )
+
+
+def build_noise_scheduler(cfg: TrainConfig) -> Any:
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=cfg.train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        prediction_type="epsilon",
+        clip_sample=False,
+    )
+
+
+def build_inference_scheduler(cfg: TrainConfig) -> Any:
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        num_train_timesteps=cfg.train_timesteps,
+        beta_schedule=cfg.beta_schedule,
+        beta_start=cfg.beta_start,
+        beta_end=cfg.beta_end,
+        prediction_type="epsilon",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        timestep_spacing="trailing",
+    )
+
+
+def param_count(model: Any) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+# --------------------------------------------------------------------------- training helpers
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10 %."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+class StageLog:
+    """Collects (step, loss, seconds) rows of one training stage."""
+
+    def __init__(self, name: str, total: int, every: int) -> None:
+        self.name = name
+        self.total = total
+        self.every = every
+        self.rows: list[dict[str, float]] = []
+        self.start = time.perf_counter()
+        self._acc: list[float] = []
+
+    def add(self, step: int, loss: float) -> None:
+        self._acc.append(loss)
+        if (step + 1) % self.every == 0 or step + 1 == self.total:
+            elapsed = time.perf_counter() - self.start
+            mean = float(np.mean(self._acc))
+            self._acc.clear()
+            self.rows.append({"step": step + 1, "loss": mean, "seconds": round(elapsed, 1)})
+            eta = elapsed / (step + 1) * (self.total - step - 1)
+            log.info(
+                "%s step %d/%d loss %.5f  %.1fs elapsed, eta %.0fs",
+                self.name, step + 1, self.total, mean, elapsed, eta,
+            )
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "steps": self.total,
+            "seconds": round(time.perf_counter() - self.start, 1),
+            "losses": self.rows,
+        }
+
+
+def batches(n: int, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Endless shuffled index batches (a new permutation per epoch)."""
+    while True:
+        perm = rng.permutation(n)
+        for k in range(0, n - batch + 1, batch):
+            yield perm[k : k + batch]
+
+
+def images_to_tensor(images: np.ndarray, device: str) -> Any:
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in -1..1."""
+    import torch
+
+    t = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1.0
+
+
+def train_vae(cfg: TrainConfig, vae: Any, data: SceneData) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    vae.train().to(cfg.device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    rng = np.random.default_rng(cfg.seed + 10)
+    it = batches(len(data.images), cfg.vae_batch, rng)
+    stage = StageLog("vae", cfg.vae_steps, cfg.log_every)
+    for step in range(cfg.vae_steps):
+        for g in opt.param_groups:
+            g["lr"] = cfg.vae_lr * lr_factor(step, cfg.vae_steps, cfg.warmup_steps)
+        x = images_to_tensor(data.images[next(it)], cfg.device)
+        post = vae.encode(x).latent_dist
+        z = post.sample()
+        rec = vae.decode(z).sample
+        kl = post.kl().mean() / (z.shape[1] * z.shape[2] * z.shape[3])
+        loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + cfg.vae_kl_weight * kl * 1000
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        stage.add(step, loss.item())
+    vae.eval()
+    return stage.summary()
+
+
+def encode_latents(cfg: TrainConfig, vae: Any, images: np.ndarray) -> Any:
+    """Posterior means of all images, float32 (N, 4, h, w), before scaling."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for k in range(0, len(images), 256):
+            x = images_to_tensor(images[k : k + 256], cfg.device)
+            out.append(vae.encode(x).latent_dist.mean)
+    return torch.cat(out)
+
+
+def tokenize(tokenizer: Any, captions: list[str], device: str) -> Any:
+    return tokenizer(
+        captions,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids.to(device)
+
+
+def snr_weights(scheduler: Any, timesteps: Any, gamma: float) -> Any:
+    import torch
+
+    ac = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    snr = ac / (1 - ac)
+    return torch.clamp(snr, max=gamma) / snr
+
+
+class Ema:
+    """Exponential moving average of a model's parameters (with the usual warm-up)."""
+
+    def __init__(self, model: Any, decay: float) -> None:
+        self.decay = decay
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+        self.steps = 0
+
+    def update(self, model: Any) -> None:
+        import torch
+
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for s, p in zip(self.shadow, model.parameters()):
+                s.lerp_(p.detach(), 1 - d)
+
+    def copy_to(self, model: Any) -> None:
+        import torch
+
+        with torch.no_grad():
+            for s, p in zip(self.shadow, model.parameters()):
+                p.copy_(s)
+
+
+def train_unet(
+    cfg: TrainConfig,
+    unet: Any,
+    text_encoder: Any,
+    tokenizer: Any,
+    latents: Any,
+    captions: list[str],
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    unet.train().to(cfg.device)
+    text_encoder.train().to(cfg.device)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=1e-2)
+    ema_unet = Ema(unet, cfg.ema_decay)
+    ema_text = Ema(text_encoder, cfg.ema_decay)
+    noise_sched = build_noise_scheduler(cfg)
+    rng = np.random.default_rng(cfg.seed + 20)
+    gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 21)
+    ids_all = tokenize(tokenizer, captions, cfg.device)
+    empty_ids = tokenize(tokenizer, [""], cfg.device)[0]
+    it = batches(len(captions), cfg.unet_batch, rng)
+    stage = StageLog("unet", cfg.unet_steps, cfg.log_every)
+    for step in range(cfg.unet_steps):
+        for g in opt.param_groups:
+            g["lr"] = cfg.unet_lr * lr_factor(step, cfg.unet_steps, cfg.warmup_steps)
+        idx = torch.from_numpy(next(it)).to(cfg.device)
+        z0 = latents[idx]
+        ids = ids_all[idx].clone()
+        drop = torch.rand(len(idx), generator=gen, device=cfg.device) < cfg.cfg_dropout
+        ids[drop] = empty_ids
+        noise = torch.randn(z0.shape, generator=gen, device=cfg.device)
+        if cfg.offset_noise:
+            noise = noise + cfg.offset_noise * torch.randn(
+                (z0.shape[0], z0.shape[1], 1, 1), generator=gen, device=cfg.device
+            )
+        t = torch.randint(0, cfg.train_timesteps, (len(idx),), generator=gen, device=cfg.device)
+        zt = noise_sched.add_noise(z0, noise, t)
+        cond = text_encoder(ids).last_hidden_state
+        pred = unet(zt, t, encoder_hidden_states=cond).sample
+        w = snr_weights(noise_sched, t, cfg.min_snr_gamma)
+        loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * w).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema_unet.update(unet)
+        ema_text.update(text_encoder)
+        stage.add(step, loss.item())
+        if progress is not None:
+            progress(step)
+    ema_unet.copy_to(unet)
+    ema_text.copy_to(text_encoder)
+    unet.eval()
+    text_encoder.eval()
+    return stage.summary()
+
+
+def scribble_condition(scribbles: np.ndarray, invert: np.ndarray, device: str) -> Any:
+    """uint8 (B, H, W) dark-on-white sketches -> float32 (B, 3, H, W) in 0..1, where
+    rows with ``invert`` become white strokes on black (SD scribble convention)."""
+    import torch
+
+    s = torch.from_numpy(scribbles).to(device).float() / 255.0
+    inv = torch.from_numpy(invert).to(device)[:, None, None]
+    s = torch.where(inv, 1.0 - s, s)
+    return s[:, None].expand(-1, 3, -1, -1).contiguous()
+
+
+def train_controlnet(
+    cfg: TrainConfig,
+    controlnet: Any,
+    unet: Any,
+    text_encoder: Any,
+    tokenizer: Any,
+    latents: Any,
+    data: SceneData,
+) -> dict[str, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    unet.eval().requires_grad_(False)
+    text_encoder.eval().requires_grad_(False)
+    controlnet.train().to(cfg.device)
+    opt = torch.optim.AdamW(controlnet.parameters(), lr=cfg.controlnet_lr, weight_decay=1e-2)
+    noise_sched = build_noise_scheduler(cfg)
+    rng = np.random.default_rng(cfg.seed + 30)
+    gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + 31)
+    with torch.no_grad():
+        ids_all = tokenize(tokenizer, data.captions, cfg.device)
+        empty = text_encoder(tokenize(tokenizer, [""], cfg.device)).last_hidden_state[0]
+    has_shapes = np.array([s.min() < 128 for s in data.scribbles])
+    usable = np.flatnonzero(has_shapes)
+    it = batches(len(usable), cfg.controlnet_batch, rng)
+    stage = StageLog("controlnet", cfg.controlnet_steps, cfg.log_every)
+    for step in range(cfg.controlnet_steps):
+        for g in opt.param_groups:
+            g["lr"] = cfg.controlnet_lr * lr_factor(step, cfg.controlnet_steps, cfg.warmup_steps)
+        sel = usable[next(it)]
+        idx = torch.from_numpy(sel).to(cfg.device)
+        z0 = latents[idx]
+        with torch.no_grad():
+            cond = text_encoder(ids_all[idx]).last_hidden_state
+        drop = torch.rand(len(idx), generator=gen, device=cfg.device) < cfg.controlnet_caption_dropout
+        cond = torch.where(drop[:, None, None], empty.expand_as(cond), cond)
+        invert = rng.random(len(sel)) < 0.5
+        hint = scribble_condition(data.scribbles[sel], invert, cfg.device)
+        noise = torch.randn(z0.shape, generator=gen, device=cfg.device)
+        t = torch.randint(0, cfg.train_timesteps, (len(idx),), generator=gen, device=cfg.device)
+        zt = noise_sched.add_noise(z0, noise, t)
+        down, mid = controlnet(
+            zt, t, encoder_hidden_states=cond, controlnet_cond=hint, return_dict=False
+        )
+        pred = unet(
+            zt,
+            t,
+            encoder_hidden_states=cond,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample
+        w = snr_weights(noise_sched, t, cfg.min_snr_gamma)
+        loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * w).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)
+        opt.step()
+        stage.add(step, loss.item())
+    controlnet.eval()
+    return stage.summary()
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*.safetensors"))
+
+
+def save_models(
+    cfg: TrainConfig,
+    out: Path,
+    cn_out: Path,
+    vae: Any,
+    text_encoder: Any,
+    tokenizer_dir: Path,
+    unet: Any,
+    controlnet: Any | None,
+) -> None:
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    pipe = StableDiffusionPipeline(
+        vae=vae.to("cpu", torch.float16),
+        text_encoder=text_encoder.to("cpu", torch.float16),
+        tokenizer=tokenizer,
+        unet=unet.to("cpu", torch.float16),
+        scheduler=build_inference_scheduler(cfg),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    staging = out.with_name(out.name + ".tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    pipe.save_pretrained(str(staging), safe_serialization=True)
+    # keep the hand-written tokenizer files byte-for-byte (save_pretrained may rewrite them)
+    shutil.rmtree(staging / "tokenizer")
+    shutil.copytree(tokenizer_dir, staging / "tokenizer")
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    if controlnet is not None:
+        if cn_out.exists():
+            shutil.rmtree(cn_out)
+        controlnet.to("cpu", torch.float16).save_pretrained(str(cn_out), safe_serialization=True)
+    for m in (vae, text_encoder, unet) + ((controlnet,) if controlnet is not None else ()):
+        m.to(cfg.device, torch.float32)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def measure(cfg: TrainConfig, steps: int = 4) -> None:
+    """Time a few steps of each stage with the configured sizes (for picking steps)."""
+    import torch
+
+    small = dataclasses.replace(
+        cfg, scenes=max(cfg.unet_batch, cfg.vae_batch, cfg.controlnet_batch) * 3,
+        vae_steps=steps, unet_steps=steps, controlnet_steps=steps, warmup_steps=1, log_every=1,
+    )
+    data = make_scenes(small.scenes, cfg.image_size, cfg.seed)
+    tok_dir = Path("/tmp/sfumato-tokenizer-measure")
+    tokenizer = write_tokenizer(tok_dir, sd.caption_words())
+    vae = build_vae(small)
+    text_encoder = build_text_encoder(small, tokenizer.get_vocab())
+    unet = build_unet(small)
+    from diffusers import ControlNetModel
+
+    print(
+        f"params: vae {param_count(vae):,} text {param_count(text_encoder):,} "
+        f"unet {param_count(unet):,}"
+    )
+    t0 = time.perf_counter()
+    train_vae(small, vae, data)
+    t1 = time.perf_counter()
+    lat = encode_latents(small, vae, data.images)
+    t2 = time.perf_counter()
+    train_unet(small, unet, text_encoder, tokenizer, lat, data.captions)
+    t3 = time.perf_counter()
+    cn = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64))
+    print(f"controlnet params {param_count(cn):,}")
+    train_controlnet(small, cn, unet, text_encoder, tokenizer, lat, data)
+    t4 = time.perf_counter()
+    print(
+        f"per step: vae {(t1 - t0) / steps:.2f}s  unet {(t3 - t2) / steps:.2f}s  "
+        f"controlnet {(t4 - t3) / steps:.2f}s; encode {len(data.images)} images {t2 - t1:.1f}s"
+    )
+    del torch
+
+
+def train(cfg: TrainConfig, out: Path, cn_out: Path) -> dict[str, Any]:
+    import torch
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(cfg.seed)
+    t_start = time.perf_counter()
+    report: dict[str, Any] = {"config": dataclasses.asdict(cfg), "stages": {}}
+    log.info("rendering %d scenes at %d px", cfg.scenes, cfg.image_size)
+    data = make_scenes(cfg.scenes, cfg.image_size, cfg.seed)
+    report["stages"]["data"] = {"seconds": round(time.perf_counter() - t_start, 1)}
+
+    work = out.parent / (out.name + ".work")
+    work.mkdir(parents=True, exist_ok=True)
+    tok_dir = work / "tokenizer"
+    tokenizer = write_tokenizer(tok_dir, sd.caption_words())
+    vocab = tokenizer.get_vocab()
+
+    vae = build_vae(cfg)
+    text_encoder = build_text_encoder(cfg, vocab)
+    unet = build_unet(cfg)
+    report["parameters"] = {
+        "vae": param_count(vae),
+        "text_encoder": param_count(text_encoder),
+        "unet": param_count(unet),
+    }
+    log.info("parameters: %s", report["parameters"])
+
+    report["stages"]["vae"] = train_vae(cfg, vae, data)
+    lat = encode_latents(cfg, vae, data.images)
+    std = float(lat.std())
+    vae.register_to_config(scaling_factor=round(1.0 / std, 5))
+    latents = lat * vae.config.scaling_factor
+    report["latent_std"] = std
+    report["scaling_factor"] = vae.config.scaling_factor
+    with torch.no_grad():
+        rec = vae.decode(lat[:256]).sample
+        ref = images_to_tensor(data.images[:256], cfg.device)
+        mse = float(torch.mean(((rec.clamp(-1, 1) - ref) / 2) ** 2))
+    report["vae_psnr_db"] = round(10 * math.log10(1 / max(mse, 1e-12)), 2)
+    log.info("VAE scaling factor %.4f, reconstruction PSNR %.2f dB",
+             vae.config.scaling_factor, report["vae_psnr_db"])
+
+    def checkpoint(step: int) -> None:
+        if (step + 1) % 1000 == 0 and step + 1 < cfg.unet_steps:
+            log.info("checkpoint (raw weights) at step %d", step + 1)
+            torch.save({"unet": unet.state_dict(), "text": text_encoder.state_dict(),
+                        "vae": vae.state_dict()}, work / "checkpoint.pt")
+
+    report["stages"]["unet"] = train_unet(
+        cfg, unet, text_encoder, tokenizer, latents, data.captions, progress=checkpoint
+    )
+    # Save the text-to-image model first: a ControlNet failure must not lose it.
+    report["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    save_models(cfg, out, cn_out, vae, text_encoder, tok_dir, unet, None)
+    (out / "training_log.json").write_text(json.dumps(report, indent=1) + "\n")
+
+    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64))
+    report["parameters"]["controlnet"] = param_count(controlnet)
+    report["stages"]["controlnet"] = train_controlnet(
+        cfg, controlnet, unet, text_encoder, tokenizer, latents, data
+    )
+    report["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    save_models(cfg, out, cn_out, vae, text_encoder, tok_dir, unet, controlnet)
+    report["weights_bytes"] = folder_bytes(out) + folder_bytes(cn_out)
+    (out / "training_log.json").write_text(json.dumps(report, indent=1) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("done in %.0f s; weights %.1f MB", report["total_seconds"],
+             report["weights_bytes"] / 1e6)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--large", action="store_true", help="bigger model and longer run (GPU)")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--controlnet-out", type=Path, default=DEFAULT_CONTROLNET_OUT)
+    p.add_argument("--unet-steps", type=int, help="override the UNet step count")
+    p.add_argument("--measure", action="store_true", help="time a few steps per stage and exit")
+    p.add_argument("--smoke", action="store_true", help="a few steps per stage (tests the plumbing)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    overrides: dict[str, Any] = dict(LARGE) if args.large else {}
+    if args.smoke:
+        overrides.update(SMOKE)
+    overrides["device"] = args.device
+    overrides["seed"] = args.seed
+    if args.unet_steps:
+        overrides["unet_steps"] = args.unet_steps
+    cfg = dataclasses.replace(TrainConfig(), **overrides)
+
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    if args.measure:
+        measure(cfg)
+        return 0
+    train(cfg, args.out, args.controlnet_out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
