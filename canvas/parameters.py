@@ -1,0 +1,468 @@
+"""The ``parameters`` text that Stable Diffusion tools put in PNGs (A1111/Forge format).
+
+The format, as AUTOMATIC1111 writes it::
+
+    a castle on a hill, sunset
+    Negative prompt: blurry, lowres
+    Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model: sd15, Denoising strength: 0.6
+
+The prompt may span several lines; the negative prompt starts at a line beginning with
+``Negative prompt:`` and runs to the last line; the last line holds ``Key: value`` pairs
+separated by ``", "``. A value containing a comma, a colon or a newline is written as a
+JSON string (``Lora hashes: "a: 1, b: 2"``), exactly as A1111's ``quote()`` does.
+
+The dictionaries here use the keys of :meth:`GenerationRequest.summary()
+<sfumato.inference.request.GenerationRequest.summary>`: ``prompt``, ``negative``,
+``steps``, ``sampler`` (a :class:`~sfumato.inference.request.Sampler` value such as
+``"euler_a"``), ``cfg``, ``seed``, ``width``, ``height``, ``model``, ``strength``,
+``controls``. Keys a parser does not know are kept verbatim in ``extra`` (a
+``{key: text}`` dict) and written back by :func:`format_parameters`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import struct
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sfumato.canvas.document import Document, Recipe
+from sfumato.inference.request import RequestError, Sampler
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "document_parameters",
+    "format_parameters",
+    "parse_comfyui_prompt",
+    "parse_parameters",
+    "read_png_parameters",
+    "read_png_text",
+    "recipe_from_parameters",
+    "recipe_summary",
+]
+
+MAX_TEXT_BYTES = 8 << 20  # one text chunk, decompressed
+
+# A1111's own pattern for "Key: value" pairs (modules/infotext_utils.py).
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_SIZE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$")
+_NEGATIVE = "Negative prompt:"
+_CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
+
+
+# =========================================================================================
+# Writing
+# =========================================================================================
+def format_parameters(summary: Mapping[str, Any]) -> str:
+    """A1111-style ``parameters`` text from a request summary (missing keys are left out).
+
+    Key order and spelling follow A1111: ``Steps, Sampler, CFG scale, Seed, Size, Model,
+    Denoising strength``, then ControlNet units as the sd-webui-controlnet extension
+    writes them, then any ``extra`` pairs. The default sampler is not written (other tools
+    would not know it). A local model path is written as its file name without the
+    extension, as A1111 does (full paths would leak the user's folders into shared
+    images).
+    """
+    prompt = str(summary.get("prompt") or "")
+    negative = str(summary.get("negative") or "")
+    pairs: list[tuple[str, Any]] = []
+    if summary.get("steps") is not None:
+        pairs.append(("Steps", int(summary["steps"])))
+    sampler = _sampler_label(summary.get("sampler"))
+    if sampler:
+        pairs.append(("Sampler", sampler))
+    if summary.get("cfg") is not None:
+        pairs.append(("CFG scale", _num(summary["cfg"])))
+    if summary.get("seed") is not None:
+        pairs.append(("Seed", int(summary["seed"])))
+    if summary.get("width") and summary.get("height"):
+        pairs.append(("Size", f"{int(summary['width'])}x{int(summary['height'])}"))
+    if summary.get("model"):
+        pairs.append(("Model", model_display_name(str(summary["model"]))))
+    if summary.get("strength") is not None and summary.get("mode") != "txt2img":
+        pairs.append(("Denoising strength", _num(summary["strength"])))
+    for i, control in enumerate(summary.get("controls") or ()):
+        pairs.append((f"ControlNet {i}", _controlnet_unit(control)))
+    known = {key for key, _ in pairs}
+    for key, value in (summary.get("extra") or {}).items():
+        if key not in known and _PARAM.fullmatch(f"{key}: x"):
+            pairs.append((key, value))
+    line = ", ".join(f"{key}: {_quote(str(value))}" for key, value in pairs)
+    text = prompt
+    if negative:
+        text += f"\n{_NEGATIVE} {negative}"
+    return f"{text}\n{line}".strip()
+
+
+def _quote(text: str) -> str:
+    """A1111's ``quote``: JSON-quote values holding a comma, a colon or a newline."""
+    if "," not in text and "\n" not in text and ":" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _num(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _sampler_label(value: Any) -> str | None:
+    if not value:
+        return None
+    try:
+        sampler = Sampler.from_label(str(value))
+    except RequestError:
+        return str(value)  # a label another tool wrote: pass it on as it was
+    return None if sampler is Sampler.DEFAULT else sampler.label
+
+
+def _controlnet_unit(control: Mapping[str, Any]) -> str:
+    parts = [f"Module: {control.get('kind', 'none')}"]
+    if control.get("model"):
+        parts.append(f"Model: {model_display_name(str(control['model']))}")
+    parts.append(f"Weight: {_num(control.get('strength', 1.0))}")
+    parts.append(f"Guidance Start: {_num(control.get('start', 0.0))}")
+    parts.append(f"Guidance End: {_num(control.get('end', 1.0))}")
+    return ", ".join(parts)
+
+
+def model_display_name(source: str) -> str:
+    """What ``Model:`` shows: a checkpoint file's or folder's name; hub ids unchanged."""
+    text = source.strip()
+    is_path = (
+        text.startswith(("/", ".", "~"))
+        or "\\" in text
+        or re.match(r"^[A-Za-z]:", text) is not None
+        or text.lower().endswith(_CHECKPOINT_SUFFIXES)
+    )
+    if not is_path:
+        return text
+    name = re.split(r"[\\/]", text.rstrip("/\\"))[-1]
+    for suffix in _CHECKPOINT_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def recipe_summary(doc: Document) -> dict[str, Any]:
+    """A summary-style dict of the document's recipe (for a PNG exported from it)."""
+    recipe = doc.recipe
+    summary: dict[str, Any] = {"prompt": recipe.prompt, "negative": recipe.negative}
+    for key in ("model", "sampler", "steps", "cfg", "seed", "strength"):
+        value = getattr(recipe, key)
+        if value is not None:
+            summary[key] = value
+    summary["width"], summary["height"] = doc.width, doc.height
+    return summary
+
+
+def document_parameters(doc: Document) -> str | None:
+    """``parameters`` text for a flattened export of ``doc``; ``None`` when it has no recipe."""
+    recipe = doc.recipe
+    if recipe == Recipe():
+        return None
+    return format_parameters(recipe_summary(doc))
+
+
+# =========================================================================================
+# Reading
+# =========================================================================================
+def parse_parameters(text: str) -> dict[str, Any]:
+    """Parse A1111/Forge ``parameters`` text into a summary-style dict.
+
+    Always has ``prompt`` and ``negative`` (possibly empty); numbers become ``int``/
+    ``float``; ``Size`` becomes ``width``/``height``; ``Sampler`` (with A1111 ≥ 1.9's
+    separate ``Schedule type``) becomes a :class:`Sampler` value when Sfumato knows it
+    (otherwise the label stays in ``extra["Sampler"]``); every other pair is kept as text
+    in ``extra``. Values that do not parse as numbers also stay in ``extra``.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").strip().split("\n")
+    last = lines[-1] if lines else ""
+    pairs: list[tuple[str, str]] = []
+    if _PARAM.match(last) and len(_PARAM.findall(last)) >= 3:
+        pairs = [(k.strip(), _unquote(v.strip())) for k, v in _PARAM.findall(last)]
+        lines = lines[:-1]
+    prompt_lines: list[str] = []
+    negative_lines: list[str] = []
+    in_negative = False
+    for line in lines:
+        if not in_negative and line.startswith(_NEGATIVE):
+            in_negative = True
+            line = line[len(_NEGATIVE):].lstrip()
+        (negative_lines if in_negative else prompt_lines).append(line)
+    result: dict[str, Any] = {
+        "prompt": "\n".join(prompt_lines).strip(),
+        "negative": "\n".join(negative_lines).strip(),
+    }
+    extra: dict[str, str] = {}
+    values = dict(pairs)
+    for key, value in pairs:
+        if not _take_pair(result, key, value, values):
+            extra[key] = value
+    if extra:
+        result["extra"] = extra
+    return result
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        return decoded if isinstance(decoded, str) else value
+    return value
+
+
+def _take_pair(result: dict[str, Any], key: str, value: str, values: Mapping[str, str]) -> bool:
+    """Store a known pair in ``result``; False when it belongs in ``extra``."""
+    try:
+        if key == "Steps":
+            result["steps"] = int(value)
+        elif key == "CFG scale":
+            result["cfg"] = float(value)
+        elif key == "Seed":
+            result["seed"] = int(value)
+        elif key == "Denoising strength":
+            result["strength"] = float(value)
+        elif key == "Model":
+            result["model"] = value
+        elif key == "Size":
+            match = _SIZE.match(value)
+            if match is None:
+                return False
+            result["width"], result["height"] = int(match.group(1)), int(match.group(2))
+        elif key == "Sampler":
+            sampler = _parse_sampler(value, values.get("Schedule type"))
+            if sampler is None:
+                return False
+            result["sampler"] = sampler.value
+        elif key == "Schedule type":
+            # Consumed when it merged into the sampler ("DPM++ 2M" + "Karras").
+            label = f"{values.get('Sampler', '')} {value}"
+            return _parse_sampler(label, None) is not None and result.get("sampler") is not None
+        else:
+            return False
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_sampler(label: str, schedule: str | None) -> Sampler | None:
+    candidates = [label]
+    if schedule and schedule.lower() not in ("automatic", "uniform", "normal"):
+        candidates.insert(0, f"{label} {schedule}")
+    for candidate in candidates:
+        try:
+            return Sampler.from_label(candidate)
+        except RequestError:
+            continue
+    return None
+
+
+# -- ComfyUI ---------------------------------------------------------------------------------
+_COMFY_SAMPLERS = {
+    "euler": Sampler.EULER,
+    "euler_ancestral": Sampler.EULER_A,
+    "dpmpp_2m": Sampler.DPMPP_2M,
+    "ddim": Sampler.DDIM,
+    "uni_pc": Sampler.UNIPC,
+    "uni_pc_bh2": Sampler.UNIPC,
+    "lcm": Sampler.LCM,
+    "heun": Sampler.HEUN,
+}
+
+
+def parse_comfyui_prompt(text: str) -> dict[str, Any] | None:
+    """A minimal reading of ComfyUI's ``prompt`` chunk (its API graph as JSON).
+
+    Finds the first ``KSampler``/``KSamplerAdvanced`` node and follows its links to the
+    prompt texts, the checkpoint and the latent size. Returns ``None`` when the graph has
+    no such sampler (custom sampler nodes are not understood).
+    """
+    try:
+        graph = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(graph, dict):
+        return None
+    nodes = {str(k): v for k, v in graph.items() if isinstance(v, dict)}
+    sampler_node = next(
+        (
+            n
+            for _, n in sorted(nodes.items(), key=lambda kv: _node_order(kv[0]))
+            if n.get("class_type") in ("KSampler", "KSamplerAdvanced")
+        ),
+        None,
+    )
+    if sampler_node is None:
+        return None
+    inputs = sampler_node.get("inputs") or {}
+    result: dict[str, Any] = {
+        "prompt": _comfy_text(nodes, inputs.get("positive")),
+        "negative": _comfy_text(nodes, inputs.get("negative")),
+        "extra": {"Source": "ComfyUI"},
+    }
+    seed = inputs.get("seed", inputs.get("noise_seed"))
+    for key, value, kind in (
+        ("seed", seed, int),
+        ("steps", inputs.get("steps"), int),
+        ("cfg", inputs.get("cfg"), float),
+    ):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            result[key] = kind(value)
+    denoise = inputs.get("denoise")
+    if isinstance(denoise, int | float) and denoise < 1:
+        result["strength"] = float(denoise)
+    name, scheduler = inputs.get("sampler_name"), inputs.get("scheduler")
+    if isinstance(name, str):
+        sampler = _COMFY_SAMPLERS.get(name)
+        if scheduler == "karras" and name in ("dpmpp_2m", "dpmpp_sde"):
+            sampler = Sampler.DPMPP_2M_KARRAS if name == "dpmpp_2m" else Sampler.DPMPP_SDE_KARRAS
+        if sampler is not None:
+            result["sampler"] = sampler.value
+        else:
+            result["extra"]["Sampler"] = f"{name} {scheduler or ''}".strip()
+    model = _comfy_find(nodes, inputs.get("model"), ("ckpt_name", "unet_name"))
+    if isinstance(model, str):
+        result["model"] = model_display_name(model)
+    latent = _comfy_node(nodes, inputs.get("latent_image"))
+    if latent is not None:
+        latent_inputs = latent.get("inputs") or {}
+        width, height = latent_inputs.get("width"), latent_inputs.get("height")
+        if isinstance(width, int) and isinstance(height, int):
+            result["width"], result["height"] = width, height
+    return result
+
+
+def _node_order(key: str) -> tuple[int, str]:
+    return (int(key), "") if key.isdigit() else (1 << 30, key)
+
+
+def _comfy_node(nodes: Mapping[str, Any], link: Any) -> dict[str, Any] | None:
+    if isinstance(link, list) and link and isinstance(link[0], str | int):
+        node = nodes.get(str(link[0]))
+        return node if isinstance(node, dict) else None
+    return None
+
+
+def _comfy_text(nodes: Mapping[str, Any], link: Any, depth: int = 0) -> str:
+    """The text of the CLIPTextEncode node(s) behind a conditioning link."""
+    node = _comfy_node(nodes, link)
+    if node is None or depth > 8:
+        return ""
+    inputs = node.get("inputs") or {}
+    for key in ("text", "text_g", "prompt"):
+        if isinstance(inputs.get(key), str):
+            return str(inputs[key])
+    texts = [_comfy_text(nodes, value, depth + 1) for value in inputs.values()]
+    return ", ".join(t for t in texts if t)
+
+
+def _comfy_find(nodes: Mapping[str, Any], link: Any, keys: tuple[str, ...], depth: int = 0) -> Any:
+    node = _comfy_node(nodes, link)
+    if node is None or depth > 8:
+        return None
+    inputs = node.get("inputs") or {}
+    for key in keys:
+        if isinstance(inputs.get(key), str):
+            return inputs[key]
+    for value in inputs.values():
+        found = _comfy_find(nodes, value, keys, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+# -- PNG text chunks -------------------------------------------------------------------------
+def read_png_text(path: str | Path, keys: tuple[str, ...] = ("parameters", "prompt")) -> dict[str, str]:
+    """The tEXt/zTXt/iTXt chunks named ``keys`` of a PNG, read without decoding pixels.
+
+    Walks the chunk list and stops at ``IEND``; compressed text is inflated with a bound
+    (:data:`MAX_TEXT_BYTES`). Returns ``{}`` for files that are not PNGs or are damaged.
+    """
+    found: dict[str, str] = {}
+    try:
+        with Path(path).open("rb") as handle:
+            if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+                return {}
+            while True:
+                header = handle.read(8)
+                if len(header) < 8:
+                    break
+                length, kind = struct.unpack(">I4s", header)
+                if kind == b"IEND":
+                    break
+                if kind in (b"tEXt", b"zTXt", b"iTXt") and length <= MAX_TEXT_BYTES:
+                    item = _text_chunk(kind, handle.read(length))
+                    handle.seek(4, 1)
+                    if item is not None and item[0] in keys and item[0] not in found:
+                        found[item[0]] = item[1]
+                else:
+                    handle.seek(length + 4, 1)
+    except (OSError, struct.error) as exc:
+        log.info("could not read text chunks of %s: %s", path, exc)
+    return found
+
+
+def _text_chunk(kind: bytes, data: bytes) -> tuple[str, str] | None:
+    key, sep, rest = data.partition(b"\x00")
+    if not sep:
+        return None
+    name = key.decode("latin-1")
+    try:
+        if kind == b"tEXt":
+            return name, rest.decode("latin-1")
+        if kind == b"zTXt":
+            return name, _inflate(rest[1:]).decode("latin-1")
+        compressed = rest[0:1] == b"\x01"  # rest[1] is the method: 0 = zlib
+        _lang, _, rest = rest[2:].partition(b"\x00")
+        _translated, _, body = rest.partition(b"\x00")
+        return name, (_inflate(body) if compressed else body).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError, ValueError, IndexError):
+        return None
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_TEXT_BYTES)
+    if inflater.unconsumed_tail:
+        raise ValueError("text chunk inflates beyond the limit")
+    return out
+
+
+def read_png_parameters(path: str | Path) -> dict[str, Any] | None:
+    """The generation parameters stored in a PNG, or ``None`` if it carries none.
+
+    Reads A1111/Forge/Sfumato ``parameters`` text first, then ComfyUI's ``prompt`` graph.
+    """
+    chunks = read_png_text(path)
+    if "parameters" in chunks and chunks["parameters"].strip():
+        return parse_parameters(chunks["parameters"])
+    if "prompt" in chunks:
+        return parse_comfyui_prompt(chunks["prompt"])
+    return None
+
+
+def recipe_from_parameters(params: Mapping[str, Any]) -> Recipe:
+    """A document recipe from parsed parameters (what a dropped-in PNG was made with)."""
+
+    def number(key: str, kind: type) -> Any:
+        value = params.get(key)
+        return kind(value) if isinstance(value, int | float) else None
+
+    return Recipe(
+        prompt=str(params.get("prompt") or ""),
+        negative=str(params.get("negative") or ""),
+        model=str(params["model"]) if params.get("model") else None,
+        seed=number("seed", int),
+        steps=number("steps", int),
+        cfg=number("cfg", float),
+        strength=number("strength", float),
+        sampler=str(params["sampler"]) if params.get("sampler") else None,
+    )
