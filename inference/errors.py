@@ -11,6 +11,7 @@ __all__ = [
     "CancelledError",
     "CorruptModelError",
     "EngineError",
+    "InvalidRequestError",
     "ModelNotFoundError",
     "NetworkUnavailableError",
     "OutOfMemoryError",
@@ -83,3 +84,9 @@ class NetworkUnavailableError(EngineError):
     default_hint = (
         "Connect to the internet once to download it, or pick a local .safetensors file."
     )
+
+
+class InvalidRequestError(EngineError):
+    """The request itself is inconsistent (sizes disagree, values out of range)."""
+
+    default_hint = "This is a bug in the caller; the message names the field."

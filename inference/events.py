@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sfumato.inference.errors import EngineError
 
-__all__ = ["Cancelled", "Event", "Failed", "Finished", "Preview", "Progress", "Rect"]
+__all__ = ["Cancelled", "Event", "Failed", "Finished", "Preview", "Progress", "Rect", "Result"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +75,21 @@ class Cancelled:
 
 
 Event = Progress | Preview | Finished | Failed | Cancelled
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """What :meth:`Engine.run` returns: the same outcome its last event reported.
+
+    ``images`` (empty unless it finished) are as in :class:`Finished`; ``error`` is set
+    when it failed, ``cancelled`` when it was cancelled.
+    """
+
+    images: tuple[np.ndarray, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: EngineError | None = None
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.cancelled

@@ -1,0 +1,557 @@
+"""The engine: one :class:`GenerationRequest` in, images and events out.
+
+The engine runs its own denoise loop over the diffusers components (UNet, VAE, text
+encoders, ControlNets, a fresh scheduler per run) instead of calling a stock pipeline,
+because that is what lets every mode combine in one pass per step:
+
+- **txt2img / img2img**: start from noise, or from the init image's latents noised to the
+  level of the first step run (:mod:`.steps`: ``start = round(steps·(1−strength))``, with a
+  minimum of ``min(steps, 4)`` effective steps at low strength).
+- **inpaint**: the model sees only a context crop around the mask (:mod:`.inpaint`),
+  generated at native size; before each step, latent pixels that have not yet joined
+  the denoising (differential diffusion: a pixel of mask value ``m`` joins for the last
+  ``m`` fraction of the steps) are reset to the original noised to that step's level;
+  9-channel inpainting UNets also get the mask and the masked image. The result is
+  pasted back through a feathered mask: pixels where the mask is 0 keep their bytes.
+- **regions**: all prompts concatenated along the token axis, masked cross-attention
+  (:mod:`.regions`); still one UNet pass per step.
+- **ControlNet**: any number of controls, each with its own model, strength and
+  ``[start, end)`` fraction of the run's steps; residuals are summed.
+- **previews**: the predicted clean latents (x0) of the first image after every step,
+  through the family's linear latent→RGB map (or TAESD).
+
+Sizes: the area (``request.width × request.height``, or the inpaint crop) is generated at
+the model's native resolution keeping its aspect (:mod:`.resolution`) and scaled back.
+
+Batches: image ``k`` of a batch uses seed ``seed + k`` (its own CPU ``torch.Generator``
+for the initial noise and for stochastic samplers), so any batch image can be
+regenerated alone with its seed; all images run through the UNet as one batch.
+
+Determinism: the same request on the same device gives the same pixels (CPU generators,
+no non-deterministic ops chosen by us).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sfumato.inference.cancel import CancelFlag
+from sfumato.inference.devices import (
+    EngineOptions,
+    PreviewMode,
+    choose_device,
+    is_oom_error,
+    release_memory,
+)
+from sfumato.inference.errors import (
+    CancelledError,
+    EngineError,
+    InvalidRequestError,
+    OutOfMemoryError,
+    UnsupportedModeError,
+)
+from sfumato.inference.events import (
+    Cancelled,
+    Event,
+    Failed,
+    Finished,
+    Preview,
+    Progress,
+    Rect,
+    Result,
+)
+from sfumato.inference.inpaint import (
+    apply_fill,
+    context_rect,
+    crop,
+    join_thresholds,
+    paste_back,
+    resize_image,
+)
+from sfumato.inference.latents import NoiseLevels, decode_latents, encode_images
+from sfumato.inference.model_cache import LoadedModel, ModelCache
+from sfumato.inference.modes import request_modes
+from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
+from sfumato.inference.request import GenerationRequest, RequestError
+from sfumato.inference.resolution import SizePlan, plan_generation_size
+from sfumato.inference.schedulers import make_scheduler
+from sfumato.inference.steps import StepPlan, plan_steps
+
+__all__ = ["Engine"]
+
+log = logging.getLogger(__name__)
+
+_PROMPT_CACHE_SIZE = 64
+
+
+@dataclass
+class _Control:
+    net: Any
+    image: torch.Tensor  # (B_unet, 3, H, W) in [0, 1]
+    strength: float
+    start: float
+    end: float
+
+
+@dataclass
+class _Job:
+    """Everything prepared for the denoise loop, at generation size."""
+
+    rect: Rect  # the part of the area that goes through the model, request pixels
+    size: SizePlan  # rect size → generation size
+    steps: StepPlan
+    batch: int
+    cfg: float
+    tokens: torch.Tensor  # (B_unet, T, D)
+    unet_kwargs: dict[str, Any]
+    control_tokens: torch.Tensor
+    init_latents: torch.Tensor | None  # (B, 4, h, w)
+    denoise_mask: torch.Tensor | None  # (1, 1, h, w) latent-res soft mask (inpaint)
+    inpaint_extra: torch.Tensor | None  # (B_unet, 5, h, w): mask + masked-image latents
+    region_masks: torch.Tensor | None  # (R, h, w)
+    region_spans: list[tuple[int, int]]
+    controls: list[_Control]
+
+
+class Engine:
+    """Runs generation requests; reusable after cancels and errors; one run at a time.
+
+    ``device``/``dtype`` override the automatic choice (see :mod:`.devices`);
+    ``models_root`` is where ``builtin`` models live (default ``resources/models``).
+    """
+
+    def __init__(
+        self,
+        device: str | None = None,
+        dtype: str | None = None,
+        options: EngineOptions | None = None,
+        *,
+        models_root: Path | None = None,
+    ) -> None:
+        self.options = options or EngineOptions()
+        self.choice = choose_device(device or self.options.device, dtype or self.options.dtype)
+        self.cache = ModelCache(self.choice, self.options, models_root)
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return self.choice.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.choice.dtype
+
+    # ------------------------------------------------------------------ public
+
+    def run(
+        self,
+        request: GenerationRequest,
+        on_event: Callable[[Event], None] | None = None,
+        cancel: CancelFlag | None = None,
+    ) -> Result:
+        """Run ``request``, emitting events to ``on_event`` (on the calling thread).
+
+        Never raises for run failures: they are reported as a :class:`Failed` event (or
+        :class:`Cancelled`) and in the returned :class:`Result`. The last event is always
+        one of ``Finished``, ``Failed``, ``Cancelled``.
+        """
+        emit = on_event or _ignore
+        started = time.perf_counter()
+        try:
+            with self._lock:
+                images, metadata = self._run(request, emit, cancel)
+        except CancelledError:
+            release_memory(self.device)
+            emit(Cancelled())
+            return Result(cancelled=True)
+        except Exception as raw:  # every failure becomes a typed, user-facing error
+            error = self._as_engine_error(raw)
+            release_memory(self.device)
+            emit(Failed(error))
+            return Result(error=error)
+        metadata["seconds"] = round(time.perf_counter() - started, 4)
+        emit(Finished(tuple(images), metadata))
+        return Result(images=tuple(images), metadata=metadata)
+
+    def generate(self, request: GenerationRequest, on_event: Callable[[Event], None] | None = None) -> tuple[np.ndarray, ...]:
+        """Like :meth:`run` but returns the images and raises the :class:`EngineError`."""
+        result = self.run(request, on_event)
+        if result.error is not None:
+            raise result.error
+        if result.cancelled:
+            raise CancelledError()
+        return result.images
+
+    def unload(self) -> None:
+        """Drop every cached model (frees device memory)."""
+        self.cache.clear()
+
+    # ------------------------------------------------------------------ errors
+
+    @staticmethod
+    def _as_engine_error(raw: BaseException) -> EngineError:
+        if isinstance(raw, EngineError):
+            return raw
+        if isinstance(raw, RequestError):
+            return InvalidRequestError(str(raw))
+        if is_oom_error(raw):
+            return OutOfMemoryError("The device ran out of memory while generating.")
+        log.exception("generation failed", exc_info=raw)
+        return EngineError(f"Generation failed: {raw}", "This is a bug; please report it with the log.")
+
+    # ------------------------------------------------------------------ the run
+
+    def _run(
+        self, request: GenerationRequest, emit: Callable[[Event], None], cancel: CancelFlag | None
+    ) -> tuple[list[np.ndarray], dict[str, Any]]:
+        request.validate()
+        _check_cancel(cancel)
+        model = self.cache.get(request.model)
+        modes = request_modes(request)
+        missing = modes - model.family.supported_modes
+        if missing:
+            names = ", ".join(sorted(m.value for m in missing))
+            raise UnsupportedModeError(f"{model.family.label} models cannot do {names}.")
+        self._apply_loras(model, request)
+        strength = request.strength if request.init is not None else 1.0
+        steps = plan_steps(request.steps, strength)
+        metadata = request.summary()
+        metadata.update(
+            seeds=[request.seed + k for k in range(request.batch)],
+            family=model.family.name,
+            device=str(self.choice),
+        )
+        if steps.effective == 0:
+            # Strength 0: nothing to denoise; the init image is the result, byte for byte.
+            assert request.init is not None
+            emit(Progress(0, 0))
+            metadata.update(steps_run=0)
+            return [np.array(request.init.image) for _ in range(request.batch)], metadata
+        job = self._prepare(model, request, steps)
+        _check_cancel(cancel)
+        latents = self._denoise(model, request, job, emit, cancel)
+        decoded = decode_latents(model.vae, latents)
+        images = [self._finish_image(request, job, image) for image in decoded]
+        metadata.update(
+            steps_run=steps.effective,
+            schedule=steps.total,
+            gen_width=job.size.gen_width,
+            gen_height=job.size.gen_height,
+            rect=list(job.rect.as_tuple()),
+        )
+        return images, metadata
+
+    def _apply_loras(self, model: LoadedModel, request: GenerationRequest) -> None:
+        if model.loras == request.loras:
+            return
+        from sfumato.inference import lora
+
+        if model.loras:
+            lora.remove_loras(model.pipe)
+            model.loras = ()
+        model.prompt_cache.clear()  # LoRAs may change the text encoders
+        if request.loras:
+            lora.apply_loras(model.pipe, request.loras)
+            model.loras = request.loras
+
+    # ------------------------------------------------------------------ preparation
+
+    def _prepare(self, model: LoadedModel, request: GenerationRequest, steps: StepPlan) -> _Job:
+        family = model.family
+        device, dtype = self.device, self.dtype
+        W, H = request.width, request.height
+        min_side, max_long = family.side_limits(model.native_side)
+        if request.inpaint is not None:
+            rect = context_rect(request.inpaint.mask, max(min_side, 8), feather=request.inpaint.paste_feather)
+        else:
+            rect = Rect(0, 0, W, H)
+        multiple = model.vae_scale * 2  # latents even: safe through the UNet's downsampling
+        size = plan_generation_size(
+            rect.width, rect.height, model.native_side, min_side=min_side, max_long_side=max_long, multiple=multiple
+        )
+        gen = (size.gen_width, size.gen_height)
+        lat_size = (size.gen_height // model.vae_scale, size.gen_width // model.vae_scale)
+        batch = request.batch
+        do_cfg = request.cfg > 1.0
+        copies = 2 if do_cfg else 1
+
+        # Text: global prompt first, then each region's, concatenated along tokens.
+        positives = [request.prompt] + [r.prompt for r in request.regions]
+        negatives = [request.negative] + [r.negative for r in request.regions]
+        pos_tokens, pos_pooled = self._encode(model, positives, negative=False)
+        tokens_list = [pos_tokens[i : i + 1] for i in range(len(positives))]
+        cond = torch.cat(tokens_list, dim=1)
+        spans: list[tuple[int, int]] = []
+        offset = tokens_list[0].shape[1]
+        for t in tokens_list[1:]:
+            spans.append((offset, offset + t.shape[1]))
+            offset += t.shape[1]
+        pooled = None if pos_pooled is None else pos_pooled[:1]
+        if do_cfg:
+            neg_tokens, neg_pooled = self._encode(model, negatives, negative=True)
+            uncond = torch.cat([neg_tokens[i : i + 1] for i in range(len(negatives))], dim=1)
+            tokens = torch.cat([uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
+            control_tokens = torch.cat([neg_tokens[:1].expand(batch, -1, -1), pos_tokens[:1].expand(batch, -1, -1)])
+            if pooled is not None:
+                assert neg_pooled is not None
+                pooled = torch.cat([neg_pooled[:1].expand(batch, -1), pooled.expand(batch, -1)])
+        else:
+            tokens = cond.expand(batch, -1, -1)
+            control_tokens = pos_tokens[:1].expand(batch, -1, -1)
+            if pooled is not None:
+                pooled = pooled.expand(batch, -1)
+        unet_kwargs = family.extra_unet_kwargs(model.pipe, pooled, gen_size=gen)
+
+        # Init image (with the fill applied under the mask), mask, 9-channel extras.
+        init_latents = None
+        denoise_mask = None
+        inpaint_extra = None
+        init_crop: np.ndarray | None = None
+        mask_crop: np.ndarray | None = None
+        if request.init is not None:
+            init_crop = crop(request.init.image, rect)
+            if request.inpaint is not None:
+                mask_crop = crop(request.inpaint.mask, rect)
+                init_crop = apply_fill(init_crop, mask_crop, request.inpaint.fill, seed=request.seed)
+            init_gen = resize_image(np.ascontiguousarray(init_crop), gen)
+            init_latents = encode_images(model.vae, [init_gen], device).to(dtype).expand(batch, -1, -1, -1)
+        if mask_crop is not None:
+            mask_gen = resize_image(np.ascontiguousarray(mask_crop), gen)
+            mask_t = torch.from_numpy(np.ascontiguousarray(mask_gen))[None, None]
+            denoise_mask = torch.nn.functional.adaptive_avg_pool2d(mask_t, lat_size).to(device=device, dtype=dtype)
+        if model.is_inpaint_model:
+            inpaint_extra = self._inpaint_inputs(model, request, init_crop, mask_crop, gen, lat_size, batch, copies)
+
+        # Regions: masks at latent resolution over the crop.
+        region_masks = None
+        if request.regions:
+            from sfumato.inference.regions import latent_masks
+
+            region_masks = latent_masks(
+                [np.ascontiguousarray(crop(r.mask, rect)) for r in request.regions], lat_size, device=device
+            )
+
+        # Controls: the model for each, its image at generation size in [0, 1].
+        controls: list[_Control] = []
+        for spec in request.controls:
+            net = self.cache.controlnet(spec.model, spec.kind, model)
+            image = resize_image(np.ascontiguousarray(crop(spec.image, rect)), gen)
+            tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255.0)[None]
+            tensor = tensor.to(device=device, dtype=dtype).expand(batch * copies, -1, -1, -1)
+            controls.append(_Control(net, tensor, spec.strength, spec.start, spec.end))
+
+        return _Job(
+            rect=rect,
+            size=size,
+            steps=steps,
+            batch=batch,
+            cfg=request.cfg,
+            tokens=tokens.to(dtype),
+            unet_kwargs=unet_kwargs,
+            control_tokens=control_tokens.to(dtype),
+            init_latents=init_latents,
+            denoise_mask=denoise_mask,
+            inpaint_extra=inpaint_extra,
+            region_masks=region_masks,
+            region_spans=spans,
+            controls=controls,
+        )
+
+    def _encode(self, model: LoadedModel, prompts: list[str], *, negative: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encode prompts with a per-model LRU cache (live mode repeats prompts)."""
+        todo = [p for p in dict.fromkeys(prompts) if (p, negative) not in model.prompt_cache]
+        if todo:
+            tokens, pooled = model.family.encode_prompts(model.pipe, todo, self.device, negative=negative)
+            for i, p in enumerate(todo):
+                model.prompt_cache[(p, negative)] = (
+                    tokens[i : i + 1].to(self.dtype),
+                    None if pooled is None else pooled[i : i + 1].to(self.dtype),
+                )
+                while len(model.prompt_cache) > _PROMPT_CACHE_SIZE:
+                    model.prompt_cache.popitem(last=False)
+        entries = []
+        for p in prompts:
+            model.prompt_cache.move_to_end((p, negative))
+            entries.append(model.prompt_cache[(p, negative)])
+        tokens_out = torch.cat([e[0] for e in entries])
+        pooled_out = None if entries[0][1] is None else torch.cat([e[1] for e in entries])  # type: ignore[misc]
+        return tokens_out, pooled_out
+
+    def _inpaint_inputs(
+        self,
+        model: LoadedModel,
+        request: GenerationRequest,
+        init_crop: np.ndarray | None,
+        mask_crop: np.ndarray | None,
+        gen: tuple[int, int],
+        lat_size: tuple[int, int],
+        batch: int,
+        copies: int,
+    ) -> torch.Tensor:
+        """The 5 extra channels of a 9-channel inpainting UNet: mask, masked-image latents.
+
+        Without an inpaint mask (txt2img/img2img on an inpainting model) the mask is all
+        ones and the masked image all grey, which is how these models were trained for
+        unconditional generation.
+        """
+        device, dtype = self.device, self.dtype
+        if mask_crop is not None and init_crop is not None:
+            mask_gen = resize_image(np.ascontiguousarray(mask_crop), gen)
+            hard = (mask_gen >= 0.5 * float(mask_gen.max())).astype(np.float32)
+            # Hidden pixels become mid-grey (0 in [-1, 1]) as in the diffusers pipeline.
+            base = resize_image(np.ascontiguousarray(init_crop), gen)
+            masked = np.where(hard[..., None] > 0, np.uint8(128), base).astype(np.uint8)
+        else:
+            hard = np.ones((gen[1], gen[0]), np.float32)
+            masked = np.full((gen[1], gen[0], 3), 128, np.uint8)
+        masked_latents = encode_images(model.vae, [masked], device).to(dtype)
+        mask_t = torch.from_numpy(hard)[None, None]
+        mask_lat = torch.nn.functional.interpolate(mask_t, size=lat_size, mode="nearest").to(device=device, dtype=dtype)
+        extra = torch.cat([mask_lat, masked_latents], dim=1)
+        return extra.expand(batch * copies, -1, -1, -1)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _denoise(
+        self,
+        model: LoadedModel,
+        request: GenerationRequest,
+        job: _Job,
+        emit: Callable[[Event], None],
+        cancel: CancelFlag | None,
+    ) -> torch.Tensor:
+        device, dtype = self.device, self.dtype
+        unet = model.unet
+        scheduler = make_scheduler(request.sampler, dict(model.pipe.scheduler.config))
+        scheduler.set_timesteps(job.steps.total, device=device)
+        order = int(getattr(scheduler, "order", 1))
+        first = job.steps.start * order
+        timesteps = scheduler.timesteps[first:]
+        if first and hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(first)
+        levels = NoiseLevels(scheduler, first)
+        n = len(timesteps)
+
+        lat_h = job.size.gen_height // model.vae_scale
+        lat_w = job.size.gen_width // model.vae_scale
+        generators = [torch.Generator("cpu").manual_seed(request.seed + k) for k in range(job.batch)]
+        noise = torch.cat(
+            [torch.randn((1, 4, lat_h, lat_w), generator=g, dtype=torch.float32) for g in generators]
+        ).to(device=device, dtype=dtype)
+        if job.init_latents is None or (job.steps.start == 0 and request.strength >= 1.0):
+            latents = noise * float(scheduler.init_noise_sigma)
+        else:
+            latents = levels.noised(job.init_latents, noise, 0)
+
+        thresholds = join_thresholds(n) if job.denoise_mask is not None else []
+        previewer = self._previewer(model)
+        do_cfg = job.cfg > 1.0
+
+        regional = None
+        if job.region_masks is not None:
+            from sfumato.inference.regions import RegionalAttention
+
+            regional = RegionalAttention(unet).install()
+            regional.set_regions(job.region_masks, job.region_spans)
+        try:
+            with torch.inference_mode():
+                for j, t in enumerate(timesteps):
+                    _check_cancel(cancel)
+                    if job.denoise_mask is not None:
+                        assert job.init_latents is not None
+                        free = (job.denoise_mask > thresholds[j]).to(dtype)
+                        known = levels.noised(job.init_latents, noise, j)
+                        latents = known + (latents - known) * free
+                    model_in = torch.cat([latents] * 2) if do_cfg else latents
+                    model_in = scheduler.scale_model_input(model_in, t)
+                    residuals = self._control_residuals(job, model_in, t, j, n)
+                    unet_in = model_in if job.inpaint_extra is None else torch.cat([model_in, job.inpaint_extra], dim=1)
+                    out = unet(
+                        unet_in,
+                        t,
+                        encoder_hidden_states=job.tokens,
+                        return_dict=False,
+                        **job.unet_kwargs,
+                        **residuals,
+                    )[0]
+                    if do_cfg:
+                        uncond, cond = out.chunk(2)
+                        out = uncond + job.cfg * (cond - uncond)
+                    if previewer is not None:
+                        x0 = levels.predict_x0(latents[:1], out[:1], j)
+                    latents = scheduler.step(out, t, latents, generator=generators, return_dict=False)[0]
+                    emit(Progress(j + 1, n))
+                    if previewer is not None:
+                        emit(Preview(previewer(x0[0]), job.rect, step=j + 1, index=0))
+            if job.denoise_mask is not None:
+                assert job.init_latents is not None
+                keep = (job.denoise_mask <= 0.0).to(dtype)
+                latents = latents + (job.init_latents - latents) * keep
+        except Exception as error:
+            if is_oom_error(error) and not isinstance(error, EngineError):
+                raise OutOfMemoryError("The device ran out of memory while generating.") from error
+            raise
+        finally:
+            if regional is not None:
+                regional.remove()
+        return latents
+
+    def _control_residuals(self, job: _Job, model_in: torch.Tensor, t: torch.Tensor, j: int, n: int) -> dict[str, Any]:
+        down: list[torch.Tensor] | None = None
+        mid: torch.Tensor | None = None
+        for control in job.controls:
+            if j / n < control.start or (j + 1) / n > control.end + 1e-9:
+                continue
+            d, m = control.net(
+                model_in,
+                t,
+                encoder_hidden_states=job.control_tokens,
+                controlnet_cond=control.image,
+                conditioning_scale=control.strength,
+                return_dict=False,
+                **job.unet_kwargs,
+            )
+            if down is None:
+                down, mid = list(d), m
+            else:
+                down = [a + b for a, b in zip(down, d)]
+                mid = mid + m  # type: ignore[operator]
+        if down is None:
+            return {}
+        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+
+    def _previewer(self, model: LoadedModel) -> Callable[[torch.Tensor], np.ndarray] | None:
+        mode = self.options.preview
+        if mode is PreviewMode.OFF:
+            return None
+        if mode is PreviewMode.TAESD and model.taesd is not None:
+            return TaesdPreviewer(model.taesd, float(model.vae.config.scaling_factor))
+        return LatentPreviewer(model.preview, self.device, torch.float32)
+
+    # ------------------------------------------------------------------ output
+
+    def _finish_image(self, request: GenerationRequest, job: _Job, image: np.ndarray) -> np.ndarray:
+        rect = job.rect
+        scaled = resize_image(image, (rect.width, rect.height))
+        if request.inpaint is not None:
+            assert request.init is not None
+            return paste_back(request.init.image, scaled, request.inpaint.mask, rect, request.inpaint.paste_feather)
+        return np.ascontiguousarray(scaled)
+
+
+def _ignore(event: Event) -> None:
+    return None
+
+
+def _check_cancel(cancel: CancelFlag | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise CancelledError()
+

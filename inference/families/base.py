@@ -1,0 +1,181 @@
+"""The model-family plugin interface.
+
+A family is everything the engine needs to know about one architecture that the
+denoising modes must not care about: its native resolution, which modes it supports,
+its default scheduler, its latent→RGB preview factors, how its pipelines load, and how
+its prompts become conditioning tensors (one CLIP for SD 1.x; two CLIPs, pooled
+embeddings and size "time ids" for SDXL).
+
+The modes (txt2img, img2img, inpaint, regions, ControlNet) only ever see a
+:class:`Conditioning` (token embeddings plus optional extra UNet keyword arguments) and
+the UNet/VAE/scheduler, so a new family (SD 2.x v-prediction, SD3, FLUX, ...) is a new
+subclass registered in :mod:`sfumato.inference.families`, not a change to the modes.
+
+This module imports no torch at import time: the planner reads ``native_side`` and
+``supported_modes`` without loading the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sfumato.inference.modes import Mode
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+__all__ = ["Conditioning", "Family", "PreviewFactors"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PreviewFactors:
+    """A linear map from one latent pixel (C channels) to RGB in [-1, 1].
+
+    ``rgb = latent @ weights + bias``; ``weights`` has C rows of 3 values. Also used for
+    maps fitted at run time by :func:`sfumato.inference.preview.fit_latent_rgb_map`.
+    """
+
+    weights: tuple[tuple[float, float, float], ...]
+    bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass
+class Conditioning:
+    """Text conditioning for a batch, ready for the UNet.
+
+    ``tokens`` is ``(B, T, D)`` (B = the UNet batch, including the unconditional half when
+    classifier-free guidance is on, unconditional first). ``unet_kwargs`` holds extra
+    UNet inputs (SDXL: ``added_cond_kwargs`` with ``text_embeds`` and ``time_ids``).
+    """
+
+    tokens: torch.Tensor
+    unet_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class Family(ABC):
+    """One model architecture. Subclasses are stateless singletons."""
+
+    #: identifier matching ``ModelRef.family`` and :mod:`sfumato.inference.detect`
+    name: str = ""
+    #: human name for messages
+    label: str = ""
+    #: native side in pixels for full-size models (the loaded model's own UNet size wins)
+    native_side: int = 512
+    #: smallest short side worth generating at, as a fraction of native
+    min_side_fraction: float = 1.0
+    #: largest long side, as a fraction of native
+    max_side_fraction: float = 1.5
+    supported_modes: frozenset[Mode] = frozenset(Mode)
+    #: the diffusers scheduler class used when the checkpoint brings no scheduler config
+    default_scheduler: str = "EulerDiscreteScheduler"
+    preview_factors: PreviewFactors | None = None
+    #: VAE config values that the built-in preview factors were made for
+    reference_vae: dict[str, Any] = {}
+    #: width of the text-token embeddings the UNet cross-attends to
+    token_dim: int = 768
+
+    # ----------------------------------------------------------------- identity
+
+    @abstractmethod
+    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
+        """Whether a diffusers folder (its ``model_index.json`` and UNet config) is this family."""
+
+    def native_side_of(self, unet_sample_size: int | None, vae_scale: int) -> int:
+        """The native side of a loaded model: its UNet's sample size times the VAE factor."""
+        if unet_sample_size:
+            return int(unet_sample_size) * vae_scale
+        return self.native_side
+
+    def side_limits(self, native_side: int) -> tuple[int, int]:
+        """``(min_side, max_long_side)`` in pixels for a model of ``native_side``."""
+        return (
+            int(round(native_side * self.min_side_fraction)),
+            int(round(native_side * self.max_side_fraction)),
+        )
+
+    def preview_factors_fit(self, vae_config: dict[str, Any]) -> bool:
+        """Whether :attr:`preview_factors` were made for this VAE (else fit new ones)."""
+        if self.preview_factors is None:
+            return False
+        return all(vae_config.get(k) == v for k, v in self.reference_vae.items())
+
+    # ----------------------------------------------------------------- loading
+
+    def load_folder(self, path: Path, *, torch_dtype: torch.dtype, inpaint: bool) -> DiffusionPipeline:
+        """Load a diffusers-format folder, fully offline."""
+        cls = self.pipeline_class(inpaint=inpaint)
+        return cls.from_pretrained(
+            str(path), torch_dtype=torch_dtype, local_files_only=True, **self.pipeline_kwargs()
+        )
+
+    def pipeline_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def pipeline_class(self, *, inpaint: bool) -> type[DiffusionPipeline]:
+        """The diffusers pipeline class holding this family's components."""
+
+    @abstractmethod
+    def controlnet_pipeline_class(self) -> type[DiffusionPipeline]:
+        """The diffusers ControlNet pipeline class (used by ``from_pipe`` callers)."""
+
+    # ----------------------------------------------------------------- conditioning
+
+    @abstractmethod
+    def encode_prompts(
+        self,
+        pipe: DiffusionPipeline,
+        prompts: list[str],
+        device: torch.device,
+        *,
+        negative: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encode ``prompts`` → ``(tokens (N, T, D), pooled (N, P) or None)``.
+
+        ``T`` is the tokenizer's context length (77 for CLIP); longer prompts are cut
+        (a warning is logged). ``negative`` marks negative prompts (SDXL zeroes empty ones).
+        """
+
+    def extra_unet_kwargs(
+        self,
+        pipe: DiffusionPipeline,
+        pooled: torch.Tensor | None,
+        *,
+        gen_size: tuple[int, int],
+        crop_top_left: tuple[int, int] = (0, 0),
+    ) -> dict[str, Any]:
+        """Extra UNet inputs for a batch whose pooled embeddings are ``pooled``.
+
+        ``gen_size`` is ``(width, height)`` in pixels. SD 1.x needs none.
+        """
+        return {}
+
+    # ----------------------------------------------------------------- misc
+
+    def __repr__(self) -> str:
+        return f"<Family {self.name}>"
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``{}`` when the file is missing."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def truncation_warning(tokenizer: Any, prompts: list[str]) -> None:
+    """Log when a prompt is longer than the tokenizer's context (it will be cut)."""
+    limit = int(getattr(tokenizer, "model_max_length", 77))
+    for prompt in prompts:
+        n = len(tokenizer(prompt, truncation=False).input_ids)
+        if n > limit:
+            log.warning("prompt is %d tokens; only the first %d are used: %.60r", n, limit, prompt)

@@ -1,0 +1,84 @@
+"""Stable Diffusion 1.x (1.4, 1.5 and their fine-tunes, LCM/Hyper variants): one CLIP-L
+text encoder, 512 px native, 4-channel latents scaled by 0.18215."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sfumato.inference.families.base import Family, PreviewFactors, truncation_warning
+from sfumato.inference.modes import Mode
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+__all__ = ["SD15Family"]
+
+
+class SD15Family(Family):
+    name = "sd15"
+    label = "Stable Diffusion 1.x"
+    native_side = 512
+    min_side_fraction = 1.0  # 512
+    max_side_fraction = 1.5  # 768
+    supported_modes = frozenset(Mode)
+    default_scheduler = "PNDMScheduler"
+    token_dim = 768
+    # Community-standard factors (ComfyUI/InvokeAI) for the SD 1.x VAE: latent → RGB in [-1, 1].
+    preview_factors = PreviewFactors(
+        weights=(
+            (0.3512, 0.2297, 0.3227),
+            (0.3250, 0.4974, 0.2350),
+            (-0.2829, 0.1762, 0.2721),
+            (-0.2120, -0.2616, -0.7177),
+        ),
+        bias=(0.0, 0.0, 0.0),
+    )
+    reference_vae = {"latent_channels": 4, "block_out_channels": [128, 256, 512, 512], "scaling_factor": 0.18215}
+
+    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
+        cls = str(model_index.get("_class_name", ""))
+        if cls.startswith("StableDiffusionXL"):
+            return False
+        if "text_encoder_2" in model_index:
+            return False
+        if unet_config.get("addition_embed_type") == "text_time":
+            return False
+        # SD 2.x has 1024-wide OpenCLIP tokens and a v-prediction scheduler: another family.
+        return int(unet_config.get("cross_attention_dim", 768) or 768) != 1024
+
+    def pipeline_class(self, *, inpaint: bool) -> type[DiffusionPipeline]:
+        from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
+
+        return StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
+
+    def controlnet_pipeline_class(self) -> type[DiffusionPipeline]:
+        from diffusers import StableDiffusionControlNetPipeline
+
+        return StableDiffusionControlNetPipeline
+
+    def pipeline_kwargs(self) -> dict[str, Any]:
+        return {"safety_checker": None, "requires_safety_checker": False}
+
+    def encode_prompts(
+        self,
+        pipe: DiffusionPipeline,
+        prompts: list[str],
+        device: torch.device,
+        *,
+        negative: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        import torch
+
+        tokenizer, encoder = pipe.tokenizer, pipe.text_encoder
+        truncation_warning(tokenizer, prompts)
+        ids = tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids
+        with torch.inference_mode():
+            tokens = encoder(ids.to(device))[0]
+        return tokens, None

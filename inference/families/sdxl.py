@@ -1,0 +1,115 @@
+"""Stable Diffusion XL (base, Turbo, Lightning, LCM and their fine-tunes): two CLIP text
+encoders (penultimate hidden states concatenated, 768 + 1280 wide), a pooled embedding
+and "time ids" (original size, crop, target size) fed to the UNet, 1024 px native,
+latents scaled by 0.13025.
+
+Turbo/Lightning/LCM checkpoints are the same architecture; they differ only in the
+scheduler config they ship, which :mod:`sfumato.inference.schedulers` honours.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sfumato.inference.families.base import Family, PreviewFactors, truncation_warning
+from sfumato.inference.modes import Mode
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+__all__ = ["SDXLFamily"]
+
+
+class SDXLFamily(Family):
+    name = "sdxl"
+    label = "Stable Diffusion XL"
+    native_side = 1024
+    min_side_fraction = 0.625  # 640
+    max_side_fraction = 1.25  # 1280
+    supported_modes = frozenset(Mode)
+    default_scheduler = "EulerDiscreteScheduler"
+    token_dim = 2048
+    # Community-standard factors (ComfyUI) for the SDXL VAE: latent → RGB in [-1, 1].
+    preview_factors = PreviewFactors(
+        weights=(
+            (0.3651, 0.4232, 0.4341),
+            (-0.2533, -0.0042, 0.1068),
+            (0.1076, 0.1111, -0.0362),
+            (-0.3165, -0.2492, -0.2188),
+        ),
+        bias=(0.1084, -0.0175, -0.0011),
+    )
+    reference_vae = {"latent_channels": 4, "block_out_channels": [128, 256, 512, 512], "scaling_factor": 0.13025}
+
+    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
+        cls = str(model_index.get("_class_name", ""))
+        if cls.startswith("StableDiffusionXL"):
+            # The refiner has no first text encoder: not supported as a base model.
+            return bool(model_index.get("text_encoder")) and model_index["text_encoder"][0] is not None
+        return unet_config.get("addition_embed_type") == "text_time" and "text_encoder_2" in model_index
+
+    def pipeline_class(self, *, inpaint: bool) -> type[DiffusionPipeline]:
+        from diffusers import StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
+
+        return StableDiffusionXLInpaintPipeline if inpaint else StableDiffusionXLPipeline
+
+    def controlnet_pipeline_class(self) -> type[DiffusionPipeline]:
+        from diffusers import StableDiffusionXLControlNetPipeline
+
+        return StableDiffusionXLControlNetPipeline
+
+    def encode_prompts(
+        self,
+        pipe: DiffusionPipeline,
+        prompts: list[str],
+        device: torch.device,
+        *,
+        negative: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        import torch
+
+        pairs = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
+        hidden: list[torch.Tensor] = []
+        pooled: torch.Tensor | None = None
+        for tokenizer, encoder in pairs:
+            if tokenizer is None or encoder is None:
+                continue
+            truncation_warning(tokenizer, prompts)
+            ids = tokenizer(
+                prompts,
+                padding="max_length",
+                max_length=tokenizer.model_max_length,
+                truncation=True,
+                return_tensors="pt",
+            ).input_ids
+            with torch.inference_mode():
+                out = encoder(ids.to(device), output_hidden_states=True)
+            # The last encoder's first output is the pooled (projected) embedding.
+            pooled = out[0]
+            hidden.append(out.hidden_states[-2])
+        tokens = torch.cat(hidden, dim=-1)
+        if negative and getattr(pipe.config, "force_zeros_for_empty_prompt", True):
+            empty = torch.tensor([not p.strip() for p in prompts], device=tokens.device)
+            if bool(empty.any()):
+                # SDXL was trained with zeroed conditioning for an empty negative prompt.
+                tokens = torch.where(empty[:, None, None], torch.zeros_like(tokens), tokens)
+                assert pooled is not None
+                pooled = torch.where(empty[:, None], torch.zeros_like(pooled), pooled)
+        return tokens, pooled
+
+    def extra_unet_kwargs(
+        self,
+        pipe: DiffusionPipeline,
+        pooled: torch.Tensor | None,
+        *,
+        gen_size: tuple[int, int],
+        crop_top_left: tuple[int, int] = (0, 0),
+    ) -> dict[str, Any]:
+        import torch
+
+        assert pooled is not None, "SDXL needs pooled text embeddings"
+        width, height = gen_size
+        ids = [height, width, crop_top_left[0], crop_top_left[1], height, width]
+        time_ids = torch.tensor([ids], dtype=pooled.dtype, device=pooled.device).repeat(pooled.shape[0], 1)
+        return {"added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}}

@@ -1,0 +1,384 @@
+"""Loaded models, cached and shared across every mode.
+
+One :class:`LoadedModel` per model source holds the diffusers pipeline (its components:
+UNet, VAE, text encoders, tokenizers, scheduler config), the family plugin and the
+preview map. The engine's own denoise loop uses the components directly, so switching
+txt2img → img2img → inpaint → ControlNet → regions never reloads anything; callers that
+want a stock diffusers pipeline for a mode get one sharing the same weights through
+``from_pipe`` (:meth:`ModelCache.pipeline_for`). ControlNets are cached separately.
+
+Model references (``ModelRef.source``):
+
+- ``"builtin"`` → ``resources/models/builtin/`` (a diffusers folder or one checkpoint);
+- a ``.safetensors`` / ``.ckpt`` file → single-file loading, fully offline, with the
+  configs and tokenizers shipped in ``resources/configs`` (:mod:`.single_file`);
+- a diffusers folder (``model_index.json``);
+- a hub id ``owner/name`` → the local Hugging Face cache; downloaded only when a network
+  is allowed (``HF_HUB_OFFLINE`` unset), else :class:`NetworkUnavailableError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from sfumato.inference.devices import DeviceChoice, EngineOptions, release_memory
+from sfumato.inference.errors import (
+    CorruptModelError,
+    EngineError,
+    ModelNotFoundError,
+    NetworkUnavailableError,
+    UnsupportedModeError,
+)
+from sfumato.inference.families import Family, family_for_diffusers, get_family
+from sfumato.inference.families.base import PreviewFactors, read_json
+from sfumato.inference.request import ControlKind, LoraSpec, ModelRef
+
+__all__ = ["LoadedModel", "ModelCache", "default_models_root"]
+
+log = logging.getLogger(__name__)
+
+BUILTIN = "builtin"
+BUILTIN_SCRIBBLE = "builtin-controlnet-scribble"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_CHECKPOINT_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth", ".bin"}
+
+
+def default_models_root() -> Path:
+    """``resources/models`` inside the installed package."""
+    import sfumato.resources
+
+    return Path(sfumato.resources.__file__).resolve().parent / "models"
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model: pipeline components plus what the engine derived from them."""
+
+    key: str
+    family: Family
+    pipe: Any  # a diffusers DiffusionPipeline (SD/SDXL, or their Inpaint variants)
+    native_side: int
+    vae_scale: int
+    preview: PreviewFactors
+    loras: tuple[LoraSpec, ...] = ()
+    prompt_cache: OrderedDict[tuple[str, bool], tuple[torch.Tensor, torch.Tensor | None]] = field(
+        default_factory=OrderedDict
+    )
+    taesd: Any = None
+
+    @property
+    def unet(self) -> Any:
+        return self.pipe.unet
+
+    @property
+    def vae(self) -> Any:
+        return self.pipe.vae
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.pipe.unet.config.in_channels)
+
+    @property
+    def is_inpaint_model(self) -> bool:
+        """A 9-channel inpainting UNet (latents + mask + masked-image latents)."""
+        return self.in_channels == 9
+
+
+class ModelCache:
+    """Loads models on first use and keeps up to ``options.max_models`` of them."""
+
+    def __init__(self, choice: DeviceChoice, options: EngineOptions, models_root: Path | None = None) -> None:
+        self.choice = choice
+        self.options = options
+        self.models_root = models_root or default_models_root()
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._controlnets: OrderedDict[str, tuple[Any, str]] = OrderedDict()
+        self._lock = threading.RLock()
+        #: how many pipelines / ControlNets were loaded from disk (tests count reloads)
+        self.load_count = 0
+        self.controlnet_load_count = 0
+
+    # ------------------------------------------------------------------ resolve
+
+    def resolve(self, source: str) -> Path | str:
+        """A local path for ``source``, or the hub id itself when it is one."""
+        text = source.strip()
+        if text == BUILTIN:
+            path = self.models_root / BUILTIN
+            if not path.exists():
+                raise ModelNotFoundError(
+                    f"The built-in model is not installed (expected at {path}).",
+                    "Reinstall Sfumato, or choose a model file in the model picker.",
+                )
+            return path
+        path = Path(os.path.expanduser(text))
+        if path.exists():
+            return path
+        if _HUB_ID.match(text) and not text.endswith(tuple(_CHECKPOINT_SUFFIXES)):
+            return text
+        raise ModelNotFoundError(f"Model not found: {text}.")
+
+    # ------------------------------------------------------------------ models
+
+    def get(self, ref: ModelRef) -> LoadedModel:
+        """The loaded model for ``ref`` (loading it on first use)."""
+        with self._lock:
+            target = self.resolve(ref.source)
+            key = str(target)
+            model = self._models.get(key)
+            if model is not None:
+                self._models.move_to_end(key)
+                return model
+            while len(self._models) >= max(1, self.options.max_models):
+                _, dropped = self._models.popitem(last=False)
+                log.info("unloading %s", dropped.key)
+                del dropped
+                release_memory(self.choice.device)
+            model = self._load(key, target, ref.family)
+            self._models[key] = model
+            self.load_count += 1
+            return model
+
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        return tuple(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+            self._controlnets.clear()
+            release_memory(self.choice.device)
+
+    def _load(self, key: str, target: Path | str, family_hint: str | None) -> LoadedModel:
+        log.info("loading model %s", key)
+        try:
+            if isinstance(target, str):
+                pipe, family = self._load_hub(target)
+            elif target.is_dir():
+                pipe, family = self._load_dir(target, family_hint)
+            else:
+                pipe, family = self._load_file(target, family_hint)
+        except EngineError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as error:
+            if _is_oom(error):
+                raise
+            raise CorruptModelError(f"Could not load the model {key}: {error}") from error
+        return self._prepare(key, pipe, family)
+
+    def _load_dir(self, path: Path, family_hint: str | None) -> tuple[Any, Family]:
+        index = read_json(path / "model_index.json")
+        if not index:
+            files = sorted(p for p in path.iterdir() if p.suffix in _CHECKPOINT_SUFFIXES)
+            if len(files) == 1:
+                return self._load_file(files[0], family_hint)
+            raise CorruptModelError(
+                f"{path} is neither a diffusers model folder (no model_index.json) nor a folder "
+                "holding one checkpoint file."
+            )
+        unet_config = read_json(path / "unet" / "config.json")
+        if not unet_config:
+            raise CorruptModelError(f"{path} has no unet/config.json.")
+        family = family_for_diffusers(index, unet_config)
+        if family_hint and family_hint != family.name:
+            log.warning("model %s says family %s but looks like %s", path, family_hint, family.name)
+        inpaint = int(unet_config.get("in_channels", 4)) == 9
+        return family.load_folder(path, torch_dtype=self.choice.dtype, inpaint=inpaint), family
+
+    def _load_file(self, path: Path, family_hint: str | None) -> tuple[Any, Family]:
+        if path.suffix.lower() not in _CHECKPOINT_SUFFIXES:
+            raise CorruptModelError(f"{path.name} is not a model file (expected .safetensors or .ckpt).")
+        try:
+            from sfumato.inference.single_file import load_single_file
+        except ImportError as error:  # pragma: no cover - during development only
+            raise UnsupportedModeError("Single-file checkpoints cannot be loaded yet.") from error
+        pipe = load_single_file(path, family_hint, torch_dtype=self.choice.dtype, device=self.choice.device)
+        unet_config = dict(pipe.unet.config)
+        index = {"_class_name": type(pipe).__name__}
+        for name in ("text_encoder", "text_encoder_2"):
+            if getattr(pipe, name, None) is not None:
+                index[name] = ["transformers", type(getattr(pipe, name)).__name__]
+        family = get_family(family_hint) if family_hint else family_for_diffusers(index, unet_config)
+        return pipe, family
+
+    def _load_hub(self, repo_id: str) -> tuple[Any, Family]:
+        from diffusers import DiffusionPipeline
+
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+        try:
+            folder = DiffusionPipeline.download(repo_id, local_files_only=True)
+        except Exception as error:
+            if offline:
+                raise NetworkUnavailableError(
+                    f"The model {repo_id} is not downloaded yet and the network is off."
+                ) from error
+            try:
+                folder = DiffusionPipeline.download(repo_id)
+            except Exception as error2:
+                text = str(error2).lower()
+                if "connect" in text or "resolve" in text or "network" in text or "offline" in text:
+                    raise NetworkUnavailableError(f"Could not download {repo_id}: no network.") from error2
+                raise ModelNotFoundError(f"Could not download {repo_id}: {error2}") from error2
+        return self._load_dir(Path(folder), None)
+
+    def _prepare(self, key: str, pipe: Any, family: Family) -> LoadedModel:
+        from sfumato.inference.preview import fit_latent_rgb_map, load_taesd
+
+        device, dtype = self.choice.device, self.choice.dtype
+        pipe.set_progress_bar_config(disable=True)
+        vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+        native = family.native_side_of(pipe.unet.config.sample_size, vae_scale)
+        if dtype != torch.float32 and getattr(pipe.vae.config, "force_upcast", False):
+            pipe.vae.to(dtype=torch.float32)  # the SDXL VAE overflows in fp16
+        if self.options.cpu_offload and device.type != "cpu":
+            try:
+                pipe.enable_model_cpu_offload(device=device)
+            except Exception as error:
+                raise UnsupportedModeError(
+                    f"CPU offload is not available: {error}", "Install the 'accelerate' package."
+                ) from error
+        else:
+            pipe.to(device)
+        if self.options.vae_tiling:
+            pipe.vae.enable_tiling()
+        if self.options.channels_last:
+            pipe.unet.to(memory_format=torch.channels_last)
+        if self.options.compile:
+            pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", fullgraph=False)
+        vae_config = dict(pipe.vae.config)
+        if family.preview_factors is not None and family.preview_factors_fit(vae_config):
+            preview = family.preview_factors
+        else:
+            preview = fit_latent_rgb_map(pipe.vae)
+            log.info("fitted a latent→RGB preview map for %s", key)
+        taesd = None
+        from sfumato.inference.devices import PreviewMode
+
+        if self.options.preview is PreviewMode.TAESD:
+            taesd = load_taesd(self.models_root / ("taesdxl" if family.name == "sdxl" else "taesd"), device, dtype)
+        return LoadedModel(key, family, pipe, native, vae_scale, preview, taesd=taesd)
+
+    # ------------------------------------------------------------------ ControlNets
+
+    def controlnet(self, ref: ModelRef | None, kind: ControlKind, model: LoadedModel) -> Any:
+        """The ControlNet for ``kind`` on ``model``'s family: ``ref`` or the family default."""
+        with self._lock:
+            if ref is None:
+                target = self._default_controlnet(kind, model.family)
+                family_hint = model.family.name
+            else:
+                target = self.resolve(ref.source)
+                family_hint = ref.family or model.family.name
+            key = str(target)
+            cached = self._controlnets.get(key)
+            if cached is not None:
+                self._controlnets.move_to_end(key)
+                net, family_name = cached
+            else:
+                net = self._load_controlnet(target, family_hint)
+                family_name = family_hint
+                while len(self._controlnets) >= max(1, self.options.max_controlnets):
+                    self._controlnets.popitem(last=False)
+                self._controlnets[key] = (net, family_name)
+                self.controlnet_load_count += 1
+            expected = int(model.unet.config.cross_attention_dim)
+            got = int(net.config.cross_attention_dim)
+            if expected != got:
+                raise UnsupportedModeError(
+                    f"The ControlNet {Path(key).name} is for another model family "
+                    f"(text width {got}, the model uses {expected}).",
+                    f"Choose a {model.family.label} ControlNet.",
+                )
+            return net
+
+    def _default_controlnet(self, kind: ControlKind, family: Family) -> Path:
+        if kind in (ControlKind.SCRIBBLE, ControlKind.LINEART, ControlKind.SOFTEDGE):
+            builtin = self.models_root / BUILTIN_SCRIBBLE
+            config = read_json(builtin / "config.json")
+            if config and int(config.get("cross_attention_dim", 0)) == family.token_dim:
+                return builtin
+        found = self._catalog_controlnet(kind, family)
+        if found is not None:
+            return found
+        raise UnsupportedModeError(
+            f"No {kind.value} ControlNet is installed for {family.label}.",
+            "Add one to your models folder, or pick one in the control layer's settings.",
+        )
+
+    def _catalog_controlnet(self, kind: ControlKind, family: Family) -> Path | None:
+        try:
+            from sfumato.inference import catalog
+        except ImportError:
+            return None
+        finder = getattr(catalog, "find_controlnet", None)
+        if finder is None:
+            return None
+        try:
+            found = finder(kind, family.name)
+        except Exception:
+            log.warning("catalog lookup for a %s ControlNet failed", kind.value, exc_info=True)
+            return None
+        if found is None:
+            return None
+        return Path(getattr(found, "path", found))
+
+    def _load_controlnet(self, target: Path | str, family: str) -> Any:
+        from diffusers import ControlNetModel
+
+        device, dtype = self.choice.device, self.choice.dtype
+        try:
+            if isinstance(target, str):
+                net = ControlNetModel.from_pretrained(
+                    target, torch_dtype=dtype, local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1"
+                )
+            elif target.is_dir():
+                if not (target / "config.json").is_file():
+                    raise CorruptModelError(f"{target} is not a ControlNet folder (no config.json).")
+                net = ControlNetModel.from_pretrained(str(target), torch_dtype=dtype, local_files_only=True)
+            else:
+                from sfumato.inference.single_file import load_controlnet_file
+
+                net = load_controlnet_file(target, family, torch_dtype=dtype, device=device)
+        except EngineError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            if _is_oom(error):
+                raise
+            raise CorruptModelError(f"Could not load the ControlNet {target}: {error}") from error
+        net.to(device)
+        if self.options.channels_last:
+            net.to(memory_format=torch.channels_last)
+        return net
+
+    # ------------------------------------------------------------------ diffusers interop
+
+    def pipeline_for(self, model: LoadedModel, kind: str, **extra: Any) -> Any:
+        """A stock diffusers pipeline sharing ``model``'s weights (no reload), via
+        ``AutoPipelineFor*.from_pipe``. ``kind``: ``"txt2img"``, ``"img2img"`` or ``"inpaint"``;
+        ``extra`` (e.g. ``controlnet=...``) is passed on."""
+        from diffusers import (
+            AutoPipelineForImage2Image,
+            AutoPipelineForInpainting,
+            AutoPipelineForText2Image,
+        )
+
+        table = {
+            "txt2img": AutoPipelineForText2Image,
+            "img2img": AutoPipelineForImage2Image,
+            "inpaint": AutoPipelineForInpainting,
+        }
+        return table[kind].from_pipe(model.pipe, **extra)
+
+
+def _is_oom(error: BaseException) -> bool:
+    from sfumato.inference.devices import is_oom_error
+
+    return is_oom_error(error)
