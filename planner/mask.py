@@ -13,8 +13,9 @@ user meant to inpaint but painted nothing; hiding the layer turns it off.
 From the source, over the generation area, two masks are made:
 
 - the **denoise mask** (what the model regenerates, each pixel's value its own strength):
-  the source grown by ``g`` pixels and feathered by a Gaussian of sigma ``g / 2``, then
-  never below the source itself, with
+  the source grown by ``g`` pixels and feathered by a Gaussian of sigma ``g / 3`` (so it
+  falls from ~1 at the mask's edge through 0.5 at ``g`` to ~0 at ``2g``), then never
+  below the source itself, with
   ``g = strength × clamp(mean side of the mask bounds × 0.05, 2, 32)``. At full strength
   new content must blend into the surroundings, so the model repaints a margin; at low
   strength the change is subtle and the margin small.
@@ -158,7 +159,7 @@ def denoise_mask(mask: np.ndarray, strength: float) -> np.ndarray:
         return mask.copy()
     radius = int(math.ceil(grow))
     grown = cv2.dilate(mask, _disk(radius))
-    blurred = cv2.GaussianBlur(grown, (0, 0), sigmaX=grow / 2, borderType=cv2.BORDER_REPLICATE)
+    blurred = cv2.GaussianBlur(grown, (0, 0), sigmaX=grow / 3, borderType=cv2.BORDER_REPLICATE)
     return np.clip(np.maximum(blurred, mask), 0.0, 1.0).astype(np.float32)
 
 

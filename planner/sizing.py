@@ -6,16 +6,18 @@ resolution with the area's aspect ratio, and the result is scaled back to the ar
 
 The rules (numbers in :mod:`sfumato.planner.families`):
 
-1. Pixel budget: an area with fewer pixels than ``min_pixels`` is generated larger, one
-   with more than ``max_pixels`` smaller, by one uniform factor that keeps the aspect
-   ratio; an area within the budget keeps its size (scale 1, no resampling when its
-   sides are already multiples of 8).
-2. Each side is rounded to the nearest multiple of 8, then clamped into
+1. Pixel budget: an area with fewer pixels than ``min_pixels`` or more than
+   ``max_pixels`` is scaled, by one factor that keeps the aspect ratio, to ``native²``
+   pixels; an area within the budget keeps its size (scale 1, no resampling when its
+   sides are already multiples of 8 and within the side range).
+2. Side range, still keeping the aspect ratio: a short side below ``min_side`` is grown
+   (as far as the long side allows), a long side above ``max_side`` is shrunk.
+3. Each side is rounded to the nearest multiple of 8, then clamped into
    ``[min_side, max_side]``. Only for aspect ratios beyond ``max_side / min_side``
    (1.5 for SD 1.x, 2 for SDXL) does the clamp change the aspect ratio; the result is
    then stretched back to the area, which models tolerate far better than sizes they
    were never trained at.
-3. Very large areas: generation stays at native size and the result is upscaled
+4. Very large areas: generation stays at native size and the result is upscaled
    (Lanczos) onto the area — memory on the accelerator never grows with the area.
    Areas longer than :data:`MAX_AREA_SIDE` on a side, or that would need more than
    :data:`MAX_UPSCALE` times upscaling, are refused with :class:`AreaTooLargeError`
@@ -77,14 +79,21 @@ def generation_size(width: int, height: int, family: FamilyInfo) -> Size:
             "canvas, or work on a smaller copy and scale it up."
         )
     pixels = width * height
-    if pixels < family.min_pixels:
-        scale = math.sqrt(family.min_pixels / pixels)
-    elif pixels > family.max_pixels:
-        scale = math.sqrt(family.max_pixels / pixels)
+    if pixels < family.min_pixels or pixels > family.max_pixels:
+        scale = math.sqrt(family.native * family.native / pixels)
     else:
         scale = 1.0
-    gw = min(max(round8(width * scale), family.min_side), family.max_side)
-    gh = min(max(round8(height * scale), family.min_side), family.max_side)
+    fw, fh = width * scale, height * scale
+    short, long = min(fw, fh), max(fw, fh)
+    if short < family.min_side:  # grow until the short side fits, if the long side allows
+        grow = min(family.min_side / short, family.max_side / long)
+        if grow > 1.0:
+            fw, fh = fw * grow, fh * grow
+    long = max(fw, fh)
+    if long > family.max_side:
+        fw, fh = fw * family.max_side / long, fh * family.max_side / long
+    gw = min(max(round8(fw), family.min_side), family.max_side)
+    gh = min(max(round8(fh), family.min_side), family.max_side)
     upscale = max(width / gw, height / gh)
     if upscale > MAX_UPSCALE:
         limit = int(MAX_UPSCALE * family.max_side)

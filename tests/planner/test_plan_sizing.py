@@ -1,0 +1,88 @@
+"""Generation sizes per family: native resolution, aspect ratio, multiples of 8, limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sfumato.planner.errors import AreaTooLargeError
+from sfumato.planner.families import FAMILIES, SD15, SDXL, FamilyInfo, family_for_model
+from sfumato.planner.sizing import MAX_AREA_SIDE, generation_size
+
+
+def test_native_area_generates_at_its_own_size() -> None:
+    assert (generation_size(512, 512, FAMILIES[SD15]).width, generation_size(512, 512, FAMILIES[SD15]).height) == (512, 512)
+    size = generation_size(1024, 1024, FAMILIES[SDXL])
+    assert (size.width, size.height) == (1024, 1024)
+
+
+def test_large_square_area_is_generated_at_native_size() -> None:
+    size = generation_size(2048, 2048, FAMILIES[SD15])
+    assert (size.width, size.height) == (512, 512)
+    size = generation_size(4000, 4000, FAMILIES[SDXL])
+    assert (size.width, size.height) == (1024, 1024)
+
+
+def test_small_area_is_generated_larger() -> None:
+    size = generation_size(100, 100, FAMILIES[SD15])
+    assert (size.width, size.height) == (512, 512)
+
+
+def test_aspect_ratio_kept_within_the_range() -> None:
+    # 3:2 fits SD 1.x's 512-768 range exactly
+    size = generation_size(1200, 800, FAMILIES[SD15])
+    assert (size.width, size.height) == (768, 512)
+    size = generation_size(800, 1200, FAMILIES[SD15])
+    assert (size.width, size.height) == (512, 768)
+    # 2:1 fits SDXL's 640-1280 range
+    size = generation_size(3000, 1500, FAMILIES[SDXL])
+    assert (size.width, size.height) == (1280, 640)
+
+
+def test_extreme_aspect_is_clamped_into_the_range() -> None:
+    info = FAMILIES[SD15]
+    size = generation_size(4000, 400, info)
+    assert info.min_side <= size.height <= size.width <= info.max_side
+
+
+def test_odd_area_rounds_to_multiples_of_8() -> None:
+    for width, height in [(515, 515), (601, 433), (777, 523)]:
+        size = generation_size(width, height, FAMILIES[SD15])
+        assert size.width % 8 == 0 and size.height % 8 == 0
+        # the aspect ratio survives rounding to within one 8-pixel step
+        assert abs(size.width / size.height - width / height) < 0.05
+
+
+def test_refuses_areas_beyond_the_maximum_with_a_clear_message() -> None:
+    with pytest.raises(AreaTooLargeError, match="pixels a side"):
+        generation_size(MAX_AREA_SIDE + 8, 512, FAMILIES[SD15])
+    tiny = FamilyInfo.for_native("tiny", 64)
+    with pytest.raises(AreaTooLargeError, match="smaller part of the canvas"):
+        generation_size(4096, 4096, tiny)
+
+
+def test_for_native_derives_a_legal_range() -> None:
+    info = FamilyInfo.for_native("builtin", 128)
+    assert info.native == 128 and info.min_side <= 128 <= info.max_side
+    assert info.min_side % 8 == 0 and info.max_side % 8 == 0
+
+
+def test_family_from_a_diffusers_folder_reads_native_size(tmp_path) -> None:
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (tmp_path / "unet" / "config.json").write_text(json.dumps({"sample_size": 16}))
+    (tmp_path / "vae" / "config.json").write_text(json.dumps({"block_out_channels": [8, 16, 16, 16]}))
+    info = family_for_model(str(tmp_path))
+    assert info.native == 128 and info.name == SD15
+    # a folder at the family's own native size uses the table entry
+    (tmp_path / "unet" / "config.json").write_text(json.dumps({"sample_size": 64}))
+    assert family_for_model(str(tmp_path)) == FAMILIES[SD15]
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    (tmp_path / "unet" / "config.json").write_text(json.dumps({"sample_size": 128}))
+    assert family_for_model(str(tmp_path)) == FAMILIES[SDXL]
+
+
+def test_family_for_a_file_uses_the_given_family(tmp_path) -> None:
+    assert family_for_model(str(tmp_path / "x.safetensors"), SDXL) == FAMILIES[SDXL]
+    assert family_for_model("some/hub-id") == FAMILIES[SD15]
