@@ -1,0 +1,380 @@
+"""The Layers dock: the layer tree plus the active layer's properties.
+
+The tree is a :class:`~sfumato.desktop.layer_model.LayerTreeModel` (drag to reorder and
+into groups; check box = visibility; double-click a name to rename, a region's prompt
+column to edit the prompt in place). Below it, the active layer's opacity, blend mode,
+lock, and role settings: a region's prompt and negative prompt, a control layer's kind,
+strength and range with a "From image" action. Every change is an undoable command;
+widgets are refreshed from the document with their signals blocked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPlainTextEdit,
+    QPushButton,
+    QSlider,
+    QToolButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+from sfumato.canvas.blend import BlendMode
+from sfumato.canvas.document import Document, LayerPropertyChanged
+from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.desktop import layer_actions
+from sfumato.desktop.layer_model import THUMB, LayerTreeModel
+from sfumato.inference.request import ControlKind
+
+log = logging.getLogger(__name__)
+
+
+def control_image_from_document(doc: Document, kind: ControlKind) -> np.ndarray:
+    """The visible picture run through ``kind``'s preprocessor, as document-sized opaque
+    straight RGBA uint8 (what a control layer holds)."""
+    from sfumato.canvas.composite import flatten
+    from sfumato.inference.preprocess import preprocess
+
+    rgb = np.ascontiguousarray(flatten(doc, background=(255, 255, 255, 255))[..., :3])
+    out = preprocess(kind, rgb)
+    alpha = np.full(out.shape[:2] + (1,), 255, np.uint8)
+    return np.concatenate([out, alpha], axis=2)
+
+
+class _PromptEdit(QPlainTextEdit):
+    """A small multi-line prompt field that reports edits as they are typed."""
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setPlaceholderText(placeholder)
+        self.setFixedHeight(56)
+        self.setTabChangesFocus(True)
+
+    def set_text_quietly(self, text: str) -> None:
+        if self.toPlainText() != text:
+            with QSignalBlocker(self):
+                self.setPlainText(text)
+
+
+class LayerProperties(QWidget):
+    """Editors for the active layer; hidden rows for roles it doesn't have."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._doc: Document | None = None
+        self._layer: Layer | None = None
+        self._merge = object()  # one undo step per continuous slider drag / typing burst
+
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity_label = QLabel("100%")
+        self.opacity_label.setFixedWidth(40)
+        opacity_row = QHBoxLayout()
+        opacity_row.addWidget(self.opacity, 1)
+        opacity_row.addWidget(self.opacity_label)
+        self.blend = QComboBox()
+        for mode in BlendMode:
+            self.blend.addItem(mode.label, mode)
+        self.locked = QCheckBox("Lock")
+
+        self.prompt = _PromptEdit("Prompt for this region")
+        self.negative = QLineEdit()
+        self.negative.setPlaceholderText("Negative prompt (optional)")
+
+        self.kind = QComboBox()
+        for kind in ControlKind:
+            self.kind.addItem(kind.value.capitalize(), kind)
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.0, 2.0)
+        self.strength.setSingleStep(0.05)
+        self.start = QDoubleSpinBox()
+        self.start.setRange(0.0, 1.0)
+        self.start.setSingleStep(0.05)
+        self.end = QDoubleSpinBox()
+        self.end.setRange(0.0, 1.0)
+        self.end.setSingleStep(0.05)
+        range_row = QHBoxLayout()
+        range_row.addWidget(self.start)
+        range_row.addWidget(QLabel("to"))
+        range_row.addWidget(self.end)
+        self.from_image = QPushButton("From image")
+        self.from_image.setToolTip(
+            "Replace this control layer with the visible picture run through its preprocessor"
+        )
+
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(4, 4, 4, 4)
+        self.form.addRow("Opacity", opacity_row)
+        self.form.addRow("Blend", self.blend)
+        self.form.addRow("", self.locked)
+        self.form.addRow("Prompt", self.prompt)
+        self.form.addRow("Negative", self.negative)
+        self.form.addRow("Control", self.kind)
+        self.form.addRow("Strength", self.strength)
+        self.form.addRow("Range", range_row)
+        self.form.addRow("", self.from_image)
+        self._region_rows = [self.prompt, self.negative]
+        self._control_rows = [self.kind, self.strength, range_row, self.from_image]
+
+        self.opacity.valueChanged.connect(self._on_opacity)
+        self.opacity.sliderReleased.connect(self._new_merge)
+        self.blend.activated.connect(self._on_blend)
+        self.locked.toggled.connect(lambda v: self._set("locked", bool(v), merge=False))
+        self.prompt.textChanged.connect(lambda: self._set("prompt", self.prompt.toPlainText()))
+        self.negative.textEdited.connect(lambda t: self._set("negative", t))
+        self.kind.activated.connect(lambda _i: self._set_control(kind=self.kind.currentData()))
+        self.strength.valueChanged.connect(lambda v: self._set_control(strength=float(v)))
+        self.start.valueChanged.connect(lambda v: self._set_control(start=float(v)))
+        self.end.valueChanged.connect(lambda v: self._set_control(end=float(v)))
+        self.from_image.clicked.connect(self.run_from_image)
+        self.show_layer(None, None)
+
+    # -- model → widgets -------------------------------------------------------------------
+    def show_layer(self, doc: Document | None, layer: Layer | None) -> None:
+        if layer is not self._layer:
+            self._new_merge()
+        self._doc, self._layer = doc, layer
+        self.setEnabled(layer is not None)
+        role = layer.role if isinstance(layer, PixelLayer) else None
+        self._set_rows_visible(self._region_rows, role is Role.REGION)
+        self._set_rows_visible(self._control_rows, role is Role.CONTROL)
+        self.refresh()
+
+    def _set_rows_visible(self, fields: list[object], visible: bool) -> None:
+        for f in fields:
+            self.form.setRowVisible(f, visible)  # type: ignore[call-overload]
+
+    def refresh(self) -> None:
+        layer = self._layer
+        if layer is None:
+            return
+        with QSignalBlocker(self.opacity), QSignalBlocker(self.blend), QSignalBlocker(self.locked):
+            self.opacity.setValue(round(layer.opacity * 100))
+            self.opacity_label.setText(f"{round(layer.opacity * 100)}%")
+            self.blend.setCurrentIndex(max(0, self.blend.findData(layer.blend)))
+            self.locked.setChecked(layer.locked)
+        if isinstance(layer, PixelLayer):
+            self.prompt.set_text_quietly(layer.prompt)
+            if self.negative.text() != layer.negative:
+                with QSignalBlocker(self.negative):
+                    self.negative.setText(layer.negative)
+            c = layer.control or ControlSettings()
+            with QSignalBlocker(self.kind), QSignalBlocker(self.strength), QSignalBlocker(
+                self.start
+            ), QSignalBlocker(self.end):
+                self.kind.setCurrentIndex(max(0, self.kind.findData(c.kind)))
+                self.strength.setValue(c.strength)
+                self.start.setValue(c.start)
+                self.end.setValue(c.end)
+
+    # -- widgets → model -------------------------------------------------------------------
+    def _new_merge(self) -> None:
+        self._merge = object()
+
+    def _set(self, name: str, value: object, merge: bool = True) -> None:
+        if self._doc is None or self._layer is None:
+            return
+        try:
+            layer_actions.set_property(
+                self._doc, self._layer, name, value, self._merge if merge else None
+            )
+        except Exception as exc:  # noqa: BLE001 - shown to the user, model unchanged
+            log.warning("could not set %s: %s", name, exc)
+            self.refresh()
+
+    def _on_opacity(self, value: int) -> None:
+        self.opacity_label.setText(f"{value}%")
+        self._set("opacity", value / 100.0)
+
+    def _on_blend(self, _index: int) -> None:
+        self._set("blend", self.blend.currentData(), merge=False)
+
+    def _set_control(self, **changes: object) -> None:
+        layer = self._layer
+        if not isinstance(layer, PixelLayer):
+            return
+        from dataclasses import replace
+
+        current = layer.control or ControlSettings()
+        self._set("control", replace(current, **changes))  # type: ignore[arg-type]
+
+    def run_from_image(self) -> None:
+        layer = self._layer
+        if self._doc is None or not isinstance(layer, PixelLayer) or layer.role is not Role.CONTROL:
+            return
+        kind = (layer.control or ControlSettings()).kind
+        rgba = control_image_from_document(self._doc, kind)
+        if layer.x or layer.y:
+            self._doc.set_offset(layer, 0, 0)
+        layer_actions.put_layer_pixels(self._doc, layer, rgba, f"Control From Image ({kind.value})")
+
+
+class LayersDock(QWidget):
+    """The Layers panel; mount it with ``MainWindow.add_dock``."""
+
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("layersDock")
+        self._doc: Document | None = None
+        self.model = LayerTreeModel(self)
+
+        self.tree = QTreeView()
+        self.tree.setModel(self.model)
+        self.tree.setHeaderHidden(False)
+        self.tree.header().setStretchLastSection(True)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.tree.setColumnWidth(0, 170)
+        self.tree.setIconSize(QSize(THUMB, THUMB))
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.tree.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.tree.setDragEnabled(True)
+        self.tree.setAcceptDrops(True)
+        self.tree.setDropIndicatorShown(True)
+        self.tree.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.tree.selectionModel().currentChanged.connect(self._on_current)
+
+        self.properties = LayerProperties()
+
+        self.add_actions: dict[Role | None, QAction] = {}
+        buttons = QHBoxLayout()
+        buttons.setSpacing(2)
+        add_menu = QMenu(self)
+        for role, text in (
+            (Role.PAINT, "Paint layer"),
+            (None, "Group"),
+            (Role.INPAINT_MASK, "Inpaint mask"),
+            (Role.REGION, "Region (prompt)"),
+            (Role.CONTROL, "Control (sketch)"),
+        ):
+            action = QAction(f"Add {text}", self)
+            action.triggered.connect(lambda _=False, r=role: self.add_layer(r))
+            add_menu.addAction(action)
+            self.add_actions[role] = action
+        add_button = QToolButton()
+        add_button.setText("+ Add")
+        add_button.setToolTip("Add a layer")
+        add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        add_button.setMenu(add_menu)
+        self.add_button = add_button
+        buttons.addWidget(add_button)
+        for text, tip, slot in (
+            ("Paint", "Add a paint layer", lambda: self.add_layer(Role.PAINT)),
+            ("Region", "Add a region layer (paint where its prompt applies)", lambda: self.add_layer(Role.REGION)),
+            ("Up", "Move the layer up", lambda: self.move_active(-1)),
+            ("Down", "Move the layer down", lambda: self.move_active(1)),
+            ("Delete", "Delete the layer", self.delete_active),
+        ):
+            b = QToolButton()
+            b.setText(text)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(buttons)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.properties)
+        self.model.active_layer_changed.connect(self._show_active)
+        self.model.modelReset.connect(self._after_reset)
+
+    # -- document --------------------------------------------------------------------------
+    def set_document(self, doc: Document | None) -> None:
+        if self._doc is not None:
+            self._doc.changed.disconnect(self._on_event)
+        self._doc = doc
+        self.model.set_document(doc)
+        if doc is not None:
+            doc.changed.connect(self._on_event)
+        self.tree.expandAll()
+        self._show_active(doc.active if doc else None)
+
+    def _on_event(self, event: object) -> None:
+        if (
+            isinstance(event, LayerPropertyChanged)
+            and self._doc is not None
+            and event.layer is self._doc.active
+        ):
+            self.properties.refresh()
+
+    def _after_reset(self) -> None:
+        self.tree.expandAll()
+
+    def _show_active(self, layer: Layer | None) -> None:
+        self.properties.show_layer(self._doc, layer)
+        index = self.model.index_of(layer) if layer is not None else QModelIndex()
+        if index != self.tree.currentIndex():
+            with QSignalBlocker(self.tree.selectionModel()):
+                self.tree.selectionModel().setCurrentIndex(
+                    index,
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect
+                    | QItemSelectionModel.SelectionFlag.Rows,
+                )
+            self.tree.viewport().update()
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if self._doc is not None:
+            self._doc.set_active(self.model.layer(current))
+
+    # -- actions ---------------------------------------------------------------------------
+    def add_layer(self, role: Role | None) -> Layer | None:
+        """Add a paint/mask/region/control layer, or a group for ``None``; undoable."""
+        if self._doc is None:
+            return None
+        return layer_actions.add_layer(self._doc, role)
+
+    def delete_active(self) -> None:
+        if self._doc is not None and self._doc.active is not None:
+            layer_actions.remove_layer(self._doc, self._doc.active)
+
+    def move_active(self, delta: int) -> None:
+        """Move the active layer up (-1) or down (+1) among its siblings."""
+        doc = self._doc
+        if doc is None or doc.active is None or doc.active.parent is None:
+            return
+        parent, index = doc.index_of(doc.active)
+        target = index + delta
+        if 0 <= target < len(parent.children):
+            layer_actions.move_layer(doc, doc.active, parent, target)
+
+    def _context_menu(self, pos: object) -> None:
+        index = self.tree.indexAt(pos)  # type: ignore[arg-type]
+        layer = self.model.layer(index)
+        menu = QMenu(self)
+        for action in self.add_actions.values():
+            menu.addAction(action)
+        if layer is not None and self._doc is not None:
+            menu.addSeparator()
+            doc = self._doc
+            menu.addAction("Duplicate", lambda: doc.duplicate_layer(layer))
+            if isinstance(layer, PixelLayer) and layer.role is Role.CONTROL:
+                menu.addAction("Control from image", self.properties.run_from_image)
+            menu.addAction("Delete", lambda: layer_actions.remove_layer(doc, layer))
+        menu.exec(self.tree.viewport().mapToGlobal(pos))  # type: ignore[arg-type]
+
+    def active_group(self) -> GroupLayer | None:
+        active = self._doc.active if self._doc else None
+        return active if isinstance(active, GroupLayer) else None

@@ -1,0 +1,529 @@
+"""The main window: canvas in the centre, docks around it, menus, toolbar, status bar.
+
+Extension points (for the generation, history and models docks):
+
+- ``window.add_dock(widget, area, title=..., name=...) -> QDockWidget`` mounts a dock,
+  gives it an object name (so the layout is remembered) and a toggle in View ▸ Docks.
+- ``window.actions[name]`` holds every ``QAction`` by name ("generate", "cancel", "undo",
+  ...); ``window.add_action(menu_name, action, toolbar=False)`` adds more; menus are in
+  ``window.menus`` ("file", "edit", "view", "layer", "select", "tools", "generate", "help").
+- ``window.install_generation_controller(controller)`` (a :class:`GenerationController`)
+  enables the Generate action (Ctrl+Enter) and routes Esc to ``controller.cancel()`` when
+  no canvas interaction is in progress; ``controller.shutdown()`` runs when the window
+  closes. Call it once, after the window is built.
+- ``window.view.add_overlay(fn, z)`` draws on the canvas (see :mod:`canvas_view`).
+- ``window.document_replaced`` (Qt signal, the new :class:`Document`) fires whenever a
+  file is opened or a new document made; ``window.document`` is the current one.
+
+No business logic lives here: edits go through :mod:`layer_actions` and the canvas
+commands, files through :class:`~sfumato.desktop.files.DocumentFiles`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QToolBar,
+    QWidget,
+)
+from sfumato.canvas.document import Document
+from sfumato.canvas.history import HistoryChanged
+from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.desktop import layer_actions
+from sfumato.desktop.brush_panel import BrushPanel
+from sfumato.desktop.canvas_view import CanvasView
+from sfumato.desktop.files import DocumentFiles, new_document
+from sfumato.desktop.layers_dock import LayersDock
+from sfumato.desktop.selection_overlay import SelectionOverlay
+from sfumato.desktop.settings import AppSettings
+from sfumato.desktop.tool_controller import ToolController
+from sfumato.desktop.tool_settings import ToolKind, ToolSettings
+from sfumato.desktop.viewport import Viewport
+
+log = logging.getLogger(__name__)
+
+DockArea = Qt.DockWidgetArea
+
+TOOL_SHORTCUTS: dict[ToolKind, str] = {
+    ToolKind.BRUSH: "B",
+    ToolKind.ERASER: "E",
+    ToolKind.MASK: "M",
+    ToolKind.REGION: "R",
+    ToolKind.FILL: "G",
+    ToolKind.PICKER: "I",
+    ToolKind.RECT_SELECT: "S",
+    ToolKind.ELLIPSE_SELECT: "Shift+S",
+    ToolKind.LASSO: "L",
+    ToolKind.MOVE: "V",
+}
+
+
+class GenerationController(Protocol):
+    """What the window needs from the generation side (installed by its owner)."""
+
+    def generate(self) -> None: ...
+
+    def cancel(self) -> bool:
+        """Cancel a running job; True when there was one."""
+        ...
+
+    def shutdown(self) -> None:
+        """Stop the worker cleanly; called when the window closes."""
+        ...
+
+
+class MainWindow(QMainWindow):
+    document_replaced = Signal(object)  # Document
+    first_paint = Signal()
+
+    def __init__(self, settings: AppSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sfumatoMainWindow")
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else AppSettings()
+        self.tool_settings = ToolSettings(self)
+        self.tool_settings.load(self.settings)
+        self._document: Document | None = None
+        self._generation: GenerationController | None = None
+        self._painted = False
+
+        self.view = CanvasView(self)
+        self.setCentralWidget(self.view)
+        self.tools = ToolController(self.tool_settings, lambda: self._document, self)
+        self.view.set_tool_provider(self.tools)
+        self.tools.message.connect(self.show_message)
+        self.tools.repaint_requested.connect(self.view.update)
+        self.tool_settings.tool_changed.connect(lambda _t: self.view.refresh_cursor())
+        self.tool_settings.changed.connect(lambda _v: self.view.refresh_cursor())
+        self.selection_overlay = SelectionOverlay(self.view)
+
+        self.files = DocumentFiles(self, self.settings, lambda: self._document)
+        self.files.document_opened.connect(self.set_document)
+        self.files.path_changed.connect(lambda _p: self._update_title())
+        self.files.recent_changed.connect(self._fill_recent_menu)
+        self.files.message.connect(self.show_message)
+
+        self.actions: dict[str, QAction] = {}
+        self.menus: dict[str, QMenu] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self._build_status_bar()
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbars()
+
+        self.layers_dock = LayersDock()
+        self.add_dock(self.layers_dock, DockArea.RightDockWidgetArea, title="Layers", name="layers")
+        self.brush_panel = BrushPanel(self.tool_settings)
+        self.add_dock(self.brush_panel, DockArea.RightDockWidgetArea, title="Brush", name="brush")
+        self.view.viewport_changed.connect(self._show_zoom)
+        self.view.cursor_moved.connect(self._show_cursor)
+        self.view.cancel_requested.connect(self.cancel)
+
+        self.set_document(new_document())
+        self._restore_layout()
+        self._update_title()
+
+    # -- extension API ---------------------------------------------------------------------
+    def add_dock(
+        self,
+        widget: QWidget,
+        area: Qt.DockWidgetArea = DockArea.RightDockWidgetArea,
+        *,
+        title: str | None = None,
+        name: str | None = None,
+        tabify_with: str | None = None,
+    ) -> QDockWidget:
+        """Mount ``widget`` in a dock; ``name`` (default from the title) keys ``self.docks``
+        and the saved layout; ``tabify_with`` stacks it as a tab on an existing dock."""
+        title = title or widget.windowTitle() or widget.objectName() or "Panel"
+        name = name or title.lower().replace(" ", "_")
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        if tabify_with is not None and tabify_with in self.docks:
+            self.tabifyDockWidget(self.docks[tabify_with], dock)
+        self.docks[name] = dock
+        self.menus["docks"].addAction(dock.toggleViewAction())
+        return dock
+
+    def add_action(self, menu: str, action: QAction, *, name: str | None = None, toolbar: bool = False) -> QAction:
+        """Register ``action`` under ``name`` and append it to ``self.menus[menu]``."""
+        self.actions[name or action.objectName() or action.text()] = action
+        self.menus[menu].addAction(action)
+        if toolbar:
+            self.toolbar.addAction(action)
+        return action
+
+    def install_generation_controller(self, controller: GenerationController) -> None:
+        """Wire Generate (Ctrl+Enter) and cancel (Esc) to ``controller``."""
+        self._generation = controller
+        action = self.actions["generate"]
+        action.setEnabled(True)
+        action.setToolTip("Generate (Ctrl+Enter)")
+
+    @property
+    def generation_controller(self) -> GenerationController | None:
+        return self._generation
+
+    # -- document --------------------------------------------------------------------------
+    @property
+    def document(self) -> Document | None:
+        return self._document
+
+    def set_document(self, doc: Document) -> None:
+        """Show ``doc`` in the view and docks (replacing the current one)."""
+        self.tools.cancel_all()
+        if self._document is not None:
+            self._document.history.changed.disconnect(self._on_history)
+        self._document = doc
+        doc.history.changed.connect(self._on_history)
+        if doc.active is None:
+            doc.set_active(next(doc.pixel_layers(Role.PAINT), None))
+        self.view.set_document(doc)
+        self.layers_dock.set_document(doc)
+        self.selection_overlay.set_document(doc)
+        self._size_label.setText(f"{doc.width} × {doc.height}")
+        self._on_history(None)
+        self.document_replaced.emit(doc)
+
+    def _on_history(self, _event: HistoryChanged | None) -> None:
+        doc = self._document
+        if doc is None:
+            return
+        undo, redo = self.actions["undo"], self.actions["redo"]
+        undo.setEnabled(doc.history.can_undo)
+        redo.setEnabled(doc.history.can_redo)
+        undo.setText(f"&Undo {doc.history.undo_label or ''}".rstrip())
+        redo.setText(f"&Redo {doc.history.redo_label or ''}".rstrip())
+        undo.setIconText("Undo")
+        redo.setIconText("Redo")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        name = self.files.path.name if self.files.path else "Untitled"
+        self.setWindowModified(self.files.is_modified())
+        self.setWindowTitle(f"{name}[*] — Sfumato")
+
+    # -- building ----------------------------------------------------------------------------
+    def _action(
+        self,
+        name: str,
+        text: str,
+        slot: object = None,
+        shortcut: str | QKeySequence.StandardKey | None = None,
+        tip: str | None = None,
+        enabled: bool = True,
+    ) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        if slot is not None:
+            action.triggered.connect(lambda _checked=False, s=slot: s())  # type: ignore[operator]
+        action.setEnabled(enabled)
+        self.actions[name] = action
+        self.addAction(action)  # window-wide shortcuts even with the menus hidden
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        a("new", "&New", self.files.new, QKeySequence.StandardKey.New)
+        a("open", "&Open…", self.files.open, QKeySequence.StandardKey.Open)
+        a("save", "&Save", self.files.save, QKeySequence.StandardKey.Save)
+        a("save_as", "Save &As…", self.files.save_as, "Ctrl+Shift+S")
+        a("import", "&Import Image as Layer…", self.files.import_layer, "Ctrl+Shift+I")
+        a("export", "&Export…", self.files.export, "Ctrl+E")
+        a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        a("undo", "&Undo", self.undo, "Ctrl+Z")
+        a("redo", "&Redo", self.redo, QKeySequence("Ctrl+Shift+Z"))
+        self.actions["redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        a("paste", "&Paste as Layer", self.files.paste, QKeySequence.StandardKey.Paste)
+        a("clear", "C&lear Layer", self.clear_layer, QKeySequence.StandardKey.Delete,
+          "Clear the active layer (only the selection, when there is one)")
+        a("cancel", "Cancel", self.cancel, "Esc", "Cancel the current stroke, selection drag or generation")
+
+        a("fit", "&Fit to Window", self.view.fit, "Ctrl+0")
+        a("actual", "&100%", self.view.actual_pixels, "Ctrl+1")
+        a("zoom_in", "Zoom &In", lambda: self.view.zoom_by_steps(1), QKeySequence.StandardKey.ZoomIn)
+        a("zoom_out", "Zoom &Out", lambda: self.view.zoom_by_steps(-1), QKeySequence.StandardKey.ZoomOut)
+
+        a("select_all", "Select &All", self.select_all, QKeySequence.StandardKey.SelectAll)
+        a("deselect", "&Deselect", self.deselect, "Ctrl+Shift+A")
+        a("invert_selection", "&Invert Selection", self.invert_selection, "Ctrl+Alt+I")
+
+        a("size_down", "Smaller Brush", lambda: self.tool_settings.scale_size(1 / 1.25), "[")
+        a("size_up", "Bigger Brush", lambda: self.tool_settings.scale_size(1.25), "]")
+
+        a("generate", "&Generate", self.generate, QKeySequence("Ctrl+Return"),
+          "Generate (no model configured yet)", enabled=False)
+        self.actions["generate"].setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+
+        self.tool_actions = QActionGroup(self)
+        self.tool_actions.setExclusive(True)
+        for kind, key in TOOL_SHORTCUTS.items():
+            action = a(f"tool_{kind.value}", kind.label, lambda k=kind: self.tool_settings.set_tool(k),
+                       key, f"{kind.label} ({key})")
+            action.setCheckable(True)
+            action.setChecked(kind is self.tool_settings.tool)
+            self.tool_actions.addAction(action)
+        self.tool_settings.tool_changed.connect(
+            lambda kind: self.actions[f"tool_{kind.value}"].setChecked(True)
+        )
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+
+        def menu(key: str, title: str, names: list[str | None], parent: QMenu | None = None) -> QMenu:
+            m = (parent.addMenu(title) if parent else bar.addMenu(title))
+            for n in names:
+                if n is None:
+                    m.addSeparator()
+                else:
+                    m.addAction(self.actions[n])
+            self.menus[key] = m
+            return m
+
+        file_menu = menu("file", "&File", ["new", "open"])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.menus["recent"] = self.recent_menu
+        for n in (None, "save", "save_as", None, "import", "export", None, "quit"):
+            file_menu.addSeparator() if n is None else file_menu.addAction(self.actions[n])
+        self._fill_recent_menu(self.settings.recent_files())
+        menu("edit", "&Edit", ["undo", "redo", None, "paste", "clear", None, "cancel"])
+        view_menu = menu("view", "&View", ["fit", "actual", "zoom_in", "zoom_out", None])
+        self.menus["docks"] = view_menu.addMenu("&Docks")
+        layer_menu = menu("layer", "&Layer", [])
+        for role, text in (
+            (Role.PAINT, "New &Paint Layer"),
+            (None, "New &Group"),
+            (Role.INPAINT_MASK, "New Inpaint &Mask"),
+            (Role.REGION, "New &Region"),
+            (Role.CONTROL, "New &Control Layer"),
+        ):
+            action = QAction(text, self)
+            action.triggered.connect(lambda _=False, r=role: self.add_layer(r))
+            self.actions[f"add_{r.value if (r := role) else 'group'}"] = action
+            layer_menu.addAction(action)
+        layer_menu.addSeparator()
+        layer_menu.addAction(self.actions["import"])
+        for name, text, slot in (
+            ("duplicate_layer", "&Duplicate Layer", self.duplicate_layer),
+            ("merge_down", "&Merge Down", self.merge_down),
+            ("delete_layer", "De&lete Layer", self.delete_layer),
+        ):
+            action = QAction(text, self)
+            action.triggered.connect(lambda _=False, s=slot: s())
+            self.actions[name] = action
+            layer_menu.addAction(action)
+        menu("select", "&Select", ["select_all", "deselect", "invert_selection"])
+        tools_menu = menu("tools", "&Tools", [f"tool_{k.value}" for k in TOOL_SHORTCUTS])
+        tools_menu.addSeparator()
+        tools_menu.addAction(self.actions["size_down"])
+        tools_menu.addAction(self.actions["size_up"])
+        menu("generate", "&Generate", ["generate", "cancel"])
+        self.menus["help"] = bar.addMenu("&Help")
+        about = QAction("&About Sfumato", self)
+        about.triggered.connect(self._about)
+        self.menus["help"].addAction(about)
+
+    def _build_toolbars(self) -> None:
+        self.toolbar = QToolBar("Main", self)
+        self.toolbar.setObjectName("toolbar_main")
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+        for n in ("new", "open", "save", None, "undo", "redo", None, "fit", "actual", None, "generate"):
+            self.toolbar.addSeparator() if n is None else self.toolbar.addAction(self.actions[n])
+        self.tool_bar = QToolBar("Tools", self)
+        self.tool_bar.setObjectName("toolbar_tools")
+        self.tool_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, self.tool_bar)
+        for kind in TOOL_SHORTCUTS:
+            self.tool_bar.addAction(self.actions[f"tool_{kind.value}"])
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self._cursor_label = QLabel("")
+        self._size_label = QLabel("")
+        self._zoom_label = QLabel("")
+        for w in (self._cursor_label, self._size_label, self._zoom_label):
+            w.setMinimumWidth(80)
+            status.addPermanentWidget(w)
+
+    def _fill_recent_menu(self, paths: list[Path]) -> None:
+        self.recent_menu.clear()
+        for path in paths:
+            action = self.recent_menu.addAction(path.name)
+            action.setToolTip(str(path))
+            action.triggered.connect(lambda _=False, p=path: self.files.open(p))
+        self.recent_menu.setEnabled(bool(paths))
+
+    # -- status --------------------------------------------------------------------------------
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 5000)
+
+    def _show_zoom(self, viewport: Viewport) -> None:
+        self._zoom_label.setText(f"{viewport.zoom * self.devicePixelRatioF() * 100:.0f}%")
+
+    def _show_cursor(self, x: float, y: float) -> None:
+        self._cursor_label.setText(f"{int(x)}, {int(y)}")
+
+    # -- commands ------------------------------------------------------------------------------
+    def _guarded(self, what: str, fn: object) -> None:
+        try:
+            fn()  # type: ignore[operator]
+        except Exception as exc:  # noqa: BLE001 - an edit the model refused
+            log.info("%s refused: %s", what, exc)
+            self.show_message(f"Cannot {what}: {exc}")
+
+    def undo(self) -> None:
+        if self.view.cancel_interaction():
+            return
+        if self._document is not None:
+            self._guarded("undo", self._document.undo)
+
+    def redo(self) -> None:
+        if self._document is not None:
+            self._guarded("redo", self._document.redo)
+
+    def cancel(self) -> None:
+        """Esc: a drag in progress first, then a running generation."""
+        if self.view.cancel_interaction():
+            return
+        if self._generation is not None:
+            self._generation.cancel()
+
+    def generate(self) -> None:
+        if self._generation is None:
+            self.show_message("Generation is not available: no model is set up yet.")
+            return
+        self._generation.generate()
+
+    def add_layer(self, role: Role | None) -> None:
+        if self._document is not None:
+            self._guarded("add a layer", lambda: layer_actions.add_layer(self._document, role))  # type: ignore[arg-type]
+
+    def duplicate_layer(self) -> None:
+        doc = self._document
+        if doc is not None and doc.active is not None:
+            active = doc.active
+            self._guarded("duplicate the layer", lambda: doc.duplicate_layer(active))
+
+    def merge_down(self) -> None:
+        doc = self._document
+        if doc is not None and isinstance(doc.active, PixelLayer):
+            active = doc.active
+            self._guarded("merge down", lambda: doc.merge_down(active))
+
+    def delete_layer(self) -> None:
+        doc = self._document
+        if doc is not None and doc.active is not None:
+            active = doc.active
+            self._guarded("delete the layer", lambda: layer_actions.remove_layer(doc, active))
+
+    def clear_layer(self) -> None:
+        doc = self._document
+        if doc is not None and isinstance(doc.active, PixelLayer):
+            active = doc.active
+            self._guarded("clear the layer", lambda: doc.clear_layer(active))
+
+    def select_all(self) -> None:
+        doc = self._document
+        if doc is not None:
+            import numpy as np
+
+            self._guarded("select", lambda: doc.set_selection(np.ones((doc.height, doc.width), np.float32), "Select All"))
+
+    def deselect(self) -> None:
+        doc = self._document
+        if doc is not None and doc.selection is not None:
+            self._guarded("deselect", lambda: doc.set_selection(None, "Deselect"))
+
+    def invert_selection(self) -> None:
+        doc = self._document
+        if doc is None:
+            return
+        import numpy as np
+
+        current = doc.selection
+        inverted = (
+            np.ones((doc.height, doc.width), np.float32) if current is None else (1.0 - current).astype(np.float32)
+        )
+        self._guarded("invert the selection", lambda: doc.set_selection(inverted, "Invert Selection"))
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About Sfumato",
+            "Sfumato — a painting program in which a diffusion model is one more brush.",
+        )
+
+    # -- layout persistence ------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+        if state is not None:
+            self.restoreState(state)
+
+    def restore_dock_layout(self) -> None:
+        """Re-apply the saved layout (call after mounting docks added later)."""
+        _, state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+
+    def save_layout(self) -> None:
+        self.settings.save_window_state(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
+        self.tool_settings.save(self.settings)
+        self.settings.sync()
+
+    # -- events ------------------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._painted:
+            self._painted = True
+            QTimer.singleShot(0, self.first_paint.emit)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.view.cancel_interaction()
+        if not self.files.confirm_discard():
+            event.ignore()
+            return
+        if self._generation is not None:
+            try:
+                self._generation.shutdown()
+            except Exception:  # noqa: BLE001 - closing must still work
+                log.exception("generation controller failed to shut down")
+        self.save_layout()
+        event.accept()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if DocumentFiles.accepts_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        if self.files.handle_mime(event.mimeData()):
+            event.acceptProposedAction()

@@ -1,0 +1,120 @@
+"""Remembered settings: window layout, tool settings and recent files, via QSettings.
+
+Settings are INI files under the user's config folder (``platformdirs``), or under the
+folder named by the ``SFUMATO_CONFIG_DIR`` environment variable when it is set (tests
+set it, so a test run never reads or writes the user's own settings).
+Call :func:`configure` once before the first :class:`AppSettings` is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
+
+log = logging.getLogger(__name__)
+
+ORGANIZATION = "Sfumato"
+APPLICATION = "Sfumato"
+MAX_RECENT = 10
+
+
+def config_dir() -> Path:
+    """The folder that holds Sfumato's settings (created on demand)."""
+    env = os.environ.get("SFUMATO_CONFIG_DIR")
+    if env:
+        path = Path(env)
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_config_dir(APPLICATION, ORGANIZATION))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def configure() -> None:
+    """Point QSettings at :func:`config_dir` in INI format (idempotent)."""
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(config_dir()))
+
+
+class AppSettings:
+    """Typed access to the keys Sfumato stores; one instance per window is fine."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        if qsettings is None:
+            configure()
+            qsettings = QSettings()
+        self._q = qsettings
+
+    @property
+    def qsettings(self) -> QSettings:
+        return self._q
+
+    def sync(self) -> None:
+        self._q.sync()
+
+    # -- plain typed values ------------------------------------------------------------
+    def get_float(self, key: str, default: float) -> float:
+        value = self._q.value(key, default)
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return default
+
+    def get_int(self, key: str, default: int) -> int:
+        value = self._q.value(key, default)
+        try:
+            return int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return default
+
+    def get_str(self, key: str, default: str) -> str:
+        value = self._q.value(key, default)
+        return value if isinstance(value, str) else default
+
+    def set(self, key: str, value: object) -> None:
+        self._q.setValue(key, value)
+
+    # -- window layout -----------------------------------------------------------------
+    def window_state(self) -> tuple[QByteArray | None, QByteArray | None]:
+        """(geometry, dock/toolbar state) saved by :meth:`save_window_state`, or Nones."""
+        geometry = self._q.value("window/geometry")
+        state = self._q.value("window/state")
+        return (
+            geometry if isinstance(geometry, QByteArray) else None,
+            state if isinstance(state, QByteArray) else None,
+        )
+
+    def save_window_state(self, geometry: QByteArray, state: QByteArray) -> None:
+        self._q.setValue("window/geometry", geometry)
+        self._q.setValue("window/state", state)
+
+    # -- recent files ------------------------------------------------------------------
+    def recent_files(self) -> list[Path]:
+        """Most recent first; only files that still exist."""
+        raw = self._q.value("files/recent", [])
+        if isinstance(raw, str):
+            raw = [raw]
+        paths = [Path(p) for p in (raw or []) if isinstance(p, str) and p]
+        return [p for p in paths if p.exists()]
+
+    def add_recent_file(self, path: Path) -> list[Path]:
+        path = path.resolve()
+        paths = [path] + [p for p in self.recent_files() if p.resolve() != path]
+        paths = paths[:MAX_RECENT]
+        self._q.setValue("files/recent", [str(p) for p in paths])
+        return paths
+
+    def clear_recent_files(self) -> None:
+        self._q.setValue("files/recent", [])
+
+    def last_directory(self) -> str:
+        return self.get_str("files/last_dir", str(Path.home()))
+
+    def set_last_directory(self, path: Path) -> None:
+        self._q.setValue("files/last_dir", str(path.parent if path.is_file() else path))
