@@ -91,7 +91,8 @@ def _open_image(source: IO[bytes], *, path: str | Path | None, what: str) -> Ima
 
     Pillow's own decompression-bomb check is set to our limit for the duration of the
     open (under a lock, since the setting is process-wide), and our own limit is checked
-    on the header size before the caller decodes anything.
+    on the header size before the caller decodes anything. PNGs get their chunk CRCs
+    verified (cheap: no decompression) so damage is reported instead of decoded.
     """
     with _pil_lock:
         saved = Image.MAX_IMAGE_PIXELS
@@ -100,6 +101,12 @@ def _open_image(source: IO[bytes], *, path: str | Path | None, what: str) -> Ima
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(source, formats=list(IMPORT_FORMATS))
+                if image.format == "PNG":
+                    # Check every chunk's CRC first: a damaged PNG must not decode to
+                    # plausible garbage. verify() consumes the image, so open it again.
+                    image.verify()
+                    source.seek(0)
+                    image = Image.open(source, formats=["PNG"])
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageTooLargeError(path, f"{what} is too large to open safely ({exc})") from exc
         except UnidentifiedImageError as exc:
@@ -127,7 +134,10 @@ def decode_png_bytes(data: bytes, *, path: str | Path | None, what: str) -> np.n
     if size is None:
         raise CorruptImageError(path, f"{what} is not a PNG image")
     check_dimensions(*size, path=path, what=what)
-    image = _open_image(io.BytesIO(data), path=path, what=what)
+    try:
+        image = _open_image(io.BytesIO(data), path=path, what=what)
+    except UnsupportedFormatError as exc:  # it has a PNG signature: a damaged PNG
+        raise CorruptImageError(path, f"{what} is a damaged PNG image") from exc
     if image.format != "PNG":
         raise CorruptImageError(path, f"{what} is not a PNG image")
     return _to_rgba_array(image, path=path, what=what, transpose=False)
