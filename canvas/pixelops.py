@@ -9,6 +9,7 @@ opaque colour at full coverage gives exactly that colour.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 _EPS = np.float32(1e-6)
@@ -23,20 +24,19 @@ def paint_color(
 ) -> np.ndarray:
     """Source-over an opaque ``color`` (0..255 RGB) at ``coverage`` onto ``region``.
 
-    Straight colour out = dst + (src - dst) * cov / alpha_out, alpha_out = cov + a(1 - cov);
-    that is premultiplied source-over divided back by the resulting alpha.
+    Straight colour out = dst + (src - dst) * cov / alpha_out with alpha_out = cov + a(1 - cov)
+    (premultiplied source-over divided back by the resulting alpha); alpha out =
+    a + (1 - a) * cov. Both are one interpolation of the four channels towards
+    ``(r, g, b, 255)``, with weights ``(k, k, k, cov)``.
     """
     cov = coverage.astype(np.float32, copy=False)
-    a = region[..., 3].astype(np.float32) * np.float32(1 / 255)
-    a_out = cov + a * (np.float32(1) - cov)
+    f = region.astype(np.float32)
+    a_out = cov + f[..., 3] * np.float32(1 / 255) * (np.float32(1) - cov)
     k = cov / np.maximum(a_out, _EPS)
-    out = np.empty_like(region)
-    rgb = region[..., :3].astype(np.float32)
-    src = np.asarray(color, np.float32)
-    rgb += (src - rgb) * k[..., None]
-    out[..., :3] = _to_u8(rgb)
-    out[..., 3] = _to_u8(a_out * np.float32(255))
-    return out
+    weights = cv2.merge([k, k, k, cov]).reshape(f.shape)
+    f += (np.array((*color, 255), np.float32) - f) * weights
+    f += np.float32(0.5)  # convex mix of 0..255 values: rounding needs no clipping
+    return f.astype(np.uint8)
 
 
 def erase(region: np.ndarray, coverage: np.ndarray) -> np.ndarray:
