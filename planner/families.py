@@ -142,13 +142,15 @@ def _read_json(path: Path) -> dict[str, object] | None:
 def family_for_model(source: str, family: str | None = None) -> FamilyInfo:
     """The planning facts for a model reference (a folder, a file, a hub id, ``builtin``).
 
+    ``builtin`` is the demo model folder :func:`builtin_model_folder`.
+
     - A diffusers folder: its own native size from its configs. When that matches the
       family's table entry the table entry is used; otherwise (tiny test models, the
       built-in demo model) :meth:`FamilyInfo.for_native` derives the range from it.
     - A single-file checkpoint or a hub id: ``family`` if given (the catalog reads it
       from the checkpoint's header, :mod:`sfumato.inference.catalog`), else SD 1.x.
     """
-    path = Path(source).expanduser()
+    path = builtin_model_folder() if source.strip() == BUILTIN else Path(source).expanduser()
     if path.is_dir():
         detected = family or _family_from_folder(path) or SD15
         native = native_size_from_folder(path)
@@ -159,6 +161,13 @@ def family_for_model(source: str, family: str | None = None) -> FamilyInfo:
     if family is not None and family in FAMILIES:
         return FAMILIES[family]
     return FAMILIES[SD15]
+
+
+def builtin_model_folder() -> Path:
+    """Where the built-in demo model lives (``resources/models/builtin``)."""
+    import sfumato.resources
+
+    return Path(sfumato.resources.__file__).resolve().parent / "models" / BUILTIN
 
 
 def aspect_limit(info: FamilyInfo) -> float:

@@ -9,7 +9,7 @@ image), which the OpenRaster writer saves as ``sfumato:generation``.
   transparent — and the flattened picture byte-identical — wherever the mask was 0.
 
 Adding the layer is one undoable command (:class:`PlaceResultCommand`) executed through
-``doc.history`` when the document has one.
+``doc.history``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import logging
 from typing import Any
 
 import numpy as np
+from sfumato.canvas.commands import AddLayer
 from sfumato.canvas.document import Document
-from sfumato.canvas.history import Command
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.layers import Layer, PixelLayer, Role
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.planner.plan import Mode, Plan
 from sfumato.planner.resample import resize_image
@@ -96,27 +96,15 @@ def insertion_index(doc: Document) -> int:
     return len(doc.root.children)
 
 
-class PlaceResultCommand(Command):
-    """Insert a result layer (one undo step: "Generate", "Refine" or "Inpaint")."""
+class PlaceResultCommand(AddLayer):
+    """Insert a result layer: one undo step labelled "Generate", "Refine" or "Inpaint"."""
 
-    def __init__(self, doc: Document, layer: Layer, parent: GroupLayer, index: int, label: str) -> None:
-        self.doc = doc
-        self.layer = layer
-        self.parent = parent
-        self.index = index
+    def __init__(self, doc: Document, layer: Layer, index: int, label: str) -> None:
+        super().__init__(doc, layer, doc.root, index, activate=True)
         self.label = label
 
-    def redo(self) -> None:
-        self.doc._raw_insert(self.layer, self.parent, self.index)
-        self.doc.set_active(self.layer)
-
-    def undo(self) -> None:
-        self.doc._raw_remove(self.layer)
-
     def nbytes(self) -> int:
-        if isinstance(self.layer, PixelLayer):
-            return self.layer.surface.nbytes()
-        return 0
+        return self.layer.surface.nbytes() if isinstance(self.layer, PixelLayer) else 0
 
 
 def place_result(
@@ -132,17 +120,11 @@ def place_result(
     """Add ``image`` (uint8 RGB at generation or area size) to ``doc`` as a new
     ``generated`` layer over ``plan.area`` and return it.
 
-    One undoable command through ``doc.history`` when the document has a history;
-    otherwise the layer is inserted directly. ``index`` in the root stack defaults to
+    One undoable command (:class:`PlaceResultCommand`) through ``doc.history``. ``index`` in the root stack defaults to
     :func:`insertion_index`.
     """
     layer = result_layer(plan, image, name=name, generation=generation, batch_index=batch_index)
     where = insertion_index(doc) if index is None else index
-    command = PlaceResultCommand(doc, layer, doc.root, where, plan.mode.label)
-    history = getattr(doc, "history", None)
-    if history is not None and hasattr(history, "execute"):
-        history.execute(command)
-    else:
-        command.redo()
+    doc.execute(PlaceResultCommand(doc, layer, where, plan.mode.label))
     log.info("placed %r over %s", layer.name, plan.area)
     return layer

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from plandocs import document, gradient, layer, rgba
 from sfumato.canvas.composite import flatten
-from sfumato.canvas.history import History
 from sfumato.canvas.layers import Role
 from sfumato.planner.families import FamilyInfo
 from sfumato.planner.placement import insertion_index, place_result, result_layer
@@ -62,16 +61,16 @@ def test_generation_parameters_are_carried() -> None:
 
 def test_placement_is_one_undo_step_and_sits_under_the_overlays() -> None:
     doc = inpaint_doc()
-    doc.history = History()  # type: ignore[attr-defined]
     p = plan(doc, S, family=TINY)
     result = np.zeros((p.size.height, p.size.width, 3), np.uint8)
     assert insertion_index(doc) == 1  # below the mask layer, above the paint
     new = place_result(doc, p, result)
     assert doc.root.children[1] is new and doc.active is new
-    doc.history.undo()  # type: ignore[attr-defined]
+    doc.history.undo()
     assert new not in doc.root.children
-    doc.history.redo()  # type: ignore[attr-defined]
+    doc.history.redo()
     assert doc.root.children[1] is new
+    assert doc.history.undo_label == "Inpaint"
 
 
 def test_result_at_area_size_is_accepted() -> None:
