@@ -1,0 +1,319 @@
+"""Load single-file checkpoints (the format artists download) fully offline.
+
+A ``.safetensors`` checkpoint in the original LDM key layout holds the UNet, the VAE
+and the text encoder(s) but no configs and no tokenizer. diffusers would fetch those
+from the hub; here they come from ``resources/configs/<family>/`` (diffusers-format
+config JSONs) and ``resources/configs/clip-tokenizer/`` (CLIP's BPE files), and nothing
+touches the network.
+
+- ``.safetensors`` loads directly (its header is validated first: a truncated download
+  is a :class:`CorruptModelError`, not a crash deep inside torch).
+- ``.ckpt`` / ``.pt`` / ``.pth`` / ``.bin`` pickles load only through
+  ``torch.load(weights_only=True)``; a pickle that needs arbitrary objects (i.e. could
+  run code) is refused with :class:`UnsafeModelError`.
+- The family comes from the keys (:func:`sfumato.inference.detect.detect_family`); a
+  UNet whose first convolution takes 9 channels gives the inpainting pipeline.
+- ``config=`` overrides the shipped configs with any diffusers-format folder (a
+  checkpoint of a custom architecture; the tests' tiny models). The folder needs
+  ``unet/``, ``vae/``, ``text_encoder/`` (``text_encoder_2/`` for SDXL) and
+  ``scheduler/`` configs; ``tokenizer/`` folders are used when present, the shipped CLIP
+  tokenizer otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sfumato.resources
+import torch
+from sfumato.inference.detect import (
+    SD15,
+    SDXL,
+    SUPPORTED_FAMILIES,
+    detect_family,
+    is_inpaint_unet,
+    read_safetensors_header,
+)
+from sfumato.inference.errors import (
+    CorruptModelError,
+    ModelNotFoundError,
+    UnsafeModelError,
+    UnsupportedModeError,
+)
+
+if TYPE_CHECKING:
+    from diffusers import ControlNetModel, DiffusionPipeline
+    from transformers import CLIPTokenizer
+
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "CONFIGS_DIR",
+    "PICKLE_SUFFIXES",
+    "family_config_dir",
+    "load_checkpoint_state_dict",
+    "load_clip_tokenizer",
+    "load_controlnet_file",
+    "load_single_file",
+]
+
+log = logging.getLogger(__name__)
+
+CONFIGS_DIR = Path(sfumato.resources.__file__).parent / "configs"
+TOKENIZER_DIR = CONFIGS_DIR / "clip-tokenizer"
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+
+
+def family_config_dir(family: str) -> Path:
+    """The shipped diffusers-format config folder for ``family`` (``sd15`` / ``sdxl``)."""
+    if family not in SUPPORTED_FAMILIES:
+        raise UnsupportedModeError(f"There are no model configs for the {family!r} family.")
+    return CONFIGS_DIR / family
+
+
+def load_clip_tokenizer(folder: Path | None = None, *, pad_token: str | None = None) -> CLIPTokenizer:
+    """A CLIP tokenizer from ``folder`` (default: the shipped OpenAI CLIP vocabulary).
+
+    ``pad_token="!"`` gives SDXL's second tokenizer (same vocabulary, other padding).
+    """
+    from transformers import CLIPTokenizer
+
+    folder = TOKENIZER_DIR if folder is None else folder
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if pad_token is not None:
+        kwargs["pad_token"] = pad_token
+    return CLIPTokenizer.from_pretrained(str(folder), **kwargs)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a single-file checkpoint, on the CPU, without running any code.
+
+    Raises :class:`ModelNotFoundError`, :class:`CorruptModelError` (truncated, not a
+    checkpoint, unknown file type) or :class:`UnsafeModelError` (a pickle that needs
+    more than tensors and plain containers).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelNotFoundError(f"Model file not found: {path}")
+    if path.is_dir():
+        raise CorruptModelError(
+            f"{path} is a folder, not a single-file checkpoint.",
+            "Load it as a diffusers model folder, or choose a .safetensors file.",
+        )
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        read_safetensors_header(path)  # cheap validation: truncation, garbage
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state: Any = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise CorruptModelError(f"{path.name} cannot be read: {error}.") from error
+    elif suffix in PICKLE_SUFFIXES:
+        state = _load_pickle(path)
+    else:
+        raise CorruptModelError(
+            f"{path.name} is not a model file Sfumato knows ({suffix or 'no extension'}).",
+            "Use a .safetensors checkpoint.",
+        )
+    # Some checkpoints nest the weights under "state_dict" (with "global_step" etc.).
+    while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CorruptModelError(f"{path.name} does not contain a dictionary of weights.")
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CorruptModelError(f"{path.name} contains no weights.")
+    return tensors
+
+
+def _load_pickle(path: Path) -> Any:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "weights only" in text.lower() or "weights_only" in text:
+            raise UnsafeModelError(
+                f"{path.name} is a pickle file that needs to run code to load, so it was refused "
+                "(a malicious .ckpt can take over the computer).",
+            ) from error
+        raise CorruptModelError(f"{path.name} cannot be read: {text}.") from error
+    except (EOFError, RuntimeError, OSError, ValueError, KeyError, AttributeError) as error:
+        raise CorruptModelError(f"{path.name} cannot be read: {error}.") from error
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _component_location(folder: Path, name: str) -> tuple[str, str | None]:
+    """``(config path, subfolder)`` for a component: ``folder/name/`` or ``folder`` itself."""
+    if (folder / name / "config.json").is_file():
+        return str(folder), name
+    if (folder / "config.json").is_file():
+        return str(folder), None
+    raise CorruptModelError(
+        f"The config folder {folder} has no {name}/config.json.",
+        "Point the config at a diffusers-format model folder.",
+    )
+
+
+def _tokenizer_for(config_dir: Path, name: str, pad_token: str | None) -> CLIPTokenizer:
+    folder = config_dir / name
+    if any((folder / f).is_file() for f in ("vocab.json", "tokenizer.json", "tokenizer_config.json")):
+        return load_clip_tokenizer(folder)
+    return load_clip_tokenizer(pad_token=pad_token)
+
+
+def _scheduler_for(config_dir: Path) -> Any:
+    import diffusers
+
+    config_file = config_dir / "scheduler" / "scheduler_config.json"
+    name = json.loads(config_file.read_text()).get("_class_name", "EulerDiscreteScheduler")
+    cls = getattr(diffusers, name, diffusers.EulerDiscreteScheduler)
+    return cls.from_pretrained(str(config_dir), subfolder="scheduler", local_files_only=True)
+
+
+def _text_encoder(cls: Any, state: dict[str, torch.Tensor], config_dir: Path, name: str, dtype: torch.dtype) -> Any:
+    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+
+    return create_diffusers_clip_model_from_ldm(
+        cls, state, subfolder=name, config=str(config_dir), torch_dtype=dtype, local_files_only=True
+    )
+
+
+def load_single_file(
+    path: Path,
+    family: str | None = None,
+    *,
+    torch_dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    config: Path | None = None,
+) -> DiffusionPipeline:
+    """Load a single-file SD 1.x / SDXL checkpoint as a diffusers pipeline, offline.
+
+    Returns a ``StableDiffusionPipeline`` / ``StableDiffusionXLPipeline`` (their
+    ``Inpaint`` variants when the UNet takes 9 input channels), with no safety checker.
+    ``family`` skips detection; ``config`` is a diffusers-format folder replacing the
+    shipped configs (see the module docstring). ``torch_dtype`` defaults to float32.
+    """
+    path = Path(path)
+    state = load_checkpoint_state_dict(path)
+    family = family or detect_family(state)
+    config_dir = Path(config) if config is not None else family_config_dir(family)
+    if not (config_dir / "unet").is_dir():
+        raise CorruptModelError(f"The config folder {config_dir} has no unet/ config.")
+    dtype = torch_dtype or torch.float32
+    inpaint = is_inpaint_unet(state)
+    try:
+        pipe = _assemble(state, family, config_dir, dtype, inpaint)
+    except (KeyError, RuntimeError, ValueError, IndexError, TypeError) as error:
+        raise CorruptModelError(
+            f"{path.name} does not match the {family} architecture it looks like ({error}).",
+            "The file may be damaged, or a custom model that needs its own config folder.",
+        ) from error
+    if device is not None:
+        pipe.to(device)
+    log.info("loaded %s as %s%s (%s)", path.name, family, " inpaint" if inpaint else "", dtype)
+    return pipe
+
+
+def _assemble(
+    state: dict[str, torch.Tensor], family: str, config_dir: Path, dtype: torch.dtype, inpaint: bool
+) -> DiffusionPipeline:
+    import diffusers
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    conv_in = state.get("model.diffusion_model.input_blocks.0.0.weight")
+    unet_kwargs: dict[str, Any] = {}
+    if conv_in is not None:
+        unet_kwargs["in_channels"] = int(conv_in.shape[1])
+    common: dict[str, Any] = {"config": str(config_dir), "local_files_only": True, "torch_dtype": dtype}
+    unet = diffusers.UNet2DConditionModel.from_single_file(state, subfolder="unet", **common, **unet_kwargs)
+    vae = diffusers.AutoencoderKL.from_single_file(state, subfolder="vae", **common)
+    scheduler = _scheduler_for(config_dir)
+
+    if family == SD15:
+        text_encoder = _text_encoder(CLIPTextModel, state, config_dir, "text_encoder", dtype)
+        cls = diffusers.StableDiffusionInpaintPipeline if inpaint else diffusers.StableDiffusionPipeline
+        return cls(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=_tokenizer_for(config_dir, "tokenizer", None),
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    if family == SDXL:
+        text_encoder = _text_encoder(CLIPTextModel, state, config_dir, "text_encoder", dtype)
+        # diffusers tells the two encoders apart by hidden size; hide the first one so
+        # that the second always converts from the OpenCLIP weights.
+        second = {k: v for k, v in state.items() if not k.startswith("conditioner.embedders.0.")}
+        text_encoder_2 = _text_encoder(CLIPTextModelWithProjection, second, config_dir, "text_encoder_2", dtype)
+        index = json.loads((config_dir / "model_index.json").read_text()) if (config_dir / "model_index.json").is_file() else {}
+        kwargs: dict[str, Any] = {}
+        if inpaint:
+            kwargs["requires_aesthetics_score"] = False
+            cls = diffusers.StableDiffusionXLInpaintPipeline
+        else:
+            cls = diffusers.StableDiffusionXLPipeline
+        return cls(
+            vae=vae,
+            text_encoder=text_encoder,
+            text_encoder_2=text_encoder_2,
+            tokenizer=_tokenizer_for(config_dir, "tokenizer", None),
+            tokenizer_2=_tokenizer_for(config_dir, "tokenizer_2", "!"),
+            unet=unet,
+            scheduler=scheduler,
+            force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
+            **kwargs,
+        )
+    raise UnsupportedModeError(f"Single-file loading does not support the {family!r} family.")
+
+
+def load_controlnet_file(
+    path: Path,
+    family: str | None = None,
+    *,
+    torch_dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    config: Path | None = None,
+) -> ControlNetModel:
+    """Load a single-file ControlNet (LDM ``control_model.`` or diffusers layout), offline.
+
+    ``config`` is a folder holding the ControlNet's ``config.json`` (directly or under
+    ``controlnet/``); by default ``resources/configs/<family>/controlnet``.
+    """
+    import diffusers
+
+    path = Path(path)
+    state = load_checkpoint_state_dict(path)
+    family = family or detect_family(state)
+    folder = Path(config) if config is not None else family_config_dir(family)
+    location, subfolder = _component_location(folder, "controlnet")
+    dtype = torch_dtype or torch.float32
+    kwargs: dict[str, Any] = {}
+    hint = state.get("control_model.input_hint_block.0.weight", state.get("controlnet_cond_embedding.conv_in.weight"))
+    if hint is not None:
+        kwargs["conditioning_channels"] = int(hint.shape[1])
+    try:
+        model = diffusers.ControlNetModel.from_single_file(
+            state, config=location, subfolder=subfolder, local_files_only=True, torch_dtype=dtype, **kwargs
+        )
+    except (KeyError, RuntimeError, ValueError, IndexError, TypeError) as error:
+        raise CorruptModelError(
+            f"{path.name} does not match the {family} ControlNet architecture ({error}).",
+            "The file may be damaged, or it needs its own config folder.",
+        ) from error
+    if device is not None:
+        model.to(device)
+    return model
