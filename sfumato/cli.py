@@ -1,0 +1,293 @@
+"""The ``sfumato`` command: the window with no arguments, headless sub-commands otherwise.
+
+Sub-commands come from the :data:`SUBCOMMANDS` registration list: ``"module:function"``
+strings, imported when the parser is built. Each function receives argparse's
+sub-parsers object, adds its parser(s), and sets ``handler`` on each with
+``parser.set_defaults(handler=fn)``, where ``fn(args: argparse.Namespace) -> int`` returns
+the exit status. Handlers report failures by raising: :class:`CliError` (or any
+exception with an ``exit_code`` attribute), :class:`~sfumato.canvas.file_errors.FileFormatError`,
+``OSError`` or ``ValueError`` become one line ``sfumato: error: ...`` on stderr and exit
+status 1; ``--debug`` (accepted before or after the sub-command) shows the traceback
+instead. Keep sub-command modules light at import time (no torch, no Qt): import heavy
+things inside the handler. This module itself never imports Qt or torch.
+
+Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+log = logging.getLogger(__name__)
+
+# Registration list of sub-command providers (see the module docstring). To add commands,
+# append "package.module:function" entries here.
+SUBCOMMANDS: list[str] = [
+    "sfumato.cli:add_file_parsers",
+]
+
+ORA_SUFFIXES = (".ora",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".webp")
+WRITE_SUFFIXES = (".ora", ".png")
+
+
+class CliError(Exception):
+    """A failure the user can act on; printed as one line, exit status ``exit_code``."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``sfumato: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see '{self.prog} --help')"
+        sys.stderr.write(f"sfumato: error: {_one_line(message)}{hint}\n")
+        raise SystemExit(2)
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: global options plus every registered sub-command."""
+    parser = _Parser(
+        prog="sfumato",
+        description="Sfumato: a painting program in which a diffusion model is one more brush. "
+        "Run without arguments to open the window.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--version", action="version", version=f"sfumato {_version()}")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for entry in SUBCOMMANDS:
+        module_name, _, function_name = entry.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            add = getattr(module, function_name)
+        except (ImportError, AttributeError) as exc:
+            log.warning("sub-commands from %s are unavailable: %s", entry, exc)
+            continue
+        add(subparsers)
+    for sub in subparsers.choices.values():
+        # --debug after the sub-command too; SUPPRESS keeps a global --debug from being reset.
+        if not any("--debug" in action.option_strings for action in sub._actions):
+            sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def add_file_parsers(subparsers: Any) -> None:
+    """``flatten`` and ``convert``: file sub-commands that need no model."""
+    flatten = subparsers.add_parser(
+        "flatten",
+        help="composite a document into a PNG",
+        description="Composite IN (an .ora, or an image) exactly as the canvas shows it — "
+        "mask, region and control layers left out — and write a PNG. The document's "
+        "recipe is kept in the PNG's 'parameters' text, as other SD tools read it.",
+    )
+    flatten.add_argument("input", metavar="IN", type=Path, help="an .ora file (or a PNG/JPEG/WebP)")
+    flatten.add_argument("-o", "--output", metavar="OUT.png", type=Path, required=True, help="the PNG to write")
+    flatten.add_argument("--no-parameters", action="store_true", help="write no 'parameters' text chunk")
+    flatten.set_defaults(handler=run_flatten)
+
+    convert = subparsers.add_parser(
+        "convert",
+        help="read a document or image and write it in another format",
+        description="Read IN through the document model and write OUT; formats come from "
+        "the suffixes. Reads .ora, .png, .jpg, .jpeg, .webp; writes .ora and .png (flattened).",
+    )
+    convert.add_argument("input", metavar="IN", type=Path)
+    convert.add_argument("-o", "--output", metavar="OUT", type=Path, required=True)
+    convert.set_defaults(handler=run_convert)
+
+
+# -- handlers --------------------------------------------------------------------------------
+def read_document(path: Path) -> Any:
+    """Read an .ora (or a zip with another suffix) or a PNG/JPEG/WebP into a Document."""
+    from sfumato.canvas.imageio import load_image_document
+    from sfumato.canvas.ora import load_ora
+
+    if not path.exists():
+        raise CliError(f"{path}: file not found")
+    if path.is_dir():
+        raise CliError(f"{path}: is a folder, not a file")
+    if path.suffix.lower() in ORA_SUFFIXES or _looks_like_zip(path):
+        return load_ora(path)
+    return load_image_document(path)
+
+
+def write_document(doc: Any, path: Path) -> None:
+    from sfumato.canvas.imageio import export_png
+    from sfumato.canvas.ora import save_ora
+    from sfumato.canvas.parameters import document_parameters
+
+    suffix = path.suffix.lower()
+    if suffix in ORA_SUFFIXES:
+        save_ora(doc, path)
+    elif suffix == ".png":
+        export_png(doc, path, document_parameters(doc))
+    else:
+        raise CliError(
+            f"{path}: cannot write {suffix or 'files without a suffix'}; "
+            f"choose an output ending in {' or '.join(WRITE_SUFFIXES)}"
+        )
+
+
+def run_flatten(args: argparse.Namespace) -> int:
+    from sfumato.canvas.imageio import export_png
+    from sfumato.canvas.parameters import document_parameters
+
+    output: Path = args.output
+    if output.suffix.lower() != ".png":
+        raise CliError(f"{output}: flatten writes PNG files; give an output ending in .png")
+    doc = read_document(args.input)
+    export_png(doc, output, None if args.no_parameters else document_parameters(doc))
+    log.info("wrote %s (%dx%d)", output, doc.width, doc.height)
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    output: Path = args.output
+    if output.suffix.lower() not in WRITE_SUFFIXES:
+        write_document(None, output)  # raises the "cannot write" error before any reading
+    doc = read_document(args.input)
+    write_document(doc, output)
+    log.info("wrote %s", output)
+    return 0
+
+
+def _looks_like_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+# -- entry point -----------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    _configure_logging(debug)
+    if not args_list or _is_gui_invocation(args_list):
+        return _run_gui([a for a in args_list if a != "--debug"], debug)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        return _run_gui([], debug)
+    return _run_handler(handler, args, debug=bool(getattr(args, "debug", False)) or debug)
+
+
+def _run_handler(handler: Any, args: argparse.Namespace, *, debug: bool) -> int:
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("sfumato: interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a line
+        return report(exc, debug=debug)
+
+
+def report(exc: BaseException, *, debug: bool) -> int:
+    """Print ``exc`` as one line (or a traceback with ``debug``); return the exit status."""
+    if debug:
+        traceback.print_exception(exc)
+    else:
+        sys.stderr.write(f"sfumato: error: {describe(exc)}\n")
+    code = getattr(exc, "exit_code", 1)
+    return code if isinstance(code, int) and code != 0 else 1
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a user: the message of a known error, the type of an unexpected one."""
+    from sfumato.canvas.file_errors import FileFormatError
+
+    if isinstance(exc, CliError | FileFormatError) or hasattr(exc, "exit_code"):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = where + (exc.strerror or str(exc))
+    elif isinstance(exc, ValueError):
+        text = str(exc)
+    elif isinstance(exc, MemoryError):
+        text = "out of memory; try a smaller document or close other programs"
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    return _one_line(text or type(exc).__name__)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _configure_logging(debug: bool) -> None:
+    root = logging.getLogger()
+    if root.handlers:  # embedded (tests, another program): leave its logging alone
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"sfumato: {record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info and logging.getLogger().level <= logging.DEBUG:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def _is_gui_invocation(args: list[str]) -> bool:
+    """``sfumato picture.ora`` opens the window on a file (no sub-command named).
+
+    Sub-command names never end in a document suffix, so the two cannot be confused.
+    """
+    first = next((a for a in args if a != "--debug"), None)
+    if first is None:
+        return True
+    return not first.startswith("-") and Path(first).suffix.lower() in ORA_SUFFIXES + IMAGE_SUFFIXES
+
+
+def _run_gui(argv: list[str], debug: bool) -> int:
+    try:
+        from sfumato.desktop.app import main as gui_main
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("PySide6"):
+            message = (
+                "the window needs PySide6, which is not installed: "
+                "pip install 'PySide6-Essentials>=6.7,<6.12' (the sub-commands work without it; see sfumato --help)"
+            )
+        elif exc.name and exc.name.startswith("sfumato.desktop"):
+            message = "the desktop window is not available in this build; the sub-commands work: see sfumato --help"
+        else:
+            return report(exc, debug=debug)
+        return report(CliError(message), debug=debug)
+    except Exception as exc:  # noqa: BLE001
+        return report(exc, debug=debug)
+    try:
+        return int(gui_main(argv) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        return report(exc, debug=debug)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sfumato")
+    except PackageNotFoundError:
+        return "unknown"
