@@ -115,7 +115,7 @@ def violates(name: str, rule: Rule) -> bool:
 
 def static_check() -> list[str]:
     problems: list[str] = []
-    for folder, package in ROOMS.items():
+    for folder in ROOMS:
         for path in sorted((ROOT / folder).rglob("*.py")):
             module = module_name(path)
             room = max((r for r in RULES if _matches(module, r)), key=len)
