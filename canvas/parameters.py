@@ -383,8 +383,8 @@ def _comfy_find(nodes: Mapping[str, Any], link: Any, keys: tuple[str, ...], dept
 def read_png_text(path: str | Path, keys: tuple[str, ...] = ("parameters", "prompt")) -> dict[str, str]:
     """The tEXt/zTXt/iTXt chunks named ``keys`` of a PNG, read without decoding pixels.
 
-    Walks the chunk list and stops at ``IEND``; compressed text is inflated with a bound
-    (:data:`MAX_TEXT_BYTES`). Returns ``{}`` for files that are not PNGs or are damaged.
+    Walks the chunk list and stops at ``IEND``; chunks whose CRC does not match are
+    skipped; compressed text is inflated with a bound (:data:`MAX_TEXT_BYTES`). Returns ``{}`` for files that are not PNGs or are damaged.
     """
     found: dict[str, str] = {}
     try:
@@ -399,8 +399,12 @@ def read_png_text(path: str | Path, keys: tuple[str, ...] = ("parameters", "prom
                 if kind == b"IEND":
                     break
                 if kind in (b"tEXt", b"zTXt", b"iTXt") and length <= MAX_TEXT_BYTES:
-                    item = _text_chunk(kind, handle.read(length))
-                    handle.seek(4, 1)
+                    body = handle.read(length)
+                    crc = handle.read(4)
+                    if len(crc) < 4 or struct.unpack(">I", crc)[0] != zlib.crc32(kind + body):
+                        log.info("%s: damaged %s chunk skipped", path, kind.decode())
+                        continue
+                    item = _text_chunk(kind, body)
                     if item is not None and item[0] in keys and item[0] not in found:
                         found[item[0]] = item[1]
                 else:
@@ -431,8 +435,8 @@ def _text_chunk(kind: bytes, data: bytes) -> tuple[str, str] | None:
 def _inflate(data: bytes) -> bytes:
     inflater = zlib.decompressobj()
     out = inflater.decompress(data, MAX_TEXT_BYTES)
-    if inflater.unconsumed_tail:
-        raise ValueError("text chunk inflates beyond the limit")
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("text chunk is damaged or inflates beyond the limit")
     return out
 
 
