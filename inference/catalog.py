@@ -1,0 +1,415 @@
+"""Model discovery for the model picker: which checkpoints, ControlNets and LoRAs exist.
+
+Imports no torch (numpy-free even): labels and families come from file names, folder
+configs and safetensors headers (:mod:`sfumato.inference.detect`), never from loading
+weights. Places searched, in this order:
+
+1. the built-in demo model ``resources/models/builtin/`` and its scribble ControlNet
+   ``resources/models/builtin-controlnet-scribble/`` (when present);
+2. the user's configured ``model_paths`` (:mod:`sfumato.config`): files, diffusers
+   folders, or folders scanned a few levels deep;
+3. ComfyUI's ``~/ComfyUI/models/{checkpoints,controlnet,loras}``;
+4. AUTOMATIC1111 / Forge ``~/stable-diffusion-webui[-forge]/models/{Stable-diffusion,
+   ControlNet,Lora}``;
+5. the Hugging Face hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or
+   ``~/.cache/huggingface/hub``): ``models--org--name`` snapshots with a
+   ``model_index.json`` (pipelines) or a ControlNet ``config.json``.
+
+Setting ``SFUMATO_NO_SYSTEM_MODEL_DIRS=1`` skips 3–5 (the tests do, so a developer's
+own models never leak into a test run).
+
+An entry's ``source`` is what :class:`~sfumato.inference.request.ModelRef` takes: a
+path, a hub id (``org/name``), or ``"builtin"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sfumato.inference.detect import (
+    SD15,
+    SDXL,
+    WeightsKind,
+    detect_weights_kind,
+    guess_family,
+    read_safetensors_header,
+)
+from sfumato.inference.errors import EngineError
+from sfumato.inference.request import ControlKind
+
+from sfumato.config import Config, load_config
+
+__all__ = [
+    "BUILTIN_CONTROLNET_DIR",
+    "BUILTIN_LABEL",
+    "BUILTIN_MODEL_DIR",
+    "BUILTIN_SOURCE",
+    "ModelEntry",
+    "Origin",
+    "WeightsKind",
+    "find_controlnet",
+    "find_default_model",
+    "find_loras",
+    "list_models",
+    "system_model_dirs",
+]
+
+log = logging.getLogger(__name__)
+
+BUILTIN_SOURCE = "builtin"
+BUILTIN_LABEL = "built-in demo model — shapes and colours; add a Stable Diffusion checkpoint for real work"
+BUILTIN_CONTROLNET_LABEL = "built-in scribble ControlNet (demo model)"
+_RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+try:  # the installed package maps resources/ to sfumato.resources
+    import sfumato.resources as _resources_pkg
+
+    _RESOURCES = Path(_resources_pkg.__file__).resolve().parent
+except ImportError:  # pragma: no cover
+    pass
+BUILTIN_MODEL_DIR = _RESOURCES / "models" / "builtin"
+BUILTIN_CONTROLNET_DIR = _RESOURCES / "models" / "builtin-controlnet-scribble"
+
+_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+_SCAN_DEPTH = 3
+_NO_SYSTEM_ENV = "SFUMATO_NO_SYSTEM_MODEL_DIRS"
+
+
+class Origin(Enum):
+    """Where an entry was found (the picker groups by it)."""
+
+    BUILTIN = "builtin"
+    CONFIGURED = "configured"
+    COMFYUI = "comfyui"
+    A1111 = "a1111"
+    HUB = "hub"
+
+
+_ORIGIN_ORDER = {origin: i for i, origin in enumerate(Origin)}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model the user can pick.
+
+    ``family`` is a cheap guess (``"sd15"``, ``"sdxl"``, ``"sd2"``, ... or ``None`` when
+    unknown, e.g. for a ``.ckpt`` that cannot be read without unpickling).
+    """
+
+    kind: WeightsKind
+    source: str
+    label: str
+    family: str | None
+    origin: Origin
+
+    @property
+    def path(self) -> Path | None:
+        """The local file or folder (``None`` for hub ids and ``builtin``)."""
+        if self.origin is Origin.HUB or self.source == BUILTIN_SOURCE:
+            return None
+        return Path(self.source)
+
+    @property
+    def supported(self) -> bool:
+        return self.family in (SD15, SDXL)
+
+
+# --------------------------------------------------------------------------- roots
+
+
+def _home() -> Path:
+    return Path(os.path.expanduser("~"))
+
+
+def system_model_dirs(home: Path | None = None) -> list[tuple[Path, Origin, WeightsKind]]:
+    """The ComfyUI and A1111/Forge model folders under ``home`` (existing or not)."""
+    home = _home() if home is None else home
+    dirs: list[tuple[Path, Origin, WeightsKind]] = []
+    comfy = home / "ComfyUI" / "models"
+    dirs += [
+        (comfy / "checkpoints", Origin.COMFYUI, WeightsKind.CHECKPOINT),
+        (comfy / "controlnet", Origin.COMFYUI, WeightsKind.CONTROLNET),
+        (comfy / "loras", Origin.COMFYUI, WeightsKind.LORA),
+    ]
+    for webui in ("stable-diffusion-webui", "stable-diffusion-webui-forge"):
+        models = home / webui / "models"
+        dirs += [
+            (models / "Stable-diffusion", Origin.A1111, WeightsKind.CHECKPOINT),
+            (models / "ControlNet", Origin.A1111, WeightsKind.CONTROLNET),
+            (models / "Lora", Origin.A1111, WeightsKind.LORA),
+        ]
+    return dirs
+
+
+def _hub_cache_dir() -> Path:
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return _home() / ".cache" / "huggingface" / "hub"
+
+
+def _system_dirs_enabled() -> bool:
+    return os.environ.get(_NO_SYSTEM_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
+
+
+# --------------------------------------------------------------------------- sniffing
+
+_header_cache: dict[tuple[str, int, int], tuple[WeightsKind, str | None]] = {}
+
+
+def _sniff_file(path: Path) -> tuple[WeightsKind | None, str | None]:
+    """(kind, family) of a weights file from its safetensors header; cached by mtime/size."""
+    if path.suffix.lower() != ".safetensors":
+        return None, None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None, None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key in _header_cache:
+        return _header_cache[key]
+    try:
+        header = read_safetensors_header(path)
+    except (EngineError, OSError) as error:
+        log.info("cannot read %s: %s", path, error)
+        return None, None
+    shapes = header.shapes
+    kind = detect_weights_kind(shapes)
+    family = guess_family(shapes, header.metadata)
+    _header_cache[key] = (kind, family)
+    return kind, family
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _family_from_cross_attention(dim: Any) -> str | None:
+    return {768: SD15, 2048: SDXL, 1024: "sd2"}.get(dim if isinstance(dim, int) else -1)
+
+
+def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label: str | None = None) -> ModelEntry | None:
+    """A diffusers pipeline folder or a ControlNet folder as an entry; ``None`` otherwise."""
+    index = _read_json(folder / "model_index.json")
+    if index:
+        name = str(index.get("_class_name", ""))
+        unet = _read_json(folder / "unet" / "config.json")
+        if "XL" in name:
+            family: str | None = SDXL if "Refiner" not in name else "sdxl-refiner"
+        elif name.startswith("StableDiffusion"):
+            family = _family_from_cross_attention(unet.get("cross_attention_dim")) or SD15
+        else:
+            family = None
+        return ModelEntry(WeightsKind.CHECKPOINT, source or str(folder), label or folder.name, family, origin)
+    config = _read_json(folder / "config.json")
+    if config.get("_class_name") == "ControlNetModel":
+        family = _family_from_cross_attention(config.get("cross_attention_dim"))
+        return ModelEntry(WeightsKind.CONTROLNET, source or str(folder), label or folder.name, family, origin)
+    return None
+
+
+def _file_entry(path: Path, origin: Origin, kind_hint: WeightsKind | None) -> ModelEntry:
+    kind, family = _sniff_file(path)
+    if kind is None or (kind_hint is not None and kind is WeightsKind.CHECKPOINT):
+        # A header cannot tell a checkpoint from a file it fails to read; the folder can.
+        kind = kind_hint or kind or WeightsKind.CHECKPOINT
+    return ModelEntry(kind, str(path), path.stem, family, origin)
+
+
+def _scan(root: Path, origin: Origin, kind_hint: WeightsKind | None, depth: int = _SCAN_DEPTH) -> Iterator[ModelEntry]:
+    """Entries in ``root`` (a file, a model folder, or a folder of them), ``depth`` levels down."""
+    try:
+        if root.is_file():
+            if root.suffix.lower() in _FILE_SUFFIXES:
+                yield _file_entry(root, origin, kind_hint)
+            return
+        if not root.is_dir():
+            return
+    except OSError:
+        return
+    entry = _folder_entry(root, origin)
+    if entry is not None:
+        yield entry
+        return
+    if depth <= 0:
+        return
+    try:
+        children = sorted(root.iterdir(), key=lambda p: p.name.lower())
+    except OSError as error:
+        log.info("cannot list %s: %s", root, error)
+        return
+    for child in children:
+        if child.name.startswith("."):
+            continue
+        yield from _scan(child, origin, kind_hint, depth - 1)
+
+
+def _scan_hub(cache: Path) -> Iterator[ModelEntry]:
+    try:
+        repos = sorted(p for p in cache.glob("models--*") if p.is_dir())
+    except OSError:
+        return
+    for repo in repos:
+        repo_id = repo.name[len("models--") :].replace("--", "/")
+        snapshots = repo / "snapshots"
+        ref = (repo / "refs" / "main")
+        candidates: list[Path] = []
+        try:
+            if ref.is_file():
+                candidates.append(snapshots / ref.read_text().strip())
+            if snapshots.is_dir():
+                candidates += sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        except OSError:
+            continue
+        for snapshot in candidates:
+            entry = _folder_entry(snapshot, Origin.HUB, source=repo_id, label=repo_id)
+            if entry is not None:
+                yield entry
+                break
+
+
+def _builtin_entries() -> Iterator[ModelEntry]:
+    if BUILTIN_MODEL_DIR.is_dir():
+        entry = _folder_entry(BUILTIN_MODEL_DIR, Origin.BUILTIN)
+        family = entry.family if entry is not None else _first_family(BUILTIN_MODEL_DIR)
+        yield ModelEntry(WeightsKind.CHECKPOINT, BUILTIN_SOURCE, BUILTIN_LABEL, family, Origin.BUILTIN)
+    if (BUILTIN_CONTROLNET_DIR / "config.json").is_file():
+        entry = _folder_entry(BUILTIN_CONTROLNET_DIR, Origin.BUILTIN, label=BUILTIN_CONTROLNET_LABEL)
+        if entry is not None:
+            yield entry
+
+
+def _first_family(folder: Path) -> str | None:
+    for file in sorted(folder.glob("*.safetensors")):
+        return _sniff_file(file)[1]
+    return None
+
+
+# --------------------------------------------------------------------------- public
+
+
+def _all_entries(config: Config) -> Iterator[ModelEntry]:
+    yield from _builtin_entries()
+    for raw in config.model_paths:
+        yield from _scan(Path(raw).expanduser(), Origin.CONFIGURED, None)
+    if not _system_dirs_enabled():
+        return
+    for folder, origin, kind in system_model_dirs():
+        yield from _scan(folder, origin, kind)
+    yield from _scan_hub(_hub_cache_dir())
+
+
+def list_models(kind: WeightsKind | None = None, *, config: Config | None = None) -> list[ModelEntry]:
+    """Every model found (built-in first, then configured, ComfyUI, A1111, hub), deduplicated.
+
+    ``kind`` filters to checkpoints, ControlNets or LoRAs. Within an origin, entries are
+    sorted by label. Unreadable files are listed with ``family=None`` (the loader says
+    what is wrong with them when the user picks one).
+    """
+    config = load_config() if config is None else config
+    seen: set[str] = set()
+    entries: list[ModelEntry] = []
+    for entry in _all_entries(config):
+        key = entry.source
+        if entry.path is not None:
+            with contextlib.suppress(OSError):
+                key = str(entry.path.resolve())
+        if key in seen:
+            continue
+        seen.add(key)
+        if kind is None or entry.kind is kind:
+            entries.append(entry)
+    entries.sort(key=lambda e: (_ORIGIN_ORDER[e.origin], e.kind.value, e.label.lower()))
+    return entries
+
+
+def builtin_entry() -> ModelEntry:
+    """The built-in demo model's entry (whether or not its weights are installed yet)."""
+    for entry in _builtin_entries():
+        if entry.source == BUILTIN_SOURCE:
+            return entry
+    return ModelEntry(WeightsKind.CHECKPOINT, BUILTIN_SOURCE, BUILTIN_LABEL, None, Origin.BUILTIN)
+
+
+def find_default_model(config: Config | None = None) -> ModelEntry:
+    """The configured ``default_model`` when it still exists, else the built-in model."""
+    config = load_config() if config is None else config
+    default = config.default_model
+    if not default or default == BUILTIN_SOURCE:
+        return builtin_entry()
+    path = Path(default).expanduser()
+    if path.exists():
+        for entry in _scan(path, Origin.CONFIGURED, WeightsKind.CHECKPOINT, depth=0):
+            return entry
+        log.warning("default model %s is neither a checkpoint file nor a model folder", path)
+        return builtin_entry()
+    if _looks_like_hub_id(default):
+        return ModelEntry(WeightsKind.CHECKPOINT, default, default, None, Origin.HUB)
+    log.warning("default model %s no longer exists; using the built-in model", default)
+    return builtin_entry()
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
+
+
+_CONTROL_WORDS: dict[ControlKind, tuple[str, ...]] = {
+    ControlKind.SCRIBBLE: ("scribble", "sketch"),
+    ControlKind.LINEART: ("lineart", "line_art", "line-art"),
+    ControlKind.SOFTEDGE: ("softedge", "soft_edge", "soft-edge", "hed", "pidi"),
+    ControlKind.CANNY: ("canny",),
+    ControlKind.DEPTH: ("depth",),
+    ControlKind.POSE: ("openpose", "pose"),
+    ControlKind.SEGMENTATION: ("seg",),
+}
+
+
+def find_controlnet(
+    kind: ControlKind, family: str, *, entries: Iterable[ModelEntry] | None = None
+) -> ModelEntry | None:
+    """The first installed ControlNet for ``kind`` and ``family``, judged by its name.
+
+    Names are matched case-insensitively against words such as ``scribble``, ``canny``,
+    ``softedge``/``hed``; a ControlNet of unknown family counts as a match only when no
+    entry of the right family does (never the built-in demo ControlNet). The user's configured folders win over ComfyUI,
+    A1111 and the hub.
+    """
+    pool = list(list_models(WeightsKind.CONTROLNET) if entries is None else entries)
+    words = _CONTROL_WORDS[kind]
+
+    def named(entry: ModelEntry) -> bool:
+        text = (entry.label + " " + Path(entry.source).name).lower()
+        return any(word in text for word in words)
+
+    matches = [e for e in pool if e.kind is WeightsKind.CONTROLNET and named(e)]
+    # The built-in demo ControlNet only when nothing real is installed.
+    matches.sort(key=lambda e: e.origin is Origin.BUILTIN)
+    for entry in matches:
+        if entry.family == family:
+            return entry
+    for entry in matches:  # e.g. a .pth whose family cannot be read cheaply
+        if entry.family is None and entry.origin is not Origin.BUILTIN:
+            return entry
+    return None
+
+
+def find_loras(family: str | None = None, *, config: Config | None = None) -> list[ModelEntry]:
+    """Installed LoRAs, optionally only those for ``family`` (unknown family included)."""
+    loras = list_models(WeightsKind.LORA, config=config)
+    if family is None:
+        return loras
+    return [e for e in loras if e.family in (family, None)]
