@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 # append "package.module:function" entries here.
 SUBCOMMANDS: list[str] = [
     "sfumato.cli:add_file_parsers",
+    "sfumato.render_cli:add_render_parser",
+    "sfumato.render_cli:add_models_parser",
 ]
 
 ORA_SUFFIXES = (".ora",)

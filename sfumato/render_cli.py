@@ -1,0 +1,419 @@
+"""``sfumato render`` and ``sfumato models``: the headless main job.
+
+``sfumato render IN.ora -o OUT.png`` reads the document and its recipe (the ``sfumato:``
+attributes; flags override), plans the generation (:mod:`sfumato.planner`), runs the
+engine with a progress bar on a terminal, and writes the flattened result as a PNG with
+an A1111-style ``parameters`` chunk. ``--batch N`` (N > 1) writes ``OUT-1.png`` …
+``OUT-N.png``; ``--layered OUT.ora`` also writes the document with the result(s) added as
+``generated`` layers (with ``--batch``, the first image visible, the others hidden).
+
+``sfumato models`` lists the models the catalog finds.
+
+Torch is imported only when a render actually runs (the engine import is lazy). Every
+failure the user can fix is one line on stderr and a non-zero exit status (1; 130 when
+interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RenderError",
+    "add_models_parser",
+    "add_render_parser",
+    "batch_output_paths",
+    "models_main",
+    "render_main",
+]
+
+NO_MODEL_HINT = (
+    "no model found: pass --model PATH (a Stable Diffusion .safetensors checkpoint or a "
+    "diffusers folder), or put one in a models folder (`sfumato models` lists what is found)"
+)
+
+
+class RenderError(Exception):
+    """A render that cannot go on; the message is the one line the user sees.
+
+    ``exit_code`` makes :mod:`sfumato.cli` print it as ``sfumato: error: ...`` and exit 1.
+    """
+
+    exit_code = 1
+
+
+# ----------------------------------------------------------------------------- parsers
+def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``render`` on an ``argparse`` sub-parser collection."""
+    p = subparsers.add_parser(
+        "render",
+        help="generate from a document's recipe, headless",
+        description=(
+            "Plan and run a generation for an OpenRaster document (its sfumato: recipe and "
+            "its mask, region and control layers) and write the flattened result as PNG."
+        ),
+        epilog=(
+            "With --batch N (N > 1) the images are written as OUT-1.png ... OUT-N.png. "
+            "Without --model the document's model is used, then the configured default, "
+            "then the built-in demo model."
+        ),
+    )
+    p.add_argument("input", metavar="IN.ora", help="the document to render")
+    p.add_argument("-o", "--output", metavar="OUT.png", required=True, help="the flattened result")
+    p.add_argument("--layered", metavar="OUT.ora", help="also write the document with the result as a layer")
+    p.add_argument("--model", metavar="PATH|ID", help="checkpoint file, diffusers folder, catalog id or hub id")
+    p.add_argument("--controlnet", metavar="[KIND=]PATH", action="append", default=[],
+                   help="ControlNet weights for a control kind (default kind: scribble); repeatable")
+    p.add_argument("--prompt", help="override the document's prompt")
+    p.add_argument("--negative", help="override the document's negative prompt")
+    p.add_argument("--seed", type=int, help="random seed (default: the document's, else random)")
+    p.add_argument("--steps", type=int, help="denoising steps")
+    p.add_argument("--strength", type=float, help="0..1; below 1 on a painted canvas refines it (img2img)")
+    p.add_argument("--cfg", type=float, help="classifier-free guidance scale")
+    p.add_argument("--sampler", help="sampler name, e.g. euler_a or 'DPM++ 2M Karras'")
+    p.add_argument("--batch", type=int, help="how many images (seeds seed, seed+1, ...)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    p.set_defaults(handler=render_main)
+    return p
+
+
+def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``models`` on an ``argparse`` sub-parser collection."""
+    p = subparsers.add_parser(
+        "models",
+        help="list the models Sfumato can find",
+        description="List models from the configured folders, the usual ComfyUI/A1111 "
+        "model folders, the Hugging Face cache and the built-in demo model.",
+    )
+    p.set_defaults(handler=models_main)
+    return p
+
+
+# ----------------------------------------------------------------------------- helpers
+def batch_output_paths(output: Path, batch: int) -> list[Path]:
+    """``OUT.png`` for one image; ``OUT-1.png`` … ``OUT-N.png`` for a batch."""
+    if batch <= 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{i}{output.suffix}") for i in range(1, batch + 1)]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    source: str
+    family: str | None
+    origin: str  # "--model", "the document", "the configuration", "built-in"
+
+
+def _is_local(source: str) -> bool:
+    return Path(source).expanduser().exists()
+
+
+def _file_family(path: Path) -> str | None:
+    """The family of a single-file checkpoint from its header (torch-free)."""
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return None
+    try:
+        from sfumato.inference.detect import guess_family, read_safetensors_header
+
+        header = read_safetensors_header(path)
+        return guess_family(header.shapes, header.metadata)
+    except Exception as error:  # the engine will report a bad file properly
+        log.debug("cannot read the header of %s: %s", path, error)
+        return None
+
+
+def _catalog() -> Any | None:
+    try:
+        from sfumato.inference import catalog
+    except ImportError:
+        return None
+    return catalog
+
+
+def _entry_source(entry: Any) -> str | None:
+    for name in ("source", "path", "ref"):
+        value = getattr(entry, name, None)
+        if value is not None:
+            return str(getattr(value, "source", value))
+    return None
+
+
+def _entry_family(entry: Any) -> str | None:
+    family = getattr(entry, "family", None)
+    if family is None:
+        return None
+    return str(getattr(family, "name", getattr(family, "value", family)))
+
+
+def _lookup_catalog_id(text: str) -> Any | None:
+    catalog = _catalog()
+    if catalog is None:
+        return None
+    for name in ("find_model", "find", "lookup"):
+        finder = getattr(catalog, name, None)
+        if callable(finder):
+            try:
+                found = finder(text)
+            except Exception:
+                found = None
+            if found is not None:
+                return found
+    return None
+
+
+def _configured_model() -> str | None:
+    try:
+        from sfumato import config
+    except ImportError:
+        return None
+    for loader in ("load_config", "load"):
+        fn = getattr(config, loader, None)
+        if callable(fn):
+            try:
+                cfg = fn()
+            except Exception as error:
+                log.warning("cannot read the configuration: %s", error)
+                return None
+            value = getattr(cfg, "default_model", None) or getattr(cfg, "model", None)
+            return str(value) if value else None
+    return None
+
+
+def _builtin_model() -> ResolvedModel | None:
+    catalog = _catalog()
+    finder = getattr(catalog, "find_default_model", None) if catalog is not None else None
+    if callable(finder):
+        entry = finder()
+        if entry is None:
+            return None
+        source = _entry_source(entry)
+        return None if source is None else ResolvedModel(source, _entry_family(entry), "built-in")
+    from sfumato.planner.families import builtin_model_folder
+
+    folder = builtin_model_folder()
+    if (folder / "model_index.json").is_file():
+        return ResolvedModel("builtin", None, "built-in")
+    return None
+
+
+def resolve_model(flag: str | None, recipe_model: str | None) -> ResolvedModel:
+    """The model to render with: ``--model``, the document's, the configured, the built-in."""
+    for source, origin in ((flag, "--model"), (recipe_model, "the document"),
+                           (_configured_model(), "the configuration")):
+        if not source:
+            continue
+        source = source.strip()
+        if source == "builtin" or _is_local(source):
+            path = Path(source).expanduser()
+            return ResolvedModel(source, _file_family(path), origin)
+        entry = _lookup_catalog_id(source)
+        if entry is not None and _entry_source(entry):
+            return ResolvedModel(str(_entry_source(entry)), _entry_family(entry), origin)
+        looks_like_path = any(sep in source for sep in ("\\",)) or source.startswith(
+            (".", "~", "/")
+        ) or source.lower().endswith((".safetensors", ".ckpt"))
+        if looks_like_path:
+            raise RenderError(f"model not found: {source} (from {origin}); pass --model PATH")
+        return ResolvedModel(source, None, origin)  # a hub id: the engine loads it offline-first
+    builtin = _builtin_model()
+    if builtin is None:
+        raise RenderError(NO_MODEL_HINT)
+    return builtin
+
+
+def parse_controlnets(values: Sequence[str]) -> dict[Any, str]:
+    """``[KIND=]PATH`` flags → ``{ControlKind: path}`` (kind defaults to scribble)."""
+    from sfumato.inference.request import ControlKind, RequestError
+
+    out: dict[Any, str] = {}
+    for value in values:
+        kind_text, sep, path = value.partition("=")
+        if not sep:
+            kind_text, path = "scribble", value
+        try:
+            kind = ControlKind.parse(kind_text)
+        except RequestError as error:
+            raise RenderError(f"--controlnet {value}: {error}") from None
+        if not Path(path).expanduser().exists():
+            raise RenderError(f"--controlnet {value}: no such file or folder: {path}")
+        out[kind] = str(Path(path).expanduser())
+    return out
+
+
+class _Progress:
+    """A tqdm bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled and stream.isatty()
+        self.bar: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from sfumato.inference.events import Progress
+
+        if not self.enabled or not isinstance(event, Progress) or event.total <= 0:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=event.total, file=self.stream, unit="step", desc="rendering", leave=False)
+        self.bar.n = event.step
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ----------------------------------------------------------------------------- commands
+def render_main(args: argparse.Namespace) -> int:
+    """Run ``sfumato render``; returns 0 or raises :class:`RenderError` (the CLI prints it)."""
+    return _render(args)
+
+
+def _note(args: argparse.Namespace, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(f"sfumato: {text}", file=sys.stderr)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from sfumato.canvas.ora import load_ora, save_ora
+    from sfumato.canvas.parameters import format_parameters
+    from sfumato.planner.errors import PlanError
+    from sfumato.planner.placement import insertion_index, result_layer
+    from sfumato.planner.plan import plan
+    from sfumato.planner.recipe import settings_from_recipe
+
+    source = Path(args.input)
+    if not source.is_file():
+        raise RenderError(f"no such file: {source}")
+    output = Path(args.output)
+    for target in (output, Path(args.layered) if args.layered else None):
+        if target is not None and not target.parent.exists():
+            raise RenderError(f"cannot write {target}: the folder {target.parent} does not exist")
+    doc = load_ora(source)  # file errors are one line each (sfumato.cli reports them)
+
+    model = resolve_model(args.model, doc.recipe.model)
+    if model.origin == "built-in":
+        _note(args, "using the built-in demo model (shapes and colours); add a Stable "
+                    "Diffusion checkpoint for real work")
+    try:
+        settings = settings_from_recipe(
+            doc.recipe,
+            prompt=args.prompt, negative=args.negative, model=model.source,
+            model_family=model.family, seed=args.seed, steps=args.steps,
+            strength=args.strength, cfg=args.cfg, sampler=args.sampler, batch=args.batch,
+            control_models=parse_controlnets(args.controlnet),
+        )
+        planned = plan(doc, settings)
+    except PlanError as error:
+        raise RenderError(str(error)) from None
+    for note in planned.notes:
+        _note(args, note)
+    _note(args, f"{planned.mode.label.lower()}: {planned.area.w}x{planned.area.h} area at "
+                f"{planned.area.x},{planned.area.y}, generated at {planned.size}, seed {settings.seed}")
+
+    images = _run_engine(args, planned.request)
+
+    paths = batch_output_paths(output, len(images))
+    layers = []
+    for i, (image, path) in enumerate(zip(images, paths, strict=True)):
+        layer = result_layer(planned, image, batch_index=i)
+        index = insertion_index(doc)
+        doc._raw_insert(layer, doc.root, index)
+        try:
+            _export(doc, path, format_parameters(layer.generation or {}))
+        finally:
+            doc._raw_remove(layer)
+        layers.append(layer)
+        _note(args, f"wrote {path}")
+    if args.layered:
+        index = insertion_index(doc)
+        for i, layer in reversed(list(enumerate(layers))):
+            layer.visible = i == 0
+            doc.add_layer(layer, index=index)
+        save_ora(doc, args.layered)
+        _note(args, f"wrote {args.layered}")
+    return 0
+
+
+def _export(doc: Any, path: Path, parameters: str) -> None:
+    from sfumato.canvas.imageio import export_png
+
+    export_png(doc, path, parameters=parameters)
+
+
+def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
+    from sfumato.inference.errors import EngineError
+
+    try:
+        from sfumato.inference.cancel import CancelToken
+        from sfumato.inference.engine import Engine
+    except ImportError as error:
+        raise RenderError(f"the inference engine cannot start: {error}") from None
+    progress = _Progress(sys.stderr, not args.quiet)
+    cancel = CancelToken()
+    try:
+        engine = Engine(device=args.device)
+        result = engine.run(request, progress, cancel)
+    except EngineError as error:
+        raise RenderError(error.user_message) from None
+    except KeyboardInterrupt:
+        cancel.cancel()
+        raise
+    finally:
+        progress.close()
+    if result.error is not None:
+        raise RenderError(result.error.user_message)
+    if result.cancelled:
+        raise RenderError("cancelled")
+    return tuple(result.images)
+
+
+def models_main(args: argparse.Namespace) -> int:
+    """Run ``sfumato models``: one line per model (label, kind, family, source)."""
+    del args
+    catalog = _catalog()
+    lister: Callable[[], Any] | None = None
+    if catalog is not None:
+        for name in ("discover", "list_models", "scan", "find_models"):
+            candidate = getattr(catalog, name, None)
+            if callable(candidate):
+                lister = candidate
+                break
+    if lister is None:
+        raise RenderError("the model catalog is not available in this installation")
+    try:
+        entries = list(lister())
+    except Exception as error:
+        raise RenderError(f"cannot list models: {error}") from None
+    if not entries:
+        print(NO_MODEL_HINT.replace("no model found: ", "no models found; "), file=sys.stderr)
+        return 0
+    rows = [_model_row(entry) for entry in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    return 0
+
+
+BUILTIN_LABEL = "built-in demo model — shapes and colours; add a Stable Diffusion checkpoint for real work"
+
+
+def _model_row(entry: Any) -> tuple[str, str, str, str]:
+    source = _entry_source(entry) or "?"
+    builtin = bool(getattr(entry, "builtin", False)) or source == "builtin"
+    label = BUILTIN_LABEL if builtin else str(getattr(entry, "label", None) or getattr(entry, "name", source))
+    kind = getattr(entry, "kind", "")
+    kind_text = str(getattr(kind, "value", kind) or "")
+    return label, kind_text, _entry_family(entry) or "?", source
