@@ -21,7 +21,13 @@ from sfumato.canvas.file_errors import (
     UnsupportedFormatError,
 )
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.imageio import export_png, image_to_rgba, load_image_document, load_image_layer, save_png
+from sfumato.canvas.imageio import (
+    export_png,
+    image_to_rgba,
+    load_image_document,
+    load_image_layer,
+    save_png,
+)
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.canvas.parameters import format_parameters, read_png_parameters
 from sfumato.canvas.tiles import TiledSurface
@@ -171,7 +177,7 @@ def test_jpeg_with_absurd_dimensions_is_refused(tmp_path: Path) -> None:
     limit_before = Image.MAX_IMAGE_PIXELS
     with pytest.raises(ImageTooLargeError):
         image_to_rgba(tmp_path / "big.jpg")
-    assert Image.MAX_IMAGE_PIXELS == limit_before  # Pillow's process-wide setting is restored
+    assert limit_before == Image.MAX_IMAGE_PIXELS  # Pillow's process-wide setting is restored
 
 
 # -- layers and documents --------------------------------------------------------------------
