@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -131,103 +131,70 @@ def _file_family(path: Path) -> str | None:
         return None
 
 
-def _catalog() -> Any | None:
-    try:
-        from sfumato.inference import catalog
-    except ImportError:
-        return None
-    return catalog
-
-
-def _entry_source(entry: Any) -> str | None:
-    for name in ("source", "path", "ref"):
-        value = getattr(entry, name, None)
-        if value is not None:
-            return str(getattr(value, "source", value))
-    return None
-
-
-def _entry_family(entry: Any) -> str | None:
-    family = getattr(entry, "family", None)
-    if family is None:
-        return None
-    return str(getattr(family, "name", getattr(family, "value", family)))
-
-
 def _lookup_catalog_id(text: str) -> Any | None:
-    catalog = _catalog()
-    if catalog is None:
-        return None
-    for name in ("find_model", "find", "lookup"):
-        finder = getattr(catalog, name, None)
-        if callable(finder):
-            try:
-                found = finder(text)
-            except Exception:
-                found = None
-            if found is not None:
-                return found
+    """A checkpoint in the catalog whose label, file name or stem is ``text`` (any case)."""
+    from sfumato.inference.catalog import list_models
+    from sfumato.inference.detect import WeightsKind
+
+    key = text.strip().lower()
+    for entry in list_models(WeightsKind.CHECKPOINT):
+        names = {entry.label.lower(), entry.source.lower()}
+        if entry.path is not None:
+            names |= {entry.path.name.lower(), entry.path.stem.lower()}
+        if key in names:
+            return entry
     return None
 
 
-def _configured_model() -> str | None:
-    try:
-        from sfumato import config
-    except ImportError:
-        return None
-    for loader in ("load_config", "load"):
-        fn = getattr(config, loader, None)
-        if callable(fn):
-            try:
-                cfg = fn()
-            except Exception as error:
-                log.warning("cannot read the configuration: %s", error)
-                return None
-            value = getattr(cfg, "default_model", None) or getattr(cfg, "model", None)
-            return str(value) if value else None
-    return None
+def _builtin_installed() -> bool:
+    from sfumato.inference.catalog import BUILTIN_MODEL_DIR
+
+    folder = Path(BUILTIN_MODEL_DIR)
+    return (folder / "model_index.json").is_file() or any(folder.glob("*.safetensors"))
 
 
-def _builtin_model() -> ResolvedModel | None:
-    catalog = _catalog()
-    finder = getattr(catalog, "find_default_model", None) if catalog is not None else None
-    if callable(finder):
-        entry = finder()
-        if entry is None:
+def _default_model() -> ResolvedModel | None:
+    """The configured default model, else the built-in one; ``None`` when neither exists."""
+    from sfumato.inference.catalog import BUILTIN_SOURCE, find_default_model
+
+    entry = find_default_model()
+    if entry.source == BUILTIN_SOURCE:
+        if not _builtin_installed():
             return None
-        source = _entry_source(entry)
-        return None if source is None else ResolvedModel(source, _entry_family(entry), "built-in")
-    from sfumato.planner.families import builtin_model_folder
-
-    folder = builtin_model_folder()
-    if (folder / "model_index.json").is_file():
-        return ResolvedModel("builtin", None, "built-in")
-    return None
+        return ResolvedModel(BUILTIN_SOURCE, entry.family, "built-in")
+    return ResolvedModel(entry.source, entry.family, "the configuration")
 
 
 def resolve_model(flag: str | None, recipe_model: str | None) -> ResolvedModel:
-    """The model to render with: ``--model``, the document's, the configured, the built-in."""
-    for source, origin in ((flag, "--model"), (recipe_model, "the document"),
-                           (_configured_model(), "the configuration")):
-        if not source:
+    """The model to render with: ``--model``, the document's, the configured, the built-in.
+
+    A source may be a file or folder, ``builtin``, a catalog label or file name (see
+    ``sfumato models``), or a hub id (``org/name``, loaded from the local cache).
+    """
+    for source, origin in ((flag, "--model"), (recipe_model, "the document")):
+        if not source or not source.strip():
             continue
         source = source.strip()
-        if source == "builtin" or _is_local(source):
-            path = Path(source).expanduser()
-            return ResolvedModel(source, _file_family(path), origin)
+        if source == "builtin":
+            if not _builtin_installed():
+                raise RenderError(NO_MODEL_HINT)
+            return ResolvedModel(source, None, origin)
+        if _is_local(source):
+            return ResolvedModel(source, _file_family(Path(source).expanduser()), origin)
         entry = _lookup_catalog_id(source)
-        if entry is not None and _entry_source(entry):
-            return ResolvedModel(str(_entry_source(entry)), _entry_family(entry), origin)
-        looks_like_path = any(sep in source for sep in ("\\",)) or source.startswith(
-            (".", "~", "/")
-        ) or source.lower().endswith((".safetensors", ".ckpt"))
-        if looks_like_path:
-            raise RenderError(f"model not found: {source} (from {origin}); pass --model PATH")
-        return ResolvedModel(source, None, origin)  # a hub id: the engine loads it offline-first
-    builtin = _builtin_model()
-    if builtin is None:
+        if entry is not None:
+            return ResolvedModel(entry.source, entry.family, origin)
+        parts = source.split("/")
+        if len(parts) == 2 and all(parts) and not source.startswith((".", "~")) \
+                and not source.lower().endswith((".safetensors", ".ckpt")):
+            return ResolvedModel(source, None, origin)  # a hub id: the engine loads it offline-first
+        raise RenderError(
+            f"model not found: {source} (from {origin}); pass --model PATH, or see `sfumato models`"
+        )
+    default = _default_model()
+    if default is None:
         raise RenderError(NO_MODEL_HINT)
-    return builtin
+    return default
 
 
 def parse_controlnets(values: Sequence[str]) -> dict[Any, str]:
@@ -383,37 +350,25 @@ def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
 def models_main(args: argparse.Namespace) -> int:
     """Run ``sfumato models``: one line per model (label, kind, family, source)."""
     del args
-    catalog = _catalog()
-    lister: Callable[[], Any] | None = None
-    if catalog is not None:
-        for name in ("discover", "list_models", "scan", "find_models"):
-            candidate = getattr(catalog, name, None)
-            if callable(candidate):
-                lister = candidate
-                break
-    if lister is None:
-        raise RenderError("the model catalog is not available in this installation")
-    try:
-        entries = list(lister())
-    except Exception as error:
-        raise RenderError(f"cannot list models: {error}") from None
+    from sfumato.inference.catalog import BUILTIN_SOURCE, list_models
+
+    entries = [
+        e for e in list_models()
+        if e.source != BUILTIN_SOURCE or _builtin_installed()
+    ]
     if not entries:
-        print(NO_MODEL_HINT.replace("no model found: ", "no models found; "), file=sys.stderr)
+        print("no models found; pass --model PATH to `sfumato render` (a Stable Diffusion "
+              ".safetensors checkpoint or a diffusers folder), or add a models folder to "
+              "model_paths in the settings", file=sys.stderr)
         return 0
-    rows = [_model_row(entry) for entry in entries]
+    rows = [
+        (e.label, e.kind.value, e.family or "unknown", "builtin" if e.source == BUILTIN_SOURCE else e.source)
+        for e in entries
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    header = ("MODEL", "KIND", "FAMILY")
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    print("  ".join(h.ljust(widths[i]) for i, h in enumerate(header)) + "  SOURCE")
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
     return 0
-
-
-BUILTIN_LABEL = "built-in demo model — shapes and colours; add a Stable Diffusion checkpoint for real work"
-
-
-def _model_row(entry: Any) -> tuple[str, str, str, str]:
-    source = _entry_source(entry) or "?"
-    builtin = bool(getattr(entry, "builtin", False)) or source == "builtin"
-    label = BUILTIN_LABEL if builtin else str(getattr(entry, "label", None) or getattr(entry, "name", source))
-    kind = getattr(entry, "kind", "")
-    kind_text = str(getattr(kind, "value", kind) or "")
-    return label, kind_text, _entry_family(entry) or "?", source

@@ -137,9 +137,34 @@ def test_no_model_anywhere_says_how_to_get_one(tmp_path: Path, monkeypatch: pyte
                                                capsys: pytest.CaptureFixture[str]) -> None:
     import sfumato.render_cli as render_cli
 
-    monkeypatch.setattr(render_cli, "_builtin_model", lambda: None)
+    monkeypatch.setattr(render_cli, "_builtin_installed", lambda: False)
     source = tmp_path / "in.ora"
     save_ora(document(64, 64), source)
     assert main(["render", str(source), "-o", str(tmp_path / "o.png")]) == 1
     err = capsys.readouterr().err.strip()
     assert "--model PATH" in err and "\n" not in err
+
+
+def test_models_lists_configured_models(tmp_path: Path, models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from sfumato.config import Config, save_config
+
+    monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "config"))
+    model, controlnet = models
+    save_config(Config(model_paths=(str(model), str(controlnet))))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if str(model) in line]
+    assert lines and "sd15" in lines[0] and "checkpoint" in lines[0]
+    assert any(str(controlnet) in line and "controlnet" in line for line in out.splitlines())
+
+
+def test_model_by_catalog_name(tmp_path: Path, models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sfumato.config import Config, save_config
+    from sfumato.render_cli import resolve_model
+
+    monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "config"))
+    model, _ = models
+    save_config(Config(model_paths=(str(model),)))
+    resolved = resolve_model(model.name, None)
+    assert Path(resolved.source).resolve() == model.resolve() and resolved.family == "sd15"
