@@ -275,6 +275,17 @@ class Stroke:
         target = (lx + (sx - lx) * alpha, ly + (sy - ly) * alpha, p)
         return self._finish(self._segment(target))
 
+    def dab(self, x: float, y: float, pressure: float = 1.0) -> Rect:
+        """Stamp a single dab at document ``(x, y)`` (no path, spacing or smoothing).
+
+        For tools that place dabs themselves and for benchmarks; returns the
+        document-space rect changed, also announced with ``doc.notify_pixels``.
+        """
+        if not self._open:
+            raise StrokeClosedError("this stroke has ended; begin a new one")
+        p = min(max(float(pressure), 0.0), 1.0)
+        return self._finish(self._dab(x - self._ox, y - self._oy, p))
+
     def _follow(self, t: float | None) -> float:
         """How far the smoothed point moves towards the new input (1 = all the way)."""
         smoothing = self.brush.smoothing
