@@ -33,6 +33,7 @@ no non-deterministic ops chosen by us).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -344,7 +345,7 @@ class Engine:
         for spec in request.controls:
             net = self.cache.controlnet(spec.model, spec.kind, model)
             image = resize_image(np.ascontiguousarray(crop(spec.image, rect)), gen)
-            tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255.0)[None]
+            tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255.0)[None]
             tensor = tensor.to(device=device, dtype=dtype).expand(batch * copies, -1, -1, -1)
             controls.append(_Control(net, tensor, spec.strength, spec.start, spec.end))
 
@@ -451,6 +452,9 @@ class Engine:
         else:
             latents = levels.noised(job.init_latents, noise, 0)
 
+        step_kwargs: dict[str, Any] = {"return_dict": False}
+        if "generator" in inspect.signature(scheduler.step).parameters:
+            step_kwargs["generator"] = generators  # stochastic samplers: per-image noise
         thresholds = join_thresholds(n) if job.denoise_mask is not None else []
         previewer = self._previewer(model)
         do_cfg = job.cfg > 1.0
@@ -487,7 +491,7 @@ class Engine:
                         out = uncond + job.cfg * (cond - uncond)
                     if previewer is not None:
                         x0 = levels.predict_x0(latents[:1], out[:1], j)
-                    latents = scheduler.step(out, t, latents, generator=generators, return_dict=False)[0]
+                    latents = scheduler.step(out, t, latents, **step_kwargs)[0]
                     emit(Progress(j + 1, n))
                     if previewer is not None:
                         emit(Preview(previewer(x0[0]), job.rect, step=j + 1, index=0))

@@ -1,0 +1,81 @@
+"""Fixtures for the inference tests: tiny models built once per session, and engines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinymodels import (
+    build_tiny_controlnet,
+    build_tiny_sd15,
+    build_tiny_sd15_inpaint,
+    build_tiny_sdxl,
+    build_tiny_sdxl_inpaint,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tinymodels")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15(tiny_root: Path) -> Path:
+    """A tiny SD 1.x diffusers folder (native 64 px)."""
+    return build_tiny_sd15(tiny_root / "sd15")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tiny_root: Path) -> Path:
+    """A tiny SDXL diffusers folder (native 64 px)."""
+    return build_tiny_sdxl(tiny_root / "sdxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_inpaint(tiny_root: Path) -> Path:
+    """A tiny SD 1.x folder with a 9-channel inpainting UNet."""
+    return build_tiny_sd15_inpaint(tiny_root / "sd15-inpaint")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_inpaint(tiny_root: Path) -> Path:
+    return build_tiny_sdxl_inpaint(tiny_root / "sdxl-inpaint")
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet_sd15(tiny_root: Path) -> Path:
+    return build_tiny_controlnet(tiny_root / "controlnet-sd15", "sd15")
+
+
+@pytest.fixture(scope="session")
+def tiny_controlnet_sdxl(tiny_root: Path) -> Path:
+    return build_tiny_controlnet(tiny_root / "controlnet-sdxl", "sdxl")
+
+
+@pytest.fixture(scope="session")
+def shared_engine(tiny_root: Path):  # type: ignore[no-untyped-def]
+    """One CPU engine for tests that neither count loads nor patch models."""
+    from sfumato.inference.devices import EngineOptions
+    from sfumato.inference.engine import Engine
+
+    return Engine(device="cpu", options=EngineOptions(max_models=8), models_root=tiny_root / "models-root")
+
+
+@pytest.fixture
+def fresh_engine(tiny_root: Path) -> Callable[..., object]:
+    """Factory for a new CPU engine (own cache): ``fresh_engine(**EngineOptions fields)``."""
+    from sfumato.inference.devices import EngineOptions
+    from sfumato.inference.engine import Engine
+
+    def make(models_root: Path | None = None, **options: object) -> Engine:
+        opts = EngineOptions(**{"max_models": 8, **options})  # type: ignore[arg-type]
+        return Engine(device="cpu", options=opts, models_root=models_root or tiny_root / "models-root")
+
+    return make
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

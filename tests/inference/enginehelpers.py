@@ -1,0 +1,80 @@
+"""Small helpers shared by the engine tests (requests, event recording)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sfumato.inference.events import Cancelled, Failed, Finished, Preview, Progress
+from sfumato.inference.request import GenerationRequest, ModelRef
+
+
+@dataclass
+class Recorder:
+    """Collects events; ``on_step`` is called with each Progress (for cancel injection)."""
+
+    events: list[Any] = field(default_factory=list)
+    on_step: Any = None
+
+    def __call__(self, event: Any) -> None:
+        self.events.append(event)
+        if isinstance(event, Progress) and self.on_step is not None:
+            self.on_step(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    @property
+    def last(self) -> Any:
+        return self.events[-1]
+
+    @property
+    def progress(self) -> list[Progress]:
+        return self.of(Progress)
+
+    @property
+    def previews(self) -> list[Preview]:
+        return self.of(Preview)
+
+    @property
+    def finished(self) -> Finished | None:
+        found = self.of(Finished)
+        return found[-1] if found else None
+
+    @property
+    def failed(self) -> Failed | None:
+        found = self.of(Failed)
+        return found[-1] if found else None
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.of(Cancelled))
+
+
+def request(model: Path | str, *, width: int = 80, height: int = 64, steps: int = 3, **kw: Any) -> GenerationRequest:
+    return GenerationRequest(prompt=kw.pop("prompt", "a red cat"), model=ModelRef(str(model)),
+                             width=width, height=height, steps=steps, **kw)  # fmt: skip
+
+
+def noise_image(width: int, height: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def smooth_image(width: int, height: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    r = (255 * x / max(1, width - 1)).astype(np.uint8)
+    g = (255 * y / max(1, height - 1)).astype(np.uint8)
+    b = np.full_like(r, 90)
+    return np.stack([r, g, b], axis=-1)
+
+
+def box_mask(width: int, height: int, x0: int, y0: int, x1: int, y1: int, value: float = 1.0) -> np.ndarray:
+    mask = np.zeros((height, width), np.float32)
+    mask[y0:y1, x0:x1] = value
+    return mask
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())

@@ -1,0 +1,318 @@
+"""Every generation mode and their combinations, through the engine, on tiny CPU models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from enginehelpers import Recorder, box_mask, mean_abs_diff, noise_image, request, smooth_image
+from sfumato.inference.events import Finished, Preview, Progress
+from sfumato.inference.request import (
+    ControlKind,
+    ControlSpec,
+    FillMode,
+    InitImage,
+    InpaintSpec,
+    ModelRef,
+    RegionSpec,
+    Sampler,
+)
+from sfumato.inference.steps import plan_steps
+
+
+def _run_ok(engine: Any, req: Any) -> tuple[tuple[np.ndarray, ...], Recorder]:
+    rec = Recorder()
+    result = engine.run(req, rec)
+    assert result.error is None, result.error
+    assert result.ok
+    assert isinstance(rec.last, Finished)
+    images = result.images
+    assert len(images) == req.batch
+    for image in images:
+        assert image.dtype == np.uint8
+        assert image.shape == (req.height, req.width, 3)
+    return images, rec
+
+
+def _count_calls(module: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    original = module.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "forward", counting)
+    return calls
+
+
+def _two_regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
+    left = box_mask(width, height, 0, 0, width // 2, height)
+    right = box_mask(width, height, width // 2, 0, width, height)
+    return RegionSpec(left, "a blue sky", "fog"), RegionSpec(right, "a green dog")
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_txt2img_any_size_with_progress_and_previews(
+    shared_engine: Any, tiny_sd15: Path, tiny_sdxl: Path, family: str
+) -> None:
+    model = tiny_sd15 if family == "sd15" else tiny_sdxl
+    req = request(model, width=120, height=72, steps=4)
+    images, rec = _run_ok(shared_engine, req)
+    assert [p.step for p in rec.progress] == [1, 2, 3, 4]
+    assert all(p.total == 4 for p in rec.progress)
+    assert len(rec.previews) == 4
+    assert rec.finished is not None and rec.finished.metadata["family"] == family
+    # Generated near native size (64 px for the tiny models), keeping the aspect ratio.
+    meta = rec.finished.metadata
+    assert meta["gen_width"] % 8 == 0 and meta["gen_height"] % 8 == 0
+    assert meta["gen_width"] / meta["gen_height"] == pytest.approx(120 / 72, rel=0.25)
+    assert images[0].std() > 0
+
+
+def test_same_request_same_pixels_and_seed_matters(shared_engine: Any, tiny_sd15: Path) -> None:
+    req = request(tiny_sd15, seed=7, sampler=Sampler.EULER_A)
+    a, _ = _run_ok(shared_engine, req)
+    b, _ = _run_ok(shared_engine, req)
+    c, _ = _run_ok(shared_engine, req.replace(seed=8))
+    assert np.array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_batch_uses_consecutive_seeds(shared_engine: Any, tiny_sd15: Path) -> None:
+    req = request(tiny_sd15, seed=3, batch=2)
+    batch, rec = _run_ok(shared_engine, req)
+    assert rec.finished is not None and rec.finished.metadata["seeds"] == [3, 4]
+    assert not np.array_equal(batch[0], batch[1])
+    alone, _ = _run_ok(shared_engine, req.replace(seed=4, batch=1))
+    # Batched and single UNet calls may round differently, but it is the same image.
+    assert mean_abs_diff(batch[1], alone[0]) < 1.0
+
+
+def test_img2img_depends_on_init_and_strength(shared_engine: Any, tiny_sd15: Path) -> None:
+    w, h = 72, 64
+    base = request(tiny_sd15, width=w, height=h, steps=6)
+    txt, _ = _run_ok(shared_engine, base)
+    init_a = smooth_image(w, h)
+    init_b = noise_image(w, h, seed=5)
+    a, rec = _run_ok(shared_engine, base.replace(init=InitImage(init_a, 0.5)))
+    b, _ = _run_ok(shared_engine, base.replace(init=InitImage(init_b, 0.5)))
+    assert not np.array_equal(a[0], txt[0])
+    assert not np.array_equal(a[0], b[0])
+    assert len(rec.progress) == plan_steps(6, 0.5).effective
+
+
+def test_img2img_low_strength_runs_minimum_steps(shared_engine: Any, tiny_sd15: Path) -> None:
+    init = smooth_image(64, 64)
+    req = request(tiny_sd15, width=64, height=64, steps=20, init=InitImage(init, 0.1))
+    _, rec = _run_ok(shared_engine, req)
+    plan = plan_steps(20, 0.1)
+    assert plan.effective == 4 and plan.total == 40
+    assert [p.step for p in rec.progress] == [1, 2, 3, 4]
+
+
+def test_strength_zero_returns_init_bytes(shared_engine: Any, tiny_sd15: Path) -> None:
+    init = noise_image(70, 50)
+    req = request(tiny_sd15, width=70, height=50, init=InitImage(init, 0.0))
+    images, _ = _run_ok(shared_engine, req)
+    assert np.array_equal(images[0], init)
+
+
+@pytest.mark.parametrize("sampler", list(Sampler))
+def test_every_sampler_runs(shared_engine: Any, tiny_sd15: Path, sampler: Sampler) -> None:
+    req = request(tiny_sd15, width=64, height=64, steps=3, sampler=sampler)
+    images, rec = _run_ok(shared_engine, req)
+    assert len(rec.progress) >= 3  # Heun evaluates twice per step
+    assert rec.progress[-1].step == rec.progress[-1].total
+    assert np.isfinite(images[0]).all()
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_regions_change_the_image_in_one_unet_pass_per_step(
+    fresh_engine: Any, tiny_sd15: Path, tiny_sdxl: Path, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = fresh_engine()
+    model = tiny_sd15 if family == "sd15" else tiny_sdxl
+    w, h = 96, 64
+    plain = request(model, width=w, height=h, steps=3, seed=11)
+    base, _ = _run_ok(engine, plain)
+    unet = engine.cache.get(ModelRef(str(model))).unet
+    calls = _count_calls(unet, monkeypatch)
+    regions = tuple(
+        RegionSpec(box_mask(w, h, i * w // 4, 0, (i + 1) * w // 4, h), f"thing number {i}", "blurry")
+        for i in range(4)
+    )
+    regional, rec = _run_ok(engine, plain.replace(regions=regions))
+    assert calls[0] == 3  # one (batched CFG) UNet pass per step, whatever the region count
+    assert not np.array_equal(regional[0], base[0])
+    # The processors are removed afterwards: the plain request gives the plain result again.
+    again, _ = _run_ok(engine, plain)
+    assert np.array_equal(again[0], base[0])
+
+
+def test_region_prompts_act_where_their_masks_are(shared_engine: Any, tiny_sd15: Path) -> None:
+    w, h = 128, 64
+    left, right = _two_regions(w, h)
+    req = request(tiny_sd15, width=w, height=h, steps=3, seed=2, regions=(left, right))
+    a, _ = _run_ok(shared_engine, req)
+    changed = RegionSpec(right.mask, "a purple mountain at night")
+    b, _ = _run_ok(shared_engine, req.replace(regions=(left, changed)))
+    diff = np.abs(a[0].astype(np.int16) - b[0].astype(np.int16)).mean(axis=(0, 2))
+    # Changing the right region's prompt changes the right half more than the left.
+    assert diff[w // 2 + 8 :].mean() > diff[: w // 2 - 8].mean()
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_controlnet_changes_result_and_respects_step_range(
+    fresh_engine: Any,
+    tiny_sd15: Path,
+    tiny_sdxl: Path,
+    tiny_controlnet_sd15: Path,
+    tiny_controlnet_sdxl: Path,
+    family: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = fresh_engine()
+    model, cn = (tiny_sd15, tiny_controlnet_sd15) if family == "sd15" else (tiny_sdxl, tiny_controlnet_sdxl)
+    w, h = 64, 64
+    sketch = np.zeros((h, w, 3), np.uint8)
+    sketch[20:44, 30:34] = 255
+    plain = request(model, width=w, height=h, steps=4, seed=5)
+    base, _ = _run_ok(engine, plain)
+    control = ControlSpec(ControlKind.SCRIBBLE, sketch, strength=1.0, model=ModelRef(str(cn)))
+    controlled, _ = _run_ok(engine, plain.replace(controls=(control,)))
+    assert not np.array_equal(controlled[0], base[0])
+    # A range that covers no step (end 0.1 of 4 steps) is exactly no control.
+    idle = ControlSpec(ControlKind.SCRIBBLE, sketch, start=0.0, end=0.1, model=ModelRef(str(cn)))
+    none, _ = _run_ok(engine, plain.replace(controls=(idle,)))
+    assert np.array_equal(none[0], base[0])
+    # Second half only: the ControlNet runs for steps 3 and 4.
+    net = engine.cache.controlnet(ModelRef(str(cn)), ControlKind.SCRIBBLE, engine.cache.get(ModelRef(str(model))))
+    calls = _count_calls(net, monkeypatch)
+    late = ControlSpec(ControlKind.SCRIBBLE, sketch, start=0.5, end=1.0, model=ModelRef(str(cn)))
+    _run_ok(engine, plain.replace(controls=(late,)))
+    assert calls[0] == 2
+
+
+def test_two_controls_at_once(shared_engine: Any, tiny_sd15: Path, tiny_controlnet_sd15: Path) -> None:
+    w, h = 64, 64
+    a_img = np.zeros((h, w, 3), np.uint8)
+    a_img[10:20] = 255
+    b_img = np.zeros((h, w, 3), np.uint8)
+    b_img[:, 40:50] = 255
+    cn = ModelRef(str(tiny_controlnet_sd15))
+    one = ControlSpec(ControlKind.SCRIBBLE, a_img, model=cn)
+    two = ControlSpec(ControlKind.LINEART, b_img, strength=0.7, start=0.2, end=0.9, model=cn)
+    req = request(tiny_sd15, width=w, height=h, steps=4, controls=(one,))
+    single, _ = _run_ok(shared_engine, req)
+    double, _ = _run_ok(shared_engine, req.replace(controls=(one, two)))
+    assert not np.array_equal(single[0], double[0])
+
+
+@pytest.mark.parametrize("fill", list(FillMode))
+def test_inpaint_every_fill_mode_keeps_outside_bytes(shared_engine: Any, tiny_sd15: Path, fill: FillMode) -> None:
+    w, h = 96, 80
+    init = noise_image(w, h, seed=3)
+    mask = box_mask(w, h, 30, 20, 60, 50)
+    req = request(tiny_sd15, width=w, height=h, init=InitImage(init, 1.0), inpaint=InpaintSpec(mask, fill=fill))
+    images, _ = _run_ok(shared_engine, req)
+    outside = mask == 0
+    assert np.array_equal(images[0][outside], init[outside])
+    assert not np.array_equal(images[0][~outside], init[~outside])
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_inpaint_with_nine_channel_unet(
+    shared_engine: Any, tiny_sd15_inpaint: Path, tiny_sdxl_inpaint: Path, family: str
+) -> None:
+    model = tiny_sd15_inpaint if family == "sd15" else tiny_sdxl_inpaint
+    w, h = 80, 64
+    init = smooth_image(w, h)
+    mask = box_mask(w, h, 20, 16, 50, 40)
+    req = request(model, width=w, height=h, init=InitImage(init, 1.0), inpaint=InpaintSpec(mask))
+    images, _ = _run_ok(shared_engine, req)
+    assert np.array_equal(images[0][mask == 0], init[mask == 0])
+    assert not np.array_equal(images[0][mask > 0], init[mask > 0])
+    # The same model also does plain txt2img (mask all ones, masked image grey).
+    _run_ok(shared_engine, request(model, width=w, height=h))
+
+
+def test_soft_mask_changes_less_where_the_mask_is_low(shared_engine: Any, tiny_sd15: Path) -> None:
+    w, h = 128, 64
+    init = smooth_image(w, h)
+    mask = np.zeros((h, w), np.float32)
+    mask[8:56, 8:60] = 1.0  # fully regenerated
+    mask[8:56, 68:120] = 0.25  # only the last quarter of the steps
+    req = request(tiny_sd15, width=w, height=h, steps=8, init=InitImage(init, 1.0),
+                  inpaint=InpaintSpec(mask, paste_feather=0.0))  # fmt: skip
+    images, _ = _run_ok(shared_engine, req)
+    strong = mean_abs_diff(images[0][12:52, 12:56], init[12:52, 12:56])
+    weak = mean_abs_diff(images[0][12:52, 72:116], init[12:52, 72:116])
+    assert weak < strong
+
+
+def test_img2img_regions_controls_together(shared_engine: Any, tiny_sd15: Path, tiny_controlnet_sd15: Path) -> None:
+    w, h = 96, 64
+    init = smooth_image(w, h)
+    sketch = np.zeros((h, w, 3), np.uint8)
+    sketch[30:34] = 255
+    req = request(
+        tiny_sd15, width=w, height=h, steps=4, init=InitImage(init, 0.7), regions=_two_regions(w, h),
+        controls=(ControlSpec(ControlKind.SCRIBBLE, sketch, model=ModelRef(str(tiny_controlnet_sd15))),),
+    )  # fmt: skip
+    images, rec = _run_ok(shared_engine, req)
+    assert len(rec.previews) == len(rec.progress) == plan_steps(4, 0.7).effective
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_inpaint_controls_regions_together(
+    shared_engine: Any,
+    tiny_sd15: Path,
+    tiny_sdxl: Path,
+    tiny_controlnet_sd15: Path,
+    tiny_controlnet_sdxl: Path,
+    family: str,
+) -> None:
+    model, cn = (tiny_sd15, tiny_controlnet_sd15) if family == "sd15" else (tiny_sdxl, tiny_controlnet_sdxl)
+    w, h = 160, 96
+    init = noise_image(w, h, seed=9)
+    mask = box_mask(w, h, 100, 30, 140, 70, value=0.8)
+    sketch = np.zeros((h, w, 3), np.uint8)
+    sketch[40:60, 110:130] = 255
+    req = request(
+        model, width=w, height=h, steps=3, batch=2, init=InitImage(init, 0.9),
+        inpaint=InpaintSpec(mask, fill=FillMode.BLUR, paste_feather=4.0), regions=_two_regions(w, h),
+        controls=(ControlSpec(ControlKind.SCRIBBLE, sketch, model=ModelRef(str(cn))),),
+    )  # fmt: skip
+    images, rec = _run_ok(shared_engine, req)
+    for image in images:
+        assert np.array_equal(image[mask == 0], init[mask == 0])
+    assert isinstance(rec.previews[0], Preview)
+    assert all(isinstance(p, Progress) for p in rec.progress)
+
+
+def test_nine_channel_inpaint_with_regions_and_controls(
+    shared_engine: Any, tiny_sd15_inpaint: Path, tiny_controlnet_sd15: Path
+) -> None:
+    w, h = 64, 64
+    init = smooth_image(w, h)
+    mask = box_mask(w, h, 16, 16, 48, 48)
+    sketch = np.zeros((h, w, 3), np.uint8)
+    sketch[20:44, 30:34] = 255
+    req = request(
+        tiny_sd15_inpaint, width=w, height=h, init=InitImage(init, 1.0), inpaint=InpaintSpec(mask),
+        regions=_two_regions(w, h),
+        controls=(ControlSpec(ControlKind.SCRIBBLE, sketch, model=ModelRef(str(tiny_controlnet_sd15))),),
+    )  # fmt: skip
+    images, _ = _run_ok(shared_engine, req)
+    assert np.array_equal(images[0][mask == 0], init[mask == 0])
+
+
+def test_no_cfg_path(shared_engine: Any, tiny_sdxl: Path) -> None:
+    # cfg <= 1 skips the unconditional half (Turbo/LCM style): still works, with regions.
+    w, h = 64, 64
+    req = request(tiny_sdxl, width=w, height=h, steps=2, cfg=1.0, regions=_two_regions(w, h))
+    _run_ok(shared_engine, req)
