@@ -33,6 +33,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn
 from xml.parsers import expat
@@ -133,6 +134,8 @@ def save_ora(doc: Document, path: str | Path) -> None:
             _write_entry(zf, "stack.xml", xml, stamp, stored=False)
             _write_entry(zf, "mergedimage.png", encode_png(merged), stamp, stored=True)
             _write_entry(zf, "Thumbnails/thumbnail.png", _thumbnail_png(merged), stamp, stored=True)
+    except SaveError as exc:
+        raise SaveError(path, f"could not save: {exc.problem}") from exc
     except (OSError, zipfile.LargeZipFile) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SaveError(path, f"could not save: {reason}") from exc
@@ -265,10 +268,29 @@ def _role_attributes(layer: PixelLayer) -> dict[str, str]:
         attrs[_S + "start"] = _num(layer.control.start)
         attrs[_S + "end"] = _num(layer.control.end)
     if layer.generation is not None:
-        attrs[_S + "generation"] = _xml_text(
-            json.dumps(layer.generation, ensure_ascii=False, sort_keys=True, allow_nan=False)
-        )
+        try:
+            text = json.dumps(
+                layer.generation, ensure_ascii=False, sort_keys=True, allow_nan=False, default=_json_value
+            )
+        except (TypeError, ValueError) as exc:
+            raise SaveError(
+                None, f"layer {layer.name!r}: its generation data cannot be stored as JSON ({exc})"
+            ) from exc
+        attrs[_S + "generation"] = _xml_text(text)
     return attrs
+
+
+def _json_value(value: Any) -> Any:
+    """JSON for the non-JSON values a summary may carry (numpy scalars, enums, paths)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 # =========================================================================================

@@ -383,3 +383,24 @@ def test_save_into_missing_folder_is_a_save_error(tmp_path: Path) -> None:
     with pytest.raises(SaveError):
         save_ora(Document(8, 8), tmp_path / "nope" / "a.ora")
     assert os.listdir(tmp_path) == []
+
+
+def test_generation_with_numpy_values_and_enums_is_saved_as_json(tmp_path: Path) -> None:
+    generation = {"seed": np.int64(5), "cfg": np.float32(7.5), "sampler": BlendMode.SCREEN, "size": (512, 768)}
+    doc = Document(8, 8)
+    doc.root.append(layer_of(noise(2, 2, 0), "g", role=Role.GENERATED, generation=generation))
+    assert pixel(roundtrip(doc, tmp_path), "g").generation == {
+        "seed": 5, "cfg": 7.5, "sampler": "svg:screen", "size": [512, 768]
+    }
+
+
+@pytest.mark.parametrize("bad", [{"x": float("nan")}, {"x": object()}])
+def test_generation_that_is_not_json_is_a_save_error_and_keeps_the_old_file(tmp_path: Path, bad: dict) -> None:
+    path = tmp_path / "doc.ora"
+    save_ora(Document(8, 8), path)
+    before = path.read_bytes()
+    doc = Document(8, 8)
+    doc.root.append(layer_of(noise(2, 2, 0), "g", role=Role.GENERATED, generation=bad))
+    with pytest.raises(SaveError, match="'g'.*JSON"):
+        save_ora(doc, path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["doc.ora"]
