@@ -126,7 +126,9 @@ def color_burn(cb: np.ndarray, cs: np.ndarray) -> np.ndarray:
 
 
 def soft_light(cb: np.ndarray, cs: np.ndarray) -> np.ndarray:
-    d = np.where(cb <= 0.25, ((np.float32(16.0) * cb - np.float32(12.0)) * cb + 4) * cb, np.sqrt(cb))
+    d = np.where(
+        cb <= 0.25, ((np.float32(16.0) * cb - np.float32(12.0)) * cb + 4) * cb, np.sqrt(cb)
+    )
     low = cb - (np.float32(1.0) - np.float32(2.0) * cs) * cb * (np.float32(1.0) - cb)
     high = cb + (np.float32(2.0) * cs - np.float32(1.0)) * (d - cb)
     return np.where(cs <= 0.5, low, high)
@@ -140,7 +142,9 @@ def difference(cb: np.ndarray, cs: np.ndarray) -> np.ndarray:
 def lum(c: np.ndarray) -> np.ndarray:
     """Luminosity ``0.3 R + 0.59 G + 0.11 B`` of ``(..., 3)`` colours, shape ``(..., 1)``."""
     return (
-        c[..., 0:1] * np.float32(0.3) + c[..., 1:2] * np.float32(0.59) + c[..., 2:3] * np.float32(0.11)
+        c[..., 0:1] * np.float32(0.3)
+        + c[..., 1:2] * np.float32(0.59)
+        + c[..., 2:3] * np.float32(0.11)
     )
 
 
@@ -286,7 +290,9 @@ def _porter_duff(dst: np.ndarray, src: np.ndarray, mode: BlendMode, op: np.float
         raise ValueError(f"no compositing formula for {mode}")
 
 
-def composite_over_empty(src: np.ndarray, mode: BlendMode, opacity: float = 1.0) -> np.ndarray | None:
+def composite_over_empty(
+    src: np.ndarray, mode: BlendMode, opacity: float = 1.0
+) -> np.ndarray | None:
     """The result of compositing ``src`` onto a fully transparent backdrop, as a new array,
     or ``None`` when it is fully transparent. (Every blend mode reduces to the source there;
     ``dst-in``, ``dst-out`` and ``src-atop`` give nothing.)"""

@@ -157,7 +157,9 @@ def ref_pixel(mode: BlendMode, cb: Color, ab: float, cs: Color, as_: float) -> t
     return (co[0] / ao, co[1] / ao, co[2] / ao), ao
 
 
-def ref_composite_u8(mode: BlendMode, back: np.ndarray, src: np.ndarray, opacity: float) -> np.ndarray:
+def ref_composite_u8(
+    mode: BlendMode, back: np.ndarray, src: np.ndarray, opacity: float
+) -> np.ndarray:
     out = np.zeros_like(back)
     for i in range(back.shape[0]):
         cb = tuple(float(v) / 255 for v in back[i, :3])
@@ -210,7 +212,9 @@ def test_every_mode_matches_w3c_reference(mode: BlendMode, opacity: float) -> No
     assert_close_straight(got, want, tol=1 if mode is BlendMode.NORMAL else 2)
 
 
-@pytest.mark.parametrize("mode", [m for m in BlendMode if not m.is_porter_duff], ids=lambda m: m.value)
+@pytest.mark.parametrize(
+    "mode", [m for m in BlendMode if not m.is_porter_duff], ids=lambda m: m.value
+)
 def test_blend_functions_on_floats(mode: BlendMode) -> None:
     rng = np.random.default_rng(7)
     cb = rng.random((500, 3)).astype(np.float32)
@@ -238,8 +242,12 @@ def test_known_values() -> None:
     np.testing.assert_allclose(blendmath.darken(b, s)[0], [0.2, 0.4, 0.0])
     np.testing.assert_allclose(blendmath.lighten(b, s)[0], [0.7, 0.9, 1.0])
     # The spec's special cases: dodge of black stays black, burn of white stays white.
-    assert blendmath.color_dodge(np.zeros((1, 1), np.float32), np.ones((1, 1), np.float32))[0, 0] == 0
-    assert blendmath.color_burn(np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32))[0, 0] == 1
+    assert (
+        blendmath.color_dodge(np.zeros((1, 1), np.float32), np.ones((1, 1), np.float32))[0, 0] == 0
+    )
+    assert (
+        blendmath.color_burn(np.ones((1, 1), np.float32), np.zeros((1, 1), np.float32))[0, 0] == 1
+    )
     # Multiply of opaque 50% grey over opaque 50% grey, end to end in uint8: 128·128/255 ≈ 64.
     grey = np.array([[128, 128, 128, 255]], np.uint8)
     out = composite_via_document(BlendMode.MULTIPLY, grey, grey, 1.0)
@@ -264,10 +272,10 @@ def test_non_separable_properties(mode: BlendMode) -> None:
     if mode is BlendMode.COLOR:
         # Colour keeps the source's hue and saturation where no clipping happened.
         unclipped = (cs + (blendmath.lum(cb) - blendmath.lum(cs))).clip(0, 1)
-        inside = np.all(np.abs(unclipped - (cs + blendmath.lum(cb) - blendmath.lum(cs))) < 1e-7, axis=1)
-        np.testing.assert_allclose(
-            blendmath.sat(out)[inside], blendmath.sat(cs)[inside], atol=1e-5
+        inside = np.all(
+            np.abs(unclipped - (cs + blendmath.lum(cb) - blendmath.lum(cs))) < 1e-7, axis=1
         )
+        np.testing.assert_allclose(blendmath.sat(out)[inside], blendmath.sat(cs)[inside], atol=1e-5)
     if mode is BlendMode.HUE:
         # A grey source has no hue: the result is the backdrop's luminosity as grey.
         grey = np.full_like(cs, 0.5)
@@ -301,7 +309,11 @@ def test_porter_duff_coverage() -> None:
     assert run(BlendMode.SRC_ATOP, clear, blue)[3] == 0  # nothing to paint onto
     assert run(BlendMode.DST_ATOP, clear, blue) == (0, 0, 255, 255)
     assert run(BlendMode.DST_ATOP, red, half_blue) == (255, 0, 0, 128)  # backdrop inside source
-    assert run(BlendMode.PLUS, np.array([[100, 0, 0, 255]], np.uint8), np.array([[200, 50, 0, 255]], np.uint8)) == (255, 50, 0, 255)
+    assert run(
+        BlendMode.PLUS,
+        np.array([[100, 0, 0, 255]], np.uint8),
+        np.array([[200, 50, 0, 255]], np.uint8),
+    ) == (255, 50, 0, 255)
 
 
 def test_premultiply_round_trip_is_exact() -> None:
