@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import time
@@ -74,8 +75,9 @@ def undo_memory(doc: Document, layer: PixelLayer, strokes: int, size: float) -> 
     for _ in range(strokes):
         x, y = rng.uniform(100, SIDE - 400), rng.uniform(100, SIDE - 400)
         stroke = doc.begin_stroke(layer, brush)
-        for k in range(31):
-            stroke.add_point(x + 10 * k, y + 4 * k * rng.uniform(-1, 1), 0.5 + 0.5 * rng.random())
+        bend = rng.uniform(10, 40)
+        for k in range(31):  # a gently curved 300 px stroke with varying pressure
+            stroke.add_point(x + 10 * k, y + bend * math.sin(k / 5), 0.6 + 0.4 * math.sin(k / 7))
         stroke.end()
     elapsed = (time.perf_counter() - t0) / max(strokes, 1)
     assert doc.history.undo_count == strokes

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -89,9 +88,15 @@ class Curve:
             raise ValueError("pressure curve points must lie in [0, 1]")
 
     def __call__(self, pressure: float) -> float:
-        xs = [p[0] for p in self.points]
-        ys = [p[1] for p in self.points]
-        return round(float(np.interp(pressure, xs, ys)), 12)
+        pts = self.points
+        if pressure <= pts[0][0]:
+            return pts[0][1]
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            if pressure <= x1:
+                if x1 <= x0:
+                    return y1
+                return round(y0 + (y1 - y0) * (pressure - x0) / (x1 - x0), 12)
+        return pts[-1][1]
 
     @classmethod
     def linear(cls, at_zero: float = 0.0, at_one: float = 1.0) -> Curve:
@@ -222,11 +227,11 @@ class Stroke:
         self._selection = doc.selection
         self._cov: dict[TileKey, np.ndarray] = {}
         self._dirty: dict[TileKey, Rect] = {}
-        self._color = MASK_COLOR if brush.mode is BrushMode.MASK else tuple(int(c) for c in brush.color)
-        self._painter: Callable[[np.ndarray, np.ndarray], np.ndarray] = (
-            pixelops.erase if brush.mode is BrushMode.ERASE
-            else lambda region, cov: pixelops.paint_color(region, self._color, cov)  # type: ignore[arg-type]
+        self._color: tuple[int, int, int] = (
+            MASK_COLOR if brush.mode is BrushMode.MASK
+            else (int(brush.color[0]), int(brush.color[1]), int(brush.color[2]))
         )
+        self._scratch = pixelops.Scratch()
         self._open = True
         self._last: tuple[float, float, float] | None = None  # last path point (x, y, p), surface space
         self._raw: tuple[float, float, float] | None = None  # last raw input point
@@ -361,13 +366,23 @@ class Stroke:
                 buf = self._cov[key] = np.zeros((TILE, TILE), np.float32)
             sl = r.slices(tx, ty)
             cov = buf[sl]
-            m = mask[r.slices(mx, my)]
-            cov += m * flow * np.maximum(limit - cov, 0)
+            # cov += mask · flow · max(limit − cov, 0), without temporaries
+            inc = self._scratch.get("inc", cov.shape)
+            np.subtract(limit, cov, out=inc)
+            np.maximum(inc, 0, out=inc)
+            np.multiply(inc, mask[r.slices(mx, my)], out=inc)
+            if flow != 1:
+                inc *= flow
+            cov += inc
             eff = cov
             if sel is not None:
-                eff = cov * sel[r.slices(-self._ox, -self._oy)]
+                eff = np.multiply(cov, sel[r.slices(-self._ox, -self._oy)], out=inc)
             region = (orig_tile if orig_tile is not None else _ZERO_TILE)[sl]
-            self._surface.writable_tile(key)[sl] = self._painter(region, eff)
+            dst = self._surface.writable_tile(key)[sl]
+            if erase:
+                pixelops.erase_into(dst, region, eff, self._scratch)
+            else:
+                pixelops.paint_color_into(dst, region, self._color, eff, self._scratch)
             old = self._dirty.get(key)
             self._dirty[key] = r if old is None else old.union(r)
         return rect
