@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.commands import (
     InvalidEditError,
@@ -413,3 +415,46 @@ def test_put_pixels_checks_its_input(doc: Document) -> None:
         PutPixels(doc, _layer(doc, "top"), np.zeros((3, 3, 3), np.uint8))
     with pytest.raises(InvalidEditError):
         SetProperties(doc, _layer(doc, "top"), {})
+
+
+@settings(max_examples=25, deadline=None)
+@given(script=st.lists(st.tuples(st.sampled_from(["stroke", "erase", "put", "clear", "fill", "offset"]),
+                                  st.integers(-40, 340), st.integers(-40, 240)), min_size=1, max_size=8))
+def test_random_edits_undo_and_redo_byte_for_byte(script: list[tuple[str, int, int]]) -> None:
+    from sfumato.canvas.brush import Brush, BrushMode
+    from sfumato.canvas.fill import flood_fill
+
+    rng = np.random.default_rng(len(script))
+    doc = Document(300, 200)
+    layer = PixelLayer("l", TiledSurface.from_array(rng.integers(0, 256, (200, 300, 4), dtype=np.uint8)))
+    doc.root.append(layer)
+
+    def snapshot() -> Any:
+        return (layer.x, layer.y, {k: layer.surface.tile(k).tobytes() for k in layer.surface.tile_keys()})
+
+    states = [snapshot()]
+    for kind, x, y in script:
+        if kind in ("stroke", "erase"):
+            mode = BrushMode.PAINT if kind == "stroke" else BrushMode.ERASE
+            with doc.begin_stroke(layer, Brush(size=23, hardness=0.5, mode=mode)) as stroke:
+                stroke.add_point(x, y, 0.7)
+                stroke.add_point(x + 37.3, y + 11.6, 1.0)
+            if not doc.history.can_undo or doc.history.undo_count < len(states):
+                continue  # a stroke entirely off the document changes nothing
+        elif kind == "put":
+            doc.put_pixels(layer, rng.integers(0, 256, (17, 29, 4), dtype=np.uint8), x, y)
+        elif kind == "clear":
+            doc.clear_layer(layer)
+        elif kind == "fill":
+            if flood_fill(doc, layer, x % 300, y % 200, (1, 2, 3), tolerance=0.3) is None:
+                continue
+        else:
+            doc.set_offset(layer, x // 10, y // 10)
+        states.append(snapshot())
+    assert doc.history.undo_count == len(states) - 1
+    for expected in reversed(states[:-1]):
+        doc.undo()
+        assert snapshot() == expected
+    for expected in states[1:]:
+        doc.redo()
+        assert snapshot() == expected
