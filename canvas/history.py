@@ -16,9 +16,11 @@ the undo stack equals the one recorded by :meth:`History.mark_clean`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -62,6 +64,25 @@ class Command(ABC):
         return f"<{type(self).__name__} {self.label!r}>"
 
 
+class MacroCommand(Command):
+    """Several commands as one undo step (undone in reverse order)."""
+
+    def __init__(self, label: str, commands: list[Command]) -> None:
+        self.label = label
+        self.commands = list(commands)
+
+    def redo(self) -> None:
+        for command in self.commands:
+            command.redo()
+
+    def undo(self) -> None:
+        for command in reversed(self.commands):
+            command.undo()
+
+    def nbytes(self) -> int:
+        return sum(c.nbytes() for c in self.commands)
+
+
 class HistoryAction(Enum):
     EXECUTE = "execute"
     MERGE = "merge"
@@ -99,6 +120,7 @@ class History:
         self._clean_serial: int | None = 0  # a new document is clean
         self._holder: object | None = None
         self._busy = False
+        self._group: list[Command] | None = None
         self.changed: Emitter[HistoryChanged] = Emitter()
 
     # -- configuration ---------------------------------------------------------------------
@@ -158,6 +180,9 @@ class History:
             command.redo()
         finally:
             self._busy = False
+        if self._group is not None:
+            self._group.append(command)
+            return command
         return self._push(command)
 
     def record(self, command: Command, owner: object | None = None) -> Command:
@@ -165,7 +190,33 @@ class History:
         if owner is not None:
             self.release(owner)
         self._check_free()
+        if self._group is not None:
+            self._group.append(command)
+            return command
         return self._push(command)
+
+    @contextlib.contextmanager
+    def group(self, label: str) -> Iterator[None]:
+        """Make every command executed inside the block one undo step named ``label``.
+
+        If the block raises, the commands it ran are undone and the error propagates.
+        Nested groups join the outer one.
+        """
+        if self._group is not None:
+            yield
+            return
+        collected: list[Command] = []
+        self._group = collected
+        try:
+            yield
+        except BaseException:
+            self._group = None
+            for command in reversed(collected):
+                command.undo()
+            raise
+        self._group = None
+        if collected:
+            self._push(collected[0] if len(collected) == 1 else MacroCommand(label, collected))
 
     def _push(self, command: Command) -> Command:
         self._redo.clear()

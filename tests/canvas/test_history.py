@@ -458,3 +458,22 @@ def test_random_edits_undo_and_redo_byte_for_byte(script: list[tuple[str, int, i
     for expected in states[1:]:
         doc.redo()
         assert snapshot() == expected
+
+
+def test_group_makes_one_undo_step_and_rolls_back_on_error(doc: Document) -> None:
+    top = _layer(doc, "top")
+    before = _state(doc)
+    with doc.history.group("Accept Result"):
+        new = doc.add_layer(PixelLayer("result"))
+        doc.set_property(new, "opacity", 0.5)
+        doc.set_property(top, "visible", False)
+    assert doc.history.undo_labels() == ["Accept Result"]
+    doc.undo()
+    assert _state(doc) == before
+    doc.redo()
+    assert new.parent is doc.root and not top.visible
+    doc.undo()
+    with pytest.raises(InvalidEditError), doc.history.group("Broken"):
+        doc.set_property(top, "name", "half done")
+        doc.set_property(top, "opacity", 7.0)
+    assert _state(doc) == before and doc.history.undo_count == 0
