@@ -96,7 +96,7 @@ MAX_DEPTH = 64  # nesting of stacks
 MAX_ELEMENTS = 20_000  # XML elements in stack.xml
 MAX_OFFSET = 1 << 24  # |x|, |y| of a layer
 
-LAYER_PNG_LEVEL = 3  # zlib level for layer PNGs: much faster than 6, a little larger
+LAYER_PNG_LEVEL = 3  # zlib level for layer PNGs and the merged image: ~2x faster than 6
 
 _S = "{" + SFUMATO_NS + "}"
 ET.register_namespace("sfumato", SFUMATO_NS)
@@ -132,7 +132,9 @@ def save_ora(doc: Document, path: str | Path) -> None:
                 root_stack.append(writer.element(child))
             xml = ET.tostring(image, encoding="utf-8", xml_declaration=True)
             _write_entry(zf, "stack.xml", xml, stamp, stored=False)
-            _write_entry(zf, "mergedimage.png", encode_png(merged), stamp, stored=True)
+            _write_entry(
+                zf, "mergedimage.png", encode_png(merged, compress_level=LAYER_PNG_LEVEL), stamp, stored=True
+            )
             _write_entry(zf, "Thumbnails/thumbnail.png", _thumbnail_png(merged), stamp, stored=True)
     except SaveError as exc:
         raise SaveError(path, f"could not save: {exc.problem}") from exc
