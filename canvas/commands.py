@@ -71,6 +71,15 @@ def _require_unlocked(layer: Layer) -> None:
         raise LayerLockedError(layer)
 
 
+def _held_bytes(doc: Document, layer: Layer) -> int:
+    """Pixel memory a command keeps alive by holding ``layer`` while it is out of ``doc``."""
+    if in_document(doc, layer):
+        return 0
+    if isinstance(layer, GroupLayer):
+        return sum(p.surface.nbytes() for p in layer.pixel_layers())
+    return layer.surface.nbytes() if isinstance(layer, PixelLayer) else 0
+
+
 def copy_layer(layer: Layer, name: str | None = None) -> Layer:
     """A deep copy of ``layer`` (groups with their children); pixels are shared copy-on-write."""
     props: dict[str, Any] = dict(
@@ -410,6 +419,9 @@ class AddLayer(Command):
             prev = self._previous_active
             self.doc.set_active(prev if prev is not None and in_document(self.doc, prev) else None)
 
+    def nbytes(self) -> int:
+        return _held_bytes(self.doc, self.layer)
+
 
 class RemoveLayer(Command):
     def __init__(self, doc: Document, layer: Layer) -> None:
@@ -430,6 +442,9 @@ class RemoveLayer(Command):
         self.doc._raw_insert(self.layer, parent, index)
         if self._active is not None and in_document(self.doc, self._active):
             self.doc.set_active(self._active)
+
+    def nbytes(self) -> int:
+        return _held_bytes(self.doc, self.layer)
 
 
 class MoveLayer(Command):
@@ -543,7 +558,8 @@ class MergeDown(Command):
         self._remove = RemoveLayer(self.doc, self.layer)
 
     def nbytes(self) -> int:
-        return self._pixels.nbytes() if self._pixels is not None else 0
+        pixels = self._pixels.nbytes() if self._pixels is not None else 0
+        return pixels + (self._remove.nbytes() if self._remove is not None else 0)
 
 
 def _doc_bounds(layer: PixelLayer) -> Rect:

@@ -477,3 +477,15 @@ def test_group_makes_one_undo_step_and_rolls_back_on_error(doc: Document) -> Non
         doc.set_property(top, "name", "half done")
         doc.set_property(top, "opacity", 7.0)
     assert _state(doc) == before and doc.history.undo_count == 0
+
+
+def test_removed_layers_count_towards_history_memory(doc: Document) -> None:
+    bottom = _layer(doc, "bottom")
+    size = bottom.surface.nbytes()
+    doc.remove_layer(bottom)
+    assert doc.history.nbytes() == size  # the history alone keeps its pixels alive
+    doc.undo()
+    assert doc.history.nbytes() == 0  # back in the document: the document holds them
+    doc.add_layer(PixelLayer("x", TiledSurface.from_array(_filled(10, 10, (1, 1, 1, 255)))))
+    doc.undo()
+    assert doc.history.nbytes() == TILE * TILE * 4
