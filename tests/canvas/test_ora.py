@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from orazip import png_bytes, solid, write_ora_zip
 from PIL import Image
 from sfumato.canvas import ora
@@ -404,3 +406,57 @@ def test_generation_that_is_not_json_is_a_save_error_and_keeps_the_old_file(tmp_
     with pytest.raises(SaveError, match="'g'.*JSON"):
         save_ora(doc, path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["doc.ora"]
+
+
+# -- property: any layer tree round-trips ----------------------------------------------------
+xml_text = st.text(st.characters(exclude_categories=("Cc", "Cs", "Cn")) | st.sampled_from("\n\t\r"), max_size=6)
+
+
+@st.composite
+def layer_trees(draw: st.DrawFn, depth: int = 0) -> list[Layer]:
+    layers: list[Layer] = []
+    for i in range(draw(st.integers(0 if depth else 1, 3))):
+        props = {
+            "opacity": draw(st.floats(0, 1)),
+            "visible": draw(st.booleans()),
+            "locked": draw(st.booleans()),
+            "blend": draw(st.sampled_from(list(BlendMode))),
+            "x": draw(st.integers(-20, 20)),
+            "y": draw(st.integers(-20, 20)),
+        }
+        name = f"{depth}-{i}-{draw(xml_text)}"
+        if depth < 2 and draw(st.booleans()):
+            layers.append(GroupLayer(name, draw(layer_trees(depth + 1)), **props))  # type: ignore[arg-type]
+            continue
+        w, h = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+        pixels = np.asarray(draw(st.lists(st.integers(0, 255), min_size=w * h * 4, max_size=w * h * 4)), np.uint8)
+        role = draw(st.sampled_from(list(Role)))
+        layers.append(
+            layer_of(
+                pixels.reshape(h, w, 4), name, draw(st.integers(-5, 30)), draw(st.integers(-5, 30)),
+                role=role,
+                prompt=draw(xml_text) if role is Role.REGION else "",
+                **props,
+            )
+        )
+    return layers
+
+
+def tree_signature(layer: Layer, rect: Rect) -> tuple[object, ...]:
+    common = (layer.name, layer.opacity, layer.visible, layer.locked, layer.blend)
+    if isinstance(layer, GroupLayer):
+        return (*common, layer.x, layer.y, tuple(tree_signature(c, rect) for c in layer.children))
+    assert isinstance(layer, PixelLayer)
+    return (*common, layer.role, layer.prompt, doc_pixels(layer, rect).tobytes())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(trees=layer_trees())
+def test_any_layer_tree_round_trips(tmp_path: Path, trees: list[Layer]) -> None:
+    doc = Document(32, 24)
+    for layer in trees:
+        doc.root.append(layer)
+    back = roundtrip(doc, tmp_path)
+    rect = Rect(-80, -80, 200, 200)
+    assert [tree_signature(c, rect) for c in back.root.children] == [tree_signature(c, rect) for c in doc.root.children]
+    np.testing.assert_array_equal(flatten(back), flatten(doc))
