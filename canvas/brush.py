@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import lru_cache
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -164,10 +164,26 @@ def dab_mask(diameter: float, hardness: float, fx: float = 0.0, fy: float = 0.0)
     """
     dq = max(1, round(diameter * SIZE_STEPS))
     hq = round(hardness * 100)
-    return _dab_mask(dq, hq, round(fx * SUBPIXEL_STEPS), round(fy * SUBPIXEL_STEPS))
+    key = (dq, hq, round(fx * SUBPIXEL_STEPS), round(fy * SUBPIXEL_STEPS))
+    hit = _MASKS.get(key)
+    if hit is not None:
+        _MASKS.move_to_end(key)
+        return hit
+    global _mask_bytes
+    made = _MASKS[key] = _dab_mask(*key)
+    _mask_bytes += made[0].nbytes
+    while _mask_bytes > MASK_CACHE_BYTES and len(_MASKS) > 1:
+        _, (old, _r) = _MASKS.popitem(last=False)
+        _mask_bytes -= old.nbytes
+    return made
 
 
-@lru_cache(maxsize=1024)
+# Least recently used dab masks, bounded by bytes (a 4096 px dab alone is 64 MiB).
+MASK_CACHE_BYTES = 64 * 1024 * 1024
+_MASKS: OrderedDict[tuple[int, int, int, int], tuple[np.ndarray, int]] = OrderedDict()
+_mask_bytes = 0
+
+
 def _dab_mask(dq: int, hq: int, qx: int, qy: int) -> tuple[np.ndarray, int]:
     diameter = dq / SIZE_STEPS
     hardness = hq / 100
