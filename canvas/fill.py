@@ -52,9 +52,16 @@ def flood_coverage(image: np.ndarray, x: int, y: int, tolerance: float = 0.1,
         raise InvalidEditError(f"fill point ({x}, {y}) is outside the image ({w}x{h})")
     if not 0.0 <= tolerance <= 1.0:
         raise InvalidEditError(f"fill tolerance must be between 0 and 1, got {tolerance}")
-    pm = _premultiplied(image)
-    diff = np.abs(pm - pm[y, x]).max(axis=2)
-    similar = (diff <= np.float32(tolerance * 255 + 1e-3)).astype(np.uint8)
+    # Channel by channel in integers: a 4096² image needs a few 16-32 MB temporaries,
+    # not a 256 MB float copy.
+    alpha = image[..., 3].astype(np.int32)
+    seed_a = int(alpha[y, x])
+    diff = np.abs(alpha - seed_a)
+    for c in range(3):
+        pm = (image[..., c].astype(np.int32) * alpha + 127) // 255
+        seed = (int(image[y, x, c]) * seed_a + 127) // 255
+        np.maximum(diff, np.abs(pm - seed), out=diff)
+    similar = (diff <= int(round(tolerance * 255))).astype(np.uint8)
     if contiguous:
         _, labels = cv2.connectedComponents(similar, connectivity=4)
         similar = (labels == labels[y, x]).astype(np.uint8)
