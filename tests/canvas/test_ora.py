@@ -447,7 +447,9 @@ def tree_signature(layer: Layer, rect: Rect) -> tuple[object, ...]:
     if isinstance(layer, GroupLayer):
         return (*common, layer.x, layer.y, tuple(tree_signature(c, rect) for c in layer.children))
     assert isinstance(layer, PixelLayer)
-    return (*common, layer.role, layer.prompt, doc_pixels(layer, rect).tobytes())
+    pixels = doc_pixels(layer, rect)
+    pixels[pixels[..., 3] == 0] = 0  # colour under alpha 0 outside the content is not kept
+    return (*common, layer.role, layer.prompt, pixels.tobytes())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
