@@ -115,7 +115,11 @@ class Brush:
     - ``spacing``: distance between dabs as a fraction of the current diameter.
     - ``size_pressure`` / ``opacity_pressure``: curves mapping pressure to a factor of
       size / opacity; ``None`` means pressure does not affect it.
-    - ``smoothing`` 0..1: how strongly the pen path is smoothed (0 = raw input).
+    - ``smoothing`` 0..1: how strongly the pen path is smoothed (0 = raw input);
+      exponential, time-aware when events carry timestamps.
+    - ``lazy_radius``: "pulled string" stabiliser, in pixels: the brush stays put until
+      the pen is this far from it, then is dragged along behind it (0 = off). Jitter
+      smaller than the radius never reaches the canvas; ``end`` catches up with the pen.
     """
 
     size: float = 16.0
@@ -128,6 +132,7 @@ class Brush:
     size_pressure: Curve | None = field(default_factory=lambda: Curve.linear(0.1, 1.0))
     opacity_pressure: Curve | None = None
     smoothing: float = 0.0
+    lazy_radius: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.size) and 0.0 < self.size <= 4096.0):
@@ -138,6 +143,8 @@ class Brush:
                 raise ValueError(f"brush {name} must be between 0 and 1, got {value}")
         if self.smoothing >= 1.0:
             raise ValueError("brush smoothing must be below 1 (1 would never move)")
+        if not (math.isfinite(self.lazy_radius) and 0.0 <= self.lazy_radius <= 1000.0):
+            raise ValueError(f"brush lazy radius must be between 0 and 1000 pixels, got {self.lazy_radius}")
         if not (math.isfinite(self.spacing) and 0.01 <= self.spacing <= 10.0):
             raise ValueError(f"brush spacing must be between 0.01 and 10, got {self.spacing}")
         if len(self.color) != 3 or any(not 0 <= int(c) <= 255 for c in self.color):
@@ -293,8 +300,16 @@ class Stroke:
             return self._finish(self._dab(sx, sy, p))
         alpha = self._follow(t)
         lx, ly, _ = self._last
-        target = (lx + (sx - lx) * alpha, ly + (sy - ly) * alpha, p)
-        return self._finish(self._segment(target))
+        tx, ty = lx + (sx - lx) * alpha, ly + (sy - ly) * alpha
+        lazy = self.brush.lazy_radius
+        if lazy > 0:
+            dist = math.hypot(tx - lx, ty - ly)
+            if dist <= lazy:
+                self._last = (lx, ly, p)
+                return self._finish(Rect(0, 0, 0, 0))
+            pull = 1.0 - lazy / dist  # the string is taut: stay `lazy` px behind
+            tx, ty = lx + (tx - lx) * pull, ly + (ty - ly) * pull
+        return self._finish(self._segment((tx, ty, p)))
 
     def dab(self, x: float, y: float, pressure: float = 1.0) -> Rect:
         """Stamp a single dab at document ``(x, y)`` (no path, spacing or smoothing).
@@ -409,7 +424,8 @@ class Stroke:
         if not self._open:
             raise StrokeClosedError("this stroke has already ended")
         raw, last = self._raw, self._last
-        if self.brush.smoothing > 0 and raw is not None and last is not None and raw[:2] != last[:2]:
+        lags = self.brush.smoothing > 0 or self.brush.lazy_radius > 0
+        if lags and raw is not None and last is not None and raw[:2] != last[:2]:
             self._finish(self._segment(raw))  # catch up with the pen
         self._open = False
         keys = list(self._dirty)

@@ -299,3 +299,19 @@ def test_brush_values_are_checked() -> None:
             Brush(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Curve(((1.0, 0.0), (0.0, 1.0)))
+
+
+def test_lazy_radius_ignores_jitter_and_trails_the_pen() -> None:
+    doc, layer = _doc()
+    brush = Brush(size=4, hardness=1.0, size_pressure=None, lazy_radius=15)
+    stroke = doc.begin_stroke(layer, brush)
+    stroke.add_point(50, 50)
+    first = _alpha(doc, layer).copy()
+    for dx, dy in [(5, 3), (-8, 2), (10, -6), (-3, -9)]:  # hand tremor inside the radius
+        stroke.add_point(50 + dx, 50 + dy)
+    np.testing.assert_array_equal(_alpha(doc, layer), first)
+    stroke.add_point(150, 50)  # a real move: the brush follows, 15 px behind the pen
+    a = _alpha(doc, layer)
+    assert a[50, 130] == 255 and a[50, 140] == 0
+    stroke.end()  # pen-up: the line reaches the pen
+    assert (_alpha(doc, layer)[50, 50:151] == 255).all()
