@@ -17,8 +17,12 @@ interrupted).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,9 +324,23 @@ def _export(doc: Any, path: Path, parameters: str) -> None:
     export_png(doc, path, parameters=parameters)
 
 
+def _quiet_libraries() -> None:
+    """Keep the model libraries' own chatter (advice, deprecations, loading bars) off the
+    terminal; ``--debug`` shows it. Must run before they are imported."""
+    for name, value in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
+                        ("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1"), ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(name, value)
+    for module in ("diffusers.utils.logging", "transformers.utils.logging"):
+        with contextlib.suppress(ImportError, AttributeError):
+            importlib.import_module(module).disable_progress_bar()
+
+
 def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
     from sfumato.inference.errors import EngineError
 
+    debug = bool(getattr(args, "debug", False))
+    if not debug:
+        _quiet_libraries()
     try:
         from sfumato.inference.cancel import CancelToken
         from sfumato.inference.engine import Engine
@@ -331,8 +349,11 @@ def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
     progress = _Progress(sys.stderr, not args.quiet)
     cancel = CancelToken()
     try:
-        engine = Engine(device=args.device)
-        result = engine.run(request, progress, cancel)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+            engine = Engine(device=args.device)
+            result = engine.run(request, progress, cancel)
     except EngineError as error:
         raise RenderError(error.user_message) from None
     except KeyboardInterrupt:
