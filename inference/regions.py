@@ -152,7 +152,7 @@ class RegionalAttention:
         self._cache: dict[tuple[int, int, torch.dtype, torch.device], torch.Tensor] = {}
 
     # ------------------------------------------------------------------ lifecycle
-    def _cross_attention_modules(self) -> list[tuple[str, torch.nn.Module]]:
+    def _cross_attention_modules(self) -> list[tuple[str, Any]]:
         return [
             (name, module)
             for name, module in self.model.named_modules()

@@ -213,7 +213,7 @@ def load_single_file(
     dtype = torch_dtype or torch.float32
     inpaint = is_inpaint_unet(state)
     try:
-        pipe = _assemble(state, family, config_dir, dtype, inpaint)
+        pipe: Any = _assemble(state, family, config_dir, dtype, inpaint)
     except (KeyError, RuntimeError, ValueError, IndexError, TypeError) as error:
         raise CorruptModelError(
             f"{path.name} does not match the {family} architecture it looks like ({error}).",
@@ -242,8 +242,8 @@ def _assemble(
 
     if family == SD15:
         text_encoder = _text_encoder(CLIPTextModel, state, config_dir, "text_encoder", dtype)
-        cls = diffusers.StableDiffusionInpaintPipeline if inpaint else diffusers.StableDiffusionPipeline
-        return cls(
+        cls: Any = diffusers.StableDiffusionInpaintPipeline if inpaint else diffusers.StableDiffusionPipeline
+        pipe: DiffusionPipeline = cls(
             vae=vae,
             text_encoder=text_encoder,
             tokenizer=_tokenizer_for(config_dir, "tokenizer", None),
@@ -253,6 +253,7 @@ def _assemble(
             feature_extractor=None,
             requires_safety_checker=False,
         )
+        return pipe
     if family == SDXL:
         text_encoder = _text_encoder(CLIPTextModel, state, config_dir, "text_encoder", dtype)
         # diffusers tells the two encoders apart by hidden size; hide the first one so
@@ -266,7 +267,7 @@ def _assemble(
             cls = diffusers.StableDiffusionXLInpaintPipeline
         else:
             cls = diffusers.StableDiffusionXLPipeline
-        return cls(
+        pipe = cls(
             vae=vae,
             text_encoder=text_encoder,
             text_encoder_2=text_encoder_2,
@@ -277,6 +278,7 @@ def _assemble(
             force_zeros_for_empty_prompt=bool(index.get("force_zeros_for_empty_prompt", True)),
             **kwargs,
         )
+        return pipe
     raise UnsupportedModeError(f"Single-file loading does not support the {family!r} family.")
 
 
