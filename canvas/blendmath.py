@@ -1,8 +1,10 @@
 """Per-pixel compositing formulas: W3C Compositing and Blending Level 1, vectorised in numpy.
 
-Everything here works on **float32 premultiplied RGBA** arrays of shape ``(h, w, 4)`` with
-values in ``[0, 1]`` (``c = α·C``), except the blend functions ``B(Cb, Cs)``, which take
-and return **straight** colours of shape ``(..., 3)``, exactly as the spec writes them.
+Layout: everything here works on **planar, premultiplied float32** arrays of shape
+``(4, h, w)`` — channel first (R, G, B, A planes), values in ``[0, 1]``, ``c = α·C`` —
+because numpy is several times faster on contiguous planes than on interleaved pixels.
+The blend functions ``B(Cb, Cs)`` take and return **straight** colours of shape
+``(3, ...)`` (channel first), exactly as the spec writes them.
 
 For a blend mode with blend function ``B`` the spec's general formula is
 
@@ -15,8 +17,8 @@ and the Porter-Duff operators (``plus``, ``dst-in``, ``dst-out``, ``src-atop``,
 ``dst-atop``) replace the source-over step with their own ``Fa``/``Fb`` factors and no
 blending. A layer's opacity multiplies the source (its alpha and its premultiplied colour).
 
-Conversions to and from the document's storage format (straight-alpha RGBA uint8) are
-:func:`premultiply` and :func:`unpremultiply`.
+Conversions to and from the document's storage format (interleaved straight-alpha RGBA
+uint8, ``(h, w, 4)``) are :func:`premultiply` and :func:`unpremultiply`.
 """
 
 from __future__ import annotations
@@ -36,52 +38,63 @@ BlendFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # flip the color-dodge/color-burn special cases.
 _EPS = np.float32(1e-5)
 _INV255 = np.float32(1.0 / 255.0)
+_ONE = np.float32(1.0)
+_TINY = np.float32(1e-30)
 
 
 # -- storage conversions ---------------------------------------------------------------
 def premultiply(pixels: np.ndarray, opacity: float = 1.0) -> np.ndarray:
-    """Straight RGBA uint8 ``(h, w, 4)`` -> a new premultiplied float32 array in [0, 1].
+    """Straight RGBA uint8 ``(h, w, 4)`` -> a new planar premultiplied float32 ``(4, h, w)``.
 
     ``opacity`` scales the result (colour and alpha), as a layer's opacity does.
     """
-    out = pixels.astype(np.float32)
-    scale = _INV255 * np.float32(opacity)
-    alpha = out[..., 3:4]
-    alpha *= scale
-    rgb = out[..., :3]
-    rgb *= _INV255
-    rgb *= alpha
+    h, w = pixels.shape[:2]
+    planes = pixels.transpose(2, 0, 1)
+    out = np.empty((4, h, w), np.float32)
+    alpha = out[3]
+    np.multiply(planes[3], _INV255 * np.float32(opacity), out=alpha, dtype=np.float32)
+    scale = alpha * _INV255
+    np.multiply(planes[:3], scale, out=out[:3], dtype=np.float32)
+    return out
+
+
+def from_opaque(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Planar float32 of uint8 RGBA whose alpha is all 255 (straight == premultiplied)."""
+    h, w = pixels.shape[:2]
+    if out is None:
+        out = np.empty((4, h, w), np.float32)
+    np.multiply(pixels.transpose(2, 0, 1), _INV255, out=out, dtype=np.float32)
     return out
 
 
 def unpremultiply(premul: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Premultiplied float32 ``(h, w, 4)`` -> straight RGBA uint8 (rounded, clamped).
-
-    Fully transparent pixels come out as ``(0, 0, 0, 0)``.
-    """
-    h, w = premul.shape[:2]
+    """Planar premultiplied float32 ``(4, h, w)`` -> straight RGBA uint8 ``(h, w, 4)``
+    (rounded, clamped). Fully transparent pixels come out as ``(0, 0, 0, 0)``."""
+    h, w = premul.shape[1:]
     if out is None:
         out = np.empty((h, w, 4), np.uint8)
-    alpha = premul[..., 3:4]
-    rgb = np.zeros((h, w, 3), np.float32)
-    np.divide(premul[..., :3], alpha, out=rgb, where=alpha > 0)
-    rgb *= np.float32(255.0)
+    planes = out.transpose(2, 0, 1)
+    alpha = premul[3]
+    inv = np.maximum(alpha, _TINY)
+    np.divide(np.float32(255.0), inv, out=inv)
+    rgb = premul[:3] * inv
     rgb += np.float32(0.5)
     np.clip(rgb, 0.0, 255.0, out=rgb)
-    out[..., :3] = rgb
+    np.copyto(planes[:3], rgb, casting="unsafe")
     a = alpha * np.float32(255.0)
     a += np.float32(0.5)
     np.clip(a, 0.0, 255.0, out=a)
-    out[..., 3:4] = a
+    np.copyto(planes[3], a, casting="unsafe")
     return out
 
 
 def straight(premul: np.ndarray) -> np.ndarray:
-    """Straight colours ``(h, w, 3)`` of a premultiplied array, clamped to [0, 1]; 0 where α = 0."""
-    alpha = premul[..., 3:4]
-    rgb = np.zeros(premul.shape[:-1] + (3,), np.float32)
-    np.divide(premul[..., :3], alpha, out=rgb, where=alpha > 0)
-    np.clip(rgb, 0.0, 1.0, out=rgb)
+    """Straight colours ``(3, h, w)`` of a planar premultiplied array, clamped to [0, 1];
+    0 where α = 0."""
+    inv = np.maximum(premul[3], _TINY)
+    np.divide(_ONE, inv, out=inv)
+    rgb = premul[:3] * inv
+    np.minimum(rgb, _ONE, out=rgb)
     return rgb
 
 
@@ -140,19 +153,15 @@ def difference(cb: np.ndarray, cs: np.ndarray) -> np.ndarray:
 
 # -- non-separable helpers (the spec's Lum / ClipColor / SetLum / Sat / SetSat) ----------
 def lum(c: np.ndarray) -> np.ndarray:
-    """Luminosity ``0.3 R + 0.59 G + 0.11 B`` of ``(..., 3)`` colours, shape ``(..., 1)``."""
-    return (
-        c[..., 0:1] * np.float32(0.3)
-        + c[..., 1:2] * np.float32(0.59)
-        + c[..., 2:3] * np.float32(0.11)
-    )
+    """Luminosity ``0.3 R + 0.59 G + 0.11 B`` of ``(3, ...)`` colours, shape ``(1, ...)``."""
+    return c[0:1] * np.float32(0.3) + c[1:2] * np.float32(0.59) + c[2:3] * np.float32(0.11)
 
 
 def clip_color(c: np.ndarray) -> np.ndarray:
     """Bring out-of-gamut colours back into [0, 1] keeping their luminosity (spec's ClipColor)."""
     lu = lum(c)
-    n = c.min(axis=-1, keepdims=True)
-    x = c.max(axis=-1, keepdims=True)
+    n = c.min(axis=0, keepdims=True)
+    x = c.max(axis=0, keepdims=True)
     # When n < 0 (or x > 1) the luminosity lies strictly inside (n, x), so the spec's
     # denominators are positive; the floor only keeps float noise from dividing by zero.
     tiny = np.float32(1e-12)
@@ -167,7 +176,7 @@ def set_lum(c: np.ndarray, lu: np.ndarray) -> np.ndarray:
 
 
 def sat(c: np.ndarray) -> np.ndarray:
-    return c.max(axis=-1, keepdims=True) - c.min(axis=-1, keepdims=True)
+    return c.max(axis=0, keepdims=True) - c.min(axis=0, keepdims=True)
 
 
 def set_sat(c: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -176,8 +185,8 @@ def set_sat(c: np.ndarray, s: np.ndarray) -> np.ndarray:
     Vectorised as ``(C - min)·s / (max - min)``, which gives exactly the spec's three
     cases for each of max, mid and min (ties included).
     """
-    lo = c.min(axis=-1, keepdims=True)
-    rng = c.max(axis=-1, keepdims=True) - lo
+    lo = c.min(axis=0, keepdims=True)
+    rng = c.max(axis=0, keepdims=True) - lo
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (c - lo) * s / rng
     return np.where(rng > 0, out, np.float32(0.0))
@@ -236,68 +245,62 @@ def composite(
 ) -> None:
     """Composite ``src`` onto ``dst`` in place with ``mode`` at ``opacity``.
 
-    ``dst`` and ``src`` are premultiplied float32 ``(h, w, 4)`` arrays in [0, 1] covering the
-    same pixels; ``src`` is not modified. ``src_straight`` optionally gives ``src``'s straight
-    colours ``(h, w, 3)`` (saves a division when the caller has them, e.g. from uint8).
+    ``dst`` and ``src`` are planar premultiplied float32 ``(4, h, w)`` arrays in [0, 1]
+    covering the same pixels; ``src`` is not modified. ``src_straight`` optionally gives
+    ``src``'s straight colours ``(3, h, w)`` (saves a division when the caller has them).
     """
     op = np.float32(opacity)
     if mode is BlendMode.NORMAL:
-        a_s = src[..., 3:4] * op if opacity != 1.0 else src[..., 3:4]
-        dst *= np.float32(1.0) - a_s
+        a_s = src[3] * op if opacity != 1.0 else src[3]
+        dst *= _ONE - a_s
         if opacity != 1.0:
             dst += src * op
         else:
             dst += src
         return
-    if mode in BLEND_FUNCTIONS:
-        a_s = src[..., 3:4] * op
-        c_s = src[..., :3] * op
-        a_b = dst[..., 3:4].copy()
-        c_b = dst[..., :3]
+    blend = BLEND_FUNCTIONS.get(mode)
+    if blend is not None:
+        a_s = src[3] * op if opacity != 1.0 else src[3]
+        a_b = dst[3].copy()
         cs_straight = straight(src) if src_straight is None else src_straight
-        cb_straight = straight(dst)
-        mixed = BLEND_FUNCTIONS[mode](cb_straight, cs_straight)
+        mixed = blend(straight(dst), cs_straight)
         mixed *= a_s * a_b
         # co = cs·(1 - αb) + cb·(1 - αs) + αs·αb·B
-        c_b *= np.float32(1.0) - a_s
-        c_b += c_s * (np.float32(1.0) - a_b)
+        c_b = dst[:3]
+        c_b *= _ONE - a_s
+        k = _ONE - a_b
+        if opacity != 1.0:
+            k *= op
+        c_b += src[:3] * k
         c_b += mixed
-        np.clip(c_b, 0.0, 1.0, out=c_b)
-        dst[..., 3:4] = a_s + a_b - a_s * a_b
+        dst[3] = a_s + a_b - a_s * a_b
         return
     _porter_duff(dst, src, mode, op)
 
 
 def _porter_duff(dst: np.ndarray, src: np.ndarray, mode: BlendMode, op: np.float32) -> None:
-    a_s = src[..., 3:4] * op
+    a_s = src[3] * op
     if mode is BlendMode.PLUS:  # co = cs + cb, αo = αs + αb (clamped)
         dst += src * op
-        np.minimum(dst, np.float32(1.0), out=dst)
+        np.minimum(dst, _ONE, out=dst)
     elif mode is BlendMode.DST_IN:  # co = cb·αs, αo = αb·αs
         dst *= a_s
     elif mode is BlendMode.DST_OUT:  # co = cb·(1 - αs), αo = αb·(1 - αs)
-        dst *= np.float32(1.0) - a_s
+        dst *= _ONE - a_s
     elif mode is BlendMode.SRC_ATOP:  # co = cs·αb + cb·(1 - αs), αo = αb
-        a_b = dst[..., 3:4].copy()
-        dst[..., :3] *= np.float32(1.0) - a_s
-        dst[..., :3] += src[..., :3] * (op * a_b)
+        a_b = dst[3].copy()
+        dst[:3] *= _ONE - a_s
+        dst[:3] += src[:3] * (op * a_b)
     elif mode is BlendMode.DST_ATOP:  # co = cs·(1 - αb) + cb·αs, αo = αs
-        a_b = dst[..., 3:4].copy()
-        dst[..., :3] *= a_s
-        dst[..., :3] += src[..., :3] * (op * (np.float32(1.0) - a_b))
-        dst[..., 3:4] = a_s
+        a_b = dst[3].copy()
+        dst[:3] *= a_s
+        dst[:3] += src[:3] * (op * (_ONE - a_b))
+        dst[3] = a_s
     else:  # pragma: no cover - every BlendMode is handled above
         raise ValueError(f"no compositing formula for {mode}")
 
 
-def composite_over_empty(
-    src: np.ndarray, mode: BlendMode, opacity: float = 1.0
-) -> np.ndarray | None:
-    """The result of compositing ``src`` onto a fully transparent backdrop, as a new array,
-    or ``None`` when it is fully transparent. (Every blend mode reduces to the source there;
-    ``dst-in``, ``dst-out`` and ``src-atop`` give nothing.)"""
-    if mode in (BlendMode.DST_IN, BlendMode.DST_OUT, BlendMode.SRC_ATOP):
-        return None
-    if opacity != 1.0:
-        return src * np.float32(opacity)
-    return src.copy()
+def over(dst: np.ndarray, top: np.ndarray) -> None:
+    """Source-over of planar premultiplied ``top`` onto ``dst``, in place."""
+    dst *= _ONE - top[3]
+    dst += top

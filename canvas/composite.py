@@ -35,6 +35,8 @@ from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.blendmath import (
     clears_without_source,
     composite,
+    from_opaque,
+    over,
     premultiply,
     unpremultiply,
 )
@@ -58,6 +60,7 @@ Include = Callable[[Layer], bool]
 RGBA = tuple[int, int, int, int]
 
 _INV255 = np.float32(1.0 / 255.0)
+_BBOX_MIN_AREA = 64 * 64  # below this, finding the content box costs more than it saves
 _NOTHING_OVER_EMPTY = frozenset({BlendMode.DST_IN, BlendMode.DST_OUT, BlendMode.SRC_ATOP})
 
 
@@ -183,7 +186,9 @@ class StackRenderer:
 def blend_pixels(
     acc: np.ndarray | None, px: np.ndarray, mode: BlendMode, opacity: float
 ) -> np.ndarray | None:
-    """Composite straight uint8 ``px`` onto premultiplied float32 ``acc`` (or nothing)."""
+    """Composite straight RGBA uint8 ``px`` ``(h, w, 4)`` onto planar premultiplied float32
+    ``acc`` ``(4, h, w)`` (or onto nothing); returns the result (``acc`` modified in place,
+    a new array, or ``None`` for fully transparent)."""
     alpha = px[..., 3]
     if not alpha.any():
         return None if clears_without_source(mode) else acc
@@ -191,25 +196,35 @@ def blend_pixels(
         if mode in _NOTHING_OVER_EMPTY:
             return None
         return premultiply(px, opacity)
+    h, w = alpha.shape
+    dst = acc
+    if h * w >= _BBOX_MIN_AREA and not clears_without_source(mode):
+        # Work only on the box holding the source's pixels (soft blobs rarely fill a tile).
+        rows = np.flatnonzero(alpha.any(axis=1))
+        cols = np.flatnonzero(alpha.any(axis=0))
+        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        if (y1 - y0) * (x1 - x0) < h * w:
+            px = px[y0:y1, x0:x1]
+            alpha = px[..., 3]
+            dst = acc[:, y0:y1, x0:x1]
     if mode is BlendMode.NORMAL and opacity == 1.0 and alpha.min() == 255:
-        # An opaque source replaces the backdrop: straight == premultiplied.
-        np.multiply(px, _INV255, out=acc, dtype=np.float32, casting="unsafe")
+        from_opaque(px, out=dst)  # an opaque source replaces the backdrop
         return acc
     src = premultiply(px, opacity)
     if mode is BlendMode.NORMAL or mode.is_porter_duff:
-        composite(acc, src, mode)
+        composite(dst, src, mode)
     else:
-        composite(acc, src, mode, src_straight=px[..., :3] * _INV255)
+        cs = np.multiply(px.transpose(2, 0, 1)[:3], _INV255, dtype=np.float32)
+        composite(dst, src, mode, src_straight=cs)
     return acc
 
 
 def over_background(acc: np.ndarray | None, background: RGBA, shape: tuple[int, int]) -> np.ndarray:
-    """``acc`` composited (source-over) onto a solid straight-RGBA uint8 colour."""
+    """Planar ``acc`` composited (source-over) onto a solid straight-RGBA uint8 colour."""
     bg = premultiply(np.array(background, np.uint8).reshape(1, 1, 4))
-    if acc is None:
-        return np.broadcast_to(bg, shape + (4,)).copy()
-    out = bg * (np.float32(1.0) - acc[..., 3:4])
-    out += acc
+    out = np.broadcast_to(bg, (4,) + shape).copy()
+    if acc is not None:
+        over(out, acc)
     return out
 
 
@@ -528,19 +543,18 @@ class Compositor:
             return acc
         tile_area = Rect(key[0] * TILE, key[1] * TILE, TILE, TILE).intersect(self.doc.rect)
         below = self._projection(self._below, key, tile_area, stages[:pivot])
-        sl = region.slices(tile_area.x, tile_area.y)
-        acc = None if below is None else below[sl].copy()
+        rows, cols = region.slices(tile_area.x, tile_area.y)
+        acc = None if below is None else below[:, rows, cols].copy()
         acc = self._apply(acc, stages[pivot], region)
         above_stages = stages[pivot + 1 :]
         if self._associative(above_stages):
             above = self._projection(self._above, key, tile_area, above_stages)
             if above is None:
                 return acc
-            top = above[sl]
+            top = above[:, rows, cols]
             if acc is None:
                 return top.copy()
-            acc *= np.float32(1.0) - top[..., 3:4]
-            acc += top
+            over(acc, top)
             return acc
         for stage in above_stages:
             acc = self._apply(acc, stage, region)
