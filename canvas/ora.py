@@ -687,13 +687,41 @@ def _parse_xml(data: bytes, path: Path) -> ET.Element:
 
     Equivalent to defusedxml's protections for our needs: no DOCTYPE (so no entity
     expansion, billion laughs or external entities), bounded size, depth and element count.
+
+    A file that uses a namespace prefix without declaring it (hand-written files often
+    forget ``xmlns:sfumato``) is read again without namespace processing, with the
+    ``sfumato:`` prefix mapped to its namespace and a warning.
     """
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise MalformedXmlError(
             path, "stack.xml declares a DTD or entities, which are refused for safety"
         )
+    try:
+        return _parse_xml_once(data, namespaces=True)
+    except _FatalXml as exc:
+        raise MalformedXmlError(path, str(exc)) from None
+    except expat.ExpatError as exc:
+        if exc.code != expat.errors.codes[expat.errors.XML_ERROR_UNBOUND_PREFIX]:
+            raise MalformedXmlError(path, f"stack.xml is not well-formed XML ({exc})") from None
+        log.warning(
+            "%s: stack.xml uses a namespace prefix it does not declare (%s); reading "
+            "'sfumato:' as %s. Declare xmlns:sfumato=\"%s\" on <image>.",
+            path, exc, SFUMATO_NS, SFUMATO_NS,
+        )
+    except (ValueError, AssertionError) as exc:  # TreeBuilder on unbalanced input
+        raise MalformedXmlError(path, f"stack.xml is not well-formed XML ({exc})") from None
+    try:
+        return _parse_xml_once(data, namespaces=False)
+    except _FatalXml as exc:
+        raise MalformedXmlError(path, str(exc)) from None
+    except (expat.ExpatError, ValueError, AssertionError) as exc:
+        raise MalformedXmlError(path, f"stack.xml is not well-formed XML ({exc})") from None
+
+
+def _parse_xml_once(data: bytes, *, namespaces: bool) -> ET.Element:
     builder = ET.TreeBuilder()
     state = {"depth": 0, "count": 0}
+    name = _clark if namespaces else _prefixed
 
     def refuse(*_: object) -> NoReturn:
         raise _FatalXml("stack.xml declares a DTD or entities, which are refused for safety")
@@ -705,13 +733,13 @@ def _parse_xml(data: bytes, path: Path) -> ET.Element:
             raise _FatalXml(f"stack.xml is nested deeper than {MAX_DEPTH} levels")
         if state["count"] > MAX_ELEMENTS:
             raise _FatalXml(f"stack.xml has more than {MAX_ELEMENTS} elements")
-        builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
+        builder.start(name(tag), {name(k): v for k, v in attrs.items() if not k.startswith("xmlns")})
 
     def end(tag: str) -> None:
         state["depth"] -= 1
-        builder.end(_clark(tag))
+        builder.end(name(tag))
 
-    parser = expat.ParserCreate(namespace_separator=" ")
+    parser = expat.ParserCreate(namespace_separator=" ") if namespaces else expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
@@ -719,18 +747,14 @@ def _parse_xml(data: bytes, path: Path) -> ET.Element:
     parser.ExternalEntityRefHandler = refuse
     parser.StartElementHandler = start
     parser.EndElementHandler = end
-    try:
-        parser.Parse(data, True)
-        return builder.close()
-    except _FatalXml as exc:
-        raise MalformedXmlError(path, str(exc)) from None
-    except expat.ExpatError as exc:
-        message = f"stack.xml is not well-formed XML ({exc})"
-        if "unbound prefix" in str(exc):
-            message += f"; declare the namespace, e.g. xmlns:sfumato=\"{SFUMATO_NS}\" on <image>"
-        raise MalformedXmlError(path, message) from None
-    except (ValueError, AssertionError) as exc:  # TreeBuilder on unbalanced input
-        raise MalformedXmlError(path, f"stack.xml is not well-formed XML ({exc})") from None
+    parser.Parse(data, True)
+    return builder.close()
+
+
+def _prefixed(name: str) -> str:
+    """Without namespace processing: ``sfumato:x`` → ``{urn:sfumato:1}x``; others as written."""
+    prefix, sep, local = name.partition(":")
+    return _S + local if sep and prefix == "sfumato" else name
 
 
 def _clark(name: str) -> str:

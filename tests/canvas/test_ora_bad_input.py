@@ -167,10 +167,24 @@ def test_dtd_is_refused_in_utf16_too(folder: Path) -> None:
     load_error(path, MalformedXmlError)
 
 
-def test_unbound_namespace_prefix_says_how_to_fix_it(folder: Path) -> None:
-    xml = '<image w="8" h="8" sfumato:prompt="x"><stack/></image>'
-    path = write_ora_zip(folder / "ns.ora", xml)
-    assert 'xmlns:sfumato="urn:sfumato:1"' in str(load_error(path, MalformedXmlError))
+def test_undeclared_sfumato_prefix_is_read_with_a_warning(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    xml = (
+        '<image w="8" h="8" sfumato:prompt="x" sfumato:seed="3" other:thing="1">'
+        '<stack><layer src="a.png" name="r" sfumato:role="region" sfumato:prompt="sky"/></stack></image>'
+    )
+    path = write_ora_zip(folder / "ns.ora", xml, {"a.png": RED})
+    with caplog.at_level(logging.WARNING):
+        doc = load_ora(path)
+    assert 'xmlns:sfumato="urn:sfumato:1"' in caplog.text
+    assert (doc.recipe.prompt, doc.recipe.seed) == ("x", 3)
+    layer = doc.find("r")
+    assert isinstance(layer, PixelLayer) and (layer.role, layer.prompt) == (Role.REGION, "sky")
+    assert doc.extra_attributes == {"other:thing": "1"}
+
+
+def test_undeclared_prefix_on_broken_xml_is_still_malformed(folder: Path) -> None:
+    path = write_ora_zip(folder / "ns.ora", '<image w="8" h="8" sfumato:prompt="x"><stack></image>')
+    load_error(path, MalformedXmlError)
 
 
 @pytest.mark.parametrize(
