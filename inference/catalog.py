@@ -99,8 +99,12 @@ _ORIGIN_ORDER = {origin: i for i, origin in enumerate(Origin)}
 class ModelEntry:
     """One model the user can pick.
 
-    ``family`` is a cheap guess (``"sd15"``, ``"sdxl"``, ``"sd2"``, ... or ``None`` when
-    unknown, e.g. for a ``.ckpt`` that cannot be read without unpickling).
+    ``source`` goes into :class:`~sfumato.inference.request.ModelRef` (a path, a hub id
+    or ``"builtin"``). ``location`` is where the files are on this computer when that
+    differs from ``source`` (a hub entry's cached snapshot folder, the built-in model's
+    folder); :attr:`path` gives the local file or folder either way. ``family`` is a
+    cheap guess (``"sd15"``, ``"sdxl"``, ``"sd2"``, ... or ``None`` when unknown, e.g.
+    for a ``.ckpt`` that cannot be read without unpickling).
     """
 
     kind: WeightsKind
@@ -108,10 +112,13 @@ class ModelEntry:
     label: str
     family: str | None
     origin: Origin
+    location: str | None = None
 
     @property
     def path(self) -> Path | None:
-        """The local file or folder (``None`` for hub ids and ``builtin``)."""
+        """The local file or folder; ``None`` only for a hub id that is not cached."""
+        if self.location is not None:
+            return Path(self.location)
         if self.origin is Origin.HUB or self.source == BUILTIN_SOURCE:
             return None
         return Path(self.source)
@@ -202,7 +209,11 @@ def _family_from_cross_attention(dim: Any) -> str | None:
 
 
 def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label: str | None = None) -> ModelEntry | None:
-    """A diffusers pipeline folder or a ControlNet folder as an entry; ``None`` otherwise."""
+    """A diffusers pipeline folder or a ControlNet folder as an entry; ``None`` otherwise.
+
+    With ``source`` (a hub id, ``builtin``) the folder is kept as the entry's ``location``.
+    """
+    location = str(folder) if source is not None else None
     index = _read_json(folder / "model_index.json")
     if index:
         name = str(index.get("_class_name", ""))
@@ -213,11 +224,11 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
             family = _family_from_cross_attention(unet.get("cross_attention_dim")) or SD15
         else:
             family = None
-        return ModelEntry(WeightsKind.CHECKPOINT, source or str(folder), label or folder.name, family, origin)
+        return ModelEntry(WeightsKind.CHECKPOINT, source or str(folder), label or folder.name, family, origin, location)
     config = _read_json(folder / "config.json")
     if config.get("_class_name") == "ControlNetModel":
         family = _family_from_cross_attention(config.get("cross_attention_dim"))
-        return ModelEntry(WeightsKind.CONTROLNET, source or str(folder), label or folder.name, family, origin)
+        return ModelEntry(WeightsKind.CONTROLNET, source or str(folder), label or folder.name, family, origin, location)
     return None
 
 
@@ -285,7 +296,9 @@ def _builtin_entries() -> Iterator[ModelEntry]:
     if BUILTIN_MODEL_DIR.is_dir():
         entry = _folder_entry(BUILTIN_MODEL_DIR, Origin.BUILTIN)
         family = entry.family if entry is not None else _first_family(BUILTIN_MODEL_DIR)
-        yield ModelEntry(WeightsKind.CHECKPOINT, BUILTIN_SOURCE, BUILTIN_LABEL, family, Origin.BUILTIN)
+        yield ModelEntry(
+            WeightsKind.CHECKPOINT, BUILTIN_SOURCE, BUILTIN_LABEL, family, Origin.BUILTIN, str(BUILTIN_MODEL_DIR)
+        )
     if (BUILTIN_CONTROLNET_DIR / "config.json").is_file():
         entry = _folder_entry(BUILTIN_CONTROLNET_DIR, Origin.BUILTIN, label=BUILTIN_CONTROLNET_LABEL)
         if entry is not None:

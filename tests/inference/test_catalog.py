@@ -107,7 +107,8 @@ def test_system_folders_found_with_kinds_and_families(home: Path) -> None:
     assert entries["old"].family is None and entries["old"].kind is WeightsKind.CHECKPOINT
     assert entries["ink"].kind is WeightsKind.LORA
     hub = entries["org/tiny-sdxl"]
-    assert (hub.origin, hub.kind, hub.family, hub.source, hub.path) == (Origin.HUB, WeightsKind.CHECKPOINT, "sdxl", "org/tiny-sdxl", None)
+    snapshot = home / ".cache/huggingface/hub/models--org--tiny-sdxl/snapshots/abc123"
+    assert (hub.origin, hub.kind, hub.family, hub.source, hub.path) == (Origin.HUB, WeightsKind.CHECKPOINT, "sdxl", "org/tiny-sdxl", snapshot)
     assert entries["lllyasviel/sd-controlnet-depth"].kind is WeightsKind.CONTROLNET
     assert "notes" not in entries and "org/bert" not in entries
 
@@ -164,7 +165,7 @@ def test_default_model(tmp_path: Path) -> None:
     assert chosen.source == str(ckpt) and chosen.family == "sdxl"
     assert find_default_model(Config(default_model=str(tmp_path / "gone.safetensors"))).source == "builtin"
     hub = find_default_model(Config(default_model="stabilityai/sdxl-turbo"))
-    assert hub.origin is Origin.HUB and hub.source == "stabilityai/sdxl-turbo"
+    assert hub.origin is Origin.HUB and hub.source == "stabilityai/sdxl-turbo" and hub.path is None
 
 
 def test_default_model_from_saved_config() -> None:
@@ -178,7 +179,9 @@ def test_find_controlnet_and_loras(home: Path) -> None:
     scribble = find_controlnet(ControlKind.SCRIBBLE, "sd15")
     assert scribble is not None and scribble.label == "control_v11p_sd15_scribble"
     assert find_controlnet(ControlKind.CANNY, "sd15").label == "control_v11p_sd15_canny"  # type: ignore[union-attr]
-    assert find_controlnet(ControlKind.DEPTH, "sd15").source == "lllyasviel/sd-controlnet-depth"  # type: ignore[union-attr]
+    depth = find_controlnet(ControlKind.DEPTH, "sd15")
+    assert depth is not None and depth.source == "lllyasviel/sd-controlnet-depth"
+    assert depth.path is not None and (depth.path / "config.json").is_file()  # the cached snapshot
     assert find_controlnet(ControlKind.SCRIBBLE, "sdxl") is None
     assert find_controlnet(ControlKind.POSE, "sd15") is None
     assert {e.label for e in find_loras("sdxl", config=Config())} == {"pixel_xl"}
@@ -195,7 +198,7 @@ def test_builtin_entries_when_present(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(catalog, "BUILTIN_MODEL_DIR", model)
     monkeypatch.setattr(catalog, "BUILTIN_CONTROLNET_DIR", control)
     entries = list_models(config=Config())
-    assert entries[0].source == "builtin" and entries[0].label == BUILTIN_LABEL
+    assert entries[0].source == "builtin" and entries[0].label == BUILTIN_LABEL and entries[0].path == model
     assert any(e.kind is WeightsKind.CONTROLNET and e.source == str(control) for e in entries)
     assert find_controlnet(ControlKind.SCRIBBLE, "sd15", entries=entries) is None  # 64-dim demo: no family
     (control / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel", "cross_attention_dim": 768}))
