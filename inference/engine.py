@@ -126,7 +126,9 @@ class Engine:
     """Runs generation requests; reusable after cancels and errors; one run at a time.
 
     ``device``/``dtype`` override the automatic choice (see :mod:`.devices`);
-    ``models_root`` is where ``builtin`` models live (default ``resources/models``).
+    ``models_root`` is where ``builtin`` models live (default ``resources/models``);
+    ``single_file_configs`` maps a family to a diffusers config folder that replaces the
+    shipped one when loading single-file checkpoints (custom architectures).
     """
 
     def __init__(
@@ -136,10 +138,11 @@ class Engine:
         options: EngineOptions | None = None,
         *,
         models_root: Path | None = None,
+        single_file_configs: dict[str, Path] | None = None,
     ) -> None:
         self.options = options or EngineOptions()
         self.choice = choose_device(device or self.options.device, dtype or self.options.dtype)
-        self.cache = ModelCache(self.choice, self.options, models_root)
+        self.cache = ModelCache(self.choice, self.options, models_root, single_file_configs)
         self._lock = threading.Lock()
 
     @property
@@ -326,7 +329,7 @@ class Engine:
             init_latents = encode_images(model.vae, [init_gen], device).to(dtype).expand(batch, -1, -1, -1)
         if mask_crop is not None:
             mask_gen = resize_image(np.ascontiguousarray(mask_crop), gen)
-            mask_t = torch.from_numpy(np.ascontiguousarray(mask_gen))[None, None]
+            mask_t = torch.from_numpy(np.array(mask_gen, dtype=np.float32))[None, None]
             denoise_mask = torch.nn.functional.adaptive_avg_pool2d(mask_t, lat_size).to(device=device, dtype=dtype)
         if model.is_inpaint_model:
             inpaint_extra = self._inpaint_inputs(model, request, init_crop, mask_crop, gen, lat_size, batch, copies)

@@ -95,10 +95,19 @@ class LoadedModel:
 class ModelCache:
     """Loads models on first use and keeps up to ``options.max_models`` of them."""
 
-    def __init__(self, choice: DeviceChoice, options: EngineOptions, models_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        choice: DeviceChoice,
+        options: EngineOptions,
+        models_root: Path | None = None,
+        single_file_configs: dict[str, Path] | None = None,
+    ) -> None:
         self.choice = choice
         self.options = options
         self.models_root = models_root or default_models_root()
+        #: family → diffusers-format config folder used instead of the shipped one for
+        #: single-file checkpoints (custom architectures; the tests' tiny models)
+        self.single_file_configs = dict(single_file_configs or {})
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._controlnets: OrderedDict[str, tuple[Any, str]] = OrderedDict()
         self._lock = threading.RLock()
@@ -200,13 +209,21 @@ class ModelCache:
             from sfumato.inference.single_file import load_single_file
         except ImportError as error:  # pragma: no cover - during development only
             raise UnsupportedModeError("Single-file checkpoints cannot be loaded yet.") from error
-        pipe = load_single_file(path, family_hint, torch_dtype=self.choice.dtype, device=self.choice.device)
+        family_name = family_hint
+        if family_name is None and path.suffix.lower() == ".safetensors" and self.single_file_configs:
+            from sfumato.inference.detect import detect_family, read_safetensors_keys
+
+            family_name = detect_family(read_safetensors_keys(path))
+        config = self.single_file_configs.get(family_name) if family_name else None
+        pipe = load_single_file(
+            path, family_name, torch_dtype=self.choice.dtype, device=self.choice.device, config=config
+        )
         unet_config = dict(pipe.unet.config)
         index = {"_class_name": type(pipe).__name__}
         for name in ("text_encoder", "text_encoder_2"):
             if getattr(pipe, name, None) is not None:
                 index[name] = ["transformers", type(getattr(pipe, name)).__name__]
-        family = get_family(family_hint) if family_hint else family_for_diffusers(index, unet_config)
+        family = get_family(family_name) if family_name else family_for_diffusers(index, unet_config)
         return pipe, family
 
     def _load_hub(self, repo_id: str) -> tuple[Any, Family]:
@@ -272,7 +289,7 @@ class ModelCache:
         """The ControlNet for ``kind`` on ``model``'s family: ``ref`` or the family default."""
         with self._lock:
             if ref is None:
-                target = self._default_controlnet(kind, model.family)
+                target = self._default_controlnet(kind, model)
                 family_hint = model.family.name
             else:
                 target = self.resolve(ref.source)
@@ -299,21 +316,24 @@ class ModelCache:
                 )
             return net
 
-    def _default_controlnet(self, kind: ControlKind, family: Family) -> Path:
-        if kind in (ControlKind.SCRIBBLE, ControlKind.LINEART, ControlKind.SOFTEDGE):
-            builtin = self.models_root / BUILTIN_SCRIBBLE
-            config = read_json(builtin / "config.json")
-            if config and int(config.get("cross_attention_dim", 0)) == family.token_dim:
-                return builtin
+    def _default_controlnet(self, kind: ControlKind, model: LoadedModel) -> Path | str:
+        """An installed ControlNet for ``kind`` (the catalog's choice), else the built-in
+        scribble ControlNet for sketch-like kinds when it fits the model."""
+        family = model.family
         found = self._catalog_controlnet(kind, family)
         if found is not None:
             return found
+        if kind in (ControlKind.SCRIBBLE, ControlKind.LINEART, ControlKind.SOFTEDGE):
+            builtin = self.models_root / BUILTIN_SCRIBBLE
+            config = read_json(builtin / "config.json")
+            if config and int(config.get("cross_attention_dim", 0)) == int(model.unet.config.cross_attention_dim):
+                return builtin
         raise UnsupportedModeError(
             f"No {kind.value} ControlNet is installed for {family.label}.",
             "Add one to your models folder, or pick one in the control layer's settings.",
         )
 
-    def _catalog_controlnet(self, kind: ControlKind, family: Family) -> Path | None:
+    def _catalog_controlnet(self, kind: ControlKind, family: Family) -> Path | str | None:
         try:
             from sfumato.inference import catalog
         except ImportError:
@@ -328,7 +348,11 @@ class ModelCache:
             return None
         if found is None:
             return None
-        return Path(getattr(found, "path", found))
+        path = getattr(found, "path", None)
+        if path is not None and Path(path).exists():
+            return Path(path)
+        source = getattr(found, "source", None)
+        return str(source) if source else None
 
     def _load_controlnet(self, target: Path | str, family: str) -> Any:
         from diffusers import ControlNetModel

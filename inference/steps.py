@@ -54,6 +54,7 @@ def plan_steps(steps: int, strength: float, min_effective: int = MIN_EFFECTIVE_S
     if steps - start >= min(steps, min_effective):
         return StepPlan(steps, start)
     want = min(steps, min_effective)
-    total = min(MAX_SCHEDULE, max(steps, math.ceil(want / strength)))
+    needed = want / strength
+    total = MAX_SCHEDULE if needed >= MAX_SCHEDULE else max(steps, math.ceil(needed))
     start = max(0, min(total - want, round(total * (1.0 - strength))))
     return StepPlan(total, start)

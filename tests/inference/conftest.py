@@ -69,9 +69,16 @@ def fresh_engine(tiny_root: Path) -> Callable[..., object]:
     from sfumato.inference.devices import EngineOptions
     from sfumato.inference.engine import Engine
 
-    def make(models_root: Path | None = None, **options: object) -> Engine:
+    def make(
+        models_root: Path | None = None, single_file_configs: dict[str, Path] | None = None, **options: object
+    ) -> Engine:
         opts = EngineOptions(**{"max_models": 8, **options})  # type: ignore[arg-type]
-        return Engine(device="cpu", options=opts, models_root=models_root or tiny_root / "models-root")
+        return Engine(
+            device="cpu",
+            options=opts,
+            models_root=models_root or tiny_root / "models-root",
+            single_file_configs=single_file_configs,
+        )
 
     return make
 

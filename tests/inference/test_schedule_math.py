@@ -1,0 +1,134 @@
+"""Steps, sizes, schedulers and noise levels: the arithmetic under the denoise loop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from sfumato.inference.latents import NoiseLevels
+from sfumato.inference.request import Sampler
+from sfumato.inference.resolution import plan_generation_size
+from sfumato.inference.schedulers import make_scheduler
+from sfumato.inference.steps import plan_steps
+
+SD_SCHEDULER = {
+    "_class_name": "PNDMScheduler",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "steps_offset": 1,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "clip_sample": False,
+}
+
+
+@given(steps=st.integers(1, 150), strength=st.floats(0.0, 1.0))
+def test_plan_steps(steps: int, strength: float) -> None:
+    plan = plan_steps(steps, strength)
+    assert 0 <= plan.start <= plan.total <= 1000
+    if strength == 0.0:
+        assert plan.effective == 0
+        return
+    assert plan.effective >= min(steps, 4) or plan.total == 1000
+    assert plan.total >= steps
+    # The noise level matches the strength to within a step.
+    assert abs(plan.effective / plan.total - strength) <= 1.0 / plan.total + 1e-9 or plan.effective == min(steps, 4)
+
+
+@given(w=st.integers(8, 8192), h=st.integers(8, 8192), native=st.sampled_from([64, 512, 1024]))
+def test_generation_size(w: int, h: int, native: int) -> None:
+    plan = plan_generation_size(w, h, native)
+    assert plan.gen_width % 8 == 0 and plan.gen_height % 8 == 0
+    assert max(plan.gen_width, plan.gen_height) <= 2 * native + 8
+    area = plan.gen_width * plan.gen_height
+    assert area >= 0.5 * native * native or max(w / h, h / w) > 3
+    if max(w / h, h / w) < 2:
+        assert plan.gen_width / plan.gen_height == pytest.approx(w / h, rel=0.1)
+
+
+def test_generation_size_examples() -> None:
+    assert (plan_generation_size(2048, 2048, 512).gen_width, plan_generation_size(2048, 2048, 512).gen_height) == (512, 512)
+    p = plan_generation_size(100, 60, 1024, min_side=640, max_long_side=1280)
+    assert (p.gen_width, p.gen_height) == (1280, 768)
+
+
+@pytest.mark.parametrize("sampler", list(Sampler))
+def test_schedulers_keep_the_model_schedule(sampler: Sampler) -> None:
+    scheduler = make_scheduler(sampler, SD_SCHEDULER)
+    assert scheduler.config.beta_schedule == "scaled_linear"
+    assert scheduler.config.beta_end == pytest.approx(0.012)
+    if sampler is Sampler.DEFAULT:
+        assert type(scheduler).__name__ == "EulerDiscreteScheduler"  # PNDM replaced
+    if sampler is Sampler.DPMPP_2M_KARRAS:
+        assert scheduler.config.use_karras_sigmas
+
+
+def test_default_keeps_a_turbo_style_scheduler() -> None:
+    config = {**SD_SCHEDULER, "_class_name": "EulerAncestralDiscreteScheduler", "timestep_spacing": "trailing"}
+    scheduler = make_scheduler(Sampler.DEFAULT, config)
+    assert type(scheduler).__name__ == "EulerAncestralDiscreteScheduler"
+    assert scheduler.config.timestep_spacing == "trailing"
+
+
+@pytest.mark.parametrize("sampler", [Sampler.EULER, Sampler.EULER_A, Sampler.DDIM, Sampler.HEUN, Sampler.LCM])
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_x0_matches_the_schedulers_own(sampler: Sampler, prediction: str) -> None:
+    if sampler is Sampler.LCM and prediction == "v_prediction":
+        pytest.skip("LCM's denoised output includes its boundary scalings")
+    scheduler = make_scheduler(sampler, {**SD_SCHEDULER, "prediction_type": prediction})
+    scheduler.set_timesteps(6)
+    levels = NoiseLevels(scheduler)
+    gen = torch.Generator().manual_seed(0)
+    sample = torch.randn((1, 4, 4, 4), generator=gen) * float(scheduler.init_noise_sigma)
+    for j, t in enumerate(scheduler.timesteps[:3]):
+        output = torch.randn((1, 4, 4, 4), generator=gen)
+        ours = levels.predict_x0(sample, output, j)
+        kwargs = {} if sampler is Sampler.HEUN else {"generator": torch.Generator().manual_seed(1)}
+        step = scheduler.step(output, t, sample, **kwargs)
+        theirs = getattr(step, "pred_original_sample", None)
+        if theirs is None:
+            theirs = step.denoised
+        if sampler is Sampler.LCM:
+            # LCM's "denoised" = c_out·x0 + c_skip·x; c_skip≈0 away from t=0.
+            torch.testing.assert_close(ours, theirs, rtol=2e-2, atol=2e-2)
+        elif sampler is Sampler.HEUN and j % 2 == 1:
+            pass  # the second (corrector) evaluation reports the first's x0
+        else:
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+        sample = step.prev_sample
+
+
+@pytest.mark.parametrize("sampler", [Sampler.EULER, Sampler.DDIM, Sampler.DPMPP_2M, Sampler.UNIPC])
+def test_noised_matches_add_noise(sampler: Sampler) -> None:
+    scheduler = make_scheduler(sampler, SD_SCHEDULER)
+    scheduler.set_timesteps(10)
+    levels = NoiseLevels(scheduler)
+    gen = torch.Generator().manual_seed(2)
+    x0 = torch.randn((1, 4, 4, 4), generator=gen)
+    noise = torch.randn((1, 4, 4, 4), generator=gen)
+    for j in (0, 4, 9):
+        t = scheduler.timesteps[j : j + 1]
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(j)
+        theirs = scheduler.add_noise(x0, noise, t)
+        torch.testing.assert_close(levels.noised(x0, noise, j), theirs, rtol=1e-4, atol=1e-4)
+    assert torch.equal(levels.noised(x0, noise, len(levels)), x0)
+
+
+def test_importing_the_package_loads_no_torch() -> None:
+    code = (
+        "import sys, sfumato.inference, sfumato.inference.events, sfumato.inference.errors, "
+        "sfumato.inference.families, sfumato.inference.steps, sfumato.inference.resolution, "
+        "sfumato.inference.inpaint, sfumato.inference.cancel, sfumato.inference.modes\n"
+        "from sfumato.inference import GenerationRequest, Progress, EngineError, CancelToken\n"
+        "from sfumato.inference.families import get_family\n"
+        "assert get_family('sdxl').native_side == 1024\n"
+        "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
