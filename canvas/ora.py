@@ -316,7 +316,7 @@ def load_ora(path: str | Path, *, strict: bool = True) -> Document:
         raise FileFormatError(path, "is a folder, not a file") from exc
     except PermissionError as exc:
         raise FileFormatError(path, "permission denied") from exc
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise NotAnArchiveError(
             path,
             "is not an OpenRaster file: it is not a zip archive, or it is truncated or "
@@ -708,13 +708,13 @@ def _parse_xml(data: bytes, path: Path) -> ET.Element:
             "'sfumato:' as %s. Declare xmlns:sfumato=\"%s\" on <image>.",
             path, exc, SFUMATO_NS, SFUMATO_NS,
         )
-    except (ValueError, AssertionError) as exc:  # TreeBuilder on unbalanced input
+    except (ValueError, AssertionError, LookupError) as exc:  # unbalanced input, unknown encoding
         raise MalformedXmlError(path, f"stack.xml is not well-formed XML ({exc})") from None
     try:
         return _parse_xml_once(data, namespaces=False)
     except _FatalXml as exc:
         raise MalformedXmlError(path, str(exc)) from None
-    except (expat.ExpatError, ValueError, AssertionError) as exc:
+    except (expat.ExpatError, ValueError, AssertionError, LookupError) as exc:
         raise MalformedXmlError(path, f"stack.xml is not well-formed XML ({exc})") from None
 
 
