@@ -332,7 +332,9 @@ def _quiet_libraries() -> None:
         os.environ.setdefault(name, value)
     for module in ("diffusers.utils.logging", "transformers.utils.logging"):
         with contextlib.suppress(ImportError, AttributeError):
-            importlib.import_module(module).disable_progress_bar()
+            library_logging = importlib.import_module(module)
+            library_logging.set_verbosity_error()
+            library_logging.disable_progress_bar()
 
 
 def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:

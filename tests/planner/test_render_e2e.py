@@ -132,6 +132,26 @@ def test_bad_input_is_one_line_and_non_zero(tmp_path: Path, models: tuple[Path, 
     assert "'Mask' is empty" in err and "\n" not in err
     assert not (tmp_path / "o.png").exists()
 
+    # an unknown control kind written by hand into stack.xml
+    import zipfile
+
+    save_ora(document(64, 64, layer("sk", rgba(8, 8), role=Role.CONTROL)), tmp_path / "ctl.ora")
+    with zipfile.ZipFile(tmp_path / "ctl.ora") as zin, zipfile.ZipFile(tmp_path / "bad.ora", "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename == "stack.xml":
+                data = data.replace(b'sfumato:control="scribble"', b'sfumato:control="teleport"')
+            zout.writestr(info, data)
+    assert main(["render", str(tmp_path / "bad.ora"), "-o", str(tmp_path / "o.png"), "--model", str(model)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "unknown control kind 'teleport'" in err and "\n" not in err
+
+    # a model that does not exist
+    assert main(["render", str(tmp_path / "ctl.ora"), "-o", str(tmp_path / "o.png"),
+                 "--model", str(tmp_path / "nope.safetensors")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "model not found" in err and "\n" not in err
+
 
 def test_no_model_anywhere_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -168,3 +188,18 @@ def test_model_by_catalog_name(tmp_path: Path, models: tuple[Path, Path], monkey
     save_config(Config(model_paths=(str(model),)))
     resolved = resolve_model(model.name, None)
     assert Path(resolved.source).resolve() == model.resolve() and resolved.family == "sd15"
+
+
+def test_engine_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    broken = tmp_path / "broken-model"
+    (broken / "unet").mkdir(parents=True)
+    (broken / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (broken / "unet" / "config.json").write_text(json.dumps({"sample_size": 8}))
+    source = tmp_path / "in.ora"
+    save_ora(document(64, 64), source)
+    assert main(["render", str(source), "-o", str(tmp_path / "o.png"), "--model", str(broken), "--seed", "1", "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sfumato: error:") and "\n" not in err
+    assert not (tmp_path / "o.png").exists()
