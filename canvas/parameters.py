@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import struct
 import zlib
@@ -292,6 +293,7 @@ def parse_comfyui_prompt(text: str) -> dict[str, Any] | None:
     if not isinstance(graph, dict):
         return None
     nodes = {str(k): v for k, v in graph.items() if isinstance(v, dict)}
+    # Seeds and steps must be plain numbers; floats that are not finite are ignored.
     sampler_node = next(
         (
             n
@@ -302,10 +304,10 @@ def parse_comfyui_prompt(text: str) -> dict[str, Any] | None:
     )
     if sampler_node is None:
         return None
-    inputs = sampler_node.get("inputs") or {}
+    inputs = _inputs(sampler_node)
     result: dict[str, Any] = {
-        "prompt": _comfy_text(nodes, inputs.get("positive")),
-        "negative": _comfy_text(nodes, inputs.get("negative")),
+        "prompt": _comfy_text(nodes, inputs.get("positive"), "positive"),
+        "negative": _comfy_text(nodes, inputs.get("negative"), "negative"),
         "extra": {"Source": "ComfyUI"},
     }
     seed = inputs.get("seed", inputs.get("noise_seed"))
@@ -314,10 +316,10 @@ def parse_comfyui_prompt(text: str) -> dict[str, Any] | None:
         ("steps", inputs.get("steps"), int),
         ("cfg", inputs.get("cfg"), float),
     ):
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             result[key] = kind(value)
     denoise = inputs.get("denoise")
-    if isinstance(denoise, int | float) and denoise < 1:
+    if isinstance(denoise, int | float) and not isinstance(denoise, bool) and 0 <= denoise < 1:
         result["strength"] = float(denoise)
     name, scheduler = inputs.get("sampler_name"), inputs.get("scheduler")
     if isinstance(name, str):
@@ -333,9 +335,9 @@ def parse_comfyui_prompt(text: str) -> dict[str, Any] | None:
         result["model"] = model_display_name(model)
     latent = _comfy_node(nodes, inputs.get("latent_image"))
     if latent is not None:
-        latent_inputs = latent.get("inputs") or {}
+        latent_inputs = _inputs(latent)
         width, height = latent_inputs.get("width"), latent_inputs.get("height")
-        if isinstance(width, int) and isinstance(height, int):
+        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (width, height)):
             result["width"], result["height"] = width, height
     return result
 
@@ -344,38 +346,73 @@ def _node_order(key: str) -> tuple[int, str]:
     return (int(key), "") if key.isdigit() else (1 << 30, key)
 
 
-def _comfy_node(nodes: Mapping[str, Any], link: Any) -> dict[str, Any] | None:
-    if isinstance(link, list) and link and isinstance(link[0], str | int):
-        node = nodes.get(str(link[0]))
-        return node if isinstance(node, dict) else None
+def _inputs(node: Mapping[str, Any] | None) -> dict[str, Any]:
+    value = None if node is None else node.get("inputs")
+    return value if isinstance(value, dict) else {}
+
+
+def _link_target(link: Any) -> str | None:
+    if isinstance(link, list) and link and isinstance(link[0], str | int) and not isinstance(link[0], bool):
+        return str(link[0])
     return None
 
 
-def _comfy_text(nodes: Mapping[str, Any], link: Any, depth: int = 0) -> str:
-    """The text of the CLIPTextEncode node(s) behind a conditioning link."""
-    node = _comfy_node(nodes, link)
-    if node is None or depth > 8:
-        return ""
-    inputs = node.get("inputs") or {}
-    for key in ("text", "text_g", "prompt"):
-        if isinstance(inputs.get(key), str):
-            return str(inputs[key])
-    texts = [_comfy_text(nodes, value, depth + 1) for value in inputs.values()]
-    return ", ".join(t for t in texts if t)
+def _comfy_node(nodes: Mapping[str, Any], link: Any) -> dict[str, Any] | None:
+    key = _link_target(link)
+    node = None if key is None else nodes.get(key)
+    return node if isinstance(node, dict) else None
 
 
-def _comfy_find(nodes: Mapping[str, Any], link: Any, keys: tuple[str, ...], depth: int = 0) -> Any:
-    node = _comfy_node(nodes, link)
-    if node is None or depth > 8:
-        return None
-    inputs = node.get("inputs") or {}
-    for key in keys:
-        if isinstance(inputs.get(key), str):
-            return inputs[key]
-    for value in inputs.values():
-        found = _comfy_find(nodes, value, keys, depth + 1)
-        if found is not None:
-            return found
+def _walk(nodes: Mapping[str, Any], link: Any) -> list[dict[str, Any]]:
+    """Nodes reachable from ``link``, breadth first, each once (graphs may have cycles)."""
+    seen: set[str] = set()
+    queue = [link]
+    found: list[dict[str, Any]] = []
+    while queue and len(seen) < 256:
+        key = _link_target(queue.pop(0))
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        node = nodes.get(key)
+        if isinstance(node, dict):
+            found.append(node)
+            queue.extend(_inputs(node).values())
+    return found
+
+
+def _comfy_text(nodes: Mapping[str, Any], link: Any, side: str) -> str:
+    """The text(s) of the CLIPTextEncode-like node(s) behind a conditioning link.
+
+    Stops at nodes holding a text; through nodes that carry both conditionings (e.g.
+    ControlNet apply nodes) only the ``side`` (``positive``/``negative``) input is followed.
+    """
+    seen: set[str] = set()
+    queue = [link]
+    texts: list[str] = []
+    while queue and len(seen) < 256:
+        key = _link_target(queue.pop(0))
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        inputs = _inputs(nodes.get(key) if isinstance(nodes.get(key), dict) else None)
+        text = next((inputs[k] for k in ("text", "text_g", "prompt") if isinstance(inputs.get(k), str)), None)
+        if text is not None:
+            if text:
+                texts.append(text)
+            continue
+        if "positive" in inputs and "negative" in inputs:
+            queue.append(inputs[side])
+        else:
+            queue.extend(inputs.values())
+    return ", ".join(texts)
+
+
+def _comfy_find(nodes: Mapping[str, Any], link: Any, keys: tuple[str, ...]) -> str | None:
+    for node in _walk(nodes, link):
+        inputs = _inputs(node)
+        for key in keys:
+            if isinstance(inputs.get(key), str):
+                return str(inputs[key])
     return None
 
 

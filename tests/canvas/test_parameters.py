@@ -199,6 +199,44 @@ def test_comfyui_prompt_graph() -> None:
     assert (parsed["width"], parsed["height"]) == (512, 640) and "strength" not in parsed
 
 
+def test_comfyui_through_controlnet_apply_keeps_prompts_apart() -> None:
+    graph = json.loads(json.dumps(COMFY))
+    graph["11"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {"positive": ["6", 0], "negative": ["7", 0], "strength": 1}}
+    graph["3"]["inputs"]["positive"] = ["11", 0]
+    graph["3"]["inputs"]["negative"] = ["11", 1]
+    parsed = parse_comfyui_prompt(json.dumps(graph))
+    assert parsed is not None
+    assert (parsed["prompt"], parsed["negative"]) == ("beautiful scenery nature glass bottle", "text, watermark")
+
+
+def test_comfyui_hostile_graphs() -> None:
+    # A node linking to itself through many inputs must not explode (cycles, fan-out).
+    loop = {"1": {"class_type": "KSampler", "inputs": {"positive": ["2", 0], "seed": float("inf"), "steps": True}},
+            "2": {"class_type": "Loop", "inputs": {k: ["2", 0] for k in "abcdefghijklmnop"}}}
+    parsed = parse_comfyui_prompt(json.dumps(loop))
+    assert parsed is not None and parsed["prompt"] == "" and "seed" not in parsed and "steps" not in parsed
+    odd = {"1": {"class_type": "KSampler", "inputs": [1, 2]}, "2": {"inputs": "x"}}
+    assert parse_comfyui_prompt(json.dumps(odd)) is not None
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+                    max_leaves=30))
+@settings(max_examples=200, deadline=None)
+def test_comfyui_never_crashes_on_any_json(value: Any) -> None:
+    graph = {"1": {"class_type": "KSampler", "inputs": value}, "2": value}
+    parse_comfyui_prompt(json.dumps(graph))
+    parse_comfyui_prompt(json.dumps(value))
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_parse_parameters_never_crashes(text: str) -> None:
+    parsed = parse_parameters(text)
+    assert isinstance(parsed["prompt"], str) and isinstance(parsed["negative"], str)
+    format_parameters(parsed)  # and whatever came out can be written again
+
+
 @pytest.mark.parametrize("text", ["not json", "[1, 2]", json.dumps({"1": {"class_type": "SamplerCustom", "inputs": {}}})])
 def test_comfyui_without_a_ksampler_says_no(text: str) -> None:
     assert parse_comfyui_prompt(text) is None
