@@ -1,21 +1,31 @@
-"""Reading one layer's pixels over a document rectangle (its x/y offset applied).
+"""Reading one layer's pixels over a document rectangle (its offset applied).
 
-Layers store straight-alpha RGBA uint8 in their own surface space; these helpers return
-arrays in the coordinate space of the requested document rect (row 0 = ``rect.y``).
+Layers store straight-alpha RGBA uint8 in their own surface space; a layer's surface
+origin sits at its ``x``/``y`` plus those of its groups
+(:func:`sfumato.canvas.composite.document_offset`). These helpers return arrays in the
+coordinate space of the requested document rect (row 0 = ``rect.y``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from sfumato.canvas.composite import document_offset
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer
 
-__all__ = ["layer_alpha", "layer_rgba", "over_white"]
+__all__ = ["layer_alpha", "layer_bounds", "layer_rgba", "over_white"]
 
 
 def layer_rgba(layer: PixelLayer, rect: Rect) -> np.ndarray:
     """``(rect.h, rect.w, 4)`` uint8 straight RGBA of ``layer`` over the document ``rect``."""
-    return layer.surface.read(rect.translate(-layer.x, -layer.y))
+    dx, dy = document_offset(layer)
+    return layer.surface.read(rect.translate(-dx, -dy))
+
+
+def layer_bounds(layer: PixelLayer) -> Rect:
+    """Bounds of the layer's painted pixels in document space (empty when none)."""
+    dx, dy = document_offset(layer)
+    return layer.surface.bounds().translate(dx, dy)
 
 
 def layer_alpha(layer: PixelLayer, rect: Rect) -> np.ndarray:

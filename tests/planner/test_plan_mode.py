@@ -112,3 +112,27 @@ def test_equal_documents_give_equal_requests() -> None:
         return plan(document(96, 96, mask, layer("p", gradient(96, 96))), settings(), family=TINY).request
 
     assert make() == make()
+
+
+def test_layers_inside_offset_groups_are_read_at_their_document_position() -> None:
+    from sfumato.canvas.geometry import Rect
+    from sfumato.canvas.layers import GroupLayer
+
+    mask = layer("mask", rgba(10, 10), role=Role.INPAINT_MASK, x=5, y=5)
+    group = GroupLayer("masks", [mask], x=100, y=80)
+    doc = document(256, 256, layer("paint", gradient(256, 256)))
+    doc.root.insert(0, group)
+    p = plan(doc, settings(), family=TINY)
+    assert p.area.contains(Rect(105, 85, 10, 10))
+    assert p.paste_mask is not None
+    inside = p.paste_mask[85 - p.area.y : 95 - p.area.y, 105 - p.area.x : 115 - p.area.x]
+    assert inside.max() == 1.0 and p.paste_mask.sum() <= 100.0
+
+
+def test_request_rects_map_onto_the_area() -> None:
+    doc = document(200, 100)
+    p = plan(doc, settings(), family=FamilyInfo.for_native("sd15", 64))
+    whole = p.to_document(0, 0, p.size.width, p.size.height)
+    assert whole == p.area == doc.rect
+    half = p.to_document(0, 0, p.size.width // 2, p.size.height)
+    assert half.x == 0 and abs(half.w - 100) <= 2 and half.h == 100
