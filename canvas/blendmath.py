@@ -24,6 +24,7 @@ uint8, ``(h, w, 4)``) are :func:`premultiply` and :func:`unpremultiply`.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -40,21 +41,56 @@ _EPS = np.float32(1e-5)
 _INV255 = np.float32(1.0 / 255.0)
 _ONE = np.float32(1.0)
 _TINY = np.float32(1e-30)
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 # -- storage conversions ---------------------------------------------------------------
+def _packed(pixels: np.ndarray) -> np.ndarray | None:
+    """RGBA uint8 ``(h, w, 4)`` seen as ``(h, w)`` uint32 (R in the low byte), or None when
+    the memory layout does not allow it. Extracting channels from packed words runs on
+    contiguous memory, several times faster than numpy's stride-4 byte access."""
+    if not _LITTLE_ENDIAN or pixels.strides[-1] != 1 or pixels.strides[-2] != 4:
+        return None
+    return pixels.view(np.uint32)[..., 0]
+
+
 def premultiply(pixels: np.ndarray, opacity: float = 1.0) -> np.ndarray:
     """Straight RGBA uint8 ``(h, w, 4)`` -> a new planar premultiplied float32 ``(4, h, w)``.
 
     ``opacity`` scales the result (colour and alpha), as a layer's opacity does.
     """
     h, w = pixels.shape[:2]
-    planes = pixels.transpose(2, 0, 1)
     out = np.empty((4, h, w), np.float32)
     alpha = out[3]
-    np.multiply(planes[3], _INV255 * np.float32(opacity), out=alpha, dtype=np.float32)
+    words = _packed(pixels)
+    if words is None:
+        planes = pixels.transpose(2, 0, 1)
+        np.multiply(planes[3], _INV255 * np.float32(opacity), out=alpha, dtype=np.float32)
+        np.multiply(planes[:3], alpha * _INV255, out=out[:3], dtype=np.float32)
+        return out
+    tmp = np.empty((h, w), np.uint32)
+    np.right_shift(words, 24, out=tmp)
+    np.multiply(tmp, _INV255 * np.float32(opacity), out=alpha, dtype=np.float32)
     scale = alpha * _INV255
-    np.multiply(planes[:3], scale, out=out[:3], dtype=np.float32)
+    for c in range(3):
+        np.right_shift(words, 8 * c, out=tmp)
+        tmp &= 0xFF
+        np.multiply(tmp, scale, out=out[c], dtype=np.float32)
+    return out
+
+
+def straight_from_u8(pixels: np.ndarray) -> np.ndarray:
+    """The straight colours of RGBA uint8 ``(h, w, 4)`` as planar float32 ``(3, h, w)``."""
+    h, w = pixels.shape[:2]
+    words = _packed(pixels)
+    if words is None:
+        return np.multiply(pixels.transpose(2, 0, 1)[:3], _INV255, dtype=np.float32)
+    out = np.empty((3, h, w), np.float32)
+    tmp = np.empty((h, w), np.uint32)
+    for c in range(3):
+        np.right_shift(words, 8 * c, out=tmp)
+        tmp &= 0xFF
+        np.multiply(tmp, _INV255, out=out[c], dtype=np.float32)
     return out
 
 

@@ -38,6 +38,7 @@ from sfumato.canvas.blendmath import (
     from_opaque,
     over,
     premultiply,
+    straight_from_u8,
     unpremultiply,
 )
 from sfumato.canvas.document import (
@@ -59,7 +60,6 @@ Include = Callable[[Layer], bool]
 
 RGBA = tuple[int, int, int, int]
 
-_INV255 = np.float32(1.0 / 255.0)
 _BBOX_MIN_AREA = 64 * 64  # below this, finding the content box costs more than it saves
 _NOTHING_OVER_EMPTY = frozenset({BlendMode.DST_IN, BlendMode.DST_OUT, BlendMode.SRC_ATOP})
 
@@ -214,8 +214,7 @@ def blend_pixels(
     if mode is BlendMode.NORMAL or mode.is_porter_duff:
         composite(dst, src, mode)
     else:
-        cs = np.multiply(px.transpose(2, 0, 1)[:3], _INV255, dtype=np.float32)
-        composite(dst, src, mode, src_straight=cs)
+        composite(dst, src, mode, src_straight=straight_from_u8(px))
     return acc
 
 

@@ -334,3 +334,19 @@ def test_premultiply_round_trip_is_exact() -> None:
     px[..., 3] = np.maximum(px[..., 3], 1)
     back = blendmath.unpremultiply(blendmath.premultiply(px))
     assert np.array_equal(back, px)
+
+
+def test_packed_and_strided_conversions_agree() -> None:
+    rng = np.random.default_rng(12)
+    px = rng.integers(0, 256, (40, 60, 4), dtype=np.uint8)
+    strided = px[:, ::2]  # not viewable as packed 32-bit words: the fallback path
+    dense = np.ascontiguousarray(strided)
+    np.testing.assert_array_equal(
+        blendmath.premultiply(strided, 0.7), blendmath.premultiply(dense, 0.7)
+    )
+    np.testing.assert_array_equal(
+        blendmath.straight_from_u8(strided), blendmath.straight_from_u8(dense)
+    )
+    np.testing.assert_allclose(
+        blendmath.straight_from_u8(dense), dense.transpose(2, 0, 1)[:3] / 255, atol=1e-7
+    )
