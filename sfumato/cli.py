@@ -37,7 +37,7 @@ SUBCOMMANDS: list[str] = [
 
 ORA_SUFFIXES = (".ora",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".webp")
-WRITE_SUFFIXES = (".ora", ".png")
+WRITE_SUFFIXES = (".ora", ".png", ".psd")
 
 
 class CliError(Exception):
@@ -102,7 +102,8 @@ def add_file_parsers(subparsers: Any) -> None:
         "convert",
         help="read a document or image and write it in another format",
         description="Read IN through the document model and write OUT; formats come from "
-        "the suffixes. Reads .ora, .png, .jpg, .jpeg, .webp; writes .ora and .png (flattened).",
+        "the suffixes. Reads .ora, .png, .jpg, .jpeg, .webp; writes .ora, .png (flattened) "
+        "and .psd (layers; the AI recipe is not kept there).",
     )
     convert.add_argument("input", metavar="IN", type=Path)
     convert.add_argument("-o", "--output", metavar="OUT", type=Path, required=True)
@@ -134,10 +135,14 @@ def write_document(doc: Any, path: Path) -> None:
         save_ora(doc, path)
     elif suffix == ".png":
         export_png(doc, path, document_parameters(doc))
+    elif suffix == ".psd":
+        from sfumato.canvas.psd import save_psd
+
+        save_psd(doc, path)
     else:
         raise CliError(
             f"{path}: cannot write {suffix or 'files without a suffix'}; "
-            f"choose an output ending in {' or '.join(WRITE_SUFFIXES)}"
+            f"choose an output ending in {', '.join(WRITE_SUFFIXES[:-1])} or {WRITE_SUFFIXES[-1]}"
         )
 
 

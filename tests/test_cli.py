@@ -104,6 +104,15 @@ def test_convert_ora_to_ora_keeps_the_document(document_file: Path, tmp_path: Pa
     np.testing.assert_array_equal(flatten(a), flatten(b))
 
 
+def test_convert_ora_to_psd(document_file: Path, tmp_path: Path) -> None:
+    from psd_tools import PSDImage
+
+    out = tmp_path / "doc.psd"
+    assert run("convert", str(document_file), "-o", str(out)).returncode == 0
+    names = [layer.name for layer in PSDImage.open(out).descendants()]
+    assert sorted(names) == sorted(layer.name for layer in load_ora(document_file).layers())
+
+
 def test_convert_jpeg_and_webp_in(tmp_path: Path) -> None:
     Image.new("RGB", (6, 4), (10, 200, 30)).save(tmp_path / "p.jpg")
     Image.new("RGBA", (6, 4), (10, 200, 30, 128)).save(tmp_path / "p.webp", lossless=True)
@@ -127,7 +136,7 @@ def test_broken_ora_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_unsupported_output_is_one_line(document_file: Path, tmp_path: Path) -> None:
-    assert_one_line_error(run("convert", str(document_file), "-o", str(tmp_path / "x.psd")), 1, ".psd", ".ora or .png")
+    assert_one_line_error(run("convert", str(document_file), "-o", str(tmp_path / "x.tiff")), 1, ".tiff", ".ora, .png or .psd")
     assert_one_line_error(run("flatten", str(document_file), "-o", str(tmp_path / "x.jpg")), 1, ".png")
 
 
