@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import ControlSettings, Role
+from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
 from sfumato.inference.preprocess import preprocess
 from sfumato.inference.request import ControlKind, ControlSpec, ModelRef
-from sfumato.planner.layerpixels import layer_rgba, over_white
+from sfumato.planner.layerpixels import layer_bounds, layer_rgba, over_white
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
 
@@ -48,6 +48,20 @@ def control_image(rgba: np.ndarray, kind: ControlKind, size: Size, opacity: floa
     return np.ascontiguousarray(preprocess(kind, resize_image(rgb, size)))
 
 
+def _layer_over_white(layer: PixelLayer, area: Rect) -> np.ndarray | None:
+    """The layer over white paper across ``area`` (RGB uint8), or ``None`` when it has no
+    pixels there. Only the part the layer covers is composited."""
+    painted = layer_bounds(layer).intersect(area)
+    if painted.empty:
+        return None
+    crop = layer_rgba(layer, painted)
+    if not crop[..., 3].any():
+        return None
+    rgb = np.full((area.h, area.w, 3), 255, np.uint8)
+    rgb[painted.slices(area.x, area.y)] = over_white(crop, layer.opacity)
+    return rgb
+
+
 def plan_controls(
     doc: Document,
     area: Rect,
@@ -65,11 +79,11 @@ def plan_controls(
         if not layer.effectively_visible():
             continue
         settings = layer.control or ControlSettings()
-        rgba = layer_rgba(layer, area)
-        if not rgba[..., 3].any():
+        paper = _layer_over_white(layer, area)
+        if paper is None:
             notes.append(f"control layer {layer.name!r} skipped: nothing painted in the area")
             continue
-        image = control_image(rgba, settings.kind, size, layer.opacity)
+        image = np.ascontiguousarray(preprocess(settings.kind, resize_image(paper, size)))
         source = (models or {}).get(settings.kind)
         out.append(PlannedControl(
             spec=ControlSpec(

@@ -77,7 +77,7 @@ class Plan:
     - ``paste_mask``: inpaint only — float32 ``(area.h, area.w)`` in [0, 1], the alpha
       the result is placed with (0 outside the mask, so those pixels stay untouched).
     - ``regions`` / ``controls``: what the request's regions and controls came from
-      (layer names, area-size masks), for display and tests.
+      (layer names; masks at the generation size), for display and tests.
     - ``notes``: things the user may want to know (dropped regions, skipped controls).
     """
 
@@ -175,7 +175,9 @@ def plan(
         scale = size.width / area.w
         inpaint = InpaintSpec(denoise, fill=settings.fill, paste_feather=round(feather * scale, 2))
 
-    planned_regions, region_notes = plan_regions(doc, area, settings.prompt, settings.negative)
+    planned_regions, region_notes = plan_regions(
+        doc, area, settings.prompt, settings.negative, size
+    )
     notes += region_notes
     planned_controls, control_notes = plan_controls(doc, area, size, settings.control_model_map)
     notes += control_notes
@@ -194,7 +196,7 @@ def plan(
         init=init,
         inpaint=inpaint,
         regions=tuple(
-            RegionSpec(resize_mask(r.mask, size), r.prompt, r.negative) for r in planned_regions
+            RegionSpec(r.mask, r.prompt, r.negative) for r in planned_regions
         ),
         controls=tuple(c.spec for c in planned_controls),
     )

@@ -12,7 +12,7 @@ Rules (as Krita AI Diffusion builds regions from layers):
 - When the regions together cover less than :data:`BACKGROUND_THRESHOLD` (95 %) of the
   area, a background region with the global prompt takes the rest (``1 − taken``).
 
-Masks here are float32 in the area's pixel space; the plan scales them to the
+Masks here are float32, over the area at the area's size or (what the plan uses) at the
 generation size.
 """
 
@@ -26,6 +26,7 @@ from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import Role
 from sfumato.planner.layerpixels import layer_alpha
+from sfumato.planner.sizing import Size
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ BACKGROUND_THRESHOLD = 0.95
 
 @dataclass(frozen=True, eq=False)
 class PlannedRegion:
-    """One region over the area: float32 ``(area.h, area.w)`` mask and its final texts.
+    """One region over the area: a float32 mask (area or generation size) and its texts.
 
     ``layer_name`` is ``None`` for the background region.
     """
@@ -58,12 +59,14 @@ def join_prompts(*parts: str) -> str:
 
 
 def plan_regions(
-    doc: Document, area: Rect, prompt: str, negative: str
+    doc: Document, area: Rect, prompt: str, negative: str, size: Size | None = None
 ) -> tuple[list[PlannedRegion], list[str]]:
     """The regions over ``area`` (top first, background last) and notes on what was dropped.
 
-    ``prompt``/``negative`` are the global texts. Returns ``([], notes)`` when the
-    document has no usable region layer.
+    ``prompt``/``negative`` are the global texts. Masks are at the area's size, or at
+    ``size`` (the generation size) when given: each layer's alpha is scaled first and cut
+    afterwards, which on a large canvas is far cheaper and what the engine needs anyway.
+    Returns ``([], notes)`` when the document has no usable region layer.
     """
     notes: list[str] = []
     layers = [
@@ -71,10 +74,12 @@ def plan_regions(
     ]
     if not layers:
         return [], notes
-    taken = np.zeros((area.h, area.w), np.float32)
+    shape = (area.h, area.w) if size is None else (size.height, size.width)
+    scaled = None if size is None else (size.width, size.height)
+    taken = np.zeros(shape, np.float32)
     regions: list[PlannedRegion] = []
     for layer in layers:  # top first
-        own = layer_alpha(layer, area)
+        own = layer_alpha(layer, area, scaled)
         cut = own * (1.0 - taken)
         coverage = float(cut.mean()) if cut.size else 0.0
         if coverage < MIN_COVERAGE:
