@@ -300,12 +300,11 @@ def _render(args: argparse.Namespace) -> int:
     layers = []
     for i, (image, path) in enumerate(zip(images, paths, strict=True)):
         layer = result_layer(planned, image, batch_index=i)
-        index = insertion_index(doc)
-        doc._raw_insert(layer, doc.root, index)
+        doc.add_layer(layer, index=insertion_index(doc), activate=False)
         try:
             _export(doc, path, format_parameters(layer.generation or {}))
         finally:
-            doc._raw_remove(layer)
+            doc.remove_layer(layer)
         layers.append(layer)
         _note(args, f"wrote {path}")
     if args.layered:
