@@ -62,6 +62,9 @@ RGBA = tuple[int, int, int, int]
 
 _BBOX_MIN_AREA = 64 * 64  # below this, finding the content box costs more than it saves
 _NOTHING_OVER_EMPTY = frozenset({BlendMode.DST_IN, BlendMode.DST_OUT, BlendMode.SRC_ATOP})
+_NEEDS_STRAIGHT = frozenset(
+    m for m in BlendMode if m is not BlendMode.NORMAL and not m.is_porter_duff
+)
 
 
 # -- layer selection -------------------------------------------------------------------------
@@ -183,38 +186,86 @@ class StackRenderer:
         return blend_pixels(acc, px, mode, opacity)
 
 
+class PreparedSource:
+    """A layer's pixels over one region with their float conversions computed once.
+
+    The Compositor keeps these for the layers above the active one, which a non-normal
+    stack makes it re-blend after every dab: converting uint8 to premultiplied float32
+    is then the larger part of the work.
+    """
+
+    __slots__ = ("pixels", "premul", "_straight")
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels  # straight RGBA uint8 (h, w, 4), not to be modified
+        self.premul = premultiply(pixels)  # planar premultiplied float32, opacity 1
+        self._straight: np.ndarray | None = None
+
+    def straight(self) -> np.ndarray:
+        """Planar straight colours ``(3, h, w)`` float32 (computed on first use)."""
+        if self._straight is None:
+            self._straight = straight_from_u8(self.pixels)
+        return self._straight
+
+    @property
+    def has_straight(self) -> bool:
+        return self._straight is not None
+
+    @property
+    def nbytes(self) -> int:
+        return self.premul.nbytes + (0 if self._straight is None else self._straight.nbytes)
+
+
 def blend_pixels(
-    acc: np.ndarray | None, px: np.ndarray, mode: BlendMode, opacity: float
+    acc: np.ndarray | None,
+    px: np.ndarray,
+    mode: BlendMode,
+    opacity: float,
+    prepared: PreparedSource | None = None,
+    box: tuple[slice, slice] | None = None,
 ) -> np.ndarray | None:
     """Composite straight RGBA uint8 ``px`` ``(h, w, 4)`` onto planar premultiplied float32
     ``acc`` ``(4, h, w)`` (or onto nothing); returns the result (``acc`` modified in place,
-    a new array, or ``None`` for fully transparent)."""
+    a new array, or ``None`` for fully transparent).
+
+    ``prepared`` optionally holds ``px``'s conversions — over a larger area, of which
+    ``box`` (rows, cols) is ``px``'s part.
+    """
     alpha = px[..., 3]
     if not alpha.any():
         return None if clears_without_source(mode) else acc
+    rows, cols = box if box is not None else (slice(None), slice(None))
     if acc is None:
         if mode in _NOTHING_OVER_EMPTY:
             return None
+        if prepared is not None:
+            return prepared.premul[:, rows, cols] * np.float32(opacity)
         return premultiply(px, opacity)
     h, w = alpha.shape
     dst = acc
     if h * w >= _BBOX_MIN_AREA and not clears_without_source(mode):
         # Work only on the box holding the source's pixels (soft blobs rarely fill a tile).
-        rows = np.flatnonzero(alpha.any(axis=1))
-        cols = np.flatnonzero(alpha.any(axis=0))
-        y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        ys = np.flatnonzero(alpha.any(axis=1))
+        xs = np.flatnonzero(alpha.any(axis=0))
+        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
         if (y1 - y0) * (x1 - x0) < h * w:
             px = px[y0:y1, x0:x1]
             alpha = px[..., 3]
             dst = acc[:, y0:y1, x0:x1]
+            if prepared is not None:
+                r0 = rows.start or 0
+                c0 = cols.start or 0
+                rows, cols = slice(r0 + y0, r0 + y1), slice(c0 + x0, c0 + x1)
     if mode is BlendMode.NORMAL and opacity == 1.0 and alpha.min() == 255:
         from_opaque(px, out=dst)  # an opaque source replaces the backdrop
         return acc
+    needs_straight = mode in _NEEDS_STRAIGHT
+    if prepared is not None:
+        cs = prepared.straight()[:, rows, cols] if needs_straight else None
+        composite(dst, prepared.premul[:, rows, cols], mode, opacity, src_straight=cs)
+        return acc
     src = premultiply(px, opacity)
-    if mode is BlendMode.NORMAL or mode.is_porter_duff:
-        composite(dst, src, mode)
-    else:
-        composite(dst, src, mode, src_straight=straight_from_u8(px))
+    composite(dst, src, mode, src_straight=straight_from_u8(px) if needs_straight else None)
     return acc
 
 
@@ -373,11 +424,17 @@ class Compositor:
     """
 
     def __init__(
-        self, doc: Document, *, overlays: bool = False, projection_tiles: int = 64
+        self,
+        doc: Document,
+        *,
+        overlays: bool = False,
+        projection_tiles: int = 64,
+        source_cache_bytes: int = 128 << 20,
     ) -> None:
         self.doc = doc
         self._overlays = overlays
         self._projection_tiles = max(1, projection_tiles)
+        self._source_cache_bytes = max(0, source_cache_bytes)
         self._image = StackRenderer(is_image_layer)
         self._final: dict[TileKey, np.ndarray] = {}
         self._stale: dict[TileKey, Rect] = {}
@@ -385,6 +442,11 @@ class Compositor:
         self._below: OrderedDict[TileKey, np.ndarray | None] = OrderedDict()
         self._above: OrderedDict[TileKey, np.ndarray | None] = OrderedDict()
         self._hot: set[TileKey] = set()
+        # (layer id, tile) -> (layer offset, converted pixels or None for "no pixels")
+        self._sources: OrderedDict[
+            tuple[int, TileKey], tuple[tuple[int, int], PreparedSource | None]
+        ] = OrderedDict()
+        self._sources_bytes = 0
         self._positions: dict[int, tuple[int, int]] = {}  # layer id -> document offset
         self._modes: dict[int, BlendMode] = {}  # layer id -> blend mode last seen
         self._stages: list[_Stage] | None = None
@@ -397,6 +459,8 @@ class Compositor:
         """Stop following the document and drop the caches."""
         self.doc.changed.disconnect(self._on_event)
         self._final.clear()
+        self._sources.clear()
+        self._sources_bytes = 0
         self._drop_projections()
 
     # -- public ------------------------------------------------------------------------
@@ -461,7 +525,7 @@ class Compositor:
 
     def cached_bytes(self) -> int:
         """Memory held by the caches (final tiles and projections), in bytes."""
-        total = sum(t.nbytes for t in self._final.values())
+        total = sum(t.nbytes for t in self._final.values()) + self._sources_bytes
         for proj in (self._below, self._above):
             total += sum(p.nbytes for p in proj.values() if p is not None)
         return total
@@ -556,8 +620,58 @@ class Compositor:
             over(acc, top)
             return acc
         for stage in above_stages:
-            acc = self._apply(acc, stage, region)
+            acc = self._apply_prepared(acc, stage, key, tile_area, region)
         return acc
+
+    def _apply_prepared(
+        self,
+        acc: np.ndarray | None,
+        stage: _Stage,
+        key: TileKey,
+        tile_area: Rect,
+        region: Rect,
+    ) -> np.ndarray | None:
+        """:meth:`_apply` for a stage above the active layer, reusing its pixels' float
+        conversions from dab to dab (root-level pixel layers; others as usual)."""
+        layer = stage.layer
+        if stage.overlay or not isinstance(layer, PixelLayer) or not self._source_cache_bytes:
+            return self._apply(acc, stage, region)
+        if not layer.visible or not is_image_layer(layer):
+            return acc
+        mode = layer.blend
+        opacity = effective_opacity(layer)
+        prepared = self._prepared(layer, key, tile_area) if opacity > 0 else None
+        if prepared is None:
+            return None if clears_without_source(mode) else acc
+        box = region.slices(tile_area.x, tile_area.y)
+        return blend_pixels(acc, prepared.pixels[box], mode, opacity, prepared, box)
+
+    def _prepared(self, layer: PixelLayer, key: TileKey, tile_area: Rect) -> PreparedSource | None:
+        offset = (layer.x, layer.y)  # a root-level layer: its offset is document space
+        entry = self._sources.get((layer.id, key))
+        if entry is not None and entry[0] == offset:
+            self._sources.move_to_end((layer.id, key))
+            prepared = entry[1]
+        else:
+            self._forget_source(layer.id, key)
+            px = fetch(layer.surface, tile_area.translate(-offset[0], -offset[1]))
+            prepared = None if px is None or not px[..., 3].any() else PreparedSource(px.copy())
+            self._sources[(layer.id, key)] = (offset, prepared)
+            if prepared is not None:
+                self._sources_bytes += prepared.nbytes
+        if prepared is not None and layer.blend in _NEEDS_STRAIGHT and not prepared.has_straight:
+            prepared.straight()
+            self._sources_bytes += prepared.straight().nbytes
+        while self._sources_bytes > self._source_cache_bytes and len(self._sources) > 1:
+            _, (_, old) = self._sources.popitem(last=False)
+            if old is not None:
+                self._sources_bytes -= old.nbytes
+        return prepared
+
+    def _forget_source(self, layer_id: int, key: TileKey) -> None:
+        entry = self._sources.pop((layer_id, key), None)
+        if entry is not None and entry[1] is not None:
+            self._sources_bytes -= entry[1].nbytes
 
     def _associative(self, stages: list[_Stage]) -> bool:
         """Whether these stages composite exactly as one source-over layer (all normal)."""
@@ -653,6 +767,9 @@ class Compositor:
     def _on_event(self, event: object) -> None:
         if isinstance(event, PixelsChanged):
             layer = event.layer
+            if self._sources:
+                for key in event.rect.tiles(TILE):
+                    self._forget_source(layer.id, key)
             if not (layer.visible and self._affects_output(layer)):
                 return
             stage = self._stage_index(layer)
@@ -678,6 +795,8 @@ class Compositor:
             self._drop_projections()
         elif isinstance(event, DocumentReset):
             self._final.clear()
+            self._sources.clear()
+            self._sources_bytes = 0
             self._stale.clear()
             self._stages = None
             self._drop_projections()

@@ -347,3 +347,37 @@ def test_compositor_painting_on_the_active_layer_keeps_projections_exact(overlay
         want = flatten(doc) if not overlays else Compositor(doc, overlays=True).render()
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
     assert comp._below, "painting on the active layer should have cached the projection below"
+
+
+def test_compositor_notices_edits_to_layers_above_the_active_one() -> None:
+    """The layers above the active one are kept converted between dabs (non-normal modes
+    above): editing, moving or hiding them must still show."""
+    rng = np.random.default_rng(21)
+    below = PixelLayer("below", solid(520, 400, (90, 160, 30, 255)))
+    active = PixelLayer("active")
+    above = PixelLayer("above", blend=BlendMode.OVERLAY)
+    top = PixelLayer("top", blend=BlendMode.DIFFERENCE, opacity=0.7)
+    doc = doc_with(top, above, active, below, w=520, h=400)
+    paint(doc, above, Rect(0, 0, 520, 400), rng)
+    paint(doc, top, Rect(100, 50, 300, 300), rng)
+    doc.set_active(active)
+    comp = Compositor(doc)
+    comp.render()
+
+    def check() -> None:
+        got = comp.render()
+        assert np.abs(got.astype(int) - flatten(doc).astype(int)).max() <= 1
+
+    for step in range(8):
+        paint(doc, active, Rect(int(rng.integers(0, 400)), int(rng.integers(0, 300)), 60, 60), rng)
+        check()
+        if step == 2:
+            paint(doc, above, Rect(0, 0, 520, 400), rng)
+        elif step == 4:
+            doc._raw_set(top, "x", 37)
+        elif step == 5:
+            doc._raw_set(above, "opacity", 0.4)
+        elif step == 6:
+            doc._raw_set(top, "blend", BlendMode.HUE)
+        check()
+    assert comp._sources, "the fallback path should have kept converted sources"
