@@ -27,11 +27,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import time
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -53,6 +56,7 @@ from sfumato.canvas.file_errors import (
     SaveError,
     UnsafePathError,
 )
+from sfumato.canvas.geometry import Rect
 from sfumato.canvas.imageio import (
     MAX_PIXELS,
     MAX_SIDE,
@@ -96,6 +100,7 @@ MAX_DEPTH = 64  # nesting of stacks
 MAX_ELEMENTS = 20_000  # XML elements in stack.xml
 MAX_OFFSET = 1 << 24  # |x|, |y| of a layer
 
+SAVE_THREADS = 4  # worker threads for PNG encoding and the flatten when saving
 LAYER_PNG_LEVEL = 3  # zlib level for layer PNGs and the merged image: ~2x faster than 6
 
 _S = "{" + SFUMATO_NS + "}"
@@ -116,32 +121,64 @@ def save_ora(doc: Document, path: str | Path) -> None:
 
     Raises :class:`SaveError` when the file cannot be written; the previous file at
     ``path`` (if any) is then left exactly as it was and no temporary file remains.
+
+    The document must not change while it is being saved (call from the thread that
+    owns it). PNG encoding and the flatten run on a few worker threads (Pillow and numpy
+    release the GIL), and the layer PNGs are written in order with a bounded number in
+    memory at once.
     """
     from sfumato.canvas.composite import flatten
+    from sfumato.canvas.parameters import document_parameters
 
     path = Path(path)
+    workers = max(1, min(SAVE_THREADS, os.cpu_count() or 1))
     try:
-        merged = flatten(doc)
-        with atomic_write(path) as handle, zipfile.ZipFile(handle, "w") as zf:
-            stamp = time.localtime()[:6]
-            _write_entry(zf, "mimetype", ORA_MIMETYPE.encode("ascii"), stamp, stored=True)
-            writer = _StackWriter(zf, stamp, doc.active)
-            image = _image_element(doc)
-            root_stack = ET.SubElement(image, "stack")
-            for child in doc.root.children:
-                root_stack.append(writer.element(child))
-            xml = ET.tostring(image, encoding="utf-8", xml_declaration=True)
-            _write_entry(zf, "stack.xml", xml, stamp, stored=False)
-            _write_entry(
-                zf, "mergedimage.png", encode_png(merged, compress_level=LAYER_PNG_LEVEL), stamp, stored=True
-            )
-            _write_entry(zf, "Thumbnails/thumbnail.png", _thumbnail_png(merged), stamp, stored=True)
+        writer = _StackWriter(doc.active)
+        image = _image_element(doc)
+        root_stack = ET.SubElement(image, "stack")
+        for child in doc.root.children:
+            root_stack.append(writer.element(child))
+        xml = ET.tostring(image, encoding="utf-8", xml_declaration=True)
+        parameters = document_parameters(doc)
+        with (
+            ThreadPoolExecutor(workers, thread_name_prefix="ora-save") as pool,
+            atomic_write(path) as handle,
+            zipfile.ZipFile(handle, "w") as zf,
+        ):
+            try:
+                merged_future = pool.submit(flatten, doc)
+                stamp = time.localtime()[:6]
+                _write_entry(zf, "mimetype", ORA_MIMETYPE.encode("ascii"), stamp, stored=True)
+                _write_entry(zf, "stack.xml", xml, stamp, stored=False)
+                pending: deque[tuple[str, Future[bytes]]] = deque()
+                for src, layer, bounds in writer.jobs:
+                    pending.append((src, pool.submit(_layer_png, layer, bounds)))
+                    while len(pending) > workers:
+                        name, future = pending.popleft()
+                        _write_entry(zf, name, future.result(), stamp, stored=True)
+                while pending:
+                    name, future = pending.popleft()
+                    _write_entry(zf, name, future.result(), stamp, stored=True)
+                merged = merged_future.result()
+                text = {"parameters": parameters} if parameters else None
+                merged_png = encode_png(merged, text=text, compress_level=LAYER_PNG_LEVEL)
+                _write_entry(zf, "mergedimage.png", merged_png, stamp, stored=True)
+                _write_entry(zf, "Thumbnails/thumbnail.png", _thumbnail_png(merged), stamp, stored=True)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     except SaveError as exc:
         raise SaveError(path, f"could not save: {exc.problem}") from exc
     except (OSError, zipfile.LargeZipFile) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SaveError(path, f"could not save: {reason}") from exc
     log.info("saved %s (%d layers)", path, sum(1 for _ in doc.layers()))
+
+
+def _layer_png(layer: PixelLayer, bounds: Rect) -> bytes:
+    """The PNG of ``layer``'s pixels over ``bounds`` (surface space; 1×1 clear if empty)."""
+    pixels = np.zeros((1, 1, 4), np.uint8) if bounds.empty else layer.surface.read(bounds)
+    return encode_png(pixels, compress_level=LAYER_PNG_LEVEL)
 
 
 def _write_entry(
@@ -205,10 +242,10 @@ def _valid_attr_name(key: str) -> bool:
 
 @dataclass
 class _StackWriter:
-    zf: zipfile.ZipFile
-    stamp: tuple[int, ...]
+    """Builds the stack.xml elements and lists the layer PNGs to write (``jobs``)."""
+
     active: Layer | None
-    count: int = 0
+    jobs: list[tuple[str, PixelLayer, Rect]] = field(default_factory=list)
 
     def element(self, layer: Layer) -> ET.Element:
         if isinstance(layer, GroupLayer):
@@ -243,14 +280,11 @@ class _StackWriter:
     def _layer(self, layer: PixelLayer) -> ET.Element:
         bounds = layer.surface.bounds()
         if bounds.empty:
-            pixels = np.zeros((1, 1, 4), np.uint8)
             x, y = layer.x, layer.y
         else:
-            pixels = layer.surface.read(bounds)
             x, y = layer.x + bounds.x, layer.y + bounds.y
-        self.count += 1
-        src = f"data/layer{self.count:04d}.png"
-        _write_entry(self.zf, src, encode_png(pixels, compress_level=LAYER_PNG_LEVEL), self.stamp, stored=True)
+        src = f"data/layer{len(self.jobs) + 1:04d}.png"
+        self.jobs.append((src, layer, bounds))
         attrs = {"src": src, **self._common(layer, x, y)}
         attrs.update(_role_attributes(layer))
         return ET.Element("layer", attrs)
