@@ -226,10 +226,11 @@ def load_image_layer(path: str | Path, *, name: str | None = None) -> PixelLayer
 def load_image_document(path: str | Path) -> Document:
     """A document the size of the image, holding it as its one layer (active).
 
-    A PNG's generation ``parameters`` chunk (from Sfumato, A1111, Forge, ComfyUI) fills
+    Generation parameters stored in the file (a PNG's ``parameters`` chunk from Sfumato,
+    A1111, Forge or ComfyUI; a JPEG's or WebP's EXIF UserComment from A1111/Forge) fill
     the document's recipe, so its prompt and seed can be reused.
     """
-    from sfumato.canvas.parameters import read_png_parameters, recipe_from_parameters
+    from sfumato.canvas.parameters import read_image_parameters, recipe_from_parameters
 
     path = Path(path)
     pixels = image_to_rgba(path)
@@ -237,7 +238,7 @@ def load_image_document(path: str | Path) -> Document:
     doc = Document(pixels.shape[1], pixels.shape[0])
     doc.root.append(layer)
     doc.active = layer
-    params = read_png_parameters(path)
+    params = read_image_parameters(path)
     if params:
         doc.recipe = recipe_from_parameters(params)
     return doc

@@ -41,6 +41,7 @@ __all__ = [
     "format_parameters",
     "parse_comfyui_prompt",
     "parse_parameters",
+    "read_image_parameters",
     "read_png_parameters",
     "read_png_text",
     "recipe_from_parameters",
@@ -488,6 +489,51 @@ def read_png_parameters(path: str | Path) -> dict[str, Any] | None:
     if "prompt" in chunks:
         return parse_comfyui_prompt(chunks["prompt"])
     return None
+
+
+def read_image_parameters(path: str | Path) -> dict[str, Any] | None:
+    """Generation parameters of a PNG, JPEG or WebP file, or ``None`` if it has none.
+
+    PNGs: see :func:`read_png_parameters`. JPEG and WebP: A1111/Forge store the same
+    text in the EXIF ``UserComment`` tag (``UNICODE\\0`` + UTF-16, or ``ASCII\\0\\0\\0``);
+    only the EXIF header is read, never the pixels.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(8)
+    except OSError:
+        return None
+    if magic.startswith(b"\x89PNG"):
+        return read_png_parameters(path)
+    text = _exif_user_comment(path)
+    return parse_parameters(text) if text and text.strip() else None
+
+
+def _exif_user_comment(path: Path) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path, formats=["JPEG", "WEBP"]) as image:
+            raw = image.getexif().get_ifd(0x8769).get(0x9286)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
+        log.info("no EXIF parameters in %s: %s", path, exc)
+        return None
+    if isinstance(raw, str):
+        return raw
+    if not isinstance(raw, bytes) or len(raw) > MAX_TEXT_BYTES:
+        return None
+    prefix, body = raw[:8], raw[8:]
+    if prefix == b"UNICODE\x00":
+        # piexif (A1111) writes big-endian; some tools write little-endian with a BOM.
+        if body.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return body.decode("utf-16", "replace")
+        # Mostly-ASCII text has its zero bytes first in each pair when big-endian.
+        zeros_first, zeros_second = body[0::2].count(0), body[1::2].count(0)
+        return body.decode("utf-16-be" if zeros_first >= zeros_second else "utf-16-le", "replace")
+    if prefix in (b"ASCII\x00\x00\x00", b"\x00" * 8):
+        return body.decode("latin-1").rstrip("\x00")
+    return raw.decode("utf-8", "replace").rstrip("\x00")
 
 
 def recipe_from_parameters(params: Mapping[str, Any]) -> Recipe:

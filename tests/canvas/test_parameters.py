@@ -20,6 +20,7 @@ from sfumato.canvas.parameters import (
     model_display_name,
     parse_comfyui_prompt,
     parse_parameters,
+    read_image_parameters,
     read_png_parameters,
     read_png_text,
     recipe_from_parameters,
@@ -322,3 +323,26 @@ def test_document_recipe_round_trips_through_a_png(tmp_path: Path) -> None:
 
 def test_empty_recipe_gives_no_parameters() -> None:
     assert document_parameters(Document(8, 8)) is None
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le", "ascii"])
+def test_jpeg_and_webp_exif_user_comment(tmp_path: Path, fmt: str, encoding: str) -> None:
+    text = A1111_OLD if encoding == "ascii" else A1111_OLD.replace("horse", "馬")
+    prefix = b"ASCII\x00\x00\x00" if encoding == "ascii" else b"UNICODE\x00"
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = prefix + text.encode(encoding)
+    path = tmp_path / f"a.{fmt.lower()}"
+    Image.new("RGB", (8, 8)).save(path, fmt, exif=exif)
+    params = read_image_parameters(path)
+    assert params is not None and params["prompt"] == text.split("\n")[0] and params["seed"] == 42
+
+
+def test_read_image_parameters_without_any(tmp_path: Path) -> None:
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
+    (tmp_path / "t.txt").write_text("Steps: 1, Seed: 2, CFG scale: 3")
+    assert read_image_parameters(tmp_path / "a.jpg") is None
+    assert read_image_parameters(tmp_path / "t.txt") is None
+    assert read_image_parameters(tmp_path / "missing.jpg") is None
+    png = write_png(tmp_path / "p.png", [("tEXt", "parameters", A1111_OLD)])
+    assert read_image_parameters(png) == read_png_parameters(png)
