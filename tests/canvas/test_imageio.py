@@ -251,3 +251,12 @@ def test_failed_export_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["out.png"]
+
+
+def test_jpeg_document_takes_the_recipe_from_exif(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    text = "a lantern\nNegative prompt: dark\nSteps: 14, Sampler: DDIM, CFG scale: 6, Seed: 99, Size: 8x4"
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + text.encode("utf-16-be")
+    Image.new("RGB", (8, 4), (5, 6, 7)).save(tmp_path / "gen.jpg", exif=exif)
+    doc = load_image_document(tmp_path / "gen.jpg")
+    assert doc.recipe == Recipe(prompt="a lantern", negative="dark", seed=99, steps=14, cfg=6.0, sampler="ddim")
