@@ -109,6 +109,17 @@ def add_file_parsers(subparsers: Any) -> None:
     convert.add_argument("-o", "--output", metavar="OUT", type=Path, required=True)
     convert.set_defaults(handler=run_convert)
 
+    info = subparsers.add_parser(
+        "info",
+        help="show a document's layers, roles and recipe",
+        description="Print what Sfumato reads from IN (an .ora or an image): size, the "
+        "recipe, and every layer with its role, prompts, control settings, visibility, "
+        "opacity, blend mode and content bounds. Useful to check a hand-written document.",
+    )
+    info.add_argument("input", metavar="IN", type=Path)
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(handler=run_info)
+
 
 # -- handlers --------------------------------------------------------------------------------
 def read_document(path: Path) -> Any:
@@ -167,6 +178,87 @@ def run_convert(args: argparse.Namespace) -> int:
     write_document(doc, output)
     log.info("wrote %s", output)
     return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import json
+
+    doc = read_document(args.input)
+    data = describe_document(doc)
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{args.input}: {data['width']}x{data['height']}, {len(data['layers'])} top-level layer(s)")
+    recipe = {k: v for k, v in data["recipe"].items() if v not in (None, "")}
+    print("recipe: " + (", ".join(f"{k}={v!r}" for k, v in recipe.items()) if recipe else "(none)"))
+    _print_layers(data["layers"], depth=0)
+    return 0
+
+
+def describe_document(doc: Any) -> dict[str, Any]:
+    """A JSON-ready description of a document (what ``sfumato info`` shows)."""
+    import dataclasses
+
+    from sfumato.canvas.layers import GroupLayer
+
+    def layer_info(layer: Any) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "name": layer.name,
+            "kind": "group" if isinstance(layer, GroupLayer) else "layer",
+            "visible": layer.visible,
+            "opacity": layer.opacity,
+            "blend": layer.blend.value,
+            "locked": layer.locked,
+            "active": layer is doc.active,
+        }
+        if isinstance(layer, GroupLayer):
+            item["children"] = [layer_info(child) for child in layer.children]
+            return item
+        bounds = layer.document_bounds()
+        item["role"] = layer.role.value
+        item["bounds"] = None if bounds.empty else [bounds.x, bounds.y, bounds.w, bounds.h]
+        if layer.prompt or layer.negative:
+            item["prompt"], item["negative"] = layer.prompt, layer.negative
+        if layer.control is not None:
+            control = layer.control
+            item["control"] = {"kind": control.kind.value, "strength": control.strength, "start": control.start, "end": control.end}
+        if layer.generation is not None:
+            item["generation"] = layer.generation
+        return item
+
+    return {
+        "width": doc.width,
+        "height": doc.height,
+        "recipe": dataclasses.asdict(doc.recipe),
+        "layers": [layer_info(child) for child in doc.root.children],
+    }
+
+
+def _print_layers(layers: list[dict[str, Any]], depth: int) -> None:
+    for item in layers:
+        flags = [item.get("role", "group")]
+        if not item["visible"]:
+            flags.append("hidden")
+        if item["opacity"] != 1:
+            flags.append(f"opacity {item['opacity']:.3g}")
+        if item["blend"] != "svg:src-over":
+            flags.append(item["blend"].removeprefix("svg:"))
+        if item["locked"]:
+            flags.append("locked")
+        if item["active"]:
+            flags.append("active")
+        if "bounds" in item:
+            flags.append("empty" if item["bounds"] is None else "at {} {} size {}x{}".format(*item["bounds"]))
+        print(f"{'  ' * depth}- {item['name']!r}: {', '.join(flags)}")
+        if item.get("prompt") or item.get("negative"):
+            print(f"{'  ' * depth}    prompt {item.get('prompt', '')!r}, negative {item.get('negative', '')!r}")
+        if "control" in item:
+            c = item["control"]
+            print(f"{'  ' * depth}    control {c['kind']}, strength {c['strength']:g}, schedule {c['start']:g}..{c['end']:g}")
+        if "generation" in item:
+            g = item["generation"]
+            print(f"{'  ' * depth}    generated: seed {g.get('seed')}, {g.get('steps')} steps, {g.get('mode', '?')}")
+        _print_layers(item.get("children", []), depth + 1)
 
 
 def _looks_like_zip(path: Path) -> bool:

@@ -122,6 +122,21 @@ def test_convert_jpeg_and_webp_in(tmp_path: Path) -> None:
         assert (load_ora(out).width, load_ora(out).height) == (6, 4)
 
 
+# -- info ------------------------------------------------------------------------------------
+def test_info_text_and_json(document_file: Path) -> None:
+    result = run("info", str(document_file))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "40x30" in out and "'a lake, dawn'" in out and "seed=12" in out
+    assert "'mask': inpaint-mask" in out and "'ctl': control" in out and "control scribble" in out
+    assert "'g': group, opacity 0.7" in out and "  - 'spot': paint" in out
+    data = json.loads(run("info", str(document_file), "--json").stdout)
+    assert data["width"] == 40 and data["recipe"]["steps"] == 8
+    assert [layer["name"] for layer in data["layers"]] == ["mask", "ctl", "g", "bg"]
+    assert data["layers"][2]["children"][0]["bounds"] == [5, 5, 12, 6]
+    assert data["layers"][1]["control"] == {"kind": "scribble", "strength": 1.0, "start": 0.0, "end": 1.0}
+
+
 # -- errors ------------------------------------------------------------------------------------
 def test_missing_input_is_one_line(tmp_path: Path) -> None:
     result = run("flatten", str(tmp_path / "gone.ora"), "-o", str(tmp_path / "x.png"))
