@@ -24,6 +24,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 from sfumato.canvas.atomic_file import atomic_write
+from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import MAX_SIDE, Document
 from sfumato.canvas.file_errors import (
     CorruptImageError,
@@ -283,7 +284,5 @@ def export_png(doc: Document, path: str | Path, parameters: str | None = None) -
     :func:`sfumato.canvas.parameters.format_parameters`); ``None`` writes no chunk.
     The write is atomic: a failure leaves any previous file at ``path`` as it was.
     """
-    from sfumato.canvas.composite import flatten
-
     save_png(flatten(doc), path, parameters)
 

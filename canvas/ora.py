@@ -45,6 +45,7 @@ import numpy as np
 from PIL import Image
 from sfumato.canvas.atomic_file import atomic_write
 from sfumato.canvas.blend import BlendMode
+from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Document, Recipe
 from sfumato.canvas.file_errors import (
     BadAttributeError,
@@ -66,6 +67,7 @@ from sfumato.canvas.imageio import (
     png_size,
 )
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.parameters import document_parameters
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.inference.request import ControlKind, RequestError, Sampler
 
@@ -127,9 +129,6 @@ def save_ora(doc: Document, path: str | Path) -> None:
     release the GIL), and the layer PNGs are written in order with a bounded number in
     memory at once.
     """
-    from sfumato.canvas.composite import flatten
-    from sfumato.canvas.parameters import document_parameters
-
     path = Path(path)
     workers = max(1, min(SAVE_THREADS, os.cpu_count() or 1))
     try:
