@@ -1,0 +1,361 @@
+"""The glue between the window and the engine: plan, start, preview, stage, accept, cancel.
+
+:func:`install_generation` mounts everything on a :class:`~sfumato.desktop.main_window.MainWindow`:
+the Generation, History and Models docks, the preview and staging overlays on the canvas
+view, the staging shortcuts, and a :class:`GenerationController` registered through
+``window.install_generation_controller`` (Ctrl+Enter generates, Esc cancels — or discards
+a staged result when nothing runs).
+
+One generation, step by step (all on the GUI thread except the engine run):
+
+1. :meth:`GenerationController.generate` merges the document's recipe with the dock's
+   overrides (:func:`~sfumato.planner.recipe.settings_from_recipe`) and plans
+   (:func:`~sfumato.planner.plan.plan`); a :class:`~sfumato.planner.errors.PlanError`
+   becomes a message, nothing runs.
+2. The plan's request goes to the :class:`~sfumato.desktop.worker.GenerationWorker`
+   (latest wins: generating again while one runs replaces it).
+3. Previews arrive as signals; each is mapped onto the document with
+   ``plan.to_document`` and drawn by the preview overlay (inpaint: through the paste
+   mask). Never in the document, never in undo.
+4. The finished batch is staged (:mod:`sfumato.desktop.staging`) and added to the
+   history. Accept is ``place_result``: one undoable command.
+5. Failures show in the dock's banner and the status bar; the worker stays usable.
+
+The button label follows the document cheaply: document events are coalesced (one
+:func:`~sfumato.planner.plan.detect_mode` call per burst, no compositing).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from sfumato.canvas.document import (
+    Document,
+    DocumentReset,
+    LayerPropertyChanged,
+    PixelsChanged,
+    RecipeChanged,
+    SelectionChanged,
+    StructureChanged,
+)
+from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.desktop.generation_dock import GenerationDock
+from sfumato.desktop.history_dock import HistoryDock
+from sfumato.desktop.models_dock import ModelsDock
+from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview
+from sfumato.desktop.staging import StagedResult, StagingArea
+from sfumato.desktop.worker import EngineFactory, FailureKind, GenerationWorker
+from sfumato.planner.errors import PlanError
+from sfumato.planner.plan import Mode, Plan, detect_mode, plan
+from sfumato.planner.recipe import settings_from_recipe
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GenerationController", "install_generation"]
+
+_MODE_EVENTS = (
+    StructureChanged, LayerPropertyChanged, PixelsChanged, SelectionChanged, RecipeChanged, DocumentReset,
+)
+
+#: What to tell the user next, per failure kind (appended to the engine's own message).
+_NEXT_STEP = {
+    FailureKind.MODEL_NOT_FOUND: "Pick another model, or add one in the Models dock.",
+    FailureKind.BAD_MODEL: "Pick another model in the Generation dock.",
+    FailureKind.ENGINE_UNAVAILABLE: "",
+}
+
+
+class GenerationController(QObject):
+    """Owns the worker and the generation UI of one window (see the module docstring).
+
+    Signals for observers and tests: ``job_started(plan)``, ``preview_shown(Rect)``
+    (document rect of the drawn preview), ``staged()``, ``failed(message, kind)``,
+    ``cancelled()``, ``mode_changed(label)``.
+    """
+
+    job_started = Signal(object)
+    preview_shown = Signal(object)
+    staged = Signal()
+    failed = Signal(str, object)
+    cancelled = Signal()
+    mode_changed = Signal(str)
+
+    PREVIEW_Z = 45.0
+
+    def __init__(self, window: Any, engine_factory: EngineFactory | None = None) -> None:
+        super().__init__(window)
+        self.window = window
+        view = window.view
+        self.worker = GenerationWorker(engine_factory, self)
+        self.dock = GenerationDock()
+        self.history = HistoryDock()
+        self.models = ModelsDock()
+        self.preview = ImageOverlay(view, self.PREVIEW_Z, frame=True)
+        self.staging = StagingArea(view, lambda: self.window.document)
+        self._doc: Document | None = None
+        self._plans: dict[int, Plan] = {}
+        self._current: int | None = None
+        self._engine_ready = False
+        self._mode_timer = QTimer(self)
+        self._mode_timer.setSingleShot(True)
+        self._mode_timer.setInterval(40)
+        self._mode_timer.timeout.connect(self.refresh_mode)
+
+        w = self.worker
+        w.started_job.connect(self._on_started)
+        w.progress.connect(self._on_progress)
+        w.preview.connect(self._on_preview)
+        w.finished.connect(self._on_finished)
+        w.failed.connect(self._on_failed)
+        w.cancelled.connect(self._on_cancelled)
+
+        self.dock.generate_requested.connect(self.generate)
+        self.dock.cancel_requested.connect(self.cancel)
+        self.dock.strength.valueChanged.connect(lambda _v: self._mode_timer.start())
+        self.models.models_changed.connect(self.dock.set_models)
+        self.history.reapply.connect(self.staging.stage)
+        self.history.reuse_seed.connect(self.dock.use_seed)
+        self.staging.accepted.connect(self._on_accepted)
+        self.staging.changed.connect(self._update_staging_actions)
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current_plan(self) -> Plan | None:
+        return None if self._current is None else self._plans.get(self._current)
+
+    # -- document --------------------------------------------------------------------------
+    def set_document(self, doc: Document | None) -> None:
+        """Follow a new document: cancel a run for the old one, drop what was staged."""
+        if self._doc is not None:
+            self._doc.changed.disconnect(self._on_document_event)
+        if self._doc is not None and doc is not self._doc:
+            self.cancel_job()
+            self.staging.discard()
+        self._doc = doc
+        self.dock.set_document(doc)
+        if doc is not None:
+            doc.changed.connect(self._on_document_event)
+        self.refresh_mode()
+
+    def _on_document_event(self, event: object) -> None:
+        if isinstance(event, _MODE_EVENTS):
+            if isinstance(event, PixelsChanged) and not _matters_for_mode(event.layer):
+                return
+            if not self._mode_timer.isActive():
+                self._mode_timer.start()
+
+    def refresh_mode(self) -> str:
+        """Recompute the main button's label (Generate / Refine / Inpaint); returns it."""
+        doc = self._doc
+        mode = Mode.TXT2IMG if doc is None else detect_mode(doc, float(self.dock.strength.value()))
+        label = mode.label
+        if label != self.dock.mode_label:
+            self.dock.set_mode_label(label)
+            action = self.window.actions.get("generate")
+            if action is not None:
+                action.setText(f"&{label}")
+            self.mode_changed.emit(label)
+        return label
+
+    # -- generate / cancel -----------------------------------------------------------------
+    def generate(self) -> bool:
+        """Plan the document and start a run (replacing a running one); False with a
+        message when the document cannot be generated as it is."""
+        doc = self._doc
+        if doc is None:
+            return False
+        self.dock.clear_error()
+        overrides = self.dock.overrides()
+        if overrides.get("model") is None and doc.recipe.model is None:
+            self._show_failure(
+                "No model is available. Add a Stable Diffusion checkpoint in the Models dock.",
+                FailureKind.MODEL_NOT_FOUND,
+            )
+            return False
+        try:
+            settings = settings_from_recipe(doc.recipe, **overrides)
+            planned = plan(doc, settings)
+        except PlanError as error:
+            self._show_failure(f"Cannot generate: {error}", None)
+            return False
+        job = self.worker.submit(planned.request)
+        self._plans = {k: v for k, v in self._plans.items() if k == self._current}
+        self._plans[job] = planned
+        self._current = job
+        self.preview.clear()
+        self.staging.discard()
+        self.dock.set_busy(True, "Loading the model…" if not self._engine_ready else "Starting…")
+        self.dock.show_notes(planned.notes)
+        self.dock.set_last_seed(settings.seed)
+        self._set_running_actions(True)
+        self.window.show_message(f"{planned.mode.label}: {planned.area.w}×{planned.area.h} px, seed {settings.seed}")
+        self.job_started.emit(planned)
+        return True
+
+    def cancel(self) -> bool:
+        """Esc: cancel a running job, else discard a staged result; True when either."""
+        if self.cancel_job():
+            return True
+        if self.staging.active:
+            self.staging.discard()
+            return True
+        return False
+
+    def cancel_job(self) -> bool:
+        if self._current is None:
+            return False
+        self.worker.cancel()
+        self.dock.set_busy(True, "Cancelling…")
+        return True
+
+    def shutdown(self) -> None:
+        """Window close: stop the worker thread (joined) and abandon downloads."""
+        self._mode_timer.stop()
+        self.worker.shutdown()
+        self.models.shutdown()
+        self._current = None
+
+    # -- worker events -------------------------------------------------------------------------
+    def _on_started(self, job: int) -> None:
+        if job == self._current and not self._engine_ready:
+            self.dock.set_busy(True, "Loading the model…")
+
+    def _on_progress(self, job: int, step: int, total: int) -> None:
+        if job != self._current:
+            return
+        self._engine_ready = True
+        self.dock.set_progress(step, total)
+
+    def _on_preview(self, job: int, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+        planned = self._plans.get(job)
+        if job != self._current or planned is None:
+            return
+        doc_rect = planned.to_document(*rect)
+        if doc_rect.empty:
+            return
+        alpha = None
+        if planned.paste_mask is not None:
+            area = planned.area
+            alpha = planned.paste_mask[
+                doc_rect.y - area.y : doc_rect.y1 - area.y, doc_rect.x - area.x : doc_rect.x1 - area.x
+            ]
+        self.preview.show(masked_preview(rgb, alpha), doc_rect)
+        self.preview_shown.emit(doc_rect)
+
+    def _on_finished(self, job: int, images: tuple[np.ndarray, ...], metadata: dict[str, Any]) -> None:
+        planned = self._plans.pop(job, None)
+        if job != self._current or planned is None:
+            return
+        self._end_job()
+        result = StagedResult(planned, tuple(images), dict(metadata))
+        self.history.add_result(result)
+        self.staging.stage(result)
+        seconds = metadata.get("seconds")
+        done = f"Done in {float(seconds):.1f} s" if seconds is not None else "Done"
+        self.dock.set_busy(False, done)
+        self.window.show_message(f"{done}: accept (Shift+Return) or discard (Esc) the result.")
+        self.staged.emit()
+
+    def _on_failed(self, job: int, message: str, kind: object) -> None:
+        self._plans.pop(job, None)
+        if job != self._current:
+            return
+        self._end_job()
+        self.dock.set_busy(False, "Failed")
+        self._show_failure(message, kind if isinstance(kind, FailureKind) else FailureKind.OTHER)
+
+    def _on_cancelled(self, job: int) -> None:
+        self._plans.pop(job, None)
+        if job != self._current:
+            return
+        self._end_job()
+        self.dock.set_busy(False, "Cancelled")
+        self.window.show_message("Generation cancelled.")
+        self.cancelled.emit()
+
+    def _end_job(self) -> None:
+        self._current = None
+        self.preview.clear()
+        self._set_running_actions(False)
+
+    def _show_failure(self, message: str, kind: FailureKind | None) -> None:
+        extra = _NEXT_STEP.get(kind, "") if kind is not None else ""
+        text = f"{message} {extra}".strip()
+        log.info("generation failed (%s): %s", kind, text)
+        self.dock.show_error(text)
+        dock = self.window.docks.get("generation")
+        if dock is not None and not dock.isVisible():
+            dock.show()
+        self.window.statusBar().showMessage(text, 15000)
+        self.failed.emit(text, kind)
+
+    def _on_accepted(self, layer: PixelLayer) -> None:
+        self.window.show_message(f"Added layer {layer.name!r} (undo removes it).")
+
+    # -- actions -----------------------------------------------------------------------------
+    def make_actions(self) -> None:
+        """Staging shortcuts in the Generate menu (window-wide)."""
+        window = self.window
+        specs = (
+            ("accept_result", "&Accept Result", self.staging.accept, "Shift+Return"),
+            ("discard_result", "&Discard Result", self.staging.discard, None),
+            ("previous_result", "&Previous Result", self.staging.previous, "Alt+Left"),
+            ("next_result", "&Next Result", self.staging.next, "Alt+Right"),
+        )
+        self._staging_actions: list[QAction] = []
+        for name, text, slot, key in specs:
+            action = QAction(text, window)
+            action.setObjectName(name)
+            if key is not None:
+                action.setShortcut(QKeySequence(key))
+                action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(lambda _=False, s=slot: s())
+            action.setEnabled(False)
+            window.addAction(action)
+            window.add_action("generate", action, name=name)
+            self._staging_actions.append(action)
+        cancel = window.actions.get("cancel")
+        if cancel is not None:
+            cancel.setText("Cancel / Discard")
+
+    def _update_staging_actions(self) -> None:
+        count = self.staging.count
+        for action in getattr(self, "_staging_actions", []):
+            many = action.objectName() in ("previous_result", "next_result")
+            action.setEnabled(count > 1 if many else count > 0)
+
+    def _set_running_actions(self, running: bool) -> None:
+        self.dock.cancel_button.setEnabled(running)
+
+
+def _matters_for_mode(layer: PixelLayer) -> bool:
+    """Pixel edits that can change the mode: masks always; paint only while it may flip
+    between empty and painted (cheap enough: detect_mode reads no pixels)."""
+    return layer.role in (Role.INPAINT_MASK, Role.PAINT, Role.GENERATED)
+
+
+def install_generation(window: Any, engine_factory: EngineFactory | None = None) -> GenerationController:
+    """Mount the generation docks, overlays and actions on ``window`` and install the
+    controller (see the module docstring). ``engine_factory`` makes the engine on the
+    worker thread (default: automatic device)."""
+    controller = GenerationController(window, engine_factory)
+    area = Qt.DockWidgetArea
+    window.add_dock(controller.dock, area.LeftDockWidgetArea, title="Generation", name="generation")
+    window.add_dock(controller.history, area.LeftDockWidgetArea, title="History", name="history")
+    window.add_dock(controller.models, area.LeftDockWidgetArea, title="Models", name="models",
+                    tabify_with="history")
+    controller.make_actions()
+    window.install_generation_controller(controller)
+    window.document_replaced.connect(controller.set_document)
+    controller.models.rescan()
+    controller.set_document(window.document)
+    window.restore_dock_layout()
+    return controller

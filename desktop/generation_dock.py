@@ -1,0 +1,394 @@
+"""The Generation dock: prompt, model and sampling settings, the main button, progress.
+
+The settings that belong to the picture (prompt, negative prompt, model, seed, steps,
+CFG, strength, sampler) live in the document's :class:`~sfumato.canvas.document.Recipe`,
+so they save with the .ora and come back on open. The dock binds both ways:
+
+- document → widgets on :meth:`GenerationDock.set_document` and on every
+  ``RecipeChanged`` (undo of a prompt edit updates the box), with widget signals blocked;
+- widgets → document through ``doc.set_recipe(merge_id=...)``: one merge id per field,
+  so typing a prompt or dragging a spin box is one undo step ("Prompt", "Generation
+  Settings"), not one per keystroke.
+
+The batch size is not part of the recipe (it is how many tries, not what to make); it is
+kept in the dock. A random seed is stored as ``seed = None`` (drawn at each run); the
+seed actually used is shown next to the "reuse" button.
+
+The main button's text names what it will do (Generate / Refine / Inpaint): the
+controller calls :meth:`GenerationDock.set_mode_label` from the planner's cheap
+:func:`~sfumato.planner.plan.detect_mode`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from sfumato.canvas.document import Document, DocumentReset, Recipe, RecipeChanged
+from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
+from sfumato.inference.request import Sampler
+from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
+
+log = logging.getLogger(__name__)
+
+__all__ = ["GenerationDock"]
+
+BUILTIN_PICKER_LABEL = "Built-in demo model (shapes and colours only)"
+
+
+class _PromptEdit(QPlainTextEdit):
+    """A plain-text prompt box a few lines high; Ctrl+Enter is left to the window."""
+
+    def __init__(self, placeholder: str, lines: int) -> None:
+        super().__init__()
+        self.setPlaceholderText(placeholder)
+        self.setTabChangesFocus(True)
+        height = self.fontMetrics().lineSpacing() * lines + 12
+        self.setFixedHeight(height)
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+            event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            event.ignore()  # let the window's Generate shortcut have it
+            return
+        super().keyPressEvent(event)
+
+
+class GenerationDock(QWidget):
+    """See the module docstring. Signals: ``generate_requested``, ``cancel_requested``,
+    ``model_chosen(source)`` (the picker changed), ``error_dismissed``."""
+
+    generate_requested = Signal()
+    cancel_requested = Signal()
+    model_chosen = Signal(object)  # str | None
+    error_dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("generationDock")
+        self.setWindowTitle("Generation")
+        self._doc: Document | None = None
+        self._loading = False  # pushing document values into widgets
+        self._writing = False  # pushing widget values into the document
+        self._last_seed: int | None = None
+        self._entries: list[ModelEntry] = []
+
+        self.prompt = _PromptEdit("Describe the picture (Ctrl+Enter generates)", 3)
+        self.negative = _PromptEdit("What to avoid (negative prompt)", 2)
+        self.model = QComboBox()
+        self.model.setObjectName("modelPicker")
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(16)
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.0, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.strength.setDecimals(2)
+        self.strength.setToolTip(
+            "How much to change: 1 replaces the area; below 1 on a painted canvas refines it"
+        )
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 150)
+        self.cfg = QDoubleSpinBox()
+        self.cfg.setRange(0.0, 30.0)
+        self.cfg.setSingleStep(0.5)
+        self.cfg.setDecimals(1)
+        self.cfg.setToolTip("Prompt guidance (CFG scale): higher follows the prompt more literally")
+        self.sampler = QComboBox()
+        for s in Sampler:
+            self.sampler.addItem(s.label, s)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 16)
+        self.batch.setToolTip("How many images to make at once (staged as a batch)")
+
+        self.seed = QLineEdit("0")
+        self.seed.setValidator(QRegularExpressionValidator(r"\d{0,10}"))
+        self.seed.setMaximumWidth(110)
+        self.random_seed = QCheckBox("Random")
+        self.random_seed.setToolTip("Draw a new seed for every generation")
+        self.reuse_seed = QToolButton()
+        self.reuse_seed.setText("Reuse last")
+        self.reuse_seed.setToolTip("Fix the seed to the one the last generation used")
+        self.reuse_seed.setEnabled(False)
+
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setObjectName("generateButton")
+        self.generate_button.setDefault(False)
+        self.generate_button.setMinimumHeight(32)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running generation (Esc)")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("Idle")
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: palette(mid);")
+        self.notes.hide()
+
+        self.banner = QFrame()
+        self.banner.setObjectName("generationError")
+        self.banner.setStyleSheet(
+            "#generationError { background: #5a1e1e; border-radius: 4px; }"
+            " #generationError QLabel { color: #ffdede; }"
+        )
+        self.banner_text = QLabel("")
+        self.banner_text.setWordWrap(True)
+        self.banner_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        dismiss = QToolButton()
+        dismiss.setText("✕")
+        dismiss.setToolTip("Dismiss")
+        dismiss.clicked.connect(self.clear_error)
+        banner_layout = QHBoxLayout(self.banner)
+        banner_layout.setContentsMargins(8, 6, 4, 6)
+        banner_layout.addWidget(self.banner_text, 1)
+        banner_layout.addWidget(dismiss, 0, Qt.AlignmentFlag.AlignTop)
+        self.banner.hide()
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Model", self.model)
+        form.addRow("Strength", self.strength)
+        form.addRow("Steps", self.steps)
+        form.addRow("CFG", self.cfg)
+        form.addRow("Sampler", self.sampler)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed)
+        seed_row.addWidget(self.random_seed)
+        seed_row.addWidget(self.reuse_seed)
+        seed_row.addStretch(1)
+        form.addRow("Seed", seed_row)
+        form.addRow("Batch", self.batch)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate_button, 1)
+        buttons.addWidget(self.cancel_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.prompt)
+        layout.addWidget(self.negative)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.notes)
+        layout.addStretch(1)
+
+        self.generate_button.clicked.connect(lambda _=False: self.generate_requested.emit())
+        self.cancel_button.clicked.connect(lambda _=False: self.cancel_requested.emit())
+        self.prompt.textChanged.connect(lambda: self._write(prompt=self.prompt.toPlainText()))
+        self.negative.textChanged.connect(lambda: self._write(negative=self.negative.toPlainText()))
+        self.strength.valueChanged.connect(lambda v: self._write(strength=float(v)))
+        self.steps.valueChanged.connect(lambda v: self._write(steps=int(v)))
+        self.cfg.valueChanged.connect(lambda v: self._write(cfg=float(v)))
+        self.sampler.currentIndexChanged.connect(lambda _i: self._write(sampler=self._sampler().value))
+        self.seed.textEdited.connect(lambda _t: self._write_seed())
+        self.random_seed.toggled.connect(self._random_toggled)
+        self.reuse_seed.clicked.connect(lambda _=False: self.reuse_last_seed())
+        self.model.currentIndexChanged.connect(self._model_changed)
+        self._load(Recipe())
+
+    # -- document binding ------------------------------------------------------------------
+    def set_document(self, doc: Document | None) -> None:
+        if self._doc is not None:
+            self._doc.changed.disconnect(self._on_document_event)
+        self._doc = doc
+        if doc is not None:
+            doc.changed.connect(self._on_document_event)
+            self._load(doc.recipe)
+
+    def _on_document_event(self, event: object) -> None:
+        if isinstance(event, RecipeChanged | DocumentReset) and not self._writing and self._doc is not None:
+            self._load(self._doc.recipe)
+
+    def _load(self, recipe: Recipe) -> None:
+        """Show ``recipe`` (``None`` fields as the defaults) without writing back."""
+        self._loading = True
+        try:
+            if self.prompt.toPlainText() != recipe.prompt:
+                self.prompt.setPlainText(recipe.prompt)
+            if self.negative.toPlainText() != recipe.negative:
+                self.negative.setPlainText(recipe.negative)
+            self.strength.setValue(DEFAULT_STRENGTH if recipe.strength is None else recipe.strength)
+            self.steps.setValue(DEFAULT_STEPS if recipe.steps is None else recipe.steps)
+            self.cfg.setValue(DEFAULT_CFG if recipe.cfg is None else recipe.cfg)
+            try:
+                sampler = Sampler.from_label(recipe.sampler) if recipe.sampler else Sampler.DEFAULT
+            except Exception:  # noqa: BLE001 - an unknown name in a file: show the default
+                sampler = Sampler.DEFAULT
+            self.sampler.setCurrentIndex(max(0, self.sampler.findData(sampler)))
+            self.random_seed.setChecked(recipe.seed is None)
+            self.seed.setEnabled(recipe.seed is not None)
+            if recipe.seed is not None:
+                self.seed.setText(str(recipe.seed))
+            self._select_model(recipe.model)
+        finally:
+            self._loading = False
+
+    def _write(self, **values: Any) -> None:
+        if self._loading or self._doc is None:
+            return
+        key = "prompt" if set(values) <= {"prompt", "negative"} else "settings"
+        self._writing = True
+        try:
+            self._doc.set_recipe(merge_id=("generation-dock", key, tuple(values)), **values)
+        except Exception as error:  # noqa: BLE001 - refused values stay in the widget
+            log.info("recipe change refused: %s", error)
+        finally:
+            self._writing = False
+
+    # -- seed ------------------------------------------------------------------------------
+    def _seed_value(self) -> int:
+        text = self.seed.text().strip()
+        return min(int(text), MAX_SEED) if text else 0
+
+    def _write_seed(self) -> None:
+        if not self.random_seed.isChecked():
+            self._write(seed=self._seed_value())
+
+    def _random_toggled(self, random: bool) -> None:
+        self.seed.setEnabled(not random)
+        self._write(seed=None if random else self._seed_value())
+
+    def set_last_seed(self, seed: int) -> None:
+        """Remember the seed the last run used (shown in the reuse button's tip)."""
+        self._last_seed = seed
+        self.reuse_seed.setEnabled(True)
+        self.reuse_seed.setToolTip(f"Fix the seed to {seed}, the one the last generation used")
+
+    def use_seed(self, seed: int) -> None:
+        """Fix the seed to ``seed`` (stored in the recipe)."""
+        self.seed.setText(str(seed))
+        if self.random_seed.isChecked():
+            self.random_seed.setChecked(False)  # writes the seed
+        else:
+            self._write(seed=seed)
+
+    def reuse_last_seed(self) -> None:
+        if self._last_seed is not None:
+            self.use_seed(self._last_seed)
+
+    # -- models ----------------------------------------------------------------------------
+    def set_models(self, entries: Sequence[ModelEntry]) -> None:
+        """Fill the picker with checkpoint ``entries`` (the catalog's), keeping the choice."""
+        self._entries = list(entries)
+        current = self._doc.recipe.model if self._doc is not None else self.current_model()
+        self._loading = True
+        try:
+            self.model.clear()
+            for entry in self._entries:
+                label = BUILTIN_PICKER_LABEL if entry.source == BUILTIN_SOURCE else entry.label
+                family = f" ({entry.family})" if entry.family and entry.source != BUILTIN_SOURCE else ""
+                self.model.addItem(label + family, entry.source)
+                self.model.setItemData(self.model.count() - 1, entry.source, Qt.ItemDataRole.ToolTipRole)
+            if not self._entries:
+                self.model.addItem("No model found — add one in the Models dock", None)
+        finally:
+            self._loading = False
+        self._select_model(current)
+
+    def _select_model(self, source: str | None) -> None:
+        was = self._loading
+        self._loading = True
+        try:
+            if source is None:
+                self.model.setCurrentIndex(0)
+                return
+            index = self.model.findData(source)
+            if index < 0:
+                self.model.addItem(f"{source} (from the document)", source)
+                index = self.model.count() - 1
+            self.model.setCurrentIndex(index)
+        finally:
+            self._loading = was
+
+    def _model_changed(self, _index: int) -> None:
+        source = self.current_model()
+        self._write(model=source)
+        if not self._loading:
+            self.model_chosen.emit(source)
+
+    def current_model(self) -> str | None:
+        data = self.model.currentData()
+        return str(data) if data else None
+
+    def current_family(self) -> str | None:
+        source = self.current_model()
+        for entry in self._entries:
+            if entry.source == source:
+                return entry.family if entry.family in ("sd15", "sdxl") else None
+        return None
+
+    def _sampler(self) -> Sampler:
+        data = self.sampler.currentData()
+        return data if isinstance(data, Sampler) else Sampler.DEFAULT
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields not kept in the recipe, for ``settings_from_recipe(**overrides)``:
+        batch size, the model's family, and the model when the document names none."""
+        return {"batch": self.batch.value(), "model": self.current_model(), "model_family": self.current_family()}
+
+    # -- state shown -----------------------------------------------------------------------
+    def set_mode_label(self, label: str) -> None:
+        self.generate_button.setText(label)
+        self.generate_button.setToolTip(f"{label} (Ctrl+Enter)")
+
+    @property
+    def mode_label(self) -> str:
+        return self.generate_button.text()
+
+    def set_busy(self, busy: bool, text: str = "") -> None:
+        self.cancel_button.setEnabled(busy)
+        if busy:
+            self.progress.setRange(0, 0)  # indeterminate until the first step
+            self.progress.setFormat(text or "Starting…")
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.progress.setFormat(text or "Idle")
+
+    def set_progress(self, step: int, total: int) -> None:
+        if total <= 0:
+            return
+        self.progress.setRange(0, total)
+        self.progress.setValue(step)
+        self.progress.setFormat(f"Step {step} / {total}")
+
+    def show_notes(self, notes: Sequence[str]) -> None:
+        self.notes.setText("\n".join(notes))
+        self.notes.setVisible(bool(notes))
+
+    def show_error(self, message: str) -> None:
+        self.banner_text.setText(message)
+        self.banner.show()
+
+    def clear_error(self) -> None:
+        if not self.banner.isHidden():
+            self.banner.hide()
+            self.error_dismissed.emit()
+
+    @property
+    def error_text(self) -> str:
+        return "" if self.banner.isHidden() else self.banner_text.text()
