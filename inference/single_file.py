@@ -308,6 +308,7 @@ def load_controlnet_file(
     if hint is not None:
         kwargs["conditioning_channels"] = int(hint.shape[1])
     try:
+        state = _convert_ldm_controlnet(state, Path(location) / (subfolder or ""))
         model = diffusers.ControlNetModel.from_single_file(
             state, config=location, subfolder=subfolder, local_files_only=True, torch_dtype=dtype, **kwargs
         )
@@ -319,3 +320,24 @@ def load_controlnet_file(
     if device is not None:
         model.to(device)
     return model
+
+
+def _convert_ldm_controlnet(state: dict[str, torch.Tensor], config_folder: Path) -> dict[str, torch.Tensor]:
+    """LDM ControlNet keys → diffusers keys, including SDXL's size/crop embedding.
+
+    diffusers' own converter drops ``label_emb`` (SDXL ControlNets' ``add_embedding``),
+    which would leave those layers random; converting here first keeps them. A state
+    dict already in the diffusers layout is returned unchanged.
+    """
+    if "control_model.label_emb.0.0.weight" not in state:
+        return state
+    from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
+
+    config = json.loads((config_folder / "config.json").read_text())
+    converted: dict[str, torch.Tensor] = convert_controlnet_checkpoint(state, config)
+    for new, old in (("linear_1", "label_emb.0.0"), ("linear_2", "label_emb.0.2")):
+        for part in ("weight", "bias"):
+            key = f"control_model.{old}.{part}"
+            if key in state:
+                converted[f"add_embedding.{new}.{part}"] = state[key]
+    return converted

@@ -22,6 +22,7 @@ from tinymodels import (
     build_tiny_sd15,
     build_tiny_sd15_inpaint,
     build_tiny_sdxl,
+    build_tiny_sdxl_inpaint,
 )
 
 
@@ -29,11 +30,18 @@ from tinymodels import (
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("single-file")
     out: dict[str, Path] = {}
-    for name, build in (("sd15", build_tiny_sd15), ("sdxl", build_tiny_sdxl), ("sd15-inpaint", build_tiny_sd15_inpaint)):
+    builders = (
+        ("sd15", build_tiny_sd15),
+        ("sdxl", build_tiny_sdxl),
+        ("sd15-inpaint", build_tiny_sd15_inpaint),
+        ("sdxl-inpaint", build_tiny_sdxl_inpaint),
+    )
+    for name, build in builders:
         folder = build(root / name)
         out[name] = folder
         out[name + ".safetensors"] = write_ldm_checkpoint(folder, root / f"{name}.safetensors")
     out["controlnet"] = build_tiny_controlnet(root / "controlnet")
+    out["controlnet-sdxl"] = build_tiny_controlnet(root / "controlnet-sdxl", family="sdxl")
     return out
 
 
@@ -85,6 +93,16 @@ def test_inpaint_checkpoint_gets_inpaint_pipeline(models: dict[str, Path]) -> No
     assert isinstance(pipe, StableDiffusionInpaintPipeline)
     assert pipe.unet.config.in_channels == 9
     _assert_same_weights(pipe.unet, _reference(models["sd15-inpaint"]).unet)  # type: ignore[attr-defined]
+
+
+def test_sdxl_inpaint_checkpoint(models: dict[str, Path]) -> None:
+    from diffusers import StableDiffusionXLInpaintPipeline
+
+    pipe = load_single_file(models["sdxl-inpaint.safetensors"], config=models["sdxl"])
+    assert isinstance(pipe, StableDiffusionXLInpaintPipeline)
+    ref = _reference(models["sdxl-inpaint"])
+    for component in ("unet", "text_encoder", "text_encoder_2"):
+        _assert_same_weights(getattr(pipe, component), getattr(ref, component))
 
 
 def test_truncated_file_is_corrupt(models: dict[str, Path], tmp_path: Path) -> None:
@@ -157,6 +175,16 @@ def test_controlnet_ldm_and_diffusers_layouts(models: dict[str, Path], tmp_path:
     flat = tmp_path / "control_diffusers.safetensors"
     save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(flat))
     _assert_same_weights(load_controlnet_file(flat, config=models["controlnet"]), reference)
+
+
+def test_sdxl_controlnet_ldm_keeps_its_size_embedding(models: dict[str, Path], tmp_path: Path) -> None:
+    from diffusers import ControlNetModel
+
+    reference = ControlNetModel.from_pretrained(str(models["controlnet-sdxl"]), local_files_only=True)
+    ldm = write_ldm_controlnet(models["controlnet-sdxl"], tmp_path / "xl_control.safetensors")
+    assert detect_family(read_safetensors_header(ldm).shapes) == SDXL
+    loaded = load_controlnet_file(ldm, config=models["controlnet-sdxl"])
+    _assert_same_weights(loaded, reference)  # add_embedding included (diffusers alone drops it)
 
 
 def test_shipped_configs_and_tokenizers() -> None:
