@@ -37,6 +37,7 @@ SUBCOMMANDS: list[str] = [
 
 ORA_SUFFIXES = (".ora",)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".webp")
+PSD_SUFFIXES = (".psd", ".psb")
 WRITE_SUFFIXES = (".ora", ".png", ".psd")
 
 
@@ -102,8 +103,8 @@ def add_file_parsers(subparsers: Any) -> None:
         "convert",
         help="read a document or image and write it in another format",
         description="Read IN through the document model and write OUT; formats come from "
-        "the suffixes. Reads .ora, .png, .jpg, .jpeg, .webp; writes .ora, .png (flattened) "
-        "and .psd (layers; the AI recipe is not kept there).",
+        "the suffixes. Reads .ora, .psd, .png, .jpg, .jpeg, .webp; writes .ora, .png "
+        "(flattened) and .psd (layers; the AI recipe is not kept there).",
     )
     convert.add_argument("input", metavar="IN", type=Path)
     convert.add_argument("-o", "--output", metavar="OUT", type=Path, required=True)
@@ -123,7 +124,7 @@ def add_file_parsers(subparsers: Any) -> None:
 
 # -- handlers --------------------------------------------------------------------------------
 def read_document(path: Path) -> Any:
-    """Read an .ora (or a zip with another suffix) or a PNG/JPEG/WebP into a Document."""
+    """Read an .ora (or any zip), a .psd/.psb, or a PNG/JPEG/WebP into a Document."""
     from sfumato.canvas.imageio import load_image_document
     from sfumato.canvas.ora import load_ora
 
@@ -131,8 +132,13 @@ def read_document(path: Path) -> Any:
         raise CliError(f"{path}: file not found")
     if path.is_dir():
         raise CliError(f"{path}: is a folder, not a file")
-    if path.suffix.lower() in ORA_SUFFIXES or _looks_like_zip(path):
+    magic = _magic(path)
+    if path.suffix.lower() in ORA_SUFFIXES or magic.startswith(b"PK\x03\x04"):
         return load_ora(path)
+    if path.suffix.lower() in PSD_SUFFIXES or magic.startswith(b"8BPS"):
+        from sfumato.canvas.psd import load_psd
+
+        return load_psd(path)
     return load_image_document(path)
 
 
@@ -261,12 +267,12 @@ def _print_layers(layers: list[dict[str, Any]], depth: int) -> None:
         _print_layers(item.get("children", []), depth + 1)
 
 
-def _looks_like_zip(path: Path) -> bool:
+def _magic(path: Path) -> bytes:
     try:
         with path.open("rb") as handle:
-            return handle.read(4) == b"PK\x03\x04"
+            return handle.read(4)
     except OSError:
-        return False
+        return b""
 
 
 # -- entry point -----------------------------------------------------------------------------

@@ -113,6 +113,15 @@ def test_convert_ora_to_psd(document_file: Path, tmp_path: Path) -> None:
     assert sorted(names) == sorted(layer.name for layer in load_ora(document_file).layers())
 
 
+def test_convert_psd_to_ora(document_file: Path, tmp_path: Path) -> None:
+    assert run("convert", str(document_file), "-o", str(tmp_path / "doc.psd")).returncode == 0
+    result = run("convert", str(tmp_path / "doc.psd"), "-o", str(tmp_path / "back.ora"))
+    assert result.returncode == 0, result.stderr
+    original, back = load_ora(document_file), load_ora(tmp_path / "back.ora")
+    assert [x.name for x in back.layers()] == [x.name for x in original.layers()]
+    assert np.abs(flatten(back).astype(int) - flatten(original).astype(int)).max() <= 2
+
+
 def test_convert_jpeg_and_webp_in(tmp_path: Path) -> None:
     Image.new("RGB", (6, 4), (10, 200, 30)).save(tmp_path / "p.jpg")
     Image.new("RGBA", (6, 4), (10, 200, 30, 128)).save(tmp_path / "p.webp", lossless=True)
