@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_file_parsers(subparsers: Any) -> None:
-    """``flatten`` and ``convert``: file sub-commands that need no model."""
+    """``flatten``, ``convert`` and ``info``: file sub-commands that need no model."""
     flatten = subparsers.add_parser(
         "flatten",
         help="composite a document into a PNG",
@@ -94,7 +94,7 @@ def add_file_parsers(subparsers: Any) -> None:
         "mask, region and control layers left out — and write a PNG. The document's "
         "recipe is kept in the PNG's 'parameters' text, as other SD tools read it.",
     )
-    flatten.add_argument("input", metavar="IN", type=Path, help="an .ora file (or a PNG/JPEG/WebP)")
+    flatten.add_argument("input", metavar="IN", type=Path, help="an .ora file (or a .psd, PNG, JPEG, WebP)")
     flatten.add_argument("-o", "--output", metavar="OUT.png", type=Path, required=True, help="the PNG to write")
     flatten.add_argument("--no-parameters", action="store_true", help="write no 'parameters' text chunk")
     flatten.set_defaults(handler=run_flatten)
@@ -113,7 +113,7 @@ def add_file_parsers(subparsers: Any) -> None:
     info = subparsers.add_parser(
         "info",
         help="show a document's layers, roles and recipe",
-        description="Print what Sfumato reads from IN (an .ora or an image): size, the "
+        description="Print what Sfumato reads from IN (an .ora, a .psd or an image): size, the "
         "recipe, and every layer with its role, prompts, control settings, visibility, "
         "opacity, blend mode and content bounds. Useful to check a hand-written document.",
     )
