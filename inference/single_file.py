@@ -11,6 +11,10 @@ touches the network.
 - ``.ckpt`` / ``.pt`` / ``.pth`` / ``.bin`` pickles load only through
   ``torch.load(weights_only=True)``; a pickle that needs arbitrary objects (i.e. could
   run code) is refused with :class:`UnsafeModelError`.
+- Every component is built on the meta device and filled strictly: a tensor missing
+  from the file is a :class:`CorruptModelError` naming it, never a silently random
+  layer (diffusers loads with ``strict=False`` when accelerate is absent), and no time
+  goes into random initialisation.
 - The family comes from the keys (:func:`sfumato.inference.detect.detect_family`); a
   UNet whose first convolution takes 9 channels gives the inpainting pipeline.
 - ``config=`` overrides the shipped configs with any diffusers-format folder (a
@@ -181,12 +185,98 @@ def _scheduler_for(config_dir: Path) -> Any:
     return cls.from_pretrained(str(config_dir), subfolder="scheduler", local_files_only=True)
 
 
-def _text_encoder(cls: Any, state: dict[str, torch.Tensor], config_dir: Path, name: str, dtype: torch.dtype) -> Any:
-    from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
+class _MissingWeightsError(RuntimeError):
+    """A component's converted weights lack tensors the architecture needs."""
 
-    return create_diffusers_clip_model_from_ldm(
-        cls, state, subfolder=name, config=str(config_dir), torch_dtype=dtype, local_files_only=True
+
+def _strict_build(model: torch.nn.Module, weights: dict[str, torch.Tensor], dtype: torch.dtype, what: str) -> Any:
+    """Fill a model built on the meta device with ``weights``; every parameter must be there.
+
+    diffusers/transformers load single files with ``strict=False`` when accelerate is
+    absent, which would leave missing layers random; here a missing tensor is an error.
+    Building on the meta device also skips the random initialisation (seconds per GB).
+    """
+    weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+    result = model.load_state_dict(weights, strict=False, assign=True)
+    if result.missing_keys:
+        raise _MissingWeightsError(
+            f"the {what} lacks {len(result.missing_keys)} tensors (e.g. {result.missing_keys[0]})"
+        )
+    if result.unexpected_keys:
+        log.debug("%s: %d unused tensors (e.g. %s)", what, len(result.unexpected_keys), result.unexpected_keys[0])
+    for name, buffer in list(model.named_buffers()):
+        if not buffer.is_meta:
+            continue
+        if name.endswith("position_ids"):  # CLIP's non-persistent index buffer
+            owner = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            owner.register_buffer(
+                name.rpartition(".")[2], torch.arange(buffer.shape[-1]).expand(buffer.shape), persistent=False
+            )
+        else:
+            raise _MissingWeightsError(f"the {what} has an uninitialised buffer {name}")
+    return model.eval()
+
+
+def _config_json(folder: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / "config.json").read_text())
+    return data
+
+
+def _build_unet(state: dict[str, torch.Tensor], config_dir: Path, dtype: torch.dtype) -> Any:
+    import diffusers
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    config = _config_json(config_dir / "unet")
+    conv_in = state.get("model.diffusion_model.input_blocks.0.0.weight")
+    if conv_in is not None:
+        config["in_channels"] = int(conv_in.shape[1])
+    weights = convert_ldm_unet_checkpoint(state, config)
+    with torch.device("meta"):
+        model = diffusers.UNet2DConditionModel.from_config(config)
+    return _strict_build(model, weights, dtype, "UNet")
+
+
+def _build_vae(state: dict[str, torch.Tensor], config_dir: Path, dtype: torch.dtype) -> Any:
+    import diffusers
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+    config = _config_json(config_dir / "vae")
+    weights = convert_ldm_vae_checkpoint(state, config)
+    with torch.device("meta"):
+        model = diffusers.AutoencoderKL.from_config(config)
+    return _strict_build(model, weights, dtype, "VAE")
+
+
+def _build_text_encoder(
+    state: dict[str, torch.Tensor], config_dir: Path, name: str, dtype: torch.dtype, open_clip_prefix: str | None
+) -> Any:
+    """CLIP-L from ``…transformer.text_model.*`` keys, or OpenCLIP (``open_clip_prefix``)."""
+    import transformers
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_clip_checkpoint,
+        convert_open_clip_checkpoint,
     )
+
+    config = transformers.CLIPTextConfig.from_pretrained(str(config_dir), subfolder=name, local_files_only=True)
+    cls = transformers.CLIPTextModelWithProjection if open_clip_prefix else transformers.CLIPTextModel
+    with torch.device("meta"):
+        model = cls(config)
+    if open_clip_prefix:
+        weights = convert_open_clip_checkpoint(model, state, prefix=open_clip_prefix)
+    else:
+        weights = convert_ldm_clip_checkpoint(state)
+    # transformers >= 5.6 flattened CLIPTextModel (no ``text_model.`` level); old SD 1.x
+    # files may also lack it. Match the names to the model at hand.
+    wrapped = hasattr(model, "text_model")
+    fixed: dict[str, torch.Tensor] = {}
+    for key, value in weights.items():
+        if key.startswith("text_projection"):
+            fixed[key] = value
+        elif wrapped:
+            fixed[key if key.startswith("text_model.") else "text_model." + key] = value
+        else:
+            fixed[key.removeprefix("text_model.")] = value
+    return _strict_build(model, fixed, dtype, f"text encoder ({name})")
 
 
 def load_single_file(
@@ -214,7 +304,7 @@ def load_single_file(
     inpaint = is_inpaint_unet(state)
     try:
         pipe: Any = _assemble(state, family, config_dir, dtype, inpaint)
-    except (KeyError, RuntimeError, ValueError, IndexError, TypeError) as error:
+    except (KeyError, RuntimeError, ValueError, IndexError, TypeError, AttributeError) as error:
         raise CorruptModelError(
             f"{path.name} does not match the {family} architecture it looks like ({error}).",
             "The file may be damaged, or a custom model that needs its own config folder.",
@@ -229,19 +319,13 @@ def _assemble(
     state: dict[str, torch.Tensor], family: str, config_dir: Path, dtype: torch.dtype, inpaint: bool
 ) -> DiffusionPipeline:
     import diffusers
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    conv_in = state.get("model.diffusion_model.input_blocks.0.0.weight")
-    unet_kwargs: dict[str, Any] = {}
-    if conv_in is not None:
-        unet_kwargs["in_channels"] = int(conv_in.shape[1])
-    common: dict[str, Any] = {"config": str(config_dir), "local_files_only": True, "torch_dtype": dtype}
-    unet = diffusers.UNet2DConditionModel.from_single_file(state, subfolder="unet", **common, **unet_kwargs)
-    vae = diffusers.AutoencoderKL.from_single_file(state, subfolder="vae", **common)
+    unet = _build_unet(state, config_dir, dtype)
+    vae = _build_vae(state, config_dir, dtype)
     scheduler = _scheduler_for(config_dir)
 
     if family == SD15:
-        text_encoder = _text_encoder(CLIPTextModel, state, config_dir, "text_encoder", dtype)
+        text_encoder = _build_text_encoder(state, config_dir, "text_encoder", dtype, None)
         cls: Any = diffusers.StableDiffusionInpaintPipeline if inpaint else diffusers.StableDiffusionPipeline
         pipe: DiffusionPipeline = cls(
             vae=vae,
@@ -255,11 +339,10 @@ def _assemble(
         )
         return pipe
     if family == SDXL:
-        text_encoder = _text_encoder(CLIPTextModel, state, config_dir, "text_encoder", dtype)
-        # diffusers tells the two encoders apart by hidden size; hide the first one so
-        # that the second always converts from the OpenCLIP weights.
-        second = {k: v for k, v in state.items() if not k.startswith("conditioner.embedders.0.")}
-        text_encoder_2 = _text_encoder(CLIPTextModelWithProjection, second, config_dir, "text_encoder_2", dtype)
+        text_encoder = _build_text_encoder(state, config_dir, "text_encoder", dtype, None)
+        text_encoder_2 = _build_text_encoder(
+            state, config_dir, "text_encoder_2", dtype, "conditioner.embedders.1.model."
+        )
         index = json.loads((config_dir / "model_index.json").read_text()) if (config_dir / "model_index.json").is_file() else {}
         kwargs: dict[str, Any] = {}
         if inpaint:
@@ -303,16 +386,16 @@ def load_controlnet_file(
     folder = Path(config) if config is not None else family_config_dir(family)
     location, subfolder = _component_location(folder, "controlnet")
     dtype = torch_dtype or torch.float32
-    kwargs: dict[str, Any] = {}
-    hint = state.get("control_model.input_hint_block.0.weight", state.get("controlnet_cond_embedding.conv_in.weight"))
-    if hint is not None:
-        kwargs["conditioning_channels"] = int(hint.shape[1])
     try:
-        state = _convert_ldm_controlnet(state, Path(location) / (subfolder or ""))
-        model = diffusers.ControlNetModel.from_single_file(
-            state, config=location, subfolder=subfolder, local_files_only=True, torch_dtype=dtype, **kwargs
-        )
-    except (KeyError, RuntimeError, ValueError, IndexError, TypeError) as error:
+        net_config = _config_json(Path(location) / (subfolder or ""))
+        hint = state.get("control_model.input_hint_block.0.weight", state.get("controlnet_cond_embedding.conv_in.weight"))
+        if hint is not None:
+            net_config["conditioning_channels"] = int(hint.shape[1])
+        weights = _convert_ldm_controlnet(state, net_config)
+        with torch.device("meta"):
+            model = diffusers.ControlNetModel.from_config(net_config)
+        model = _strict_build(model, weights, dtype, "ControlNet")
+    except (KeyError, RuntimeError, ValueError, IndexError, TypeError, AttributeError) as error:
         raise CorruptModelError(
             f"{path.name} does not match the {family} ControlNet architecture ({error}).",
             "The file may be damaged, or it needs its own config folder.",
@@ -322,19 +405,18 @@ def load_controlnet_file(
     return model
 
 
-def _convert_ldm_controlnet(state: dict[str, torch.Tensor], config_folder: Path) -> dict[str, torch.Tensor]:
-    """LDM ControlNet keys → diffusers keys, including SDXL's size/crop embedding.
+def _convert_ldm_controlnet(state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """ControlNet weights in diffusers naming, from either layout.
 
     diffusers' own converter drops ``label_emb`` (SDXL ControlNets' ``add_embedding``),
-    which would leave those layers random; converting here first keeps them. A state
-    dict already in the diffusers layout is returned unchanged.
+    which would leave those layers random; it is mapped here. A state dict already in
+    the diffusers layout is returned unchanged.
     """
-    if "control_model.label_emb.0.0.weight" not in state:
-        return state
     from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
-    config = json.loads((config_folder / "config.json").read_text())
     converted: dict[str, torch.Tensor] = convert_controlnet_checkpoint(state, config)
+    if converted is state:
+        return state
     for new, old in (("linear_1", "label_emb.0.0"), ("linear_2", "label_emb.0.2")):
         for part in ("weight", "bias"):
             key = f"control_model.{old}.{part}"

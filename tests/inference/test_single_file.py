@@ -158,6 +158,18 @@ def test_unknown_extension_and_folder(models: dict[str, Path], tmp_path: Path) -
         load_single_file(models["sd15"])
 
 
+@pytest.mark.parametrize("drop", ["model.diffusion_model.output_blocks.1.2.conv.weight", "first_stage_model.decoder.conv_out.bias",
+                                  "cond_stage_model.transformer.text_model.encoder.layers.1.mlp.fc2.weight"])  # fmt: skip
+def test_missing_tensors_are_reported_not_left_random(models: dict[str, Path], tmp_path: Path, drop: str) -> None:
+    state = ldm_state_dict(models["sd15"])
+    assert drop in state
+    del state[drop]
+    path = tmp_path / "partial.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    with pytest.raises(CorruptModelError, match=r"lacks \d+ tensors"):
+        load_single_file(path, config=models["sd15"])
+
+
 def test_wrong_architecture_is_corrupt(models: dict[str, Path]) -> None:
     # An SD 1.x checkpoint read with the SDXL tiny configs cannot fit.
     with pytest.raises(CorruptModelError, match="does not match"):
