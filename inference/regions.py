@@ -287,7 +287,11 @@ class RegionalAttention:
         log_cov = torch.where(
             per_token > 0, torch.log(per_token.clamp_min(1e-30)), torch.full_like(per_token, NEGATIVE_BIAS)
         ).clamp_min(NEGATIVE_BIAS)
-        result = log_cov.t().contiguous().to(device=device, dtype=dtype)[None, None]
+        # Row stride a multiple of 16 elements: the fused (memory-efficient) SDPA kernels
+        # want an aligned mask and would otherwise pad a copy on every call.
+        padded = torch.zeros((n_queries, -(-n_keys // 16) * 16), dtype=dtype, device=device)
+        padded[:, :n_keys] = log_cov.t().to(device=device, dtype=dtype)
+        result = padded[:, :n_keys][None, None]
         self._cache[key] = result
         return result
 
