@@ -141,6 +141,33 @@ def test_region_tokens_invisible_outside_their_region(kind: str, recorder: Any) 
     assert levels == expected
 
 
+def test_four_regions_each_sees_only_its_own_prompt(recorder: Any) -> None:
+    unet = _tiny_unet("sd15")
+    embeds, spans = _prompts(5)  # global + four quadrants
+    half = LATENT // 2
+    masks = torch.zeros(4, LATENT, LATENT)
+    quadrants = [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for r, (qy, qx) in enumerate(quadrants):
+        masks[r, qy * half : (qy + 1) * half, qx * half : (qx + 1) * half] = 1.0
+    rec = recorder(embeds.shape[1])
+    with RegionalAttention(unet) as regional:
+        regional.set_regions(masks, spans[1:])
+        _run(unet, "sd15", embeds)
+    assert len(rec.calls) == _n_cross_attention(unet)
+    for _, probs in rec.calls:
+        h, w = _grid(probs.shape[2])
+        ys = torch.arange(h).repeat_interleave(w) * 2 // h
+        xs = torch.arange(w).repeat(h) * 2 // w
+        for r, (qy, qx) in enumerate(quadrants):
+            inside = (ys == qy) & (xs == qx)
+            own = probs[..., spans[r + 1][0] : spans[r + 1][1]].sum(-1)[..., inside]
+            assert own.min() > 0.999  # all of the weight on its own prompt
+            for other in range(4):
+                if other != r:
+                    s0, s1 = spans[other + 1]
+                    assert probs[..., s0:s1].sum(-1)[..., inside].max() < 1e-3
+
+
 def test_soft_edges_give_partial_weight(recorder: Any) -> None:
     unet = _tiny_unet("sd15")
     embeds, spans = _prompts(2)  # global, A
