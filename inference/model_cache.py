@@ -140,6 +140,10 @@ class ModelCache:
     def get(self, ref: ModelRef) -> LoadedModel:
         """The loaded model for ``ref`` (loading it on first use)."""
         with self._lock:
+            adopted = self._models.get(ref.source.strip())
+            if adopted is not None:
+                self._models.move_to_end(ref.source.strip())
+                return adopted
             target = self.resolve(ref.source)
             key = str(target)
             model = self._models.get(key)
@@ -154,6 +158,27 @@ class ModelCache:
             model = self._load(key, target, ref.family)
             self._models[key] = model
             self.load_count += 1
+            return model
+
+    def adopt(self, source: str, pipe: Any, family: str | None = None) -> LoadedModel:
+        """Register an already-built diffusers pipeline under the name ``source``.
+
+        Requests naming ``source`` then use it as if it had been loaded (benchmarks with
+        randomly initialised full-size models, applications embedding the engine). It is
+        moved to the engine's device and dtype; it counts against ``max_models``.
+        """
+        with self._lock:
+            if family:
+                fam = get_family(family)
+            else:
+                index: dict[str, Any] = {"_class_name": type(pipe).__name__}
+                for name in ("text_encoder", "text_encoder_2"):
+                    if getattr(pipe, name, None) is not None:
+                        index[name] = ["transformers", type(getattr(pipe, name)).__name__]
+                fam = family_for_diffusers(index, dict(pipe.unet.config))
+            pipe.to(dtype=self.choice.dtype)
+            model = self._prepare(source, pipe, fam)
+            self._models[source] = model
             return model
 
     @property

@@ -1,0 +1,239 @@
+"""Inference engine figures: overhead against plain diffusers, preview cost, regions, inpaint crop.
+
+Ratios are measured in the same run, as medians over interleaved repeats (the machine
+is shared and noisy), with the same model, steps and size on both sides:
+
+- ``engine / diffusers``: an engine txt2img (previews on) vs a bare
+  ``StableDiffusionPipeline`` call built from the same components — target <= 1.05;
+- ``preview / no preview``: the engine with an x0 preview after every step vs previews
+  off — target <= 1.03;
+- ``4 regions / 1 prompt``: regional prompting with four quadrant regions vs the same
+  request with only the global prompt — target <= 1.25 (one UNet pass, not four);
+- ``inpaint 2048² / img2img 512²``: inpainting a 200 px mask on a 2048² image vs a 512²
+  img2img at the same strength — target <= 1.2 (the crop goes through the model).
+
+By default (CPU) the model is a small random SD 1.x built by ``tests/tinymodels.py``
+(``size="bench"``: 6 M UNet parameters, native 256 px, one torch thread) so that the UNet, not Python,
+dominates a step. ``--device cuda --full-size`` builds the real SD 1.5 and SDXL
+architectures from ``resources/configs`` with random weights in fp16 and adds it/s at
+512² / 1024² for the engine against plain diffusers.
+
+    python benchmarks/bench_engine.py [--repeats 5] [--steps 8] [--json out.json]
+    python benchmarks/bench_engine.py --device cuda --full-size [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+TARGETS = {
+    "engine / diffusers": 1.05,
+    "preview / no preview": 1.03,
+    "4 regions / 1 prompt": 1.25,
+    "inpaint 2048² / img2img 512²": 1.2,
+}
+
+
+def _median_pair(a: Callable[[], Any], b: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and ``b``, interleaved (a b b a a b ...) after one warm-up each."""
+    a()
+    b()
+    ta: list[float] = []
+    tb: list[float] = []
+    for i in range(repeats):
+        order = (a, b) if i % 2 == 0 else (b, a)
+        for fn in order:
+            t0 = time.perf_counter()
+            fn()
+            (ta if fn is a else tb).append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def _build_model(args: argparse.Namespace, workdir: Path) -> tuple[str, Any]:
+    """(source, engine) with the benchmark model loaded."""
+    from sfumato.inference.devices import EngineOptions
+    from sfumato.inference.engine import Engine
+
+    options = EngineOptions(channels_last=args.device.startswith("cuda"), compile=args.compile)
+    engine = Engine(device=args.device, dtype=args.dtype, options=options)
+    if args.full_size:
+        source = _full_size_pipeline(engine, args.family)
+    else:
+        from tinymodels import build_tiny_sd15
+
+        source = str(build_tiny_sd15(workdir / "bench-sd15", size="bench", sample_size=args.native // 8))
+        engine.cache.get(_ref(source))
+    return source, engine
+
+
+def _ref(source: str) -> Any:
+    from sfumato.inference.request import ModelRef
+
+    return ModelRef(source)
+
+
+def _full_size_pipeline(engine: Any, family: str) -> str:
+    """Register a randomly initialised full-size SD 1.5 or SDXL pipeline with the engine."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    configs = ROOT / "resources" / "configs" / family
+    tok_dir = ROOT / "resources" / "configs" / "clip-tokenizer"
+    with torch.device("cpu"):
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(configs / "unet")))
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(configs / "vae")))
+        scheduler = EulerDiscreteScheduler.from_config(EulerDiscreteScheduler.load_config(str(configs / "scheduler")))
+        tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir))
+        te = CLIPTextModel(CLIPTextConfig.from_pretrained(str(configs / "text_encoder")))
+        if family == "sdxl":
+            te2 = CLIPTextModelWithProjection(CLIPTextConfig.from_pretrained(str(configs / "text_encoder_2")))
+            tokenizer_2 = CLIPTokenizer.from_pretrained(str(tok_dir), pad_token="!")
+            pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=te, text_encoder_2=te2, tokenizer=tokenizer,
+                                             tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler)  # fmt: skip
+        else:
+            pipe = StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                                           safety_checker=None, feature_extractor=None, requires_safety_checker=False)  # fmt: skip
+    source = f"random-{family}"
+    engine.cache.adopt(source, pipe, family)
+    return source
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+    from sfumato.inference.devices import EngineOptions, PreviewMode
+    from sfumato.inference.engine import Engine
+    from sfumato.inference.request import GenerationRequest, InitImage, InpaintSpec, RegionSpec
+
+    if args.threads or args.device == "cpu":
+        # One thread: on a shared 2-core machine, two OpenMP threads fight other jobs.
+        torch.set_num_threads(args.threads or 1)
+    workdir = Path(tempfile.mkdtemp(prefix="sfumato-bench-"))
+    source, engine = _build_model(args, workdir)
+    model = engine.cache.get(_ref(source))
+    native = model.native_side
+    no_preview = Engine(device=args.device, dtype=args.dtype, options=EngineOptions(preview=PreviewMode.OFF))
+    no_preview.cache = engine.cache  # same loaded weights
+    steps, repeats = args.steps, args.repeats
+    base = GenerationRequest(prompt="a lighthouse on a cliff at dusk", negative="blurry", model=_ref(source),
+                             width=native, height=native, steps=steps, cfg=7.0, seed=1)  # fmt: skip
+    rows: dict[str, dict[str, float]] = {}
+
+    def engine_run(e: Any, req: GenerationRequest) -> Callable[[], None]:
+        def go() -> None:
+            result = e.run(req)
+            assert result.ok, result.error
+
+        return go
+
+    # 1. Engine vs bare diffusers (same components, scheduler, size, steps, CFG).
+    bare = model.pipe  # the very same pipeline object and weights, called the stock way
+    bare.set_progress_bar_config(disable=True)
+
+    def bare_run() -> None:
+        bare(prompt=base.prompt, negative_prompt=base.negative, num_inference_steps=steps, height=native, width=native,
+             guidance_scale=base.cfg, generator=torch.Generator("cpu").manual_seed(1), output_type="np")  # fmt: skip
+
+    t_engine, t_bare = _median_pair(engine_run(engine, base), bare_run, repeats)
+    rows["engine / diffusers"] = {"a_s": t_engine, "b_s": t_bare}
+
+    # 2. Preview every step vs none.
+    t_prev, t_noprev = _median_pair(engine_run(engine, base), engine_run(no_preview, base), repeats)
+    rows["preview / no preview"] = {"a_s": t_prev, "b_s": t_noprev}
+
+    # 3. Four regions vs one prompt.
+    half = native // 2
+    quads = []
+    for i, (x, y) in enumerate([(0, 0), (half, 0), (0, half), (half, half)]):
+        m = np.zeros((native, native), np.float32)
+        m[y : y + half, x : x + half] = 1.0
+        quads.append(RegionSpec(m, f"region {i}: a {['red', 'green', 'blue', 'gold'][i]} object", "ugly"))
+    regional = base.replace(regions=tuple(quads))
+    t_reg, t_one = _median_pair(engine_run(engine, regional), engine_run(engine, base), repeats)
+    rows["4 regions / 1 prompt"] = {"a_s": t_reg, "b_s": t_one}
+
+    # 4. Inpaint a 200 px mask on a 2048² image vs a 512² img2img, same strength and steps.
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    mask = np.zeros((2048, 2048), np.float32)
+    mask[900:1100, 1200:1400] = 1.0
+    small = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    inpaint = base.replace(width=2048, height=2048, init=InitImage(big, 0.75), inpaint=InpaintSpec(mask))
+    img2img = base.replace(width=512, height=512, init=InitImage(small, 0.75))
+    t_inp, t_i2i = _median_pair(engine_run(engine, inpaint), engine_run(engine, img2img), repeats)
+    rows["inpaint 2048² / img2img 512²"] = {"a_s": t_inp, "b_s": t_i2i}
+
+    # Step time and preview cost per step, for the record.
+    unet_params = sum(p.numel() for p in model.unet.parameters())
+    result: dict[str, Any] = {
+        "device": str(engine.choice),
+        "torch_threads": torch.get_num_threads(),
+        "model": "random full-size " + model.family.name if args.full_size else "tiny random SD 1.x (bench size)",
+        "unet_params": unet_params,
+        "native": native,
+        "steps": steps,
+        "repeats": repeats,
+        "ratios": {},
+    }
+    for name, row in rows.items():
+        ratio = row["a_s"] / row["b_s"]
+        result["ratios"][name] = {**row, "ratio": ratio, "target": TARGETS[name], "ok": ratio <= TARGETS[name]}
+    if args.full_size:
+        result["it_per_s_engine"] = steps / t_noprev
+        result["it_per_s_diffusers"] = steps / t_bare
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None, help="float16/bfloat16/float32 (default: automatic)")
+    parser.add_argument("--full-size", action="store_true", help="real SD architectures, random weights")
+    parser.add_argument("--family", default="sd15", choices=["sd15", "sdxl"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
+    parser.add_argument("--native", type=int, default=256, help="native side of the tiny model (px)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU)")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.full_size and args.dtype is None and args.device.startswith("cuda"):
+        args.dtype = "float16"
+    result = run(args)
+    print(f"device: {result['device']}  model: {result['model']}  UNet params: {result['unet_params'] / 1e6:.2f} M  "
+          f"native: {result['native']} px  steps: {result['steps']}  repeats: {result['repeats']}")  # fmt: skip
+    print(f"{'measure':32} {'A (s)':>9} {'B (s)':>9} {'ratio':>7} {'target':>7}  ok")
+    for name, row in result["ratios"].items():
+        print(f"{name:32} {row['a_s']:9.3f} {row['b_s']:9.3f} {row['ratio']:7.3f} {row['target']:7.2f}  {'yes' if row['ok'] else 'NO'}")
+    if "it_per_s_engine" in result:
+        print(f"it/s engine {result['it_per_s_engine']:.2f}  diffusers {result['it_per_s_diffusers']:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
