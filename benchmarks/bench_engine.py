@@ -13,7 +13,7 @@ is shared and noisy), with the same model, steps and size on both sides:
   img2img at the same strength — target <= 1.2 (the crop goes through the model).
 
 By default (CPU) the model is a small random SD 1.x built by ``tests/tinymodels.py``
-(``size="bench"``: 6 M UNet parameters, native 256 px, one torch thread) so that the UNet, not Python,
+(``size="bench"``: 16 M UNet parameters, 128/256 channels, 32-wide attention heads like SD's 40–64, native 128 px, one torch thread) so that the UNet, not Python,
 dominates a step. ``--device cuda --full-size`` builds the real SD 1.5 and SDXL
 architectures from ``resources/configs`` with random weights in fp16 and adds it/s at
 512² / 1024² for the engine against plain diffusers.
@@ -187,7 +187,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_inp, t_i2i = _median_pair(engine_run(engine, inpaint), engine_run(engine, img2img), repeats)
     rows["inpaint 2048² / img2img 512²"] = {"a_s": t_inp, "b_s": t_i2i}
 
-    # Step time and preview cost per step, for the record.
+    # The preview's own cost per step, measured directly (x0 arithmetic + linear map + copy
+    # to numpy), as a fraction of one step without previews: far below the timing noise.
+    from sfumato.inference.preview import LatentPreviewer
+
+    lat = native // model.vae_scale
+    previewer = LatentPreviewer(model.preview, engine.device, torch.float32)
+    sample = torch.randn((1, 4, lat, lat), device=engine.device, dtype=engine.dtype)
+    eps = torch.randn_like(sample)
+    costs = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        previewer((sample - 3.0 * eps)[0])
+        costs.append(time.perf_counter() - t0)
+    preview_s = statistics.median(costs)
+    step_s = t_noprev / steps
+
     unet_params = sum(p.numel() for p in model.unet.parameters())
     result: dict[str, Any] = {
         "device": str(engine.choice),
@@ -198,6 +213,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "steps": steps,
         "repeats": repeats,
         "ratios": {},
+        "preview_ms_per_step": preview_s * 1000,
+        "step_ms": step_s * 1000,
+        "preview_fraction_of_step": preview_s / step_s,
     }
     for name, row in rows.items():
         ratio = row["a_s"] / row["b_s"]
@@ -215,7 +233,7 @@ def main() -> None:
     parser.add_argument("--full-size", action="store_true", help="real SD architectures, random weights")
     parser.add_argument("--family", default="sd15", choices=["sd15", "sdxl"])
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet (CUDA)")
-    parser.add_argument("--native", type=int, default=256, help="native side of the tiny model (px)")
+    parser.add_argument("--native", type=int, default=128, help="native side of the tiny model (px)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: 1 on CPU)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=7)
@@ -229,6 +247,8 @@ def main() -> None:
     print(f"{'measure':32} {'A (s)':>9} {'B (s)':>9} {'ratio':>7} {'target':>7}  ok")
     for name, row in result["ratios"].items():
         print(f"{name:32} {row['a_s']:9.3f} {row['b_s']:9.3f} {row['ratio']:7.3f} {row['target']:7.2f}  {'yes' if row['ok'] else 'NO'}")
+    print(f"preview cost: {result['preview_ms_per_step']:.3f} ms per step = "
+          f"{100 * result['preview_fraction_of_step']:.2f}% of a {result['step_ms']:.1f} ms step")  # fmt: skip
     if "it_per_s_engine" in result:
         print(f"it/s engine {result['it_per_s_engine']:.2f}  diffusers {result['it_per_s_diffusers']:.2f}")
     if args.json:

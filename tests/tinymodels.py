@@ -33,7 +33,7 @@ __all__ = [
 
 _SIZES: dict[str, dict[str, Any]] = {
     "test": {"channels": (16, 32), "layers": 1, "groups": 8, "head_dim": 8, "vae": (8, 16, 16, 16)},
-    "bench": {"channels": (64, 128), "layers": 2, "groups": 32, "head_dim": 8, "vae": (8, 16, 16, 16)},
+    "bench": {"channels": (128, 256), "layers": 1, "groups": 32, "head_dim": 4, "vae": (8, 16, 16, 16)},
 }
 
 
