@@ -143,6 +143,7 @@ class CanvasView(QWidget):
     viewport_changed = Signal(object)  # Viewport
     cursor_moved = Signal(float, float)  # document coordinates
     cancel_requested = Signal()  # Esc with nothing for the view itself to cancel
+    tool_failed = Signal(str)  # a tool raised; the message is for the status bar
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -458,23 +459,36 @@ class CanvasView(QWidget):
         self._pan_anchor = None
         self.refresh_cursor()
 
-    def _tool_press(self, ev: PointerEvent, source: str) -> None:
+    def _call_tool(self, method: str, ev: PointerEvent) -> None:
+        """Run a tool handler; a failure aborts the interaction instead of escaping into
+        Qt's event dispatch (an exception in a Qt virtual override can crash the process)."""
         tool = self._tool()
-        if tool is None or self._document is None:
+        if tool is None:
+            return
+        try:
+            getattr(tool, method)(ev)
+        except Exception as exc:  # noqa: BLE001 - reported, the document stays consistent
+            log.exception("tool %s.%s failed", type(tool).__name__, method)
+            self._stroke_source = None
+            try:
+                tool.cancel()
+            except Exception:  # noqa: BLE001
+                log.exception("tool cancel failed")
+            self.tool_failed.emit(f"{type(tool).__name__.removesuffix('Tool')}: {exc}")
+
+    def _tool_press(self, ev: PointerEvent, source: str) -> None:
+        if self._tool() is None or self._document is None:
             return
         self._stroke_source = source
-        tool.press(ev)
+        self._call_tool("press", ev)
 
     def _tool_move(self, ev: PointerEvent) -> None:
-        tool = self._tool()
-        if tool is not None and self._stroke_source is not None:
-            tool.move(ev)
+        if self._stroke_source is not None:
+            self._call_tool("move", ev)
 
     def _tool_release(self, ev: PointerEvent) -> None:
-        tool = self._tool()
         self._stroke_source = None
-        if tool is not None:
-            tool.release(ev)
+        self._call_tool("release", ev)
 
     def cancel_interaction(self) -> bool:
         """Abort a drag in progress (Esc); True when there was one."""

@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self.view.viewport_changed.connect(self._show_zoom)
         self.view.cursor_moved.connect(self._show_cursor)
         self.view.cancel_requested.connect(self.cancel)
+        self.view.tool_failed.connect(self.show_message)
 
         self.set_document(new_document())
         self._restore_layout()

@@ -104,6 +104,7 @@ class BrushTool(Tool):
         super().__init__(host)
         self._stroke: Stroke | None = None
         self._layer: PixelLayer | None = None
+        self._last: tuple[float, float] = (math.nan, math.nan)
 
     def target_layer(self, doc: Document) -> PixelLayer:
         layer = doc.active
@@ -147,18 +148,25 @@ class BrushTool(Tool):
             self.host.show_message(str(exc))
             return
         self._layer = layer
+        self._last = (ev.x, ev.y)
         self._stroke.add_point(ev.x, ev.y, ev.pressure, ev.t)
 
     def move(self, ev: PointerEvent) -> None:
-        if self._stroke is not None:
+        if self._stroke is not None and (ev.x, ev.y) != self._last:
+            self._last = (ev.x, ev.y)
             self._stroke.add_point(ev.x, ev.y, ev.pressure, ev.t)
 
     def release(self, ev: PointerEvent) -> None:
+        """Pen-up ends the stroke. The release sample itself is not painted when a pen
+        reports it (its pressure is 0 by definition); a mouse release at a new spot is."""
         if self._stroke is None:
             return
         stroke, self._stroke = self._stroke, None
-        stroke.add_point(ev.x, ev.y, ev.pressure, ev.t)
-        stroke.end()
+        try:
+            if not ev.tablet and (ev.x, ev.y) != self._last:
+                stroke.add_point(ev.x, ev.y, ev.pressure, ev.t)
+        finally:
+            stroke.end()
 
     def cancel(self) -> bool:
         if self._stroke is None:
