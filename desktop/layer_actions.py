@@ -93,18 +93,6 @@ def set_selection(doc: Document, mask: np.ndarray | None) -> None:
     doc.set_selection(mask)
 
 
-def combine_selection(doc: Document, mask: np.ndarray, op: str) -> None:
-    """Replace, add to or subtract from the selection with ``mask`` (float32 0..1)."""
-    current = doc.selection
-    if op == "add" and current is not None:
-        mask = np.maximum(current, mask)
-    elif op == "subtract":
-        if current is None:
-            return
-        mask = np.clip(current - mask, 0.0, 1.0)
-    set_selection(doc, mask.astype(np.float32))
-
-
 def put_layer_pixels(doc: Document, layer: PixelLayer, rgba: np.ndarray, label: str) -> None:
     """Replace ``layer``'s pixels over the document with ``rgba`` (document-sized straight
     RGBA uint8, placed at document (0, 0)); one undoable command."""

@@ -22,6 +22,7 @@ commands, files through :class:`~sfumato.desktop.files.DocumentFiles`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -37,6 +38,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QDockWidget,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
@@ -44,6 +46,7 @@ from PySide6.QtWidgets import (
     QToolBar,
     QWidget,
 )
+from sfumato.canvas import selection
 from sfumato.canvas.document import Document
 from sfumato.canvas.history import HistoryChanged
 from sfumato.canvas.layers import PixelLayer, Role
@@ -274,6 +277,9 @@ class MainWindow(QMainWindow):
         a("select_all", "Select &All", self.select_all, QKeySequence.StandardKey.SelectAll)
         a("deselect", "&Deselect", self.deselect, "Ctrl+Shift+A")
         a("invert_selection", "&Invert Selection", self.invert_selection, "Ctrl+Alt+I")
+        a("grow_selection", "&Grow Selection…", self.grow_selection)
+        a("shrink_selection", "&Shrink Selection…", self.shrink_selection)
+        a("feather_selection", "&Feather Selection…", self.feather_selection)
 
         a("size_down", "Smaller Brush", lambda: self.tool_settings.scale_size(1 / 1.25), "[")
         a("size_up", "Bigger Brush", lambda: self.tool_settings.scale_size(1.25), "]")
@@ -339,7 +345,8 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, s=slot: s())
             self.actions[name] = action
             layer_menu.addAction(action)
-        menu("select", "&Select", ["select_all", "deselect", "invert_selection"])
+        menu("select", "&Select", ["select_all", "deselect", "invert_selection", None,
+                                   "grow_selection", "shrink_selection", "feather_selection"])
         tools_menu = menu("tools", "&Tools", [f"tool_{k.value}" for k in TOOL_SHORTCUTS])
         tools_menu.addSeparator()
         tools_menu.addAction(self.actions["size_down"])
@@ -452,26 +459,37 @@ class MainWindow(QMainWindow):
     def select_all(self) -> None:
         doc = self._document
         if doc is not None:
-            import numpy as np
-
-            self._guarded("select", lambda: doc.set_selection(np.ones((doc.height, doc.width), np.float32), "Select All"))
+            self._guarded("select", lambda: selection.select_all(doc))
 
     def deselect(self) -> None:
         doc = self._document
-        if doc is not None and doc.selection is not None:
-            self._guarded("deselect", lambda: doc.set_selection(None, "Deselect"))
+        if doc is not None:
+            self._guarded("deselect", lambda: selection.select_none(doc))
 
     def invert_selection(self) -> None:
         doc = self._document
+        if doc is not None:
+            self._guarded("invert the selection", lambda: selection.invert_selection(doc))
+
+    def _selection_by(self, what: str, fn: Callable[[Document, int], None]) -> None:
+        doc = self._document
         if doc is None:
             return
-        import numpy as np
+        if doc.selection is None:
+            self.show_message("Nothing is selected.")
+            return
+        radius, ok = QInputDialog.getInt(self, f"{what.title()} selection", "Radius (pixels)", 8, 1, 512)
+        if ok:
+            self._guarded(f"{what} the selection", lambda: fn(doc, radius))
 
-        current = doc.selection
-        inverted = (
-            np.ones((doc.height, doc.width), np.float32) if current is None else (1.0 - current).astype(np.float32)
-        )
-        self._guarded("invert the selection", lambda: doc.set_selection(inverted, "Invert Selection"))
+    def grow_selection(self) -> None:
+        self._selection_by("grow", selection.grow_selection)
+
+    def shrink_selection(self) -> None:
+        self._selection_by("shrink", selection.shrink_selection)
+
+    def feather_selection(self) -> None:
+        self._selection_by("feather", selection.feather_selection)
 
     def _about(self) -> None:
         QMessageBox.about(

@@ -16,15 +16,14 @@ import logging
 import math
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
 from sfumato.canvas.brush import Brush, BrushMode, Stroke
 from sfumato.canvas.commands import EditError
 from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
 from sfumato.canvas.history import HistoryBusyError
 from sfumato.canvas.layers import Layer, PixelLayer, Role
+from sfumato.canvas.selection import SelectionOp
 from sfumato.desktop.tool_settings import ToolKind, ToolSettings
 
 if TYPE_CHECKING:
@@ -244,7 +243,8 @@ class RegionBrushTool(MaskBrushTool):
 
 # -- fill and picker ---------------------------------------------------------------------------
 class FillTool(Tool):
-    """Flood-fills the active layer from the clicked pixel with the brush colour."""
+    """Flood-fills the active layer around the clicked pixel with the brush colour
+    (contiguous, similar colours within the tolerance; clipped by the selection)."""
 
     kind = ToolKind.FILL
 
@@ -260,20 +260,20 @@ class FillTool(Tool):
         except ToolError as exc:
             self.host.show_message(str(exc))
             return
-        x, y = math.floor(ev.x), math.floor(ev.y)
-        if not doc.rect.intersect(Rect(x, y, 1, 1)).area:
-            return
-        from sfumato.canvas import fill
+        from sfumato.canvas.fill import flood_fill
 
         v = self.host.settings.values
-        fill.flood_fill(doc, layer, x, y, (*v.color, round(v.opacity * 255)), tolerance=v.fill_tolerance)
+        flood_fill(
+            doc, layer, ev.x, ev.y, v.color,
+            tolerance=v.fill_tolerance / 255.0, opacity=v.opacity,
+        )
 
     def cursor_shape(self) -> Qt.CursorShape:
         return Qt.CursorShape.PointingHandCursor
 
 
 class PickerTool(Tool):
-    """Sets the brush colour from the visible image under the pointer (drag to sample)."""
+    """Sets the brush colour from the visible picture under the pointer (drag to sample)."""
 
     kind = ToolKind.PICKER
 
@@ -281,17 +281,13 @@ class PickerTool(Tool):
         doc = self.document
         if doc is None:
             return
-        x, y = math.floor(ev.x), math.floor(ev.y)
-        if not (0 <= x < doc.width and 0 <= y < doc.height):
-            return
         from sfumato.canvas.fill import pick_color
 
-        rgba = pick_color(doc, x, y)
-        if rgba[3] > 0:
+        rgba = pick_color(doc, ev.x, ev.y)
+        if rgba is not None and rgba[3] > 0:
             self.host.settings.update(color=(int(rgba[0]), int(rgba[1]), int(rgba[2])))
 
     def press(self, ev: PointerEvent) -> None:
-        self._dragging = True
         self._pick(ev)
 
     def move(self, ev: PointerEvent) -> None:
@@ -299,24 +295,22 @@ class PickerTool(Tool):
 
 
 # -- selection ---------------------------------------------------------------------------------
-class SelectionOp:
-    """How a new shape combines with the existing selection (from modifiers)."""
-
-    REPLACE = "replace"
-    ADD = "add"
-    SUBTRACT = "subtract"
-
-
-def selection_op(modifiers: Qt.KeyboardModifier) -> str:
-    if modifiers & Qt.KeyboardModifier.ShiftModifier:
+def selection_op(modifiers: Qt.KeyboardModifier) -> SelectionOp:
+    """Shift adds, Alt subtracts, Shift+Alt intersects; otherwise the shape replaces."""
+    shift = bool(modifiers & Qt.KeyboardModifier.ShiftModifier)
+    alt = bool(modifiers & Qt.KeyboardModifier.AltModifier)
+    if shift and alt:
+        return SelectionOp.INTERSECT
+    if shift:
         return SelectionOp.ADD
-    if modifiers & Qt.KeyboardModifier.AltModifier:
+    if alt:
         return SelectionOp.SUBTRACT
     return SelectionOp.REPLACE
 
 
 class _ShapeSelectTool(Tool):
-    """Drag a shape; on release it becomes the selection (Shift adds, Alt subtracts)."""
+    """Drag a shape; on release it becomes the selection (see :func:`selection_op`).
+    A click without a drag deselects."""
 
     def __init__(self, host: ToolHost) -> None:
         super().__init__(host)
@@ -348,16 +342,10 @@ class _ShapeSelectTool(Tool):
         self.host.request_repaint()
         if doc is None:
             return
-        mask = self.shape_mask(doc, points)
-        if mask is None:
-            if self._op is SelectionOp.REPLACE:
-                from sfumato.desktop.layer_actions import set_selection
+        from sfumato.canvas import selection
 
-                set_selection(doc, None)  # a click without a drag deselects
-            return
-        from sfumato.desktop.layer_actions import combine_selection
-
-        combine_selection(doc, mask, self._op)
+        if not self.select(doc, points, self._op) and self._op is SelectionOp.REPLACE:
+            selection.select_none(doc)
 
     def cancel(self) -> bool:
         if not self._points:
@@ -366,13 +354,15 @@ class _ShapeSelectTool(Tool):
         self.host.request_repaint()
         return True
 
-    def _box(self, points: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:
+    @staticmethod
+    def _box(points: list[tuple[float, float]]) -> tuple[float, float, float, float] | None:
         (x0, y0), (x1, y1) = points[0], points[-1]
         if abs(x1 - x0) < 1 or abs(y1 - y0) < 1:
             return None
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
-    def shape_mask(self, doc: Document, points: list[tuple[float, float]]) -> np.ndarray | None:
+    def select(self, doc: Document, points: list[tuple[float, float]], op: SelectionOp) -> bool:
+        """Apply the shape; False when it is too small to be one (a click)."""
         raise NotImplementedError
 
     def shape_path(self, points: list[tuple[float, float]]) -> QPainterPath:
@@ -381,14 +371,11 @@ class _ShapeSelectTool(Tool):
     def paint_overlay(self, painter: QPainter, view: CanvasView) -> None:
         if len(self._points) < 2:
             return
-        painter.setTransform(view.document_transform())
-        path = self.shape_path(self._points)
-        zoom = view.viewport.zoom
+        path = view.document_transform().map(self.shape_path(self._points))
         painter.setBrush(QColor(80, 140, 255, 40))
-        painter.setPen(QPen(QColor(0, 0, 0), 1.0 / zoom))
+        painter.setPen(QPen(QColor(0, 0, 0), 1.0))
         painter.drawPath(path)
-        pen = QPen(QColor(255, 255, 255), 1.0 / zoom, Qt.PenStyle.DashLine)
-        painter.setPen(pen)
+        painter.setPen(QPen(QColor(255, 255, 255), 1.0, Qt.PenStyle.DashLine))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(path)
 
@@ -396,14 +383,14 @@ class _ShapeSelectTool(Tool):
 class RectSelectTool(_ShapeSelectTool):
     kind = ToolKind.RECT_SELECT
 
-    def shape_mask(self, doc: Document, points: list[tuple[float, float]]) -> np.ndarray | None:
+    def select(self, doc: Document, points: list[tuple[float, float]], op: SelectionOp) -> bool:
         box = self._box(points)
         if box is None:
-            return None
-        from sfumato.canvas import selection
+            return False
+        from sfumato.canvas.selection import select_rect
 
-        x0, y0, x1, y1 = (round(v) for v in box)
-        return selection.rect_mask(doc.width, doc.height, Rect.from_bounds(x0, y0, x1, y1))
+        select_rect(doc, *(float(round(v)) for v in box), op=op)
+        return True
 
     def shape_path(self, points: list[tuple[float, float]]) -> QPainterPath:
         path = QPainterPath()
@@ -415,14 +402,14 @@ class RectSelectTool(_ShapeSelectTool):
 class EllipseSelectTool(_ShapeSelectTool):
     kind = ToolKind.ELLIPSE_SELECT
 
-    def shape_mask(self, doc: Document, points: list[tuple[float, float]]) -> np.ndarray | None:
+    def select(self, doc: Document, points: list[tuple[float, float]], op: SelectionOp) -> bool:
         box = self._box(points)
         if box is None:
-            return None
-        from sfumato.canvas import selection
+            return False
+        from sfumato.canvas.selection import select_ellipse
 
-        x0, y0, x1, y1 = (round(v) for v in box)
-        return selection.ellipse_mask(doc.width, doc.height, Rect.from_bounds(x0, y0, x1, y1))
+        select_ellipse(doc, *box, op=op)
+        return True
 
     def shape_path(self, points: list[tuple[float, float]]) -> QPainterPath:
         path = QPainterPath()
@@ -439,12 +426,13 @@ class LassoTool(_ShapeSelectTool):
         if (ev.x - last[0]) ** 2 + (ev.y - last[1]) ** 2 >= 1.0:
             self._points.append((ev.x, ev.y))
 
-    def shape_mask(self, doc: Document, points: list[tuple[float, float]]) -> np.ndarray | None:
+    def select(self, doc: Document, points: list[tuple[float, float]], op: SelectionOp) -> bool:
         if len(points) < 3:
-            return None
-        from sfumato.canvas import selection
+            return False
+        from sfumato.canvas.selection import select_lasso
 
-        return selection.polygon_mask(doc.width, doc.height, points)
+        select_lasso(doc, points, op=op)
+        return True
 
     def shape_path(self, points: list[tuple[float, float]]) -> QPainterPath:
         path = QPainterPath()
