@@ -176,7 +176,8 @@ class ModelCache:
                     if getattr(pipe, name, None) is not None:
                         index[name] = ["transformers", type(getattr(pipe, name)).__name__]
                 fam = family_for_diffusers(index, dict(pipe.unet.config))
-            pipe.to(dtype=self.choice.dtype)
+            if next(pipe.unet.parameters()).dtype != self.choice.dtype:
+                pipe.to(dtype=self.choice.dtype)
             model = self._prepare(source, pipe, fam)
             self._models[source] = model
             return model

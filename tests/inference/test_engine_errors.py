@@ -211,3 +211,22 @@ def test_invalid_request(fresh_engine: Any, tiny_sd15: Path) -> None:
 def test_generate_raises_the_typed_error(fresh_engine: Any, tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError):
         fresh_engine().generate(request(tmp_path / "missing.safetensors"))
+
+
+class _Payload:
+    """Pickling this runs code on load: a checkpoint must never be allowed to."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (print, ("pickle code ran",))
+
+
+def test_pickle_checkpoint_with_code_is_refused(fresh_engine: Any, tiny_sd15: Path, tmp_path: Path) -> None:
+    pytest.importorskip("sfumato.inference.single_file")
+    from sfumato.inference.errors import UnsafeModelError
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"x": _Payload()}}, str(path))
+    engine = fresh_engine()
+    rec = Recorder()
+    _assert_failed(rec, engine.run(request(path), rec), UnsafeModelError)
+    _assert_usable(engine, tiny_sd15)
