@@ -45,9 +45,11 @@ def create_application(argv: Sequence[str] | None = None):  # noqa: ANN201 - QAp
 
 def create_window(path: Path | None = None):  # noqa: ANN201 - MainWindow
     """A main window, with ``path`` opened when given."""
+    from sfumato.desktop.generation_controller import install_generation
     from sfumato.desktop.main_window import MainWindow
 
     window = MainWindow()
+    install_generation(window)  # docks, overlays, worker thread (torch loads on first run)
     if path is not None:
         window.files.open_path(path)
     return window
