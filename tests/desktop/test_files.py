@@ -1,0 +1,206 @@
+"""Files through the window: save/open round trip, import, export, paste, drops, recent
+files, the unsaved-changes prompt, and a fast start without torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QUrl
+from PySide6.QtGui import QColor, QGuiApplication, QImage
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+from qtinput import mouse_drag
+from sfumato.canvas.layers import PixelLayer, Role
+
+
+def _save_dialog(monkeypatch, path: Path) -> None:  # noqa: ANN001
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(path), "")))
+
+
+def _open_dialog(monkeypatch, path: Path) -> None:  # noqa: ANN001
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(path), "")))
+
+
+def _stroke(window) -> None:  # noqa: ANN001
+    a = window.view.map_from_document(40, 40)
+    b = window.view.map_from_document(200, 120)
+    mouse_drag(window.view, [(a.x(), a.y()), (b.x(), b.y())])
+
+
+def test_save_and_open_round_trip(window, monkeypatch, tmp_path, prompts) -> None:  # noqa: ANN001
+    doc = window.document
+    _stroke(window)
+    region = window.layers_dock.add_layer(Role.REGION)
+    window.layers_dock.model.setData(window.layers_dock.model.index_of(region, 1), "a lighthouse")
+    assert window.isWindowModified()
+    target = tmp_path / "scene.ora"
+    _save_dialog(monkeypatch, target)
+    window.actions["save"].trigger()  # untitled: asks for a name
+    assert target.exists()
+    assert doc.history.is_clean and not window.isWindowModified()
+    assert "scene.ora" in window.windowTitle()
+    saved_paint = doc.find("Paint").surface.read(doc.rect)
+
+    # Change it, then open the saved file: the prompt offers to save; discard.
+    _stroke(window)
+    _open_dialog(monkeypatch, target)
+    window.actions["open"].trigger()
+    assert ("question", "Unsaved changes") in prompts
+    reopened = window.document
+    assert reopened is not doc
+    assert [layer.name for layer in reopened.layers()] == [layer.name for layer in doc.layers()]
+    assert np.array_equal(reopened.find("Paint").surface.read(reopened.rect), saved_paint)
+    region2 = next(reopened.pixel_layers(Role.REGION))
+    assert region2.prompt == "a lighthouse"
+    assert reopened.history.is_clean and not reopened.history.can_undo
+    # The canvas and the dock follow the new document.
+    assert window.view.document is reopened
+    assert window.layers_dock.model.document is reopened
+    # It is a recent file now.
+    assert target.resolve() in window.settings.recent_files()
+    assert window.menus["recent"].actions()[0].text() == "scene.ora"
+    # Ctrl+S now saves in place without asking.
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: pytest.fail("asked")))
+    _stroke(window)
+    window.actions["save"].trigger()
+    assert reopened.history.is_clean
+
+
+def test_open_failure_keeps_the_document_and_explains(window, monkeypatch, tmp_path, prompts) -> None:  # noqa: ANN001
+    bad = tmp_path / "broken.ora"
+    bad.write_bytes(b"not a zip at all")
+    doc = window.document
+    _open_dialog(monkeypatch, bad)
+    window.actions["open"].trigger()
+    assert window.document is doc
+    assert ("critical", "Could not open file") in prompts
+
+
+def test_import_image_as_layer_and_undo(window, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    doc = window.document
+    picture = np.zeros((30, 40, 3), np.uint8)
+    picture[..., 1] = 200
+    path = tmp_path / "leaf.webp"
+    Image.fromarray(picture).save(path, lossless=True)
+    _open_dialog(monkeypatch, path)
+    window.actions["import"].trigger()
+    layer = doc.find("leaf")
+    assert isinstance(layer, PixelLayer) and doc.active is layer
+    assert tuple(layer.surface.read(doc.rect)[10, 10]) == (0, 200, 0, 255)
+    window.actions["undo"].trigger()
+    assert doc.find("leaf") is None
+
+
+def test_export_png_with_parameters(window, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    doc = window.document
+    doc.set_recipe(prompt="a quiet harbour", seed=7, steps=20)
+    _stroke(window)
+    out = tmp_path / "out.png"
+    _save_dialog(monkeypatch, out)
+    window.actions["export"].trigger()
+    with Image.open(out) as image:
+        assert image.size == (doc.width, doc.height)
+        assert "a quiet harbour" in image.text.get("parameters", "")
+        assert "Seed: 7" in image.text["parameters"]
+        pixels = np.asarray(image.convert("RGBA"))
+    assert pixels[40, 40, 0] < 100  # the dark stroke
+    assert tuple(pixels[200, 300]) == (255, 255, 255, 255)
+
+
+def test_paste_image_from_clipboard(window) -> None:  # noqa: ANN001
+    doc = window.document
+    image = QImage(16, 8, QImage.Format.Format_RGBA8888)
+    image.fill(QColor(0x33, 0x66, 0xCC))
+    QGuiApplication.clipboard().setImage(image)
+    window.actions["paste"].trigger()
+    layer = doc.active
+    assert isinstance(layer, PixelLayer) and layer.name.startswith("Pasted")
+    px = layer.surface.read(doc.rect)
+    assert tuple(px[4, 8]) == (0x33, 0x66, 0xCC, 0xFF) and px[20, 20, 3] == 0
+
+
+def test_dropping_image_files_adds_layers(window, tmp_path) -> None:  # noqa: ANN001
+    paths = []
+    for name, value in (("one", 10), ("two", 240)):
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(path)
+        paths.append(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    assert window.files.accepts_mime(mime)
+    assert window.files.handle_mime(mime)
+    assert window.document.find("one") is not None and window.document.find("two") is not None
+
+
+def test_closing_with_unsaved_changes_asks(window, monkeypatch) -> None:  # noqa: ANN001
+    _stroke(window)
+    asked: list[str] = []
+
+    def answer(button: QMessageBox.StandardButton):  # noqa: ANN202
+        def ask(_parent, title, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+            asked.append(title)
+            return button
+
+        return staticmethod(ask)
+
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Cancel))
+    assert not window.close()
+    assert window.isVisible() and asked == ["Unsaved changes"]
+    monkeypatch.setattr(QMessageBox, "question", answer(QMessageBox.StandardButton.Discard))
+    assert window.close()
+    assert not window.isVisible()
+
+
+def test_closing_clean_document_does_not_ask(window, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: pytest.fail("asked")))
+    assert window.close()
+
+
+def test_save_choice_in_the_prompt_saves(window, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    _stroke(window)
+    target = tmp_path / "kept.ora"
+    _save_dialog(monkeypatch, target)
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Save))
+    assert window.close()
+    assert target.exists()
+
+
+def test_window_starts_without_torch_and_opens_a_file(tmp_path) -> None:
+    """The window appears (first paint) without importing torch/diffusers, and a file
+    given on the command line is opened."""
+    from sfumato.canvas.ora import save_ora
+    from windowdocs import small_document
+
+    path = tmp_path / "start.ora"
+    save_ora(small_document(), path)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from PySide6.QtCore import QTimer
+        from sfumato.desktop.app import create_application, create_window
+        app = create_application([])
+        window = create_window(__import__("pathlib").Path({str(path)!r}))
+        window.first_paint.connect(app.quit)
+        window.show()
+        QTimer.singleShot(10000, lambda: app.exit(3))
+        code = app.exec()
+        heavy = [m for m in ("torch", "diffusers", "transformers") if m in sys.modules]
+        print("HEAVY", heavy, "LAYERS", [l.name for l in window.document.layers()])
+        window.document.history.mark_clean()
+        window.close()
+        sys.exit(code)
+        """
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SFUMATO_CONFIG_DIR=str(tmp_path / "cfg"))
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout, result.stdout
+    assert "'Paint', 'Background'" in result.stdout

@@ -1,0 +1,21 @@
+"""Small documents for the window tests and the desktop benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+from sfumato.canvas.document import Document
+from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.tiles import TiledSurface
+
+
+def small_document(width: int = 320, height: int = 240) -> Document:
+    """White background + an empty, active paint layer."""
+    doc = Document(width, height)
+    background = PixelLayer(
+        "Background", TiledSurface.from_array(np.full((height, width, 4), 255, np.uint8))
+    )
+    paint = PixelLayer("Paint")
+    doc.root.append(paint)
+    doc.root.append(background)
+    doc.active = paint
+    return doc
