@@ -1,0 +1,259 @@
+"""The generation UI without a real model: a scripted fake engine drives the worker, so
+these tests check the docks, staging, history, models dock and the worker's threading
+rules quickly and deterministically (no torch)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from genfixtures import MASK_RECT, paint_mask
+from sfumato.canvas.layers import Role
+from sfumato.inference.events import Cancelled, Finished, Preview, Progress, Rect
+
+TIMEOUT = 10_000
+
+
+class FakeEngine:
+    """Emits ``steps`` progress/preview events, then a batch of flat-coloured images;
+    honours the cancel flag between steps like the real engine."""
+
+    def __init__(self, step_delay: float = 0.0) -> None:
+        self.step_delay = step_delay
+        self.requests: list[Any] = []
+        self.threads: list[threading.Thread] = []
+
+    def run(self, request: Any, on_event: Any, cancel: Any) -> None:
+        self.requests.append(request)
+        self.threads.append(threading.current_thread())
+        for step in range(1, request.steps + 1):
+            if cancel is not None and cancel.is_set():
+                on_event(Cancelled())
+                return
+            if self.step_delay:
+                threading.Event().wait(self.step_delay)
+            on_event(Progress(step, request.steps))
+            on_event(Preview(np.full((8, 8, 3), 200, np.uint8), Rect(0, 0, request.width, request.height), step))
+        images = tuple(
+            np.full((request.height, request.width, 3), (40 * k) % 256, np.uint8) for k in range(request.batch)
+        )
+        on_event(Finished(images, {"seeds": [request.seed + k for k in range(request.batch)], "seconds": 0.01}))
+
+
+@pytest.fixture
+def fake(window: Any) -> Any:
+    from sfumato.desktop.generation_controller import install_generation
+
+    engine = FakeEngine()
+    made_on: list[threading.Thread] = []
+
+    def factory() -> FakeEngine:
+        made_on.append(threading.current_thread())
+        return engine
+
+    controller = install_generation(window, factory)  # type: ignore[arg-type]
+    window.document.set_recipe(prompt="a cat", model="fake-model", seed=10, steps=2)
+    controller.engine = engine
+    controller.made_on = made_on
+    yield controller
+    controller.shutdown()
+
+
+def test_engine_is_made_and_run_on_the_worker_thread(fake: Any, qtbot: Any) -> None:
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+    assert fake.made_on and fake.made_on[0] is not threading.main_thread()
+    assert all(t is not threading.main_thread() for t in fake.engine.threads)
+
+
+def test_dock_settings_live_in_the_recipe_and_undo_as_one_step(window: Any, fake: Any, qtbot: Any) -> None:
+    doc = window.document
+    dock = fake.dock
+    assert dock.prompt.toPlainText() == "a cat" and dock.steps.value() == 2
+    dock.prompt.clear()
+    qtbot.keyClicks(dock.prompt, "a dog")
+    assert doc.recipe.prompt == "a dog"
+    assert doc.history.undo_label == "Prompt"
+    dock.steps.setValue(7)
+    dock.cfg.setValue(3.5)
+    assert (doc.recipe.steps, doc.recipe.cfg) == (7, 3.5)
+    doc.undo()  # cfg
+    doc.undo()  # steps
+    assert dock.steps.value() == 2 and dock.cfg.value() != 3.5
+    doc.undo()  # clearing and typing the prompt: one step
+    assert dock.prompt.toPlainText() == "a cat"
+
+
+def test_recipe_saves_with_the_ora_and_reads_back(window: Any, fake: Any, tmp_path: Path) -> None:
+    from sfumato.canvas.ora import load_ora, save_ora
+
+    dock = fake.dock
+    dock.prompt.setPlainText("a lighthouse at dusk")
+    dock.negative.setPlainText("blurry")
+    dock.strength.setValue(0.6)
+    dock.sampler.setCurrentIndex(dock.sampler.findText("Euler a"))
+    save_ora(window.document, tmp_path / "doc.ora")
+    window.set_document(load_ora(tmp_path / "doc.ora"))
+    assert dock.prompt.toPlainText() == "a lighthouse at dusk"
+    assert dock.negative.toPlainText() == "blurry"
+    assert dock.strength.value() == pytest.approx(0.6)
+    assert dock.sampler.currentText() == "Euler a"
+    assert dock.current_model() == "fake-model"
+
+
+def test_random_seed_and_reuse_last(window: Any, fake: Any, qtbot: Any) -> None:
+    dock = fake.dock
+    dock.random_seed.setChecked(True)
+    assert window.document.recipe.seed is None
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+    used = fake.engine.requests[-1].seed
+    dock.reuse_last_seed()
+    assert not dock.random_seed.isChecked()
+    assert window.document.recipe.seed == used
+
+
+def test_batch_is_staged_and_any_image_can_be_accepted(window: Any, fake: Any, qtbot: Any) -> None:
+    fake.dock.batch.setValue(3)
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+    staging = fake.staging
+    assert staging.count == 3 and staging.index == 0
+    assert staging.bar.label.text() == "1 / 3"
+    window.actions["next_result"].trigger()
+    window.actions["next_result"].trigger()
+    window.actions["next_result"].trigger()  # wraps around
+    window.actions["previous_result"].trigger()
+    assert staging.index == 2
+    staging.previous()
+    layer = staging.accept()
+    assert layer is not None and layer.role is Role.GENERATED
+    assert layer.generation["seed"] == 11 and layer.generation["batch_index"] == 1
+    assert len(fake.history.entries) == 3
+
+
+def test_esc_discards_a_staged_result(window: Any, fake: Any, qtbot: Any) -> None:
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        window.actions["generate"].trigger()
+    assert fake.staging.active
+    window.cancel()
+    assert not fake.staging.active
+    assert not any(layer.role is Role.GENERATED for layer in window.document.pixel_layers())
+
+
+def test_history_reapply_reuse_seed_copy_prompt(window: Any, fake: Any, qtbot: Any) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+    fake.staging.discard()
+    history = fake.history
+    assert len(history.entries) == 1 and "Seed: 10" in history.details.text()
+    history.reapply_selected()
+    assert fake.staging.active
+    window.document.set_recipe(seed=99)
+    history.reuse_selected_seed()
+    assert window.document.recipe.seed == 10
+    history.copy_selected_prompt()
+    assert QGuiApplication.clipboard().text() == "a cat"
+
+
+def test_latest_request_wins(window: Any, fake: Any, qtbot: Any) -> None:
+    fake.engine.step_delay = 0.02
+    window.document.set_recipe(steps=30)
+    cancelled: list[int] = []
+    fake.worker.cancelled.connect(cancelled.append)
+    fake.generate()
+    first = fake._current
+    window.document.set_recipe(steps=2, prompt="second")
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+    assert first in cancelled
+    assert fake.staging.staged is not None and fake.staging.staged.plan.request.prompt == "second"
+
+
+def test_engine_that_cannot_start_reports_and_the_worker_recovers(window: Any, qtbot: Any) -> None:
+    from sfumato.desktop.generation_controller import install_generation
+    from sfumato.desktop.worker import FailureKind
+
+    attempts = {"n": 0}
+
+    def flaky() -> FakeEngine:
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise ImportError("No module named 'torch'")
+        return FakeEngine()
+
+    controller = install_generation(window, flaky)  # type: ignore[arg-type]
+    window.document.set_recipe(model="fake-model", steps=1, seed=1)
+    with qtbot.waitSignal(controller.failed, timeout=TIMEOUT) as blocker:
+        controller.generate()
+    assert blocker.args[1] is FailureKind.ENGINE_UNAVAILABLE
+    assert "PyTorch" in controller.dock.error_text
+    with qtbot.waitSignal(controller.staged, timeout=TIMEOUT):
+        controller.generate()
+    controller.shutdown()
+    assert not controller.worker.isRunning()
+
+
+def test_plan_errors_are_messages(window: Any, fake: Any) -> None:
+    doc = window.document
+    mask = paint_mask(doc)
+    doc.clear_layer(mask, use_selection=False)  # a visible but empty mask
+    assert not fake.generate()
+    assert "mask" in fake.dock.error_text.lower()
+    assert not fake.busy
+
+
+def test_no_model_says_what_to_do(window: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sfumato.desktop import models_dock
+    from sfumato.desktop.generation_controller import install_generation
+
+    monkeypatch.setattr(models_dock, "list_models", lambda: [])
+    controller = install_generation(window, FakeEngine)  # type: ignore[arg-type]
+    assert controller.dock.current_model() is None
+    assert "No model found" in controller.dock.model.currentText()
+    assert not controller.models.empty.isHidden()
+    assert not controller.generate()
+    assert "Models dock" in controller.dock.error_text
+    assert not controller.worker.isRunning(), "nothing was started"
+    controller.shutdown()
+
+
+def test_inpaint_preview_is_masked(window: Any, fake: Any, qtbot: Any) -> None:
+    paint_mask(window.document)
+    shown: list[Any] = []
+    fake.preview_shown.connect(shown.append)
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+    assert shown
+    x, y, w, h = MASK_RECT
+    for rect in shown:  # previews cover the inpaint area, which contains the mask
+        assert rect.x <= x and rect.y <= y and rect.x1 >= x + w and rect.y1 >= y + h
+
+
+def test_models_dock_offline_message_and_empty_state(qtbot: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sfumato.desktop.models_dock import ModelsDock
+
+    from sfumato.config import load_config
+
+    monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "cfg"))
+    dock = ModelsDock(scan=lambda: [])
+    qtbot.addWidget(dock)
+    got: list[Any] = []
+    dock.models_changed.connect(got.append)
+    dock.rescan()
+    assert got == [[]]
+    assert not dock.empty.isHidden() and "No model found" in dock.empty.text()
+    assert not dock.download("stable-diffusion-v1-5/stable-diffusion-v1-5")  # HF_HUB_OFFLINE=1 in tests
+    assert "offline" in dock.status.text().lower() and "Add file" in dock.status.text()
+    assert not dock.downloading
+    assert not dock.download("not an id")
+    assert "org/name" in dock.status.text()
+    model_file = tmp_path / "my-model.safetensors"
+    model_file.write_bytes(b"")
+    dock.add_path(model_file)
+    assert str(model_file) in load_config().model_paths
