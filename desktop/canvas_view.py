@@ -57,6 +57,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
     QPointingDevice,
+    QRegion,
     QResizeEvent,
     QTabletEvent,
     QTransform,
@@ -144,6 +145,7 @@ class CanvasView(QWidget):
     cursor_moved = Signal(float, float)  # document coordinates
     cancel_requested = Signal()  # Esc with nothing for the view itself to cancel
     tool_failed = Signal(str)  # a tool raised; the message is for the status bar
+    first_painted = Signal()  # once, after the first repaint that drew a document
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -158,7 +160,8 @@ class CanvasView(QWidget):
 
         self._document: Document | None = None
         self._compositor: TileSource | None = None
-        self._tiles: dict[tuple[int, int], QImage] = {}
+        self._tiles: dict[tuple[int, int], list[QImage]] = {}  # mip levels per tile
+        self._pending = QRegion()
         self._viewport = Viewport()
         self._fitted = True  # keep fitting on resize until the user zooms or pans
         self._overlays: list[tuple[float, int, OverlayFn]] = []
@@ -172,6 +175,7 @@ class CanvasView(QWidget):
         self._stroke_source: str | None = None  # "mouse" | "tablet" while a tool drags
         self._hover: QPointF | None = None
         self._outline_rect = QRect()
+        self._painted_once = False
 
     # -- document ------------------------------------------------------------------------
     @property
@@ -309,13 +313,38 @@ class CanvasView(QWidget):
         self.update()
 
     # -- painting ------------------------------------------------------------------------
-    def _tile_image(self, key: tuple[int, int]) -> QImage:
-        image = self._tiles.get(key)
-        if image is None:
+    def update(self, *args: Any) -> None:  # type: ignore[override]
+        """``QWidget.update`` that also remembers the region waiting to be repainted
+        (:meth:`repaint_pending` paints exactly what the event loop would)."""
+        if not args:
+            self._pending = QRegion(self.rect())
+        elif len(args) == 1:
+            area = args[0]
+            self._pending += area if isinstance(area, QRegion) else QRegion(area)
+        else:
+            self._pending += QRegion(*args)
+        super().update(*args)
+
+    def repaint_pending(self) -> None:
+        """Synchronously repaint the region scheduled by ``update`` calls (benchmarks)."""
+        if not self._pending.isEmpty():
+            self.repaint(self._pending)
+
+    def _tile_image(self, key: tuple[int, int], level: int) -> QImage:
+        """The composited tile, downscaled by 2**level (a mipmap for zoomed-out views, so
+        a repaint scales by at most 2x instead of resampling full tiles)."""
+        images = self._tiles.get(key)
+        if images is None:
             assert self._compositor is not None
-            image = tile_to_qimage(self._compositor.tile(*key))
-            self._tiles[key] = image
-        return image
+            images = [tile_to_qimage(self._compositor.tile(*key))]
+            self._tiles[key] = images
+        while len(images) <= level:
+            prev = images[-1]
+            images.append(prev.scaled(
+                max(1, prev.width() // 2), max(1, prev.height() // 2),
+                Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation,
+            ))
+        return images[level]
 
     def _device_rect(self, rect: Rect, dpr: float) -> QRectF:
         """Widget rect for a document rect with edges snapped to device pixels."""
@@ -341,6 +370,7 @@ class CanvasView(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         self._pull_dirty()
+        self._pending -= event.region()
         painter = QPainter(self)
         try:
             painter.fillRect(event.rect(), _BACKGROUND)
@@ -354,12 +384,15 @@ class CanvasView(QWidget):
                 painter.save()
                 painter.setClipRect(event.rect())
                 painter.fillRect(doc_widget, self._checker)
-                smooth = self._viewport.zoom < 1.0
+                device_zoom = self._viewport.zoom * dpr
+                smooth = device_zoom < 1.0
+                level = max(0, min(6, int(math.floor(math.log2(1.0 / device_zoom))))) if smooth else 0
+                scale = 1.0 / (1 << level)
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
                 for key in area.tiles(TILE):
                     tile_rect = Rect(key[0] * TILE, key[1] * TILE, TILE, TILE).intersect(doc.rect)
-                    image = self._tile_image(key)
-                    source = QRectF(0, 0, tile_rect.w, tile_rect.h)
+                    image = self._tile_image(key, level)
+                    source = QRectF(0, 0, tile_rect.w * scale, tile_rect.h * scale)
                     painter.drawImage(self._device_rect(tile_rect, dpr), image, source)
                 painter.restore()
             for _, _, overlay in self._overlays:
@@ -377,6 +410,9 @@ class CanvasView(QWidget):
             self._paint_outline(painter)
         finally:
             painter.end()
+        if not self._painted_once and self._document is not None:
+            self._painted_once = True
+            self.first_painted.emit()
 
     # -- brush outline -------------------------------------------------------------------
     def _outline_widget_rect(self) -> QRect:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -34,7 +34,6 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QKeySequence,
-    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -95,7 +94,7 @@ class GenerationController(Protocol):
 
 class MainWindow(QMainWindow):
     document_replaced = Signal(object)  # Document
-    first_paint = Signal()
+    first_paint = Signal()  # the canvas has drawn the document for the first time
 
     def __init__(self, settings: AppSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,7 +105,6 @@ class MainWindow(QMainWindow):
         self.tool_settings.load(self.settings)
         self._document: Document | None = None
         self._generation: GenerationController | None = None
-        self._painted = False
 
         self.view = CanvasView(self)
         self.setCentralWidget(self.view)
@@ -140,6 +138,7 @@ class MainWindow(QMainWindow):
         self.view.cursor_moved.connect(self._show_cursor)
         self.view.cancel_requested.connect(self.cancel)
         self.view.tool_failed.connect(self.show_message)
+        self.view.first_painted.connect(self.first_paint)
 
         self.set_document(new_document())
         self._restore_layout()
@@ -520,12 +519,6 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     # -- events ------------------------------------------------------------------------------
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
-        super().showEvent(event)
-        if not self._painted:
-            self._painted = True
-            QTimer.singleShot(0, self.first_paint.emit)
-
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.view.cancel_interaction()
         if not self.files.confirm_discard():
