@@ -167,6 +167,10 @@ class History:
         if self._busy:
             raise HistoryBusyError("a command tried to run while another one was running")
 
+    def _check_no_group(self) -> None:
+        if self._group is not None:
+            raise HistoryBusyError("cannot undo or redo inside a history group; finish the group first")
+
     # -- the stacks -----------------------------------------------------------------------
     def execute(self, command: Command) -> Command:
         """Apply ``command`` and push it (or merge it into the top command).
@@ -235,6 +239,7 @@ class History:
     def undo(self) -> Command | None:
         """Undo the newest command; returns it, or None when there is nothing to undo."""
         self._check_free()
+        self._check_no_group()
         if not self._undo:
             return None
         serial, command = self._undo.pop()
@@ -253,6 +258,7 @@ class History:
     def redo(self) -> Command | None:
         """Redo the most recently undone command; returns it, or None."""
         self._check_free()
+        self._check_no_group()
         if not self._redo:
             return None
         serial, command = self._redo.pop()

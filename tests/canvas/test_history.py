@@ -467,6 +467,8 @@ def test_group_makes_one_undo_step_and_rolls_back_on_error(doc: Document) -> Non
         new = doc.add_layer(PixelLayer("result"))
         doc.set_property(new, "opacity", 0.5)
         doc.set_property(top, "visible", False)
+        with pytest.raises(HistoryBusyError):
+            doc.undo()
     assert doc.history.undo_labels() == ["Accept Result"]
     doc.undo()
     assert _state(doc) == before
