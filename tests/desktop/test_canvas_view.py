@@ -229,3 +229,45 @@ def test_many_repaints_do_not_crash(window) -> None:  # noqa: ANN001
     view = window.view
     for _ in range(400):
         view.repaint()
+
+
+def test_hidpi_100_percent_is_one_document_pixel_per_device_pixel(tmp_path) -> None:
+    """Under a 2x scale factor, "100 %" maps one document pixel to one device pixel and
+    the grabbed canvas has device-pixel sharpness (a 1-px line stays 1 device px wide)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from windowdocs import small_document
+        from sfumato.desktop.app import create_application
+        from sfumato.desktop.main_window import MainWindow
+        app = create_application([])
+        w = MainWindow(); w.resize(900, 640)
+        doc = small_document()
+        line = np.zeros((1, 320, 4), np.uint8); line[..., 3] = 255
+        doc.root.children[0].surface.write(0, 100, line)
+        w.set_document(doc); w.show(); app.processEvents()
+        v = w.view
+        v.actual_pixels(); v.repaint()
+        image = v.grab().toImage()
+        dpr = image.devicePixelRatio()
+        p = v.map_from_document(160, 100)
+        x, y = round(p.x() * dpr), round(p.y() * dpr)
+        dark = [image.pixelColor(x, y + k).red() < 128 for k in (-2, -1, 0, 1, 2)]
+        print("RESULT", v.devicePixelRatioF(), v.viewport.zoom, sum(dark))
+        doc.history.mark_clean(); w.close()
+        """
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2",
+               SFUMATO_CONFIG_DIR=str(tmp_path), PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=120)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("RESULT"))
+    _, dpr, zoom, dark_rows = line.split()
+    assert float(dpr) == 2.0
+    assert float(zoom) == pytest.approx(0.5)
+    assert int(dark_rows) == 1
