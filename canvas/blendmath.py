@@ -262,6 +262,73 @@ BLEND_FUNCTIONS: dict[BlendMode, BlendFunction] = {
 }
 """``B(Cb, Cs)`` for every mode that mixes colours (normal's ``B`` is ``Cs`` and is special-cased)."""
 
+
+# -- separable modes in premultiplied form -------------------------------------------------
+# For these modes αs·αb·B(Cb, Cs) needs no division back to straight colours (cs = αs·Cs,
+# cb = αb·Cb); the results are the spec's, regrouped. Arguments are planar: colours
+# (3, h, w), alphas (h, w).
+def _pm_multiply(cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray) -> np.ndarray:
+    return cs * cb
+
+
+def _pm_screen(cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray) -> np.ndarray:
+    # αs·αb·(Cb + Cs − Cb·Cs)
+    out = cb * as_
+    out += cs * ab
+    out -= cs * cb
+    return out
+
+
+def _pm_darken(cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray) -> np.ndarray:
+    return np.minimum(cb * as_, cs * ab)
+
+
+def _pm_lighten(cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray) -> np.ndarray:
+    return np.maximum(cb * as_, cs * ab)
+
+
+def _pm_difference(cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray) -> np.ndarray:
+    out = cb * as_
+    out -= cs * ab
+    return np.abs(out, out=out)
+
+
+def _pm_hard_light_of(
+    cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray, low: np.ndarray
+) -> np.ndarray:
+    # low: 2·αs·αb·Cb·Cs; high: αs·αb − 2·(αb − cb)·(αs − cs)
+    two_cs_cb = cs * cb
+    two_cs_cb *= np.float32(2.0)
+    high = (ab - cb) * (as_ - cs)
+    high *= np.float32(-2.0)
+    high += as_ * ab
+    return np.where(low, two_cs_cb, high)
+
+
+def _pm_hard_light(cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray) -> np.ndarray:
+    return _pm_hard_light_of(cb, ab, cs, as_, cs * np.float32(2.0) <= as_)  # Cs <= 0.5
+
+
+def _pm_overlay(cb: np.ndarray, ab: np.ndarray, cs: np.ndarray, as_: np.ndarray) -> np.ndarray:
+    return _pm_hard_light_of(cb, ab, cs, as_, cb * np.float32(2.0) <= ab)  # Cb <= 0.5
+
+
+PremultipliedTerm = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+PREMULTIPLIED_TERMS: dict[BlendMode, PremultipliedTerm] = {
+    BlendMode.MULTIPLY: _pm_multiply,
+    BlendMode.SCREEN: _pm_screen,
+    BlendMode.DARKEN: _pm_darken,
+    BlendMode.LIGHTEN: _pm_lighten,
+    BlendMode.DIFFERENCE: _pm_difference,
+    BlendMode.HARD_LIGHT: _pm_hard_light,
+    BlendMode.OVERLAY: _pm_overlay,
+}
+"""``αs·αb·B(Cb, Cs)`` from premultiplied inputs, for the modes where that needs no division."""
+
+NEEDS_STRAIGHT = frozenset(m for m in BLEND_FUNCTIONS if m not in PREMULTIPLIED_TERMS)
+"""Modes whose compositing needs the source's straight colours."""
+
 CLEARS_WITHOUT_SOURCE = frozenset({BlendMode.DST_IN, BlendMode.DST_ATOP})
 """Ops whose result is transparent where the source is: a missing (transparent) source
 tile still changes the backdrop, so such layers affect the whole canvas."""
@@ -293,6 +360,19 @@ def composite(
             dst += src * op
         else:
             dst += src
+        return
+    term = PREMULTIPLIED_TERMS.get(mode)
+    if term is not None:
+        a_s = src[3] * op if opacity != 1.0 else src[3]
+        c_s = src[:3] * op if opacity != 1.0 else src[:3]
+        a_b = dst[3].copy()
+        c_b = dst[:3]
+        mixed = term(c_b, a_b, c_s, a_s)
+        # co = cs·(1 - αb) + cb·(1 - αs) + αs·αb·B
+        c_b *= _ONE - a_s
+        c_b += c_s * (_ONE - a_b)
+        c_b += mixed
+        dst[3] = a_s + a_b - a_s * a_b
         return
     blend = BLEND_FUNCTIONS.get(mode)
     if blend is not None:

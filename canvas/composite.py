@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.blendmath import (
+    NEEDS_STRAIGHT,
     clears_without_source,
     composite,
     from_opaque,
@@ -62,9 +63,6 @@ RGBA = tuple[int, int, int, int]
 
 _BBOX_MIN_AREA = 64 * 64  # below this, finding the content box costs more than it saves
 _NOTHING_OVER_EMPTY = frozenset({BlendMode.DST_IN, BlendMode.DST_OUT, BlendMode.SRC_ATOP})
-_NEEDS_STRAIGHT = frozenset(
-    m for m in BlendMode if m is not BlendMode.NORMAL and not m.is_porter_duff
-)
 
 
 # -- layer selection -------------------------------------------------------------------------
@@ -259,7 +257,7 @@ def blend_pixels(
     if mode is BlendMode.NORMAL and opacity == 1.0 and alpha.min() == 255:
         from_opaque(px, out=dst)  # an opaque source replaces the backdrop
         return acc
-    needs_straight = mode in _NEEDS_STRAIGHT
+    needs_straight = mode in NEEDS_STRAIGHT
     if prepared is not None:
         cs = prepared.straight()[:, rows, cols] if needs_straight else None
         composite(dst, prepared.premul[:, rows, cols], mode, opacity, src_straight=cs)
@@ -659,7 +657,7 @@ class Compositor:
             self._sources[(layer.id, key)] = (offset, prepared)
             if prepared is not None:
                 self._sources_bytes += prepared.nbytes
-        if prepared is not None and layer.blend in _NEEDS_STRAIGHT and not prepared.has_straight:
+        if prepared is not None and layer.blend in NEEDS_STRAIGHT and not prepared.has_straight:
             prepared.straight()
             self._sources_bytes += prepared.straight().nbytes
         while self._sources_bytes > self._source_cache_bytes and len(self._sources) > 1:

@@ -350,3 +350,23 @@ def test_packed_and_strided_conversions_agree() -> None:
     np.testing.assert_allclose(
         blendmath.straight_from_u8(dense), dense.transpose(2, 0, 1)[:3] / 255, atol=1e-7
     )
+
+
+@pytest.mark.parametrize("mode", list(blendmath.PREMULTIPLIED_TERMS), ids=lambda m: m.value)
+def test_premultiplied_terms_equal_alpha_weighted_reference(mode: BlendMode) -> None:
+    """The division-free forms give αs·αb·B(Cb, Cs) of the spec's B."""
+    rng = np.random.default_rng(31)
+    n = 400
+    cb, cs = rng.random((3, n)), rng.random((3, n))
+    ab, as_ = rng.random(n), rng.random(n)
+    ab[:40], as_[40:80] = 0.0, 0.0  # transparent backdrop / source
+    ab[80:120], as_[120:160] = 1.0, 1.0
+    got = blendmath.PREMULTIPLIED_TERMS[mode](
+        (cb * ab).astype(np.float32),
+        ab.astype(np.float32),
+        (cs * as_).astype(np.float32),
+        as_.astype(np.float32),
+    )
+    for i in range(n):
+        want = [as_[i] * ab[i] * SEPARABLE[mode](b, s) for b, s in zip(cb[:, i], cs[:, i])]
+        np.testing.assert_allclose(got[:, i], want, atol=1e-5)
