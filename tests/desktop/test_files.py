@@ -204,3 +204,61 @@ def test_window_starts_without_torch_and_opens_a_file(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout, result.stdout
     assert "'Paint', 'Background'" in result.stdout
+
+
+def test_sfumato_command_opens_the_window_on_a_file_and_exits_cleanly(tmp_path) -> None:
+    """``sfumato picture.ora`` runs the window (desktop ``main``) and returns its exit code;
+    a missing file is refused with code 2 before any window appears."""
+    from sfumato.canvas.ora import save_ora
+    from windowdocs import small_document
+
+    path = tmp_path / "entry.ora"
+    save_ora(small_document(), path)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QApplication
+        from sfumato.desktop import app as desktop_app
+
+        def finish():
+            window = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "sfumatoMainWindow")
+            print("OPEN", window.files.path.name, [l.name for l in window.document.layers()], flush=True)
+            window.close()
+            QApplication.instance().quit()
+
+        real = desktop_app.create_application
+        def patched(argv=None):
+            app = real(argv)
+            QTimer.singleShot(300, finish)
+            return app
+        desktop_app.create_application = patched
+        from sfumato.cli import main
+        sys.exit(main([{str(path)!r}]))
+        """
+    )
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", SFUMATO_CONFIG_DIR=str(tmp_path / "cfg"))
+    ok = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "OPEN entry.ora ['Paint', 'Background']" in ok.stdout
+
+    from sfumato.desktop.app import main
+
+    assert main([str(tmp_path / "missing.ora")]) == 2
+
+
+def test_window_layout_is_remembered(window, config_dir) -> None:  # noqa: ANN001
+    from sfumato.desktop.main_window import MainWindow
+
+    window.docks["brush"].hide()
+    window.resize(700, 500)
+    window.close()
+    again = MainWindow()
+    try:
+        again.show()
+        assert again.docks["brush"].isHidden()
+        assert not again.docks["layers"].isHidden()
+        assert (again.width(), again.height()) == (700, 500)
+    finally:
+        again.close()
+        again.deleteLater()
