@@ -174,15 +174,15 @@ class Engine:
                 images, metadata = self._run(request, emit, cancel)
         except CancelledError:
             release_memory(self.device)
-            emit(Cancelled())
+            _emit_last(emit, Cancelled())
             return Result(cancelled=True)
         except Exception as raw:  # every failure becomes a typed, user-facing error
             error = self._as_engine_error(raw)
             release_memory(self.device)
-            emit(Failed(error))
+            _emit_last(emit, Failed(error))
             return Result(error=error)
         metadata["seconds"] = round(time.perf_counter() - started, 4)
-        emit(Finished(tuple(images), metadata))
+        _emit_last(emit, Finished(tuple(images), metadata))
         return Result(images=tuple(images), metadata=metadata)
 
     def generate(self, request: GenerationRequest, on_event: Callable[[Event], None] | None = None) -> tuple[np.ndarray, ...]:
@@ -287,29 +287,40 @@ class Engine:
         do_cfg = request.cfg > 1.0
         copies = 2 if do_cfg else 1
 
-        # Text: global prompt first, then each region's, concatenated along tokens.
-        positives = [request.prompt] + [r.prompt for r in request.regions]
-        negatives = [request.negative] + [r.negative for r in request.regions]
-        pos_tokens, pos_pooled = self._encode(model, positives, negative=False)
-        tokens_list = [pos_tokens[i : i + 1] for i in range(len(positives))]
-        cond = torch.cat(tokens_list, dim=1)
-        spans: list[tuple[int, int]] = []
-        offset = tokens_list[0].shape[1]
-        for t in tokens_list[1:]:
-            spans.append((offset, offset + t.shape[1]))
-            offset += t.shape[1]
-        pooled = None if pos_pooled is None else pos_pooled[:1]
+        # Text: global prompt first, then each region's, concatenated along tokens. Long
+        # prompts take several 77-token chunks; each negative is padded with empty chunks to
+        # its positive's length (and vice versa) so both CFG halves share one token layout.
+        positives = [self._encode(model, p, negative=False) for p in [request.prompt] + [r.prompt for r in request.regions]]
+        negatives = (
+            [self._encode(model, p, negative=True) for p in [request.negative] + [r.negative for r in request.regions]]
+            if do_cfg
+            else []
+        )
         if do_cfg:
-            neg_tokens, neg_pooled = self._encode(model, negatives, negative=True)
-            uncond = torch.cat([neg_tokens[i : i + 1] for i in range(len(negatives))], dim=1)
+            for i, (pos, neg) in enumerate(zip(positives, negatives)):
+                length = max(pos[0].shape[1], neg[0].shape[1])
+                positives[i] = (self._pad_tokens(model, pos[0], length, negative=False), pos[1])
+                negatives[i] = (self._pad_tokens(model, neg[0], length, negative=True), neg[1])
+        cond = torch.cat([p[0] for p in positives], dim=1)
+        spans: list[tuple[int, int]] = []
+        offset = positives[0][0].shape[1]
+        for pos in positives[1:]:
+            spans.append((offset, offset + pos[0].shape[1]))
+            offset += pos[0].shape[1]
+        pooled = positives[0][1]
+        if do_cfg:
+            uncond = torch.cat([n[0] for n in negatives], dim=1)
             tokens = torch.cat([uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
-            control_tokens = torch.cat([neg_tokens[:1].expand(batch, -1, -1), pos_tokens[:1].expand(batch, -1, -1)])
+            control_tokens = torch.cat(
+                [negatives[0][0].expand(batch, -1, -1), positives[0][0].expand(batch, -1, -1)]
+            )
             if pooled is not None:
+                neg_pooled = negatives[0][1]
                 assert neg_pooled is not None
-                pooled = torch.cat([neg_pooled[:1].expand(batch, -1), pooled.expand(batch, -1)])
+                pooled = torch.cat([neg_pooled.expand(batch, -1), pooled.expand(batch, -1)])
         else:
             tokens = cond.expand(batch, -1, -1)
-            control_tokens = pos_tokens[:1].expand(batch, -1, -1)
+            control_tokens = positives[0][0].expand(batch, -1, -1)
             if pooled is not None:
                 pooled = pooled.expand(batch, -1)
         unet_kwargs = family.extra_unet_kwargs(model.pipe, pooled, gen_size=gen)
@@ -369,25 +380,29 @@ class Engine:
             controls=controls,
         )
 
-    def _encode(self, model: LoadedModel, prompts: list[str], *, negative: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Encode prompts with a per-model LRU cache (live mode repeats prompts)."""
-        todo = [p for p in dict.fromkeys(prompts) if (p, negative) not in model.prompt_cache]
-        if todo:
-            tokens, pooled = model.family.encode_prompts(model.pipe, todo, self.device, negative=negative)
-            for i, p in enumerate(todo):
-                model.prompt_cache[(p, negative)] = (
-                    tokens[i : i + 1].to(self.dtype),
-                    None if pooled is None else pooled[i : i + 1].to(self.dtype),
-                )
-                while len(model.prompt_cache) > _PROMPT_CACHE_SIZE:
-                    model.prompt_cache.popitem(last=False)
-        entries = []
-        for p in prompts:
-            model.prompt_cache.move_to_end((p, negative))
-            entries.append(model.prompt_cache[(p, negative)])
-        tokens_out = torch.cat([e[0] for e in entries])
-        pooled_out = None if entries[0][1] is None else torch.cat([e[1] for e in entries])  # type: ignore[misc]
-        return tokens_out, pooled_out
+    def _encode(self, model: LoadedModel, prompt: str, *, negative: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(tokens (1, T, D), pooled (1, P) or None)`` for one prompt, through a per-model
+        LRU cache (live mode repeats prompts; LoRA changes clear it)."""
+        key = (prompt, negative)
+        cached = model.prompt_cache.get(key)
+        if cached is None:
+            tokens, pooled = model.family.encode_prompts(model.pipe, [prompt], self.device, negative=negative)
+            cached = (tokens.to(self.dtype), None if pooled is None else pooled.to(self.dtype))
+            model.prompt_cache[key] = cached
+            while len(model.prompt_cache) > _PROMPT_CACHE_SIZE:
+                model.prompt_cache.popitem(last=False)
+        else:
+            model.prompt_cache.move_to_end(key)
+        return cached
+
+    def _pad_tokens(self, model: LoadedModel, tokens: torch.Tensor, length: int, *, negative: bool) -> torch.Tensor:
+        """``tokens`` lengthened to ``length`` with empty-prompt chunks of the same side."""
+        if tokens.shape[1] >= length:
+            return tokens
+        empty = self._encode(model, "", negative=negative)[0]
+        repeats = -(-(length - tokens.shape[1]) // empty.shape[1])
+        padding = empty.repeat(1, repeats, 1)[:, : length - tokens.shape[1]]
+        return torch.cat([tokens, padding], dim=1)
 
     def _inpaint_inputs(
         self,
@@ -556,6 +571,14 @@ class Engine:
 
 def _ignore(event: Event) -> None:
     return None
+
+
+def _emit_last(emit: Callable[[Event], None], event: Event) -> None:
+    """Emit the final event; a failing callback is logged, never raised out of ``run``."""
+    try:
+        emit(event)
+    except Exception:
+        log.exception("the event callback failed on %s", type(event).__name__)
 
 
 def _check_cancel(cancel: CancelFlag | None) -> None:

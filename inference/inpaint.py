@@ -131,7 +131,7 @@ def paste_alpha(mask: np.ndarray, feather: float) -> np.ndarray:
     0, so the fade lies inside the mask and the alpha is exactly 0 wherever the mask is.
     """
     inside = (mask > 0.0).astype(np.uint8)
-    if feather <= 0.0:
+    if feather < 1e-3:  # below a thousandth of a pixel: a hard edge (and no 0/0)
         ramp = inside.astype(np.float32)
     else:
         dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)

@@ -245,7 +245,7 @@ class ModelCache:
             path, family_name, torch_dtype=self.choice.dtype, device=self.choice.device, config=config
         )
         unet_config = dict(pipe.unet.config)
-        index = {"_class_name": type(pipe).__name__}
+        index: dict[str, Any] = {"_class_name": type(pipe).__name__}
         for name in ("text_encoder", "text_encoder_2"):
             if getattr(pipe, name, None) is not None:
                 index[name] = ["transformers", type(getattr(pipe, name)).__name__]
@@ -261,7 +261,8 @@ class ModelCache:
         except Exception as error:
             if offline:
                 raise NetworkUnavailableError(
-                    f"The model {repo_id} is not downloaded yet and the network is off."
+                    f"Model not found: {repo_id} is neither a local file or folder nor a "
+                    "downloaded hub model, and downloading is off."
                 ) from error
             try:
                 folder = DiffusionPipeline.download(repo_id)

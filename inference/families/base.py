@@ -28,8 +28,6 @@ from sfumato.inference.modes import Mode
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import DiffusionPipeline
-
 __all__ = ["Conditioning", "Family", "PreviewFactors"]
 
 log = logging.getLogger(__name__)
@@ -109,7 +107,7 @@ class Family(ABC):
 
     # ----------------------------------------------------------------- loading
 
-    def load_folder(self, path: Path, *, torch_dtype: torch.dtype, inpaint: bool) -> DiffusionPipeline:
+    def load_folder(self, path: Path, *, torch_dtype: torch.dtype, inpaint: bool) -> Any:
         """Load a diffusers-format folder, fully offline."""
         cls = self.pipeline_class(inpaint=inpaint)
         return cls.from_pretrained(
@@ -120,11 +118,11 @@ class Family(ABC):
         return {}
 
     @abstractmethod
-    def pipeline_class(self, *, inpaint: bool) -> type[DiffusionPipeline]:
+    def pipeline_class(self, *, inpaint: bool) -> type[Any]:
         """The diffusers pipeline class holding this family's components."""
 
     @abstractmethod
-    def controlnet_pipeline_class(self) -> type[DiffusionPipeline]:
+    def controlnet_pipeline_class(self) -> type[Any]:
         """The diffusers ControlNet pipeline class (used by ``from_pipe`` callers)."""
 
     # ----------------------------------------------------------------- conditioning
@@ -132,7 +130,7 @@ class Family(ABC):
     @abstractmethod
     def encode_prompts(
         self,
-        pipe: DiffusionPipeline,
+        pipe: Any,
         prompts: list[str],
         device: torch.device,
         *,
@@ -146,7 +144,7 @@ class Family(ABC):
 
     def extra_unet_kwargs(
         self,
-        pipe: DiffusionPipeline,
+        pipe: Any,
         pooled: torch.Tensor | None,
         *,
         gen_size: tuple[int, int],
@@ -172,10 +170,39 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def truncation_warning(tokenizer: Any, prompts: list[str]) -> None:
-    """Log when a prompt is longer than the tokenizer's context (it will be cut)."""
-    limit = int(getattr(tokenizer, "model_max_length", 77))
+#: longest prompt encoded, in 77-token chunks (75 prompt tokens each): 600 tokens
+MAX_CHUNKS = 8
+
+
+def chunked_token_ids(tokenizer: Any, prompts: list[str], min_chunks: int = 1) -> torch.Tensor:
+    """Token ids ``(N, C, L)`` for ``prompts``, long prompts split into chunks (A1111 style).
+
+    Each chunk is ``L`` = the tokenizer's context (77 for CLIP): start token, up to
+    ``L − 2`` prompt tokens, end token, padding. Every prompt gets ``C`` chunks, the most
+    any of them needs and at least ``min_chunks`` (short prompts are padded with empty
+    chunks, which encode exactly like the empty prompt), at most :data:`MAX_CHUNKS`
+    (longer prompts are cut, with a warning). A prompt that fits one chunk gives the same ids as the tokenizer's own
+    ``padding="max_length", truncation=True``.
+    """
+    import torch
+
+    length = int(getattr(tokenizer, "model_max_length", 77))
+    body = length - 2
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    split: list[list[list[int]]] = []
     for prompt in prompts:
-        n = len(tokenizer(prompt, truncation=False).input_ids)
-        if n > limit:
-            log.warning("prompt is %d tokens; only the first %d are used: %.60r", n, limit, prompt)
+        ids = list(tokenizer(prompt, truncation=False, add_special_tokens=False).input_ids)
+        chunks = [ids[i : i + body] for i in range(0, len(ids), body)] or [[]]
+        if len(chunks) > MAX_CHUNKS:
+            log.warning(
+                "prompt is %d tokens; only the first %d are used: %.60r", len(ids), MAX_CHUNKS * body, prompt
+            )
+            chunks = chunks[:MAX_CHUNKS]
+        split.append(chunks)
+    count = max(min_chunks, *(len(c) for c in split))
+    rows = []
+    for chunks in split:
+        chunks = chunks + [[]] * (count - len(chunks))
+        rows.append([[bos, *c, eos] + [pad] * (body - len(c)) for c in chunks])
+    return torch.tensor(rows, dtype=torch.long)

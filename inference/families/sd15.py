@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.base import Family, PreviewFactors, truncation_warning
+from sfumato.inference.families.base import Family, PreviewFactors, chunked_token_ids
 from sfumato.inference.modes import Mode
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import DiffusionPipeline
-
 __all__ = ["SD15Family"]
 
 
@@ -47,12 +45,12 @@ class SD15Family(Family):
         # SD 2.x has 1024-wide OpenCLIP tokens and a v-prediction scheduler: another family.
         return int(unet_config.get("cross_attention_dim", 768) or 768) != 1024
 
-    def pipeline_class(self, *, inpaint: bool) -> type[DiffusionPipeline]:
+    def pipeline_class(self, *, inpaint: bool) -> type[Any]:
         from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
         return StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
 
-    def controlnet_pipeline_class(self) -> type[DiffusionPipeline]:
+    def controlnet_pipeline_class(self) -> type[Any]:
         from diffusers import StableDiffusionControlNetPipeline
 
         return StableDiffusionControlNetPipeline
@@ -62,7 +60,7 @@ class SD15Family(Family):
 
     def encode_prompts(
         self,
-        pipe: DiffusionPipeline,
+        pipe: Any,
         prompts: list[str],
         device: torch.device,
         *,
@@ -70,15 +68,8 @@ class SD15Family(Family):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         import torch
 
-        tokenizer, encoder = pipe.tokenizer, pipe.text_encoder
-        truncation_warning(tokenizer, prompts)
-        ids = tokenizer(
-            prompts,
-            padding="max_length",
-            max_length=tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids
+        ids = chunked_token_ids(pipe.tokenizer, prompts)  # (N, C, 77)
+        n, c, length = ids.shape
         with torch.inference_mode():
-            tokens = encoder(ids.to(device))[0]
-        return tokens, None
+            hidden = pipe.text_encoder(ids.view(n * c, length).to(device))[0]
+        return hidden.reshape(n, c * length, hidden.shape[-1]), None

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.base import Family, PreviewFactors, truncation_warning
+from sfumato.inference.families.base import Family, PreviewFactors, chunked_token_ids
 from sfumato.inference.modes import Mode
 
 if TYPE_CHECKING:
     import torch
-    from diffusers import DiffusionPipeline
-
 __all__ = ["SDXLFamily"]
 
 
@@ -49,19 +47,19 @@ class SDXLFamily(Family):
             return bool(model_index.get("text_encoder")) and model_index["text_encoder"][0] is not None
         return unet_config.get("addition_embed_type") == "text_time" and "text_encoder_2" in model_index
 
-    def pipeline_class(self, *, inpaint: bool) -> type[DiffusionPipeline]:
+    def pipeline_class(self, *, inpaint: bool) -> type[Any]:
         from diffusers import StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
 
         return StableDiffusionXLInpaintPipeline if inpaint else StableDiffusionXLPipeline
 
-    def controlnet_pipeline_class(self) -> type[DiffusionPipeline]:
+    def controlnet_pipeline_class(self) -> type[Any]:
         from diffusers import StableDiffusionXLControlNetPipeline
 
         return StableDiffusionXLControlNetPipeline
 
     def encode_prompts(
         self,
-        pipe: DiffusionPipeline,
+        pipe: Any,
         prompts: list[str],
         device: torch.device,
         *,
@@ -70,24 +68,25 @@ class SDXLFamily(Family):
         import torch
 
         pairs = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
+        pairs = [(tok, enc) for tok, enc in pairs if tok is not None and enc is not None]
+        id_sets = [chunked_token_ids(tok, prompts) for tok, _ in pairs]
+        chunks = max(ids.shape[1] for ids in id_sets)
+        # Both CLIP tokenizers split alike; should they not, pad to the same chunk count.
+        id_sets = [
+            ids if ids.shape[1] == chunks else chunked_token_ids(tok, prompts, chunks)
+            for ids, (tok, _) in zip(id_sets, pairs)
+        ]
         hidden: list[torch.Tensor] = []
         pooled: torch.Tensor | None = None
-        for tokenizer, encoder in pairs:
-            if tokenizer is None or encoder is None:
-                continue
-            truncation_warning(tokenizer, prompts)
-            ids = tokenizer(
-                prompts,
-                padding="max_length",
-                max_length=tokenizer.model_max_length,
-                truncation=True,
-                return_tensors="pt",
-            ).input_ids
+        for ids, (_, encoder) in zip(id_sets, pairs):
+            n, c, length = ids.shape
             with torch.inference_mode():
-                out = encoder(ids.to(device), output_hidden_states=True)
-            # The last encoder's first output is the pooled (projected) embedding.
-            pooled = out[0]
-            hidden.append(out.hidden_states[-2])
+                out = encoder(ids.view(n * c, length).to(device), output_hidden_states=True)
+            # The last encoder's first output is the pooled (projected) embedding; a long
+            # prompt's pooled embedding is its first chunk's (as A1111 does).
+            pooled = out[0].view(n, c, -1)[:, 0]
+            penultimate = out.hidden_states[-2]
+            hidden.append(penultimate.reshape(n, c * length, penultimate.shape[-1]))
         tokens = torch.cat(hidden, dim=-1)
         if negative and getattr(pipe.config, "force_zeros_for_empty_prompt", True):
             empty = torch.tensor([not p.strip() for p in prompts], device=tokens.device)
@@ -100,7 +99,7 @@ class SDXLFamily(Family):
 
     def extra_unet_kwargs(
         self,
-        pipe: DiffusionPipeline,
+        pipe: Any,
         pooled: torch.Tensor | None,
         *,
         gen_size: tuple[int, int],
