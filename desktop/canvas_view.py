@@ -77,6 +77,7 @@ log = logging.getLogger(__name__)
 OverlayFn = Callable[[QPainter, "CanvasView"], None]
 
 _CHECKER = 8  # checkerboard square, logical pixels
+MAX_CACHED_TILES = 384  # beyond this, tiles off screen are dropped from the cache
 _BACKGROUND = QColor(58, 58, 62)
 
 
@@ -410,6 +411,9 @@ class CanvasView(QWidget):
             self._paint_outline(painter)
         finally:
             painter.end()
+        if len(self._tiles) > MAX_CACHED_TILES and self._document is not None:
+            visible = set(self._document.rect.intersect(self.visible_document_rect()).tiles(TILE))
+            self._tiles = {k: v for k, v in self._tiles.items() if k in visible}
         if not self._painted_once and self._document is not None:
             self._painted_once = True
             self.first_painted.emit()

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 ORA_FILTER = "OpenRaster (*.ora)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp)"
 PNG_FILTER = "PNG image (*.png)"
+PSD_FILTER = "Photoshop (*.psd)"
 OPEN_FILTER = f"Sfumato documents and images (*.ora *.png *.jpg *.jpeg *.webp);;{ORA_FILTER};;{IMAGE_FILTER}"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp"}
 
@@ -213,22 +214,29 @@ class DocumentFiles(QObject):
 
     # -- export ----------------------------------------------------------------------------
     def export(self) -> bool:
-        """Export a flattened PNG (with the recipe as ``parameters``) or an .ora copy."""
+        """Export a flattened PNG (with the recipe as ``parameters``), an .ora copy or a
+        layered PSD, chosen by the file name's suffix (or the chosen filter)."""
         doc = self._current()
         if doc is None:
             return False
         stem = self.path.stem if self.path else "Untitled"
         name, chosen = QFileDialog.getSaveFileName(
-            self._widget, "Export", str(Path(self._dir()) / f"{stem}.png"), f"{PNG_FILTER};;{ORA_FILTER}"
+            self._widget, "Export", str(Path(self._dir()) / f"{stem}.png"),
+            f"{PNG_FILTER};;{ORA_FILTER};;{PSD_FILTER}",
         )
         if not name:
             return False
         path = Path(name)
+        suffix = path.suffix.lower() or {ORA_FILTER: ".ora", PSD_FILTER: ".psd"}.get(chosen, ".png")
         try:
-            if path.suffix.lower() == ".ora" or (chosen == ORA_FILTER and not path.suffix):
+            if suffix == ".ora":
                 from sfumato.canvas.ora import save_ora
 
                 save_ora(doc, path.with_suffix(".ora"))
+            elif suffix == ".psd":
+                from sfumato.canvas.psd import save_psd
+
+                save_psd(doc, path.with_suffix(".psd"))
             else:
                 from sfumato.canvas.imageio import export_png
                 from sfumato.canvas.parameters import document_parameters

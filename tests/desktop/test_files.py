@@ -262,3 +262,14 @@ def test_window_layout_is_remembered(window, config_dir) -> None:  # noqa: ANN00
     finally:
         again.close()
         again.deleteLater()
+
+
+def test_export_layered_psd(window, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    from sfumato.canvas.psd import load_psd
+
+    _stroke(window)
+    out = tmp_path / "layers.psd"
+    _save_dialog(monkeypatch, out)
+    window.actions["export"].trigger()
+    back = load_psd(out)
+    assert [layer.name for layer in back.layers()] == ["Paint", "Background"]

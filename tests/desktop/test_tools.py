@@ -210,3 +210,18 @@ def test_undo_is_refused_politely_while_nothing_to_undo(window) -> None:  # noqa
     assert not window.actions["undo"].isEnabled()
     window.undo()  # no crash, no change
     assert isinstance(window.document.active, PixelLayer)
+
+
+def test_typing_in_a_prompt_does_not_trigger_tool_shortcuts(window) -> None:  # noqa: ANN001
+    from PySide6.QtTest import QTest
+
+    dock = window.layers_dock
+    region = dock.add_layer(Role.REGION)
+    edit = dock.properties.prompt
+    edit.setFocus()
+    QTest.keyClicks(edit, "big barn")
+    assert region.prompt == "big barn"
+    assert window.tool_settings.tool is ToolKind.BRUSH  # "b" did not switch tools
+    # One burst of typing is one undo step.
+    window.actions["undo"].trigger()
+    assert region.prompt == ""
