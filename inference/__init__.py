@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Event,
         Failed,
         Finished,
+        ModelInfo,
         Preview,
         Progress,
         Rect,
@@ -63,7 +64,7 @@ _LAZY = {
         "NetworkUnavailableError", "OutOfMemoryError", "UnsafeModelError", "UnsupportedModeError",
     )},
     **{name: "events" for name in (
-        "Cancelled", "Event", "Failed", "Finished", "Preview", "Progress", "Rect", "Result",
+        "Cancelled", "Event", "Failed", "Finished", "ModelInfo", "Preview", "Progress", "Rect", "Result",
     )},
     **{name: "request" for name in (
         "ControlKind", "ControlSpec", "FillMode", "GenerationRequest", "InitImage", "InpaintSpec",
@@ -90,6 +91,7 @@ __all__ = [
     "InpaintSpec",
     "InvalidRequestError",
     "LoraSpec",
+    "ModelInfo",
     "ModelNotFoundError",
     "ModelRef",
     "NetworkUnavailableError",

@@ -64,6 +64,7 @@ from sfumato.inference.events import (
     Event,
     Failed,
     Finished,
+    ModelInfo,
     Preview,
     Progress,
     Rect,
@@ -81,7 +82,7 @@ from sfumato.inference.latents import NoiseLevels, decode_latents, encode_images
 from sfumato.inference.model_cache import LoadedModel, ModelCache
 from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
-from sfumato.inference.request import GenerationRequest, RequestError
+from sfumato.inference.request import GenerationRequest, ModelRef, RequestError
 from sfumato.inference.resolution import SizePlan, plan_generation_size
 from sfumato.inference.schedulers import make_scheduler
 from sfumato.inference.steps import StepPlan, plan_steps
@@ -193,6 +194,27 @@ class Engine:
         if result.cancelled:
             raise CancelledError()
         return result.images
+
+    def load(self, model: ModelRef) -> ModelInfo:
+        """Load ``model`` now (e.g. at start-up, on the worker thread) and describe it.
+
+        Raises the typed :class:`EngineError` when it cannot be loaded.
+        """
+        try:
+            with self._lock:
+                loaded = self.cache.get(model)
+        except Exception as raw:
+            raise self._as_engine_error(raw) from raw
+        min_side, max_long = loaded.family.side_limits(loaded.native_side)
+        return ModelInfo(
+            source=model.source,
+            family=loaded.family.name,
+            label=loaded.family.label,
+            native_side=loaded.native_side,
+            min_side=min_side,
+            max_long_side=max_long,
+            inpaint_model=loaded.is_inpaint_model,
+        )
 
     def unload(self) -> None:
         """Drop every cached model (frees device memory)."""

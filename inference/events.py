@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sfumato.inference.errors import EngineError
 
-__all__ = ["Cancelled", "Event", "Failed", "Finished", "Preview", "Progress", "Rect", "Result"]
+__all__ = ["Cancelled", "Event", "Failed", "Finished", "ModelInfo", "Preview", "Progress", "Rect", "Result"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,21 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.cancelled
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is, for the planner and the GUI (sizes in pixels).
+
+    ``native_side`` is the loaded model's own (UNet sample size × VAE factor);
+    ``min_side``/``max_long_side`` are the family's limits scaled to it;
+    ``inpaint_model`` is true for 9-channel inpainting UNets.
+    """
+
+    source: str
+    family: str
+    label: str
+    native_side: int
+    min_side: int
+    max_long_side: int
+    inpaint_model: bool

@@ -169,3 +169,17 @@ def test_loras_apply_and_come_off_exactly(fresh_engine: Any, tiny_sd15: Path, tm
     assert not np.array_equal(styled[0], half[0])
     assert np.array_equal(before[0], after[0])
     assert engine.cache.load_count == 1
+
+
+def test_load_describes_the_model(fresh_engine: Any, tiny_sd15: Path, tiny_sdxl_inpaint: Path, tmp_path: Path) -> None:
+    from sfumato.inference.errors import ModelNotFoundError
+
+    engine = fresh_engine()
+    info = engine.load(ModelRef(str(tiny_sd15)))
+    assert (info.family, info.native_side, info.min_side, info.max_long_side) == ("sd15", 64, 64, 96)
+    assert not info.inpaint_model
+    xl = engine.load(ModelRef(str(tiny_sdxl_inpaint)))
+    assert xl.family == "sdxl" and xl.inpaint_model and xl.min_side == 40
+    assert engine.cache.load_count == 2
+    with pytest.raises(ModelNotFoundError):
+        engine.load(ModelRef(str(tmp_path / "missing.safetensors")))
