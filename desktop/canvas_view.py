@@ -202,6 +202,12 @@ class CanvasView(QWidget):
         self._fitted = True
         self.fit()
 
+    def set_overlay_layers(self, shown: bool) -> None:
+        """Tint inpaint masks, regions and control layers over the picture (or not)."""
+        if self._compositor is not None and hasattr(self._compositor, "overlays"):
+            self._compositor.overlays = shown  # marks everything dirty
+            self._pull_dirty()
+
     def close_document(self) -> None:
         if self._document is not None:
             self._document.changed.disconnect(self._on_document_event)

@@ -36,16 +36,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".webp"}
 DEFAULT_SIZE = (1024, 1024)
 
 
-def new_document(width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1]) -> Document:
-    """A blank document with one white background layer and an empty paint layer (active)."""
+def new_document(
+    width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], white_background: bool = True
+) -> Document:
+    """A blank document: an empty paint layer (active) over a white background layer
+    (left out when ``white_background`` is False)."""
     doc = Document(width, height)
-    background = PixelLayer(
-        "Background",
-        TiledSurface.from_array(np.full((height, width, 4), 255, np.uint8)),
-    )
     paint = PixelLayer("Paint")
     doc.root.append(paint)
-    doc.root.append(background)
+    if white_background:
+        background = PixelLayer(
+            "Background",
+            TiledSurface.from_array(np.full((height, width, 4), 255, np.uint8)),
+        )
+        doc.root.append(background)
     doc.active = paint
     return doc
 
@@ -135,10 +139,15 @@ class DocumentFiles(QObject):
 
     # -- new / open ------------------------------------------------------------------------
     def new(self) -> bool:
-        if not self.confirm_discard():
+        """Ask for a size, then replace the document with a blank one."""
+        from sfumato.desktop import new_document_dialog
+
+        spec = new_document_dialog.ask_new_document(self._widget)
+        if spec is None or not self.confirm_discard():
             return False
-        self.document_opened.emit(new_document())
-        self._set_path(None)
+        self.document_opened.emit(new_document(spec.width, spec.height, spec.white_background))
+        self.path = None
+        self.path_changed.emit(None)
         return True
 
     def open(self, path: Path | None = None) -> bool:

@@ -202,6 +202,7 @@ class MainWindow(QMainWindow):
         if doc.active is None:
             doc.set_active(next(doc.pixel_layers(Role.PAINT), None))
         self.view.set_document(doc)
+        self.view.set_overlay_layers(self.actions["show_ai_layers"].isChecked())
         self.layers_dock.set_document(doc)
         self.selection_overlay.set_document(doc)
         self._size_label.setText(f"{doc.width} × {doc.height}")
@@ -268,6 +269,10 @@ class MainWindow(QMainWindow):
           "Clear the active layer (only the selection, when there is one)")
         a("cancel", "Cancel", self.cancel, "Esc", "Cancel the current stroke, selection drag or generation")
 
+        a("show_ai_layers", "Show &Masks and Regions", self.toggle_ai_layers, "Ctrl+H",
+          "Tint inpaint masks, regions and control sketches over the picture")
+        self.actions["show_ai_layers"].setCheckable(True)
+        self.actions["show_ai_layers"].setChecked(True)
         a("fit", "&Fit to Window", self.view.fit, "Ctrl+0")
         a("actual", "&100%", self.view.actual_pixels, "Ctrl+1")
         a("zoom_in", "Zoom &In", lambda: self.view.zoom_by_steps(1), QKeySequence.StandardKey.ZoomIn)
@@ -319,7 +324,8 @@ class MainWindow(QMainWindow):
             file_menu.addSeparator() if n is None else file_menu.addAction(self.actions[n])
         self._fill_recent_menu(self.settings.recent_files())
         menu("edit", "&Edit", ["undo", "redo", None, "paste", "clear", None, "cancel"])
-        view_menu = menu("view", "&View", ["fit", "actual", "zoom_in", "zoom_out", None])
+        view_menu = menu("view", "&View", ["fit", "actual", "zoom_in", "zoom_out", None,
+                                           "show_ai_layers", None])
         self.menus["docks"] = view_menu.addMenu("&Docks")
         layer_menu = menu("layer", "&Layer", [])
         for role, text in (
@@ -420,6 +426,10 @@ class MainWindow(QMainWindow):
             return
         if self._generation is not None:
             self._generation.cancel()
+
+    def toggle_ai_layers(self) -> None:
+        """Show or hide the tinted overlays of mask, region and control layers."""
+        self.view.set_overlay_layers(self.actions["show_ai_layers"].isChecked())
 
     def generate(self) -> None:
         if self._generation is None:

@@ -273,3 +273,26 @@ def test_export_layered_psd(window, monkeypatch, tmp_path) -> None:  # noqa: ANN
     window.actions["export"].trigger()
     back = load_psd(out)
     assert [layer.name for layer in back.layers()] == ["Paint", "Background"]
+
+
+def test_new_document_asks_for_a_size(window, monkeypatch) -> None:  # noqa: ANN001
+    from sfumato.desktop import new_document_dialog
+    from sfumato.desktop.new_document_dialog import NewDocumentDialog, NewDocumentSpec
+
+    monkeypatch.setattr(new_document_dialog, "ask_new_document",
+                        lambda _parent: NewDocumentSpec(640, 480, white_background=False))
+    window.actions["new"].trigger()
+    doc = window.document
+    assert (doc.width, doc.height) == (640, 480)
+    assert [layer.name for layer in doc.layers()] == ["Paint"]
+    monkeypatch.setattr(new_document_dialog, "ask_new_document", lambda _parent: None)
+    window.actions["new"].trigger()
+    assert window.document is doc  # cancelled
+    # The dialog's presets fill in the size.
+    dialog = NewDocumentDialog()
+    dialog.preset.setCurrentIndex(dialog.preset.findData("512x512"))
+    dialog.preset.activated.emit(dialog.preset.currentIndex())
+    assert dialog.spec() == NewDocumentSpec(512, 512, True)
+    dialog.width_box.setValue(700)
+    assert dialog.preset.currentData() is None  # custom
+    dialog.deleteLater()

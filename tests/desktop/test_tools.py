@@ -225,3 +225,20 @@ def test_typing_in_a_prompt_does_not_trigger_tool_shortcuts(window) -> None:  # 
     # One burst of typing is one undo step.
     window.actions["undo"].trigger()
     assert region.prompt == ""
+
+
+def test_masks_and_regions_tint_can_be_hidden(window) -> None:  # noqa: ANN001
+    doc = window.document
+    window.actions["tool_mask"].trigger()
+    window.tool_settings.update(size=30, hardness=1.0)
+    _drag_doc(window, [(100, 100), (200, 100)])
+    view = window.view
+    point = view.map_from_document(150, 100).toPoint()
+    view.repaint()
+    tinted = view.grab().toImage().pixelColor(point)
+    assert (tinted.red(), tinted.green(), tinted.blue()) != (255, 255, 255)
+    window.actions["show_ai_layers"].trigger()
+    view.repaint()
+    plain = view.grab().toImage().pixelColor(point)
+    assert (plain.red(), plain.green(), plain.blue()) == (255, 255, 255)
+    assert next(doc.pixel_layers(Role.INPAINT_MASK)).visible  # only the display changed
