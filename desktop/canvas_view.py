@@ -450,6 +450,11 @@ class CanvasView(QWidget):
         painter.drawEllipse(self._hover, r, r)
         painter.setPen(QPen(QColor(255, 255, 255, 200), 0.8))
         painter.drawEllipse(self._hover, r, r)
+        # The system cursor is hidden over the canvas: mark the hot spot with a small cross.
+        c = self._hover
+        painter.setPen(QPen(QColor(0, 0, 0, 200), 1.0))
+        painter.drawLine(QPointF(c.x() - 3, c.y()), QPointF(c.x() + 3, c.y()))
+        painter.drawLine(QPointF(c.x(), c.y() - 3), QPointF(c.x(), c.y() + 3))
 
     def _move_outline(self, pos: QPointF | None) -> None:
         old = self._outline_rect
@@ -469,7 +474,12 @@ class CanvasView(QWidget):
             )
         else:
             tool = self._tool()
-            cursor = tool.cursor_shape() if tool is not None else Qt.CursorShape.ArrowCursor
+            if tool is None:
+                cursor = Qt.CursorShape.ArrowCursor
+            elif tool.outline_radius() is not None:
+                cursor = Qt.CursorShape.BlankCursor  # the outline and a small cross show it
+            else:
+                cursor = tool.cursor_shape()
         self.setCursor(cursor)
         self._move_outline(self._hover)
 

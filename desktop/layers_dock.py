@@ -59,11 +59,17 @@ def control_image_from_document(doc: Document, kind: ControlKind) -> np.ndarray:
 class _PromptEdit(QPlainTextEdit):
     """A small multi-line prompt field that reports edits as they are typed."""
 
+    editing_finished = Signal()
+
     def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setPlaceholderText(placeholder)
         self.setFixedHeight(56)
         self.setTabChangesFocus(True)
+
+    def focusOutEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        self.editing_finished.emit()
+        super().focusOutEvent(event)  # type: ignore[arg-type]
 
     def set_text_quietly(self, text: str) -> None:
         if self.toPlainText() != text:
@@ -136,6 +142,8 @@ class LayerProperties(QWidget):
         self.blend.activated.connect(self._on_blend)
         self.locked.toggled.connect(lambda v: self._set("locked", bool(v), merge=False))
         self.prompt.textChanged.connect(lambda: self._set("prompt", self.prompt.toPlainText()))
+        self.prompt.editing_finished.connect(self._new_merge)  # one undo step per edit
+        self.negative.editingFinished.connect(self._new_merge)
         self.negative.textEdited.connect(lambda t: self._set("negative", t))
         self.kind.activated.connect(lambda _i: self._set_control(kind=self.kind.currentData()))
         self.strength.valueChanged.connect(lambda v: self._set_control(strength=float(v)))
