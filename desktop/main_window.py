@@ -111,7 +111,9 @@ class MainWindow(QMainWindow):
         self.tools = ToolController(self.tool_settings, lambda: self._document, self)
         self.view.set_tool_provider(self.tools)
         self.tools.message.connect(self.show_message)
-        self.tools.repaint_requested.connect(self.view.update)
+        self.tools.repaint_requested.connect(
+            lambda rect: self.view.update() if rect is None else self.view.update_document_rect(rect)
+        )
         self.tool_settings.tool_changed.connect(lambda _t: self.view.refresh_cursor())
         self.tool_settings.changed.connect(lambda _v: self.view.refresh_cursor())
         self.selection_overlay = SelectionOverlay(self.view)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 from sfumato.canvas.document import Document
+from sfumato.canvas.geometry import Rect
 from sfumato.desktop.tool_settings import ToolKind, ToolSettings
 from sfumato.desktop.tools import TOOL_CLASSES, Tool
 
@@ -19,7 +20,7 @@ class ToolController(QObject):
     """Implements both ``ToolHost`` (for tools) and ``ToolProvider`` (for the view)."""
 
     message = Signal(str)
-    repaint_requested = Signal()
+    repaint_requested = Signal(object)  # a document-space Rect, or None for everything
 
     def __init__(
         self,
@@ -44,8 +45,8 @@ class ToolController(QObject):
     def show_message(self, text: str) -> None:
         self.message.emit(text)
 
-    def request_repaint(self) -> None:
-        self.repaint_requested.emit()
+    def request_repaint(self, rect: Rect | None = None) -> None:
+        self.repaint_requested.emit(rect)
 
     # -- ToolProvider ------------------------------------------------------------------------
     def active_tool(self) -> Tool | None:

@@ -21,6 +21,7 @@ from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
 from sfumato.canvas.brush import Brush, BrushMode, Stroke
 from sfumato.canvas.commands import EditError
 from sfumato.canvas.document import Document
+from sfumato.canvas.geometry import Rect
 from sfumato.canvas.history import HistoryBusyError
 from sfumato.canvas.layers import Layer, PixelLayer, Role
 from sfumato.canvas.selection import SelectionOp
@@ -46,7 +47,9 @@ class ToolHost(Protocol):
 
     def show_message(self, text: str) -> None: ...
 
-    def request_repaint(self) -> None: ...
+    def request_repaint(self, rect: Rect | None = None) -> None:
+        """Repaint ``rect`` (document space) of the canvas, or all of it for None."""
+        ...
 
 
 class Tool:
@@ -316,16 +319,33 @@ class _ShapeSelectTool(Tool):
         super().__init__(host)
         self._points: list[tuple[float, float]] = []
         self._op = SelectionOp.REPLACE
+        self._shown = Rect(0, 0, 0, 0)
 
     def press(self, ev: PointerEvent) -> None:
         self._points = [(ev.x, ev.y)]
         self._op = selection_op(ev.modifiers)
-        self.host.request_repaint()
+        self._shown = self._bounds()
 
     def move(self, ev: PointerEvent) -> None:
         if self._points:
             self._add(ev)
-            self.host.request_repaint()
+            self._repaint_shape()
+
+    def _bounds(self) -> Rect:
+        """Document-space bounds of the shape being dragged (a pixel of slack)."""
+        if not self._points:
+            return Rect(0, 0, 0, 0)
+        xs = [p[0] for p in self._points]
+        ys = [p[1] for p in self._points]
+        return Rect.from_bounds(
+            math.floor(min(xs)) - 1, math.floor(min(ys)) - 1, math.ceil(max(xs)) + 2, math.ceil(max(ys)) + 2
+        )
+
+    def _repaint_shape(self) -> None:
+        """Repaint where the shape was and where it is now, not the whole canvas."""
+        now = self._bounds()
+        self.host.request_repaint(self._shown.union(now))
+        self._shown = now
 
     def _add(self, ev: PointerEvent) -> None:
         if len(self._points) == 1:
@@ -339,7 +359,7 @@ class _ShapeSelectTool(Tool):
         self._add(ev)
         points, self._points = self._points, []
         doc = self.document
-        self.host.request_repaint()
+        self._repaint_shape()
         if doc is None:
             return
         from sfumato.canvas import selection
@@ -351,7 +371,7 @@ class _ShapeSelectTool(Tool):
         if not self._points:
             return False
         self._points = []
-        self.host.request_repaint()
+        self._repaint_shape()
         return True
 
     @staticmethod
