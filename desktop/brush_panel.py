@@ -8,6 +8,7 @@ the widgets with their signals blocked (no feedback loops, as napari's brush-siz
 from __future__ import annotations
 
 import logging
+import math
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
@@ -21,9 +22,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sfumato.desktop.color_picker import ColorSquare
 from sfumato.desktop.tool_settings import MAX_SIZE, MIN_SIZE, BrushValues, ToolSettings
 
 log = logging.getLogger(__name__)
+
+_LOG_STEPS = 1000
 
 SWATCHES: tuple[tuple[int, int, int], ...] = (
     (20, 20, 24),
@@ -81,15 +85,22 @@ class _Swatch(QToolButton):
 
 
 class _SliderRow(QWidget):
-    """A slider with a spin box; integer values, with a scale to the model's units."""
+    """A slider with a spin box; integer values, with a scale to the model's units.
+
+    With ``logarithmic`` the slider moves through the range geometrically (brush sizes:
+    as much travel from 1 to 30 px as from 30 to 1000), while the spin box stays exact.
+    """
 
     value_changed = Signal(float)
 
-    def __init__(self, lo: int, hi: int, scale: float, suffix: str, parent: QWidget | None = None):
+    def __init__(self, lo: int, hi: int, scale: float, suffix: str, parent: QWidget | None = None,
+                 *, logarithmic: bool = False):
         super().__init__(parent)
         self._scale = scale
+        self._lo, self._hi = lo, hi
+        self._log = logarithmic and lo > 0
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(lo, hi)
+        self.slider.setRange(0, _LOG_STEPS) if self._log else self.slider.setRange(lo, hi)
         self.spin = QSpinBox()
         self.spin.setRange(lo, hi)
         self.spin.setSuffix(suffix)
@@ -98,8 +109,21 @@ class _SliderRow(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.spin)
-        self.slider.valueChanged.connect(self._from_widget)
+        self.slider.valueChanged.connect(self._from_slider)
         self.spin.valueChanged.connect(self._from_widget)
+
+    def _slider_to_value(self, position: int) -> int:
+        if not self._log:
+            return position
+        return round(self._lo * (self._hi / self._lo) ** (position / _LOG_STEPS))
+
+    def _value_to_slider(self, value: int) -> int:
+        if not self._log:
+            return value
+        return round(_LOG_STEPS * math.log(max(value, self._lo) / self._lo) / math.log(self._hi / self._lo))
+
+    def _from_slider(self, position: int) -> None:
+        self._from_widget(self._slider_to_value(position))
 
     def _from_widget(self, value: int) -> None:
         self.value_changed.emit(value / self._scale)
@@ -108,7 +132,7 @@ class _SliderRow(QWidget):
         """Show ``value`` without emitting :attr:`value_changed`."""
         iv = round(value * self._scale)
         with QSignalBlocker(self.slider), QSignalBlocker(self.spin):
-            self.slider.setValue(iv)
+            self.slider.setValue(self._value_to_slider(iv))
             self.spin.setValue(iv)
 
 
@@ -134,7 +158,7 @@ class BrushPanel(QWidget):
         color_row.addWidget(self.color_button)
         color_row.addWidget(swatches, 1)
 
-        self.size = _SliderRow(int(MIN_SIZE), int(MAX_SIZE), 1.0, " px")
+        self.size = _SliderRow(int(MIN_SIZE), int(MAX_SIZE), 1.0, " px", logarithmic=True)
         self.hardness = _SliderRow(0, 100, 100.0, " %")
         self.opacity = _SliderRow(0, 100, 100.0, " %")
         self.flow = _SliderRow(1, 100, 100.0, " %")
@@ -144,12 +168,16 @@ class BrushPanel(QWidget):
         form.addRow("Opacity", self.opacity)
         form.addRow("Flow", self.flow)
 
+        self.color_square = ColorSquare()
+
         layout = QVBoxLayout(self)
+        layout.addWidget(self.color_square)
         layout.addLayout(color_row)
         layout.addLayout(form)
         layout.addStretch(1)
 
         self.color_button.color_chosen.connect(lambda c: self._settings.update(color=c))
+        self.color_square.color_changed.connect(lambda c: self._settings.update(color=c))
         self.size.value_changed.connect(lambda v: self._settings.update(size=v))
         self.hardness.value_changed.connect(lambda v: self._settings.update(hardness=v))
         self.opacity.value_changed.connect(lambda v: self._settings.update(opacity=v))
@@ -159,6 +187,8 @@ class BrushPanel(QWidget):
 
     def _show(self, values: BrushValues) -> None:
         self.color_button.set_color(values.color)
+        with QSignalBlocker(self.color_square):
+            self.color_square.set_color(values.color)
         self.size.set_value(values.size)
         self.hardness.set_value(values.hardness)
         self.opacity.set_value(values.opacity)

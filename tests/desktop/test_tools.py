@@ -181,7 +181,11 @@ def test_brush_panel_binds_both_ways(window) -> None:  # noqa: ANN001
     panel = window.brush_panel
     settings = window.tool_settings
     settings.update(size=57, hardness=0.25)
-    assert panel.size.spin.value() == 57 and panel.size.slider.value() == 57
+    assert panel.size.spin.value() == 57
+    # The size slider is logarithmic: 57 px sits past the middle of 1..1000 px.
+    assert 0.5 < panel.size.slider.value() / panel.size.slider.maximum() < 0.65
+    panel.size.slider.setValue(panel.size.slider.maximum())
+    assert settings.values.size == 1000
     assert panel.hardness.spin.value() == 25
     panel.opacity.slider.setValue(40)
     assert settings.values.opacity == pytest.approx(0.4)
@@ -242,3 +246,24 @@ def test_masks_and_regions_tint_can_be_hidden(window) -> None:  # noqa: ANN001
     plain = view.grab().toImage().pixelColor(point)
     assert (plain.red(), plain.green(), plain.blue()) == (255, 255, 255)
     assert next(doc.pixel_layers(Role.INPAINT_MASK)).visible  # only the display changed
+
+
+def test_colour_square_picks_and_follows_the_brush_colour(window) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QPoint
+    from PySide6.QtTest import QTest
+
+    square = window.brush_panel.color_square
+    window.brush_panel.show()
+    window.tool_settings.update(color=(255, 0, 0))
+    assert square.color() == (255, 0, 0)
+    # Top-left of the square is white; bottom is black.
+    QTest.mouseClick(square, Qt.MouseButton.LeftButton, pos=QPoint(1, 1))
+    assert min(window.tool_settings.values.color) >= 250
+    QTest.mouseClick(square, Qt.MouseButton.LeftButton, pos=QPoint(5, square.height() - 1))
+    assert max(window.tool_settings.values.color) <= 5
+    # The hue strip keeps saturation/value and changes hue: full red → some other hue.
+    window.tool_settings.update(color=(255, 0, 0))
+    strip_x = square.width() - 5
+    QTest.mouseClick(square, Qt.MouseButton.LeftButton, pos=QPoint(strip_x, square.height() // 3))
+    r, g, b = window.tool_settings.values.color
+    assert max(r, g, b) >= 250 and (g > 200 or b > 200)
