@@ -11,6 +11,7 @@ widgets are refreshed from the document with their signals blocked.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSignalBlocker, QSize, Qt, Signal
@@ -78,7 +79,11 @@ class _PromptEdit(QPlainTextEdit):
 
 
 class LayerProperties(QWidget):
-    """Editors for the active layer; hidden rows for roles it doesn't have."""
+    """Editors for the active layer; hidden rows for roles it doesn't have.
+
+    ``message(text)`` reports an edit the document refused (a locked layer, ...)."""
+
+    message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -202,7 +207,8 @@ class LayerProperties(QWidget):
                 self._doc, self._layer, name, value, self._merge if merge else None
             )
         except Exception as exc:  # noqa: BLE001 - shown to the user, model unchanged
-            log.warning("could not set %s: %s", name, exc)
+            log.info("could not set %s: %s", name, exc)
+            self.message.emit(f"Cannot change {name}: {exc}")
             self.refresh()
 
     def _on_opacity(self, value: int) -> None:
@@ -264,6 +270,7 @@ class LayersDock(QWidget):
         self.tree.selectionModel().currentChanged.connect(self._on_current)
 
         self.properties = LayerProperties()
+        self.properties.message.connect(self.message)
 
         self.add_actions: dict[Role | None, QAction] = {}
         buttons = QHBoxLayout()
@@ -354,9 +361,18 @@ class LayersDock(QWidget):
             return None
         return layer_actions.add_layer(self._doc, role)
 
+    def _guard(self, what: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - a refused edit is a message, not a crash
+            log.info("%s refused: %s", what, exc)
+            self.message.emit(f"Cannot {what}: {exc}")
+
     def delete_active(self) -> None:
-        if self._doc is not None and self._doc.active is not None:
-            layer_actions.remove_layer(self._doc, self._doc.active)
+        doc = self._doc
+        if doc is not None and doc.active is not None:
+            active = doc.active
+            self._guard("delete the layer", lambda: layer_actions.remove_layer(doc, active))
 
     def move_active(self, delta: int) -> None:
         """Move the active layer up (-1) or down (+1) among its siblings."""
@@ -366,7 +382,8 @@ class LayersDock(QWidget):
         parent, index = doc.index_of(doc.active)
         target = index + delta
         if 0 <= target < len(parent.children):
-            layer_actions.move_layer(doc, doc.active, parent, target)
+            active = doc.active
+            self._guard("move the layer", lambda: layer_actions.move_layer(doc, active, parent, target))
 
     def _context_menu(self, pos: object) -> None:
         index = self.tree.indexAt(pos)  # type: ignore[arg-type]

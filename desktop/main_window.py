@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
 
         self.layers_dock = LayersDock()
         self.add_dock(self.layers_dock, DockArea.RightDockWidgetArea, title="Layers", name="layers")
+        self.layers_dock.message.connect(self.show_message)
         self.brush_panel = BrushPanel(self.tool_settings)
         self.add_dock(self.brush_panel, DockArea.RightDockWidgetArea, title="Brush", name="brush")
         self.view.viewport_changed.connect(self._show_zoom)

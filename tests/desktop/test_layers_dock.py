@@ -222,3 +222,17 @@ def test_renaming_a_layer(window) -> None:  # noqa: ANN001
     assert not model.setData(model.index_of(layer), "   ", Qt.ItemDataRole.EditRole)
     window.actions["undo"].trigger()
     assert layer.name == "Paint"
+
+
+def test_refused_edits_become_status_messages(window) -> None:  # noqa: ANN001
+    doc = window.document
+    messages: list[str] = []
+    window.layers_dock.message.connect(messages.append)
+    paint = doc.find("Paint")
+    region = window.layers_dock.add_layer(Role.REGION)
+    doc.remove_layer(paint)  # the properties panel still shows a layer …
+    window.layers_dock.properties.show_layer(doc, paint)  # … that is no longer in the document
+    window.layers_dock.properties.opacity.setValue(30)
+    assert messages and "opacity" in messages[-1]
+    assert paint.opacity == 1.0
+    assert region.parent is doc.root
