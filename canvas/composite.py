@@ -19,8 +19,8 @@ Semantics (W3C Compositing and Blending Level 1, the OpenRaster composite ops):
   flattens one control layer alone over white with ``include=only(layer)`` and
   ``background=(255, 255, 255, 255)``).
 
-Pixels are straight-alpha RGBA uint8 at the edges (layers, results) and premultiplied
-float32 inside (:mod:`sfumato.canvas.blendmath`). Work is done per 256×256 document tile,
+Pixels are straight-alpha RGBA uint8 at the edges (layers, results) and planar
+premultiplied float32 inside (:mod:`sfumato.canvas.blendmath`). Work is done per 256×256 document tile,
 skipping layer tiles that do not exist (surfaces are sparse).
 """
 
@@ -121,20 +121,15 @@ def fetch(surface: TiledSurface, rect: Rect) -> np.ndarray | None:
 
 
 class StackRenderer:
-    """Composites layers over one document-space region into premultiplied float32.
+    """Composites layers over one document-space region into planar premultiplied
+    float32 ``(4, h, w)``.
 
     ``None`` stands for a fully transparent buffer throughout, so empty areas cost nothing.
-    ``source`` may replace how a pixel layer's pixels are read (the Compositor uses it to
-    tint non-image layers as overlays).
+    ``include`` chooses the layers (see :func:`is_image_layer`, :func:`only`).
     """
 
-    def __init__(
-        self,
-        include: Include = is_image_layer,
-        source: Callable[[PixelLayer, Rect], np.ndarray | None] | None = None,
-    ) -> None:
+    def __init__(self, include: Include = is_image_layer) -> None:
         self.include = include
-        self.source = source
 
     def render_children(
         self, group: GroupLayer, region: Rect, origin: tuple[int, int] = (0, 0)
@@ -175,10 +170,7 @@ class StackRenderer:
         assert isinstance(layer, PixelLayer)
         if opacity <= 0:
             return None if clears_without_source(mode) else acc
-        if self.source is not None:
-            px = self.source(layer, region.translate(-lx, -ly))
-        else:
-            px = fetch(layer.surface, region.translate(-lx, -ly))
+        px = fetch(layer.surface, region.translate(-lx, -ly))
         if px is None:
             return None if clears_without_source(mode) else acc
         return blend_pixels(acc, px, mode, opacity)
@@ -415,7 +407,8 @@ class Compositor:
     as premultiplied float32 tiles (at most ``projection_tiles`` of each, least recently
     used dropped). A brush dab then costs one layer's blend plus one "over" on the dab's
     rect. With non-associative modes above, the stages above are recomposited — still
-    only over the dab's rect.
+    only over the dab's rect, from float conversions of their pixels kept between dabs
+    (at most ``source_cache_bytes``).
 
     ``overlays=True`` also shows non-image layers (inpaint mask, region, control) above
     the picture as tinted overlays (:func:`overlay_pixels`); :func:`flatten` never does.
