@@ -28,11 +28,12 @@ The button label follows the document cheaply: document events are coalesced (on
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QImage, QKeySequence
 from sfumato.canvas.document import (
     Document,
     DocumentReset,
@@ -42,14 +43,16 @@ from sfumato.canvas.document import (
     SelectionChanged,
     StructureChanged,
 )
+from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.desktop.generation_dock import GenerationDock
 from sfumato.desktop.history_dock import HistoryDock
 from sfumato.desktop.models_dock import ModelsDock
-from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview
+from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
 from sfumato.desktop.staging import StagedResult, StagingArea
 from sfumato.desktop.worker import EngineFactory, FailureKind, GenerationWorker
 from sfumato.planner.errors import PlanError
+from sfumato.planner.placement import result_pixels
 from sfumato.planner.plan import Mode, Plan, detect_mode, plan
 from sfumato.planner.recipe import settings_from_recipe
 
@@ -113,6 +116,7 @@ class GenerationController(QObject):
         w.failed.connect(self._on_failed)
         w.cancelled.connect(self._on_cancelled)
 
+        self.dock.prompt.focused.connect(self.warm_up)
         self.dock.generate_requested.connect(self.generate)
         self.dock.cancel_requested.connect(self.cancel)
         self.dock.strength.valueChanged.connect(lambda _v: self._mode_timer.start())
@@ -186,7 +190,7 @@ class GenerationController(QObject):
         except PlanError as error:
             self._show_failure(f"Cannot generate: {error}", None)
             return False
-        job = self.worker.submit(planned.request)
+        job = self.worker.submit(planned.request, PlanAdapter(planned))
         self._plans = {k: v for k, v in self._plans.items() if k == self._current}
         self._plans[job] = planned
         self._current = job
@@ -199,6 +203,12 @@ class GenerationController(QObject):
         self.window.show_message(f"{planned.mode.label}: {planned.area.w}×{planned.area.h} px, seed {settings.seed}")
         self.job_started.emit(planned)
         return True
+
+    def warm_up(self) -> None:
+        """Load the engine (torch, diffusers) on the worker thread ahead of the first run;
+        called when the prompt box first gets the focus."""
+        if not self._engine_ready and self.worker.engine is None:
+            self.worker.preload()
 
     def cancel(self) -> bool:
         """Esc: cancel a running job, else discard a staged result; True when either."""
@@ -234,28 +244,25 @@ class GenerationController(QObject):
         self._engine_ready = True
         self.dock.set_progress(step, total)
 
-    def _on_preview(self, job: int, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> None:
+    def _on_preview(self, job: int, rgb: np.ndarray, rect: tuple[int, int, int, int], extra: object) -> None:
         planned = self._plans.get(job)
         if job != self._current or planned is None:
             return
-        doc_rect = planned.to_document(*rect)
-        if doc_rect.empty:
+        prepared = extra if isinstance(extra, PreparedPreview) else PlanAdapter(planned).preview(rgb, rect)
+        if prepared is None:
             return
-        alpha = None
-        if planned.paste_mask is not None:
-            area = planned.area
-            alpha = planned.paste_mask[
-                doc_rect.y - area.y : doc_rect.y1 - area.y, doc_rect.x - area.x : doc_rect.x1 - area.x
-            ]
-        self.preview.show(masked_preview(rgb, alpha), doc_rect)
-        self.preview_shown.emit(doc_rect)
+        self.preview.show_image(prepared.image, prepared.rect)
+        self.preview_shown.emit(prepared.rect)
 
-    def _on_finished(self, job: int, images: tuple[np.ndarray, ...], metadata: dict[str, Any]) -> None:
+    def _on_finished(
+        self, job: int, images: tuple[np.ndarray, ...], metadata: dict[str, Any], extra: object
+    ) -> None:
         planned = self._plans.pop(job, None)
         if job != self._current or planned is None:
             return
         self._end_job()
-        result = StagedResult(planned, tuple(images), dict(metadata))
+        pictures = extra if isinstance(extra, tuple) else ()
+        result = StagedResult(planned, tuple(images), dict(metadata), pictures)
         self.history.add_result(result)
         self.staging.stage(result)
         seconds = metadata.get("seconds")
@@ -334,6 +341,40 @@ class GenerationController(QObject):
 
     def _set_running_actions(self, running: bool) -> None:
         self.dock.cancel_button.setEnabled(running)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedPreview:
+    """A preview ready to draw: ``image`` over ``rect`` (document pixels)."""
+
+    image: QImage
+    rect: Rect
+
+
+class PlanAdapter:
+    """Prepares one plan's previews and results on the worker thread (numpy resizing,
+    masking and QImage conversion stay off the GUI thread; see
+    :class:`~sfumato.desktop.worker.JobAdapter`). QImage is safe to build off the GUI
+    thread; nothing here touches widgets or the document."""
+
+    def __init__(self, planned: Plan) -> None:
+        self.plan = planned
+
+    def preview(self, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> PreparedPreview | None:
+        planned = self.plan
+        doc_rect = planned.to_document(*rect)
+        if doc_rect.empty:
+            return None
+        alpha = None
+        if planned.paste_mask is not None:
+            area = planned.area
+            alpha = planned.paste_mask[
+                doc_rect.y - area.y : doc_rect.y1 - area.y, doc_rect.x - area.x : doc_rect.x1 - area.x
+            ]
+        return PreparedPreview(rgba_to_qimage(masked_preview(rgb, alpha)), doc_rect)
+
+    def finished(self, images: tuple[np.ndarray, ...]) -> tuple[QImage, ...]:
+        return tuple(rgba_to_qimage(result_pixels(self.plan, image)) for image in images)
 
 
 def _matters_for_mode(layer: PixelLayer) -> bool:

@@ -55,9 +55,19 @@ __all__ = ["GenerationDock"]
 
 BUILTIN_PICKER_LABEL = "Built-in demo model (shapes and colours only)"
 
+_USER_FOCUS = (
+    Qt.FocusReason.MouseFocusReason,
+    Qt.FocusReason.TabFocusReason,
+    Qt.FocusReason.BacktabFocusReason,
+    Qt.FocusReason.ShortcutFocusReason,
+)
+
 
 class _PromptEdit(QPlainTextEdit):
-    """A plain-text prompt box a few lines high; Ctrl+Enter is left to the window."""
+    """A plain-text prompt box a few lines high; Ctrl+Enter is left to the window.
+    ``focused`` fires when it gets the keyboard focus (the user means to generate)."""
+
+    focused = Signal()
 
     def __init__(self, placeholder: str, lines: int) -> None:
         super().__init__()
@@ -65,6 +75,11 @@ class _PromptEdit(QPlainTextEdit):
         self.setTabChangesFocus(True)
         height = self.fontMetrics().lineSpacing() * lines + 12
         self.setFixedHeight(height)
+
+    def focusInEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        super().focusInEvent(event)
+        if event.reason() in _USER_FOCUS:  # not the window's own initial focus
+            self.focused.emit()
 
     def keyPressEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (

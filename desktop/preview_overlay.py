@@ -95,8 +95,12 @@ class ImageOverlay(QObject):
 
     def show(self, pixels: np.ndarray, rect: Rect) -> None:
         """Show ``pixels`` (uint8 RGB or straight RGBA, any size) stretched over ``rect``."""
+        self.show_image(rgba_to_qimage(pixels), rect)
+
+    def show_image(self, image: QImage, rect: Rect) -> None:
+        """Show a ready ``QImage`` (e.g. made on the worker thread) stretched over ``rect``."""
         old = self._rect
-        self._image = rgba_to_qimage(pixels)
+        self._image = image
         self._rect = rect
         self._repaint(old)
         self._repaint(rect)

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import PixelLayer
 from sfumato.desktop.canvas_view import CanvasView
-from sfumato.desktop.preview_overlay import ImageOverlay
+from sfumato.desktop.preview_overlay import ImageOverlay, rgba_to_qimage
 from sfumato.planner.placement import place_result, result_pixels
 from sfumato.planner.plan import Plan
 
@@ -41,6 +42,14 @@ class StagedResult:
     plan: Plan
     images: tuple[np.ndarray, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Optional ready-made overlay pictures, one per image (what accepting would place,
+    #: as premultiplied QImages over ``plan.area``), made off the GUI thread.
+    pictures: tuple[QImage, ...] = ()
+
+    def picture(self, index: int) -> QImage:
+        if index < len(self.pictures):
+            return self.pictures[index]
+        return rgba_to_qimage(result_pixels(self.plan, self.images[index]))
 
     def seed(self, index: int) -> int:
         seeds = self.metadata.get("seeds")
@@ -149,8 +158,7 @@ class StagingArea(QObject):
 
     def _show(self) -> None:
         assert self._staged is not None
-        plan = self._staged.plan
-        self._overlay.show(result_pixels(plan, self._staged.images[self._index]), plan.area)
+        self._overlay.show_image(self._staged.picture(self._index), self._staged.plan.area)
         self.changed.emit()
 
 

@@ -30,8 +30,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 from sfumato.inference.cancel import CancelToken
 from sfumato.inference.request import GenerationRequest
@@ -41,10 +42,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EngineFactory", "FailureKind", "GenerationWorker", "failure_kind"]
+__all__ = ["EngineFactory", "FailureKind", "GenerationWorker", "JobAdapter", "failure_kind"]
 
 #: Makes the engine, called once on the worker thread (tests pass a CPU engine on tiny models).
 EngineFactory = Callable[[], "Engine"]
+
+
+class JobAdapter(Protocol):
+    """Per-job work done **on the worker thread** so the GUI thread only draws.
+
+    ``preview`` turns an engine preview (uint8 RGB, rect in request pixels) into what the
+    GUI shows (e.g. an RGBA picture at document size through an inpaint mask);
+    ``finished`` turns the result images into what the GUI stages. Both results travel in
+    the signals' last argument. They must not touch Qt widgets or the document.
+    """
+
+    def preview(self, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> Any: ...
+
+    def finished(self, images: tuple[np.ndarray, ...]) -> Any: ...
 
 
 class FailureKind(Enum):
@@ -79,6 +94,46 @@ def failure_kind(error: BaseException) -> FailureKind:
     return FailureKind.OTHER
 
 
+def warm_imports() -> None:
+    """Import what the first model load and run will need (diffusers pipelines and
+    models, the CLIP text encoders, the schedulers), so that cost is paid by
+    :meth:`GenerationWorker.preload` rather than by the first generation. Best effort."""
+    import importlib
+
+    for module, names in (
+        ("diffusers", ("DiffusionPipeline", "StableDiffusionPipeline", "StableDiffusionXLPipeline",
+                       "AutoencoderKL", "UNet2DConditionModel", "EulerDiscreteScheduler",
+                       "DPMSolverMultistepScheduler")),
+        ("transformers", ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer")),
+        ("sfumato.inference.preview", ()),
+        ("sfumato.inference.schedulers", ()),
+    ):
+        try:
+            loaded = importlib.import_module(module)
+            for name in names:
+                getattr(loaded, name)
+        except Exception as error:  # noqa: BLE001 - only a head start; the run reports errors
+            log.debug("warm import of %s failed: %s", module, error)
+
+
+def leave_a_core_for_the_gui(engine: Any) -> None:
+    """On a CPU engine, run torch's intra-op pool on all cores but one: its OpenMP threads
+    spin between ops, and on a small machine they would take every core from the GUI
+    thread (the brush would stutter while generating). No-op for GPU engines."""
+    import os
+
+    device = getattr(engine, "device", None)
+    if getattr(device, "type", None) != "cpu":
+        return
+    import torch
+
+    cores = os.cpu_count() or 1
+    wanted = max(1, min(torch.get_num_threads(), cores - 1))
+    if wanted != torch.get_num_threads():
+        torch.set_num_threads(wanted)
+        log.info("CPU generation uses %d of %d cores (one left for the window)", wanted, cores)
+
+
 def default_engine() -> Engine:
     """The engine with automatic device choice (imports torch: worker thread only)."""
     from sfumato.inference.engine import Engine
@@ -91,23 +146,28 @@ class _Job:
     id: int
     request: GenerationRequest
     cancel: CancelToken
+    adapter: JobAdapter | None = None
 
 
 class GenerationWorker(QThread):
     """See the module docstring. Signals (all carry the job id first):
 
     - ``started_job(job)``: the job left the queue and runs now;
+    - ``engine_ready(ok)``: after :meth:`preload` made (or failed to make) the engine;
     - ``progress(job, step, total)``;
-    - ``preview(job, rgb, rect)``: ``rgb`` uint8 (h, w, 3), ``rect`` (x, y, w, h) request px;
-    - ``finished(job, images, metadata)``: ``images`` a tuple of uint8 (H, W, 3);
+    - ``preview(job, rgb, rect, extra)``: ``rgb`` uint8 (h, w, 3), ``rect`` (x, y, w, h)
+      request px, ``extra`` the job adapter's ``preview(rgb, rect)`` (``None`` without one);
+    - ``finished(job, images, metadata, extra)``: ``images`` a tuple of uint8 (H, W, 3),
+      ``extra`` the adapter's ``finished(images)``;
     - ``failed(job, message, kind)``: ``kind`` a :class:`FailureKind`;
     - ``cancelled(job)``.
     """
 
     started_job = Signal(int)
+    engine_ready = Signal(bool)  # after preload(): whether the engine could be made
     progress = Signal(int, int, int)
-    preview = Signal(int, object, object)
-    finished = Signal(int, object, object)
+    preview = Signal(int, object, object, object)
+    finished = Signal(int, object, object, object)
     failed = Signal(int, str, object)
     cancelled = Signal(int)
 
@@ -120,6 +180,7 @@ class GenerationWorker(QThread):
         self._pending: _Job | None = None
         self._running: _Job | None = None
         self._stopping = False
+        self._preload = False
         self._next_id = 0
 
     # -- GUI-thread API --------------------------------------------------------------------
@@ -128,14 +189,15 @@ class GenerationWorker(QThread):
         """The engine once the worker made it (``None`` before the first request)."""
         return self._engine
 
-    def submit(self, request: GenerationRequest) -> int:
+    def submit(self, request: GenerationRequest, adapter: JobAdapter | None = None) -> int:
         """Queue ``request`` (latest wins: a waiting one is dropped, a running one
-        cancelled); starts the thread on first use; returns the job id."""
+        cancelled); starts the thread on first use; returns the job id. ``adapter``
+        prepares previews and results on the worker thread (see :class:`JobAdapter`)."""
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the generation worker has been shut down")
             self._next_id += 1
-            job = _Job(self._next_id, request, CancelToken())
+            job = _Job(self._next_id, request, CancelToken(), adapter)
             dropped = self._pending
             self._pending = job
             if self._running is not None:
@@ -147,6 +209,18 @@ class GenerationWorker(QThread):
         if not self.isRunning():
             self.start()
         return job.id
+
+    def preload(self) -> None:
+        """Make the engine now (imports torch and diffusers on the worker thread) so the
+        first generation does not wait for it; no-op when it exists. Failures are only
+        logged here: the next run reports them."""
+        with self._cond:
+            if self._stopping or self._engine is not None:
+                return
+            self._preload = True
+            self._cond.notify_all()
+        if not self.isRunning():
+            self.start()
 
     def cancel(self) -> bool:
         """Cancel the running and the waiting job; True when there was one."""
@@ -188,14 +262,20 @@ class GenerationWorker(QThread):
         log.debug("generation worker started")
         while True:
             with self._cond:
-                while self._pending is None and not self._stopping:
+                while self._pending is None and not self._stopping and not self._preload:
                     self._cond.wait()
                 if self._stopping:
                     break
+                preload, self._preload = self._preload, False
                 job = self._pending
-                assert job is not None
                 self._pending = None
                 self._running = job
+            if job is None:
+                if preload and self._engine is None:
+                    if self._ensure_engine(None) is not None:
+                        warm_imports()
+                    self.engine_ready.emit(self._engine is not None)
+                continue
             try:
                 self._run_job(job)
             except Exception as error:  # noqa: BLE001 - the thread must survive anything
@@ -207,19 +287,21 @@ class GenerationWorker(QThread):
         self._engine = None
         log.debug("generation worker stopped")
 
-    def _ensure_engine(self, job: _Job) -> Engine | None:
+    def _ensure_engine(self, job: _Job | None) -> Engine | None:
         if self._engine is not None:
             return self._engine
         try:
             self._engine = self._factory()
+            leave_a_core_for_the_gui(self._engine)
         except Exception as error:  # noqa: BLE001 - torch missing, broken install, bad device
             log.exception("the inference engine cannot start")
-            self.failed.emit(
-                job.id,
-                f"The inference engine cannot start ({error}). Check that PyTorch is installed "
-                "for this computer, then try again.",
-                FailureKind.ENGINE_UNAVAILABLE,
-            )
+            if job is not None:
+                self.failed.emit(
+                    job.id,
+                    f"The inference engine cannot start ({error}). Check that PyTorch is installed "
+                    "for this computer, then try again.",
+                    FailureKind.ENGINE_UNAVAILABLE,
+                )
             return None
         return self._engine
 
@@ -234,13 +316,21 @@ class GenerationWorker(QThread):
         if engine is None:
             return
 
+        adapter = job.adapter
+
         def on_event(event: Any) -> None:
             if isinstance(event, Progress):
                 self.progress.emit(job.id, event.step, event.total)
             elif isinstance(event, Preview):
-                self.preview.emit(job.id, event.rgb, event.rect.as_tuple())
+                if job.cancel.is_set():
+                    return  # nobody wants it any more
+                rect = event.rect.as_tuple()
+                extra = None if adapter is None else adapter.preview(event.rgb, rect)
+                self.preview.emit(job.id, event.rgb, rect, extra)
             elif isinstance(event, Finished):
-                self.finished.emit(job.id, tuple(event.images), dict(event.metadata))
+                images = tuple(event.images)
+                extra = None if adapter is None else adapter.finished(images)
+                self.finished.emit(job.id, images, dict(event.metadata), extra)
             elif isinstance(event, Failed):
                 self.failed.emit(job.id, event.error.user_message, failure_kind(event.error))
             elif isinstance(event, Cancelled):
