@@ -25,9 +25,12 @@ def _no_leaked_windows(qapp: QApplication) -> Iterator[None]:
     assert not leaked, f"test left windows open: {[type(w).__name__ for w in leaked]}"
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def prompts(monkeypatch) -> list[tuple[str, str]]:  # noqa: ANN001
     """Replaces QMessageBox's static prompts so no modal dialog can block a test.
+
+    Autouse: a modal prompt in any test (an unsaved-changes question when qtbot closes a
+    window at teardown, say) would otherwise block the whole run forever.
 
     Records ``(kind, title)``; ``question`` answers Discard unless a test patches it.
     """
