@@ -121,6 +121,7 @@ class GenerationController(QObject):
         self.dock.cancel_requested.connect(self.cancel)
         self.dock.strength.valueChanged.connect(lambda _v: self._mode_timer.start())
         self.models.models_changed.connect(self.dock.set_models)
+        self.models.model_chosen.connect(self.dock.choose_model)
         self.history.reapply.connect(self.staging.stage)
         self.history.reuse_seed.connect(self.dock.use_seed)
         self.staging.accepted.connect(self._on_accepted)
@@ -397,6 +398,8 @@ def install_generation(window: Any, engine_factory: EngineFactory | None = None)
     window.install_generation_controller(controller)
     window.document_replaced.connect(controller.set_document)
     controller.models.rescan()
+    # History on top of its tab stack, unless there is no model yet: then say so.
+    (window.docks["history"] if controller.models.checkpoints() else window.docks["models"]).raise_()
     controller.set_document(window.document)
     window.restore_dock_layout()
     return controller

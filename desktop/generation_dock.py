@@ -345,6 +345,14 @@ class GenerationDock(QWidget):
         if not self._loading:
             self.model_chosen.emit(source)
 
+    def choose_model(self, source: str) -> None:
+        """Select ``source`` in the picker (stored in the recipe like a user's pick)."""
+        index = self.model.findData(source)
+        if index < 0:
+            self.model.addItem(source, source)
+            index = self.model.count() - 1
+        self.model.setCurrentIndex(index)
+
     def current_model(self) -> str | None:
         data = self.model.currentData()
         return str(data) if data else None

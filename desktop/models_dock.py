@@ -170,6 +170,7 @@ class ModelsDock(QWidget):
     """See the module docstring."""
 
     models_changed = Signal(object)  # list[ModelEntry]
+    model_chosen = Signal(str)  # a checkpoint's source, double-clicked in the list
 
     def __init__(
         self,
@@ -219,6 +220,7 @@ class ModelsDock(QWidget):
         layout.addWidget(self.download_progress)
         layout.addWidget(self.status)
 
+        self.list.itemDoubleClicked.connect(lambda _item: self.choose_selected())
         self.add_file_button.clicked.connect(lambda _=False: self.add_file())
         self.add_folder_button.clicked.connect(lambda _=False: self.add_folder())
         self.rescan_button.clicked.connect(lambda _=False: self.rescan())
@@ -240,6 +242,7 @@ class ModelsDock(QWidget):
             self._entries = []
             self.status.setText(f"Could not scan the model folders: {error}")
         self.list.clear()
+        self.list.setToolTip("Double-click a checkpoint to generate with it")
         for entry in self._entries:
             kind = {WeightsKind.CHECKPOINT: "", WeightsKind.CONTROLNET: "ControlNet · ",
                     WeightsKind.LORA: "LoRA · "}.get(entry.kind, "")
@@ -253,6 +256,19 @@ class ModelsDock(QWidget):
         self.empty.setVisible(not has_checkpoint)
         self.models_changed.emit(self.checkpoints())
         return self._entries
+
+    def choose_selected(self) -> bool:
+        """Use the selected checkpoint for generating (``model_chosen``); False for a
+        ControlNet or LoRA (those are picked per control layer / automatically)."""
+        row = self.list.currentRow()
+        if not 0 <= row < len(self._entries):
+            return False
+        entry = self._entries[row]
+        if entry.kind is not WeightsKind.CHECKPOINT:
+            self.status.setText(f"{entry.label} is a {entry.kind.value}, not a checkpoint to generate with.")
+            return False
+        self.model_chosen.emit(entry.source)
+        return True
 
     # -- adding --------------------------------------------------------------------------
     def add_path(self, path: Path) -> None:

@@ -257,3 +257,37 @@ def test_models_dock_offline_message_and_empty_state(qtbot: Any, monkeypatch: py
     model_file.write_bytes(b"")
     dock.add_path(model_file)
     assert str(model_file) in load_config().model_paths
+
+
+def test_ctrl_enter_in_the_prompt_generates(window: Any, fake: Any, qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+
+    fake.dock.prompt.setFocus()
+    with qtbot.waitSignal(fake.job_started, timeout=TIMEOUT):
+        qtbot.keyClick(fake.dock.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert "\n" not in window.document.recipe.prompt, "Ctrl+Enter must not type a new line"
+    qtbot.waitUntil(lambda: not fake.busy, timeout=TIMEOUT)
+
+
+def test_double_clicking_a_checkpoint_in_the_models_dock_picks_it(window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sfumato.desktop import models_dock
+    from sfumato.desktop.generation_controller import install_generation
+    from sfumato.inference.catalog import ModelEntry, Origin, WeightsKind
+
+    entries = [
+        ModelEntry(WeightsKind.CHECKPOINT, "/models/a.safetensors", "a", "sd15", Origin.CONFIGURED),
+        ModelEntry(WeightsKind.CHECKPOINT, "/models/b.safetensors", "b", "sdxl", Origin.CONFIGURED),
+        ModelEntry(WeightsKind.CONTROLNET, "/models/cn.safetensors", "cn", "sd15", Origin.CONFIGURED),
+    ]
+    monkeypatch.setattr(models_dock, "list_models", lambda: entries)
+    controller = install_generation(window, FakeEngine)  # type: ignore[arg-type]
+    assert controller.dock.model.count() == 2, "only checkpoints are offered for generating"
+    controller.models.list.setCurrentRow(1)
+    assert controller.models.choose_selected()
+    assert controller.dock.current_model() == "/models/b.safetensors"
+    assert controller.dock.current_family() == "sdxl"
+    assert window.document.recipe.model == "/models/b.safetensors"
+    controller.models.list.setCurrentRow(2)
+    assert not controller.models.choose_selected()
+    assert controller.dock.current_model() == "/models/b.safetensors"
+    controller.shutdown()
