@@ -177,6 +177,7 @@ class CanvasView(QWidget):
         self._hover: QPointF | None = None
         self._outline_rect = QRect()
         self._painted_once = False
+        self._refit_pending = False
 
     # -- document ------------------------------------------------------------------------
     @property
@@ -514,6 +515,7 @@ class CanvasView(QWidget):
     def _end_pan(self) -> None:
         self._pan_anchor = None
         self.refresh_cursor()
+        self._after_interaction()
 
     def _call_tool(self, method: str, ev: PointerEvent) -> None:
         """Run a tool handler; a failure aborts the interaction instead of escaping into
@@ -545,6 +547,7 @@ class CanvasView(QWidget):
     def _tool_release(self, ev: PointerEvent) -> None:
         self._stroke_source = None
         self._call_tool("release", ev)
+        self._after_interaction()
 
     def cancel_interaction(self) -> bool:
         """Abort a drag in progress (Esc); True when there was one."""
@@ -699,6 +702,17 @@ class CanvasView(QWidget):
         super().focusOutEvent(event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        """Keep a fitted document fitted, but never move the canvas under a pen or mouse
+        that is drawing (a dock growing mid-stroke would shift the stroke): refit after."""
         if self._fitted:
-            self.fit()
+            if self._stroke_source is not None or self._pan_anchor is not None:
+                self._refit_pending = True
+            else:
+                self.fit()
         super().resizeEvent(event)
+
+    def _after_interaction(self) -> None:
+        if self._refit_pending:
+            self._refit_pending = False
+            if self._fitted:
+                self.fit()

@@ -273,3 +273,21 @@ def test_hidpi_100_percent_is_one_document_pixel_per_device_pixel(tmp_path) -> N
     assert float(dpr) == 2.0
     assert float(zoom) == pytest.approx(0.5)
     assert int(dark_rows) == 1
+
+
+def test_a_resize_during_a_stroke_does_not_move_the_canvas(window) -> None:  # noqa: ANN001
+    """A dock growing mid-stroke (a new layer's editors appearing) must not shift the
+    document under the pen; the fitted view refits after the stroke."""
+    view = window.view
+    layer = _paint_layer(window)
+    a = QPointF(*_widget_point(window, 50, 60))
+    b = QPointF(*_widget_point(window, 250, 60))
+    send_mouse(view, QEvent.Type.MouseButtonPress, a)
+    before = view.viewport
+    view.resize(view.width() - 80, view.height() - 60)
+    assert view.viewport == before
+    send_mouse(view, QEvent.Type.MouseMove, b, buttons=Qt.MouseButton.LeftButton)
+    send_mouse(view, QEvent.Type.MouseButtonRelease, b)
+    alpha = _alpha(layer, window.document)
+    assert alpha[60, 150] > 0 and not alpha[:45].any() and not alpha[76:].any()
+    assert view.viewport != before  # refitted once the stroke ended
