@@ -241,8 +241,9 @@ class GenerationWorker(QThread):
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
         """Cancel everything, stop the loop and join the thread; True when it ended.
 
-        A run is cancelled within one denoising step; loading a model cannot be
-        interrupted, so the wait is bounded by ``timeout_ms``.
+        A run is cancelled within one denoising step. Loading a model cannot be
+        interrupted: after ``timeout_ms`` a warning is logged and the wait goes on (a
+        running ``QThread`` must never be destroyed).
         """
         with self._cond:
             self._stopping = True
@@ -252,10 +253,12 @@ class GenerationWorker(QThread):
             self._cond.notify_all()
         if not self.isRunning():
             return True
-        ended = self.wait(timeout_ms)
-        if not ended:
-            log.warning("the generation worker did not stop within %d ms", timeout_ms)
-        return bool(ended)
+        if self.wait(timeout_ms):
+            return True
+        # Loading a model cannot be interrupted; destroying a running QThread would abort
+        # the program, so wait for the load to end (it then sees the stop flag).
+        log.warning("the generation worker is still loading a model after %d ms; waiting", timeout_ms)
+        return bool(self.wait())
 
     # -- worker thread ---------------------------------------------------------------------
     def run(self) -> None:  # noqa: D401 - QThread API
