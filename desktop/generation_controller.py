@@ -9,11 +9,13 @@ a staged result when nothing runs).
 One generation, step by step (all on the GUI thread except the engine run):
 
 1. :meth:`GenerationController.generate` merges the document's recipe with the dock's
-   overrides (:func:`~sfumato.planner.recipe.settings_from_recipe`) and plans
-   (:func:`~sfumato.planner.plan.plan`); a :class:`~sfumato.planner.errors.PlanError`
-   becomes a message, nothing runs.
-2. The plan's request goes to the :class:`~sfumato.desktop.worker.GenerationWorker`
-   (latest wins: generating again while one runs replaces it).
+   overrides (:func:`~sfumato.planner.recipe.settings_from_recipe`) and takes a
+   copy-on-write snapshot of the document (:func:`snapshot_document`: no pixels copied).
+2. The :class:`~sfumato.desktop.worker.GenerationWorker` plans the snapshot
+   (:func:`~sfumato.planner.plan.plan`, in :class:`PlanJob`) and runs the request on its
+   thread, so neither planning nor the model ever runs on the GUI thread (latest wins:
+   generating again while one runs replaces it). A
+   :class:`~sfumato.planner.errors.PlanError` comes back as a message; nothing runs.
 3. Previews arrive as signals; each is mapped onto the document with
    ``plan.to_document`` and drawn by the preview overlay (inpaint: through the paste
    mask). Never in the document, never in undo.
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence
+from sfumato.canvas.commands import copy_layer
 from sfumato.canvas.document import (
     Document,
     DocumentReset,
@@ -44,17 +47,18 @@ from sfumato.canvas.document import (
     StructureChanged,
 )
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
 from sfumato.desktop.generation_dock import GenerationDock
 from sfumato.desktop.history_dock import HistoryDock
 from sfumato.desktop.models_dock import ModelsDock
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
 from sfumato.desktop.staging import StagedResult, StagingArea
 from sfumato.desktop.worker import EngineFactory, FailureKind, GenerationWorker
+from sfumato.inference.request import GenerationRequest
 from sfumato.planner.errors import PlanError
 from sfumato.planner.placement import result_pixels
 from sfumato.planner.plan import Mode, Plan, detect_mode, plan
-from sfumato.planner.recipe import settings_from_recipe
+from sfumato.planner.recipe import GenerationSettings, settings_from_recipe
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,7 @@ class GenerationController(QObject):
         self.preview = ImageOverlay(view, self.PREVIEW_Z, frame=True)
         self.staging = StagingArea(view, lambda: self.window.document)
         self._doc: Document | None = None
-        self._plans: dict[int, Plan] = {}
+        self._jobs: dict[int, PlanJob] = {}
         self._current: int | None = None
         self._engine_ready = False
         self._mode_timer = QTimer(self)
@@ -134,7 +138,8 @@ class GenerationController(QObject):
 
     @property
     def current_plan(self) -> Plan | None:
-        return None if self._current is None else self._plans.get(self._current)
+        job = None if self._current is None else self._jobs.get(self._current)
+        return None if job is None else job.plan
 
     # -- document --------------------------------------------------------------------------
     def set_document(self, doc: Document | None) -> None:
@@ -187,22 +192,22 @@ class GenerationController(QObject):
             return False
         try:
             settings = settings_from_recipe(doc.recipe, **overrides)
-            planned = plan(doc, settings)
         except PlanError as error:
-            self._show_failure(f"Cannot generate: {error}", None)
+            self._show_failure(f"Cannot generate: {error}", FailureKind.PLAN)
             return False
-        job = self.worker.submit(planned.request, PlanAdapter(planned))
-        self._plans = {k: v for k, v in self._plans.items() if k == self._current}
-        self._plans[job] = planned
+        work = PlanJob(snapshot_document(doc), settings)
+        job = self.worker.submit(adapter=work)
+        self._jobs = {k: v for k, v in self._jobs.items() if k == self._current}
+        self._jobs[job] = work
         self._current = job
         self.preview.clear()
         self.staging.discard()
         self.dock.set_busy(True, "Loading the model…" if not self._engine_ready else "Starting…")
-        self.dock.show_notes(planned.notes)
+        self.dock.show_notes(())
         self.dock.set_last_seed(settings.seed)
         self._set_running_actions(True)
-        self.window.show_message(f"{planned.mode.label}: {planned.area.w}×{planned.area.h} px, seed {settings.seed}")
-        self.job_started.emit(planned)
+        label = detect_mode(doc, settings.strength).label
+        self.window.show_message(f"{label}: seed {settings.seed}")
         return True
 
     def warm_up(self) -> None:
@@ -236,8 +241,18 @@ class GenerationController(QObject):
 
     # -- worker events -------------------------------------------------------------------------
     def _on_started(self, job: int) -> None:
-        if job == self._current and not self._engine_ready:
+        work = self._jobs.get(job)
+        if job != self._current or work is None or work.plan is None:
+            return
+        if not self._engine_ready:
             self.dock.set_busy(True, "Loading the model…")
+        planned = work.plan
+        self.dock.show_notes(planned.notes)
+        self.window.show_message(
+            f"{planned.mode.label}: {planned.area.w}×{planned.area.h} px at {planned.size.width}×"
+            f"{planned.size.height}, seed {planned.request.seed}"
+        )
+        self.job_started.emit(planned)
 
     def _on_progress(self, job: int, step: int, total: int) -> None:
         if job != self._current:
@@ -246,10 +261,10 @@ class GenerationController(QObject):
         self.dock.set_progress(step, total)
 
     def _on_preview(self, job: int, rgb: np.ndarray, rect: tuple[int, int, int, int], extra: object) -> None:
-        planned = self._plans.get(job)
-        if job != self._current or planned is None:
+        work = self._jobs.get(job)
+        if job != self._current or work is None or work.plan is None:
             return
-        prepared = extra if isinstance(extra, PreparedPreview) else PlanAdapter(planned).preview(rgb, rect)
+        prepared = extra if isinstance(extra, PreparedPreview) else work.preview(rgb, rect)
         if prepared is None:
             return
         self.preview.show_image(prepared.image, prepared.rect)
@@ -258,9 +273,10 @@ class GenerationController(QObject):
     def _on_finished(
         self, job: int, images: tuple[np.ndarray, ...], metadata: dict[str, Any], extra: object
     ) -> None:
-        planned = self._plans.pop(job, None)
-        if job != self._current or planned is None:
+        work = self._jobs.pop(job, None)
+        if job != self._current or work is None or work.plan is None:
             return
+        planned = work.plan
         self._end_job()
         pictures = extra if isinstance(extra, tuple) else ()
         result = StagedResult(planned, tuple(images), dict(metadata), pictures)
@@ -273,7 +289,7 @@ class GenerationController(QObject):
         self.staged.emit()
 
     def _on_failed(self, job: int, message: str, kind: object) -> None:
-        self._plans.pop(job, None)
+        self._jobs.pop(job, None)
         if job != self._current:
             return
         self._end_job()
@@ -281,7 +297,7 @@ class GenerationController(QObject):
         self._show_failure(message, kind if isinstance(kind, FailureKind) else FailureKind.OTHER)
 
     def _on_cancelled(self, job: int) -> None:
-        self._plans.pop(job, None)
+        self._jobs.pop(job, None)
         if job != self._current:
             return
         self._end_job()
@@ -352,17 +368,39 @@ class PreparedPreview:
     rect: Rect
 
 
-class PlanAdapter:
-    """Prepares one plan's previews and results on the worker thread (numpy resizing,
-    masking and QImage conversion stay off the GUI thread; see
-    :class:`~sfumato.desktop.worker.JobAdapter`). QImage is safe to build off the GUI
-    thread; nothing here touches widgets or the document."""
+def snapshot_document(doc: Document) -> Document:
+    """A copy of ``doc`` for planning on another thread while the user keeps painting.
 
-    def __init__(self, planned: Plan) -> None:
-        self.plan = planned
+    Cheap: layers are copied with their pixels shared copy-on-write (the live document
+    copies a tile before writing to it), so this costs a dict copy per layer, not pixels.
+    The selection array is shared (edits replace it, never write into it).
+    """
+    root = copy_layer(doc.root)
+    assert isinstance(root, GroupLayer)
+    return Document(doc.width, doc.height, root=root, recipe=doc.recipe, selection=doc.selection)
+
+
+class PlanJob:
+    """One generation's work on the worker thread (a
+    :class:`~sfumato.desktop.worker.JobAdapter`): plan the document snapshot, then turn
+    previews and results into ready-to-draw pictures (numpy resizing, masking and QImage
+    conversion stay off the GUI thread; QImage is safe to build there). ``plan`` is set by
+    :meth:`prepare` before the worker emits anything else for the job."""
+
+    def __init__(self, snapshot: Document, settings: GenerationSettings) -> None:
+        self._snapshot: Document | None = snapshot
+        self.settings = settings
+        self.plan: Plan | None = None
+
+    def prepare(self) -> GenerationRequest:
+        assert self._snapshot is not None
+        self.plan = plan(self._snapshot, self.settings)
+        self._snapshot = None  # the pixels are in the request now
+        return self.plan.request
 
     def preview(self, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> PreparedPreview | None:
         planned = self.plan
+        assert planned is not None
         doc_rect = planned.to_document(*rect)
         if doc_rect.empty:
             return None
@@ -375,7 +413,9 @@ class PlanAdapter:
         return PreparedPreview(rgba_to_qimage(masked_preview(rgb, alpha)), doc_rect)
 
     def finished(self, images: tuple[np.ndarray, ...]) -> tuple[QImage, ...]:
-        return tuple(rgba_to_qimage(result_pixels(self.plan, image)) for image in images)
+        planned = self.plan
+        assert planned is not None
+        return tuple(rgba_to_qimage(result_pixels(planned, image)) for image in images)
 
 
 def _matters_for_mode(layer: PixelLayer) -> bool:

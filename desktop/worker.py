@@ -51,11 +51,15 @@ EngineFactory = Callable[[], "Engine"]
 class JobAdapter(Protocol):
     """Per-job work done **on the worker thread** so the GUI thread only draws.
 
-    ``preview`` turns an engine preview (uint8 RGB, rect in request pixels) into what the
+    ``prepare`` makes the request when :meth:`GenerationWorker.submit` got none (the
+    window plans its document snapshot there); a :class:`~sfumato.planner.errors.PlanError`
+    it raises becomes a ``failed`` signal of kind :attr:`FailureKind.PLAN`. ``preview`` turns an engine preview (uint8 RGB, rect in request pixels) into what the
     GUI shows (e.g. an RGBA picture at document size through an inpaint mask);
     ``finished`` turns the result images into what the GUI stages. Both results travel in
     the signals' last argument. They must not touch Qt widgets or the document.
     """
+
+    def prepare(self) -> GenerationRequest: ...
 
     def preview(self, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> Any: ...
 
@@ -65,6 +69,7 @@ class JobAdapter(Protocol):
 class FailureKind(Enum):
     """What went wrong, so the window can choose its words and offer the next step."""
 
+    PLAN = "plan"  # the document cannot be generated as it is (the message says why)
     OUT_OF_MEMORY = "out_of_memory"
     MODEL_NOT_FOUND = "model_not_found"
     BAD_MODEL = "bad_model"
@@ -144,7 +149,7 @@ def default_engine() -> Engine:
 @dataclass(frozen=True)
 class _Job:
     id: int
-    request: GenerationRequest
+    request: GenerationRequest | None
     cancel: CancelToken
     adapter: JobAdapter | None = None
 
@@ -152,7 +157,7 @@ class _Job:
 class GenerationWorker(QThread):
     """See the module docstring. Signals (all carry the job id first):
 
-    - ``started_job(job)``: the job left the queue and runs now;
+    - ``started_job(job)``: the job left the queue, its request is made, it runs now;
     - ``engine_ready(ok)``: after :meth:`preload` made (or failed to make) the engine;
     - ``progress(job, step, total)``;
     - ``preview(job, rgb, rect, extra)``: ``rgb`` uint8 (h, w, 3), ``rect`` (x, y, w, h)
@@ -189,10 +194,13 @@ class GenerationWorker(QThread):
         """The engine once the worker made it (``None`` before the first request)."""
         return self._engine
 
-    def submit(self, request: GenerationRequest, adapter: JobAdapter | None = None) -> int:
+    def submit(self, request: GenerationRequest | None = None, adapter: JobAdapter | None = None) -> int:
         """Queue ``request`` (latest wins: a waiting one is dropped, a running one
         cancelled); starts the thread on first use; returns the job id. ``adapter``
-        prepares previews and results on the worker thread (see :class:`JobAdapter`)."""
+        makes the request when none is given and prepares previews and results, all on
+        the worker thread (see :class:`JobAdapter`)."""
+        if request is None and adapter is None:
+            raise ValueError("submit needs a request or an adapter that prepares one")
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the generation worker has been shut down")
@@ -310,7 +318,19 @@ class GenerationWorker(QThread):
 
     def _run_job(self, job: _Job) -> None:
         from sfumato.inference.events import Cancelled, Failed, Finished, Preview, Progress
+        from sfumato.planner.errors import PlanError
 
+        if job.cancel.is_set():
+            self.cancelled.emit(job.id)
+            return
+        request = job.request
+        if request is None:
+            assert job.adapter is not None
+            try:
+                request = job.adapter.prepare()
+            except PlanError as error:
+                self.failed.emit(job.id, f"Cannot generate: {error}", FailureKind.PLAN)
+                return
         if job.cancel.is_set():
             self.cancelled.emit(job.id)
             return
@@ -339,4 +359,4 @@ class GenerationWorker(QThread):
             elif isinstance(event, Cancelled):
                 self.cancelled.emit(job.id)
 
-        engine.run(job.request, on_event, job.cancel)
+        engine.run(request, on_event, job.cancel)

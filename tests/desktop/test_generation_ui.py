@@ -199,13 +199,43 @@ def test_engine_that_cannot_start_reports_and_the_worker_recovers(window: Any, q
     assert not controller.worker.isRunning()
 
 
-def test_plan_errors_are_messages(window: Any, fake: Any) -> None:
+def test_plan_errors_are_messages(window: Any, fake: Any, qtbot: Any) -> None:
+    from sfumato.desktop.worker import FailureKind
+
     doc = window.document
     mask = paint_mask(doc)
     doc.clear_layer(mask, use_selection=False)  # a visible but empty mask
-    assert not fake.generate()
+    with qtbot.waitSignal(fake.failed, timeout=TIMEOUT) as blocker:
+        fake.generate()
+    assert blocker.args[1] is FailureKind.PLAN
     assert "mask" in fake.dock.error_text.lower()
-    assert not fake.busy
+    assert not fake.busy and not fake.engine.requests
+
+
+def test_painting_during_planning_does_not_reach_the_plan(window: Any, fake: Any, qtbot: Any) -> None:
+    """The worker plans a copy-on-write snapshot: edits after Generate are not in it."""
+    from sfumato.canvas.composite import flatten
+
+    doc = window.document
+    doc.set_recipe(strength=0.5)
+    paint = next(layer for layer in doc.pixel_layers() if layer.name == "Paint")
+    red = np.zeros((40, 40, 4), np.uint8)
+    red[..., 0] = 255
+    red[..., 3] = 255
+    doc.put_pixels(paint, red, 10, 10)
+    before = flatten(doc).copy()
+    fake.engine.step_delay = 0.0
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+        blue = red.copy()
+        blue[..., :3] = (0, 0, 255)
+        doc.put_pixels(paint, blue, 10, 10)  # painted right after pressing Generate
+    assert not np.array_equal(flatten(doc), before), "the blue paint reached the document"
+    request = fake.engine.requests[-1]
+    assert request.init is not None and fake.staging.staged.plan.mode.label == "Refine"
+    h, w = request.init.image.shape[:2]
+    r, g, b = (int(v) for v in request.init.image[int(30 * h / 240), int(30 * w / 320)][:3])
+    assert r > 200 and b < 60, f"the plan saw the later blue paint: {(r, g, b)}"
 
 
 def test_no_model_says_what_to_do(window: Any, monkeypatch: pytest.MonkeyPatch) -> None:
