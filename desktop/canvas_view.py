@@ -548,6 +548,7 @@ class CanvasView(QWidget):
         self._stroke_source = None
         self._call_tool("release", ev)
         self._after_interaction()
+        self._fitted = False  # the artist is working: later resizes keep zoom and centre
 
     def cancel_interaction(self) -> bool:
         """Abort a drag in progress (Esc); True when there was one."""
@@ -702,13 +703,21 @@ class CanvasView(QWidget):
         super().focusOutEvent(event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
-        """Keep a fitted document fitted, but never move the canvas under a pen or mouse
-        that is drawing (a dock growing mid-stroke would shift the stroke): refit after."""
+        """A freshly opened document stays fitted while the window settles; once the user
+        has drawn, zoomed or panned, a resize keeps the zoom and the view's centre. Never
+        does the canvas move under a pen or mouse that is drawing (a dock growing
+        mid-stroke would shift the stroke): that adjustment waits for the release."""
+        interacting = self._stroke_source is not None or self._pan_anchor is not None
         if self._fitted:
-            if self._stroke_source is not None or self._pan_anchor is not None:
+            if interacting:
                 self._refit_pending = True
             else:
                 self.fit()
+        elif not interacting and event.oldSize().isValid():
+            dx = (event.size().width() - event.oldSize().width()) / 2
+            dy = (event.size().height() - event.oldSize().height()) / 2
+            self._viewport = self._viewport.panned(dx, dy)
+            self.viewport_changed.emit(self._viewport)
         super().resizeEvent(event)
 
     def _after_interaction(self) -> None:

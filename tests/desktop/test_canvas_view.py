@@ -291,3 +291,9 @@ def test_a_resize_during_a_stroke_does_not_move_the_canvas(window) -> None:  # n
     alpha = _alpha(layer, window.document)
     assert alpha[60, 150] > 0 and not alpha[:45].any() and not alpha[76:].any()
     assert view.viewport != before  # refitted once the stroke ended
+    # From now on a resize keeps the zoom and the centre.
+    centre = view.map_to_document(QPointF(view.width() / 2, view.height() / 2))
+    zoom = view.viewport.zoom
+    view.resize(view.width() + 40, view.height() + 30)
+    assert view.viewport.zoom == zoom
+    assert view.map_to_document(QPointF(view.width() / 2, view.height() / 2)) == pytest.approx(centre)
