@@ -45,7 +45,7 @@ _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 # -- storage conversions ---------------------------------------------------------------
-def _packed(pixels: np.ndarray) -> np.ndarray | None:
+def packed_words(pixels: np.ndarray) -> np.ndarray | None:
     """RGBA uint8 ``(h, w, 4)`` seen as ``(h, w)`` uint32 (R in the low byte), or None when
     the memory layout does not allow it. Extracting channels from packed words runs on
     contiguous memory, several times faster than numpy's stride-4 byte access."""
@@ -62,7 +62,7 @@ def premultiply(pixels: np.ndarray, opacity: float = 1.0) -> np.ndarray:
     h, w = pixels.shape[:2]
     out = np.empty((4, h, w), np.float32)
     alpha = out[3]
-    words = _packed(pixels)
+    words = packed_words(pixels)
     if words is None:
         planes = pixels.transpose(2, 0, 1)
         np.multiply(planes[3], _INV255 * np.float32(opacity), out=alpha, dtype=np.float32)
@@ -82,7 +82,7 @@ def premultiply(pixels: np.ndarray, opacity: float = 1.0) -> np.ndarray:
 def straight_from_u8(pixels: np.ndarray) -> np.ndarray:
     """The straight colours of RGBA uint8 ``(h, w, 4)`` as planar float32 ``(3, h, w)``."""
     h, w = pixels.shape[:2]
-    words = _packed(pixels)
+    words = packed_words(pixels)
     if words is None:
         return np.multiply(pixels.transpose(2, 0, 1)[:3], _INV255, dtype=np.float32)
     out = np.empty((3, h, w), np.float32)

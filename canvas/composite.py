@@ -38,6 +38,7 @@ from sfumato.canvas.blendmath import (
     composite,
     from_opaque,
     over,
+    packed_words,
     premultiply,
     straight_from_u8,
     unpremultiply,
@@ -61,6 +62,8 @@ Include = Callable[[Layer], bool]
 
 RGBA = tuple[int, int, int, int]
 
+_ALPHA_ONE = np.uint32(1 << 24)  # packed RGBA words with alpha >= 1 are >= this
+_ALPHA_FULL = np.uint32(255 << 24)
 _BBOX_MIN_AREA = 64 * 64  # below this, finding the content box costs more than it saves
 _NOTHING_OVER_EMPTY = frozenset({BlendMode.DST_IN, BlendMode.DST_OUT, BlendMode.SRC_ATOP})
 
@@ -206,6 +209,21 @@ class PreparedSource:
         return self.premul.nbytes + (0 if self._straight is None else self._straight.nbytes)
 
 
+def _coverage(px: np.ndarray) -> np.ndarray:
+    """Boolean ``(h, w)``: where straight RGBA uint8 ``px`` has alpha > 0."""
+    words = packed_words(px)
+    if words is None:
+        return px[..., 3] > 0
+    return words >= _ALPHA_ONE  # alpha is the top byte: a contiguous compare, no strides
+
+
+def _opaque(px: np.ndarray) -> bool:
+    words = packed_words(px)
+    if words is None:
+        return bool(px[..., 3].min() == 255)
+    return bool((words >= _ALPHA_FULL).all())
+
+
 def blend_pixels(
     acc: np.ndarray | None,
     px: np.ndarray,
@@ -221,8 +239,8 @@ def blend_pixels(
     ``prepared`` optionally holds ``px``'s conversions — over a larger area, of which
     ``box`` (rows, cols) is ``px``'s part.
     """
-    alpha = px[..., 3]
-    if not alpha.any():
+    covered = _coverage(px)
+    if not covered.any():
         return None if clears_without_source(mode) else acc
     rows, cols = box if box is not None else (slice(None), slice(None))
     if acc is None:
@@ -231,22 +249,21 @@ def blend_pixels(
         if prepared is not None:
             return prepared.premul[:, rows, cols] * np.float32(opacity)
         return premultiply(px, opacity)
-    h, w = alpha.shape
+    h, w = covered.shape
     dst = acc
     if h * w >= _BBOX_MIN_AREA and not clears_without_source(mode):
         # Work only on the box holding the source's pixels (soft blobs rarely fill a tile).
-        ys = np.flatnonzero(alpha.any(axis=1))
-        xs = np.flatnonzero(alpha.any(axis=0))
+        ys = np.flatnonzero(covered.any(axis=1))
+        xs = np.flatnonzero(covered.any(axis=0))
         y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
         if (y1 - y0) * (x1 - x0) < h * w:
             px = px[y0:y1, x0:x1]
-            alpha = px[..., 3]
             dst = acc[:, y0:y1, x0:x1]
             if prepared is not None:
                 r0 = rows.start or 0
                 c0 = cols.start or 0
                 rows, cols = slice(r0 + y0, r0 + y1), slice(c0 + x0, c0 + x1)
-    if mode is BlendMode.NORMAL and opacity == 1.0 and alpha.min() == 255:
+    if mode is BlendMode.NORMAL and opacity == 1.0 and _opaque(px):
         from_opaque(px, out=dst)  # an opaque source replaces the backdrop
         return acc
     needs_straight = mode in NEEDS_STRAIGHT
