@@ -296,6 +296,38 @@ class DocumentFiles(QObject):
         self.message.emit(f"Pasted {image.width()}×{image.height()} image as a layer")
         return True
 
+    def copy(self, merged: bool = False) -> bool:
+        """Put the active layer's pixels (or the visible picture, ``merged``) on the
+        clipboard, cut to the selection's bounds and faded by its coverage."""
+        doc = self._current()
+        if doc is None:
+            return False
+        from sfumato.canvas.composite import document_offset, flatten
+        from sfumato.canvas.selection import selection_bounds
+
+        rect = selection_bounds(doc).intersect(doc.rect)
+        if rect.empty:
+            self.message.emit("Nothing is selected to copy.")
+            return False
+        if merged:
+            pixels = flatten(doc, rect)
+        else:
+            layer = doc.active
+            if not isinstance(layer, PixelLayer):
+                self.message.emit("Select a pixel layer to copy (or use Copy Merged).")
+                return False
+            ox, oy = document_offset(layer)
+            pixels = layer.surface.read(rect.translate(-ox, -oy))
+        if doc.selection is not None:
+            cover = doc.selection[rect.slices()]
+            pixels = pixels.copy()
+            pixels[..., 3] = (pixels[..., 3] * cover).round().astype(np.uint8)
+        data = np.ascontiguousarray(pixels)
+        image = QImage(data.data, rect.w, rect.h, rect.w * 4, QImage.Format.Format_RGBA8888).copy()
+        QGuiApplication.clipboard().setImage(image)
+        self.message.emit(f"Copied {rect.w}×{rect.h} pixels")
+        return True
+
     def paste(self) -> bool:
         """Paste an image (or image files) from the clipboard as new layers."""
         mime = QGuiApplication.clipboard().mimeData()

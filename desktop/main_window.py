@@ -267,6 +267,10 @@ class MainWindow(QMainWindow):
         a("undo", "&Undo", self.undo, "Ctrl+Z")
         a("redo", "&Redo", self.redo, QKeySequence("Ctrl+Shift+Z"))
         self.actions["redo"].setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        a("copy", "&Copy", self.files.copy, QKeySequence.StandardKey.Copy,
+          "Copy the active layer (inside the selection) to the clipboard")
+        a("copy_merged", "Copy &Merged", lambda: self.files.copy(merged=True), "Ctrl+Shift+C",
+          "Copy the visible picture (inside the selection) to the clipboard")
         a("paste", "&Paste as Layer", self.files.paste, QKeySequence.StandardKey.Paste)
         a("clear", "C&lear Layer", self.clear_layer, QKeySequence.StandardKey.Delete,
           "Clear the active layer (only the selection, when there is one)")
@@ -326,7 +330,8 @@ class MainWindow(QMainWindow):
         for n in (None, "save", "save_as", None, "import", "export", None, "quit"):
             file_menu.addSeparator() if n is None else file_menu.addAction(self.actions[n])
         self._fill_recent_menu(self.settings.recent_files())
-        menu("edit", "&Edit", ["undo", "redo", None, "paste", "clear", None, "cancel"])
+        menu("edit", "&Edit", ["undo", "redo", None, "copy", "copy_merged", "paste", "clear", None,
+                               "cancel"])
         view_menu = menu("view", "&View", ["fit", "actual", "zoom_in", "zoom_out", None,
                                            "show_ai_layers", None])
         self.menus["docks"] = view_menu.addMenu("&Docks")

@@ -16,6 +16,7 @@ from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtGui import QColor, QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from qtinput import mouse_drag
+from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer, Role
 
 
@@ -297,3 +298,25 @@ def test_new_document_asks_for_a_size(window, monkeypatch) -> None:  # noqa: ANN
     dialog.width_box.setValue(700)
     assert dialog.preset.currentData() is None  # custom
     dialog.deleteLater()
+
+
+def test_copy_inside_the_selection_then_paste_as_a_layer(window) -> None:  # noqa: ANN001
+    doc = window.document
+    block = np.zeros((40, 40, 4), np.uint8)
+    block[...] = (10, 200, 30, 255)
+    doc.put_pixels(doc.find("Paint"), block, 100, 100)
+    doc.set_selection(None)
+    from sfumato.canvas.selection import select_rect
+
+    select_rect(doc, 90, 90, 120, 130)
+    window.actions["copy"].trigger()
+    image = QGuiApplication.clipboard().image()
+    assert (image.width(), image.height()) == (30, 40)
+    window.actions["paste"].trigger()
+    pasted = doc.active
+    px = pasted.surface.read(Rect(0, 0, 30, 40))
+    assert tuple(px[15, 15]) == (10, 200, 30, 255)  # inside the block
+    assert px[5, 5, 3] == 0  # selected but empty
+    window.actions["copy_merged"].trigger()
+    merged = QGuiApplication.clipboard().image()
+    assert merged.pixelColor(5, 5).red() == 255  # the white background is in the merge
