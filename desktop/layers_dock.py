@@ -394,10 +394,16 @@ class LayersDock(QWidget):
         if layer is not None and self._doc is not None:
             menu.addSeparator()
             doc = self._doc
-            menu.addAction("Duplicate", lambda: doc.duplicate_layer(layer))
+            menu.addAction("Duplicate", lambda: self._guard("duplicate", lambda: doc.duplicate_layer(layer)))
+            if isinstance(layer, PixelLayer):
+                from sfumato.canvas.selection import select_layer_alpha
+
+                menu.addAction("Merge Down", lambda: self._guard("merge down", lambda: doc.merge_down(layer)))
+                menu.addAction("Select Opaque Pixels",
+                               lambda: self._guard("select", lambda: select_layer_alpha(doc, layer)))
             if isinstance(layer, PixelLayer) and layer.role is Role.CONTROL:
                 menu.addAction("Control from image", self.properties.run_from_image)
-            menu.addAction("Delete", lambda: layer_actions.remove_layer(doc, layer))
+            menu.addAction("Delete", lambda: self._guard("delete", lambda: layer_actions.remove_layer(doc, layer)))
         menu.exec(self.tree.viewport().mapToGlobal(pos))  # type: ignore[arg-type]
 
     def active_group(self) -> GroupLayer | None:
