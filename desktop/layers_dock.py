@@ -11,7 +11,7 @@ widgets are refreshed from the document with their signals blocked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSignalBlocker, QSize, Qt, Signal
@@ -168,7 +168,7 @@ class LayerProperties(QWidget):
         self._set_rows_visible(self._control_rows, role is Role.CONTROL)
         self.refresh()
 
-    def _set_rows_visible(self, fields: list[object], visible: bool) -> None:
+    def _set_rows_visible(self, fields: Sequence[object], visible: bool) -> None:
         for f in fields:
             self.form.setRowVisible(f, visible)  # type: ignore[call-overload]
 

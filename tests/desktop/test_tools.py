@@ -181,16 +181,16 @@ def test_brush_panel_binds_both_ways(window) -> None:  # noqa: ANN001
     panel = window.brush_panel
     settings = window.tool_settings
     settings.update(size=57, hardness=0.25)
-    assert panel.size.spin.value() == 57
+    assert panel.size_row.spin.value() == 57
     # The size slider is logarithmic: 57 px sits past the middle of 1..1000 px.
-    assert 0.5 < panel.size.slider.value() / panel.size.slider.maximum() < 0.65
-    panel.size.slider.setValue(panel.size.slider.maximum())
+    assert 0.5 < panel.size_row.slider.value() / panel.size_row.slider.maximum() < 0.65
+    panel.size_row.slider.setValue(panel.size_row.slider.maximum())
     assert settings.values.size == 1000
-    assert panel.hardness.spin.value() == 25
-    panel.opacity.slider.setValue(40)
+    assert panel.hardness_row.spin.value() == 25
+    panel.opacity_row.slider.setValue(40)
     assert settings.values.opacity == pytest.approx(0.4)
-    assert panel.opacity.spin.value() == 40
-    panel.flow.spin.setValue(10)
+    assert panel.opacity_row.spin.value() == 40
+    panel.flow_row.spin.setValue(10)
     assert settings.values.flow == pytest.approx(0.1)
 
 
