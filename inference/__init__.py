@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sfumato.inference.cancel import CancelToken
-    from sfumato.inference.devices import EngineOptions, PreviewMode
     from sfumato.inference.engine import Engine
     from sfumato.inference.errors import (
         CancelledError,
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
         Rect,
         Result,
     )
+    from sfumato.inference.options import EngineOptions, PreviewMode
     from sfumato.inference.request import (
         ControlKind,
         ControlSpec,
@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "Engine": "engine",
-    "EngineOptions": "devices",
-    "PreviewMode": "devices",
+    "EngineOptions": "options",
+    "PreviewMode": "options",
     "CancelToken": "cancel",
     **{name: "errors" for name in (
         "CancelledError", "CorruptModelError", "EngineError", "InvalidRequestError", "ModelNotFoundError",

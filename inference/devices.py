@@ -10,43 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import torch
+from sfumato.inference.options import EngineOptions, PreviewMode
 
 __all__ = ["DeviceChoice", "EngineOptions", "PreviewMode", "choose_device", "is_oom_error"]
 
 log = logging.getLogger(__name__)
-
-
-class PreviewMode(Enum):
-    OFF = "off"
-    LINEAR = "linear"  # the family's latent→RGB linear map (free)
-    TAESD = "taesd"  # the tiny autoencoder when its weights are in resources (else linear)
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How the engine runs; none of this changes *what* it generates (except dtype noise).
-
-    ``device``: ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"`` or ``None`` (automatic).
-    ``dtype``: ``"float16"``, ``"bfloat16"``, ``"float32"`` or ``None`` (automatic).
-    ``cpu_offload``: keep models in RAM and move each to the GPU only while it runs
-    (needs the ``accelerate`` package). ``vae_tiling``: decode/encode in tiles (large
-    images on small GPUs). ``channels_last`` and ``compile`` speed up CUDA runs.
-    ``max_models``: pipelines kept loaded (the least recently used is dropped first).
-    """
-
-    device: str | None = None
-    dtype: str | None = None
-    cpu_offload: bool = False
-    vae_tiling: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    preview: PreviewMode = PreviewMode.LINEAR
-    max_models: int = 1
-    max_controlnets: int = 4
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ class _Job:
     region_masks: torch.Tensor | None  # (R, h, w)
     region_spans: list[tuple[int, int]]
     controls: list[_Control]
+    step_seconds: float = 0.0  # mean wall time of a denoising step (with events), measured
 
 
 class Engine:
@@ -272,6 +273,7 @@ class Engine:
             gen_width=job.size.gen_width,
             gen_height=job.size.gen_height,
             rect=list(job.rect.as_tuple()),
+            seconds_per_step=round(job.step_seconds, 5),
         )
         return images, metadata
 
@@ -507,6 +509,7 @@ class Engine:
             regional.set_regions(job.region_masks, job.region_spans)
         try:
             with torch.inference_mode():
+                loop_start = time.perf_counter()
                 for j, t in enumerate(timesteps):
                     _check_cancel(cancel)
                     if job.denoise_mask is not None:
@@ -532,6 +535,7 @@ class Engine:
                     if previewer is not None:
                         x0 = levels.predict_x0(latents[:1], out[:1], j)
                     latents = scheduler.step(out, t, latents, **step_kwargs)[0]
+                    job.step_seconds = (time.perf_counter() - loop_start) / (j + 1)
                     emit(Progress(j + 1, n))
                     if previewer is not None:
                         emit(Preview(previewer(x0[0]), job.rect, step=j + 1, index=0))

@@ -5,6 +5,12 @@ Other test areas import the plain builders::
     from tinymodels import build_tiny_sd15, build_tiny_sdxl, build_tiny_controlnet
     path = build_tiny_sd15(tmp_path / "sd15")      # a diffusers folder, a few hundred KB
 
+or, to share one build per test process across test areas::
+
+    from tinymodels import tiny_model
+    path = tiny_model("sd15")   # "sd15", "sdxl", "sd15-inpaint", "sdxl-inpaint",
+                                # "controlnet-sd15", "controlnet-sdxl"
+
 Each builder writes a complete diffusers folder (``model_index.json``, UNet, VAE, CLIP
 text encoder(s), a CLIP BPE tokenizer whose ``vocab.json``/``merges.txt`` are written
 here, and a scheduler config) and returns its path. Weights are random but seeded, so
@@ -24,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "build_tiny_controlnet",
+    "tiny_model",
     "build_tiny_sd15",
     "build_tiny_sd15_inpaint",
     "build_tiny_sdxl",
@@ -288,3 +295,29 @@ def _rmtree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
+
+
+_PROCESS_DIR: Path | None = None
+_KINDS = {
+    "sd15": lambda p: build_tiny_sd15(p),
+    "sdxl": lambda p: build_tiny_sdxl(p),
+    "sd15-inpaint": lambda p: build_tiny_sd15_inpaint(p),
+    "sdxl-inpaint": lambda p: build_tiny_sdxl_inpaint(p),
+    "controlnet-sd15": lambda p: build_tiny_controlnet(p, "sd15"),
+    "controlnet-sdxl": lambda p: build_tiny_controlnet(p, "sdxl"),
+}
+
+
+def tiny_model(kind: str) -> Path:
+    """The tiny model ``kind`` (see the module docstring), built once per process in a
+    temporary folder removed at exit, and shared by every test area that asks for it."""
+    global _PROCESS_DIR
+    if kind not in _KINDS:
+        raise ValueError(f"unknown tiny model {kind!r}; known: {', '.join(_KINDS)}")
+    if _PROCESS_DIR is None:
+        import atexit
+        import tempfile
+
+        _PROCESS_DIR = Path(tempfile.mkdtemp(prefix="sfumato-tinymodels-"))
+        atexit.register(_rmtree, _PROCESS_DIR)
+    return _KINDS[kind](_PROCESS_DIR / kind)

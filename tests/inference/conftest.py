@@ -7,51 +7,46 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinymodels import (
-    build_tiny_controlnet,
-    build_tiny_sd15,
-    build_tiny_sd15_inpaint,
-    build_tiny_sdxl,
-    build_tiny_sdxl_inpaint,
-)
+from tinymodels import tiny_model
 
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session folder for engine side files (an empty ``models-root``)."""
     return tmp_path_factory.mktemp("tinymodels")
 
 
 @pytest.fixture(scope="session")
 def tiny_sd15(tiny_root: Path) -> Path:
     """A tiny SD 1.x diffusers folder (native 64 px)."""
-    return build_tiny_sd15(tiny_root / "sd15")
+    return tiny_model("sd15")
 
 
 @pytest.fixture(scope="session")
 def tiny_sdxl(tiny_root: Path) -> Path:
     """A tiny SDXL diffusers folder (native 64 px)."""
-    return build_tiny_sdxl(tiny_root / "sdxl")
+    return tiny_model("sdxl")
 
 
 @pytest.fixture(scope="session")
 def tiny_sd15_inpaint(tiny_root: Path) -> Path:
     """A tiny SD 1.x folder with a 9-channel inpainting UNet."""
-    return build_tiny_sd15_inpaint(tiny_root / "sd15-inpaint")
+    return tiny_model("sd15-inpaint")
 
 
 @pytest.fixture(scope="session")
 def tiny_sdxl_inpaint(tiny_root: Path) -> Path:
-    return build_tiny_sdxl_inpaint(tiny_root / "sdxl-inpaint")
+    return tiny_model("sdxl-inpaint")
 
 
 @pytest.fixture(scope="session")
 def tiny_controlnet_sd15(tiny_root: Path) -> Path:
-    return build_tiny_controlnet(tiny_root / "controlnet-sd15", "sd15")
+    return tiny_model("controlnet-sd15")
 
 
 @pytest.fixture(scope="session")
 def tiny_controlnet_sdxl(tiny_root: Path) -> Path:
-    return build_tiny_controlnet(tiny_root / "controlnet-sdxl", "sdxl")
+    return tiny_model("controlnet-sdxl")
 
 
 @pytest.fixture(scope="session")

@@ -230,3 +230,30 @@ def test_pickle_checkpoint_with_code_is_refused(fresh_engine: Any, tiny_sd15: Pa
     rec = Recorder()
     _assert_failed(rec, engine.run(request(path), rec), UnsafeModelError)
     _assert_usable(engine, tiny_sd15)
+
+
+def test_cancel_from_another_thread(fresh_engine: Any, tiny_sd15: Path) -> None:
+    """The desktop's shape: the engine runs on a worker thread, the GUI thread cancels."""
+    engine = fresh_engine()
+    engine.load(ModelRef(str(tiny_sd15)))
+    token = CancelToken()
+    first_step = threading.Event()
+    proceed = threading.Event()
+    rec = Recorder()
+
+    def on_step(progress: Any) -> None:
+        if progress.step == 1:
+            first_step.set()
+            proceed.wait(10)  # hold the worker until the GUI thread has cancelled
+
+    rec.on_step = on_step
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(engine.run(request(tiny_sd15, steps=8), rec, token)))
+    worker.start()
+    assert first_step.wait(60)
+    token.cancel()
+    proceed.set()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert outcome[0].cancelled and isinstance(rec.last, Cancelled)
+    assert len(rec.progress) == 1

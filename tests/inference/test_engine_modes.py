@@ -316,3 +316,26 @@ def test_no_cfg_path(shared_engine: Any, tiny_sdxl: Path) -> None:
     w, h = 64, 64
     req = request(tiny_sdxl, width=w, height=h, steps=2, cfg=1.0, regions=_two_regions(w, h))
     _run_ok(shared_engine, req)
+
+
+def test_v_prediction_model_runs_with_every_mode_unchanged(shared_engine: Any, tiny_sd15: Path, tmp_path: Path) -> None:
+    """A v-prediction checkpoint (SD 2.x style) needs no change in the modes: the schedule
+    arithmetic reads ``prediction_type`` from the model's scheduler config."""
+    import json
+    import shutil
+
+    folder = tmp_path / "vpred"
+    shutil.copytree(tiny_sd15, folder)
+    config_path = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text())
+    config["prediction_type"] = "v_prediction"
+    config_path.write_text(json.dumps(config))
+    w, h = 64, 64
+    init = smooth_image(w, h)
+    mask = box_mask(w, h, 16, 16, 48, 48)
+    req = request(folder, width=w, height=h, init=InitImage(init, 0.8), inpaint=InpaintSpec(mask),
+                  regions=_two_regions(w, h))  # fmt: skip
+    images, rec = _run_ok(shared_engine, req)
+    assert np.array_equal(images[0][mask == 0], init[mask == 0])
+    eps, _ = _run_ok(shared_engine, req.replace(model=ModelRef(str(tiny_sd15))))
+    assert not np.array_equal(images[0], eps[0])

@@ -125,8 +125,8 @@ def test_importing_the_package_loads_no_torch() -> None:
     code = (
         "import sys, sfumato.inference, sfumato.inference.events, sfumato.inference.errors, "
         "sfumato.inference.families, sfumato.inference.steps, sfumato.inference.resolution, "
-        "sfumato.inference.inpaint, sfumato.inference.cancel, sfumato.inference.modes\n"
-        "from sfumato.inference import GenerationRequest, Progress, EngineError, CancelToken\n"
+        "sfumato.inference.inpaint, sfumato.inference.cancel, sfumato.inference.modes, sfumato.inference.options\n"
+        "from sfumato.inference import GenerationRequest, Progress, EngineError, CancelToken, EngineOptions, ModelInfo\n"
         "from sfumato.inference.families import get_family\n"
         "assert get_family('sdxl').native_side == 1024\n"
         "assert 'torch' not in sys.modules and 'diffusers' not in sys.modules, 'torch was imported'\n"
