@@ -13,6 +13,7 @@ import math
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QColorDialog,
     QFormLayout,
     QHBoxLayout,
@@ -162,11 +163,20 @@ class BrushPanel(QWidget):
         self.hardness_row = _SliderRow(0, 100, 100.0, " %")
         self.opacity_row = _SliderRow(0, 100, 100.0, " %")
         self.flow_row = _SliderRow(1, 100, 100.0, " %")
+        self.smoothing_row = _SliderRow(0, 95, 100.0, " %")
+        self.pressure_size = QCheckBox("Size")
+        self.pressure_opacity = QCheckBox("Opacity")
+        pressure = QHBoxLayout()
+        pressure.addWidget(self.pressure_size)
+        pressure.addWidget(self.pressure_opacity)
+        pressure.addStretch(1)
         form = QFormLayout()
         form.addRow("Size", self.size_row)
         form.addRow("Hardness", self.hardness_row)
         form.addRow("Opacity", self.opacity_row)
         form.addRow("Flow", self.flow_row)
+        form.addRow("Smoothing", self.smoothing_row)
+        form.addRow("Pressure", pressure)
 
         self.color_square = ColorSquare()
 
@@ -182,6 +192,9 @@ class BrushPanel(QWidget):
         self.hardness_row.value_changed.connect(lambda v: self._settings.update(hardness=v))
         self.opacity_row.value_changed.connect(lambda v: self._settings.update(opacity=v))
         self.flow_row.value_changed.connect(lambda v: self._settings.update(flow=v))
+        self.smoothing_row.value_changed.connect(lambda v: self._settings.update(smoothing=v))
+        self.pressure_size.toggled.connect(lambda on: self._settings.update(pressure_size=on))
+        self.pressure_opacity.toggled.connect(lambda on: self._settings.update(pressure_opacity=on))
         settings.changed.connect(self._show)
         self._show(settings.values)
 
@@ -193,3 +206,7 @@ class BrushPanel(QWidget):
         self.hardness_row.set_value(values.hardness)
         self.opacity_row.set_value(values.opacity)
         self.flow_row.set_value(values.flow)
+        self.smoothing_row.set_value(values.smoothing)
+        with QSignalBlocker(self.pressure_size), QSignalBlocker(self.pressure_opacity):
+            self.pressure_size.setChecked(values.pressure_size)
+            self.pressure_opacity.setChecked(values.pressure_opacity)

@@ -63,6 +63,9 @@ class BrushValues:
     flow: float = 1.0
     color: tuple[int, int, int] = (20, 20, 24)
     fill_tolerance: int = 16  # 0..255, per channel
+    pressure_size: bool = True  # pen pressure scales the dab size
+    pressure_opacity: bool = False  # pen pressure scales the stroke's opacity
+    smoothing: float = 0.0  # 0..0.95, how strongly the pen path is smoothed
 
     def clamped(self) -> BrushValues:
         def unit(v: float) -> float:
@@ -76,6 +79,9 @@ class BrushValues:
             flow=unit(self.flow),
             color=(r, g, b),
             fill_tolerance=min(255, max(0, int(self.fill_tolerance))),
+            pressure_size=bool(self.pressure_size),
+            pressure_opacity=bool(self.pressure_opacity),
+            smoothing=min(0.95, max(0.0, float(self.smoothing))),
         )
 
 
@@ -140,6 +146,9 @@ class ToolSettings(QObject):
             flow=settings.get_float("tools/flow", d.flow),
             color=color,
             fill_tolerance=settings.get_int("tools/fill_tolerance", d.fill_tolerance),
+            pressure_size=settings.get_str("tools/pressure_size", str(d.pressure_size)) == "True",
+            pressure_opacity=settings.get_str("tools/pressure_opacity", str(d.pressure_opacity)) == "True",
+            smoothing=settings.get_float("tools/smoothing", d.smoothing),
         )
         try:
             self.set_tool(ToolKind(settings.get_str("tools/tool", ToolKind.BRUSH.value)))
@@ -150,6 +159,7 @@ class ToolSettings(QObject):
         v = self._values
         for f in fields(v):
             if f.name != "color":
-                settings.set(f"tools/{f.name}", getattr(v, f.name))
+                value = getattr(v, f.name)
+                settings.set(f"tools/{f.name}", str(value) if isinstance(value, bool) else value)
         settings.set("tools/color", ",".join(str(c) for c in v.color))
         settings.set("tools/tool", self._tool.value)

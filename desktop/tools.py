@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
-from sfumato.canvas.brush import Brush, BrushMode, Stroke
+from sfumato.canvas.brush import Brush, BrushMode, Curve, Stroke
 from sfumato.canvas.commands import EditError
 from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.history import HistoryBusyError
 from sfumato.canvas.layers import Layer, PixelLayer, Role
 from sfumato.canvas.selection import SelectionOp
-from sfumato.desktop.tool_settings import ToolKind, ToolSettings
+from sfumato.desktop.tool_settings import BrushValues, ToolKind, ToolSettings
 
 if TYPE_CHECKING:
     from sfumato.desktop.canvas_view import CanvasView, PointerEvent
@@ -132,6 +132,7 @@ class BrushTool(Tool):
             flow=v.flow,
             color=self.stroke_color(layer),
             mode=self.brush_mode(ev),
+            **pressure_curves(v),
         )
 
     def press(self, ev: PointerEvent) -> None:
@@ -189,6 +190,15 @@ class EraserTool(BrushTool):
     erase = True
 
 
+def pressure_curves(v: BrushValues) -> dict[str, Any]:
+    """Brush keyword arguments for the panel's pressure and smoothing choices."""
+    return {
+        "size_pressure": Curve.linear(0.1, 1.0) if v.pressure_size else None,
+        "opacity_pressure": Curve.linear(0.0, 1.0) if v.pressure_opacity else None,
+        "smoothing": v.smoothing,
+    }
+
+
 def _add_role_layer(doc: Document, role: Role, name: str) -> PixelLayer:
     """Add a new layer with ``role`` above the active one (one undoable command)."""
     from sfumato.desktop.layer_actions import add_layer
@@ -225,7 +235,7 @@ class MaskBrushTool(BrushTool):
     def make_brush(self, layer: PixelLayer, ev: PointerEvent) -> Brush:
         v = self.host.settings.values
         return Brush(size=v.size, hardness=v.hardness, opacity=1.0, flow=v.flow,
-                     mode=self.brush_mode(ev))
+                     mode=self.brush_mode(ev), **pressure_curves(v))
 
 
 class RegionBrushTool(MaskBrushTool):

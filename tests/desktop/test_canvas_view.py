@@ -297,3 +297,22 @@ def test_a_resize_during_a_stroke_does_not_move_the_canvas(window) -> None:  # n
     view.resize(view.width() + 40, view.height() + 30)
     assert view.viewport.zoom == zoom
     assert view.map_to_document(QPointF(view.width() / 2, view.height() / 2)) == pytest.approx(centre)
+
+
+def test_pressure_to_size_can_be_switched_off(window) -> None:  # noqa: ANN001
+    doc = window.document
+    layer = _paint_layer(window)
+    window.tool_settings.update(size=30, hardness=1.0, pressure_size=False)
+    assert not window.brush_panel.pressure_size.isChecked()
+    pen_stroke(window.view, [_widget_point(window, x, 60) for x in range(40, 281, 8)], 0.2)
+    pen_stroke(window.view, [_widget_point(window, x, 170) for x in range(40, 281, 8)], 1.0)
+    alpha = _alpha(layer, doc)
+    assert abs(_thickness(alpha, 160, 60) - _thickness(alpha, 160, 170)) <= 1
+    # Pressure to opacity instead: the light stroke is fainter, not thinner.
+    window.brush_panel.pressure_opacity.setChecked(True)
+    assert window.tool_settings.values.pressure_opacity
+    window.actions["undo"].trigger()
+    window.actions["undo"].trigger()
+    pen_stroke(window.view, [_widget_point(window, x, 60) for x in range(40, 281, 8)], 0.3)
+    alpha = _alpha(layer, doc)
+    assert 0 < alpha[60, 160] < 128
