@@ -26,7 +26,7 @@ class ColorSquare(QWidget):
         super().__init__(parent)
         self.setMinimumSize(120, 90)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(120)
+        self.setFixedHeight(96)
         self.setToolTip("Brush colour: saturation and value on the left, hue on the right")
         self._h, self._s, self._v = 0.0, 0.0, 0.0
         self._dragging: str | None = None

@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
     docks = [window.docks[name] for name in ("generation", "layers") if name in window.docks]
     window.resizeDocks(docks, [340, 330][: len(docks)], Qt.Orientation.Horizontal)
+    right = [window.docks[name] for name in ("layers", "brush") if name in window.docks]
+    window.resizeDocks(right, [560, 300][: len(right)], Qt.Orientation.Vertical)
     app.processEvents()
     window.view.fit()
     window.tool_settings.update(size=48)
