@@ -331,6 +331,8 @@ class CanvasView(QWidget):
             self._pending += area if isinstance(area, QRegion) else QRegion(area)
         else:
             self._pending += QRegion(*args)
+        if self._pending.rectCount() > 64:  # e.g. while hidden: keep the bookkeeping cheap
+            self._pending = QRegion(self._pending.boundingRect())
         super().update(*args)
 
     def repaint_pending(self) -> None:
