@@ -29,7 +29,7 @@ __all__ = ["make_scheduler"]
 
 log = logging.getLogger(__name__)
 
-_TABLE: dict[Sampler, tuple[type[SchedulerMixin], dict[str, Any]]] = {
+_TABLE: dict[Sampler, tuple[Any, dict[str, Any]]] = {
     Sampler.EULER: (EulerDiscreteScheduler, {}),
     Sampler.EULER_A: (EulerAncestralDiscreteScheduler, {}),
     Sampler.DPMPP_2M: (
