@@ -17,6 +17,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QApplication, QWidget
 
 _PEN: QPointingDevice | None = None
+_ERASER: QPointingDevice | None = None
 _TOUCHPAD: QPointingDevice | None = None
 
 
@@ -33,6 +34,22 @@ def pen_device() -> QPointingDevice:
             3,
         )
     return _PEN
+
+
+def eraser_device() -> QPointingDevice:
+    """The pen turned over: its eraser end."""
+    global _ERASER
+    if _ERASER is None:
+        _ERASER = QPointingDevice(
+            "test pen eraser",
+            4244,
+            QInputDevice.DeviceType.Stylus,
+            QPointingDevice.PointerType.Eraser,
+            QInputDevice.Capability.Position | QInputDevice.Capability.Pressure,
+            1,
+            3,
+        )
+    return _ERASER
 
 
 def touchpad_device() -> QPointingDevice:
@@ -89,12 +106,13 @@ def send_tablet(
     pos: QPointF,
     pressure: float,
     button: Qt.MouseButton = Qt.MouseButton.LeftButton,
+    device: QPointingDevice | None = None,
 ) -> QTabletEvent:
     buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.TabletRelease else Qt.MouseButton.LeftButton
     if kind == QEvent.Type.TabletMove:
         button = Qt.MouseButton.NoButton
     event = QTabletEvent(
-        kind, pen_device(), QPointF(pos), widget.mapToGlobal(QPointF(pos)), pressure,
+        kind, device or pen_device(), QPointF(pos), widget.mapToGlobal(QPointF(pos)), pressure,
         0.0, 0.0, 0.0, 0.0, 0.0, Qt.KeyboardModifier.NoModifier, button, buttons,
     )
     event.setAccepted(False)
@@ -103,14 +121,18 @@ def send_tablet(
 
 
 def pen_stroke(
-    widget: QWidget, points: Sequence[tuple[float, float]], pressure: float
+    widget: QWidget,
+    points: Sequence[tuple[float, float]],
+    pressure: float,
+    device: QPointingDevice | None = None,
 ) -> list[QTabletEvent]:
     """A pen stroke through ``points`` at constant ``pressure``; returns the events sent."""
     qpoints = [QPointF(x, y) for x, y in points]
-    events = [send_tablet(widget, QEvent.Type.TabletPress, qpoints[0], pressure)]
+    left = Qt.MouseButton.LeftButton
+    events = [send_tablet(widget, QEvent.Type.TabletPress, qpoints[0], pressure, left, device)]
     for p in qpoints[1:]:
-        events.append(send_tablet(widget, QEvent.Type.TabletMove, p, pressure))
-    events.append(send_tablet(widget, QEvent.Type.TabletRelease, qpoints[-1], 0.0))
+        events.append(send_tablet(widget, QEvent.Type.TabletMove, p, pressure, left, device))
+    events.append(send_tablet(widget, QEvent.Type.TabletRelease, qpoints[-1], 0.0, left, device))
     return events
 
 

@@ -316,3 +316,18 @@ def test_pressure_to_size_can_be_switched_off(window) -> None:  # noqa: ANN001
     pen_stroke(window.view, [_widget_point(window, x, 60) for x in range(40, 281, 8)], 0.3)
     alpha = _alpha(layer, doc)
     assert 0 < alpha[60, 160] < 128
+
+
+def test_the_pens_eraser_end_erases_with_the_brush_tool(window) -> None:  # noqa: ANN001
+    from qtinput import eraser_device
+
+    doc = window.document
+    layer = _paint_layer(window)
+    window.tool_settings.update(size=20, hardness=1.0)
+    pen_stroke(window.view, [_widget_point(window, x, 100) for x in range(40, 281, 8)], 1.0)
+    assert _alpha(layer, doc)[100, 160] == 255
+    assert window.tool_settings.tool is ToolKind.BRUSH
+    pen_stroke(window.view, [_widget_point(window, 160, y) for y in range(70, 131, 6)], 1.0,
+               device=eraser_device())
+    assert _alpha(layer, doc)[100, 160] == 0
+    assert _alpha(layer, doc)[100, 60] == 255
