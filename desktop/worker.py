@@ -142,8 +142,14 @@ def leave_a_core_for_the_gui(engine: Any) -> None:
         log.info("CPU generation uses %d of %d cores (one left for the window)", wanted, cores)
 
 
+@dataclass
+class _Pause:
+    modules: int
+    freeze: bool = False
+
+
 @contextmanager
-def collections_paused() -> Iterator[None]:
+def collections_paused() -> Iterator[_Pause]:
     """Run a burst of allocation (imports, a model load) without full garbage
     collections, then freeze what it made.
 
@@ -152,17 +158,24 @@ def collections_paused() -> Iterator[None]:
     loaded each one walks millions of objects and takes up to a second — holding the
     GIL, so the window freezes (measured: 0.1–1.0 s stalls during the first import and
     the first model load on a 2-core CPU). ``gc.freeze()`` afterwards moves everything
-    alive into the permanent generation, so later collections skip it. The price: cyclic
-    garbage made inside the block is never collected (imports and loads make little).
+    alive into the permanent generation, so later collections skip it. It happens only
+    when the block imported many modules or the caller sets ``pause.freeze`` (a model
+    was loaded). The price: cyclic garbage made inside the block is never collected
+    (imports and loads make little).
     """
+    pause = _Pause(len(sys.modules))
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        yield
+        yield pause
     finally:
-        gc.freeze()
+        if pause.freeze or len(sys.modules) - pause.modules > _MANY_MODULES:
+            gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+_MANY_MODULES = 50
 
 
 #: How much nicer than the GUI the worker thread runs (Linux per-thread nice; the
@@ -374,8 +387,10 @@ class GenerationWorker(QThread):
         if cache is None or not hasattr(cache, "get") or source in self._loaded:
             return
         try:
-            with collections_paused():
+            with collections_paused() as pause:
+                loads = getattr(cache, "load_count", None)
                 cache.get(request.model)
+                pause.freeze = loads is None or getattr(cache, "load_count", None) != loads
         except Exception as error:  # noqa: BLE001 - reported by the run itself
             log.debug("model %s did not load ahead of the run: %s", source, error)
             return

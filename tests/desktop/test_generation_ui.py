@@ -321,3 +321,21 @@ def test_double_clicking_a_checkpoint_in_the_models_dock_picks_it(window: Any, q
     assert not controller.models.choose_selected()
     assert controller.dock.current_model() == "/models/b.safetensors"
     controller.shutdown()
+
+
+def test_collections_paused_freezes_only_after_heavy_work() -> None:
+    import gc
+
+    from sfumato.desktop.worker import collections_paused
+
+    frozen = gc.get_freeze_count()
+    with collections_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen, "a light block freezes nothing"
+    try:
+        with collections_paused() as pause:
+            keep = [[i] for i in range(1000)]
+            pause.freeze = True
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(keep)
+    finally:
+        gc.unfreeze()
