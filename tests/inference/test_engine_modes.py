@@ -339,3 +339,11 @@ def test_v_prediction_model_runs_with_every_mode_unchanged(shared_engine: Any, t
     assert np.array_equal(images[0][mask == 0], init[mask == 0])
     eps, _ = _run_ok(shared_engine, req.replace(model=ModelRef(str(tiny_sd15))))
     assert not np.array_equal(images[0], eps[0])
+
+
+@pytest.mark.parametrize(("width", "height"), [(8, 8), (500, 8), (24, 400)])
+def test_tiny_and_extreme_sizes(shared_engine: Any, tiny_sd15: Path, width: int, height: int) -> None:
+    images, rec = _run_ok(shared_engine, request(tiny_sd15, width=width, height=height, steps=2))
+    meta = rec.finished.metadata
+    assert meta["gen_width"] % 16 == 0 and meta["gen_height"] % 16 == 0
+    assert max(meta["gen_width"], meta["gen_height"]) <= 96  # the family's long-side limit
