@@ -92,7 +92,7 @@ def stroke_to_screen(events: int, fit: bool, full: bool = False) -> dict[str, fl
     else:
         view.actual_pixels()
     window.tool_settings.update(size=BRUSH, hardness=0.8, opacity=1.0, flow=1.0)
-    view.repaint()  # fill the tile cache for the visible area
+    view.render_all()  # fill the tile cache for the visible area
     app.processEvents()
 
     def send(kind: QEvent.Type, pos: QPointF, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:

@@ -43,6 +43,7 @@ from PySide6.QtCore import (
     QRect,
     QRectF,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import (
@@ -78,6 +79,8 @@ OverlayFn = Callable[[QPainter, "CanvasView"], None]
 
 _CHECKER = 8  # checkerboard square, logical pixels
 MAX_CACHED_TILES = 384  # beyond this, tiles off screen are dropped from the cache
+FRAME_BUDGET_S = 0.03  # compositing time per repaint before the rest waits a frame
+MIN_TILES_PER_FRAME = 4  # always enough for a brush dab's tiles
 _BACKGROUND = QColor(58, 58, 62)
 
 
@@ -178,6 +181,8 @@ class CanvasView(QWidget):
         self._outline_rect = QRect()
         self._painted_once = False
         self._refit_pending = False
+        self._deferred: set[tuple[int, int]] = set()  # visible tiles not composited yet
+        self._deferred_scheduled = False
 
     # -- document ------------------------------------------------------------------------
     @property
@@ -356,6 +361,28 @@ class CanvasView(QWidget):
             ))
         return images[level]
 
+    def _paint_order(self, area: Rect) -> list[tuple[int, int]]:
+        """Tiles of ``area``, those nearest the view's centre first."""
+        keys = list(area.tiles(TILE))
+        if len(keys) <= MIN_TILES_PER_FRAME:
+            return keys
+        cx, cy = self._viewport.to_document(self.width() / 2, self.height() / 2)
+        return sorted(keys, key=lambda k: (k[0] * TILE + TILE / 2 - cx) ** 2 + (k[1] * TILE + TILE / 2 - cy) ** 2)
+
+    def _continue_deferred(self) -> None:
+        self._deferred_scheduled = False
+        deferred, self._deferred = self._deferred, set()
+        for key in deferred:
+            self.update_document_rect(Rect(key[0] * TILE, key[1] * TILE, TILE, TILE))
+
+    def render_all(self) -> None:
+        """Composite every visible tile now (screenshots, benchmarks)."""
+        while True:
+            self.repaint()
+            if not self._deferred:
+                return
+            self._continue_deferred()
+
     def _device_rect(self, rect: Rect, dpr: float) -> QRectF:
         """Widget rect for a document rect with edges snapped to device pixels."""
         v = self._viewport
@@ -399,12 +426,26 @@ class CanvasView(QWidget):
                 level = max(0, min(6, int(math.floor(math.log2(1.0 / device_zoom))))) if smooth else 0
                 scale = 1.0 / (1 << level)
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-                for key in area.tiles(TILE):
+                started = time.perf_counter()
+                rendered = 0
+                for key in self._paint_order(area):
                     tile_rect = Rect(key[0] * TILE, key[1] * TILE, TILE, TILE).intersect(doc.rect)
+                    if key not in self._tiles:
+                        # Compositing is the slow part: past the frame budget, leave the
+                        # checkerboard and finish in later frames (the GUI stays responsive
+                        # while a big document first appears).
+                        over_budget = time.perf_counter() - started > FRAME_BUDGET_S
+                        if rendered >= MIN_TILES_PER_FRAME and over_budget:
+                            self._deferred.add(key)
+                            continue
+                        rendered += 1
                     image = self._tile_image(key, level)
                     source = QRectF(0, 0, tile_rect.w * scale, tile_rect.h * scale)
                     painter.drawImage(self._device_rect(tile_rect, dpr), image, source)
                 painter.restore()
+                if self._deferred and not self._deferred_scheduled:
+                    self._deferred_scheduled = True
+                    QTimer.singleShot(0, self._continue_deferred)
             for _, _, overlay in self._overlays:
                 painter.save()
                 try:

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     app.exec()
     centre = window.view.rect().center()
     window.view._move_outline(centre.toPointF())  # show the brush outline cursor
-    window.view.repaint()
+    window.view.render_all()
     image = window.grab()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not image.save(str(args.out)):

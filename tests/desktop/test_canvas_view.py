@@ -207,7 +207,7 @@ def test_only_dirty_tiles_are_fetched_again(window) -> None:  # noqa: ANN001
     doc: Document = new_document(1024, 1024)
     window.set_document(doc)
     view = window.view
-    view.repaint()
+    view.render_all()
     calls: list[tuple[int, int]] = []
     compositor = view.compositor
     real = compositor.tile
@@ -331,3 +331,23 @@ def test_the_pens_eraser_end_erases_with_the_brush_tool(window) -> None:  # noqa
                device=eraser_device())
     assert _alpha(layer, doc)[100, 160] == 0
     assert _alpha(layer, doc)[100, 60] == 255
+
+
+def test_a_big_document_appears_progressively_without_blocking(window, monkeypatch) -> None:  # noqa: ANN001
+    """Past the frame budget, uncomposited tiles wait for later frames (the event loop
+    runs in between); they all arrive, and the result equals a full render."""
+    from PySide6.QtTest import QTest
+    from sfumato.desktop import canvas_view
+    from sfumato.desktop.files import new_document
+
+    monkeypatch.setattr(canvas_view, "FRAME_BUDGET_S", 0.0)
+    doc = new_document(1536, 1024)
+    window.set_document(doc)
+    view = window.view
+    view.repaint()
+    first = len(view._tiles)
+    assert first == canvas_view.MIN_TILES_PER_FRAME
+    assert view._deferred  # the rest is scheduled
+    QTest.qWait(200)  # the event loop finishes the job
+    assert not view._deferred
+    assert len(view._tiles) == len(list(doc.rect.tiles(256)))
