@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -52,7 +52,7 @@ from sfumato.desktop.generation_dock import GenerationDock
 from sfumato.desktop.history_dock import HistoryDock
 from sfumato.desktop.models_dock import ModelsDock
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
-from sfumato.desktop.staging import StagedResult, StagingArea
+from sfumato.desktop.staging import StagedResult, StagingArea, make_thumbnail
 from sfumato.desktop.worker import EngineFactory, FailureKind, GenerationWorker
 from sfumato.inference.request import GenerationRequest
 from sfumato.planner.errors import PlanError
@@ -278,8 +278,8 @@ class GenerationController(QObject):
             return
         planned = work.plan
         self._end_job()
-        pictures = extra if isinstance(extra, tuple) else ()
-        result = StagedResult(planned, tuple(images), dict(metadata), pictures)
+        pictures, thumbnails = extra if isinstance(extra, PreparedResult) else ((), ())
+        result = StagedResult(planned, tuple(images), dict(metadata), pictures, thumbnails)
         self.history.add_result(result)
         self.staging.stage(result)
         seconds = metadata.get("seconds")
@@ -368,6 +368,13 @@ class PreparedPreview:
     rect: Rect
 
 
+class PreparedResult(NamedTuple):
+    """Ready-made overlay pictures and history thumbnails, one per batch image."""
+
+    pictures: tuple[QImage, ...]
+    thumbnails: tuple[QImage, ...]
+
+
 def snapshot_document(doc: Document) -> Document:
     """A copy of ``doc`` for planning on another thread while the user keeps painting.
 
@@ -412,10 +419,12 @@ class PlanJob:
             ]
         return PreparedPreview(rgba_to_qimage(masked_preview(rgb, alpha)), doc_rect)
 
-    def finished(self, images: tuple[np.ndarray, ...]) -> tuple[QImage, ...]:
+    def finished(self, images: tuple[np.ndarray, ...]) -> PreparedResult:
         planned = self.plan
         assert planned is not None
-        return tuple(rgba_to_qimage(result_pixels(planned, image)) for image in images)
+        pictures = tuple(rgba_to_qimage(result_pixels(planned, image)) for image in images)
+        thumbnails = tuple(make_thumbnail(rgba_to_qimage(image)) for image in images)
+        return PreparedResult(pictures, thumbnails)
 
 
 def _matters_for_mode(layer: PixelLayer) -> bool:

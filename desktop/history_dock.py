@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QIcon, QPixmap
 from PySide6.QtWidgets import (
@@ -27,15 +26,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sfumato.desktop.preview_overlay import rgba_to_qimage
-from sfumato.desktop.staging import StagedResult
+from sfumato.desktop.staging import THUMB_SIDE, StagedResult
 
 log = logging.getLogger(__name__)
 
 __all__ = ["HistoryDock", "HistoryEntry", "describe"]
 
 MAX_ENTRIES = 100
-THUMB = 96
+THUMB = THUMB_SIDE
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,10 +74,6 @@ def describe(entry: HistoryEntry) -> str:
         parts.append(f"Time: {float(seconds):.1f} s")
     return text + "\n" + ", ".join(parts)
 
-
-def thumbnail(image: np.ndarray, side: int = THUMB) -> QPixmap:
-    pix = QPixmap.fromImage(rgba_to_qimage(image))
-    return pix.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
 class HistoryDock(QWidget):
@@ -138,7 +132,7 @@ class HistoryDock(QWidget):
         for index in reversed(range(len(result.images))):
             entry = HistoryEntry(result, index)
             self._entries.insert(0, entry)
-            item = QListWidgetItem(QIcon(thumbnail(result.images[index])), f"seed {entry.seed}")
+            item = QListWidgetItem(QIcon(QPixmap.fromImage(result.thumbnail(index))), f"seed {entry.seed}")
             item.setToolTip(describe(entry))
             self.list.insertItem(0, item)
         while len(self._entries) > MAX_ENTRIES:

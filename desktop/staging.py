@@ -34,6 +34,14 @@ log = logging.getLogger(__name__)
 __all__ = ["StagedResult", "StagingArea", "StagingBar"]
 
 
+THUMB_SIDE = 96
+
+
+def make_thumbnail(image: QImage, side: int = THUMB_SIDE) -> QImage:
+    """``image`` scaled to fit ``side``² (smooth); safe off the GUI thread (QImage)."""
+    return image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+
+
 @dataclass(frozen=True, eq=False)
 class StagedResult:
     """One finished generation: ``images`` are uint8 RGB at the generation size, one per
@@ -45,11 +53,18 @@ class StagedResult:
     #: Optional ready-made overlay pictures, one per image (what accepting would place,
     #: as premultiplied QImages over ``plan.area``), made off the GUI thread.
     pictures: tuple[QImage, ...] = ()
+    #: Optional small previews for the history (QImage, at most ``THUMB_SIDE`` a side).
+    thumbnails: tuple[QImage, ...] = ()
 
     def picture(self, index: int) -> QImage:
         if index < len(self.pictures):
             return self.pictures[index]
         return rgba_to_qimage(result_pixels(self.plan, self.images[index]))
+
+    def thumbnail(self, index: int) -> QImage:
+        if index < len(self.thumbnails):
+            return self.thumbnails[index]
+        return make_thumbnail(rgba_to_qimage(self.images[index]))
 
     def seed(self, index: int) -> int:
         seeds = self.metadata.get("seeds")

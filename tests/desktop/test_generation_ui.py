@@ -339,3 +339,20 @@ def test_collections_paused_freezes_only_after_heavy_work() -> None:
         assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(keep)
     finally:
         gc.unfreeze()
+
+
+def test_a_new_document_cancels_the_run_and_drops_the_staged_result(window: Any, fake: Any, qtbot: Any) -> None:
+    from windowdocs import small_document
+
+    with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
+        fake.generate()
+    assert fake.staging.active and fake.history.entries[0].result.thumbnails
+    window.set_document(small_document())
+    assert not fake.staging.active
+    fake.engine.step_delay = 0.05
+    window.document.set_recipe(model="fake-model", steps=100)
+    with qtbot.waitSignal(fake.job_started, timeout=TIMEOUT):
+        fake.generate()
+    with qtbot.waitSignal(fake.cancelled, timeout=TIMEOUT):
+        window.set_document(small_document())
+    assert not fake.busy and not fake.staging.active
