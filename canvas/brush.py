@@ -340,6 +340,11 @@ class Stroke:
         x1, y1, p1 = target
         length = math.hypot(x1 - x0, y1 - y0)
         dirty = Rect(0, 0, 0, 0)
+        if length == 0.0:
+            # The pen did not move (e.g. pen-up repeats the last point at pressure 0):
+            # no distance, so no dabs; only the pressure to interpolate from changes.
+            self._last = target
+            return dirty
         s = 0.0
         while True:
             frac = s / length if length > 0 else 1.0

@@ -315,3 +315,25 @@ def test_lazy_radius_ignores_jitter_and_trails_the_pen() -> None:
     assert a[50, 130] == 255 and a[50, 140] == 0
     stroke.end()  # pen-up: the line reaches the pen
     assert (_alpha(doc, layer)[50, 50:151] == 255).all()
+
+
+def test_repeating_the_last_point_at_lower_pressure_lays_no_dab_and_does_not_fail() -> None:
+    """Pen-up often repeats the last position with pressure 0; after the stroke had
+    accumulated distance, the shrinking spacing used to divide by the zero length."""
+    from sfumato.canvas.brush import Brush
+    from sfumato.canvas.document import Document
+    from sfumato.canvas.layers import PixelLayer
+
+    doc = Document(64, 64)
+    layer = PixelLayer("paint")
+    doc.add_layer(layer)
+    stroke = doc.begin_stroke(layer, Brush(size=20, spacing=0.5, color=(255, 0, 0)))
+    stroke.add_point(10, 10, 1.0)
+    stroke.add_point(17, 10, 1.0)  # part of a spacing step accumulated
+    before = layer.surface.read(doc.rect).copy()
+    dirty = stroke.add_point(17, 10, 0.0)
+    assert dirty.empty
+    assert (layer.surface.read(doc.rect) == before).all()
+    stroke.add_point(40, 10, 1.0)  # the stroke goes on normally afterwards
+    stroke.end()
+    assert layer.surface.read(doc.rect)[10, 30, 3] > 0
