@@ -104,7 +104,7 @@ def test_cancel_from_the_first_progress(gen_window: Any, qtbot: Any) -> None:
     def on_progress(job: int, step: int, total: int) -> None:
         steps.append(step)
         if len(steps) == 1:
-            assert gen_window.generation.cancel()
+            gen_window.actions["cancel"].trigger()  # Esc
 
     controller.worker.progress.connect(on_progress)
     with qtbot.waitSignal(controller.cancelled, timeout=TIMEOUT):
@@ -165,3 +165,28 @@ def test_closing_mid_run_leaves_no_thread(gen_window: Any, qtbot: Any, monkeypat
     assert not worker.isRunning()
     leftover = [t for t in worker_threads() if t.ident not in before and t is not threading.current_thread()]
     assert not leftover, f"threads left running: {leftover}"
+
+
+def test_bad_and_missing_model_files_are_messages_and_the_worker_recovers(
+    gen_window: Any, qtbot: Any, tmp_path: Any, tiny_model: Any
+) -> None:
+    from sfumato.desktop.worker import FailureKind
+
+    controller = gen_window.generation
+    doc = gen_window.document
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
+    for source, kinds in (
+        (str(broken), {FailureKind.BAD_MODEL}),
+        (str(tmp_path / "missing.safetensors"), {FailureKind.MODEL_NOT_FOUND}),
+    ):
+        controller.dock.choose_model(source)
+        assert doc.recipe.model == source
+        with qtbot.waitSignal(controller.failed, timeout=TIMEOUT) as blocker:
+            controller.generate()
+        message, kind = blocker.args
+        assert kind in kinds, (source, kind, message)
+        assert controller.dock.error_text and not controller.busy
+    controller.dock.choose_model(str(tiny_model))
+    with qtbot.waitSignal(controller.staged, timeout=TIMEOUT):
+        assert controller.generate()
