@@ -75,46 +75,55 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 2
     image_size: int = 64
-    scenes: int = 12000
+    scenes: int = 8000
     # VAE
     vae_channels: tuple[int, ...] = (32, 64, 64)
-    vae_steps: int = 450
-    vae_batch: int = 16
-    vae_lr: float = 1e-3
+    vae_steps: int = 2000
+    vae_batch: int = 8
+    vae_crop: int = 32  # random crops for the first steps (4x cheaper at 64 px) ...
+    vae_full_fraction: float = 0.15  # ... and whole images for this final share of steps
+    vae_lr: float = 2e-3
     vae_kl_weight: float = 1e-6
     # text encoder
-    text_hidden: int = 128
+    text_hidden: int = 96
     text_layers: int = 3
     text_heads: int = 4
     # UNet
-    unet_channels: tuple[int, ...] = (64, 96, 96)
-    unet_heads: int = 4
-    unet_steps: int = 2400
-    unet_batch: int = 48
+    unet_channels: tuple[int, ...] = (32, 64, 64)
+    unet_heads: int = 2
+    unet_steps: int = 2000
+    unet_batch: int = 32
     unet_lr: float = 6e-4
     cfg_dropout: float = 0.1
     offset_noise: float = 0.05
     min_snr_gamma: float = 5.0
     ema_decay: float = 0.999
     # ControlNet
-    controlnet_steps: int = 600
-    controlnet_batch: int = 32
+    controlnet_steps: int = 400
+    controlnet_batch: int = 16
     controlnet_lr: float = 5e-4
     controlnet_caption_dropout: float = 0.3
     # noise schedule (shared with the shipped scheduler config)
-    beta_schedule: str = "linear"
-    beta_start: float = 0.0001
-    beta_end: float = 0.02
+    # SD 1.x's betas. DDPM's linear 0.0001-0.02 spends ~40 % of the steps at an SNR so
+    # low that epsilon errors explode in x0 (first run: incoherent samples).
+    beta_schedule: str = "scaled_linear"
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
     train_timesteps: int = 1000
     warmup_steps: int = 100
     log_every: int = 25
+    # Continue from the VAE, text encoder and UNet of an earlier run's folder (the VAE
+    # stage is skipped, its scaling factor kept); the ControlNet is always trained anew.
+    resume_from: str | None = None
 
 
 LARGE = dict(
     scenes=60000,
-    vae_steps=3000,
-    vae_batch=64,
+    vae_steps=4000,
+    vae_batch=32,
+    vae_crop=64,
     unet_channels=(96, 192, 192),
+    unet_heads=4,
     unet_steps=20000,
     unet_batch=128,
     unet_lr=3e-4,
@@ -262,10 +271,11 @@ def make_scenes(count: int, size: int, seed: int) -> SceneData:
 
 
 def build_vae(cfg: TrainConfig) -> Any:
+    import torch
     from diffusers import AutoencoderKL
 
     n = len(cfg.vae_channels)
-    return AutoencoderKL(
+    vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * n,
@@ -273,10 +283,17 @@ def build_vae(cfg: TrainConfig) -> Any:
         block_out_channels=cfg.vae_channels,
         layers_per_block=1,
         latent_channels=4,
-        norm_num_groups=32,
+        # Few, wide groups: a group of one or two channels normalises a flat colour field
+        # to zero, so the absolute colour could only pass through the image border.
+        norm_num_groups=4,
         sample_size=cfg.image_size,
         scaling_factor=1.0,
     )
+    # Start the posterior nearly deterministic (std ~0.05): with log-variance 0 the
+    # sampled latents are drowned in unit noise and reconstruction learns very slowly.
+    with torch.no_grad():
+        vae.quant_conv.bias[4:].fill_(-6.0)
+    return vae
 
 
 def build_text_encoder(cfg: TrainConfig, vocab: dict[str, int]) -> Any:
@@ -312,7 +329,7 @@ def build_unet(cfg: TrainConfig) -> Any:
         layers_per_block=1,
         cross_attention_dim=cfg.text_hidden,
         attention_head_dim=cfg.unet_heads,  # diffusers' SD-1.x naming: the head count
-        norm_num_groups=32,
+        norm_num_groups=8,
     )
 
 
@@ -358,6 +375,14 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
         return (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def stop_requested(stage: str) -> bool:
+    """True once ``<out>.work/STOP-<stage>`` exists: ends that stage early (weights kept)."""
+    return any((p / f"STOP-{stage}").exists() for p in _STOP_DIRS)
+
+
+_STOP_DIRS: list[Path] = []
 
 
 class StageLog:
@@ -420,7 +445,12 @@ def train_vae(cfg: TrainConfig, vae: Any, data: SceneData) -> dict[str, Any]:
     for step in range(cfg.vae_steps):
         for g in opt.param_groups:
             g["lr"] = cfg.vae_lr * lr_factor(step, cfg.vae_steps, cfg.warmup_steps)
-        x = images_to_tensor(data.images[next(it)], cfg.device)
+        imgs = data.images[next(it)]
+        crop = cfg.vae_crop
+        if step < cfg.vae_steps * (1 - cfg.vae_full_fraction) and crop < cfg.image_size:
+            oy, ox = (int(v) for v in rng.integers(0, (cfg.image_size - crop) // 4 + 1, 2) * 4)
+            imgs = imgs[:, oy : oy + crop, ox : ox + crop]
+        x = images_to_tensor(np.ascontiguousarray(imgs), cfg.device)
         post = vae.encode(x).latent_dist
         z = post.sample()
         rec = vae.decode(z).sample
@@ -431,6 +461,10 @@ def train_vae(cfg: TrainConfig, vae: Any, data: SceneData) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         stage.add(step, loss.item())
+        if stop_requested("vae"):
+            log.warning("vae stage stopped early at step %d", step + 1)
+            stage.total = step + 1
+            break
     vae.eval()
     return stage.summary()
 
@@ -543,6 +577,10 @@ def train_unet(
         stage.add(step, loss.item())
         if progress is not None:
             progress(step)
+        if stop_requested("unet"):
+            log.warning("unet stage stopped early at step %d", step + 1)
+            stage.total = step + 1
+            break
     ema_unet.copy_to(unet)
     ema_text.copy_to(text_encoder)
     unet.eval()
@@ -619,6 +657,10 @@ def train_controlnet(
         torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)
         opt.step()
         stage.add(step, loss.item())
+        if stop_requested("controlnet"):
+            log.warning("controlnet stage stopped early at step %d", step + 1)
+            stage.total = step + 1
+            break
     controlnet.eval()
     return stage.summary()
 
@@ -714,6 +756,25 @@ def measure(cfg: TrainConfig, steps: int = 4) -> None:
     del torch
 
 
+def load_previous(folder: Path, tok_dir: Path) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+    """VAE, text encoder, UNet (fp32) and tokenizer of an earlier run, plus its log."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    if tok_dir.exists():
+        shutil.rmtree(tok_dir)
+    shutil.copytree(folder / "tokenizer", tok_dir)
+    kw: dict[str, Any] = {"local_files_only": True, "torch_dtype": torch.float32}
+    vae = AutoencoderKL.from_pretrained(str(folder / "vae"), **kw)
+    unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"), **kw)
+    text = CLIPTextModel.from_pretrained(str(folder / "text_encoder"), **kw)
+    tok = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    log_file = folder / "training_log.json"
+    previous = json.loads(log_file.read_text()) if log_file.exists() else {}
+    return vae, text.float(), unet.float(), tok, previous
+
+
 def train(cfg: TrainConfig, out: Path, cn_out: Path) -> dict[str, Any]:
     import torch
     from diffusers import ControlNetModel
@@ -727,13 +788,17 @@ def train(cfg: TrainConfig, out: Path, cn_out: Path) -> dict[str, Any]:
 
     work = out.parent / (out.name + ".work")
     work.mkdir(parents=True, exist_ok=True)
+    _STOP_DIRS.append(work)
     tok_dir = work / "tokenizer"
-    tokenizer = write_tokenizer(tok_dir, sd.caption_words())
-    vocab = tokenizer.get_vocab()
-
-    vae = build_vae(cfg)
-    text_encoder = build_text_encoder(cfg, vocab)
-    unet = build_unet(cfg)
+    if cfg.resume_from:
+        vae, text_encoder, unet, tokenizer, previous = load_previous(Path(cfg.resume_from), tok_dir)
+        report["resumed_from"] = previous
+    else:
+        tokenizer = write_tokenizer(tok_dir, sd.caption_words())
+        vocab = tokenizer.get_vocab()
+        vae = build_vae(cfg)
+        text_encoder = build_text_encoder(cfg, vocab)
+        unet = build_unet(cfg)
     report["parameters"] = {
         "vae": param_count(vae),
         "text_encoder": param_count(text_encoder),
@@ -741,10 +806,15 @@ def train(cfg: TrainConfig, out: Path, cn_out: Path) -> dict[str, Any]:
     }
     log.info("parameters: %s", report["parameters"])
 
-    report["stages"]["vae"] = train_vae(cfg, vae, data)
-    lat = encode_latents(cfg, vae, data.images)
-    std = float(lat.std())
-    vae.register_to_config(scaling_factor=round(1.0 / std, 5))
+    if cfg.resume_from:
+        lat = encode_latents(cfg, vae, data.images)
+        std = float(lat.std())
+    else:
+        report["stages"]["vae"] = train_vae(cfg, vae, data)
+        torch.save(vae.state_dict(), work / "vae.pt")
+        lat = encode_latents(cfg, vae, data.images)
+        std = float(lat.std())
+        vae.register_to_config(scaling_factor=round(1.0 / std, 5))
     latents = lat * vae.config.scaling_factor
     report["latent_std"] = std
     report["scaling_factor"] = vae.config.scaling_factor
@@ -793,7 +863,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--controlnet-out", type=Path, default=DEFAULT_CONTROLNET_OUT)
     p.add_argument("--unet-steps", type=int, help="override the UNet step count")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default 2; use 1 on a machine busy with other jobs: "
+        "with more runnable threads than cores, 2 threads ran 10x slower than 1 here)",
+    )
     p.add_argument("--measure", action="store_true", help="time a few steps per stage and exit")
+    p.add_argument(
+        "--resume", type=Path, help="continue from an earlier run's builtin/ folder (copy it first)"
+    )
+    p.add_argument("--unet-lr", type=float, help="override the UNet learning rate")
     p.add_argument("--smoke", action="store_true", help="a few steps per stage (tests the plumbing)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -805,6 +885,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides["seed"] = args.seed
     if args.unet_steps:
         overrides["unet_steps"] = args.unet_steps
+    if args.threads:
+        overrides["threads"] = args.threads
+    if args.resume:
+        overrides["resume_from"] = str(args.resume)
+    if args.unet_lr:
+        overrides["unet_lr"] = args.unet_lr
     cfg = dataclasses.replace(TrainConfig(), **overrides)
 
     import torch
