@@ -222,20 +222,20 @@ def _ldm_unet_name(name: str, config: Any) -> str | None:
         mapped = _RESNET.get(head, head)
         return f"{mapped}.{tail}" if tail else mapped
 
-    if m := re.fullmatch(r"down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", name):
-        return f"input_blocks.{1 + int(m[1]) * per + int(m[2])}.0.{resnet(m[3])}"
-    if m := re.fullmatch(r"down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", name):
-        return f"input_blocks.{1 + int(m[1]) * per + int(m[2])}.1.{m[3]}"
+    def inner(kind: str, rest: str) -> str:
+        """A block's resnet (``.0.``) or attention (``.1.``) module name, LDM style."""
+        return f"0.{resnet(rest)}" if kind == "resnets" else f"1.{rest}"
+
+    if m := re.fullmatch(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", name):
+        return f"input_blocks.{1 + int(m[1]) * per + int(m[3])}.{inner(m[2], m[4])}"
     if m := re.fullmatch(r"down_blocks\.(\d+)\.downsamplers\.0\.conv", name):
         return f"input_blocks.{int(m[1]) * per + per}.0.op"
     if m := re.fullmatch(r"mid_block\.resnets\.(\d+)\.(.+)", name):
         return f"middle_block.{0 if m[1] == '0' else 2}.{resnet(m[2])}"
     if m := re.fullmatch(r"mid_block\.attentions\.0\.(.+)", name):
         return f"middle_block.1.{m[1]}"
-    if m := re.fullmatch(r"up_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", name):
-        return f"output_blocks.{int(m[1]) * per + int(m[2])}.0.{resnet(m[3])}"
-    if m := re.fullmatch(r"up_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", name):
-        return f"output_blocks.{int(m[1]) * per + int(m[2])}.1.{m[3]}"
+    if m := re.fullmatch(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", name):
+        return f"output_blocks.{int(m[1]) * per + int(m[3])}.{inner(m[2], m[4])}"
     if m := re.fullmatch(r"up_blocks\.(\d+)\.upsamplers\.0\.conv", name):
         block = int(m[1])
         types = config.get("up_block_types") or ()
