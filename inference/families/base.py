@@ -79,6 +79,8 @@ class Family(ABC):
     reference_vae: dict[str, Any] = {}
     #: width of the text-token embeddings the UNet cross-attends to
     token_dim: int = 768
+    #: names of the diffusers pipeline classes that load this family: (txt2img, inpaint)
+    pipelines: tuple[str, str] = ("", "")
 
     # ----------------------------------------------------------------- identity
 
@@ -117,13 +119,11 @@ class Family(ABC):
     def pipeline_kwargs(self) -> dict[str, Any]:
         return {}
 
-    @abstractmethod
     def pipeline_class(self, *, inpaint: bool) -> type[Any]:
-        """The diffusers pipeline class holding this family's components."""
+        """The diffusers pipeline class holding this family's components (named by :attr:`pipelines`)."""
+        import diffusers
 
-    @abstractmethod
-    def controlnet_pipeline_class(self) -> type[Any]:
-        """The diffusers ControlNet pipeline class (used by ``from_pipe`` callers)."""
+        return getattr(diffusers, self.pipelines[1] if inpaint else self.pipelines[0])  # type: ignore[no-any-return]
 
     # ----------------------------------------------------------------- conditioning
 

@@ -23,6 +23,7 @@ class SD15Family(Family):
     default_scheduler = "PNDMScheduler"
     token_dim = 768
     # Community-standard factors (ComfyUI/InvokeAI) for the SD 1.x VAE: latent → RGB in [-1, 1].
+    pipelines = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")
     preview_factors = PreviewFactors(
         weights=(
             (0.3512, 0.2297, 0.3227),
@@ -44,16 +45,6 @@ class SD15Family(Family):
             return False
         # SD 2.x has 1024-wide OpenCLIP tokens and a v-prediction scheduler: another family.
         return int(unet_config.get("cross_attention_dim", 768) or 768) != 1024
-
-    def pipeline_class(self, *, inpaint: bool) -> type[Any]:
-        from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
-
-        return StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
-
-    def controlnet_pipeline_class(self) -> type[Any]:
-        from diffusers import StableDiffusionControlNetPipeline
-
-        return StableDiffusionControlNetPipeline
 
     def pipeline_kwargs(self) -> dict[str, Any]:
         return {"safety_checker": None, "requires_safety_checker": False}

@@ -29,6 +29,7 @@ class SDXLFamily(Family):
     default_scheduler = "EulerDiscreteScheduler"
     token_dim = 2048
     # Community-standard factors (ComfyUI) for the SDXL VAE: latent → RGB in [-1, 1].
+    pipelines = ("StableDiffusionXLPipeline", "StableDiffusionXLInpaintPipeline")
     preview_factors = PreviewFactors(
         weights=(
             (0.3651, 0.4232, 0.4341),
@@ -46,16 +47,6 @@ class SDXLFamily(Family):
             # The refiner has no first text encoder: not supported as a base model.
             return bool(model_index.get("text_encoder")) and model_index["text_encoder"][0] is not None
         return unet_config.get("addition_embed_type") == "text_time" and "text_encoder_2" in model_index
-
-    def pipeline_class(self, *, inpaint: bool) -> type[Any]:
-        from diffusers import StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
-
-        return StableDiffusionXLInpaintPipeline if inpaint else StableDiffusionXLPipeline
-
-    def controlnet_pipeline_class(self) -> type[Any]:
-        from diffusers import StableDiffusionXLControlNetPipeline
-
-        return StableDiffusionXLControlNetPipeline
 
     def encode_prompts(
         self,
