@@ -344,7 +344,7 @@ def parse_comfyui_prompt(text: str) -> dict[str, Any] | None:
 
 
 def _node_order(key: str) -> tuple[int, str]:
-    return (int(key), "") if key.isdigit() else (1 << 30, key)
+    return (int(key), "") if key.isdecimal() else (1 << 30, key)  # "²".isdigit() but int("²") fails
 
 
 def _inputs(node: Mapping[str, Any] | None) -> dict[str, Any]:

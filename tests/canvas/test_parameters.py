@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 from sfumato.canvas.document import Document, Recipe
@@ -224,6 +224,7 @@ def test_comfyui_hostile_graphs() -> None:
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
                     max_leaves=30))
 @settings(max_examples=200, deadline=None)
+@example({"²": {}})  # a node id that str.isdigit() accepts and int() refuses
 def test_comfyui_never_crashes_on_any_json(value: Any) -> None:
     graph = {"1": {"class_type": "KSampler", "inputs": value}, "2": value}
     parse_comfyui_prompt(json.dumps(graph))
