@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -76,11 +78,8 @@ def test_default_keeps_a_turbo_style_scheduler() -> None:
     assert scheduler.config.timestep_spacing == "trailing"
 
 
-# LCM is not in this list: its step reports "denoised" = c_out·x0 + c_skip·x (its
-# boundary-condition scalings), not x0 itself; it has its own test below.
-@pytest.mark.parametrize("sampler", [Sampler.EULER, Sampler.EULER_A, Sampler.DDIM, Sampler.HEUN])
-@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
-def test_x0_matches_the_schedulers_own(sampler: Sampler, prediction: str) -> None:
+def _three_steps(sampler: Sampler, prediction: str) -> Iterator[tuple[int, Any, torch.Tensor, torch.Tensor, Any]]:
+    """Run 3 of 6 steps on random model outputs: ``(j, t, sample, our x0, the scheduler's step output)``."""
     scheduler = make_scheduler(sampler, {**SD_SCHEDULER, "prediction_type": prediction})
     scheduler.set_timesteps(6)
     levels = NoiseLevels(scheduler)
@@ -91,30 +90,30 @@ def test_x0_matches_the_schedulers_own(sampler: Sampler, prediction: str) -> Non
         ours = levels.predict_x0(sample, output, j)
         kwargs = {} if sampler is Sampler.HEUN else {"generator": torch.Generator().manual_seed(1)}
         step = scheduler.step(output, t, sample, **kwargs)
-        if sampler is Sampler.HEUN and j % 2 == 1:
-            pass  # the second (corrector) evaluation reports the first's x0
-        else:
-            torch.testing.assert_close(ours, step.pred_original_sample, rtol=1e-4, atol=1e-4)
+        yield j, t, sample, ours, step
         sample = step.prev_sample
+
+
+# LCM is not in this list: its step reports "denoised" = c_out·x0 + c_skip·x (its
+# boundary-condition scalings), not x0 itself; it has its own test below.
+@pytest.mark.parametrize("sampler", [Sampler.EULER, Sampler.EULER_A, Sampler.DDIM, Sampler.HEUN])
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_x0_matches_the_schedulers_own(sampler: Sampler, prediction: str) -> None:
+    for j, _, _, ours, step in _three_steps(sampler, prediction):
+        if sampler is Sampler.HEUN and j % 2 == 1:
+            continue  # the second (corrector) evaluation reports the first's x0
+        torch.testing.assert_close(ours, step.pred_original_sample, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
 def test_x0_matches_lcms_denoised_through_its_boundary_scalings(prediction: str) -> None:
-    scheduler = make_scheduler(Sampler.LCM, {**SD_SCHEDULER, "prediction_type": prediction})
-    scheduler.set_timesteps(6)
-    levels = NoiseLevels(scheduler)
-    gen = torch.Generator().manual_seed(0)
-    sample = torch.randn((1, 4, 4, 4), generator=gen) * float(scheduler.init_noise_sigma)
-    for j, t in enumerate(scheduler.timesteps[:3]):
-        output = torch.randn((1, 4, 4, 4), generator=gen)
-        ours = levels.predict_x0(sample, output, j)
-        step = scheduler.step(output, t, sample, generator=torch.Generator().manual_seed(1))
-        c_skip, c_out = scheduler.get_scalings_for_boundary_condition_discrete(t)
+    lcm = make_scheduler(Sampler.LCM, {**SD_SCHEDULER, "prediction_type": prediction})
+    for _, t, sample, ours, step in _three_steps(Sampler.LCM, prediction):
+        c_skip, c_out = lcm.get_scalings_for_boundary_condition_discrete(t)
         # LCM's "denoised" = c_out·x0 + c_skip·x exactly ...
         torch.testing.assert_close(c_out * ours + c_skip * sample, step.denoised, rtol=1e-4, atol=1e-4)
         # ... and c_skip ≈ 0 away from t = 0, so x0 itself is a close preview of it.
         torch.testing.assert_close(ours, step.denoised, rtol=2e-2, atol=2e-2)
-        sample = step.prev_sample
 
 
 @pytest.mark.parametrize("sampler", [Sampler.EULER, Sampler.DDIM, Sampler.DPMPP_2M, Sampler.UNIPC])
