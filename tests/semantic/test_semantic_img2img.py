@@ -19,7 +19,7 @@ import logging
 import numpy as np
 import pytest
 from semantic_judges import dilate, document, paint_layer, psnr, rate, read_colour, reads_as, sd
-from semantic_run import REQUIRED, generate, settings
+from semantic_run import REQUIRED, generate, meaning, settings
 from sfumato.canvas.composite import flatten
 from sfumato.planner.placement import place_result
 from sfumato.planner.plan import Mode
@@ -65,5 +65,5 @@ def test_strength_decides_between_the_painting_and_the_prompt(engine: object) ->
     )
     print(report)
     assert sum(v > MIN_PSNR for v in low_psnr) >= REQUIRED, report
-    assert sum(high_red) >= REQUIRED, report
     assert sum(low_red) <= len(low) - REQUIRED, report
+    meaning(sum(high_red), report)

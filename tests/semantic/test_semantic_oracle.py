@@ -78,3 +78,17 @@ def test_img2img_judge() -> None:
     assert psnr(noisy, init) > img2img.MIN_PSNR  # small changes everywhere stay close
     assert psnr(target, init) < img2img.MIN_PSNR  # following the prompt is far
     assert reads_as(target[background], "red") and not reads_as(init[background], "red")
+
+
+def test_a_missed_meaning_criterion_fails_once_the_model_is_declared_trained(monkeypatch) -> None:  # noqa: ANN001
+    """The under-trained escape hatch is one flag: without it a miss is a failure, and a
+    criterion that is met passes either way."""
+    import semantic_run
+
+    monkeypatch.setattr(semantic_run, "MODEL_UNDERTRAINED", False)
+    semantic_run.meaning(semantic_run.REQUIRED, "met")
+    with pytest.raises(AssertionError, match="missed"):
+        semantic_run.meaning(semantic_run.REQUIRED - 1, "missed")
+    monkeypatch.setattr(semantic_run, "MODEL_UNDERTRAINED", True)
+    with pytest.raises(pytest.xfail.Exception, match="under-trained"):
+        semantic_run.meaning(0, "missed")

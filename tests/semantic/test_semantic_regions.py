@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import pytest
 from semantic_judges import document, rate, read_colour, reads_as, region_layer
-from semantic_run import REQUIRED, generate, settings
+from semantic_run import generate, meaning, settings
 from sfumato.canvas.composite import flatten
 from sfumato.planner.placement import place_result
 
@@ -74,4 +74,4 @@ def test_two_regions_take_their_colours_and_swap_with_the_prompts(engine: object
         + "\n".join(f"  seed +{k}: {s[2]} | swapped: {w[2]}" for k, (s, w) in enumerate(zip(straight, swapped)))
     )
     print(report)
-    assert sum(both) >= REQUIRED, report
+    meaning(sum(both), report)

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pytest
 from semantic_judges import dilate, document, erode, rate, read_colour, reads_as, sd
-from semantic_run import BATCH, REQUIRED, generate, settings
+from semantic_run import BATCH, generate, meaning, settings
 from sfumato.canvas.composite import flatten
 from sfumato.planner.placement import place_result
 from sfumato.planner.plan import Mode
@@ -79,4 +79,4 @@ def test_background_and_shape_follow_the_prompt(
     )
     print(report)
     assert len(ok) == BATCH
-    assert sum(ok) >= REQUIRED and sum(ok_swapped) >= REQUIRED, report
+    meaning(min(sum(ok), sum(ok_swapped)), report)
