@@ -64,6 +64,8 @@ def test_strength_decides_between_the_painting_and_the_prompt(engine: object) ->
         + "\n".join(f"  seed +{k}: high bg {read_colour(p[background])}" for k, p in enumerate(high))
     )
     print(report)
-    assert sum(v > MIN_PSNR for v in low_psnr) >= REQUIRED, report
+    # Both halves are meaning criteria of the model (staying close is learned behaviour
+    # at low noise levels, not an exactness property of the engine).
+    meaning(sum(v > MIN_PSNR for v in low_psnr), report)
     assert sum(low_red) <= len(low) - REQUIRED, report
     meaning(sum(high_red), report)
