@@ -417,6 +417,23 @@ class StageLog:
         }
 
 
+def optimise(opt: Any, loss: Any, params: Any, stage: StageLog, step: int) -> bool:
+    """One optimiser step (gradients clipped to norm 1) and its log line; True when the
+    stage's STOP file asks to end here (the stage's step count is then cut to this one)."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    stage.add(step, loss.item())
+    if stop_requested(stage.name):
+        log.warning("%s stage stopped early at step %d", stage.name, step + 1)
+        stage.total = step + 1
+        return True
+    return False
+
+
 def batches(n: int, batch: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
     """Endless shuffled index batches (a new permutation per epoch)."""
     while True:
@@ -456,14 +473,7 @@ def train_vae(cfg: TrainConfig, vae: Any, data: SceneData) -> dict[str, Any]:
         rec = vae.decode(z).sample
         kl = post.kl().mean() / (z.shape[1] * z.shape[2] * z.shape[3])
         loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + cfg.vae_kl_weight * kl * 1000
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        stage.add(step, loss.item())
-        if stop_requested("vae"):
-            log.warning("vae stage stopped early at step %d", step + 1)
-            stage.total = step + 1
+        if optimise(opt, loss, vae.parameters(), stage, step):
             break
     vae.eval()
     return stage.summary()
@@ -568,18 +578,12 @@ def train_unet(
         pred = unet(zt, t, encoder_hidden_states=cond).sample
         w = snr_weights(noise_sched, t, cfg.min_snr_gamma)
         loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * w).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        stop = optimise(opt, loss, params, stage, step)
         ema_unet.update(unet)
         ema_text.update(text_encoder)
-        stage.add(step, loss.item())
         if progress is not None:
             progress(step)
-        if stop_requested("unet"):
-            log.warning("unet stage stopped early at step %d", step + 1)
-            stage.total = step + 1
+        if stop:
             break
     ema_unet.copy_to(unet)
     ema_text.copy_to(text_encoder)
@@ -652,14 +656,7 @@ def train_controlnet(
         ).sample
         w = snr_weights(noise_sched, t, cfg.min_snr_gamma)
         loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * w).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)
-        opt.step()
-        stage.add(step, loss.item())
-        if stop_requested("controlnet"):
-            log.warning("controlnet stage stopped early at step %d", step + 1)
-            stage.total = step + 1
+        if optimise(opt, loss, controlnet.parameters(), stage, step):
             break
     controlnet.eval()
     return stage.summary()
