@@ -25,6 +25,7 @@ __all__ = [
     "SEED",
     "STEPS",
     "generate",
+    "placed_pictures",
     "meaning",
     "settings",
 ]
@@ -88,3 +89,17 @@ def generate(engine: object, doc: Document, recipe: GenerationSettings) -> tuple
     assert result.ok, f"the engine failed: {result.error}"
     assert len(result.images) == recipe.batch
     return planned, list(result.images)
+
+
+def placed_pictures(doc: Document, planned: Plan, images: list[np.ndarray]) -> list[np.ndarray]:
+    """Accept each image of the batch as the window would (``place_result``, one undo
+    step), flatten the document (uint8 RGBA), and undo again; one picture per image."""
+    from sfumato.canvas.composite import flatten
+    from sfumato.planner.placement import place_result
+
+    pictures = []
+    for k, image in enumerate(images):
+        place_result(doc, planned, image, batch_index=k)
+        pictures.append(flatten(doc))
+        doc.undo()
+    return pictures

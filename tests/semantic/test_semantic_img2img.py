@@ -19,9 +19,7 @@ import logging
 import numpy as np
 import pytest
 from semantic_judges import dilate, document, paint_layer, psnr, rate, read_colour, reads_as, sd
-from semantic_run import REQUIRED, generate, meaning, settings
-from sfumato.canvas.composite import flatten
-from sfumato.planner.placement import place_result
+from semantic_run import REQUIRED, generate, meaning, placed_pictures, settings
 from sfumato.planner.plan import Mode
 
 log = logging.getLogger(__name__)
@@ -40,12 +38,7 @@ def _refine(engine: object, strength: float) -> list[np.ndarray]:
     doc = document(SIZE, paint_layer("painting", init))
     planned, images = generate(engine, doc, settings(PROMPT, strength=strength))
     assert planned.mode is Mode.IMG2IMG
-    out = []
-    for k, image in enumerate(images):
-        place_result(doc, planned, image, batch_index=k)
-        out.append(flatten(doc)[..., :3])
-        doc.undo()
-    return out
+    return [p[..., :3] for p in placed_pictures(doc, planned, images)]
 
 
 def test_strength_decides_between_the_painting_and_the_prompt(engine: object) -> None:

@@ -15,9 +15,7 @@ import logging
 import numpy as np
 import pytest
 from semantic_judges import document, rate, read_colour, reads_as, region_layer
-from semantic_run import generate, meaning, settings
-from sfumato.canvas.composite import flatten
-from sfumato.planner.placement import place_result
+from semantic_run import generate, meaning, placed_pictures, settings
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +46,7 @@ def _halves(left: str, right: str, engine: object) -> list[tuple[bool, bool, str
     assert [r.layer_name for r in planned.regions] == ["left", "right"], planned.regions
     core_left, core_right = cores()
     out = []
-    for k, image in enumerate(images):
-        place_result(doc, planned, image, batch_index=k)
-        picture = flatten(doc)[..., :3]
-        doc.undo()
+    for picture in (p[..., :3] for p in placed_pictures(doc, planned, images)):
         out.append((
             reads_as(picture[core_left], left),
             reads_as(picture[core_right], right),

@@ -13,9 +13,7 @@ import logging
 import numpy as np
 import pytest
 from semantic_judges import dilate, document, erode, rate, read_colour, reads_as, sd
-from semantic_run import BATCH, generate, meaning, settings
-from sfumato.canvas.composite import flatten
-from sfumato.planner.placement import place_result
+from semantic_run import BATCH, generate, meaning, placed_pictures, settings
 from sfumato.planner.plan import Mode
 
 log = logging.getLogger(__name__)
@@ -50,10 +48,7 @@ def _judge(engine: object, shape_colour: str, shape: sd.Shape, background: str) 
     assert planned.mode is Mode.TXT2IMG
     inside, outside = shape_areas(spec)
     out = []
-    for k, image in enumerate(images):
-        place_result(doc, planned, image, batch_index=k)
-        picture = flatten(doc)[..., :3]
-        doc.undo()
+    for picture in (p[..., :3] for p in placed_pictures(doc, planned, images)):
         out.append((
             reads_as(picture[outside], background),
             reads_as(picture[inside], shape_colour),
