@@ -255,6 +255,17 @@ def caption(spec: SceneSpec) -> str:
     return f"{objects} on {article(bg_phrase)} {bg_phrase}"
 
 
+def loose_caption(spec: SceneSpec) -> str:
+    """The caption of ``spec`` naming only *what* is drawn — shapes, colours and the
+    background — and not *where* or *how big*: the prompt a user writes when a sketch
+    gives the layout. Every shape is captioned as medium-sized at the default layout."""
+    defaults = default_positions(len(spec.shapes))
+    shapes = tuple(
+        ShapeSpec(s.shape, s.colour, pos, Size.MEDIUM) for s, pos in zip(spec.shapes, defaults)
+    )
+    return caption(SceneSpec(spec.background, shapes))
+
+
 _POSITION_BY_WORDS = {tuple(p.value.split()): p for p in Position}
 _SIZE_BY_WORD = {s.value: s for s in Size if s.value}
 _SHAPE_BY_WORD = {s.value: s for s in Shape}

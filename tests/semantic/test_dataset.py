@@ -80,6 +80,23 @@ def test_captions_round_trip_through_the_parser() -> None:
         assert sd.parse_caption(text) == spec, text
 
 
+def test_loose_captions_name_what_is_drawn_but_not_where_or_how_big() -> None:
+    assert (
+        sd.loose_caption(sd.parse_caption("a big red square on the right on a white background"))
+        == "a red square on a white background"
+    )
+    layout_words = {"left", "right", "top", "bottom", "small", "big"}
+    for spec in _scenes(12, 400):
+        text = sd.loose_caption(spec)
+        parsed = sd.parse_caption(text)
+        assert parsed.background == spec.background, text
+        assert [(s.shape, s.colour) for s in parsed.shapes] == [
+            (s.shape, s.colour) for s in spec.shapes
+        ], text
+        if spec.shapes:
+            assert not layout_words & set(text.split()), text
+
+
 @pytest.mark.parametrize(
     "text",
     [
