@@ -25,8 +25,15 @@ that the UNet, not Python, dominates a step.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+_REPO_ROOT = str(Path(__file__).resolve().parents[1])
+if _REPO_ROOT not in sys.path:
+    sys.path.append(_REPO_ROOT)
+
+from tools.make_clip_tokenizer import bytes_to_unicode  # noqa: E402
 
 __all__ = [
     "build_tiny_controlnet",
@@ -44,19 +51,6 @@ _SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """CLIP's byte ↔ printable-unicode table (as in the OpenAI CLIP tokenizer)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
-
-
 _MERGES = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("i", "n"), ("o", "n</w>"), ("e", "r"),
            ("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("s", "k"), ("sk", "y</w>")]  # fmt: skip
 
@@ -68,7 +62,7 @@ def write_tiny_clip_tokenizer(path: Path) -> Path:
     that real BPE merging happens; ~540 tokens in all.
     """
     path.mkdir(parents=True, exist_ok=True)
-    chars = list(_bytes_to_unicode().values())
+    chars = list(bytes_to_unicode().values())
     vocab: dict[str, int] = {}
     for token in chars + [c + "</w>" for c in chars]:
         vocab.setdefault(token, len(vocab))

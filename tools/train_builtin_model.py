@@ -56,6 +56,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tools import shapes_dataset as sd  # noqa: E402
+from tools.make_clip_tokenizer import bytes_to_unicode  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class TrainConfig:
     # Continue from the VAE, text encoder and UNet of an earlier run's folder (the VAE
     # stage is skipped, its scaling factor kept); the ControlNet is always trained anew.
     resume_from: str | None = None
+    # Continue training this ControlNet folder instead of starting one from the UNet.
+    controlnet_from: str | None = None
 
 
 LARGE = dict(
@@ -148,23 +151,6 @@ SMOKE = dict(scenes=256, vae_steps=3, unet_steps=3, controlnet_steps=3, warmup_s
 # --------------------------------------------------------------------------- tokenizer
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable character table."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
-
-
 def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     """CLIP's BPE on one word (the last symbol carries ``</w>``)."""
     parts = [*word[:-1], word[-1] + "</w>"]
@@ -184,7 +170,7 @@ def build_tokenizer_files(words: list[str]) -> tuple[dict[str, int], list[tuple[
     words outside the grammar still tokenize (into characters), then the merge results,
     then the special tokens. Merges are added until BPE turns every word into itself.
     """
-    byte_chars = list(_bytes_to_unicode().values())
+    byte_chars = list(bytes_to_unicode().values())
     vocab: dict[str, int] = {}
     for tok in byte_chars + [c + "</w>" for c in byte_chars]:
         vocab.setdefault(tok, len(vocab))
@@ -859,7 +845,15 @@ def train(cfg: TrainConfig, out: Path, cn_out: Path) -> dict[str, Any]:
     save_models(cfg, out, cn_out, vae, text_encoder, tok_dir, unet, None)
     (out / "training_log.json").write_text(json.dumps(report, indent=1) + "\n")
 
-    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64))
+    if cfg.controlnet_from:
+        controlnet = ControlNetModel.from_pretrained(
+            cfg.controlnet_from, local_files_only=True, torch_dtype=torch.float32
+        )
+        report["controlnet_resumed_from"] = cfg.controlnet_from
+    else:
+        controlnet = ControlNetModel.from_unet(
+            unet, conditioning_embedding_out_channels=(16, 32, 64)
+        )
     report["parameters"]["controlnet"] = param_count(controlnet)
     report["stages"]["controlnet"] = train_controlnet(
         cfg, controlnet, unet, text_encoder, tokenizer, latents, data
@@ -884,6 +878,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unet-steps", type=int, help="override the UNet step count")
     p.add_argument("--controlnet-steps", type=int, help="override the ControlNet step count")
     p.add_argument(
+        "--controlnet-from",
+        type=Path,
+        help="continue training this ControlNet folder (with --resume and --unet-steps 0: "
+        "train only the ControlNet)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         help="torch CPU threads (default 2; use 1 on a machine busy with other jobs: "
@@ -903,10 +903,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides.update(SMOKE)
     overrides["device"] = args.device
     overrides["seed"] = args.seed
-    if args.unet_steps:
+    if args.unet_steps is not None:
         overrides["unet_steps"] = args.unet_steps
-    if args.controlnet_steps:
+    if args.controlnet_steps is not None:
         overrides["controlnet_steps"] = args.controlnet_steps
+    if args.controlnet_from:
+        overrides["controlnet_from"] = str(args.controlnet_from)
     if args.threads:
         overrides["threads"] = args.threads
     if args.resume:
