@@ -5,7 +5,7 @@ mixed blend modes (the separable modes QPainter also has, so the comparison does
 same work on both sides). Measured, medians unless said otherwise:
 
 (a) one stroke segment — dab rendering (``sfumato.canvas.brush``), the dirty-tile
-    recomposite (:class:`~sfumato.canvas.composite.Compositor`) and the buffer the view
+    recomposite (:class:`~sfumato.canvas.compositor.Compositor`) and the buffer the view
     draws (each dirty tile converted to a premultiplied QImage, as ``CanvasView`` does) —
     for a 64 px and a 256 px brush, painting on a middle layer (non-normal modes above:
     the fallback path) and on the top layer (projections only);
@@ -41,7 +41,8 @@ from PySide6.QtCore import QRectF  # noqa: E402
 from PySide6.QtGui import QBrush, QColor, QGuiApplication, QImage, QPainter, QPen  # noqa: E402
 from sfumato.canvas.blend import BlendMode  # noqa: E402
 from sfumato.canvas.brush import Brush  # noqa: E402
-from sfumato.canvas.composite import Compositor, flatten  # noqa: E402
+from sfumato.canvas.composite import flatten  # noqa: E402
+from sfumato.canvas.compositor import Compositor  # noqa: E402
 from sfumato.canvas.document import Document  # noqa: E402
 from sfumato.canvas.geometry import Rect  # noqa: E402
 from sfumato.canvas.layers import PixelLayer  # noqa: E402

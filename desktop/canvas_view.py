@@ -3,7 +3,7 @@ pointer input (mouse and tablet, with pressure) to the active tool.
 
 Drawing
 -------
-The compositor (:class:`sfumato.canvas.composite.Compositor`) hands out composited
+The compositor (:class:`sfumato.canvas.compositor.Compositor`) hands out composited
 ``TILE``×``TILE`` tiles; this view keeps one ``QImage`` per tile and re-fetches only the
 tiles the compositor reports dirty, so a brush dab costs a few tiles, not the stack.
 A repaint draws a checkerboard (one textured fill) under the document rectangle, then
@@ -118,7 +118,7 @@ class ToolProvider(Protocol):
 
 def make_compositor(document: Document) -> TileSource:
     """The document's compositor with the AI layers (masks, regions) shown as overlays."""
-    from sfumato.canvas.composite import Compositor
+    from sfumato.canvas.compositor import Compositor
 
     return Compositor(document, overlays=True)  # type: ignore[return-value]
 

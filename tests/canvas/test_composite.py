@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import Compositor, document_offset, flatten, flatten_layers, only
+from sfumato.canvas.composite import document_offset, flatten, flatten_layers, only
+from sfumato.canvas.compositor import Compositor
 from sfumato.canvas.document import Document, DocumentReset
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
