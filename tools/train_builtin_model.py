@@ -685,6 +685,14 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*.safetensors"))
 
 
+def strip_source_path(config: Path) -> None:
+    """Drop ``_name_or_path`` (where a resumed run loaded from: a temporary folder) from a
+    saved ``config.json``; the shipped configs say what the model is, not where it was."""
+    data = json.loads(config.read_text())
+    if data.pop("_name_or_path", None) is not None:
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def save_models(
     cfg: TrainConfig,
     out: Path,
@@ -724,6 +732,8 @@ def save_models(
         if cn_out.exists():
             shutil.rmtree(cn_out)
         controlnet.to("cpu", torch.float16).save_pretrained(str(cn_out), safe_serialization=True)
+    for config in [*out.rglob("config.json"), *cn_out.rglob("config.json")]:
+        strip_source_path(config)
     for m in (vae, text_encoder, unet) + ((controlnet,) if controlnet is not None else ()):
         m.to(cfg.device, torch.float32)
 
