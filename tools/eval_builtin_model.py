@@ -283,7 +283,7 @@ def latent_blend_inpaint(
             known = sched.add_noise(z0, noise, ts[i + 1 : i + 2]) if i + 1 < len(ts) else z0
             z = keep * known + (1 - keep) * z
         img = pipe.vae.decode(z / pipe.vae.config.scaling_factor).sample
-    out = to_uint8((img[0].permute(1, 2, 0).numpy() + 1) / 2)[0]
+    out = to_uint8((img.permute(0, 2, 3, 1).numpy() + 1) / 2)[0]
     m3 = mask[..., None]
     return np.where(m3 > 0.5, out, init).astype(np.uint8)
 
