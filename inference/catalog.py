@@ -29,7 +29,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -302,7 +302,9 @@ def _builtin_entries() -> Iterator[ModelEntry]:
     if (BUILTIN_CONTROLNET_DIR / "config.json").is_file():
         entry = _folder_entry(BUILTIN_CONTROLNET_DIR, Origin.BUILTIN, label=BUILTIN_CONTROLNET_LABEL)
         if entry is not None:
-            yield entry
+            # Its text width fits no real family: it belongs to the built-in model only,
+            # so no family search ever offers it to a real SD 1.x model.
+            yield entry if entry.family is not None else replace(entry, family=BUILTIN_SOURCE)
 
 
 def _first_family(folder: Path) -> str | None:

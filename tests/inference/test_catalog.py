@@ -201,6 +201,8 @@ def test_builtin_entries_when_present(tmp_path: Path, monkeypatch: pytest.Monkey
     assert entries[0].source == "builtin" and entries[0].label == BUILTIN_LABEL and entries[0].path == model
     assert any(e.kind is WeightsKind.CONTROLNET and e.source == str(control) for e in entries)
     assert find_controlnet(ControlKind.SCRIBBLE, "sd15", entries=entries) is None  # 64-dim demo: no family
+    demo = next(e for e in entries if e.kind is WeightsKind.CONTROLNET)
+    assert demo.family == "builtin"  # listed as the built-in model's, not "unknown"
     (control / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel", "cross_attention_dim": 768}))
     entries = list_models(config=Config())
     assert find_controlnet(ControlKind.SCRIBBLE, "sd15", entries=entries).origin is Origin.BUILTIN  # type: ignore[union-attr]
