@@ -44,9 +44,10 @@ Usage::
 Time of the defaults, from per-step times measured with one torch thread per job while a
 second job ran on the other core: data 13 s, VAE 315 s, latents 75 s, UNet 8,000 x 0.58 s,
 ControlNet 4,000 x 0.30 s: about 1 h 45 min (``--measure`` on an idle machine with 2
-threads: UNet 0.49 s, ControlNet 0.27 s per step, about 1 h 30 min). (A from-scratch run with 5,500 UNet steps
-took 60 min to its text-to-image model and drew shapes in the prompted colours only in 3
-to 5 of 8 seeds; the committed weights had about 7,000 UNet steps, see the model card.)
+threads: UNet 0.49 s, ControlNet 0.27 s per step, about 1 h 30 min). A from-scratch run
+with 5,500 UNet steps took 60 min to its text-to-image model and drew shapes in the
+prompted colours in only 3 to 5 of 8 seeds; the committed weights had about 7,000 UNet
+steps (see the model card).
 """
 
 from __future__ import annotations
