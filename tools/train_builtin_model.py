@@ -658,14 +658,14 @@ def train_controlnet(
         sel = usable[next(it)]
         idx = torch.from_numpy(sel).to(cfg.device)
         z0 = latents[idx]
-        u = torch.rand(len(idx), generator=gen, device=cfg.device)
-        loose = (u >= cfg.controlnet_caption_dropout) & (
-            u < cfg.controlnet_caption_dropout + cfg.controlnet_loose_captions
+        caption_pick = torch.rand(len(idx), generator=gen, device=cfg.device)
+        loose = (caption_pick >= cfg.controlnet_caption_dropout) & (
+            caption_pick < cfg.controlnet_caption_dropout + cfg.controlnet_loose_captions
         )
         with torch.no_grad():
             ids = torch.where(loose[:, None], ids_loose[idx], ids_all[idx])
             cond = text_encoder(ids).last_hidden_state
-        drop = u < cfg.controlnet_caption_dropout
+        drop = caption_pick < cfg.controlnet_caption_dropout
         cond = torch.where(drop[:, None, None], empty.expand_as(cond), cond)
         invert = rng.random(len(sel)) < 0.5
         hint = scribble_condition(data.scribbles[sel], invert, cfg.device)
