@@ -72,16 +72,12 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tools import shapes_dataset as sd  # noqa: E402
-from tools.make_clip_tokenizer import bytes_to_unicode  # noqa: E402
+from tools.make_clip_tokenizer import BOS, EOS, MAX_TOKENS, write_caption_tokenizer  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = REPO_ROOT / "resources" / "models" / "builtin"
 DEFAULT_CONTROLNET_OUT = REPO_ROOT / "resources" / "models" / "builtin-controlnet-scribble"
-
-BOS = "<|startoftext|>"
-EOS = "<|endoftext|>"
-MAX_TOKENS = 77  # as in SD 1.x, so prompt handling (and regional token concat) is unchanged
 
 
 @dataclass(frozen=True)
@@ -166,93 +162,6 @@ LARGE = dict(
 )
 
 SMOKE = dict(scenes=256, vae_steps=3, unet_steps=3, controlnet_steps=3, warmup_steps=1, log_every=1)
-
-
-# --------------------------------------------------------------------------- tokenizer
-
-
-def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
-    """CLIP's BPE on one word (the last symbol carries ``</w>``)."""
-    parts = [*word[:-1], word[-1] + "</w>"]
-    while len(parts) > 1:
-        pairs = [(ranks.get((a, b), math.inf), k) for k, (a, b) in enumerate(zip(parts, parts[1:]))]
-        best, k = min(pairs)
-        if best == math.inf:
-            break
-        parts = parts[:k] + [parts[k] + parts[k + 1]] + parts[k + 2 :]
-    return parts
-
-
-def build_tokenizer_files(words: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A CLIP BPE vocabulary in which every caption word is one token.
-
-    The vocabulary holds the 256 byte symbols (with and without ``</w>``) like CLIP's, so
-    words outside the grammar still tokenize (into characters), then the merge results,
-    then the special tokens. Merges are added until BPE turns every word into itself.
-    """
-    byte_chars = list(bytes_to_unicode().values())
-    vocab: dict[str, int] = {}
-    for tok in byte_chars + [c + "</w>" for c in byte_chars]:
-        vocab.setdefault(tok, len(vocab))
-    merges: list[tuple[str, str]] = []
-    ranks: dict[tuple[str, str], int] = {}
-    for word in words:
-        for _ in range(64):
-            parts = _bpe(word, ranks)
-            if len(parts) == 1:
-                break
-            # BPE got stuck: merge the remaining pieces left to right, lowest priority.
-            acc = parts[0]
-            for nxt in parts[1:]:
-                pair = (acc, nxt)
-                if pair not in ranks:
-                    ranks[pair] = len(merges)
-                    merges.append(pair)
-                acc = acc + nxt
-                vocab.setdefault(acc, len(vocab))
-        else:  # pragma: no cover - the loop always converges
-            raise RuntimeError(f"could not build merges for {word!r}")
-    for w in words:
-        assert _bpe(w, ranks) == [w + "</w>"], w
-    vocab[BOS] = len(vocab)
-    vocab[EOS] = len(vocab)
-    return vocab, merges
-
-
-def write_tokenizer(folder: Path, words: list[str]) -> Any:
-    """Write vocab.json, merges.txt and the configs; return the loaded CLIPTokenizer."""
-    from transformers import CLIPTokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab, merges = build_tokenizer_files(words)
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False, indent=0) + "\n")
-    with (folder / "merges.txt").open("w", encoding="utf-8") as f:
-        f.write("#version: 0.2 - sfumato built-in caption vocabulary\n")
-        for a, b in merges:
-            f.write(f"{a} {b}\n")
-    special = {
-        "bos_token": BOS,
-        "eos_token": EOS,
-        "unk_token": EOS,
-        "pad_token": EOS,
-    }
-    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
-    config = {
-        "tokenizer_class": "CLIPTokenizer",
-        "model_max_length": MAX_TOKENS,
-        "do_lower_case": True,
-        "clean_up_tokenization_spaces": True,
-        "errors": "replace",
-        "add_prefix_space": False,
-        **special,
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    tok = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
-    for w in words:
-        ids = tok(w, add_special_tokens=False).input_ids
-        if ids != [vocab[w + "</w>"]]:
-            raise RuntimeError(f"tokenizer splits {w!r} into {ids}")
-    return tok
 
 
 # --------------------------------------------------------------------------- data
@@ -767,7 +676,7 @@ def measure(cfg: TrainConfig, steps: int = 4) -> None:
     )
     data = make_scenes(small.scenes, cfg.image_size, cfg.seed)
     tok_dir = Path("/tmp/sfumato-tokenizer-measure")
-    tokenizer = write_tokenizer(tok_dir, sd.caption_words())
+    tokenizer = write_caption_tokenizer(tok_dir, sd.caption_words())
     vae = build_vae(small)
     text_encoder = build_text_encoder(small, tokenizer.get_vocab())
     unet = build_unet(small)
@@ -833,7 +742,7 @@ def train(cfg: TrainConfig, out: Path, cn_out: Path) -> dict[str, Any]:
         vae, text_encoder, unet, tokenizer, previous = load_previous(Path(cfg.resume_from), tok_dir)
         report["resumed_from"] = previous
     else:
-        tokenizer = write_tokenizer(tok_dir, sd.caption_words())
+        tokenizer = write_caption_tokenizer(tok_dir, sd.caption_words())
         vocab = tokenizer.get_vocab()
         vae = build_vae(cfg)
         text_encoder = build_text_encoder(cfg, vocab)
