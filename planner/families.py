@@ -1,10 +1,10 @@
 """Planning facts per model family: native size, the legal side range, the pixel budget.
 
-This is deliberately a tiny table, not a plugin system: the engine room
-(:mod:`sfumato.inference`) owns the real family plugins (how to load, which modes, preview
-factors). The planner only needs to know which output sizes a family generates well, and
-it must know that **without importing torch** — so the facts live here, and a model
-folder's own size is read from its ``unet``/``vae`` ``config.json`` files.
+The engine room owns the family plugins (:mod:`sfumato.inference.families`: how to load,
+which modes, preview factors, native size and size range); importing them loads no torch.
+The planner turns their sizing facts into :class:`FamilyInfo` values, recognises a model
+folder's family with the plugins' own test, and reads the folder's native size from its
+``unet``/``vae`` ``config.json`` files, all **without importing torch**.
 
 All sizes are in pixels. Generation sizes are always multiples of :data:`MULTIPLE` (8:
 the VAE downsamples by 8, and the UNet needs latent sides divisible by its own factors).
@@ -17,6 +17,9 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from sfumato.inference.errors import UnsupportedModeError
+from sfumato.inference.families import Family, all_families, family_for_diffusers
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +89,24 @@ def _round8(value: float) -> int:
     return int(round(value / MULTIPLE)) * MULTIPLE
 
 
-#: The table. SD 1.x: trained at 512², fine up to 768 a side (512×768 pixel budget).
-#: SDXL: trained at 1024² and its aspect buckets (640–1280 a side, ~1 megapixel).
-FAMILIES: dict[str, FamilyInfo] = {
-    SD15: FamilyInfo(SD15, native=512, min_side=512, max_side=768,
-                     min_pixels=512 * 512, max_pixels=512 * 768),
-    SDXL: FamilyInfo(SDXL, native=1024, min_side=640, max_side=1280,
-                     min_pixels=896 * 896, max_pixels=1024 * 1024),
-}
+def _table_entry(family: Family) -> FamilyInfo:
+    native = family.native_side
+    min_side, max_side = family.side_limits(native)
+    fewest, most = family.pixel_fractions
+    return FamilyInfo(
+        family.name,
+        native=native,
+        min_side=min_side,
+        max_side=max_side,
+        min_pixels=int(native * native * fewest),
+        max_pixels=int(native * native * most),
+    )
+
+
+#: The table, from the engine's families. SD 1.x: trained at 512², fine up to 768 a side
+#: (512×768 pixel budget). SDXL: trained at 1024² and its aspect buckets (640–1280 a side,
+#: ~1 megapixel).
+FAMILIES: dict[str, FamilyInfo] = {f.name: _table_entry(f) for f in all_families()}
 
 
 def native_size_from_folder(folder: Path) -> int | None:
@@ -118,16 +131,14 @@ def native_size_from_folder(folder: Path) -> int | None:
 
 
 def _family_from_folder(folder: Path) -> str | None:
-    index = _read_json(folder / "model_index.json") or {}
-    name = str(index.get("_class_name", ""))
-    if "XL" in name:
-        return SDXL
-    unet = _read_json(folder / "unet" / "config.json") or {}
-    if unet.get("addition_embed_type") == "text_time" or "text_encoder_2" in index:
-        return SDXL
-    if unet:
-        return SD15
-    return None
+    """The engine family that would load ``folder``, or ``None`` when none would."""
+    unet = _read_json(folder / "unet" / "config.json")
+    if unet is None:
+        return None
+    try:
+        return family_for_diffusers(_read_json(folder / "model_index.json") or {}, unet).name
+    except UnsupportedModeError:
+        return None
 
 
 def _read_json(path: Path) -> dict[str, object] | None:

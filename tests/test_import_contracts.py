@@ -32,6 +32,23 @@ def test_rules_forbid_and_allow() -> None:
     assert ci.violates("sfumato.canvas", ci.RULES["sfumato.inference"])
 
 
+def test_planner_may_import_only_the_torch_free_part_of_the_engine_room() -> None:
+    ci = _checker()
+    planner = ci.RULES["sfumato.planner"]
+    assert ci.violates("sfumato.inference.engine", planner)
+    assert ci.violates("sfumato.inference.model_cache", planner)
+    assert not ci.violates("sfumato.inference", planner)  # the lazy package
+    assert not ci.violates("sfumato.inference.catalog", planner)
+    assert not ci.violates("sfumato.inference.families.sdxl", planner)
+    # and what the planner may import may not reach further
+    catalog = ci.MODULE_RULES["sfumato.inference.catalog"]
+    assert ci.violates("sfumato.inference.engine", catalog)
+    assert ci.violates("torch", catalog)
+    families = ci.MODULE_RULES["sfumato.inference.families"]
+    assert ci.violates("sfumato.inference.engine", families)
+    assert not ci.violates("torch", families)  # lazily, inside the functions that run models
+
+
 def test_relative_imports_are_resolved(tmp_path: Path) -> None:
     ci = _checker()
     source = tmp_path / "mod.py"

@@ -33,13 +33,20 @@ ROOMS = {
 
 HEAVY = ("torch", "diffusers", "transformers", "accelerate", "peft")
 QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6")
-# Modules of the inference room that must stay torch-free: other rooms may import them.
+# Modules of the inference room that import no torch, not even lazily: other rooms may
+# import them. (The package ``sfumato.inference`` itself is lazy; importing it is allowed as
+# the parent of these, and the runtime probe checks it loads no torch.)
 TORCH_FREE_INFERENCE = (
-    "sfumato.inference",  # the package __init__ itself is lazy
     "sfumato.inference.request",
     "sfumato.inference.preprocess",
     "sfumato.inference.catalog",
+    "sfumato.inference.detect",
+    "sfumato.inference.errors",
+    "sfumato.inference.modes",
 )
+# Inference modules that load no torch when imported (only inside the functions that run
+# a model): the planner reads the families' sizing facts and folder test from them.
+IMPORT_TIME_TORCH_FREE_INFERENCE = ("sfumato.inference.families",)
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ RULES: dict[str, Rule] = {
     ),
     "sfumato.planner": Rule(
         forbidden=(*QT, *HEAVY, "sfumato.inference", "sfumato.desktop"),
-        allowed=TORCH_FREE_INFERENCE,
+        allowed=(*TORCH_FREE_INFERENCE, *IMPORT_TIME_TORCH_FREE_INFERENCE),
     ),
     "sfumato.inference": Rule(forbidden=(*QT, "sfumato.canvas", "sfumato.planner", "sfumato.desktop")),
     "sfumato.resources": Rule(forbidden=(*QT, *HEAVY)),
@@ -65,10 +72,20 @@ RULES: dict[str, Rule] = {
     # The CLI may start the GUI lazily (sfumato.desktop) but never imports Qt itself.
     "sfumato": Rule(forbidden=QT),
 }
-# Stricter rules for single modules, on top of their room's.
+# Stricter rules for single modules (and packages, with their submodules), on top of their
+# room's: what other rooms may import may itself import only what they may.
 MODULE_RULES: dict[str, Rule] = {
-    name: Rule(forbidden=(*HEAVY, "sfumato.inference"), allowed=TORCH_FREE_INFERENCE)
-    for name in TORCH_FREE_INFERENCE
+    **{
+        name: Rule(forbidden=(*HEAVY, "sfumato.inference"), allowed=TORCH_FREE_INFERENCE)
+        for name in TORCH_FREE_INFERENCE
+    },
+    **{
+        name: Rule(
+            forbidden=("sfumato.inference",),
+            allowed=(*TORCH_FREE_INFERENCE, *IMPORT_TIME_TORCH_FREE_INFERENCE),
+        )
+        for name in IMPORT_TIME_TORCH_FREE_INFERENCE
+    },
 }
 
 
@@ -119,7 +136,7 @@ def static_check() -> list[str]:
         for path in sorted((ROOT / folder).rglob("*.py")):
             module = module_name(path)
             room = max((r for r in RULES if _matches(module, r)), key=len)
-            rules = [RULES[room]] + ([MODULE_RULES[module]] if module in MODULE_RULES else [])
+            rules = [RULES[room]] + [r for m, r in MODULE_RULES.items() if _matches(module, m)]
             for lineno, name in imports_of(path, module):
                 # "from x import Name" also yields "x.Name"; only real modules matter, and
                 # a forbidden prefix match on either is a violation.
@@ -160,11 +177,16 @@ def runtime_check() -> list[str]:
     torch_free = [
         *_modules_under("sfumato.canvas"),
         *_modules_under("sfumato.planner"),
-        *[m for m in TORCH_FREE_INFERENCE if m in _modules_under("sfumato.inference")],
+        *[
+            m
+            for m in _modules_under("sfumato.inference")
+            if m == "sfumato.inference"
+            or any(_matches(m, t) for t in (*TORCH_FREE_INFERENCE, *IMPORT_TIME_TORCH_FREE_INFERENCE))
+        ],
         *_modules_under("sfumato"),
     ]
     checks = [
-        ("torch-free rooms (canvas, planner, CLI, request/preprocess/catalog)", torch_free, [*HEAVY, *QT]),
+        ("torch-free rooms (canvas, planner, CLI, torch-free inference modules)", torch_free, [*HEAVY, *QT]),
         ("the engine (inference)", _modules_under("sfumato.inference"), list(QT)),
     ]
     for label, names, banned in checks:

@@ -11,8 +11,9 @@ The modes (txt2img, img2img, inpaint, regions, ControlNet) only ever see a
 the UNet/VAE/scheduler, so a new family (SD 2.x v-prediction, SD3, FLUX, ...) is a new
 subclass registered in :mod:`sfumato.inference.families`, not a change to the modes.
 
-This module imports no torch at import time: the planner reads ``native_side`` and
-``supported_modes`` without loading the engine.
+This module imports no torch at import time: the planner builds its sizing table from
+``native_side``, the side fractions and ``pixel_fractions``, and recognises a folder's
+family with :meth:`Family.matches_diffusers`, without loading the engine.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class Family(ABC):
     min_side_fraction: float = 1.0
     #: largest long side, as a fraction of native
     max_side_fraction: float = 1.5
+    #: the pixel count a generation should have, (fewest, most), as fractions of native²
+    pixel_fractions: tuple[float, float] = (1.0, 1.5)
     supported_modes: frozenset[Mode] = frozenset(Mode)
     #: the diffusers scheduler class used when the checkpoint brings no scheduler config
     default_scheduler: str = "EulerDiscreteScheduler"

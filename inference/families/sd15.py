@@ -19,6 +19,7 @@ class SD15Family(Family):
     native_side = 512
     min_side_fraction = 1.0  # 512
     max_side_fraction = 1.5  # 768
+    pixel_fractions = (1.0, 1.5)  # 512² to 512 × 768
     supported_modes = frozenset(Mode)
     default_scheduler = "PNDMScheduler"
     token_dim = 768

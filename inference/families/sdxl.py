@@ -25,6 +25,7 @@ class SDXLFamily(Family):
     native_side = 1024
     min_side_fraction = 0.625  # 640
     max_side_fraction = 1.25  # 1280
+    pixel_fractions = (0.765625, 1.0)  # 896² to 1024²: its aspect buckets are about 1 megapixel
     supported_modes = frozenset(Mode)
     default_scheduler = "EulerDiscreteScheduler"
     token_dim = 2048

@@ -78,9 +78,34 @@ def test_family_from_a_diffusers_folder_reads_native_size(tmp_path) -> None:
     # a folder at the family's own native size uses the table entry
     (tmp_path / "unet" / "config.json").write_text(json.dumps({"sample_size": 64}))
     assert family_for_model(str(tmp_path)) == FAMILIES[SD15]
-    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
+    sdxl_index = {
+        "_class_name": "StableDiffusionXLPipeline",
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+    }
+    (tmp_path / "model_index.json").write_text(json.dumps(sdxl_index))
     (tmp_path / "unet" / "config.json").write_text(json.dumps({"sample_size": 128}))
     assert family_for_model(str(tmp_path)) == FAMILIES[SDXL]
+
+
+def test_table_entries_are_the_engine_families_sizes() -> None:
+    from sfumato.inference.families import get_family
+
+    assert (FAMILIES[SD15].native, FAMILIES[SD15].min_side, FAMILIES[SD15].max_side) == (512, 512, 768)
+    assert (FAMILIES[SD15].min_pixels, FAMILIES[SD15].max_pixels) == (512 * 512, 512 * 768)
+    assert (FAMILIES[SDXL].native, FAMILIES[SDXL].min_side, FAMILIES[SDXL].max_side) == (1024, 640, 1280)
+    assert (FAMILIES[SDXL].min_pixels, FAMILIES[SDXL].max_pixels) == (896 * 896, 1024 * 1024)
+    for name, info in FAMILIES.items():
+        assert (info.min_side, info.max_side) == get_family(name).side_limits(info.native)
+
+
+def test_a_folder_no_engine_family_loads_is_planned_as_sd15(tmp_path) -> None:
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    # SD 2.x (1024-wide text tokens) is no supported family yet
+    (tmp_path / "unet" / "config.json").write_text(json.dumps({"sample_size": 96, "cross_attention_dim": 1024}))
+    info = family_for_model(str(tmp_path))
+    assert info.name == SD15 and info.native == 768
 
 
 def test_family_for_a_file_uses_the_given_family(tmp_path) -> None:
