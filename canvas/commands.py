@@ -84,7 +84,7 @@ def copy_layer(layer: Layer, name: str | None = None) -> Layer:
     """A deep copy of ``layer`` (groups with their children); pixels are shared copy-on-write."""
     props: dict[str, Any] = dict(
         opacity=layer.opacity, visible=layer.visible, locked=layer.locked,
-        blend=layer.blend, x=layer.x, y=layer.y,
+        blend=layer.blend, x=layer.x, y=layer.y, extra_attributes=layer.extra_attributes,
     )
     new_name = layer.name if name is None else name
     if isinstance(layer, GroupLayer):

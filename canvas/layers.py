@@ -71,6 +71,7 @@ class Layer:
         blend: BlendMode = BlendMode.NORMAL,
         x: int = 0,
         y: int = 0,
+        extra_attributes: dict[str, str] | None = None,
     ) -> None:
         self.id = next(_ids)  # unique in this process; not saved
         self.name = name
@@ -80,6 +81,9 @@ class Layer:
         self.blend = blend
         self.x = x
         self.y = y
+        #: attributes of the file this layer came from that Sfumato does not use (other
+        #: programs' settings, e.g. ``krita:…``): kept, copied with the layer, written back
+        self.extra_attributes: dict[str, str] = dict(extra_attributes or {})
         self.parent: GroupLayer | None = None
 
     @property

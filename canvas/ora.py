@@ -14,7 +14,8 @@ level). On reading, a layer gets ``layer.x = layer.y = 0`` and its pixels are pl
 ``(x, y)`` in its surface, so document-space pixels round-trip exactly.
 
 Reading is lenient about what other programs write (missing ``version``, unknown
-attributes or composite ops, missing ``x``/``y``/``opacity``) and strict about safety:
+attributes or composite ops, missing ``x``/``y``/``opacity``; attributes it does not use
+are kept and written back) and strict about safety:
 every problem raises a :class:`~sfumato.canvas.file_errors.FileFormatError` subclass
 that names the file and the problem. Nothing is ever extracted to disk: members are read
 by name from the archive into memory, within the size budgets below.
@@ -228,10 +229,15 @@ def _image_element(doc: Document) -> ET.Element:
         attrs[_S + "strength"] = _num(recipe.strength)
     if recipe.sampler:
         attrs[_S + "sampler"] = _xml_text(recipe.sampler)
-    for key, value in doc.extra_attributes.items():
+    _add_extra(attrs, doc.extra_attributes)
+    return ET.Element("image", attrs)
+
+
+def _add_extra(attrs: dict[str, str], extra: dict[str, str]) -> None:
+    """Other programs' attributes, written back unless Sfumato writes that name itself."""
+    for key, value in extra.items():
         if key not in attrs and not key.startswith(_S) and _valid_attr_name(key):
             attrs[key] = _xml_text(value)
-    return ET.Element("image", attrs)
 
 
 def _valid_attr_name(key: str) -> bool:
@@ -266,6 +272,7 @@ class _StackWriter:
             attrs["edit-locked"] = "true"
         if self.active is layer:
             attrs["selected"] = "true"
+        _add_extra(attrs, layer.extra_attributes)
         return attrs
 
     def _stack(self, group: GroupLayer) -> ET.Element:
@@ -456,11 +463,7 @@ class _Reader:
             log.info("%s: stack.xml has no version; reading as OpenRaster %s", self.path, ORA_VERSION)
         doc = Document(width, height)
         doc.recipe = self._recipe(image)
-        doc.extra_attributes = {
-            key: value
-            for key, value in image.attrib.items()
-            if key not in ("w", "h", "version") and not key.startswith(_S)
-        }
+        doc.extra_attributes = _extra(image, ("w", "h", "version"))
         stacks = [child for child in image if child.tag == "stack"]
         if not stacks:
             raise MalformedXmlError(self.path, "stack.xml has no root <stack> inside <image>")
@@ -552,6 +555,7 @@ class _Reader:
 
     # -- attributes ----------------------------------------------------------------------
     def _common(self, element: ET.Element, layer: Layer) -> None:
+        layer.extra_attributes = _extra(element, _LAYER_ATTRIBUTES)
         layer.opacity = self._opacity(element)
         layer.visible = element.get("visibility", "visible").strip().lower() != "hidden"
         layer.locked = element.get("edit-locked", "").strip().lower() == "true"
@@ -696,6 +700,18 @@ class _Reader:
 
 
 # -- names and XML -------------------------------------------------------------------------
+#: the ``<layer>``/``<stack>`` attributes Sfumato reads and writes itself
+_LAYER_ATTRIBUTES = (
+    "name", "src", "x", "y", "opacity", "visibility", "composite-op", "edit-locked",
+    "selected", "isolation",
+)
+
+
+def _extra(element: ET.Element, known: tuple[str, ...]) -> dict[str, str]:
+    """``element``'s attributes that are neither ``known`` nor Sfumato's own."""
+    return {k: v for k, v in element.attrib.items() if k not in known and not k.startswith(_S)}
+
+
 def _check_member_name(name: str, path: Path, what: str = "zip entry") -> None:
     """Refuse names that could escape a folder if anyone ever extracted them."""
     problem = None

@@ -136,6 +136,15 @@ def test_merge_down_looks_the_same(doc: Document) -> None:
     np.testing.assert_array_equal(flatten(doc), picture)
 
 
+def test_a_duplicate_keeps_other_programs_attributes_in_its_own_dict(doc: Document) -> None:
+    group = _layer(doc, "group")
+    group.extra_attributes["krita:collapsed"] = "true"
+    copy = doc.duplicate_layer(group)
+    assert copy.extra_attributes == {"krita:collapsed": "true"}
+    copy.extra_attributes["krita:collapsed"] = "false"
+    assert group.extra_attributes == {"krita:collapsed": "true"}
+
+
 def test_merge_down_needs_a_pixel_layer_below(doc: Document) -> None:
     with pytest.raises(InvalidEditError, match="no pixel layer below"):
         doc.merge_down(_layer(doc, "top"))  # the group is below it

@@ -326,6 +326,14 @@ def test_reads_minimal_files_as_krita_mypaint_and_gimp_write_them(tmp_path: Path
     save_ora(doc, tmp_path / "again.ora")
     again = ET.fromstring(zipfile.ZipFile(tmp_path / "again.ora").read("stack.xml"))
     assert (again.get("xres"), again.get("yres")) == ("72", "72")
+    # ... and so are other programs' attributes on layers and stacks, with their namespaces
+    krita, mypaint = "{http://krita.org/namespaces/svg/krita}", "{http://mypaint.org/ns/openraster}"
+    assert mp.extra_attributes == {krita + "thing": "1", mypaint + "x": "y"}
+    assert group.extra_attributes == {} and plain.extra_attributes == {}
+    saved = {e.get("name"): e for e in again.iter() if e.tag in ("layer", "stack")}
+    assert (saved["mypaint"].get(krita + "thing"), saved["mypaint"].get(mypaint + "x")) == ("1", "y")
+    assert saved["gimp group"].get("isolation") == "isolate"  # ours, not a kept copy of "auto"
+    assert pixel(load_ora(tmp_path / "again.ora"), "mypaint").extra_attributes == mp.extra_attributes
 
 
 def test_reads_file_without_mimetype_entry(tmp_path: Path) -> None:
