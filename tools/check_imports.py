@@ -181,12 +181,13 @@ def runtime_check() -> list[str]:
             m
             for m in _modules_under("sfumato.inference")
             if m == "sfumato.inference"
-            or any(_matches(m, t) for t in (*TORCH_FREE_INFERENCE, *IMPORT_TIME_TORCH_FREE_INFERENCE))
+            or any(_matches(m, t) for t in TORCH_FREE_INFERENCE + IMPORT_TIME_TORCH_FREE_INFERENCE)
         ],
         *_modules_under("sfumato"),
     ]
     checks = [
-        ("torch-free rooms (canvas, planner, CLI, torch-free inference modules)", torch_free, [*HEAVY, *QT]),
+        ("torch-free rooms (canvas, planner, CLI, inference's torch-free modules)", torch_free,
+         [*HEAVY, *QT]),
         ("the engine (inference)", _modules_under("sfumato.inference"), list(QT)),
     ]
     for label, names, banned in checks:

@@ -91,10 +91,11 @@ def test_family_from_a_diffusers_folder_reads_native_size(tmp_path) -> None:
 def test_table_entries_are_the_engine_families_sizes() -> None:
     from sfumato.inference.families import get_family
 
-    assert (FAMILIES[SD15].native, FAMILIES[SD15].min_side, FAMILIES[SD15].max_side) == (512, 512, 768)
-    assert (FAMILIES[SD15].min_pixels, FAMILIES[SD15].max_pixels) == (512 * 512, 512 * 768)
-    assert (FAMILIES[SDXL].native, FAMILIES[SDXL].min_side, FAMILIES[SDXL].max_side) == (1024, 640, 1280)
-    assert (FAMILIES[SDXL].min_pixels, FAMILIES[SDXL].max_pixels) == (896 * 896, 1024 * 1024)
+    sd15, sdxl = FAMILIES[SD15], FAMILIES[SDXL]
+    assert (sd15.native, sd15.min_side, sd15.max_side) == (512, 512, 768)
+    assert (sd15.min_pixels, sd15.max_pixels) == (512 * 512, 512 * 768)
+    assert (sdxl.native, sdxl.min_side, sdxl.max_side) == (1024, 640, 1280)
+    assert (sdxl.min_pixels, sdxl.max_pixels) == (896 * 896, 1024 * 1024)
     for name, info in FAMILIES.items():
         assert (info.min_side, info.max_side) == get_family(name).side_limits(info.native)
 
@@ -103,7 +104,8 @@ def test_a_folder_no_engine_family_loads_is_planned_as_sd15(tmp_path) -> None:
     (tmp_path / "unet").mkdir()
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     # SD 2.x (1024-wide text tokens) is no supported family yet
-    (tmp_path / "unet" / "config.json").write_text(json.dumps({"sample_size": 96, "cross_attention_dim": 1024}))
+    sd2_unet = {"sample_size": 96, "cross_attention_dim": 1024}
+    (tmp_path / "unet" / "config.json").write_text(json.dumps(sd2_unet))
     info = family_for_model(str(tmp_path))
     assert info.name == SD15 and info.native == 768
 
