@@ -26,14 +26,14 @@ Training runs in stages so that it fits in under two hours on two CPU cores:
 3. the scribble ControlNet (initialised from the UNet's encoder) with the UNet and text
    encoder frozen, on sketch maps of the same scenes in both polarities (dark strokes on
    white as a user draws them, and white on black as SD scribble ControlNets expect),
-   with empty, "loose" (no positions or sizes) or full captions, and timesteps biased to
-   high noise, where the layout is decided.
+   with empty, "loose" (no positions or sizes) or full captions; uniform timesteps first,
+   then timesteps biased to high noise, where the layout is decided.
 
 Everything is seeded; all training is fp32 and the weights are saved as fp16 safetensors.
 
 Usage::
 
-    python tools/train_builtin_model.py                 # CPU default (~1 h 45 min, see below)
+    python tools/train_builtin_model.py                 # CPU default (75 min, see below)
     python tools/train_builtin_model.py --device cuda --large
     python tools/train_builtin_model.py --measure       # time a few steps of each stage
     # continue an earlier run (copy its folders first; --unet-steps 0 trains only the
@@ -41,13 +41,10 @@ Usage::
     python tools/train_builtin_model.py --resume COPY/builtin --unet-steps 1500 \\
         --out OUT/builtin --controlnet-out OUT/builtin-controlnet-scribble
 
-Time of the defaults, from per-step times measured with one torch thread per job while a
-second job ran on the other core: data 13 s, VAE 315 s, latents 75 s, UNet 8,000 x 0.58 s,
-ControlNet 4,000 x 0.30 s: about 1 h 45 min (``--measure`` on an idle machine with 2
-threads: UNet 0.49 s, ControlNet 0.27 s per step, about 1 h 30 min). A from-scratch run
-with 5,500 UNet steps took 60 min to its text-to-image model and drew shapes in the
-prompted colours in only 3 to 5 of 8 seeds; the committed weights had about 7,000 UNet
-steps (see the model card).
+Time of the defaults, measured on 2 idle CPU cores with 2 torch threads (the run that
+made the committed weights, see the model card): data 11 s, VAE 190 s, UNet 8,000 x
+0.36 s, ControlNet 8,000 x 0.17 s, 75 min in all. With one thread while another job uses
+the second core the steps took 0.58 s (UNet) and 0.30 s (ControlNet): about 2 h 5 min.
 """
 
 from __future__ import annotations
@@ -118,17 +115,20 @@ class TrainConfig:
     min_snr_gamma: float = 5.0
     ema_decay: float = 0.999
     # ControlNet
-    controlnet_steps: int = 4000
+    controlnet_steps: int = 8000
     controlnet_batch: int = 16
     controlnet_lr: float = 1e-3
     # captions for the ControlNet: none (the sketch alone carries the layout), "loose"
     # (what is drawn but not where or how big: the sketch must move and size it), else full
     controlnet_caption_dropout: float = 0.3
     controlnet_loose_captions: float = 0.4
-    # Layout is decided at high noise; timesteps drawn as T * (1 - u**3) (three quarters
-    # above t = 600) teach the sketch there instead of at low noise, where the UNet alone
-    # already predicts well (uniform timesteps: 2,500 steps moved no shape).
-    controlnet_cubic_timesteps: bool = True
+    # Two phases, each with its own warm-up and cosine decay. First uniform timesteps:
+    # the zero-initialised outputs grow where the sketch changes the noise prediction
+    # most. Then, because layout is decided at high noise, timesteps drawn as
+    # T * (1 - u**3) (three quarters above t = 600) teach the sketch there. Uniform
+    # alone: 2,500 steps moved no shape; cubic alone from a new ControlNet: 4,000 steps
+    # left the loss flat and the sketch without effect; uniform then cubic works.
+    controlnet_uniform_steps: int = 2500
     # noise schedule (shared with the shipped scheduler config)
     # SD 1.x's betas. DDPM's linear 0.0001-0.02 spends ~40 % of the steps at an SNR so
     # low that epsilon errors explode in x0 (first run: incoherent samples).
@@ -156,12 +156,21 @@ LARGE = dict(
     unet_batch=128,
     unet_lr=3e-4,
     controlnet_steps=5000,
+    controlnet_uniform_steps=2000,
     controlnet_batch=128,
     text_hidden=128,
     threads=8,
 )
 
-SMOKE = dict(scenes=256, vae_steps=3, unet_steps=3, controlnet_steps=3, warmup_steps=1, log_every=1)
+SMOKE = dict(
+    scenes=256,
+    vae_steps=3,
+    unet_steps=3,
+    controlnet_steps=3,
+    controlnet_uniform_steps=1,
+    warmup_steps=1,
+    log_every=1,
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -561,9 +570,15 @@ def train_controlnet(
     usable = np.flatnonzero(has_shapes)
     it = batches(len(usable), cfg.controlnet_batch, rng)
     stage = StageLog("controlnet", cfg.controlnet_steps, cfg.log_every)
+    uniform_steps = min(cfg.controlnet_uniform_steps, cfg.controlnet_steps)
     for step in range(cfg.controlnet_steps):
+        uniform = step < uniform_steps
+        if uniform:
+            phase_step, phase_steps = step, uniform_steps
+        else:
+            phase_step, phase_steps = step - uniform_steps, cfg.controlnet_steps - uniform_steps
         for g in opt.param_groups:
-            g["lr"] = cfg.controlnet_lr * lr_factor(step, cfg.controlnet_steps, cfg.warmup_steps)
+            g["lr"] = cfg.controlnet_lr * lr_factor(phase_step, phase_steps, cfg.warmup_steps)
         sel = usable[next(it)]
         idx = torch.from_numpy(sel).to(cfg.device)
         z0 = latents[idx]
@@ -579,11 +594,11 @@ def train_controlnet(
         invert = rng.random(len(sel)) < 0.5
         hint = scribble_condition(data.scribbles[sel], invert, cfg.device)
         noise = torch.randn(z0.shape, generator=gen, device=cfg.device)
-        if cfg.controlnet_cubic_timesteps:
+        if uniform:
+            t = torch.randint(0, cfg.train_timesteps, (len(idx),), generator=gen, device=cfg.device)
+        else:
             u = torch.rand(len(idx), generator=gen, device=cfg.device)
             t = ((1 - u**3) * cfg.train_timesteps).long().clamp(0, cfg.train_timesteps - 1)
-        else:
-            t = torch.randint(0, cfg.train_timesteps, (len(idx),), generator=gen, device=cfg.device)
         zt = noise_sched.add_noise(z0, noise, t)
         down, mid = controlnet(
             zt, t, encoder_hidden_states=cond, controlnet_cond=hint, return_dict=False
