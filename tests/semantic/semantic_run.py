@@ -44,7 +44,7 @@ CFG = 5.0
 #: a *meaning* criterion that misses its 7/8 is reported as an expected failure (xfail)
 #: with its measured rates instead of turning the run red; the exactness checks (pixels
 #: outside an inpaint mask, plumbing) stay hard assertions. The committed built-in model
-#: (v2) passes every criterion, so it is False: a miss fails the run. Set it to True only
+#: passes every criterion, so it is False: a miss fails the run. Set it to True only
 #: while committing a model that is measurably short, and say so in the model card.
 MODEL_UNDERTRAINED = False
 
