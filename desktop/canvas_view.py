@@ -205,8 +205,9 @@ class CanvasView(QWidget):
         self._compositor.take_dirty()
         document.changed.connect(self._on_document_event)
         self._tiles.clear()
+        self._deferred.clear()
         self._fitted = True
-        self.fit()
+        self.fit()  # repaints everything, even when the new document has the old one's size
 
     def set_overlay_layers(self, shown: bool) -> None:
         """Tint inpaint masks, regions and control layers over the picture (or not)."""
@@ -220,6 +221,7 @@ class CanvasView(QWidget):
         self._document = None
         self._compositor = None
         self._tiles.clear()
+        self._deferred.clear()
         self.update()
 
     def _on_document_event(self, event: object) -> None:
@@ -286,7 +288,8 @@ class CanvasView(QWidget):
         self.update(self.document_rect_to_widget(rect).toAlignedRect().adjusted(-2, -2, 2, 2))
 
     def fit(self) -> None:
-        """Show the whole document, centred."""
+        """Show the whole document, centred, and repaint all of it (also when the viewport
+        stays the same: a document replaced by one of the same size must be redrawn)."""
         if self._document is None:
             return
         self.set_viewport(
@@ -294,6 +297,7 @@ class CanvasView(QWidget):
             user=False,
         )
         self._fitted = True
+        self.update()
 
     def actual_pixels(self) -> None:
         """100 %: one document pixel per device pixel, keeping the view centre fixed."""

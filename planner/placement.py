@@ -9,7 +9,9 @@ image), which the OpenRaster writer saves as ``sfumato:generation``.
   transparent — and the flattened picture byte-identical — wherever the mask was 0.
 
 Adding the layer is one undoable command (:class:`PlaceResultCommand`) executed through
-``doc.history``.
+``doc.history``. The layer goes directly above the paint layer the artist is working on
+(:func:`insertion_point`) and the artist's active layer stays active, so a result never
+takes the next stroke and never buries the other paint layers.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 from sfumato.canvas.commands import AddLayer
 from sfumato.canvas.document import Document
-from sfumato.canvas.layers import Layer, PixelLayer, Role
+from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.planner.plan import Mode, Plan
 from sfumato.planner.resample import resize_image
@@ -28,7 +30,9 @@ from sfumato.planner.sizing import Size
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PlaceResultCommand", "insertion_index", "place_result", "result_layer", "result_pixels"]
+__all__ = [
+    "PlaceResultCommand", "insertion_index", "insertion_point", "place_result", "result_layer", "result_pixels",
+]
 
 
 def result_pixels(plan: Plan, image: np.ndarray) -> np.ndarray:
@@ -96,11 +100,28 @@ def insertion_index(doc: Document) -> int:
     return len(doc.root.children)
 
 
-class PlaceResultCommand(AddLayer):
-    """Insert a result layer: one undo step labelled "Generate", "Refine" or "Inpaint"."""
+def insertion_point(doc: Document) -> tuple[GroupLayer, int]:
+    """Where a result goes: directly above the active layer when the artist is painting
+    on an image layer (paint or an earlier result, in whatever group it sits), else
+    :func:`insertion_index` in the root (above the topmost image layer, under the mask,
+    region and control overlays)."""
+    active = doc.active
+    if isinstance(active, PixelLayer) and active.role.is_image and active.parent is not None:
+        try:
+            return doc.index_of(active)
+        except ValueError:  # not in this document (a stale reference)
+            pass
+    return doc.root, insertion_index(doc)
 
-    def __init__(self, doc: Document, layer: Layer, index: int, label: str) -> None:
-        super().__init__(doc, layer, doc.root, index, activate=True)
+
+class PlaceResultCommand(AddLayer):
+    """Insert a result layer: one undo step labelled "Generate", "Refine" or "Inpaint".
+    The active layer is left as it was (the artist keeps painting where they were)."""
+
+    def __init__(
+        self, doc: Document, layer: Layer, index: int, label: str, parent: GroupLayer | None = None
+    ) -> None:
+        super().__init__(doc, layer, parent if parent is not None else doc.root, index, activate=False)
         self.label = label
 
     def nbytes(self) -> int:
@@ -120,11 +141,12 @@ def place_result(
     """Add ``image`` (uint8 RGB at generation or area size) to ``doc`` as a new
     ``generated`` layer over ``plan.area`` and return it.
 
-    One undoable command (:class:`PlaceResultCommand`) through ``doc.history``. ``index`` in the root stack defaults to
-    :func:`insertion_index`.
+    One undoable command (:class:`PlaceResultCommand`) through ``doc.history``; the
+    active layer does not change. The layer goes to :func:`insertion_point`, or to
+    ``index`` in the root stack when given.
     """
     layer = result_layer(plan, image, name=name, generation=generation, batch_index=batch_index)
-    where = insertion_index(doc) if index is None else index
-    doc.execute(PlaceResultCommand(doc, layer, where, plan.mode.label))
+    parent, where = insertion_point(doc) if index is None else (doc.root, index)
+    doc.execute(PlaceResultCommand(doc, layer, where, plan.mode.label, parent))
     log.info("placed %r over %s", layer.name, plan.area)
     return layer

@@ -7,7 +7,8 @@ from plandocs import document, gradient, layer, rgba
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.layers import Role
 from sfumato.planner.families import FamilyInfo
-from sfumato.planner.placement import insertion_index, place_result, result_layer
+from sfumato.canvas.layers import GroupLayer
+from sfumato.planner.placement import insertion_index, insertion_point, place_result, result_layer
 from sfumato.planner.plan import plan
 from sfumato.planner.recipe import GenerationSettings
 
@@ -64,8 +65,10 @@ def test_placement_is_one_undo_step_and_sits_under_the_overlays() -> None:
     p = plan(doc, S, family=TINY)
     result = np.zeros((p.size.height, p.size.width, 3), np.uint8)
     assert insertion_index(doc) == 1  # below the mask layer, above the paint
+    doc.set_active(doc.find("mask"))  # the artist was painting the mask
     new = place_result(doc, p, result)
-    assert doc.root.children[1] is new and doc.active is new
+    assert doc.root.children[1] is new
+    assert doc.active is doc.find("mask"), "the artist's active layer stays active"
     doc.history.undo()
     assert new not in doc.root.children
     doc.history.redo()
@@ -78,3 +81,29 @@ def test_result_at_area_size_is_accepted() -> None:
     p = plan(doc, S, family=TINY)
     new = result_layer(p, np.zeros((72, 80, 3), np.uint8))
     assert new.document_bounds() == p.area
+
+
+def test_result_goes_directly_above_the_active_paint_layer_and_leaves_it_active() -> None:
+    """Paint layers above and below, the active one inside a group: the result sits right
+    above the active layer, in its group, and the next stroke still goes to that layer."""
+    sketch = layer("sketch", rgba(40, 40, alpha=255))
+    group = GroupLayer("figure")
+    group.append(layer("ink", rgba(40, 40, alpha=0)))
+    group.append(sketch)
+    doc = document(40, 40, layer("top paint", rgba(40, 40, alpha=0)))
+    doc.root.append(group)
+    doc.root.append(layer("background", gradient(40, 40)))
+    doc.set_active(sketch)
+    assert insertion_point(doc) == (group, 1)
+    p = plan(doc, S, family=TINY)
+    new = place_result(doc, p, np.zeros((p.size.height, p.size.width, 3), np.uint8))
+    assert group.children == [group.children[0], new, sketch]
+    assert doc.active is sketch
+    doc.history.undo()
+    assert new not in group.children and doc.active is sketch
+
+
+def test_without_an_active_image_layer_the_result_goes_above_the_topmost_one() -> None:
+    doc = inpaint_doc()
+    doc.set_active(None)
+    assert insertion_point(doc) == (doc.root, 1)

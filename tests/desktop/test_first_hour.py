@@ -1,0 +1,95 @@
+"""What a new painter hits in the first hour (issue 17), driven through the window.
+
+``on_screen`` reads what the window system shows (the window's backing store after the
+event loop ran), not ``QWidget.grab()``, which repaints on demand and so cannot see a
+canvas that forgot to repaint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QFileDialog
+from sfumato.canvas.document import Document
+from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.ora import save_ora
+from sfumato.canvas.tiles import TiledSurface
+from sfumato.desktop.files import qimage_to_rgba
+
+
+def on_screen(window: Any) -> np.ndarray:
+    """The canvas view's pixels as the screen shows them, after pending events ran."""
+    QApplication.processEvents()
+    view = window.view
+    top = view.mapTo(window, view.rect().topLeft())
+    shot = window.screen().grabWindow(window.winId(), top.x(), top.y(), view.width(), view.height())
+    return qimage_to_rgba(shot.toImage())
+
+
+def centre(pixels: np.ndarray) -> tuple[int, ...]:
+    h, w = pixels.shape[:2]
+    return tuple(int(v) for v in pixels[h // 2, w // 2, :3])
+
+
+def solid_ora(path: Path, width: int, height: int, rgb: tuple[int, int, int]) -> Path:
+    doc = Document(width, height)
+    pixels = np.zeros((height, width, 4), np.uint8)
+    pixels[..., :3] = rgb
+    pixels[..., 3] = 255
+    doc.root.append(PixelLayer("Background", TiledSurface.from_array(pixels)))
+    save_ora(doc, path)
+    return path
+
+
+def _open(window: Any, monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(path), "")))
+    window.actions["open"].trigger()
+
+
+# -- 1. a document replaced by one of the same size is drawn at once ----------------------
+def test_opening_a_document_of_the_same_size_shows_its_pixels(window: Any, monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    size = (window.document.width, window.document.height)
+    assert centre(on_screen(window)) == (255, 255, 255)  # the white test document
+    for name, rgb in (("blue", (0, 0, 255)), ("red", (255, 0, 0))):
+        _open(window, monkeypatch, solid_ora(tmp_path / f"{name}.ora", *size, rgb))
+        assert (window.document.width, window.document.height) == size
+        assert centre(on_screen(window)) == rgb, f"{name}: the canvas still shows the previous document"
+
+
+def test_new_document_of_the_same_size_is_drawn(window: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _open(window, monkeypatch, solid_ora(tmp_path / "blue.ora", 1024, 1024, (0, 0, 255)))
+    assert centre(on_screen(window)) == (0, 0, 255)
+    from sfumato.desktop.new_document_dialog import NewDocumentSpec
+
+    monkeypatch.setattr(
+        "sfumato.desktop.new_document_dialog.ask_new_document",
+        lambda *a, **k: NewDocumentSpec(1024, 1024, True),
+    )
+    window.actions["new"].trigger()
+    assert centre(on_screen(window)) == (255, 255, 255)
+
+
+def test_dropping_a_document_of_the_same_size_shows_it(window: Any, tmp_path: Path) -> None:
+    size = (window.document.width, window.document.height)
+    path = solid_ora(tmp_path / "green.ora", *size, (0, 255, 0))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    assert window.files.handle_mime(mime)
+    assert window.document.find("Background") is not None
+    assert centre(on_screen(window)) == (0, 255, 0)
+
+
+def test_fit_always_repaints(window: Any) -> None:
+    painted: list[int] = []
+    window.view.add_overlay(lambda _painter, _view: painted.append(1))
+    on_screen(window)
+    painted.clear()
+    window.actions["fit"].trigger()  # the view is fitted already: the viewport stays the same
+    on_screen(window)
+    assert painted, "Ctrl+0 did not repaint the canvas"
