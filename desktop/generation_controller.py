@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QImage, QKeySequence
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QImage, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QApplication, QWidget
 from sfumato.canvas.commands import copy_layer
 from sfumato.canvas.document import (
     Document,
@@ -322,24 +323,24 @@ class GenerationController(QObject):
         self.failed.emit(text, kind)
 
     def _on_accepted(self, layer: PixelLayer) -> None:
-        self.window.show_message(f"Added layer {layer.name!r} (undo removes it).")
+        self.window.show_message(accepted_message(layer, self.window.document))
 
     # -- actions -----------------------------------------------------------------------------
     def make_actions(self) -> None:
         """Staging shortcuts in the Generate menu (window-wide)."""
         window = self.window
-        specs = (
-            ("accept_result", "&Accept Result", self.staging.accept, "Shift+Return"),
-            ("discard_result", "&Discard Result", self.staging.discard, None),
-            ("previous_result", "&Previous Result", self.staging.previous, "Alt+Left"),
-            ("next_result", "&Next Result", self.staging.next, "Alt+Right"),
+        specs: tuple[tuple[str, str, Any, tuple[str, ...]], ...] = (
+            ("accept_result", "&Accept Result", self.staging.accept, ("Shift+Return", "Shift+Enter")),
+            ("discard_result", "&Discard Result", self.staging.discard, ()),
+            ("previous_result", "&Previous Result", self.staging.previous, ("Alt+Left",)),
+            ("next_result", "&Next Result", self.staging.next, ("Alt+Right",)),
         )
         self._staging_actions: list[QAction] = []
-        for name, text, slot, key in specs:
+        for name, text, slot, keys in specs:
             action = QAction(text, window)
             action.setObjectName(name)
-            if key is not None:
-                action.setShortcut(QKeySequence(key))
+            if keys:
+                action.setShortcuts([QKeySequence(key) for key in keys])
                 action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             action.triggered.connect(lambda _=False, s=slot: s())
             action.setEnabled(False)
@@ -349,6 +350,7 @@ class GenerationController(QObject):
         cancel = window.actions.get("cancel")
         if cancel is not None:
             cancel.setText("Cancel / Discard")
+        self._shortcut_keeper = WindowShortcutKeeper(window, self._staging_actions)
 
     def _update_staging_actions(self) -> None:
         count = self.staging.count
@@ -358,6 +360,37 @@ class GenerationController(QObject):
 
     def _set_running_actions(self, running: bool) -> None:
         self.dock.cancel_button.setEnabled(running)
+
+
+class WindowShortcutKeeper(QObject):
+    """Keeps ``actions``' shortcuts working wherever the focus is in ``window``.
+
+    A text box claims the keys it could type (Shift+Return is a newline in the prompt
+    box) by accepting Qt's ``ShortcutOverride`` event, so a window shortcut on such a key
+    never fires while the box has the focus. This filter answers that event first for
+    the keys of the *enabled* actions: while a result is staged Shift+Return accepts it
+    from anywhere; otherwise the prompt box gets its newline as before.
+    """
+
+    def __init__(self, window: QWidget, actions: list[QAction]) -> None:
+        super().__init__(window)
+        self._window = window
+        self._actions = actions
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(event, QKeyEvent):
+            return False
+        if not isinstance(watched, QWidget) or watched.window() is not self._window:
+            return False
+        pressed = QKeySequence(event.keyCombination())
+        for action in self._actions:
+            if action.isEnabled() and any(key.matches(pressed) == QKeySequence.SequenceMatch.ExactMatch
+                                          for key in action.shortcuts()):
+                return True  # not accepted by the widget: the shortcut map triggers the action
+        return False
 
 
 @dataclass(frozen=True, eq=False)
@@ -425,6 +458,18 @@ class PlanJob:
         pictures = tuple(rgba_to_qimage(result_pixels(planned, image)) for image in images)
         thumbnails = tuple(make_thumbnail(rgba_to_qimage(image)) for image in images)
         return PreparedResult(pictures, thumbnails)
+
+
+def accepted_message(layer: PixelLayer, doc: Document | None) -> str:
+    """The status line after Accept: where the result went and where painting goes on."""
+    where = ""
+    parent = layer.parent
+    if parent is not None:
+        below = parent.children[parent.children.index(layer) + 1:]
+        where = f" above {below[0].name!r}" if below else f" at the bottom of {parent.name or 'the stack'!r}"
+    active = doc.active if doc is not None else None
+    still = f"; painting goes on on {active.name!r}" if active is not None and active is not layer else ""
+    return f"Added {layer.name!r}{where}{still} (undo removes it)."
 
 
 def _matters_for_mode(layer: PixelLayer) -> bool:

@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QMimeData, Qt, QUrl
-from PySide6.QtTest import QTest
+from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QApplication, QFileDialog
 from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.ora import save_ora
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.desktop.files import qimage_to_rgba

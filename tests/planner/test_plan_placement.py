@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 from plandocs import document, gradient, layer, rgba
 from sfumato.canvas.composite import flatten
-from sfumato.canvas.layers import Role
+from sfumato.canvas.layers import GroupLayer, Role
 from sfumato.planner.families import FamilyInfo
-from sfumato.canvas.layers import GroupLayer
 from sfumato.planner.placement import insertion_index, insertion_point, place_result, result_layer
 from sfumato.planner.plan import plan
 from sfumato.planner.recipe import GenerationSettings
