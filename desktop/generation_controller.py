@@ -115,6 +115,7 @@ class GenerationController(QObject):
 
         w = self.worker
         w.started_job.connect(self._on_started)
+        w.loading.connect(self._on_loading)
         w.progress.connect(self._on_progress)
         w.preview.connect(self._on_preview)
         w.finished.connect(self._on_finished)
@@ -227,10 +228,18 @@ class GenerationController(QObject):
         return False
 
     def cancel_job(self) -> bool:
-        if self._current is None:
+        """Cancel the running job. The window is free at once: a run stops within one
+        step, a model load goes on in the background (its model stays cached for the
+        next run) and the job's late events are dropped."""
+        job = self._current
+        if job is None:
             return False
         self.worker.cancel()
-        self.dock.set_busy(True, "Cancelling…")
+        self._jobs.pop(job, None)
+        self._end_job()
+        self.dock.set_busy(False, "Cancelled")
+        self.window.show_message("Generation cancelled.")
+        self.cancelled.emit()
         return True
 
     def shutdown(self) -> None:
@@ -254,6 +263,11 @@ class GenerationController(QObject):
             f"{planned.size.height}, seed {planned.request.seed}"
         )
         self.job_started.emit(planned)
+
+    def _on_loading(self, job: int, text: str) -> None:
+        if job == self._current:
+            self.dock.set_busy(True, text)
+            self.window.show_message(text)
 
     def _on_progress(self, job: int, step: int, total: int) -> None:
         if job != self._current:

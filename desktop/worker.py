@@ -198,6 +198,14 @@ def lower_thread_priority(increment: int) -> None:
         log.debug("cannot lower the worker thread's priority: %s", error)
 
 
+def model_label(source: str) -> str:
+    """A short name for a model source, for the busy bar: the file or folder name."""
+    if source == "builtin":
+        return "the built-in demo model"
+    name = source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return name or source
+
+
 def default_engine() -> Engine:
     """The engine with automatic device choice (imports torch: worker thread only)."""
     from sfumato.inference.engine import Engine
@@ -217,6 +225,8 @@ class GenerationWorker(QThread):
     """See the module docstring. Signals (all carry the job id first):
 
     - ``started_job(job)``: the job left the queue, its request is made, it runs now;
+    - ``loading(job, text)``: it waits for something slow before the first step (the
+      engine starting, a model loading); ``text`` says what, for the busy bar;
     - ``engine_ready(ok)``: after :meth:`preload` made (or failed to make) the engine;
     - ``progress(job, step, total)``;
     - ``preview(job, rgb, rect, extra)``: ``rgb`` uint8 (h, w, 3), ``rect`` (x, y, w, h)
@@ -228,6 +238,7 @@ class GenerationWorker(QThread):
     """
 
     started_job = Signal(int)
+    loading = Signal(int, str)
     engine_ready = Signal(bool)  # after preload(): whether the engine could be made
     progress = Signal(int, int, int)
     preview = Signal(int, object, object, object)
@@ -416,12 +427,21 @@ class GenerationWorker(QThread):
             return
         self.started_job.emit(job.id)
         if self._engine is None:
+            self.loading.emit(job.id, "Starting the engine (PyTorch)…")
             with collections_paused():
                 self._ensure_engine(job)
         engine = self._engine
         if engine is None:
             return
+        if job.cancel.is_set():  # cancelled while the engine started: the next job may want another model
+            self.cancelled.emit(job.id)
+            return
+        if request.model.source not in self._loaded:
+            self.loading.emit(job.id, f"Loading {model_label(request.model.source)}…")
         self._load_model(engine, request)
+        if job.cancel.is_set():  # cancelled while loading: the model stays loaded for the next run
+            self.cancelled.emit(job.id)
+            return
 
         adapter = job.adapter
 

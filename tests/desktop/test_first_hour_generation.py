@@ -54,3 +54,42 @@ def test_accepted_result_lands_above_the_paint_layer_which_stays_active(gen_wind
     assert doc.active is paint, "the result took the artist's active layer"
     message = gen_window.statusBar().currentMessage()
     assert "above 'Paint'" in message and "painting goes on on 'Paint'" in message, message
+
+
+def test_first_run_says_what_it_loads_and_cancel_while_loading_frees_the_window_at_once(
+    window: Any, tiny_model: Any, tiny_engine_factory: Any, qtbot: Any
+) -> None:
+    """The engine takes a while to start (torch's import, here a sleep): the busy bar says
+    so, then names the model; Esc during the start frees the window at once and the next
+    run works (it waits for the start that went on in the background)."""
+    import threading
+
+    from sfumato.desktop.generation_controller import install_generation
+
+    release = threading.Event()
+
+    def slow_engine() -> Any:
+        release.wait(30)
+        return tiny_engine_factory()
+
+    controller = install_generation(window, slow_engine)
+    try:
+        window.document.set_recipe(prompt="a red ball", model=str(tiny_model), seed=5, steps=2, cfg=5.0)
+        shown: list[str] = []
+        controller.worker.loading.connect(lambda _job, text: shown.append(controller.dock.progress.format()))
+        with qtbot.waitSignal(controller.worker.loading, timeout=TIMEOUT):
+            assert controller.generate()
+        assert controller.dock.progress.format() == "Starting the engine (PyTorch)…"
+        window.actions["cancel"].trigger()  # Esc while the engine starts
+        assert not controller.busy, "the window waits for the engine to start before cancelling"
+        assert controller.dock.progress.format() == "Cancelled"
+        assert not controller.dock.cancel_button.isEnabled()
+
+        release.set()
+        with qtbot.waitSignal(controller.staged, timeout=TIMEOUT):
+            assert controller.generate()
+        assert f"Loading {tiny_model.name}…" in shown, shown
+        assert controller.staging.count == 1
+    finally:
+        release.set()
+        controller.shutdown()
