@@ -2,9 +2,13 @@
 
 Everything here returns or takes **straight-alpha RGBA uint8** arrays of shape
 ``(height, width, 4)`` (the canvas's pixel format). Decoding never trusts the file:
-the format is checked against an allow-list, image dimensions are checked from the
-header *before* any pixel is decoded (:data:`MAX_SIDE` a side, :data:`MAX_PIXELS` in
-all), and every decoder failure becomes a :class:`~sfumato.canvas.file_errors.CorruptImageError`.
+the format is checked against an allow-list, image dimensions and the memory the decode
+will take are checked from the header *before* any pixel is decoded (:data:`MAX_SIDE` a
+side, :func:`~sfumato.canvas.limits.max_image_pixels` in all, the memory budget of
+:mod:`sfumato.canvas.limits`), and every decoder failure becomes a
+:class:`~sfumato.canvas.file_errors.CorruptImageError`. Decoded pictures are converted
+to RGBA a strip of rows at a time, straight into a layer's tiles
+(:func:`decode_into_surface`), so no second full-size copy is ever made.
 
 PNG export writes the generation parameters as a ``parameters`` text chunk (tEXt, or
 iTXt when the text is not Latin-1), the de-facto format other Stable Diffusion tools
@@ -13,11 +17,13 @@ show and re-import (see :mod:`sfumato.canvas.parameters`).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import struct
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -28,12 +34,19 @@ from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import MAX_SIDE, Document
 from sfumato.canvas.file_errors import (
     CorruptImageError,
-    FileFormatError,
     ImageTooLargeError,
     SaveError,
     UnsupportedFormatError,
 )
+from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.limits import (
+    DECODE_BYTES_PER_PIXEL,
+    Budget,
+    max_image_pixels,
+    open_regular,
+    tile_bytes,
+)
 from sfumato.canvas.tiles import TiledSurface
 
 log = logging.getLogger(__name__)
@@ -43,18 +56,23 @@ __all__ = [
     "MAX_PIXELS",
     "MAX_SIDE",
     "check_dimensions",
+    "decode_into_surface",
     "decode_png_bytes",
     "encode_png",
     "export_png",
     "image_to_rgba",
     "load_image_document",
     "load_image_layer",
+    "png_header",
     "png_size",
     "save_png",
 ]
 
 MAX_PIXELS = 1 << 28
-"""Largest image we decode: 2^28 pixels (1 GiB as RGBA). Also the document limit."""
+"""Largest image decoded under the default 4 GiB budget: 2^28 pixels (1 GiB as RGBA).
+Also the document limit. The limit in force is :func:`~sfumato.canvas.limits.max_image_pixels`."""
+
+STRIP_ROWS = 256  # rows converted to RGBA at a time
 
 IMPORT_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
 """Pillow format id -> name shown to users. Only these decoders ever run on user files."""
@@ -70,13 +88,39 @@ def check_dimensions(width: int, height: int, *, path: str | Path | None, what: 
     """Raise :class:`ImageTooLargeError` unless ``width``×``height`` is within the limits."""
     if width <= 0 or height <= 0:
         raise CorruptImageError(path, f"{what} has an impossible size {width}x{height}")
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+    limit = max_image_pixels()
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > limit:
         raise ImageTooLargeError(
             path,
             f"{what} is {width}x{height} pixels, beyond the safety limit "
-            f"({MAX_SIDE} a side, {MAX_PIXELS:,} pixels in all); it may be a decompression "
-            "bomb. Scale it down in another program first.",
+            f"({MAX_SIDE} a side, {limit:,} pixels in all, from the memory budget); it may be "
+            "a decompression bomb. Scale it down in another program first.",
         )
+
+
+def png_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """``(width, height, bit depth, colour type)`` from a PNG's IHDR, or ``None``."""
+    size = png_size(data)
+    if size is None or len(data) < 26:
+        return None
+    return size[0], size[1], data[24], data[25]
+
+
+def png_decode_bytes(bit_depth: int, colour_type: int) -> int:
+    """Bytes a pixel takes in the picture Pillow decodes a PNG of this kind into."""
+    if colour_type == 3 or (colour_type == 0 and bit_depth <= 8):
+        return 1  # P, L (and 1-bit)
+    if colour_type == 0:
+        return 2  # I;16
+    return DECODE_BYTES_PER_PIXEL  # RGB, LA, RGBA: four bytes in Pillow, 16-bit ones too
+
+
+def _mode_bytes(mode: str) -> int:
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return DECODE_BYTES_PER_PIXEL
 
 
 def png_size(data: bytes) -> tuple[int, int] | None:
@@ -97,7 +141,7 @@ def _open_image(source: IO[bytes], *, path: str | Path | None, what: str) -> Ima
     """
     with _pil_lock:
         saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_image_pixels()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -131,17 +175,73 @@ def decode_png_bytes(data: bytes, *, path: str | Path | None, what: str) -> np.n
     that is not a PNG raises :class:`CorruptImageError` (even if it is another format
     Pillow could read: OpenRaster layers must be PNG).
     """
-    size = png_size(data)
-    if size is None:
+    header = png_header(data)
+    if header is None:
         raise CorruptImageError(path, f"{what} is not a PNG image")
-    check_dimensions(*size, path=path, what=what)
+    surface = decode_into_surface(data, path=path, what=what)
+    return surface.read(Rect(0, 0, header[0], header[1]))
+
+
+def decode_into_surface(
+    data: bytes,
+    *,
+    path: str | Path | None,
+    what: str,
+    x: int = 0,
+    y: int = 0,
+    keep: Rect | None = None,
+    surface: TiledSurface | None = None,
+) -> TiledSurface:
+    """Decode PNG bytes into a surface, its top-left pixel at ``(x, y)`` (surface space).
+
+    Only the pixels inside ``keep`` (surface space; everything when ``None``) are kept;
+    the rest is dropped while converting, a strip of rows at a time. Signature and size
+    are checked first, as :func:`decode_png_bytes` does.
+    """
+    header = png_header(data)
+    if header is None:
+        raise CorruptImageError(path, f"{what} is not a PNG image")
+    check_dimensions(header[0], header[1], path=path, what=what)
     try:
         image = _open_image(io.BytesIO(data), path=path, what=what)
     except UnsupportedFormatError as exc:  # it has a PNG signature: a damaged PNG
         raise CorruptImageError(path, f"{what} is a damaged PNG image") from exc
     if image.format != "PNG":
         raise CorruptImageError(path, f"{what} is not a PNG image")
-    return _to_rgba_array(image, path=path, what=what, transpose=False)
+    out = TiledSurface() if surface is None else surface
+    _decode_strips(image, out, x, y, keep, path=path, what=what, transpose=False)
+    return out
+
+
+def image_cost(path: str | Path) -> Budget:
+    """What opening the image at ``path`` as a layer costs, from its header (not decoded)."""
+    path = Path(path)
+    what = f"image {path.name!r}"
+    with open_regular(path) as handle:
+        image = _open_image(handle, path=path, what=what)
+        budget = Budget(path)
+        budget.add(tile_bytes(Rect(0, 0, image.width, image.height)), _decode_cost(image, path))
+    return budget
+
+
+def _decode_cost(image: Image.Image, path: Path | None) -> int:
+    """Bytes the decode needs for a while: the compressed file and the decoded picture
+    (twice that when an EXIF orientation turns it)."""
+    pixels = image.width * image.height * _mode_bytes(image.mode)
+    turned = image.format in ("JPEG", "WEBP") and _orientation(image) not in (None, 1)
+    size = 0
+    if path is not None:
+        with contextlib.suppress(OSError):
+            size = path.stat().st_size
+    return size + pixels * (2 if turned else 1)
+
+
+def _orientation(image: Image.Image) -> int | None:
+    try:
+        value = image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block only loses the orientation
+        return None
+    return value if isinstance(value, int) else None
 
 
 def image_to_rgba(path: str | Path) -> np.ndarray:
@@ -151,77 +251,143 @@ def image_to_rgba(path: str | Path) -> np.ndarray:
     colour profiles to sRGB, and converts every mode (palette, greyscale, 16-bit, CMYK)
     to 8-bit RGBA. Animated images give their first frame.
     """
+    surface, width, height = image_to_surface(path)
+    return surface.read(Rect(0, 0, width, height))
+
+
+def image_to_surface(path: str | Path) -> tuple[TiledSurface, int, int]:
+    """Read a PNG, JPEG or WebP file into a new surface at ``(0, 0)``: ``(surface, w, h)``.
+
+    As :func:`image_to_rgba`, without a full-size array: the memory it takes is checked
+    against the budget from the header first, then the picture is converted a strip at
+    a time.
+    """
     path = Path(path)
     what = f"image {path.name!r}"
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError as exc:
-        raise FileFormatError(path, "file not found") from exc
-    except OSError as exc:
-        raise FileFormatError(path, f"cannot open: {exc.strerror or exc}") from exc
-    with handle:
+    with open_regular(path) as handle:
         image = _open_image(handle, path=path, what=what)
-        return _to_rgba_array(image, path=path, what=what, transpose=True)
+        budget = Budget(path)
+        budget.add(tile_bytes(Rect(0, 0, image.width, image.height)), _decode_cost(image, path))
+        budget.check()
+        surface = TiledSurface()
+        width, height = _decode_strips(image, surface, 0, 0, None, path=path, what=what, transpose=True)
+    return surface, width, height
 
 
-def _to_rgba_array(
-    image: Image.Image, *, path: str | Path | None, what: str, transpose: bool
-) -> np.ndarray:
+def _decode_strips(
+    image: Image.Image,
+    surface: TiledSurface,
+    x: int,
+    y: int,
+    keep: Rect | None,
+    *,
+    path: str | Path | None,
+    what: str,
+    transpose: bool,
+) -> tuple[int, int]:
+    """Decode ``image`` and write it into ``surface`` at ``(x, y)`` as RGBA, strip by strip.
+
+    Returns the (possibly EXIF-turned) size.
+    """
     try:
         image.load()
         if transpose:
             image = ImageOps.exif_transpose(image)
-        image = _to_srgb(image)
-        rgba = _convert_rgba(image)
+        width, height = image.size
+        area = Rect(x, y, width, height) if keep is None else Rect(x, y, width, height).intersect(keep)
+        if area.empty:
+            return width, height
+        to_srgb = _srgb_transform(image)
+        scale = _scale_for(image)
+        for top in range(area.y, area.y1, STRIP_ROWS):
+            bottom = min(top + STRIP_ROWS, area.y1)
+            strip = image.crop((area.x - x, top - y, area.x1 - x, bottom - y))
+            if to_srgb is not None:
+                strip = to_srgb(strip)
+            rgba = np.asarray(_convert_rgba(strip, scale), dtype=np.uint8)
+            if rgba.ndim != 3 or rgba.shape[2] != 4:  # pragma: no cover - Pillow contract
+                raise CorruptImageError(path, f"{what} decoded to an unexpected shape {rgba.shape}")
+            surface.write(area.x, top, rgba)
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise CorruptImageError(path, f"{what} is damaged and cannot be decoded ({exc})") from exc
-    array = np.asarray(rgba, dtype=np.uint8)
-    if array.ndim != 3 or array.shape[2] != 4:  # pragma: no cover - Pillow contract
-        raise CorruptImageError(path, f"{what} decoded to an unexpected shape {array.shape}")
-    return np.ascontiguousarray(array)
+    return width, height
 
 
-def _convert_rgba(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGBA, scaling (not clipping) 16-bit and float data."""
+def _scale_for(image: Image.Image) -> float | None:
+    """16-bit and float pictures are scaled as a whole (the same factor for every strip)."""
+    mode = image.mode
+    if mode == "I" or mode.startswith("I;16"):
+        high = image.getextrema()[1]
+        return 1 / 256 if isinstance(high, int | float) and high > 255 else 1.0
+    if mode == "F":
+        high = image.getextrema()[1]
+        return 255.0 if isinstance(high, int | float) and high <= 1.0 else 1.0
+    return None
+
+
+def _convert_rgba(image: Image.Image, scale: float | None = None) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGBA, scaling (not clipping) 16-bit and float data.
+
+    ``scale`` multiplies 16-bit and float values (see :func:`_scale_for`); by default it
+    is worked out from ``image`` itself.
+    """
     mode = image.mode
     if mode == "RGBA":
         return image
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N") or mode.startswith("I;16"):
+    if mode == "I" or mode.startswith("I;16"):
         values = np.asarray(image).astype(np.int64)
-        grey = np.clip(values >> 8 if values.max(initial=0) > 255 else values, 0, 255)
+        if scale is None:
+            scale = 1 / 256 if values.max(initial=0) > 255 else 1.0
+        grey = np.clip(values >> 8 if scale < 1 else values, 0, 255)
         return Image.fromarray(grey.astype(np.uint8), "L").convert("RGBA")
     if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
-        scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
-        grey = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        if scale is None:
+            scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
+        grey = np.rint(np.clip(values * scale if scale != 1.0 else values, 0, 255)).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGBA")
     if mode in ("P", "PA"):
         return image.convert("RGBA")  # palette transparency becomes alpha
     return image.convert("RGBA")
 
 
-def _to_srgb(image: Image.Image) -> Image.Image:
-    """Convert an embedded ICC profile to sRGB; images without one are assumed sRGB."""
+def _srgb_transform(image: Image.Image) -> Callable[[Image.Image], Image.Image] | None:
+    """A function converting strips of ``image`` from its embedded ICC profile to sRGB,
+    or ``None`` when it has none (images without one are assumed sRGB)."""
     icc = image.info.get("icc_profile")
     if not icc:
-        return image
+        return None
+    mode = "RGBA" if "A" in image.mode or "transparency" in image.info else "RGB"
     try:
-        if image.mode not in ("RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         target = ImageCms.createProfile("sRGB")
-        converted = ImageCms.profileToProfile(image, source, target, outputMode=image.mode)
-        return converted if converted is not None else image
+        transform = ImageCms.buildTransform(source, target, mode, mode)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
         log.warning("ignoring an unusable ICC profile: %s", exc)
-        return image
+        return None
+    failed: list[bool] = []
+
+    def convert(strip: Image.Image) -> Image.Image:
+        if failed:
+            return strip
+        if strip.mode != mode:
+            strip = strip.convert(mode)
+        try:
+            converted = ImageCms.applyTransform(strip, transform)
+        except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
+            log.warning("ignoring an unusable ICC profile: %s", exc)
+            failed.append(True)
+            return strip
+        return converted if converted is not None else strip
+
+    return convert
 
 
 def load_image_layer(path: str | Path, *, name: str | None = None) -> PixelLayer:
     """A new paint layer (named after the file) holding the image at ``(0, 0)``."""
     path = Path(path)
-    pixels = image_to_rgba(path)
-    return PixelLayer(name or path.stem, TiledSurface.from_array(pixels))
+    surface, _, _ = image_to_surface(path)
+    return PixelLayer(name or path.stem, surface)
 
 
 def load_image_document(path: str | Path) -> Document:
@@ -234,14 +400,14 @@ def load_image_document(path: str | Path) -> Document:
     from sfumato.canvas.parameters import read_image_parameters, recipe_from_parameters
 
     path = Path(path)
-    pixels = image_to_rgba(path)
-    layer = PixelLayer(path.stem, TiledSurface.from_array(pixels))
-    doc = Document(pixels.shape[1], pixels.shape[0])
+    surface, width, height = image_to_surface(path)
+    layer = PixelLayer(path.stem, surface)
+    doc = Document(width, height)
     doc.root.append(layer)
     doc.active = layer
     params = read_image_parameters(path)
     if params:
-        doc.recipe = recipe_from_parameters(params)
+        doc.recipe = recipe_from_parameters(params, source=path)
     return doc
 
 

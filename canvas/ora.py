@@ -50,7 +50,6 @@ from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Document, Recipe
 from sfumato.canvas.file_errors import (
     BadAttributeError,
-    FileFormatError,
     ImageTooLargeError,
     MalformedXmlError,
     MissingEntryError,
@@ -60,15 +59,22 @@ from sfumato.canvas.file_errors import (
 )
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.imageio import (
-    MAX_PIXELS,
     MAX_SIDE,
     check_dimensions,
-    decode_png_bytes,
+    decode_into_surface,
     encode_png,
-    png_size,
+    png_decode_bytes,
+    png_header,
 )
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
-from sfumato.canvas.parameters import document_parameters
+from sfumato.canvas.limits import Budget, kept_area, open_regular, tile_bytes
+from sfumato.canvas.parameters import (
+    CFG_RANGE,
+    SEED_RANGE,
+    STEPS_RANGE,
+    STRENGTH_RANGE,
+    document_parameters,
+)
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.inference.request import ControlKind, RequestError, Sampler
 
@@ -98,7 +104,7 @@ MAX_ENTRIES = 10_000  # zip members
 MAX_STACK_XML_BYTES = 16 << 20  # 16 MiB of XML
 MAX_ENTRY_BYTES = 1 << 30  # one member, uncompressed
 MAX_TOTAL_BYTES = 4 << 30  # all members we read, uncompressed
-MAX_LAYER_PIXELS = 1 << 30  # decoded pixels over all layers (4 GiB as RGBA)
+MAX_LAYER_PIXELS = 1 << 30  # pixels over all layers, counted per use (the memory budget rules first)
 MAX_DEPTH = 64  # nesting of stacks
 MAX_ELEMENTS = 20_000  # XML elements in stack.xml
 MAX_OFFSET = 1 << 24  # |x|, |y| of a layer
@@ -348,21 +354,17 @@ def load_ora(path: str | Path, *, strict: bool = True) -> Document:
     problems always raise, whatever ``strict`` says.
     """
     path = Path(path)
+    handle = open_regular(path)  # a named pipe or a device is refused, never waited on
     try:
-        zf = zipfile.ZipFile(path)
-    except FileNotFoundError as exc:
-        raise FileFormatError(path, "file not found") from exc
-    except IsADirectoryError as exc:
-        raise FileFormatError(path, "is a folder, not a file") from exc
-    except PermissionError as exc:
-        raise FileFormatError(path, "permission denied") from exc
+        zf = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        handle.close()
         raise NotAnArchiveError(
             path,
             "is not an OpenRaster file: it is not a zip archive, or it is truncated or "
             f"damaged ({exc})",
         ) from exc
-    with zf:
+    with handle, zf:
         reader = _Reader(path, zf, strict)
         return reader.read()
 
@@ -381,6 +383,8 @@ class _Reader:
     active: Layer | None = None
     layer_count: int = 0
     entries: dict[str, zipfile.ZipInfo] = field(default_factory=dict)
+    headers: dict[str, tuple[int, int, int, int] | None] = field(default_factory=dict)
+    keep: Rect = field(default_factory=lambda: Rect(0, 0, 0, 0))
 
     # -- archive -------------------------------------------------------------------------
     def read(self) -> Document:
@@ -461,6 +465,7 @@ class _Reader:
         version = image.get("version")
         if version is None:
             log.info("%s: stack.xml has no version; reading as OpenRaster %s", self.path, ORA_VERSION)
+        self.keep = kept_area(width, height)
         doc = Document(width, height)
         doc.recipe = self._recipe(image)
         doc.extra_attributes = _extra(image, ("w", "h", "version"))
@@ -469,10 +474,64 @@ class _Reader:
             raise MalformedXmlError(self.path, "stack.xml has no root <stack> inside <image>")
         if len(stacks) > 1:
             log.warning("%s: %d root stacks; using the first", self.path, len(stacks))
+        budget = Budget(self.path)
+        self._plan(stacks[0], 0, 0, budget)
+        budget.check()  # before any layer is decoded
+        self.layer_count = 0
         with doc.changed.block():
             self._children(stacks[0], doc.root, depth=1)
         doc.active = self.active
         return doc
+
+    def _plan(self, stack: ET.Element, gx: int, gy: int, budget: Budget) -> None:
+        """Add up what the layers will cost (from the PNG headers, per use), decoding nothing.
+
+        ``gx``, ``gy`` are the enclosing groups' offsets (document space).
+        """
+        for element in stack:
+            if element.tag not in ("stack", "layer"):
+                continue
+            self.layer_count += 1
+            name = element.get("name") or f"{'Group' if element.tag == 'stack' else 'Layer'} {self.layer_count}"
+            x, y = self._offset(element, "x", name), self._offset(element, "y", name)
+            if element.tag == "stack":
+                self._plan(element, gx + x, gy + y, budget)
+                continue
+            src = element.get("src")
+            if not src:
+                continue
+            _check_member_name(src, self.path, what=f"layer {name!r} src")
+            if src not in self.entries:
+                raise MissingEntryError(self.path, f"layer {name!r} points to {src!r}, which is not in the file")
+            header = self._png_header(src)
+            if header is None:
+                continue  # not a PNG: the decode says so
+            width, height, depth, colour = header
+            check_dimensions(width, height, path=self.path, what=f"layer {name!r} ({src})")
+            self.pixels_read += width * height
+            if self.pixels_read > MAX_LAYER_PIXELS:
+                raise ImageTooLargeError(
+                    self.path, f"the layers hold more than {MAX_LAYER_PIXELS:,} pixels in all (counted per use)"
+                )
+            kept = Rect(gx + x, gy + y, width, height).intersect(self.keep)
+            decode = self.entries[src].file_size + width * height * png_decode_bytes(depth, colour)
+            budget.add(tile_bytes(kept), decode)
+
+    def _png_header(self, src: str) -> tuple[int, int, int, int] | None:
+        """The IHDR of a layer PNG, read from its first bytes only (cached per entry)."""
+        if src not in self.headers:
+            info = self.entries[src]
+            if info.flag_bits & 0x1:
+                raise NotAnArchiveError(self.path, f"entry {src!r} is encrypted; OpenRaster files are not")
+            try:
+                with self.zf.open(info) as member:
+                    head = member.read(33)
+            except RuntimeError as exc:  # encrypted
+                raise NotAnArchiveError(self.path, f"entry {src!r} cannot be read: {exc}") from exc
+            except _ENTRY_READ_ERRORS as exc:
+                raise NotAnArchiveError(self.path, f"entry {src!r} is damaged or truncated ({exc})") from exc
+            self.headers[src] = png_header(head)
+        return self.headers[src]
 
     def _dimension(self, image: ET.Element, name: str) -> int:
         text = image.get(name)
@@ -492,14 +551,15 @@ class _Reader:
             )
         return value
 
-    def _children(self, stack: ET.Element, group: GroupLayer, depth: int) -> None:
+    def _children(self, stack: ET.Element, group: GroupLayer, depth: int, gx: int = 0, gy: int = 0) -> None:
+        """Read ``stack``'s children into ``group``; ``gx``, ``gy``: the groups' offsets above."""
         if depth > MAX_DEPTH:
             raise MalformedXmlError(self.path, f"stacks are nested deeper than {MAX_DEPTH} levels")
         for element in stack:
             if element.tag == "stack":
-                child: Layer = self._group(element, depth)
+                child: Layer = self._group(element, depth, gx, gy)
             elif element.tag == "layer":
-                child = self._pixel_layer(element)
+                child = self._pixel_layer(element, gx, gy)
             else:
                 log.info("%s: skipping unsupported element <%s>", self.path, element.tag)
                 continue
@@ -507,18 +567,18 @@ class _Reader:
             if element.get("selected", "").strip().lower() == "true":
                 self.active = child
 
-    def _group(self, element: ET.Element, depth: int) -> GroupLayer:
+    def _group(self, element: ET.Element, depth: int, gx: int, gy: int) -> GroupLayer:
         self.layer_count += 1
         group = GroupLayer(element.get("name") or f"Group {self.layer_count}")
         self._common(element, group)
-        group.x, group.y = self._offset(element, "x"), self._offset(element, "y")
+        group.x, group.y = self._offset(element, "x", group.name), self._offset(element, "y", group.name)
         isolation = element.get("isolation")
         if isolation not in (None, "isolate", "auto"):
             log.info("%s: unknown isolation %r; groups always isolate", self.path, isolation)
-        self._children(element, group, depth + 1)
+        self._children(element, group, depth + 1, gx + group.x, gy + group.y)
         return group
 
-    def _pixel_layer(self, element: ET.Element) -> PixelLayer:
+    def _pixel_layer(self, element: ET.Element, gx: int, gy: int) -> PixelLayer:
         self.layer_count += 1
         name = element.get("name") or f"Layer {self.layer_count}"
         layer = PixelLayer(name)
@@ -528,30 +588,21 @@ class _Reader:
         if not src:
             log.warning("%s: layer %r has no src; it is read as empty", self.path, name)
             return layer
-        pixels = self._layer_pixels(src, name)
-        x, y = self._offset(element, "x"), self._offset(element, "y")
-        layer.surface = TiledSurface.from_array(pixels, x, y)
+        x, y = self._offset(element, "x", name), self._offset(element, "y", name)
+        layer.surface = self._layer_surface(src, name, x, y, self.keep.translate(-gx, -gy))
         return layer
 
-    def _layer_pixels(self, src: str, name: str) -> np.ndarray:
-        _check_member_name(src, self.path, what=f"layer {name!r} src")
-        if src not in self.entries:
-            raise MissingEntryError(
-                self.path, f"layer {name!r} points to {src!r}, which is not in the file"
-            )
+    def _layer_surface(self, src: str, name: str, x: int, y: int, keep: Rect) -> TiledSurface:
+        """The layer PNG decoded at ``(x, y)``, cropped to ``keep`` (surface space)."""
         data = self._member(src)
         what = f"layer {name!r} ({src})"
-        size = png_size(data)
-        if size is not None:
-            check_dimensions(*size, path=self.path, what=what)
-            self.pixels_read += size[0] * size[1]
-            if self.pixels_read > MAX_LAYER_PIXELS:
-                raise ImageTooLargeError(
-                    self.path,
-                    f"the layers hold more than {MAX_LAYER_PIXELS:,} pixels in all "
-                    f"(limit per image {MAX_PIXELS:,})",
-                )
-        return decode_png_bytes(data, path=self.path, what=what)
+        header = png_header(data)
+        if header is not None and not keep.contains(Rect(x, y, header[0], header[1])):
+            log.warning(
+                "%s: %s reaches more than %s beyond the canvas; the pixels out there are "
+                "dropped", self.path, what, "a canvas size (at least 2,048 px)",
+            )
+        return decode_into_surface(data, path=self.path, what=what, x=x, y=y, keep=keep)
 
     # -- attributes ----------------------------------------------------------------------
     def _common(self, element: ET.Element, layer: Layer) -> None:
@@ -582,7 +633,7 @@ class _Reader:
             log.warning("%s: opacity %r is outside 0..1; clamped", self.path, text)
         return min(max(value, 0.0), 1.0)
 
-    def _offset(self, element: ET.Element, name: str) -> int:
+    def _offset(self, element: ET.Element, name: str, layer: str) -> int:
         text = element.get(name)
         if text is None:
             return 0
@@ -593,7 +644,7 @@ class _Reader:
         if not math.isfinite(value) or abs(value) > MAX_OFFSET:
             raise MalformedXmlError(
                 self.path,
-                f"<{element.tag} name={element.get('name')!r}> has {name}={text!r}; "
+                f"{'group' if element.tag == 'stack' else 'layer'} {layer!r}: <{element.tag}> has {name}={text!r}; "
                 f"expected a whole number of pixels within ±{MAX_OFFSET}",
             )
         return round(value)
@@ -650,13 +701,13 @@ class _Reader:
             model=image.get(_S + "model") or None,
         )
         if (text := image.get(_S + "seed")) is not None:
-            recipe.seed = self._int(text, "seed", where, 0, 2**63 - 1)
+            recipe.seed = self._int(text, "seed", where, *SEED_RANGE)
         if (text := image.get(_S + "steps")) is not None:
-            recipe.steps = self._int(text, "steps", where, 1, 1000)
+            recipe.steps = self._int(text, "steps", where, *STEPS_RANGE)
         if image.get(_S + "cfg") is not None:
-            recipe.cfg = self._float(image, "cfg", where, None, 0.0, 100.0)
+            recipe.cfg = self._float(image, "cfg", where, None, *CFG_RANGE)
         if image.get(_S + "strength") is not None:
-            recipe.strength = self._float(image, "strength", where, None, 0.0, 1.0)
+            recipe.strength = self._float(image, "strength", where, None, *STRENGTH_RANGE)
         if (text := image.get(_S + "sampler")) is not None:
             try:
                 recipe.sampler = Sampler.from_label(text).value

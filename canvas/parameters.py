@@ -536,20 +536,62 @@ def _exif_user_comment(path: Path) -> str | None:
     return raw.decode("utf-8", "replace").rstrip("\x00")
 
 
-def recipe_from_parameters(params: Mapping[str, Any]) -> Recipe:
-    """A document recipe from parsed parameters (what a dropped-in PNG was made with)."""
+#: the ranges of the recipe's numbers, shared with the OpenRaster reader: a value read
+#: from another tool's text is checked against them on the way in, so Sfumato never
+#: writes a file it will not read back
+SEED_RANGE = (0, 2**63 - 1)
+STEPS_RANGE = (1, 1000)
+CFG_RANGE = (0.0, 100.0)
+STRENGTH_RANGE = (0.0, 1.0)
 
-    def number(key: str, kind: type) -> Any:
+
+def recipe_from_parameters(params: Mapping[str, Any], *, source: str | Path | None = None) -> Recipe:
+    """A document recipe from parsed parameters (what a dropped-in PNG was made with).
+
+    Whole numbers outside their range (``Seed: -5``, ``Steps: 0``) are dropped and
+    numbers with a fraction outside theirs (``CFG scale: 500``) are clamped, each with a
+    logged warning naming ``source``; a sampler Sfumato does not know is dropped.
+    """
+    where = f"{source}: " if source is not None else ""
+
+    def whole(key: str, label: str, bounds: tuple[int, int]) -> int | None:
         value = params.get(key)
-        return kind(value) if isinstance(value, int | float) else None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if not math.isfinite(value) or value != int(value) or not bounds[0] <= value <= bounds[1]:
+            log.warning(
+                "%sparameters: %s: %s is outside %d..%d; not used", where, label, value, *bounds
+            )
+            return None
+        return int(value)
 
+    def fraction(key: str, label: str, bounds: tuple[float, float]) -> float | None:
+        value = params.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return None
+        if not math.isfinite(value):
+            log.warning("%sparameters: %s: %s is not a finite number; not used", where, label, value)
+            return None
+        if not bounds[0] <= value <= bounds[1]:
+            log.warning(
+                "%sparameters: %s: %s is outside %g..%g; clamped", where, label, value, *bounds
+            )
+        return float(min(max(value, bounds[0]), bounds[1]))
+
+    sampler = str(params["sampler"]) if params.get("sampler") else None
+    if sampler is not None:
+        try:
+            sampler = Sampler.from_label(sampler).value
+        except RequestError:
+            log.warning("%sparameters: Sampler: %r is not a sampler Sfumato knows; not used", where, sampler)
+            sampler = None
     return Recipe(
         prompt=str(params.get("prompt") or ""),
         negative=str(params.get("negative") or ""),
         model=str(params["model"]) if params.get("model") else None,
-        seed=number("seed", int),
-        steps=number("steps", int),
-        cfg=number("cfg", float),
-        strength=number("strength", float),
-        sampler=str(params["sampler"]) if params.get("sampler") else None,
+        seed=whole("seed", "Seed", SEED_RANGE),
+        steps=whole("steps", "Steps", STEPS_RANGE),
+        cfg=fraction("cfg", "CFG scale", CFG_RANGE),
+        strength=fraction("strength", "Denoising strength", STRENGTH_RANGE),
+        sampler=sampler,
     )
