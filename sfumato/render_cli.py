@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import logging
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -221,7 +222,9 @@ def parse_controlnets(values: Sequence[str]) -> dict[Any, str]:
 
 
 class _Progress:
-    """A tqdm bar on stderr when it is a terminal; silent otherwise."""
+    """A tqdm bar on stderr when it is a terminal; silent otherwise. The bar stays on the
+    screen when the run ends (a short run would only flash it) and is 80 columns wide on
+    a terminal that does not report its width (tqdm would draw nothing)."""
 
     def __init__(self, stream: TextIO, enabled: bool) -> None:
         self.stream = stream
@@ -236,7 +239,8 @@ class _Progress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=event.total, file=self.stream, unit="step", desc="rendering", leave=False)
+            width = shutil.get_terminal_size((80, 24)).columns or 80
+            self.bar = tqdm(total=event.total, file=self.stream, unit="step", desc="rendering", ncols=width)
         self.bar.n = event.step
         self.bar.refresh()
 
@@ -342,6 +346,7 @@ def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
     debug = bool(getattr(args, "debug", False))
     if not debug:
         _quiet_libraries()
+    _note(args, "starting the engine (importing PyTorch and diffusers)…")
     try:
         from sfumato.inference.cancel import CancelToken
         from sfumato.inference.engine import Engine
@@ -354,6 +359,7 @@ def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
             if not debug:
                 warnings.simplefilter("ignore")
             engine = Engine(device=args.device)
+            _note(args, f"loading {request.model.source} on {engine.device}…")
             result = engine.run(request, progress, cancel)
     except EngineError as error:
         raise RenderError(error.user_message) from None
@@ -384,7 +390,8 @@ def models_main(args: argparse.Namespace) -> int:
               "model_paths in the settings", file=sys.stderr)
         return 0
     rows = [
-        (e.label, e.kind.value, e.family or "unknown", "builtin" if e.source == BUILTIN_SOURCE else e.source)
+        (e.label, e.kind.value, "unusable" if e.problem else e.family or "unknown",
+         "builtin" if e.source == BUILTIN_SOURCE else e.source)
         for e in entries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -393,4 +400,7 @@ def models_main(args: argparse.Namespace) -> int:
     print("  ".join(h.ljust(widths[i]) for i, h in enumerate(header)) + "  SOURCE")
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    for e in entries:  # each bad file named with its reason (the good ones are listed above)
+        if e.problem:
+            print(f"sfumato: warning: {e.source}: {e.problem}", file=sys.stderr)
     return 0

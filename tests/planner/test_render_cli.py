@@ -59,3 +59,50 @@ def test_render_help_lists_the_flags(capsys: pytest.CaptureFixture[str]) -> None
     out = capsys.readouterr().out
     for flag in ("--model", "--seed", "--steps", "--strength", "--cfg", "--sampler", "--batch", "--layered"):
         assert flag in out
+
+
+def _run_in_terminal(args: list[str], columns: int) -> str:
+    """Run ``sfumato ARGS`` on a pseudo-terminal ``columns`` wide (0: one that does not
+    report its size); returns everything it printed."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("COLUMNS", None)
+    child = subprocess.Popen([sys.executable, "-m", "sfumato", *args], stdin=child_fd, stdout=child_fd,
+                             stderr=child_fd, close_fds=True, env=env)
+    os.close(child_fd)
+    out = b""
+    while True:
+        try:
+            data = os.read(main_fd, 4096)
+        except OSError:  # the child closed its end
+            break
+        if not data:
+            break
+        out += data
+    os.close(main_fd)
+    assert child.wait(timeout=300) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("columns", [0])  # a terminal that does not report its width: the hard case
+def test_render_on_a_terminal_shows_what_it_loads_and_a_progress_bar(tmp_path: Path, columns: int) -> None:
+    from sfumato.canvas.document import Document, Recipe
+    from sfumato.canvas.ora import save_ora
+
+    doc = tmp_path / "doc.ora"
+    save_ora(Document(64, 64, recipe=Recipe(prompt="a red circle", seed=1, steps=4)), doc)
+    out = _run_in_terminal(["render", str(doc), "-o", str(tmp_path / "out.png"), "--model", "builtin"], columns)
+    assert "starting the engine" in out and "loading builtin" in out, out
+    assert "rendering" in out and "4/4" in out, out
+    # What the screen shows last before "wrote": the text after the last carriage return
+    # of the last line (a bar that erases itself leaves blanks there).
+    lines = [line for line in out.split("sfumato: wrote")[0].split("\n") if line.strip()]
+    shown = lines[-1].rstrip("\r").split("\r")[-1]
+    assert "100%" in shown and "4/4" in shown, f"no finished bar left on the screen: {shown!r}"
