@@ -232,7 +232,7 @@ class ModelsDock(QWidget):
         return list(self._entries)
 
     def checkpoints(self) -> list[ModelEntry]:
-        return [e for e in self._entries if e.kind is WeightsKind.CHECKPOINT]
+        return [e for e in self._entries if e.kind is WeightsKind.CHECKPOINT and e.problem is None]
 
     def rescan(self) -> list[ModelEntry]:
         try:
@@ -248,9 +248,13 @@ class ModelsDock(QWidget):
                     WeightsKind.LORA: "LoRA · "}.get(entry.kind, "")
             family = entry.family or "unknown family"
             label = entry.label if entry.source != BUILTIN_SOURCE else "Built-in demo model"
-            item = QListWidgetItem(f"{label}\n   {kind}{family} · {_ORIGIN_NAMES[entry.origin]}")
+            if entry.problem is not None:  # listed, with its reason, but never chosen
+                item = QListWidgetItem(f"{label}\n   unusable · {_ORIGIN_NAMES[entry.origin]}")
+            else:
+                item = QListWidgetItem(f"{label}\n   {kind}{family} · {_ORIGIN_NAMES[entry.origin]}")
             where = entry.path
-            item.setToolTip(f"{entry.label}\n{where if where is not None else entry.source}")
+            tip = f"{entry.label}\n{where if where is not None else entry.source}"
+            item.setToolTip(tip + (f"\n{entry.problem}" if entry.problem is not None else ""))
             self.list.addItem(item)
         has_checkpoint = bool(self.checkpoints())
         self.empty.setVisible(not has_checkpoint)
@@ -264,6 +268,9 @@ class ModelsDock(QWidget):
         if not 0 <= row < len(self._entries):
             return False
         entry = self._entries[row]
+        if entry.problem is not None:
+            self.status.setText(entry.problem)
+            return False
         if entry.kind is not WeightsKind.CHECKPOINT:
             self.status.setText(f"{entry.label} is a {entry.kind.value}, not a checkpoint to generate with.")
             return False

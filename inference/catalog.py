@@ -113,6 +113,7 @@ class ModelEntry:
     family: str | None
     origin: Origin
     location: str | None = None
+    problem: str | None = None  # why the file cannot be used, when its header says so
 
     @property
     def path(self) -> Path | None:
@@ -125,7 +126,7 @@ class ModelEntry:
 
     @property
     def supported(self) -> bool:
-        return self.family in (SD15, SDXL)
+        return self.problem is None and self.family in (SD15, SDXL)
 
 
 # --------------------------------------------------------------------------- roots
@@ -170,36 +171,45 @@ def _system_dirs_enabled() -> bool:
 
 # --------------------------------------------------------------------------- sniffing
 
-_header_cache: dict[tuple[str, int, int], tuple[WeightsKind, str | None]] = {}
+_header_cache: dict[tuple[str, int, int], tuple[WeightsKind | None, str | None, str | None]] = {}
+_MAX_JSON_BYTES = 4 << 20  # a model_index.json or config.json is a few KB
 
 
-def _sniff_file(path: Path) -> tuple[WeightsKind | None, str | None]:
-    """(kind, family) of a weights file from its safetensors header; cached by mtime/size."""
+def _sniff_file(path: Path) -> tuple[WeightsKind | None, str | None, str | None]:
+    """(kind, family, problem) of a weights file from its safetensors header; cached by
+    mtime/size. Never raises: a file that cannot be read comes back with its problem."""
     if path.suffix.lower() != ".safetensors":
-        return None, None
+        return None, None, None
     try:
         stat = path.stat()
-    except OSError:
-        return None, None
+    except OSError as error:
+        return None, None, f"cannot be read: {error.strerror or error}"
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key in _header_cache:
         return _header_cache[key]
     try:
         header = read_safetensors_header(path)
-    except (EngineError, OSError) as error:
-        log.info("cannot read %s: %s", path, error)
-        return None, None
-    shapes = header.shapes
-    kind = detect_weights_kind(shapes)
-    family = guess_family(shapes, header.metadata)
-    _header_cache[key] = (kind, family)
-    return kind, family
+        shapes = header.shapes
+        result: tuple[WeightsKind | None, str | None, str | None] = (
+            detect_weights_kind(shapes), guess_family(shapes, header.metadata), None
+        )
+    except EngineError as error:
+        result = (None, None, error.message)
+    except Exception as error:  # noqa: BLE001 - one bad file must not end the scan
+        result = (None, None, f"{path.name} cannot be read ({type(error).__name__}: {error})")
+    if result[2] is not None:
+        log.info("cannot read %s: %s", path, result[2])
+    _header_cache[key] = result
+    return result
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a regular file of at most a few MB; ``{}`` for anything else."""
     try:
+        if not path.is_file() or path.stat().st_size > _MAX_JSON_BYTES:
+            return {}
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -233,11 +243,11 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
 
 
 def _file_entry(path: Path, origin: Origin, kind_hint: WeightsKind | None) -> ModelEntry:
-    kind, family = _sniff_file(path)
+    kind, family, problem = _sniff_file(path)
     if kind is None or (kind_hint is not None and kind is WeightsKind.CHECKPOINT):
         # A header cannot tell a checkpoint from a file it fails to read; the folder can.
         kind = kind_hint or kind or WeightsKind.CHECKPOINT
-    return ModelEntry(kind, str(path), path.stem, family, origin)
+    return ModelEntry(kind, str(path), path.stem, family, origin, problem=problem)
 
 
 def _scan(root: Path, origin: Origin, kind_hint: WeightsKind | None, depth: int = _SCAN_DEPTH) -> Iterator[ModelEntry]:
@@ -248,6 +258,9 @@ def _scan(root: Path, origin: Origin, kind_hint: WeightsKind | None, depth: int 
                 yield _file_entry(root, origin, kind_hint)
             return
         if not root.is_dir():
+            if root.suffix.lower() in _FILE_SUFFIXES and root.exists():  # a pipe, a device
+                problem = f"{root.name} is not a regular file (a named pipe or a device); not read"
+                yield ModelEntry(kind_hint or WeightsKind.CHECKPOINT, str(root), root.stem, None, origin, problem=problem)
             return
     except OSError:
         return
@@ -313,26 +326,36 @@ def _first_family(folder: Path) -> str | None:
     return None
 
 
+def _entries_safely(entries: Iterator[ModelEntry], where: str) -> Iterator[ModelEntry]:
+    """``entries``, ending that source (with a log line) if scanning it fails unexpectedly,
+    so one unreadable folder never hides the models found elsewhere."""
+    try:
+        yield from entries
+    except Exception as error:  # noqa: BLE001
+        log.warning("scanning %s stopped: %s: %s", where, type(error).__name__, error)
+
+
 # --------------------------------------------------------------------------- public
 
 
 def _all_entries(config: Config) -> Iterator[ModelEntry]:
-    yield from _builtin_entries()
+    yield from _entries_safely(_builtin_entries(), "the built-in models")
     for raw in config.model_paths:
-        yield from _scan(Path(raw).expanduser(), Origin.CONFIGURED, None)
+        yield from _entries_safely(_scan(Path(raw).expanduser(), Origin.CONFIGURED, None), str(raw))
     if not _system_dirs_enabled():
         return
     for folder, origin, kind in system_model_dirs():
-        yield from _scan(folder, origin, kind)
-    yield from _scan_hub(_hub_cache_dir())
+        yield from _entries_safely(_scan(folder, origin, kind), str(folder))
+    yield from _entries_safely(_scan_hub(_hub_cache_dir()), "the Hugging Face cache")
 
 
 def list_models(kind: WeightsKind | None = None, *, config: Config | None = None) -> list[ModelEntry]:
     """Every model found (built-in first, then configured, ComfyUI, A1111, hub), deduplicated.
 
     ``kind`` filters to checkpoints, ControlNets or LoRAs. Within an origin, entries are
-    sorted by label. Unreadable files are listed with ``family=None`` (the loader says
-    what is wrong with them when the user picks one).
+    sorted by label. Files whose header cannot be read are listed with ``family=None``
+    and their ``problem``; a ``.ckpt`` (not readable without unpickling) is listed with
+    ``family=None`` and no problem (the loader says what is wrong when it is picked).
     """
     config = load_config() if config is None else config
     seen: set[str] = set()
@@ -410,7 +433,7 @@ def find_controlnet(
         text = (entry.label + " " + Path(entry.source).name).lower()
         return any(word in text for word in words)
 
-    matches = [e for e in pool if e.kind is WeightsKind.CONTROLNET and named(e)]
+    matches = [e for e in pool if e.kind is WeightsKind.CONTROLNET and e.problem is None and named(e)]
     # The built-in demo ControlNet only when nothing real is installed.
     matches.sort(key=lambda e: e.origin is Origin.BUILTIN)
     for entry in matches:

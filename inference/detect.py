@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import stat
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ __all__ = [
     "detect_weights_kind",
     "guess_family",
     "is_inpaint_unet",
+    "open_model_file",
     "read_safetensors_header",
     "read_safetensors_keys",
 ]
@@ -96,6 +98,48 @@ class SafetensorsHeader:
         return {name: info.shape for name, info in self.tensors.items()}
 
 
+def _not_regular(path: Path, mode: int) -> CorruptModelError:
+    kind = (
+        "a named pipe" if stat.S_ISFIFO(mode)
+        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "a socket" if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    return CorruptModelError(
+        f"{path} is {kind}, not a model file; Sfumato reads models only from regular files.",
+        "Choose a .safetensors file or a diffusers model folder.",
+    )
+
+
+def open_model_file(path: str | os.PathLike[str]) -> Any:
+    """Open a model (or config) file for binary reading, refusing anything but a regular file.
+
+    Opened non-blocking and checked on the open descriptor: a named pipe would otherwise
+    wait for a writer forever. Raises :class:`ModelNotFoundError` or :class:`CorruptModelError`.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"Model file not found: {path}") from None
+    except IsADirectoryError:
+        raise CorruptModelError(f"{path} is a folder, not a model file.") from None
+    except OSError as error:
+        raise CorruptModelError(f"{path} cannot be opened: {error.strerror or error}.") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise CorruptModelError(f"{path} is a folder, not a model file.")
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     """Read and check a ``.safetensors`` header without reading the tensors.
 
@@ -105,8 +149,8 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
+        with open_model_file(path) as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(8)
             if len(head) < 8:
                 raise _corrupt(path, "it is too short to be a safetensors file")
@@ -114,14 +158,16 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
             if n < 2 or n > _MAX_HEADER_BYTES or 8 + n > size:
                 raise _corrupt(path, "its header is damaged or the file is truncated")
             raw = f.read(n)
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"Model file not found: {path}") from None
-    except IsADirectoryError:
-        raise CorruptModelError(f"{path} is a folder, not a .safetensors file.") from None
+    except OSError as error:
+        raise _corrupt(path, f"it cannot be read ({error.strerror or error})") from None
     try:
         data = json.loads(raw.decode("utf-8").rstrip(" \x00"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise _corrupt(path, "its header is not valid JSON") from None
+    except RecursionError:
+        raise _corrupt(
+            path, "its header is JSON nested far too deeply (a safetensors header is a flat object)"
+        ) from None
     if not isinstance(data, dict):
         raise _corrupt(path, "its header is not a JSON object")
     metadata_raw = data.pop("__metadata__", None) or {}
@@ -131,10 +177,16 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
     for name, entry in data.items():
         try:
             dtype = str(entry["dtype"])
-            shape = tuple(int(d) for d in entry["shape"])
-            begin, end = (int(o) for o in entry["data_offsets"])
+            shape = tuple(_whole(d) for d in entry["shape"])
+            begin, end = (_whole(o) for o in entry["data_offsets"])
         except (KeyError, TypeError, ValueError):
-            raise _corrupt(path, f"the entry for {name!r} in its header is malformed") from None
+            raise _corrupt(
+                path,
+                f"the entry for {name!r} in its header is malformed (expected dtype, shape "
+                "and data_offsets with whole numbers)",
+            ) from None
+        if any(d < 0 for d in shape):
+            raise _corrupt(path, f"the tensor {name!r} has a negative size in its shape {shape}")
         if end > data_size:
             raise _corrupt(path, "the file is truncated (the download may be incomplete)")
         count = 1
@@ -145,6 +197,13 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
             raise _corrupt(path, f"the tensor {name!r} has inconsistent offsets")
         tensors[name] = TensorInfo(dtype, shape, begin, end)
     return SafetensorsHeader(tensors=tensors, metadata=metadata, header_bytes=n)
+
+
+def _whole(value: Any) -> int:
+    """A JSON whole number (``bool`` and text are not)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected a whole number, got {value!r}")
+    return value
 
 
 def read_safetensors_keys(path: str | os.PathLike[str]) -> list[str]:

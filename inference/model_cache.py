@@ -35,6 +35,7 @@ from sfumato.inference.errors import (
     EngineError,
     ModelNotFoundError,
     NetworkUnavailableError,
+    OutOfMemoryError,
     UnsupportedModeError,
 )
 from sfumato.inference.families import Family, family_for_diffusers, get_family
@@ -130,6 +131,10 @@ class ModelCache:
             return path
         path = Path(os.path.expanduser(text))
         if path.exists():
+            if not path.is_dir():
+                from sfumato.inference.detect import open_model_file
+
+                open_model_file(path).close()  # a named pipe or a device is refused here
             return path
         if _HUB_ID.match(text) and not text.endswith(tuple(_CHECKPOINT_SUFFIXES)):
             return text
@@ -203,13 +208,20 @@ class ModelCache:
                 pipe, family = self._load_file(target, family_hint)
         except EngineError:
             raise
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as error:
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, MemoryError) as error:
             if _is_oom(error):
-                raise
+                raise OutOfMemoryError(
+                    f"Ran out of memory while loading the model {key}.",
+                    "The model is too large for this computer's memory, or its config declares "
+                    "sizes its weights do not have.",
+                ) from error
             raise CorruptModelError(f"Could not load the model {key}: {error}") from error
         return self._prepare(key, pipe, family)
 
     def _load_dir(self, path: Path, family_hint: str | None) -> tuple[Any, Family]:
+        from sfumato.inference.model_files import check_model_folder
+
+        check_model_folder(path)  # configs against their weights, before anything is built
         index = read_json(path / "model_index.json")
         if not index:
             files = sorted(p for p in path.iterdir() if p.suffix in _CHECKPOINT_SUFFIXES)
@@ -393,6 +405,9 @@ class ModelCache:
             elif target.is_dir():
                 if not (target / "config.json").is_file():
                     raise CorruptModelError(f"{target} is not a ControlNet folder (no config.json).")
+                from sfumato.inference.model_files import check_model_folder
+
+                check_model_folder(target)
                 net = ControlNetModel.from_pretrained(str(target), torch_dtype=dtype, local_files_only=True)
             else:
                 from sfumato.inference.single_file import load_controlnet_file
@@ -400,9 +415,13 @@ class ModelCache:
                 net = load_controlnet_file(target, family, torch_dtype=dtype, device=device)
         except EngineError:
             raise
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError, MemoryError) as error:
             if _is_oom(error):
-                raise
+                raise OutOfMemoryError(
+                    f"Ran out of memory while loading the ControlNet {target}.",
+                    "It is too large for this computer's memory, or its config declares sizes "
+                    "its weights do not have.",
+                ) from error
             raise CorruptModelError(f"Could not load the ControlNet {target}: {error}") from error
         net.to(device)
         if self.options.channels_last:

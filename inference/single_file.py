@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
+import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ from sfumato.inference.detect import (
     SUPPORTED_FAMILIES,
     detect_family,
     is_inpaint_unet,
+    open_model_file,
     read_safetensors_header,
 )
 from sfumato.inference.errors import (
@@ -111,6 +114,11 @@ def load_checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"{path} is a folder, not a single-file checkpoint.",
             "Load it as a diffusers model folder, or choose a .safetensors file.",
         )
+    with open_model_file(path) as handle:  # a named pipe or device is refused, never read
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(8)
+    if size == 0:
+        raise CorruptModelError(f"{path.name} is empty (0 bytes); the download or copy did not finish.")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         read_safetensors_header(path)  # cheap validation: truncation, garbage
@@ -122,7 +130,7 @@ def load_checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
             raise CorruptModelError(f"{path.name} cannot be read: {error}.") from error
     elif suffix in PICKLE_SUFFIXES:
-        state = _load_pickle(path)
+        state = _load_pickle(path, head)
     else:
         raise CorruptModelError(
             f"{path.name} is not a model file Sfumato knows ({suffix or 'no extension'}).",
@@ -139,19 +147,88 @@ def load_checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _load_pickle(path: Path) -> Any:
+_SAFE_IMPORTS = ("torch.", "collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.dict")
+_MAX_PICKLE_SCAN = 64 << 20
+
+
+def _load_pickle(path: Path, head: bytes) -> Any:
+    """``torch.load(weights_only=True)``, after a static look at the pickle's opcodes
+    (nothing runs) that tells a pickle importing code apart from bytes that are no pickle."""
+    imports = _pickle_imports(path, head)
+    if imports is None:
+        raise CorruptModelError(
+            f"{path.name} is not a PyTorch checkpoint: it is neither a zip archive (what "
+            "torch.save writes) nor a valid pickle (it may be damaged, or another kind of file).",
+        )
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        text = str(error)
-        if "weights only" in text.lower() or "weights_only" in text:
+        unsafe = [name for name in imports if not name.startswith(_SAFE_IMPORTS)]
+        if unsafe or _needs_code(str(error)):
+            what = f" (it imports {unsafe[0]})" if unsafe else ""
             raise UnsafeModelError(
-                f"{path.name} is a pickle file that needs to run code to load, so it was refused "
-                "(a malicious .ckpt can take over the computer).",
+                f"{path.name} is a pickle file that needs to run code to load{what}, so it was "
+                "refused (a malicious .ckpt can take over the computer).",
             ) from error
-        raise CorruptModelError(f"{path.name} cannot be read: {text}.") from error
-    except (EOFError, RuntimeError, OSError, ValueError, KeyError, AttributeError) as error:
-        raise CorruptModelError(f"{path.name} cannot be read: {error}.") from error
+        raise CorruptModelError(f"{path.name} cannot be read: {_reason(error)}.") from error
+    except (EOFError, RuntimeError, OSError, ValueError, KeyError, AttributeError, IndexError,
+            TypeError, struct.error, RecursionError, MemoryError) as error:
+        raise CorruptModelError(f"{path.name} cannot be read: {_reason(error)}.") from error
+
+
+def _pickle_imports(path: Path, head: bytes) -> list[str] | None:
+    """The ``module.name`` globals a checkpoint's pickle imports, read with
+    :mod:`pickletools` (no code runs); ``None`` when it is no pickle at all.
+
+    A torch zip checkpoint's pickle is its ``data.pkl`` entry; a legacy file starts
+    with one.
+    """
+    import pickletools
+    import zipfile
+
+    try:
+        if head.startswith(b"PK\x03\x04"):
+            with zipfile.ZipFile(path) as archive:
+                names = [i for i in archive.infolist() if i.filename.endswith("data.pkl")]
+                if not names or names[0].file_size > _MAX_PICKLE_SCAN:
+                    return None if not names else []
+                data = archive.read(names[0])
+        else:
+            with open_model_file(path) as handle:
+                data = handle.read(_MAX_PICKLE_SCAN)
+        imports: list[str] = []
+        strings: list[str] = []
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST") and isinstance(arg, str):
+                imports.append(arg.replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL":
+                imports.append(".".join(strings[-2:]))
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError, struct.error, RecursionError, KeyError):
+        return None
+    except CorruptModelError:
+        return None
+    return imports
+
+
+def _needs_code(text: str) -> bool:
+    """Whether torch's weights-only refusal is about a callable the pickle imports (code
+    it would run), rather than about bytes that are no valid pickle at all."""
+    lowered = text.lower()
+    if "weights only" not in lowered and "weights_only" not in text:
+        return False
+    return any(word in lowered for word in ("global", "reduce", "build", "newobj", "inst", "obj"))
+
+
+def _reason(error: BaseException) -> str:
+    """The error's text, or its kind when it has none (an empty file's ``EOFError``)."""
+    text = " ".join(str(error).split())
+    if "WeightsUnpickler error:" in text:  # torch's long advice around the one useful line
+        detail = text.split("WeightsUnpickler error:", 1)[1].split(" Check the documentation")[0].strip()
+        return f"its pickle data is damaged ({detail})"
+    first = text.split(". ")[0] if len(text) > 300 else text
+    return f"{type(error).__name__}: {first}" if first else f"{type(error).__name__} (the file ends early)"
 
 
 # --------------------------------------------------------------------------- loading
