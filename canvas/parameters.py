@@ -41,6 +41,7 @@ __all__ = [
     "format_parameters",
     "parse_comfyui_prompt",
     "parse_parameters",
+    "picture_parameters",
     "read_image_parameters",
     "read_png_parameters",
     "read_png_text",
@@ -161,6 +162,20 @@ def recipe_summary(doc: Document) -> dict[str, Any]:
             summary[key] = value
     summary["width"], summary["height"] = doc.width, doc.height
     return summary
+
+
+def picture_parameters(doc: Document) -> str | None:
+    """``parameters`` for a picture exported from the window: the full record (steps,
+    sampler, CFG, seed, model, size — what ``sfumato render`` writes, from the same
+    :func:`format_parameters`) of the topmost visible generated layer; ``None`` when no
+    generated layer is visible (the picture is paint, and no recipe made it)."""
+    from sfumato.canvas.layers import PixelLayer, Role
+
+    for layer in doc.layers():
+        if (isinstance(layer, PixelLayer) and layer.role is Role.GENERATED and layer.generation
+                and layer.effectively_visible()):
+            return format_parameters(layer.generation)
+    return None
 
 
 def document_parameters(doc: Document) -> str | None:

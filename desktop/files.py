@@ -248,9 +248,9 @@ class DocumentFiles(QObject):
                 save_psd(doc, path.with_suffix(".psd"))
             else:
                 from sfumato.canvas.imageio import export_png
-                from sfumato.canvas.parameters import document_parameters
+                from sfumato.canvas.parameters import picture_parameters
 
-                export_png(doc, path.with_suffix(".png"), document_parameters(doc))
+                export_png(doc, path.with_suffix(".png"), picture_parameters(doc))
         except Exception as exc:  # noqa: BLE001
             self._error("Could not export", exc, "Choose another folder or file name and try again.")
             return False

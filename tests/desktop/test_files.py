@@ -99,6 +99,11 @@ def test_import_image_as_layer_and_undo(window, monkeypatch, tmp_path) -> None: 
 
 
 def test_export_png_with_parameters(window, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    """A painted picture exports without ``parameters`` (no recipe made it); with a
+    generated layer visible, its full record goes in, as ``sfumato render`` writes it."""
+    from sfumato.canvas.parameters import format_parameters
+    from sfumato.canvas.tiles import TiledSurface
+
     doc = window.document
     doc.set_recipe(prompt="a quiet harbour", seed=7, steps=20)
     _stroke(window)
@@ -107,11 +112,27 @@ def test_export_png_with_parameters(window, monkeypatch, tmp_path) -> None:  # n
     window.actions["export"].trigger()
     with Image.open(out) as image:
         assert image.size == (doc.width, doc.height)
-        assert "a quiet harbour" in image.text.get("parameters", "")
-        assert "Seed: 7" in image.text["parameters"]
+        assert "parameters" not in image.text, "nothing was generated"
         pixels = np.asarray(image.convert("RGBA"))
     assert pixels[40, 40, 0] < 100  # the dark stroke
     assert tuple(pixels[200, 300]) == (255, 255, 255, 255)
+
+    generation = {"mode": "txt2img", "prompt": "a quiet harbour", "negative": "fog", "model": "/m/dreamy.safetensors",
+                  "sampler": "euler_a", "steps": 20, "cfg": 6.5, "seed": 7, "width": 64, "height": 48}
+    result = PixelLayer("Generate: a quiet harbour", TiledSurface.from_array(np.full((48, 64, 4), 90, np.uint8)),
+                        role=Role.GENERATED, generation=generation)
+    doc.add_layer(result, index=0, activate=False)
+    window.actions["export"].trigger()
+    with Image.open(out) as image:
+        text = image.text.get("parameters", "")
+    assert text == format_parameters(generation)
+    for part in ("a quiet harbour", "Negative prompt: fog", "Steps: 20", "Sampler: Euler a", "CFG scale: 6.5",
+                 "Seed: 7", "Size: 64x48", "Model: dreamy"):
+        assert part in text, (part, text)
+    doc.set_property(result, "visible", False)
+    window.actions["export"].trigger()
+    with Image.open(out) as image:
+        assert "parameters" not in image.text, "a hidden result is not the picture"
 
 
 def test_paste_image_from_clipboard(window) -> None:  # noqa: ANN001
