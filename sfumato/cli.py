@@ -11,7 +11,10 @@ status 1; ``--debug`` (accepted before or after the sub-command) shows the trace
 instead. Keep sub-command modules light at import time (no torch, no Qt): import heavy
 things inside the handler. This module itself never imports Qt or torch.
 
-Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted.
+Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted; 141 (as a Unix tool
+killed by SIGPIPE) when the output was closed early (``sfumato info X | head``), quietly.
+Log records print as ``sfumato: warning: ...`` (``sfumato: info:``/``debug:`` with
+``--debug``): an ``error:`` line always comes with a non-zero exit status.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -126,12 +130,14 @@ def add_file_parsers(subparsers: Any) -> None:
 def read_document(path: Path) -> Any:
     """Read an .ora (or any zip), a .psd/.psb, or a PNG/JPEG/WebP into a Document."""
     from sfumato.canvas.imageio import load_image_document
+    from sfumato.canvas.limits import require_regular_file
     from sfumato.canvas.ora import load_ora
 
     if not path.exists():
         raise CliError(f"{path}: file not found")
     if path.is_dir():
         raise CliError(f"{path}: is a folder, not a file")
+    require_regular_file(path)  # a named pipe or a device is refused, never waited on
     magic = _magic(path)
     if path.suffix.lower() in ORA_SUFFIXES or magic.startswith(b"PK\x03\x04"):
         return load_ora(path)
@@ -267,11 +273,41 @@ def _print_layers(layers: list[dict[str, Any]], depth: int) -> None:
         _print_layers(item.get("children", []), depth + 1)
 
 
+def require_ora(path: Path) -> None:
+    """Refuse, before reading it, an input that ``render`` cannot use: anything but an
+    OpenRaster file (a PNG, a PSD: say how to make an .ora of it), a pipe, a folder."""
+    from sfumato.canvas.limits import require_regular_file
+
+    if not path.exists():
+        raise CliError(f"{path}: file not found")
+    if path.is_dir():
+        raise CliError(f"{path}: is a folder, not a file")
+    require_regular_file(path)
+    magic = _magic(path)
+    if magic.startswith(b"PK\x03\x04") or path.suffix.lower() in ORA_SUFFIXES:
+        return
+    kind = (
+        "a Photoshop file" if magic.startswith(b"8BPS")
+        else "a PNG image" if magic.startswith(b"\x89PNG")
+        else "a JPEG image" if magic.startswith(b"\xff\xd8")
+        else "a WebP image" if magic.startswith(b"RIFF")
+        else "not an OpenRaster document"
+    )
+    target = path.with_suffix(".ora")
+    raise CliError(
+        f"{path}: is {kind}; render needs an OpenRaster document (.ora) with the recipe. "
+        f"Make one with: sfumato convert {path} -o {target}"
+    )
+
+
 def _magic(path: Path) -> bytes:
+    from sfumato.canvas.file_errors import FileFormatError
+    from sfumato.canvas.limits import open_regular
+
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             return handle.read(4)
-    except OSError:
+    except (OSError, FileFormatError):
         return b""
 
 
@@ -296,12 +332,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_handler(handler: Any, args: argparse.Namespace, *, debug: bool) -> int:
     try:
-        return int(handler(args) or 0)
+        code = int(handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        return _output_closed()
     except KeyboardInterrupt:
         sys.stderr.write("sfumato: interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into a line
         return report(exc, debug=debug)
+
+
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE, as a shell reports a tool the pipe closed on
+
+
+def _output_closed() -> int:
+    """The reader of our output went away (``| head``): stop quietly, as Unix tools do.
+
+    stdout is pointed at the null device so the interpreter's final flush cannot fail
+    again (the Python documentation's recipe for SIGPIPE).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return SIGPIPE_STATUS
 
 
 def report(exc: BaseException, *, debug: bool) -> int:
@@ -347,8 +405,15 @@ def _configure_logging(debug: bool) -> None:
 
 
 class _Formatter(logging.Formatter):
+    """``sfumato: warning: ...``: a log record never reads as the command's error (that
+    line comes from :func:`report`, with a non-zero exit status). Other libraries'
+    records are labelled with the library's name."""
+
     def format(self, record: logging.LogRecord) -> str:
-        text = f"sfumato: {record.levelname.lower()}: {record.getMessage()}"
+        level = "warning" if record.levelno >= logging.WARNING else record.levelname.lower()
+        name = record.name.split(".")[0]
+        source = "" if name in ("sfumato", "root") else f"{name}: "
+        text = f"sfumato: {level}: {source}{record.getMessage()}"
         if record.exc_info and logging.getLogger().level <= logging.DEBUG:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -270,6 +270,9 @@ def _render(args: argparse.Namespace) -> int:
     from sfumato.planner.recipe import settings_from_recipe
 
     source = Path(args.input)
+    from sfumato.cli import require_ora
+
+    require_ora(source)  # a PNG or PSD: say how to make an .ora; a pipe: refused
     if not source.is_file():
         raise RenderError(f"no such file: {source}")
     output = Path(args.output)
