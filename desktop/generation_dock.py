@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtGui import QRegularExpressionValidator, QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,12 +41,13 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSpinBox,
     QToolButton,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 from sfumato.canvas.document import Document, DocumentReset, Recipe, RecipeChanged
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
-from sfumato.inference.request import Sampler
+from sfumato.inference.request import MAX_STEPS, Sampler
 from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,28 @@ class _PromptEdit(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+class RangeSpinBox(QSpinBox):
+    """A spin box that says its range when typing leaves it (a plain ``QSpinBox`` just
+    ignores the key, so "200" typed into a 1–150 box silently stays 20). ``refused``
+    carries the sentence, shown as a tooltip at the box."""
+
+    refused = Signal(str)
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self._what = what
+
+    def validate(self, text: str, pos: int) -> object:  # noqa: D102 - Qt API
+        result = super().validate(text, pos)
+        state = result[0] if isinstance(result, tuple) else result
+        digits = text.strip().removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+        if state == QValidator.State.Invalid and digits.isdigit():
+            message = f"{self._what} go from {self.minimum()} to {self.maximum()}."
+            QToolTip.showText(self.mapToGlobal(self.rect().bottomLeft()), message, self)
+            self.refused.emit(message)
+        return result
+
+
 class GenerationDock(QWidget):
     """See the module docstring. Signals: ``generate_requested``, ``cancel_requested``,
     ``model_chosen(source)`` (the picker changed), ``error_dismissed``."""
@@ -122,8 +145,9 @@ class GenerationDock(QWidget):
         self.strength.setToolTip(
             "How much to change: 1 replaces the area; below 1 on a painted canvas refines it"
         )
-        self.steps = QSpinBox()
-        self.steps.setRange(1, 150)
+        self.steps = RangeSpinBox("Steps")
+        self.steps.setRange(1, MAX_STEPS)
+        self.steps.setToolTip(f"Denoising steps, 1–{MAX_STEPS}: more is slower and rarely better past 50")
         self.cfg = QDoubleSpinBox()
         self.cfg.setRange(0.0, 30.0)
         self.cfg.setSingleStep(0.5)
@@ -132,7 +156,7 @@ class GenerationDock(QWidget):
         self.sampler = QComboBox()
         for s in Sampler:
             self.sampler.addItem(s.label, s)
-        self.batch = QSpinBox()
+        self.batch = RangeSpinBox("Batch sizes")
         self.batch.setRange(1, 16)
         self.batch.setToolTip("How many images to make at once (staged as a batch)")
 

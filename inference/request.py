@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 
+#: The most denoising steps a request may ask for (the window's Steps box allows the same).
+MAX_STEPS = 1000
+
 class RequestError(ValueError):
     """A request that cannot be run as given; the message names the field and the fix."""
 
@@ -309,7 +312,7 @@ class GenerationRequest(_ArrayEqMixin):
             f"size {self.width}x{self.height} is too large; at most 16384 pixels a side",
         )
         _check(isinstance(self.steps, int) and self.steps >= 1, f"steps must be at least 1, got {self.steps}")
-        _check(self.steps <= 1000, f"steps must be at most 1000, got {self.steps}")
+        _check(self.steps <= MAX_STEPS, f"steps must be at most {MAX_STEPS}, got {self.steps}")
         _check(_finite(self.cfg) and self.cfg >= 0, f"cfg must be a finite number >= 0, got {self.cfg}")
         _check(isinstance(self.batch, int) and 1 <= self.batch <= 64, f"batch must be 1..64, got {self.batch}")
         _check(isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed must be 0 <= seed < 2**63, got {self.seed}")

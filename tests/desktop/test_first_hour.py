@@ -92,3 +92,29 @@ def test_fit_always_repaints(window: Any) -> None:
     window.actions["fit"].trigger()  # the view is fitted already: the viewport stays the same
     on_screen(window)
     assert painted, "Ctrl+0 did not repaint the canvas"
+
+
+# -- 9. the Steps box takes what the engine takes, and says its range otherwise --------------
+def test_steps_box_accepts_200_and_explains_its_range(window: Any, qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from sfumato.desktop.generation_dock import GenerationDock
+    from sfumato.inference.request import MAX_STEPS
+
+    dock = GenerationDock()
+    qtbot.addWidget(dock)
+    dock.set_document(window.document)
+    dock.show()
+    box = dock.steps
+    refused: list[str] = []
+    box.refused.connect(refused.append)
+    box.setFocus()
+    box.selectAll()
+    QTest.keyClicks(box, "200")
+    QTest.keyClick(box, Qt.Key.Key_Return)
+    assert box.value() == 200 and window.document.recipe.steps == 200
+    assert not refused
+    box.selectAll()
+    QTest.keyClicks(box, "2000")  # over the range: the last key is refused, with the range said
+    assert box.text() == "200"
+    assert refused and set(refused) == {f"Steps go from 1 to {MAX_STEPS}."}
