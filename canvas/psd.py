@@ -36,6 +36,8 @@ psd-tools' own parse and allocation limits are set, and decoded pixels are budge
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +53,16 @@ from sfumato.canvas.file_errors import (
     SaveError,
     UnsupportedFormatError,
 )
-from sfumato.canvas.imageio import MAX_PIXELS, check_dimensions
+from sfumato.canvas.geometry import Rect
+from sfumato.canvas.imageio import check_dimensions
 from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer
+from sfumato.canvas.limits import Budget, kept_area, memory_budget, open_regular, tile_bytes
 from sfumato.canvas.tiles import TiledSurface
 
 log = logging.getLogger(__name__)
 
 __all__ = ["load_psd", "save_psd"]
 
-MAX_LAYER_PIXELS = 1 << 30  # decoded pixels over all layers, as for OpenRaster
 
 _BLEND_NAMES = {
     BlendMode.NORMAL: "NORMAL",
@@ -165,50 +168,206 @@ _FROM_PSD = {psd_name: mode for mode, psd_name in _BLEND_NAMES.items()}
 _NO_PIXELS = {"adjustment", "fill", "brightnesscontrast", "curves", "levels", "huesaturation"}
 
 
+MAX_DEPTH = 64  # nesting of groups, as for OpenRaster
+PSD_DECODE_BYTES_PER_PIXEL = 44
+"""What decoding one PSD layer takes per pixel of its bounding box, for a while:
+psd-tools' float32 RGBA picture (16 bytes) and its per-channel arrays while stacking them
+(16), the channels' decompressed bytes (up to 8 at 16 bits) and the RGBA result (4)."""
+
+
 def load_psd(path: str | Path) -> Document:
-    """Read a Photoshop file (.psd or .psb) into a new document (see the module docstring)."""
+    """Read a Photoshop file (.psd or .psb) into a new document (see the module docstring).
+
+    Before psd-tools decodes any pixel: the file must be a regular file, the sections it
+    declares must fit in it (a file cut inside its layers is refused; one cut inside the
+    merged image it ends with opens, with a warning, since the layers are intact), groups
+    may nest :data:`MAX_DEPTH` deep, and what the layers will cost is checked against
+    the memory budget (:mod:`sfumato.canvas.limits`). psd-tools' own warnings and log
+    records become one labelled warning.
+    """
     import struct
 
-    from psd_tools import ParseLimitError, ParseLimits, PSDImage
-
     path = Path(path)
+    with open_regular(path) as handle:
+        header = handle.read(26)
+        size = os.fstat(handle.fileno()).st_size
+        if len(header) < 26 or not header.startswith(b"8BPS"):
+            raise UnsupportedFormatError(path, "is not a Photoshop (PSD) file")
+        version = struct.unpack(">H", header[4:6])[0]
+        height, width = struct.unpack(">II", header[14:22])
+        check_dimensions(width, height, path=path, what="the image")
+        if version not in (1, 2):
+            raise CorruptImageError(path, f"has PSD version {version}; expected 1 (.psd) or 2 (.psb)")
+        _check_sections(handle, path, size, version)
+    problems = _LibraryProblems()
     try:
-        with path.open("rb") as handle:
-            header = handle.read(26)
-    except FileNotFoundError as exc:
-        raise FileFormatError(path, "file not found") from exc
-    except OSError as exc:
-        raise FileFormatError(path, f"cannot open: {exc.strerror or exc}") from exc
-    if len(header) < 26 or not header.startswith(b"8BPS"):
-        raise UnsupportedFormatError(path, "is not a Photoshop (PSD) file")
-    height, width = struct.unpack(">II", header[14:22])
-    check_dimensions(width, height, path=path, what="the image")
-    try:
-        psd = PSDImage.open(
-            path,
-            max_alloc_bytes=MAX_PIXELS * 16,  # float32 RGBA of the largest allowed layer
-            parse_limits=ParseLimits(max_nesting_depth=64),
-        )
-        doc = Document(psd.width, psd.height)
-        reader = _PsdReader(path)
-        with doc.changed.block():
-            reader.children(psd, doc.root)
+        with problems:
+            doc = _read(path, size, problems)
     except FileFormatError:
         raise
-    except ParseLimitError as exc:
+    except (ParseLimitErrorType(), RecursionError) as exc:
         raise ImageTooLargeError(path, f"is beyond the safety limits ({exc})") from exc
     except (ValueError, OSError, EOFError, struct.error, KeyError, IndexError, TypeError, AssertionError) as exc:
         raise CorruptImageError(path, f"cannot be read as a Photoshop file ({type(exc).__name__}: {exc})") from exc
+    problems.report(path)
     return doc
 
 
+def ParseLimitErrorType() -> type[Exception]:  # noqa: N802 - used in an except clause
+    from psd_tools import ParseLimitError
+
+    return ParseLimitError  # type: ignore[no-any-return]
+
+
+def _read(path: Path, size: int, problems: _LibraryProblems) -> Document:
+    from psd_tools import ParseLimits, PSDImage
+
+    psd = PSDImage.open(
+        path,
+        max_alloc_bytes=memory_budget(),
+        parse_limits=ParseLimits(max_nesting_depth=64),
+    )
+    doc = Document(psd.width, psd.height)
+    reader = _PsdReader(path, kept_area(psd.width, psd.height))
+    reader.plan(psd, size)
+    with doc.changed.block():
+        reader.children(psd, doc.root)
+    return doc
+
+
+def _check_sections(handle: Any, path: Path, size: int, version: int) -> None:
+    """The section lengths the file declares must fit in it (truncation, before parsing)."""
+    import struct
+
+    position = 26
+    for name, width in (("colour data", 4), ("image resources", 4), ("layers", 4 if version == 1 else 8)):
+        handle.seek(position)
+        raw = handle.read(width)
+        if len(raw) < width:
+            raise CorruptImageError(
+                path, f"is truncated: it ends at byte {size:,}, inside its {name} section header"
+            )
+        length = struct.unpack(">I" if width == 4 else ">Q", raw)[0]
+        position += width + length
+        if position > size:
+            raise CorruptImageError(
+                path,
+                f"is truncated: its {name} section declares {length:,} bytes, but the file ends "
+                f"{position - size:,} bytes short of that ({size:,} bytes in all)",
+            )
+    if size - position < 2:
+        log.warning("%s: the file is truncated: its merged image is missing (the layers are intact)", path)
+        return
+    handle.seek(position)
+    compression = struct.unpack(">H", handle.read(2))[0]
+    channels, height, width, depth = struct.unpack(">HIIH", _header_fields(handle))
+    rows = channels * height
+    if compression == 0:
+        needed = rows * ((width * depth + 7) // 8)
+    elif compression == 1:
+        count_width = 2 if version == 1 else 4
+        handle.seek(position + 2)
+        table = handle.read(rows * count_width)
+        if len(table) < rows * count_width:
+            needed = 2 + rows * count_width
+        else:
+            counts = struct.unpack(f">{rows}{'H' if count_width == 2 else 'I'}", table)
+            needed = rows * count_width + sum(counts)
+    else:
+        return  # ZIP: its length shows only when inflated
+    if size - position - 2 < needed:
+        log.warning(
+            "%s: the file is truncated: its merged image lacks %s bytes (the layers are intact; "
+            "Sfumato does not use the merged image)", path, f"{needed - (size - position - 2):,}",
+        )
+
+
+def _header_fields(handle: Any) -> bytes:
+    handle.seek(12)
+    channels = handle.read(2)
+    handle.seek(14)
+    sizes = handle.read(8)
+    depth = handle.read(2)
+    return channels + sizes + depth
+
+
+class _LibraryProblems:
+    """Collects psd-tools' warnings and log records while a file is read, to report them
+    as one labelled warning (instead of raw ``PSDDecompressionWarning`` lines, or psd-tools'
+    ``error`` records that would read as the command failing)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught: list[warnings.WarningMessage] | None = None
+        self._handler = _Collect(self.messages)
+        self._logger = logging.getLogger("psd_tools")
+        self._propagate = True
+
+    def __enter__(self) -> _LibraryProblems:
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always")
+        self._logger.addHandler(self._handler)
+        self._propagate = self._logger.propagate
+        self._logger.propagate = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self._handler)
+        self._logger.propagate = self._propagate
+        self._catch.__exit__(None, None, None)
+        for item in self._caught or []:
+            self.messages.append(" ".join(str(item.message).split()))
+
+    def report(self, path: Path) -> None:
+        if not self.messages:
+            return
+        unique = list(dict.fromkeys(self.messages))
+        more = f" (and {len(unique) - 1} more)" if len(unique) > 1 else ""
+        log.warning("%s: parts of the file could not be read and were left out or blank: %s%s",
+                    path, unique[0][:200], more)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+
 class _PsdReader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep: Rect) -> None:
         self.path = path
-        self.pixels = 0
+        self.keep = keep
 
     def warn(self, layer: Any, problem: str) -> None:
         log.warning("%s: layer %r: %s", self.path, getattr(layer, "name", "?"), problem)
+
+    def plan(self, psd: Any, size: int) -> None:
+        """Check nesting and add up what the layers will cost, decoding nothing."""
+        budget = Budget(self.path)
+        budget.add(0, size)  # psd-tools holds the file's compressed data while reading
+        stack: list[tuple[Any, int]] = [(psd, 0)]
+        while stack:
+            node, depth = stack.pop()
+            for item in list(node):
+                if item.is_group():
+                    if depth + 1 > MAX_DEPTH:
+                        raise ImageTooLargeError(
+                            self.path, f"its layer groups are nested deeper than {MAX_DEPTH} levels"
+                        )
+                    stack.append((item, depth + 1))
+                    continue
+                if item.kind in _NO_PIXELS or not item.has_pixels():
+                    continue
+                left, top, right, bottom = item.bbox
+                check_dimensions(right - left, bottom - top, path=self.path, what=f"layer {item.name!r}")
+                kept = tile_bytes(Rect(left, top, right - left, bottom - top).intersect(self.keep))
+                budget.add(kept, size + (right - left) * (bottom - top) * PSD_DECODE_BYTES_PER_PIXEL)
+                budget.check()
+        budget.check()
 
     def children(self, parent: Any, group: GroupLayer) -> None:
         for item in list(parent):  # bottom first in psd-tools
@@ -235,12 +394,16 @@ class _PsdReader:
         if item.has_effects():
             self.warn(item, "layer effects are not supported; read without them")
         left, top, right, bottom = item.bbox
-        check_dimensions(right - left, bottom - top, path=self.path, what=f"layer {item.name!r}")
-        self.pixels += (right - left) * (bottom - top)
-        if self.pixels > MAX_LAYER_PIXELS:
-            raise ImageTooLargeError(self.path, f"the layers hold more than {MAX_LAYER_PIXELS:,} pixels")
         pixels = self.rgba(item)
-        return PixelLayer(str(item.name), TiledSurface.from_array(pixels, left, top), **props)
+        area = Rect(left, top, right - left, bottom - top)
+        kept = area.intersect(self.keep)
+        if kept != area:
+            self.warn(item, "it reaches more than a canvas size (at least 2,048 px) beyond the canvas; "
+                            "the pixels out there are dropped")
+        surface = TiledSurface()
+        if not kept.empty:
+            surface.write(kept.x, kept.y, pixels[kept.slices(left, top)])
+        return PixelLayer(str(item.name), surface, **props)
 
     def blend(self, item: Any) -> BlendMode:
         name = item.blend_mode.name
@@ -257,7 +420,10 @@ class _PsdReader:
         values = item.numpy()
         if values is None:
             raise CorruptImageError(self.path, f"layer {item.name!r} has no readable pixels")
-        values = np.nan_to_num(np.asarray(values, dtype=np.float32))
+        values = np.asarray(values, dtype=np.float32)
+        # 32-bit files hold any float: no NaN, no overflow when scaled to 0..255.
+        np.nan_to_num(values, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        np.clip(values, 0.0, 1.0, out=values)
         channels = values.shape[2] if values.ndim == 3 else 1
         values = values.reshape(values.shape[0], values.shape[1], channels)
         if channels in (1, 2):
@@ -274,7 +440,10 @@ class _PsdReader:
         if item.has_mask() and not item.mask.disabled:
             mask = item.numpy("mask")
             if mask is not None and mask.shape[:2] == values.shape[:2]:
-                values[..., 3] *= np.clip(np.asarray(mask, dtype=np.float32)[..., 0], 0.0, 1.0)
+                mask_values = np.nan_to_num(np.asarray(mask, dtype=np.float32)[..., 0], nan=1.0)
+                values[..., 3] *= np.clip(mask_values, 0.0, 1.0)
             else:
                 self.warn(item, "its layer mask does not line up with its pixels; mask ignored")
-        return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
+        values *= 255.0
+        np.rint(values, out=values)
+        return values.astype(np.uint8)
