@@ -78,6 +78,16 @@ TOOL_SHORTCUTS: dict[ToolKind, str] = {
 }
 
 
+def user_guide_path() -> Path | None:
+    """The README next to the installed package (a source or editable install), if any."""
+    here = Path(__file__).resolve().parent
+    for folder in (here.parent, here.parent.parent):
+        candidate = folder / "README.md"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 class GenerationController(Protocol):
     """What the window needs from the generation side (installed by its owner)."""
 
@@ -261,7 +271,7 @@ class MainWindow(QMainWindow):
         a("save", "&Save", self.files.save, QKeySequence.StandardKey.Save)
         a("save_as", "Save &As…", self.files.save_as, "Ctrl+Shift+S")
         a("import", "&Import Image as Layer…", self.files.import_layer, "Ctrl+Shift+I")
-        a("export", "&Export…", self.files.export, "Ctrl+E")
+        a("export", "&Export…", self.files.export, "Ctrl+Shift+E")
         a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         a("undo", "&Undo", self.undo, "Ctrl+Z")
@@ -336,28 +346,24 @@ class MainWindow(QMainWindow):
                                            "show_ai_layers", None])
         self.menus["docks"] = view_menu.addMenu("&Docks")
         layer_menu = menu("layer", "&Layer", [])
-        for role, text in (
-            (Role.PAINT, "New &Paint Layer"),
-            (None, "New &Group"),
-            (Role.INPAINT_MASK, "New Inpaint &Mask"),
-            (Role.REGION, "New &Region"),
-            (Role.CONTROL, "New &Control Layer"),
+        for role, text, key in (
+            (Role.PAINT, "New &Paint Layer", "Ctrl+Shift+N"),
+            (None, "New &Group", "Ctrl+G"),
+            (Role.INPAINT_MASK, "New Inpaint &Mask", None),
+            (Role.REGION, "New &Region", None),
+            (Role.CONTROL, "New &Control Layer", None),
         ):
-            action = QAction(text, self)
-            action.triggered.connect(lambda _=False, r=role: self.add_layer(r))
-            self.actions[f"add_{r.value if (r := role) else 'group'}"] = action
+            name = f"add_{role.value if role else 'group'}"
+            action = self._action(name, text, lambda r=role: self.add_layer(r), key)
             layer_menu.addAction(action)
         layer_menu.addSeparator()
         layer_menu.addAction(self.actions["import"])
-        for name, text, slot in (
-            ("duplicate_layer", "&Duplicate Layer", self.duplicate_layer),
-            ("merge_down", "&Merge Down", self.merge_down),
-            ("delete_layer", "De&lete Layer", self.delete_layer),
+        for name, text, slot, key in (  # Krita's keys
+            ("duplicate_layer", "&Duplicate Layer", self.duplicate_layer, "Ctrl+J"),
+            ("merge_down", "&Merge Down", self.merge_down, "Ctrl+E"),
+            ("delete_layer", "De&lete Layer", self.delete_layer, "Shift+Delete"),
         ):
-            action = QAction(text, self)
-            action.triggered.connect(lambda _=False, s=slot: s())
-            self.actions[name] = action
-            layer_menu.addAction(action)
+            layer_menu.addAction(self._action(name, text, slot, key))
         menu("select", "&Select", ["select_all", "deselect", "invert_selection", None,
                                    "grow_selection", "shrink_selection", "feather_selection"])
         tools_menu = menu("tools", "&Tools", [f"tool_{k.value}" for k in TOOL_SHORTCUTS])
@@ -366,9 +372,13 @@ class MainWindow(QMainWindow):
         tools_menu.addAction(self.actions["size_up"])
         menu("generate", "&Generate", ["generate", "cancel"])
         self.menus["help"] = bar.addMenu("&Help")
-        about = QAction("&About Sfumato", self)
-        about.triggered.connect(self._about)
-        self.menus["help"].addAction(about)
+        help_menu = self.menus["help"]
+        help_menu.addAction(self._action("shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, "Ctrl+/",
+                                         "Every shortcut of the window, by menu"))
+        help_menu.addAction(self._action("user_guide", "&User Guide", self.open_user_guide, "F1",
+                                         "Open the README: setting up, painting, generating, files"))
+        help_menu.addSeparator()
+        help_menu.addAction(self._action("about", "&About Sfumato", self._about))
 
     def _build_toolbars(self) -> None:
         self.toolbar = QToolBar("Main", self)
@@ -507,6 +517,27 @@ class MainWindow(QMainWindow):
 
     def feather_selection(self) -> None:
         self._selection_by("feather", selection.feather_selection)
+
+    def show_shortcuts(self) -> None:
+        """A sheet of every shortcut, read from the menus (so it cannot go stale)."""
+        from sfumato.desktop.shortcuts_sheet import ShortcutsSheet
+
+        ShortcutsSheet(self.menus, self).exec()
+
+    def open_user_guide(self) -> bool:
+        """Open the README in the desktop's viewer; False (with a message) when this
+        installation has none or nothing can show it."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        local = user_guide_path()
+        if local is None:
+            self.show_message("This installation has no README.md; Help ▸ Keyboard Shortcuts lists the keys.")
+            return False
+        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(local))):
+            return True
+        self.show_message(f"Nothing on this computer opens {local}; it is a Markdown text file.")
+        return False
 
     def _about(self) -> None:
         QMessageBox.about(

@@ -118,3 +118,38 @@ def test_steps_box_accepts_200_and_explains_its_range(window: Any, qtbot: Any) -
     QTest.keyClicks(box, "2000")  # over the range: the last key is refused, with the range said
     assert box.text() == "200"
     assert refused and set(refused) == {f"Steps go from 1 to {MAX_STEPS}."}
+
+
+# -- 9. layer shortcuts as in Krita, a shortcuts sheet, no key bound twice ------------------
+def test_layer_shortcuts_and_the_shortcuts_sheet(window: Any, qtbot: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+    from sfumato.desktop.generation_controller import install_generation
+    from sfumato.desktop.shortcuts_sheet import shortcut_rows
+
+    controller = install_generation(window, lambda: None)  # the generation actions too; never run
+    try:
+        doc = window.document
+        view = window.view
+        view.setFocus()
+        count = len(doc.root.children)
+        ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+        QTest.keyClick(view, Qt.Key.Key_N, ctrl | shift)
+        assert len(doc.root.children) == count + 1 and doc.active.name.startswith("Paint")
+        QTest.keyClick(view, Qt.Key.Key_J, ctrl)
+        assert len(doc.root.children) == count + 2
+        QTest.keyClick(view, Qt.Key.Key_E, ctrl)  # merge the duplicate down
+        assert len(doc.root.children) == count + 1
+        assert window.actions["export"].shortcut().toString() == "Ctrl+Shift+E"
+
+        rows = shortcut_rows(window.menus)
+        listed = {(menu, text): keys for menu, text, keys in rows}
+        assert listed[("Layer", "Duplicate Layer")] == "Ctrl+J"
+        assert listed[("Layer", "Merge Down")] == "Ctrl+E"
+        assert listed[("Generate", "Accept Result")] == "Shift+Return, Shift+Enter"
+        assert ("Help", "Keyboard Shortcuts") in listed
+        keys = [k.toString() for a in set(window.actions.values()) for k in a.shortcuts()]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        assert not twice, f"keys bound to two actions: {twice}"
+    finally:
+        controller.shutdown()
