@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -29,7 +30,9 @@ from PySide6.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSlider,
+    QSplitter,
     QToolButton,
     QTreeView,
     QVBoxLayout,
@@ -43,6 +46,9 @@ from sfumato.desktop.layer_model import THUMB, LayerTreeModel
 from sfumato.inference.request import ControlKind
 
 log = logging.getLogger(__name__)
+
+MIN_ROWS = 4  # the layer list shows at least this many rows, whatever the properties need
+DOCK_WIDTH = 310  # the dock's preferred width (the user's own width is kept by the layout)
 
 
 def control_image_from_document(doc: Document, kind: ControlKind) -> np.ndarray:
@@ -308,13 +314,34 @@ class LayersDock(QWidget):
             buttons.addWidget(b)
         buttons.addStretch(1)
 
+        # The layer list keeps its height when the properties grow (a region's prompt, a
+        # control's settings): they scroll in their own area under a splitter, and the
+        # list never shrinks below MIN_ROWS rows.
+        self.tree.setMinimumHeight(MIN_ROWS * (THUMB + 4) + self.tree.header().sizeHint().height())
+        self.properties_area = QScrollArea()
+        self.properties_area.setWidget(self.properties)
+        self.properties_area.setWidgetResizable(True)
+        self.properties_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.properties_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(self.properties_area)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(buttons)
-        layout.addWidget(self.tree, 1)
-        layout.addWidget(self.properties)
+        layout.addWidget(self.splitter, 1)
         self.model.active_layer_changed.connect(self._show_active)
         self.model.modelReset.connect(self._after_reset)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """A size that does not follow the content: the main window sizes docks from their
+        hints, so a hint that grew with a region's prompt field (or the list's scroll bar)
+        would widen the dock and shift the canvas sideways whenever a layer is chosen."""
+        return QSize(DOCK_WIDTH, 420)
 
     # -- document --------------------------------------------------------------------------
     def set_document(self, doc: Document | None) -> None:

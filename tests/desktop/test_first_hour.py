@@ -153,3 +153,22 @@ def test_layer_shortcuts_and_the_shortcuts_sheet(window: Any, qtbot: Any) -> Non
         assert not twice, f"keys bound to two actions: {twice}"
     finally:
         controller.shutdown()
+
+
+# -- 9. adding a region layer neither squeezes the layer list nor moves the canvas -----------
+def test_region_and_control_layers_keep_the_list_and_the_canvas_in_place(window: Any) -> None:
+    from sfumato.canvas.layers import Role
+    from sfumato.desktop.layer_model import THUMB
+    from sfumato.desktop.layers_dock import MIN_ROWS
+
+    window.resize(1280, 820)
+    QApplication.processEvents()
+    dock = window.layers_dock
+    view_before = window.view.geometry()
+    tree_before = dock.tree.height()
+    assert tree_before >= MIN_ROWS * THUMB
+    for role in (Role.REGION, Role.CONTROL, Role.PAINT):
+        dock.add_layer(role)
+        QApplication.processEvents()
+        assert window.view.geometry() == view_before, f"a {role.value} layer moved the canvas"
+        assert dock.tree.height() == tree_before, f"a {role.value} layer squeezed the layer list"
