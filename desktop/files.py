@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QObject, Signal
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
-from sfumato.canvas.document import Document
+from sfumato.canvas.document import Document, Recipe
 from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.desktop import layer_actions
@@ -37,11 +37,12 @@ DEFAULT_SIZE = (1024, 1024)
 
 
 def new_document(
-    width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], white_background: bool = True
+    width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], white_background: bool = True,
+    recipe: Recipe | None = None,
 ) -> Document:
     """A blank document: an empty paint layer (active) over a white background layer
-    (left out when ``white_background`` is False)."""
-    doc = Document(width, height)
+    (left out when ``white_background`` is False), with ``recipe`` (e.g. the last used)."""
+    doc = Document(width, height, recipe=recipe if recipe is not None else Recipe())
     paint = PixelLayer("Paint")
     doc.root.append(paint)
     if white_background:
@@ -145,7 +146,9 @@ class DocumentFiles(QObject):
         spec = new_document_dialog.ask_new_document(self._widget)
         if spec is None or not self.confirm_discard():
             return False
-        self.document_opened.emit(new_document(spec.width, spec.height, spec.white_background))
+        self.document_opened.emit(
+            new_document(spec.width, spec.height, spec.white_background, self._settings.last_recipe())
+        )
         self.path = None
         self.path_changed.emit(None)
         return True

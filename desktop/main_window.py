@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sfumato.canvas import selection
-from sfumato.canvas.document import Document
+from sfumato.canvas.document import Document, RecipeChanged
 from sfumato.canvas.history import HistoryChanged
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.desktop import layer_actions
@@ -63,6 +63,8 @@ from sfumato.desktop.viewport import Viewport
 log = logging.getLogger(__name__)
 
 DockArea = Qt.DockWidgetArea
+
+SETTINGS_SAVE_DELAY_MS = 500  # tool and generation settings reach the disk this long after a change
 
 TOOL_SHORTCUTS: dict[ToolKind, str] = {
     ToolKind.BRUSH: "B",
@@ -153,7 +155,16 @@ class MainWindow(QMainWindow):
         self.view.tool_failed.connect(self.show_message)
         self.view.first_painted.connect(self.first_paint)
 
-        self.set_document(new_document())
+        # Tool and generation settings reach the disk half a second after they change,
+        # not only at exit: a crash keeps the brush, the colour and the prompt.
+        self._settings_timer = QTimer(self)
+        self._settings_timer.setSingleShot(True)
+        self._settings_timer.setInterval(SETTINGS_SAVE_DELAY_MS)
+        self._settings_timer.timeout.connect(self.save_settings)
+        self.tool_settings.changed.connect(lambda _v: self._settings_timer.start())
+        self.tool_settings.tool_changed.connect(lambda _t: self._settings_timer.start())
+
+        self.set_document(new_document(recipe=self.settings.last_recipe()))
         self._restore_layout()
         self._update_title()
 
@@ -210,8 +221,11 @@ class MainWindow(QMainWindow):
         self.tools.cancel_all()
         if self._document is not None:
             self._document.history.changed.disconnect(self._on_history)
+        if self._document is not None:
+            self._document.changed.disconnect(self._on_document_event)
         self._document = doc
         doc.history.changed.connect(self._on_history)
+        doc.changed.connect(self._on_document_event)
         if doc.active is None:
             doc.set_active(next(doc.pixel_layers(Role.PAINT), None))
         self.view.set_document(doc)
@@ -221,6 +235,10 @@ class MainWindow(QMainWindow):
         self._size_label.setText(f"{doc.width} × {doc.height}")
         self._on_history(None)
         self.document_replaced.emit(doc)
+
+    def _on_document_event(self, event: object) -> None:
+        if isinstance(event, RecipeChanged):
+            self._settings_timer.start()
 
     def _on_history(self, _event: HistoryChanged | None) -> None:
         doc = self._document
@@ -562,10 +580,17 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
 
+    def save_settings(self) -> None:
+        """Write the tool settings and the document's generation settings to disk."""
+        self._settings_timer.stop()
+        self.tool_settings.save(self.settings)
+        if self._document is not None:
+            self.settings.save_last_recipe(self._document.recipe)
+        self.settings.sync()
+
     def save_layout(self) -> None:
         self.settings.save_window_state(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
-        self.tool_settings.save(self.settings)
-        self.settings.sync()
+        self.save_settings()
 
     # -- events ------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802

@@ -1,4 +1,7 @@
-"""Remembered settings: window layout, tool settings and recent files, via QSettings.
+"""Remembered settings: window layout, tool settings, recent files and the last
+generation settings, via QSettings. The window writes tool and generation settings to
+disk half a second after they change (:class:`~sfumato.desktop.main_window.MainWindow`),
+not only at exit, so a crash or ``kill -9`` loses at most that half second.
 
 Settings are INI files under the user's config folder (``platformdirs``), or under the
 folder named by the ``SFUMATO_CONFIG_DIR`` environment variable when it is set (tests
@@ -8,11 +11,13 @@ Call :func:`configure` once before the first :class:`AppSettings` is made.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
+from sfumato.canvas.document import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +123,30 @@ class AppSettings:
 
     def set_last_directory(self, path: Path) -> None:
         self._q.setValue("files/last_dir", str(path.parent if path.is_file() else path))
+
+    # -- the last generation settings ---------------------------------------------------
+    def last_recipe(self) -> Recipe:
+        """The prompt, model and sampling settings last used (a new document starts from
+        them); the seed is left out: it belongs to one picture."""
+        try:
+            data = json.loads(self.get_str("generation/last_recipe", "{}"))
+        except ValueError:
+            return Recipe()
+        if not isinstance(data, dict):
+            return Recipe()
+        kept = {k: v for k, v in data.items() if k in _REMEMBERED and isinstance(v, _REMEMBERED[k])}
+        try:
+            return Recipe(**kept)
+        except (TypeError, ValueError):
+            return Recipe()
+
+    def save_last_recipe(self, recipe: Recipe) -> None:
+        values = {k: getattr(recipe, k) for k in _REMEMBERED if getattr(recipe, k) not in (None, "")}
+        self._q.setValue("generation/last_recipe", json.dumps(values))
+
+
+#: What :meth:`AppSettings.last_recipe` remembers, with the types it accepts back.
+_REMEMBERED: dict[str, type | tuple[type, ...]] = {
+    "prompt": str, "negative": str, "model": str, "steps": int, "cfg": (int, float),
+    "strength": (int, float), "sampler": str,
+}

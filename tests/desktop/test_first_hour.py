@@ -172,3 +172,44 @@ def test_region_and_control_layers_keep_the_list_and_the_canvas_in_place(window:
         QApplication.processEvents()
         assert window.view.geometry() == view_before, f"a {role.value} layer moved the canvas"
         assert dock.tree.height() == tree_before, f"a {role.value} layer squeezed the layer list"
+
+
+# -- 10. settings reach the disk when they change, not only at exit --------------------------
+def test_settings_are_on_disk_half_a_second_after_a_change(window: Any, qtbot: Any) -> None:
+    """What a ``kill -9`` leaves: the INI file as written, read without Qt's cache."""
+    import configparser
+    import json
+
+    from sfumato.desktop.main_window import MainWindow
+
+    path = Path(window.settings.qsettings.fileName())
+
+    def on_disk() -> configparser.ConfigParser:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(path)
+        return parser
+
+    window.tool_settings.update(size=77.0, color=(12, 34, 56))
+    window.document.set_recipe(prompt="a lighthouse at dusk", steps=33)
+
+    def saved() -> bool:
+        disk = on_disk()
+        if not disk.has_section("tools") or not disk.has_section("generation"):
+            return False
+        recipe = json.loads(disk["generation"]["last_recipe"].strip('"').replace('\\"', '"'))
+        return float(disk["tools"]["size"]) == 77.0 and recipe.get("prompt") == "a lighthouse at dusk"
+
+    qtbot.waitUntil(saved, timeout=3000)
+    disk = on_disk()
+    assert disk["tools"]["color"].strip('"') == "12,34,56"
+
+    # The next start (no clean exit in between) has them back.
+    again = MainWindow()
+    try:
+        assert again.tool_settings.values.size == 77.0 and again.tool_settings.values.color == (12, 34, 56)
+        assert again.document.recipe.prompt == "a lighthouse at dusk" and again.document.recipe.steps == 33
+        assert again.document.recipe.seed is None
+    finally:
+        again.document.history.mark_clean()
+        again.close()
+        again.deleteLater()
