@@ -43,7 +43,9 @@ from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.limits import (
     DECODE_BYTES_PER_PIXEL,
     Budget,
+    format_bytes,
     max_image_pixels,
+    memory_budget,
     open_regular,
     tile_bytes,
 )
@@ -93,8 +95,9 @@ def check_dimensions(width: int, height: int, *, path: str | Path | None, what: 
         raise ImageTooLargeError(
             path,
             f"{what} is {width}x{height} pixels, beyond the safety limit "
-            f"({MAX_SIDE} a side, {limit:,} pixels in all, from the memory budget); it may be "
-            "a decompression bomb. Scale it down in another program first.",
+            f"({MAX_SIDE} a side, {limit:,} pixels in all: a 16th of the "
+            f"{format_bytes(memory_budget())} memory budget); it may be a decompression bomb. "
+            "Scale it down in another program first.",
         )
 
 
@@ -141,7 +144,8 @@ def _open_image(source: IO[bytes], *, path: str | Path | None, what: str) -> Ima
     """
     with _pil_lock:
         saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = max_image_pixels()
+        # Pillow's own bomb check only past anything we could accept: ours (below) names the limit.
+        Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -1,0 +1,87 @@
+"""Issue 19, item 4: each failure names the file, the field and what was expected."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hostilefiles import ora, png, safetensors
+from sfumato.canvas.file_errors import MalformedXmlError
+from sfumato.canvas.ora import load_ora
+from sfumato.inference.errors import CorruptModelError, UnsafeModelError
+from sfumato.inference.model_files import check_model_folder
+
+
+def text_encoder_folder(tmp_path: Path, config: dict[str, object], layers: int = 2) -> Path:
+    folder = tmp_path / "model"
+    (folder / "text_encoder").mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (folder / "text_encoder" / "config.json").write_text(json.dumps(config))
+    header = {f"text_model.encoder.layers.{i}.mlp.fc1.weight": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]}
+              for i in range(layers)}
+    header["text_model.embeddings.token_embedding.weight"] = {"dtype": "F32", "shape": [1, 1], "data_offsets": [4 * layers, 4 * layers + 4]}
+    (folder / "text_encoder" / "model.safetensors").write_bytes(safetensors(header, bytes(4 * layers + 4)))
+    return folder
+
+
+def test_a_config_field_of_the_wrong_type_is_named(tmp_path: Path) -> None:
+    folder = text_encoder_folder(tmp_path, {"hidden_size": {"a": 1}})
+    with pytest.raises(CorruptModelError, match=r"text_encoder/config.json: hidden_size is \{\"a\": 1\}; expected a whole number"):
+        check_model_folder(folder)
+
+
+def test_a_config_declaring_a_million_layers_is_refused_against_the_weights(tmp_path: Path) -> None:
+    folder = text_encoder_folder(tmp_path, {"num_hidden_layers": 1_000_000, "hidden_size": 1})
+    with pytest.raises(CorruptModelError, match="num_hidden_layers is 1000000, but the weights file holds 2 layers"):
+        check_model_folder(folder)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a Unix thing")
+def test_a_named_pipe_inside_a_model_folder_is_refused(tmp_path: Path) -> None:
+    folder = text_encoder_folder(tmp_path, {"hidden_size": 1})
+    os.mkfifo(folder / "text_encoder" / "tokenizer.json")
+    with pytest.raises(CorruptModelError, match="not a regular file"):
+        check_model_folder(folder)
+
+
+def test_empty_and_random_ckpt_files_say_what_they_are(tmp_path: Path) -> None:
+    from sfumato.inference.single_file import load_checkpoint_state_dict
+
+    empty = tmp_path / "empty.ckpt"
+    empty.write_bytes(b"")
+    with pytest.raises(CorruptModelError, match=r"empty.ckpt is empty \(0 bytes\)"):
+        load_checkpoint_state_dict(empty)
+    noise = tmp_path / "noise.ckpt"
+    noise.write_bytes(bytes((i * 97 + 13) % 256 for i in range(4096)))
+    with pytest.raises(CorruptModelError, match="not a PyTorch checkpoint") as info:
+        load_checkpoint_state_dict(noise)
+    assert not isinstance(info.value, UnsafeModelError)
+
+
+def test_a_protocol_0_pickle_that_imports_code_is_called_unsafe(tmp_path: Path) -> None:
+    from sfumato.inference.single_file import load_checkpoint_state_dict
+
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(b"cos\nsystem\n(S'echo hi'\ntR.")
+    with pytest.raises(UnsafeModelError, match="imports os.system"):
+        load_checkpoint_state_dict(evil)
+
+
+def test_a_bad_offset_names_the_unnamed_layer(tmp_path: Path) -> None:
+    path = ora(tmp_path / "off.ora", 8, 8, [("data/a.png", 0, 0)], {"data/a.png": png(2, 2)})
+    import zipfile
+
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("stack.xml", "<image w='8' h='8'><stack><layer src='data/a.png' x='nan'/></stack></image>")
+    fixed = tmp_path / "fixed.ora"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(fixed, "w") as dst:
+        seen = set()
+        for info in reversed(src.infolist()):
+            if info.filename not in seen:
+                seen.add(info.filename)
+                dst.writestr(info, src.read(info))
+    with pytest.raises(MalformedXmlError, match="layer 'Layer 1'") as error:
+        load_ora(fixed)
+    assert "None" not in str(error.value)
