@@ -298,6 +298,12 @@ class _StackWriter:
         src = f"data/layer{len(self.jobs) + 1:04d}.png"
         self.jobs.append((src, layer, bounds))
         attrs = {"src": src, **self._common(layer, x, y)}
+        if not layer.role.is_image:
+            # Masks, regions and control sketches are not part of the picture: other
+            # programs must not draw them over it (a region is an opaque block), so they
+            # are hidden there; Sfumato keeps its own visibility in sfumato:visible.
+            attrs["visibility"] = "hidden"
+            attrs[_S + "visible"] = "true" if layer.visible else "false"
         attrs.update(_role_attributes(layer))
         return ET.Element("layer", attrs)
 
@@ -584,6 +590,9 @@ class _Reader:
         layer = PixelLayer(name)
         self._common(element, layer)
         self._roles(element, layer)
+        own = element.get(_S + "visible")
+        if own is not None and not layer.role.is_image:  # see _StackWriter._layer
+            layer.visible = own.strip().lower() != "false"
         src = element.get("src")
         if not src:
             log.warning("%s: layer %r has no src; it is read as empty", self.path, name)
