@@ -10,8 +10,10 @@ is checked too.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -121,14 +123,40 @@ def test_files_written_before_sfumato_visible_keep_their_visibility(tmp_path: Pa
     assert [back.find(n).visible for n in ("Mask", "Sky", "Sketch")] == [False, True, True]
 
 
+def _x_display() -> tuple[dict[str, str], subprocess.Popen[bytes] | None]:
+    """An environment with an X display for Krita (it runs on xcb only): the session's,
+    else a private Xvfb (skips when there is neither)."""
+    env = dict(os.environ)
+    env.pop("QT_QPA_PLATFORM", None)
+    if env.get("DISPLAY"):
+        return env, None
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Krita needs an X display and Xvfb is not installed")
+    number = next(n for n in range(140, 200) if not Path(f"/tmp/.X{n}-lock").exists())
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "640x480x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        if Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+        time.sleep(0.1)
+    env["DISPLAY"] = f":{number}"
+    return env, server
+
+
 @pytest.mark.skipif(shutil.which("krita") is None, reason="Krita is not installed here")
 def test_krita_exports_the_painting_without_ai_layers(tmp_path: Path) -> None:  # pragma: no cover - needs Krita
     doc = painting_with_ai_layers()
     path = tmp_path / "doc.ora"
     save_ora(doc, path)
     out = tmp_path / "krita.png"
-    subprocess.run(["krita", "--export", "--export-filename", str(out), str(path)], check=True, timeout=300,
-                   capture_output=True)
+    env, server = _x_display()
+    try:
+        subprocess.run(["krita", "--export", "--export-filename", str(out), str(path)], check=True, timeout=300,
+                       capture_output=True, env=env)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
     with Image.open(out) as image:
         exported = np.asarray(image.convert("RGBA"))
     assert np.abs(exported.astype(int) - painting_only(doc).astype(int)).max() <= 1
