@@ -40,6 +40,9 @@ class Recipe:
     cfg: float | None = None
     strength: float | None = None
     sampler: str | None = None
+    #: Whether each region's prompt is followed by the document's prompt ("triangle, a
+    #: blue background"); ``None`` = the default, yes (Krita AI Diffusion does the same).
+    regions_include_prompt: bool | None = None
 
 
 # -- events ------------------------------------------------------------------------------

@@ -235,6 +235,8 @@ def _image_element(doc: Document) -> ET.Element:
         attrs[_S + "strength"] = _num(recipe.strength)
     if recipe.sampler:
         attrs[_S + "sampler"] = _xml_text(recipe.sampler)
+    if recipe.regions_include_prompt is not None:
+        attrs[_S + "regions-include-prompt"] = "true" if recipe.regions_include_prompt else "false"
     _add_extra(attrs, doc.extra_attributes)
     return ET.Element("image", attrs)
 
@@ -722,6 +724,12 @@ class _Reader:
                 recipe.sampler = Sampler.from_label(text).value
             except RequestError as exc:
                 self._bad(f"{where}: sfumato:sampler: {exc}")
+        if (text := image.get(_S + "regions-include-prompt")) is not None:
+            flag = text.strip().lower()
+            if flag in ("true", "false"):
+                recipe.regions_include_prompt = flag == "true"
+            else:
+                self._bad(f"{where}: sfumato:regions-include-prompt={text!r} is neither true nor false")
         return recipe
 
     def _int(self, text: str, name: str, where: str, lo: int, hi: int) -> int | None:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.document import Document, LayerPropertyChanged
+from sfumato.canvas.document import Document, LayerPropertyChanged, RecipeChanged
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
 from sfumato.desktop import layer_actions
 from sfumato.desktop.layer_model import THUMB, LayerTreeModel
@@ -112,6 +112,15 @@ class LayerProperties(QWidget):
         self.prompt = _PromptEdit("Prompt for this region")
         self.negative = QLineEdit()
         self.negative.setPlaceholderText("Negative prompt (optional)")
+        self.include_prompt = QCheckBox("Add the main prompt")
+        self.include_prompt.setToolTip(
+            "Follow each region's prompt with the document's prompt (for every region of this document)"
+        )
+        self.effective = QLabel("")
+        self.effective.setObjectName("effectiveRegionPrompt")
+        self.effective.setWordWrap(True)
+        self.effective.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.effective.setToolTip("The text this region generates from")
 
         self.kind = QComboBox()
         for kind in ControlKind:
@@ -141,11 +150,13 @@ class LayerProperties(QWidget):
         self.form.addRow("", self.locked)
         self.form.addRow("Prompt", self.prompt)
         self.form.addRow("Negative", self.negative)
+        self.form.addRow("", self.include_prompt)
+        self.form.addRow("Generates", self.effective)
         self.form.addRow("Control", self.kind)
         self.form.addRow("Strength", self.strength)
         self.form.addRow("Range", range_row)
         self.form.addRow("", self.from_image)
-        self._region_rows = [self.prompt, self.negative]
+        self._region_rows = [self.prompt, self.negative, self.include_prompt, self.effective]
         self._control_rows = [self.kind, self.strength, range_row, self.from_image]
 
         self.opacity.valueChanged.connect(self._on_opacity)
@@ -156,6 +167,7 @@ class LayerProperties(QWidget):
         self.prompt.editing_finished.connect(self._new_merge)  # one undo step per edit
         self.negative.editingFinished.connect(self._new_merge)
         self.negative.textEdited.connect(lambda t: self._set("negative", t))
+        self.include_prompt.toggled.connect(self._on_include_prompt)
         self.kind.activated.connect(lambda _i: self._set_control(kind=self.kind.currentData()))
         self.strength.valueChanged.connect(lambda v: self._set_control(strength=float(v)))
         self.start.valueChanged.connect(lambda v: self._set_control(start=float(v)))
@@ -187,6 +199,8 @@ class LayerProperties(QWidget):
             self.opacity_label.setText(f"{round(layer.opacity * 100)}%")
             self.blend.setCurrentIndex(max(0, self.blend.findData(layer.blend)))
             self.locked.setChecked(layer.locked)
+        if isinstance(layer, PixelLayer) and layer.role is Role.REGION:
+            self._show_effective_prompt(layer)
         if isinstance(layer, PixelLayer):
             self.prompt.set_text_quietly(layer.prompt)
             if self.negative.text() != layer.negative:
@@ -201,7 +215,30 @@ class LayerProperties(QWidget):
                 self.start.setValue(c.start)
                 self.end.setValue(c.end)
 
+    def _show_effective_prompt(self, layer: PixelLayer) -> None:
+        """What the region generates from, as the planner will build it."""
+        from sfumato.planner.regions import region_prompt
+
+        recipe = self._doc.recipe if self._doc is not None else None
+        include = recipe is None or recipe.regions_include_prompt is not False
+        with QSignalBlocker(self.include_prompt):
+            self.include_prompt.setChecked(include)
+        text = region_prompt(layer.prompt, recipe.prompt if recipe else "", include)
+        negative = region_prompt(layer.negative, recipe.negative if recipe else "", include)
+        shown = f"“{text}”" if text else "nothing: a region without a prompt is left out"
+        if negative:
+            shown += f"\nnot: “{negative}”"
+        self.effective.setText(shown)
+
     # -- widgets → model -------------------------------------------------------------------
+    def _on_include_prompt(self, checked: bool) -> None:
+        if self._doc is None:
+            return
+        try:
+            self._doc.set_recipe(regions_include_prompt=bool(checked))
+        except Exception as exc:  # noqa: BLE001 - a refused edit becomes a message
+            self.message.emit(f"Cannot change the regions' prompts: {exc}")
+
     def _new_merge(self) -> None:
         self._merge = object()
 
@@ -355,11 +392,11 @@ class LayersDock(QWidget):
         self._show_active(doc.active if doc else None)
 
     def _on_event(self, event: object) -> None:
-        if (
-            isinstance(event, LayerPropertyChanged)
-            and self._doc is not None
-            and event.layer is self._doc.active
-        ):
+        if self._doc is None:
+            return
+        # A region's resulting text (shown under its prompt) includes the main prompt.
+        active_changed = isinstance(event, LayerPropertyChanged) and event.layer is self._doc.active
+        if active_changed or isinstance(event, RecipeChanged):
             self.properties.refresh()
 
     def _after_reset(self) -> None:

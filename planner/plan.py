@@ -176,7 +176,7 @@ def plan(
         inpaint = InpaintSpec(denoise, fill=settings.fill, paste_feather=round(feather * scale, 2))
 
     planned_regions, region_notes = plan_regions(
-        doc, area, settings.prompt, settings.negative, size
+        doc, area, settings.prompt, settings.negative, size, include_prompt=settings.regions_include_prompt
     )
     notes += region_notes
     planned_controls, control_notes = plan_controls(doc, area, size, settings.control_model_map)

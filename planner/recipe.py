@@ -62,6 +62,8 @@ class GenerationSettings:
     batch: int = 1
     fill: FillMode = FillMode.KEEP
     control_models: tuple[tuple[ControlKind, str], ...] = ()
+    #: Each region's prompt is followed by the document's prompt (see :mod:`planner.regions`).
+    regions_include_prompt: bool = True
 
     def __post_init__(self) -> None:
         models = self.control_models
@@ -124,6 +126,7 @@ def settings_from_recipe(
         batch=int(given.get("batch", 1)),
         fill=given.get("fill", FillMode.KEEP),
         control_models=given.get("control_models", ()),
+        regions_include_prompt=bool(pick("regions_include_prompt", True)),
     )
     _check(settings)
     return settings

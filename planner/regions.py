@@ -8,7 +8,10 @@ Rules (as Krita AI Diffusion builds regions from layers):
 - Regions covering less than :data:`MIN_COVERAGE` of the area (0.2 %) are dropped (a
   stray dab, or a region that lies outside the area), as are regions without any text.
 - The global prompt (the document's) is appended to every region's prompt
-  (``"region prompt, global prompt"``); negatives are joined the same way.
+  (``"region prompt, global prompt"``; negatives are joined the same way) unless the
+  document says not to (``Recipe.regions_include_prompt``): then a region generates from
+  its own texts only. :func:`region_prompt` is the one place that decides the text, for
+  the planner and for the window that shows it.
 - When the regions together cover less than :data:`BACKGROUND_THRESHOLD` (95 %) of the
   area, a background region with the global prompt takes the rest (``1 − taken``).
 
@@ -30,7 +33,9 @@ from sfumato.planner.sizing import Size
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BACKGROUND_THRESHOLD", "MIN_COVERAGE", "PlannedRegion", "join_prompts", "plan_regions"]
+__all__ = [
+    "BACKGROUND_THRESHOLD", "MIN_COVERAGE", "PlannedRegion", "join_prompts", "plan_regions", "region_prompt",
+]
 
 MIN_COVERAGE = 0.002
 BACKGROUND_THRESHOLD = 0.95
@@ -58,12 +63,20 @@ def join_prompts(*parts: str) -> str:
     return ", ".join(p.strip() for p in parts if p and p.strip())
 
 
+def region_prompt(own: str, document_prompt: str, include_prompt: bool = True) -> str:
+    """The text a region generates from: its own, followed by the document's when
+    ``include_prompt`` (for the negative prompts the same)."""
+    return join_prompts(own, document_prompt) if include_prompt else join_prompts(own)
+
+
 def plan_regions(
-    doc: Document, area: Rect, prompt: str, negative: str, size: Size | None = None
+    doc: Document, area: Rect, prompt: str, negative: str, size: Size | None = None, *,
+    include_prompt: bool = True,
 ) -> tuple[list[PlannedRegion], list[str]]:
     """The regions over ``area`` (top first, background last) and notes on what was dropped.
 
-    ``prompt``/``negative`` are the global texts. Masks are at the area's size, or at
+    ``prompt``/``negative`` are the global texts, added to each region's own when
+    ``include_prompt`` (:func:`region_prompt`). Masks are at the area's size, or at
     ``size`` (the generation size) when given: each layer's alpha is scaled first and cut
     afterwards, which on a large canvas is far cheaper and what the engine needs anyway.
     Returns ``([], notes)`` when the document has no usable region layer.
@@ -85,7 +98,7 @@ def plan_regions(
         if coverage < MIN_COVERAGE:
             notes.append(f"region {layer.name!r} dropped: it covers {coverage:.1%} of the area")
             continue
-        text = join_prompts(layer.prompt, prompt)
+        text = region_prompt(layer.prompt, prompt, include_prompt)
         if not text:
             notes.append(f"region {layer.name!r} dropped: it has no prompt")
             continue
@@ -93,7 +106,7 @@ def plan_regions(
         regions.append(PlannedRegion(
             mask=cut.astype(np.float32),
             prompt=text,
-            negative=join_prompts(layer.negative, negative),
+            negative=region_prompt(layer.negative, negative, include_prompt),
             layer_name=layer.name,
         ))
     if not regions:

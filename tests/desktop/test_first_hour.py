@@ -213,3 +213,29 @@ def test_settings_are_on_disk_half_a_second_after_a_change(window: Any, qtbot: A
         again.document.history.mark_clean()
         again.close()
         again.deleteLater()
+
+
+# -- 5. a region shows what it generates from, and the main prompt can be kept out ----------
+def test_region_shows_its_resulting_prompt_and_the_switch_keeps_the_main_prompt_out(window: Any) -> None:
+    from sfumato.canvas.layers import Role
+
+    doc = window.document
+    doc.set_recipe(prompt="a yellow star on a blue background")
+    dock = window.layers_dock
+    region = dock.add_layer(Role.REGION)
+    props = dock.properties
+    props.prompt.setPlainText("a green triangle")
+    assert region.prompt == "a green triangle"
+    assert props.effective.isVisibleTo(props) and props.include_prompt.isVisibleTo(props)
+    assert props.include_prompt.isChecked()
+    assert props.effective.text() == "“a green triangle, a yellow star on a blue background”"
+
+    props.include_prompt.click()
+    assert doc.recipe.regions_include_prompt is False
+    assert props.effective.text() == "“a green triangle”"
+    doc.set_recipe(prompt="a blue background")  # the main prompt changes elsewhere
+    assert props.effective.text() == "“a green triangle”"
+    props.include_prompt.click()
+    assert props.effective.text() == "“a green triangle, a blue background”"
+    window.actions["undo"].trigger()
+    assert doc.recipe.regions_include_prompt is False and not props.include_prompt.isChecked()

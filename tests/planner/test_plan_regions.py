@@ -87,3 +87,26 @@ def test_uncovered_rest_without_a_global_prompt_is_noted(global_prompt: str) -> 
     regions, notes = plan_regions(document(100, 100, r), AREA, global_prompt, "")
     assert [x.layer_name for x in regions] == ["r"]
     assert notes
+
+
+def test_the_document_can_keep_its_prompt_out_of_the_regions(tmp_path) -> None:  # noqa: ANN001
+    """Recipe.regions_include_prompt=False: a region generates from its own texts only,
+    the background keeps the document's; the switch is saved in the .ora and reaches the
+    plan from the recipe."""
+    from sfumato.canvas.ora import load_ora, save_ora
+    from sfumato.planner.recipe import settings_from_recipe
+
+    r = region("right", 64, 32, x=32, prompt="a green triangle", negative="blur")
+    doc = document(64, 64, r)
+    doc.set_recipe(prompt="a blue background", negative="text", regions_include_prompt=False)
+    save_ora(doc, tmp_path / "doc.ora")
+    back = load_ora(tmp_path / "doc.ora")
+    assert back.recipe.regions_include_prompt is False
+    settings = settings_from_recipe(back.recipe, model="m", seed=1)
+    assert settings.regions_include_prompt is False
+    p = plan(back, settings, family=FamilyInfo.for_native("sd15", 64))
+    triangle, background = p.request.regions
+    assert (triangle.prompt, triangle.negative) == ("a green triangle", "blur")
+    assert (background.prompt, background.negative) == ("a blue background", "text")
+    # The default (no attribute written) still appends.
+    assert settings_from_recipe(document(8, 8).recipe, model="m", seed=1).regions_include_prompt is True
