@@ -23,7 +23,7 @@ import logging
 import struct
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -294,9 +294,10 @@ def _decode_strips(
     Returns the (possibly EXIF-turned) size.
     """
     try:
-        image.load()
-        if transpose:
-            image = ImageOps.exif_transpose(image)
+        with _pillow_limit():
+            image.load()
+            if transpose:
+                image = ImageOps.exif_transpose(image)
         width, height = image.size
         area = Rect(x, y, width, height) if keep is None else Rect(x, y, width, height).intersect(keep)
         if area.empty:
@@ -315,6 +316,19 @@ def _decode_strips(
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise CorruptImageError(path, f"{what} is damaged and cannot be decoded ({exc})") from exc
     return width, height
+
+
+@contextlib.contextmanager
+def _pillow_limit() -> Iterator[None]:
+    """Pillow's process-wide bomb check, past anything our own limits accept, while a
+    picture whose size we have already checked decodes (JPEG checks again on load)."""
+    with _pil_lock:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _scale_for(image: Image.Image) -> float | None:

@@ -26,6 +26,7 @@ import logging
 import math
 import re
 import struct
+import warnings
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -529,8 +530,15 @@ def _exif_user_comment(path: Path) -> str | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path, formats=["JPEG", "WEBP"]) as image:
-            raw = image.getexif().get_ifd(0x8769).get(0x9286)
+        # Only the header is read; its size was checked by the caller's decode, so
+        # Pillow's own bomb check (at its default, lower than ours) must not refuse it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=["JPEG", "WEBP"]) as image:
+                raw = image.getexif().get_ifd(0x8769).get(0x9286)
+    except Image.DecompressionBombError as exc:
+        log.info("no EXIF parameters read from %s: %s", path, exc)
+        return None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error) as exc:
         log.info("no EXIF parameters in %s: %s", path, exc)
         return None

@@ -110,16 +110,26 @@ def psd(width: int, height: int, layers: list[PsdLayer], *, depth: int = 8, vers
     )
 
 
-def rle_layer(name: str, height: int, width: int) -> PsdLayer:
-    """A layer of ``width``×``height`` zeros in RLE: a few bytes a row."""
+def _rle_zeros(height: int, width: int, channels: int = 1) -> bytes:
     row = b""
     left = width
     while left > 0:
         run = min(left, 128)
         row += bytes([257 - run if run > 1 else 0, 0])
         left -= run
-    body = struct.pack(f">{height}H", *([len(row)] * height)) + row * height
+    rows = height * channels
+    return struct.pack(f">{rows}H", *([len(row)] * rows)) + row * rows
+
+
+def rle_layer(name: str, height: int, width: int) -> PsdLayer:
+    """A layer of ``width``×``height`` zeros in RLE: a few bytes a row."""
+    body = _rle_zeros(height, width)
     return PsdLayer(name, (0, 0, height, width), {i: (1, body) for i in (-1, 0, 1, 2)})
+
+
+def rle_merged(height: int, width: int) -> bytes:
+    """The merged image section of an RGB file, all zeros in RLE."""
+    return struct.pack(">H", 1) + _rle_zeros(height, width, 3)
 
 
 def nested_groups(depth: int) -> list[PsdLayer]:
