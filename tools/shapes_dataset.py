@@ -374,10 +374,18 @@ def caption_words() -> list[str]:
 _SUPERSAMPLE = 4
 
 
-def _shape_points(s: ShapeSpec, side: float, jitter: np.ndarray | None = None) -> list[tuple[float, float]]:
-    """Polygon (or circle approximation) of ``s`` in pixel coordinates of a ``side`` image."""
-    cx, cy = (v * side for v in s.position.centre)
-    r = s.size.radius * side
+def _shape_points(
+    s: ShapeSpec,
+    side: float,
+    jitter: np.ndarray | None = None,
+    *,
+    centre: tuple[float, float] | None = None,
+    radius: float | None = None,
+) -> list[tuple[float, float]]:
+    """Polygon (or circle approximation) of ``s`` in pixel coordinates of a ``side`` image;
+    ``centre`` and ``radius`` (fractions of the side) override its position and size."""
+    cx, cy = (v * side for v in (centre if centre is not None else s.position.centre))
+    r = (radius if radius is not None else s.size.radius) * side
     if s.shape is Shape.CIRCLE:
         n = 48
         angles = [2 * math.pi * k / n for k in range(n)]
@@ -432,6 +440,64 @@ def render(spec: SceneSpec, size: int = 64) -> np.ndarray:
         m = shape_mask(s, size)[..., None]
         img = img * (1 - m) + np.array(colour_of(s.colour).rgb, dtype=np.float32) * m
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- regional scenes
+
+#: Where a region layer may lie in a regional training scene: (x0, y0, x1, y1) fractions
+#: of the side. The four quadrants and the four halves, as an artist paints a region.
+REGION_LAYOUTS: dict[str, tuple[float, float, float, float]] = {
+    "top-left": (0.0, 0.0, 0.5, 0.5),
+    "top-right": (0.5, 0.0, 1.0, 0.5),
+    "bottom-left": (0.0, 0.5, 0.5, 1.0),
+    "bottom-right": (0.5, 0.5, 1.0, 1.0),
+    "left": (0.0, 0.0, 0.5, 1.0),
+    "right": (0.5, 0.0, 1.0, 1.0),
+    "top": (0.0, 0.0, 1.0, 0.5),
+    "bottom": (0.0, 0.5, 1.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class RegionScene:
+    """One shape inside a region box on a flat background: what a document with one
+    region layer (``region_caption`` over ``box``) and a main prompt
+    (``background_caption``) should generate. ``box`` is (x0, y0, x1, y1) fractions."""
+
+    image: np.ndarray  # (size, size, 3) uint8
+    box: tuple[float, float, float, float]
+    region_caption: str  # "a green triangle" (no position: the region says where)
+    background_caption: str  # "a blue background"
+
+
+def region_mask(box: tuple[float, float, float, float], size: int) -> np.ndarray:
+    """The box as a float32 ``(size, size)`` coverage (1 inside)."""
+    x0, y0, x1, y1 = (int(round(v * size)) for v in box)
+    out = np.zeros((size, size), np.float32)
+    out[y0:y1, x0:x1] = 1.0
+    return out
+
+
+def random_region_scene(rng: np.random.Generator, layout: str, size: int = 64) -> RegionScene:
+    """A shape of a random kind and colour centred in ``layout``'s box (a little jitter),
+    as large as fits, over a flat background of a far colour."""
+    box = REGION_LAYOUTS[layout]
+    bg = _pick(rng, list(COLOURS))
+    colour = _pick(rng, _far_colours(bg))
+    shape = list(Shape)[int(rng.integers(len(Shape)))]
+    w, h = box[2] - box[0], box[3] - box[1]
+    radius = 0.5 * min(w, h) * float(rng.uniform(0.55, 0.8))
+    cx = (box[0] + box[2]) / 2 + float(rng.uniform(-0.1, 0.1)) * w
+    cy = (box[1] + box[3]) / 2 + float(rng.uniform(-0.1, 0.1)) * h
+    spec = ShapeSpec(shape, colour)
+    big = size * _SUPERSAMPLE
+    im = Image.new("L", (big, big), 0)
+    ImageDraw.Draw(im).polygon(_shape_points(spec, big, centre=(cx, cy), radius=radius), fill=255)
+    m = np.asarray(im.resize((size, size), Image.Resampling.BOX), dtype=np.float32)[..., None] / 255.0
+    img = _background_array(Background(BackgroundKind.FLAT, bg), size) * (1 - m)
+    img = img + np.array(colour_of(colour).rgb, dtype=np.float32) * m
+    image = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return RegionScene(image, box, f"{article(colour)} {colour} {shape.value}", f"{article(bg)} {bg} background")
 
 
 def scribble(

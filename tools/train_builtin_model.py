@@ -22,7 +22,10 @@ Training runs in stages so that it fits in under two hours on two CPU cores:
 2. text encoder and UNet together on pre-encoded latents (epsilon prediction, min-SNR
    weighting, a small offset noise, 10 % empty captions so classifier-free guidance works,
    and another scene's caption for a quarter of the low-noise samples so that img2img at
-   low strength keeps the picture under a contradicting prompt);
+   low strength keeps the picture under a contradicting prompt), with regional steps
+   interleaved: one shape in a quadrant or half, conditioned through the engine's own
+   masked cross-attention as a document with one region layer is (main prompt, region
+   prompt over the box, main prompt over the rest), so a region places its shape;
 3. the scribble ControlNet (initialised from the UNet's encoder) with the UNet and text
    encoder frozen, on sketch maps of the same scenes in both polarities (dark strokes on
    white as a user draws them, and white on black as SD scribble ControlNets expect),
@@ -113,6 +116,16 @@ class TrainConfig:
     caption_swap_below: int = 350
     offset_noise: float = 0.05
     min_snr_gamma: float = 5.0
+    # Regional steps, interleaved with the UNet steps above (one after every
+    # ``unet_steps // regional_steps`` ordinary steps): a batch of one-shape scenes whose
+    # shape lies in a region box (a quadrant or a half, shared by the batch), conditioned
+    # as the engine conditions a document with one region layer: the main prompt, the
+    # region's prompt (followed by the main prompt half the time, the planner's default)
+    # over the box, the main prompt over the rest, through the engine's own masked
+    # cross-attention. Without them the model draws "a green triangle" in the centre
+    # whatever region it is given (measured on v3: 0 of 8 seeds put it in a quadrant).
+    regional_steps: int = 1500
+    regional_scenes_per_layout: int = 300
     ema_decay: float = 0.999
     # ControlNet
     controlnet_steps: int = 8000
@@ -165,6 +178,8 @@ SMOKE = dict(
     scenes=256,
     vae_steps=3,
     unet_steps=3,
+    regional_steps=2,
+    regional_scenes_per_layout=4,
     controlnet_steps=3,
     controlnet_uniform_steps=1,
     warmup_steps=1,
@@ -183,6 +198,36 @@ class SceneData:
     scribbles: np.ndarray
     captions: list[str]
     loose_captions: list[str]  # the same scenes without positions and sizes
+
+
+@dataclass
+class RegionData:
+    """Pre-rendered regional scenes, ``per_layout`` of each of ``layouts``: images uint8
+    (L, N, H, W, 3), captions [L][N], masks float32 (L, H, W)."""
+
+    layouts: list[str]
+    images: np.ndarray
+    region_captions: list[list[str]]
+    background_captions: list[list[str]]
+    masks: np.ndarray
+
+
+def make_region_scenes(per_layout: int, size: int, seed: int) -> RegionData:
+    rng = np.random.default_rng(seed + 7)
+    layouts = list(sd.REGION_LAYOUTS)
+    images = np.empty((len(layouts), per_layout, size, size, 3), dtype=np.uint8)
+    regions: list[list[str]] = []
+    backgrounds: list[list[str]] = []
+    for li, layout in enumerate(layouts):
+        regions.append([])
+        backgrounds.append([])
+        for i in range(per_layout):
+            scene = sd.random_region_scene(rng, layout, size)
+            images[li, i] = scene.image
+            regions[li].append(scene.region_caption)
+            backgrounds[li].append(scene.background_caption)
+    masks = np.stack([sd.region_mask(sd.REGION_LAYOUTS[name], size) for name in layouts])
+    return RegionData(layouts, images, regions, backgrounds, masks)
 
 
 def make_scenes(count: int, size: int, seed: int) -> SceneData:
@@ -477,9 +522,11 @@ def train_unet(
     latents: Any,
     captions: list[str],
     progress: Callable[[int], None] | None = None,
+    regional: RegionalBatches | None = None,
 ) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
+    from sfumato.inference.regions import RegionalAttention
 
     unet.train().to(cfg.device)
     text_encoder.train().to(cfg.device)
@@ -493,28 +540,47 @@ def train_unet(
     ids_all = tokenize(tokenizer, captions, cfg.device)
     empty_ids = tokenize(tokenizer, [""], cfg.device)[0]
     it = batches(len(captions), cfg.unet_batch, rng)
-    stage = StageLog("unet", cfg.unet_steps, cfg.log_every)
-    for step in range(cfg.unet_steps):
+    n_regional = cfg.regional_steps if regional is not None else 0
+    total = cfg.unet_steps + n_regional
+    every = max(1, total // n_regional) if n_regional else 0
+    attention = RegionalAttention(unet).install() if n_regional else None
+    stage = StageLog("unet", total, cfg.log_every)
+    for step in range(total):
         for g in opt.param_groups:
-            g["lr"] = cfg.unet_lr * lr_factor(step, cfg.unet_steps, cfg.warmup_steps)
-        idx = torch.from_numpy(next(it)).to(cfg.device)
-        z0 = latents[idx]
-        ids = ids_all[idx].clone()
-        drop = torch.rand(len(idx), generator=gen, device=cfg.device) < cfg.cfg_dropout
-        ids[drop] = empty_ids
-        t = torch.randint(0, cfg.train_timesteps, (len(idx),), generator=gen, device=cfg.device)
-        swap = (t < cfg.caption_swap_below) & (
-            torch.rand(len(idx), generator=gen, device=cfg.device) < cfg.caption_swap
-        )
-        ids[swap] = ids.roll(1, dims=0)[swap]
+            g["lr"] = cfg.unet_lr * lr_factor(step, total, cfg.warmup_steps)
+        is_regional = attention is not None and regional is not None and step % every == every - 1
+        if is_regional:
+            assert attention is not None and regional is not None
+            z0, ids, masks, spans = regional.batch(cfg.unet_batch, rng)
+            attention.set_regions(masks, spans)
+        else:
+            idx = torch.from_numpy(next(it)).to(cfg.device)
+            z0 = latents[idx]
+            ids = ids_all[idx].clone()
+        n = z0.shape[0]
+        drop = torch.rand(n, generator=gen, device=cfg.device) < cfg.cfg_dropout
+        ids[drop] = empty_ids.repeat(ids.shape[1] // empty_ids.shape[0]) if is_regional else empty_ids
+        t = torch.randint(0, cfg.train_timesteps, (n,), generator=gen, device=cfg.device)
+        if not is_regional:
+            swap = (t < cfg.caption_swap_below) & (
+                torch.rand(n, generator=gen, device=cfg.device) < cfg.caption_swap
+            )
+            ids[swap] = ids.roll(1, dims=0)[swap]
         noise = torch.randn(z0.shape, generator=gen, device=cfg.device)
         if cfg.offset_noise:
             noise = noise + cfg.offset_noise * torch.randn(
                 (z0.shape[0], z0.shape[1], 1, 1), generator=gen, device=cfg.device
             )
         zt = noise_sched.add_noise(z0, noise, t)
-        cond = text_encoder(ids).last_hidden_state
+        if is_regional:  # three prompts, each its own 77 tokens, side by side (as the engine)
+            chunks = ids.view(n, 3, -1)
+            cond = torch.cat([text_encoder(chunks[:, k]).last_hidden_state for k in range(3)], dim=1)
+        else:
+            cond = text_encoder(ids).last_hidden_state
         pred = unet(zt, t, encoder_hidden_states=cond).sample
+        if is_regional:
+            assert attention is not None
+            attention.clear()
         w = snr_weights(noise_sched, t, cfg.min_snr_gamma)
         loss = (F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3)) * w).mean()
         stop = optimise(opt, loss, params, stage, step)
@@ -524,11 +590,54 @@ def train_unet(
             progress(step)
         if stop:
             break
+    if attention is not None:
+        attention.remove()
     ema_unet.copy_to(unet)
     ema_text.copy_to(text_encoder)
     unet.eval()
     text_encoder.eval()
     return stage.summary()
+
+
+class RegionalBatches:
+    """Batches for the regional UNet steps (see ``TrainConfig.regional_steps``): latents
+    of one layout's scenes, the token ids of [main prompt | region prompt | main prompt]
+    side by side (77 each), the region masks at the latent size and their token spans."""
+
+    def __init__(self, cfg: TrainConfig, data: RegionData, latents: Any, tokenizer: Any, latent_side: int) -> None:
+        import torch
+        from sfumato.inference.regions import latent_masks
+        from sfumato.planner.regions import region_prompt
+
+        self.data = data
+        self.latents = latents  # (L, N, C, h, w)
+        rng = np.random.default_rng(cfg.seed + 8)
+        region_ids, background_ids = [], []
+        for li in range(len(data.layouts)):
+            own = data.region_captions[li]
+            main = data.background_captions[li]
+            # The planner's text for a region: its own prompt, followed by the main one
+            # unless the document keeps it out; both occur.
+            texts = [region_prompt(o, m, bool(rng.random() < 0.5)) for o, m in zip(own, main)]
+            region_ids.append(tokenize(tokenizer, texts, cfg.device))
+            background_ids.append(tokenize(tokenizer, main, cfg.device))
+        self.region_ids = torch.stack(region_ids)  # (L, N, 77)
+        self.background_ids = torch.stack(background_ids)
+        self.masks = [
+            latent_masks([m, 1.0 - m], (latent_side, latent_side), device=cfg.device) for m in data.masks
+        ]
+        t = self.region_ids.shape[-1]
+        self.spans = [(t, 2 * t), (2 * t, 3 * t)]  # after the main prompt's own tokens
+
+    def batch(self, size: int, rng: np.random.Generator) -> tuple[Any, Any, Any, list[tuple[int, int]]]:
+        import torch
+
+        layout = int(rng.integers(len(self.data.layouts)))
+        pool = self.latents.shape[1]
+        idx = torch.from_numpy(rng.choice(pool, size=size, replace=size > pool))
+        main = self.background_ids[layout, idx]
+        ids = torch.cat([main, self.region_ids[layout, idx], main], dim=1)
+        return self.latents[layout, idx], ids, self.masks[layout], self.spans
 
 
 def scribble_condition(scribbles: np.ndarray, invert: np.ndarray, device: str) -> Any:
@@ -794,8 +903,15 @@ def train(cfg: TrainConfig, out: Path, cn_out: Path) -> dict[str, Any]:
             torch.save({"unet": unet.state_dict(), "text": text_encoder.state_dict(),
                         "vae": vae.state_dict()}, work / "checkpoint.pt")
 
+    regional = None
+    if cfg.regional_steps and cfg.unet_steps:  # --unet-steps 0 trains only the ControlNet
+        region_data = make_region_scenes(cfg.regional_scenes_per_layout, cfg.image_size, cfg.seed)
+        flat = region_data.images.reshape(-1, *region_data.images.shape[2:])
+        region_lat = encode_latents(cfg, vae, flat) * vae.config.scaling_factor
+        region_lat = region_lat.reshape(len(region_data.layouts), -1, *region_lat.shape[1:])
+        regional = RegionalBatches(cfg, region_data, region_lat, tokenizer, int(latents.shape[-1]))
     report["stages"]["unet"] = train_unet(
-        cfg, unet, text_encoder, tokenizer, latents, data.captions, progress=checkpoint
+        cfg, unet, text_encoder, tokenizer, latents, data.captions, progress=checkpoint, regional=regional
     )
     # Save the text-to-image model first: a ControlNet failure must not lose it.
     report["total_seconds"] = round(time.perf_counter() - t_start, 1)
@@ -834,6 +950,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--controlnet-out", type=Path, default=DEFAULT_CONTROLNET_OUT)
     p.add_argument("--unet-steps", type=int, help="override the UNet step count")
     p.add_argument("--controlnet-steps", type=int, help="override the ControlNet step count")
+    p.add_argument("--regional-steps", type=int, help="override the regional UNet step count (0: none)")
     p.add_argument(
         "--controlnet-from",
         type=Path,
@@ -864,6 +981,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["unet_steps"] = args.unet_steps
     if args.controlnet_steps is not None:
         overrides["controlnet_steps"] = args.controlnet_steps
+    if args.regional_steps is not None:
+        overrides["regional_steps"] = args.regional_steps
     if args.controlnet_from:
         overrides["controlnet_from"] = str(args.controlnet_from)
     if args.threads:
