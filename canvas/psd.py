@@ -57,6 +57,7 @@ from sfumato.canvas.geometry import Rect
 from sfumato.canvas.imageio import check_dimensions
 from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer
 from sfumato.canvas.limits import Budget, kept_area, memory_budget, open_regular, tile_bytes
+from sfumato.canvas.psd_records import group_depth
 from sfumato.canvas.tiles import TiledSurface
 
 log = logging.getLogger(__name__)
@@ -181,9 +182,11 @@ def load_psd(path: str | Path) -> Document:
     Before psd-tools decodes any pixel: the file must be a regular file, the sections it
     declares must fit in it (a file cut inside its layers is refused; one cut inside the
     merged image it ends with opens, with a warning, since the layers are intact), groups
-    may nest :data:`MAX_DEPTH` deep, and what the layers will cost is checked against
-    the memory budget (:mod:`sfumato.canvas.limits`). psd-tools' own warnings and log
-    records become one labelled warning.
+    may nest :data:`MAX_DEPTH` deep (counted from the layer records by
+    :mod:`sfumato.canvas.psd_records`, so a file nested 10,000 deep is refused at once),
+    and what the layers will cost is checked against the memory budget
+    (:mod:`sfumato.canvas.limits`). psd-tools' own warnings and log records become one
+    labelled warning.
     """
     import struct
 
@@ -199,6 +202,9 @@ def load_psd(path: str | Path) -> Document:
         if version not in (1, 2):
             raise CorruptImageError(path, f"has PSD version {version}; expected 1 (.psd) or 2 (.psb)")
         _check_sections(handle, path, size, version)
+        depth = group_depth(handle, version, size)  # from the records, before psd-tools builds them
+        if depth is not None and depth > MAX_DEPTH:
+            raise _too_deep(path)
     problems = _LibraryProblems()
     try:
         with problems:
@@ -211,6 +217,10 @@ def load_psd(path: str | Path) -> Document:
         raise CorruptImageError(path, f"cannot be read as a Photoshop file ({type(exc).__name__}: {exc})") from exc
     problems.report(path)
     return doc
+
+
+def _too_deep(path: Path) -> ImageTooLargeError:
+    return ImageTooLargeError(path, f"its layer groups are nested deeper than {MAX_DEPTH} levels")
 
 
 def ParseLimitErrorType() -> type[Exception]:  # noqa: N802 - used in an except clause
@@ -348,16 +358,14 @@ class _PsdReader:
     def plan(self, psd: Any, size: int) -> None:
         """Check nesting and add up what the layers will cost, decoding nothing."""
         budget = Budget(self.path)
-        budget.add(0, size)  # psd-tools holds the file's compressed data while reading
+        budget.peak_decode = size  # psd-tools holds the file's compressed data while reading
         stack: list[tuple[Any, int]] = [(psd, 0)]
         while stack:
             node, depth = stack.pop()
             for item in list(node):
                 if item.is_group():
                     if depth + 1 > MAX_DEPTH:
-                        raise ImageTooLargeError(
-                            self.path, f"its layer groups are nested deeper than {MAX_DEPTH} levels"
-                        )
+                        raise _too_deep(self.path)
                     stack.append((item, depth + 1))
                     continue
                 if item.kind in _NO_PIXELS or not item.has_pixels():

@@ -75,16 +75,19 @@ def _pascal(name: str) -> bytes:
 
 
 def psd(width: int, height: int, layers: list[PsdLayer], *, depth: int = 8, version: int = 1,
-        merged: bytes | None = None) -> bytes:
-    """A Photoshop file (RGB, ``depth`` bits) holding ``layers`` (bottom first, as PSD stores them)."""
-    records = b""
-    data = b""
+        merged: bytes | None = None, block: bytes | None = None) -> bytes:
+    """A Photoshop file (RGB, ``depth`` bits) holding ``layers`` (bottom first, as PSD stores them).
+
+    With ``block`` (``b"Lr16"`` or ``b"Lr32"``) the layer info is kept in that global
+    tagged block, as Photoshop writes 16- and 32-bit files, and the layer info proper is empty."""
+    records: list[bytes] = []
+    data: list[bytes] = []
     for layer in layers:
         channel_data = []
         for cid, (compression, body) in layer.channels.items():
             blob = struct.pack(">H", compression) + body
             channel_data.append((cid, blob))
-            data += blob
+            data.append(blob)
         record = struct.pack(">iiiiH", *layer.rect, len(channel_data))
         for cid, blob in channel_data:
             record += struct.pack(">hI" if version == 1 else ">hQ", cid, len(blob))
@@ -96,12 +99,15 @@ def psd(width: int, height: int, layers: list[PsdLayer], *, depth: int = 8, vers
         for key, body in blocks:
             extra += b"8BIM" + key + struct.pack(">I", len(body)) + body + bytes(len(body) % 2)
         record += struct.pack(">I", len(extra)) + extra
-        records += record
-    info = struct.pack(">h", len(layers)) + records + data
+        records.append(record)
+    info = struct.pack(">h", len(layers)) + b"".join(records) + b"".join(data)
     info += bytes(len(info) % 2)
     length = ">I" if version == 1 else ">Q"
-    layer_info = struct.pack(length, len(info)) + info
-    section = layer_info + struct.pack(">I", 0)
+    if block is None:
+        section = struct.pack(length, len(info)) + info + struct.pack(">I", 0)
+    else:  # an empty layer info, an empty global mask info, then the block (padded to 4 bytes)
+        section = struct.pack(length, 0) + struct.pack(">I", 0) + b"8BIM" + block
+        section += struct.pack(length, len(info)) + info + bytes(-len(info) % 4)
     if merged is None:
         merged = struct.pack(">H", 0) + bytes(3 * width * height * depth // 8)
     return (
