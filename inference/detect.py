@@ -41,6 +41,7 @@ __all__ = [
     "SafetensorsHeader",
     "TensorInfo",
     "WeightsKind",
+    "check_model_path",
     "detect_family",
     "detect_weights_kind",
     "guess_family",
@@ -109,6 +110,21 @@ def _not_regular(path: Path, mode: int) -> CorruptModelError:
         f"{path} is {kind}, not a model file; Sfumato reads models only from regular files.",
         "Choose a .safetensors file or a diffusers model folder.",
     )
+
+
+def check_model_path(path: str | os.PathLike[str]) -> None:
+    """Refuse a local model source that is neither a regular file nor a folder (links
+    followed): a named pipe, a device or a socket raises :class:`CorruptModelError` with
+    the words :func:`open_model_file` uses, before anything tries to read it."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ModelNotFoundError(f"Model file not found: {path}") from None
+    except OSError as error:
+        raise CorruptModelError(f"{path} cannot be opened: {error.strerror or error}.") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise _not_regular(path, mode)
 
 
 def open_model_file(path: str | os.PathLike[str]) -> Any:

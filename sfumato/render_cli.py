@@ -118,8 +118,26 @@ class ResolvedModel:
     origin: str  # "--model", "the document", "the configuration", "built-in"
 
 
+_LABELS = {"the document": "the document's model"}
+
+
 def _is_local(source: str) -> bool:
     return Path(source).expanduser().exists()
+
+
+def _local_model(source: str, label: str) -> Path:
+    """A local model source as a path, refused at once unless it is a regular file or a
+    folder: a named pipe would otherwise be found only after planning and importing torch.
+    ``label`` says where the source came from (``--model``)."""
+    from sfumato.inference.detect import check_model_path
+    from sfumato.inference.errors import EngineError
+
+    path = Path(source).expanduser()
+    try:
+        check_model_path(path)
+    except EngineError as error:
+        raise RenderError(f"{label}: {error.user_message}") from None
+    return path
 
 
 def _file_family(path: Path) -> str | None:
@@ -185,7 +203,7 @@ def resolve_model(flag: str | None, recipe_model: str | None) -> ResolvedModel:
                 raise RenderError(NO_MODEL_HINT)
             return ResolvedModel(source, None, origin)
         if _is_local(source):
-            return ResolvedModel(source, _file_family(Path(source).expanduser()), origin)
+            return ResolvedModel(source, _file_family(_local_model(source, _LABELS.get(origin, origin))), origin)
         entry = _lookup_catalog_id(source)
         if entry is not None:
             return ResolvedModel(entry.source, entry.family, origin)
@@ -217,7 +235,7 @@ def parse_controlnets(values: Sequence[str]) -> dict[Any, str]:
             raise RenderError(f"--controlnet {value}: {error}") from None
         if not Path(path).expanduser().exists():
             raise RenderError(f"--controlnet {value}: no such file or folder: {path}")
-        out[kind] = str(Path(path).expanduser())
+        out[kind] = str(_local_model(path, f"--controlnet {value}"))
     return out
 
 
