@@ -289,6 +289,35 @@ def test_models_dock_offline_message_and_empty_state(qtbot: Any, monkeypatch: py
     assert str(model_file) in load_config().model_paths
 
 
+def test_models_dock_lists_a_bad_model_file_with_its_reason_beside_the_good_one(
+    qtbot: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Issue 19: one .safetensors whose header is JSON nested 100,000 deep must not empty
+    # the dock (the scan once ended in a RecursionError); it is listed as unusable, with
+    # its reason, and never offered for generating.
+    from hostilefiles import safetensors
+    from sfumato.desktop.models_dock import ModelsDock
+
+    from sfumato.config import Config, save_config
+
+    models = tmp_path / "models"
+    models.mkdir()
+    good = {"model.diffusion_model.input_blocks.0.0.weight": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            "cond_stage_model.transformer.x": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}
+    (models / "good.safetensors").write_bytes(safetensors(good, bytes(8)))
+    (models / "deep.safetensors").write_bytes(safetensors(b"[" * 100_000 + b"]" * 100_000))
+    monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "cfg"))
+    save_config(Config(model_paths=(str(models),)))
+    dock = ModelsDock()
+    qtbot.addWidget(dock)
+    dock.rescan()
+    rows = {dock.list.item(i).text().split("\n")[0]: dock.list.item(i) for i in range(dock.list.count())}
+    assert {"good", "deep"} <= set(rows), list(rows)
+    assert "unusable" in rows["deep"].text() and "nested" in rows["deep"].toolTip()
+    assert "sd15" in rows["good"].text()
+    assert [e.label for e in dock.checkpoints() if e.label in ("good", "deep")] == ["good"]
+
+
 def test_ctrl_enter_in_the_prompt_generates(window: Any, fake: Any, qtbot: Any) -> None:
     from PySide6.QtCore import Qt
 
