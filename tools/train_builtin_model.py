@@ -36,7 +36,7 @@ Everything is seeded; all training is fp32 and the weights are saved as fp16 saf
 
 Usage::
 
-    python tools/train_builtin_model.py                 # CPU default (75 min, see below)
+    python tools/train_builtin_model.py                 # CPU default (85-115 min, see below)
     python tools/train_builtin_model.py --device cuda --large
     python tools/train_builtin_model.py --measure       # time a few steps of each stage
     # continue an earlier run (copy its folders first; --unet-steps 0 trains only the
@@ -44,9 +44,10 @@ Usage::
     python tools/train_builtin_model.py --resume COPY/builtin --unet-steps 1500 \\
         --out OUT/builtin --controlnet-out OUT/builtin-controlnet-scribble
 
-Time of the defaults, measured on 2 idle CPU cores with 2 torch threads (the run that
-made the committed weights, see the model card): data 11 s, VAE 190 s, UNet 8,000 x
-0.36 s, ControlNet 8,000 x 0.17 s, 75 min in all. With one thread while another job uses
+Time of the defaults (the run that made the committed weights, see the model card), on
+2 CPU cores with 2 torch threads and other jobs beside it part of the time: UNet 9,500
+(8,000 + 1,500 regional) x 0.50 s, ControlNet 8,000 x 0.23 s, 115 min in all; on idle
+cores v3's steps took 0.36 s and 0.17 s (75 min), so about 85 min idle. With one thread while another job uses
 the second core the steps took 0.58 s (UNet) and 0.30 s (ControlNet): about 2 h 5 min.
 """
 
