@@ -25,7 +25,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
@@ -222,9 +222,13 @@ def image_cost(path: str | Path) -> Budget:
     path = Path(path)
     what = f"image {path.name!r}"
     with open_regular(path) as handle:
-        image = _open_image(handle, path=path, what=what)
-        budget = Budget(path)
-        budget.add(tile_bytes(Rect(0, 0, image.width, image.height)), _decode_cost(image, path))
+        return _image_budget(_open_image(handle, path=path, what=what), path)
+
+
+def _image_budget(image: Any, path: Path) -> Budget:
+    """The tiles an opened (not decoded) picture fills and its largest decode."""
+    budget = Budget(path)
+    budget.add(tile_bytes(Rect(0, 0, image.width, image.height)), _decode_cost(image, path))
     return budget
 
 
@@ -270,9 +274,7 @@ def image_to_surface(path: str | Path) -> tuple[TiledSurface, int, int]:
     what = f"image {path.name!r}"
     with open_regular(path) as handle:
         image = _open_image(handle, path=path, what=what)
-        budget = Budget(path)
-        budget.add(tile_bytes(Rect(0, 0, image.width, image.height)), _decode_cost(image, path))
-        budget.check()
+        _image_budget(image, path).check()
         surface = TiledSurface()
         width, height = _decode_strips(image, surface, 0, 0, None, path=path, what=what, transpose=True)
     return surface, width, height

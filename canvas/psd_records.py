@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left
+from collections.abc import Iterator
 from typing import BinaryIO
 
 __all__ = ["group_depth"]
@@ -136,42 +137,44 @@ def _divider(reader: _Reader, position: int, end: int, wide: bool) -> int:
     for _ in ("mask data", "blending ranges"):
         position += 4 + reader.number(position, 4, end)
     position += (1 + reader.number(position, 1, end) + 3) // 4 * 4  # the name, padded to 4
-    found: dict[bytes, int] = {}
+    found = {
+        key: reader.number(start, 4, end)
+        for key, start, length in _tagged_blocks(reader, position, end, wide, pad=False)
+        if key in (b"lsct", b"lsdk") and length >= 4
+    }
+    kind = found.get(b"lsdk", found.get(b"lsct", 0))
+    return kind if kind in (_OPEN_FOLDER, _CLOSED_FOLDER, _BOUNDING_DIVIDER) else 0
+
+
+def _tagged_blocks(
+    reader: _Reader, position: int, end: int, wide: bool, *, pad: bool
+) -> Iterator[tuple[bytes, int, int]]:
+    """``(key, data start, length)`` of the ``8BIM``/``8B64`` tagged blocks from
+    ``position`` until ``end`` or the first thing that is not one (psd-tools stops there
+    too); global blocks are padded to 4 bytes (``pad``), a record's are not."""
     while position + 8 <= end:
         head = reader.bytes(position, 8, end)
         if head[:4] not in _SIGNATURES:
-            break  # psd-tools stops reading this record's blocks here too
+            return
         key = head[4:]
         width = 8 if wide and key in _BIG_KEYS else 4
         length = reader.number(position + 8, width, end)
         position += 8 + width
         if position + length > end:
             raise _Malformed
-        if key in (b"lsct", b"lsdk") and length >= 4:
-            found[key] = reader.number(position, 4, end)
-        position += length
-    kind = found.get(b"lsdk", found.get(b"lsct", 0))
-    return kind if kind in (_OPEN_FOLDER, _CLOSED_FOLDER, _BOUNDING_DIVIDER) else 0
+        yield key, position, length
+        position += length + (-length % 4 if pad else 0)
 
 
 def _global_layer_info(reader: _Reader, position: int, end: int, wide: bool) -> tuple[int, int] | None:
     """Where an ``Lr16`` (else ``Lr32``) block's layer info lies, if the file has one."""
     if position + 4 <= end and reader.bytes(position, 4, end) not in _SIGNATURES:
         position += 4 + reader.number(position, 4, end)  # global layer mask info
-    blocks: dict[bytes, tuple[int, int]] = {}
-    while position + 8 <= end:
-        head = reader.bytes(position, 8, end)
-        if head[:4] not in _SIGNATURES:
-            break
-        key = head[4:]
-        width = 8 if wide and key in _BIG_KEYS else 4
-        length = reader.number(position + 8, width, end)
-        position += 8 + width
-        if position + length > end:
-            raise _Malformed
-        if key in (b"Lr16", b"Lr32"):
-            blocks[key] = (position, position + length)
-        position += length + -length % 4
+    blocks = {
+        key: (start, start + length)
+        for key, start, length in _tagged_blocks(reader, position, end, wide, pad=True)
+        if key in (b"Lr16", b"Lr32")
+    }
     return blocks.get(b"Lr16", blocks.get(b"Lr32"))
 
 
