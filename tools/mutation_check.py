@@ -1,0 +1,312 @@
+"""Mutation check: break one core behaviour at a time and see that the tests notice.
+
+A test suite that still passes when inpainting ignores the picture around the mask, or
+when undo restores nothing, protects nothing. Each :class:`Mutation` below is one
+deliberate break of a behaviour artists rely on, written as an exact text replacement in
+one source file. For each, the tool copies the working tree to a temporary folder,
+applies the replacement there, and runs the tests that must catch it (``pytest -x``): the
+mutation is **caught** when they fail, **survived** when they pass. Nothing is changed in
+the working tree itself.
+
+Before the mutations, the same tests run once on the unmodified copy: a failing baseline
+makes every "caught" meaningless, so the tool stops there.
+
+Usage::
+
+    python tools/mutation_check.py              # every mutation; exit 1 if one survives
+    python tools/mutation_check.py inpaint-context undo-stroke   # some, by name
+    python tools/mutation_check.py --list       # names, files and the tests that catch them
+    python tools/mutation_check.py --json PATH  # the report as JSON too
+
+When a refactor moves the code a mutation names, the tool stops with "not found" (and
+``tests/tools/test_mutation_check.py`` fails in the normal suite): move the mutation with
+the code, so the break it stands for stays covered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import py_compile
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Folder on disk -> subpackage of the sfumato namespace (pyproject.toml package-dir).
+PACKAGE_DIRS = {
+    "canvas": "canvas",
+    "planner": "planner",
+    "inference": "inference",
+    "desktop": "desktop",
+    "resources": "resources",
+}
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One deliberate break: replace ``old`` (exactly once in ``path``) with ``new``."""
+
+    name: str
+    behaviour: str  # what an artist loses when this break ships
+    path: str  # relative to the repository root
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments (files, folders, node ids) that must fail
+
+    def apply(self, text: str) -> str:
+        count = text.count(self.old)
+        if count != 1:
+            where = "not found" if count == 0 else f"found {count} times"
+            raise MutationStale(
+                f"{self.name}: the text to break is {where} in {self.path}; "
+                "move the mutation with the code it stands for"
+            )
+        return text.replace(self.old, self.new)
+
+
+class MutationStale(Exception):
+    """A mutation's ``old`` text no longer occurs exactly once in its file."""
+
+
+INPAINT_TESTS = (
+    "tests/inference/test_inpaint_paste.py",
+    "tests/inference/test_engine_modes.py",
+    "tests/inference/test_preview.py",
+    "tests/semantic/test_semantic_inpaint.py",
+)
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        name="inpaint-context",
+        behaviour="inpainting ignores the picture around the mask (txt2img of the area, pasted back)",
+        path="inference/engine.py",
+        old="latents = latents + (job.init_latents - latents) * keep",
+        new="latents = latents",
+        tests=INPAINT_TESTS,
+    ),
+    Mutation(
+        name="region-masks",
+        behaviour="every region prompt applies to the whole picture, not to its region",
+        path="inference/regions.py",
+        old="torch.cat([self._global_mask[None], self._masks])",
+        new="torch.cat([self._global_mask[None], torch.ones_like(self._masks)])",
+        tests=("tests/inference/test_regions.py", "tests/semantic/test_semantic_region_placement.py"),
+    ),
+    Mutation(
+        name="controlnet-conditioning",
+        behaviour="the sketch layer no longer steers the composition (ControlNet sees a blank image)",
+        path="inference/engine.py",
+        old="controlnet_cond=control.image,",
+        new="controlnet_cond=torch.zeros_like(control.image),",
+        tests=("tests/inference/test_engine_modes.py", "tests/inference/test_matches_diffusers.py"),
+    ),
+    Mutation(
+        name="lora-merge",
+        behaviour="a LoRA tag changes nothing (the update is never merged)",
+        path="inference/lora.py",
+        old="merged = target.float() + weight * delta.to(target.device)",
+        new="merged = target.float()",
+        tests=("tests/inference/test_lora.py",),
+    ),
+    Mutation(
+        name="lora-alpha",
+        behaviour="a LoRA's alpha is ignored, so it applies rank/alpha times too strongly",
+        path="inference/lora.py",
+        old="return 1.0 if self.alpha is None else self.alpha / self.rank",
+        new="return 1.0",
+        tests=("tests/inference/test_lora.py",),
+    ),
+    Mutation(
+        name="paste-back-mask",
+        behaviour="the engine pastes its whole crop, overwriting pixels outside the mask",
+        path="inference/inpaint.py",
+        old="alpha = paste_alpha(region_mask, feather)",
+        new="alpha = np.ones_like(region_mask)",
+        tests=INPAINT_TESTS,
+    ),
+    Mutation(
+        name="placement-mask",
+        behaviour="an inpaint result layer is opaque over its whole area, hiding the painting around the mask",
+        path="planner/placement.py",
+        old="out[..., 3] = alpha",
+        new="out[..., 3] = 255",
+        tests=("tests/planner", "tests/desktop/test_generation_flow.py"),
+    ),
+    Mutation(
+        name="undo-stroke",
+        behaviour="undo of a brush stroke leaves the stroke on the layer",
+        path="canvas/commands.py",
+        old='assert self.patch is not None, "undo before redo"\n        self.patch.swap(self.layer.surface)',
+        new='assert self.patch is not None, "undo before redo"',
+        tests=("tests/canvas/test_history.py", "tests/canvas/test_brush.py", "tests/desktop/test_tools.py"),
+    ),
+    Mutation(
+        name="ora-role-write",
+        behaviour="a saved region/mask/control layer reopens as a plain paint layer",
+        path="canvas/ora.py",
+        old='attrs[_S + "role"] = layer.role.value',
+        new="pass",
+        tests=("tests/canvas/test_ora.py",),
+    ),
+    Mutation(
+        name="ora-role-read",
+        behaviour="opening an .ora file forgets which layers are regions, masks and controls",
+        path="canvas/ora.py",
+        old="layer.role = Role.parse(role_text)",
+        new="layer.role = Role.PAINT",
+        tests=("tests/canvas/test_ora.py",),
+    ),
+)
+
+
+# -- the copy ----------------------------------------------------------------------------
+def _tree_files(root: Path) -> list[str]:
+    """Tracked and untracked-but-not-ignored files: what a commit of the tree would hold."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root, check=True, capture_output=True,
+    ).stdout.decode()
+    return [p for p in out.split("\0") if p and (root / p).is_file()]
+
+
+def make_copy(root: Path, dest: Path) -> None:
+    """Copy the tree to ``dest`` and make ``dest/sfumato`` a complete package.
+
+    The installed package is an editable install of the *working tree*, whose rooms map
+    into ``sfumato.*`` through a finder that points at ``root``. In the copy, links
+    ``sfumato/canvas -> ../canvas`` (and the other rooms) let ``import sfumato.canvas``
+    resolve inside the copy from ``sys.path`` before that finder is asked.
+    """
+    for rel in _tree_files(root):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, target)
+    for sub, folder in PACKAGE_DIRS.items():
+        link = dest / "sfumato" / sub
+        if not link.exists():
+            link.symlink_to(Path("..") / folder, target_is_directory=True)
+
+
+def copy_env(dest: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(dest), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def check_copy_imports(dest: Path) -> None:
+    """Fail loudly unless the copy's modules are the ones imported (else nothing is tested)."""
+    probe = "import sfumato.planner.plan as p, sfumato.canvas.ora as o; print(p.__file__); print(o.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=dest, env=copy_env(dest), capture_output=True, text=True, check=True
+    ).stdout.split()
+    real = dest.resolve()
+    for path in out:
+        if not Path(path).resolve().is_relative_to(real):
+            raise SystemExit(f"mutation check: the copy imports {path}, not its own modules; nothing would be tested")
+
+
+# -- running -----------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    name: str
+    caught: bool
+    detail: str  # the first failing test, or why it counts as caught
+    seconds: float
+
+
+def run_tests(dest: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, str]:
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "--no-header", "-p", "no:cacheprovider", *tests]
+    try:
+        proc = subprocess.run(cmd, cwd=dest, env=copy_env(dest), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return -1, "timed out"
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def first_failure(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" - ")[0]
+    tail = [line for line in output.splitlines() if line.strip()]
+    return tail[-1] if tail else "(no output)"
+
+
+def check_one(dest: Path, mutation: Mutation, timeout: float) -> Outcome:
+    path = dest / mutation.path
+    original = path.read_text(encoding="utf-8")
+    path.write_text(mutation.apply(original), encoding="utf-8")
+    started = time.perf_counter()
+    try:
+        py_compile.compile(str(path), doraise=True)  # a break must be a behaviour, not a syntax error
+        code, output = run_tests(dest, mutation.tests, timeout)
+    finally:
+        path.write_text(original, encoding="utf-8")
+    seconds = time.perf_counter() - started
+    if code == -1:
+        return Outcome(mutation.name, True, f"tests hung past {timeout:.0f} s", seconds)
+    if code == 0:
+        return Outcome(mutation.name, False, "all selected tests passed", seconds)
+    if code in (2, 3, 4):
+        # interrupted / internal error / usage error: not a test noticing the break
+        raise SystemExit(f"mutation check: pytest could not run for {mutation.name} (exit {code}):\n{output[-2000:]}")
+    return Outcome(mutation.name, True, first_failure(output), seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument("--json", type=Path, help="also write the report as JSON")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutation's tests")
+    args = parser.parse_args(argv)
+
+    by_name = {m.name: m for m in MUTATIONS}
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        parser.error(f"unknown mutation(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+    chosen = [by_name[n] for n in args.names] if args.names else list(MUTATIONS)
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:26} {m.path}\n    {m.behaviour}\n    tests: {' '.join(m.tests)}")
+        return 0
+    for m in chosen:  # stale mutations stop the run before any copying
+        m.apply((ROOT / m.path).read_text(encoding="utf-8"))
+
+    with tempfile.TemporaryDirectory(prefix="sfumato-mutants.") as tmp:
+        dest = Path(tmp) / "tree"
+        make_copy(ROOT, dest)
+        check_copy_imports(dest)
+        baseline = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        print(f"baseline: {len(baseline)} test paths on the unmodified copy ...", flush=True)
+        started = time.perf_counter()
+        code, output = run_tests(dest, baseline, args.timeout * 2)
+        if code != 0:
+            print(output[-4000:])
+            raise SystemExit(f"mutation check: the tests fail without any mutation ({first_failure(output)})")
+        print(f"baseline passed in {time.perf_counter() - started:.0f} s\n", flush=True)
+        outcomes = []
+        for m in chosen:
+            outcome = check_one(dest, m, args.timeout)
+            outcomes.append(outcome)
+            verdict = "caught  " if outcome.caught else "SURVIVED"
+            print(f"{verdict} {m.name:26} {outcome.seconds:5.0f} s  {outcome.detail}", flush=True)
+
+    survived = [o.name for o in outcomes if not o.caught]
+    print(f"\n{len(outcomes) - len(survived)}/{len(outcomes)} mutations caught"
+          + (f"; survived: {', '.join(survived)}" if survived else ""))
+    if args.json:
+        args.json.write_text(json.dumps([o.__dict__ for o in outcomes], indent=2) + "\n", encoding="utf-8")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
