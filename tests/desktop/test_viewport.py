@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sfumato.desktop.viewport import MAX_ZOOM, MIN_ZOOM, Viewport, next_zoom_step
 
 
+# Deterministic (derandomize, no example database) and no per-example deadline.
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(
     zoom=st.floats(0.05, 20), ox=st.floats(-5000, 5000), oy=st.floats(-5000, 5000),
     new=st.floats(0.05, 20), wx=st.floats(0, 2000), wy=st.floats(0, 2000),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from sfumato.inference.latents import NoiseLevels
 from sfumato.inference.request import Sampler
@@ -30,6 +30,9 @@ SD_SCHEDULER = {
 }
 
 
+# Deterministic: the same examples every run (derandomize, no example database), no
+# per-example deadline (a loaded CI machine must not turn slowness into a failure).
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(steps=st.integers(1, 150), strength=st.floats(0.0, 1.0))
 def test_plan_steps(steps: int, strength: float) -> None:
     plan = plan_steps(steps, strength)
@@ -43,6 +46,7 @@ def test_plan_steps(steps: int, strength: float) -> None:
     assert abs(plan.effective / plan.total - strength) <= 1.0 / plan.total + 1e-9 or plan.effective == min(steps, 4)
 
 
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(w=st.integers(8, 8192), h=st.integers(8, 8192), native=st.sampled_from([64, 512, 1024]))
 def test_generation_size(w: int, h: int, native: int) -> None:
     plan = plan_generation_size(w, h, native)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import diffusers  # noqa: F401 - required dependencies (pyproject.toml): missing is a failure
 import numpy as np
 import pytest
+import torch  # noqa: F401
 from PIL import Image
 from plandocs import document, gradient, layer, rgba
 from sfumato.canvas.composite import flatten
@@ -21,9 +23,6 @@ from sfumato.canvas.parameters import read_png_parameters
 from sfumato.inference.request import ControlKind
 
 from sfumato.cli import main
-
-pytest.importorskip("torch")
-pytest.importorskip("diffusers")
 
 W, H = 160, 128
 MASK = (60, 40, 36, 30)  # x, y, w, h of the painted mask
