@@ -332,6 +332,12 @@ class History:
         self._clean_serial = self._current_serial()
         self.changed.emit(HistoryChanged(HistoryAction.CLEAN))
 
+    def mark_unsaved(self) -> None:
+        """Record that no state reachable by undo/redo is the saved one (a recovered
+        document whose file is older than its contents)."""
+        self._clean_serial = None
+        self.changed.emit(HistoryChanged(HistoryAction.CLEAN))
+
     @property
     def is_clean(self) -> bool:
         """True when the document is in the state last marked clean (nothing unsaved)."""

@@ -63,6 +63,23 @@ class TiledSurface:
             self._tiles[key] = t
         return t
 
+    def frozen_tile(self, key: TileKey) -> np.ndarray | None:
+        """The tile's own array made read-only (a later write copies it first, as after a
+        snapshot), or None where there is no tile: a reference safe to read on another
+        thread while painting goes on."""
+        t = self._tiles.get(key)
+        if t is not None:
+            t.setflags(write=False)
+        return t
+
+    def put_tile(self, key: TileKey, tile: np.ndarray | None) -> None:
+        """Make ``tile`` (read-only, shared) the tile at ``key``; None removes the tile."""
+        if tile is None:
+            self._tiles.pop(key, None)
+        else:
+            tile.setflags(write=False)
+            self._tiles[key] = tile
+
     def drop_tile(self, key: TileKey) -> None:
         self._tiles.pop(key, None)
 
