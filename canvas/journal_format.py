@@ -42,7 +42,7 @@ _VERSION = struct.Struct("<H")
 HEADER_BYTES = len(MAGIC) + _VERSION.size
 
 
-class JournalFormatError(Exception):
+class JournalFormatError(ValueError):
     """The file is not a journal this version can read (the message says why)."""
 
 

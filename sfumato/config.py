@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CONFIG_FILE", "Config", "config_dir", "config_path", "load_config", "save_config"]
+__all__ = ["CONFIG_FILE", "Config", "config_dir", "config_path", "load_config", "recovery_dir", "save_config"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,17 @@ def config_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_config_dir("sfumato", appauthor=False))
+
+
+def recovery_dir() -> Path:
+    """Where recovery journals live (one folder per open document): ``$SFUMATO_RECOVERY_DIR``
+    or ``recovery`` in the platform's user data folder (e.g. ``~/.local/share/sfumato``)."""
+    override = os.environ.get("SFUMATO_RECOVERY_DIR", "").strip()
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("sfumato", appauthor=False)) / "recovery"
 
 
 def config_path() -> Path:

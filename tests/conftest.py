@@ -12,6 +12,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 # The user's own settings and model folders never leak into a test run.
 os.environ["SFUMATO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="sfumato-test-config-")
+os.environ["SFUMATO_RECOVERY_DIR"] = tempfile.mkdtemp(prefix="sfumato-test-recovery-")
 os.environ["SFUMATO_NO_SYSTEM_MODEL_DIRS"] = "1"
 
 

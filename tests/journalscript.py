@@ -22,9 +22,12 @@ from pathlib import Path
 import numpy as np
 from sfumato.canvas.brush import Brush
 from sfumato.canvas.document import Document
+from sfumato.canvas.history import HistoryAction
 from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
 
 SIZE = (700, 520)
+#: the history events the journal writes a record for
+RECORDED = {HistoryAction.EXECUTE, HistoryAction.MERGE, HistoryAction.UNDO, HistoryAction.REDO, HistoryAction.CLEAN}
 
 
 def new_document() -> Document:
@@ -192,17 +195,6 @@ def fingerprint(doc: Document) -> dict[str, object]:
         "redo": doc.history.redo_labels(),
         "clean": doc.history.is_clean,
     }
-
-
-def record_fingerprints(doc: Document) -> list[dict[str, object]]:
-    """Fingerprints after each change the journal records (snapshot first), as they happen."""
-    from sfumato.canvas.history import HistoryAction
-
-    states = [fingerprint(doc)]
-    recorded = {HistoryAction.EXECUTE, HistoryAction.MERGE, HistoryAction.UNDO, HistoryAction.REDO,
-                HistoryAction.CLEAN}
-    doc.history.changed.connect(lambda e: states.append(fingerprint(doc)) if e.action in recorded else None)
-    return states
 
 
 def _child(folder: str, seed: int, n: int, mode: str, at: float) -> None:
