@@ -19,8 +19,11 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
+def atomic_write(path: str | Path, backup: bool = False) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces ``path`` when the ``with`` block ends normally.
+
+    With ``backup``, the file ``path`` held until then becomes ``path~`` (the backup file,
+    as Krita keeps one) just before the new one takes its place; see :func:`keep_backup`.
 
     The temporary file lives in the target's folder (``os.replace`` is atomic only within
     one file system) and gets the mode the target had, or the usual mode for new files
@@ -40,6 +43,8 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        if backup:
+            keep_backup(target)
         os.replace(tmp, target)
     except BaseException:
         if fd >= 0:
@@ -48,6 +53,37 @@ def atomic_write(path: str | Path) -> Iterator[BinaryIO]:
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + "~")
+
+
+def keep_backup(target: Path) -> None:
+    """Make the current ``target`` the backup ``target~``, replacing the older backup
+    atomically; nothing happens when ``target`` does not exist yet.
+
+    A hard link costs no space (the old file's data stays where it is when ``target`` is
+    replaced); where links are refused, a copy is written next to it and renamed. If that
+    fails (a full disk) the error propagates before ``target`` is touched, so the old
+    file and the old backup both stay.
+    """
+    if not target.exists():
+        return
+    backup = backup_path(target)
+    tmp = target.parent / f".{backup.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        try:
+            os.link(target, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copy2(target, tmp)
+        os.replace(tmp, backup)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _fsync_folder(folder: Path) -> None:

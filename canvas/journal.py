@@ -15,8 +15,9 @@ holds ``journal.sfj``, ``meta.json`` (name, path, times, changes since the last 
 and a ``lock`` the owning process holds: a journal whose lock is free belongs to a
 process that ended without closing it.
 
-If the disk refuses a write (full, removed), ``on_error`` is called (from the journal's
-thread) with the reason, painting goes on, and the next commit starts a fresh snapshot.
+If the disk refuses a write (full, removed), ``on_status`` is called (from the journal's
+thread) with the reason, painting goes on, and the next commit starts a fresh snapshot;
+when a write succeeds again, ``on_status(None)``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class Journal:
         *,
         name: str,
         path: Path | None = None,
-        on_error: Callable[[str], None] | None = None,
+        on_status: Callable[[str | None], None] | None = None,
         compact_bytes: int = DEFAULT_COMPACT_BYTES,
         compact_records: int = DEFAULT_COMPACT_RECORDS,
     ) -> None:
@@ -91,7 +92,7 @@ class Journal:
         self._lock = _hold_lock(self.folder / LOCK_FILE)
         self.compact_bytes = compact_bytes
         self.compact_records = compact_records
-        self.on_error = on_error
+        self.on_status = on_status
         self._meta: dict[str, Any] = {
             "id": self.folder.name,
             "name": name,
@@ -110,7 +111,7 @@ class Journal:
         self._recipe: dict[str, Any] | None = None
         self._records = 0
         self._seq = 0
-        self._writer = _Writer(self.folder / JOURNAL_FILE, self.folder / META_FILE, self._failed)
+        self._writer = _Writer(self.folder / JOURNAL_FILE, self.folder / META_FILE, self._status)
         self._writer.start()
         self._snapshot()
         doc.changed.connect(self._on_document)
@@ -124,8 +125,7 @@ class Journal:
 
     def saved(self, path: Path, name: str) -> None:
         """The document was saved as ``path``: compact (nothing since the save to replay)."""
-        self._meta["path"] = str(path)
-        self._meta["name"] = name
+        self.set_source(path, name)
         self._snapshot()
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -262,10 +262,18 @@ class Journal:
     def _layer(self, jid: int) -> PixelLayer | None:
         return next((layer for layer in self.doc.pixel_layers() if layer.id == jid), None)
 
-    def _failed(self, reason: str) -> None:
-        log.warning("recovery journal %s: %s", self.folder, reason)
-        if self.on_error is not None:
-            self.on_error(reason)
+    def _status(self, error: str | None) -> None:
+        if error is None:
+            log.info("recovery journal %s is written again", self.folder)
+        else:
+            log.warning("recovery journal %s: %s", self.folder, error)
+        if self.on_status is not None:
+            self.on_status(error)
+
+    def set_source(self, path: Path | None, name: str) -> None:
+        """The document's file and name changed (opened, saved as): kept for the listing."""
+        self._meta["path"] = str(path) if path is not None else None
+        self._meta["name"] = name
 
 
 def _frozen_tiles(layer: PixelLayer, keys: Any) -> list[tuple[int, int, int, np.ndarray | None]]:
@@ -281,11 +289,11 @@ def _frozen_tiles(layer: PixelLayer, keys: Any) -> list[tuple[int, int, int, np.
 class _Writer(threading.Thread):
     """Compresses, appends and fsyncs records in commit order, off the GUI thread."""
 
-    def __init__(self, path: Path, meta_path: Path, on_error: Callable[[str], None]) -> None:
+    def __init__(self, path: Path, meta_path: Path, on_status: Callable[[str | None], None]) -> None:
         super().__init__(name="sfumato-journal", daemon=True)
         self.path = path
         self.meta_path = meta_path
-        self.on_error = on_error
+        self.on_status = on_status
         self._queue: queue.Queue[tuple[int, _Item, dict[str, Any]] | None] = queue.Queue()
         self._file: BinaryIO | None = None
         self._cond = threading.Condition()
@@ -345,10 +353,11 @@ class _Writer(threading.Thread):
         except OSError as exc:
             self.needs_snapshot = True
             self.error = f"{exc.strerror or exc} ({exc.filename or self.path})"
-            self.on_error(self.error)
+            self.on_status(self.error)
         else:
-            if not self.needs_snapshot:
+            if not self.needs_snapshot and self.error is not None:
                 self.error = None
+                self.on_status(None)
         with self._cond:
             self.done = items[-1][0]
             self._cond.notify_all()

@@ -125,8 +125,10 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 # =========================================================================================
 # Writing
 # =========================================================================================
-def save_ora(doc: Document, path: str | Path) -> None:
+def save_ora(doc: Document, path: str | Path, backup: bool = False) -> None:
     """Write ``doc`` to ``path`` as OpenRaster 0.0.6, atomically.
+
+    With ``backup``, the previous file becomes ``path~`` when the new one is complete.
 
     Raises :class:`SaveError` when the file cannot be written; the previous file at
     ``path`` (if any) is then left exactly as it was and no temporary file remains.
@@ -148,7 +150,7 @@ def save_ora(doc: Document, path: str | Path) -> None:
         parameters = document_parameters(doc)
         with (
             ThreadPoolExecutor(workers, thread_name_prefix="ora-save") as pool,
-            atomic_write(path) as handle,
+            atomic_write(path, backup=backup) as handle,
             zipfile.ZipFile(handle, "w") as zf,
         ):
             try:

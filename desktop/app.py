@@ -68,9 +68,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sfumato: {args.file}: no such file", file=sys.stderr)
         return 2
     app = create_application(argv)
-    window = create_window(args.file)
-    window.show()
+    start_window(args.file)
     return int(app.exec())
+
+
+def start_window(path: Path | None = None):  # noqa: ANN201 - MainWindow
+    """What starting the program does: the window, shown, then (once the event loop runs)
+    the offer of any work a crash left unsaved."""
+    from PySide6.QtCore import QTimer
+    from sfumato.desktop.recovery_dialog import offer_recovery
+
+    window = create_window(path)
+    window.show()
+    QTimer.singleShot(0, window, lambda: offer_recovery(window))
+    return window
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ class DocumentFiles(QObject):
 
     document_opened = Signal(object)
     path_changed = Signal(object)
+    saved = Signal(object)  # Path: the document was written there (and marked clean)
     recent_changed = Signal(list)
     message = Signal(str)
 
@@ -104,6 +105,11 @@ class DocumentFiles(QObject):
     def _error(self, title: str, exc: BaseException, advice: str) -> None:
         log.warning("%s: %s", title, exc)
         QMessageBox.critical(self._widget, title, f"{exc}\n\n{advice}")
+
+    def set_path(self, path: Path | None) -> None:
+        """Name the current document's file without reading or writing it (a recovered
+        document keeps the path it came from)."""
+        self._set_path(path)
 
     def _set_path(self, path: Path | None) -> None:
         self.path = path
@@ -210,17 +216,19 @@ class DocumentFiles(QObject):
         from sfumato.canvas.ora import save_ora
 
         try:
-            save_ora(doc, path)
+            save_ora(doc, path, backup=self._settings.keep_backup())
         except Exception as exc:  # noqa: BLE001
             self._error(
                 "Could not save",
                 exc,
-                "Nothing was overwritten. Choose another folder or free some disk space, "
-                "then save again.",
+                "Nothing was overwritten: the file and its backup are as they were, and "
+                "your changes are still here (and in the recovery journal). Choose another "
+                "folder or free some disk space, then save again.",
             )
             return False
         doc.history.mark_clean()
         self._set_path(path)
+        self.saved.emit(path)
         self.message.emit(f"Saved {path.name}")
         return True
 

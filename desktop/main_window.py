@@ -49,11 +49,14 @@ from sfumato.canvas import selection
 from sfumato.canvas.document import Document, RecipeChanged
 from sfumato.canvas.history import HistoryChanged
 from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.recovery import Recovered
 from sfumato.desktop import layer_actions
 from sfumato.desktop.brush_panel import BrushPanel
 from sfumato.desktop.canvas_view import CanvasView
 from sfumato.desktop.files import DocumentFiles, new_document
+from sfumato.desktop.journal_keeper import JournalKeeper
 from sfumato.desktop.layers_dock import LayersDock
+from sfumato.desktop.recovery_dialog import offer_recovery
 from sfumato.desktop.selection_overlay import SelectionOverlay
 from sfumato.desktop.settings import AppSettings
 from sfumato.desktop.tool_controller import ToolController
@@ -164,6 +167,9 @@ class MainWindow(QMainWindow):
         self.tool_settings.changed.connect(lambda _v: self._settings_timer.start())
         self.tool_settings.tool_changed.connect(lambda _t: self._settings_timer.start())
 
+        self.journals = JournalKeeper(self.statusBar(), self)
+        self.files.path_changed.connect(self.journals.set_source)
+        self.files.saved.connect(self.journals.saved)
         self.set_document(new_document(recipe=self.settings.last_recipe()))
         self._restore_layout()
         self._update_title()
@@ -234,7 +240,18 @@ class MainWindow(QMainWindow):
         self.selection_overlay.set_document(doc)
         self._size_label.setText(f"{doc.width} × {doc.height}")
         self._on_history(None)
+        self.journals.follow(doc, self.files.path)
         self.document_replaced.emit(doc)
+
+    def adopt_recovered(self, recovered: Recovered, path: Path | None) -> None:
+        """Show a document recovered from a crash: modified, under its original path (the
+        file itself is not touched until the artist saves)."""
+        self.set_document(recovered.doc)
+        self.files.set_path(path)
+        if self.journals.journal is not None:
+            self.journals.journal.flush()  # on disk before the old journal is removed
+        torn = " (the change the crash cut short is left out)" if recovered.torn else ""
+        self.show_message(f"Recovered {recovered.name}: {recovered.records - 1} change(s){torn}")
 
     def _on_document_event(self, event: object) -> None:
         if isinstance(event, RecipeChanged):
@@ -290,6 +307,7 @@ class MainWindow(QMainWindow):
         a("save_as", "Save &As…", self.files.save_as, "Ctrl+Shift+S")
         a("import", "&Import Image as Layer…", self.files.import_layer, "Ctrl+Shift+I")
         a("export", "&Export…", self.files.export, "Ctrl+Shift+E")
+        a("recover", "Recover Unsaved &Work…", lambda: offer_recovery(self, when_empty=True))
         a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         a("undo", "&Undo", self.undo, "Ctrl+Z")
@@ -355,7 +373,7 @@ class MainWindow(QMainWindow):
         file_menu = menu("file", "&File", ["new", "open"])
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.menus["recent"] = self.recent_menu
-        for n in (None, "save", "save_as", None, "import", "export", None, "quit"):
+        for n in (None, "save", "save_as", None, "import", "export", None, "recover", None, "quit"):
             file_menu.addSeparator() if n is None else file_menu.addAction(self.actions[n])
         self._fill_recent_menu(self.settings.recent_files())
         menu("edit", "&Edit", ["undo", "redo", None, "copy", "copy_merged", "paste", "clear", None,
@@ -603,6 +621,7 @@ class MainWindow(QMainWindow):
                 self._generation.shutdown()
             except Exception:  # noqa: BLE001 - closing must still work
                 log.exception("generation controller failed to shut down")
+        self.journals.end()
         self.save_layout()
         event.accept()
 

@@ -124,6 +124,11 @@ class AppSettings:
     def set_last_directory(self, path: Path) -> None:
         self._q.setValue("files/last_dir", str(path.parent if path.is_file() else path))
 
+    def keep_backup(self) -> bool:
+        """Whether saving keeps the previous file as ``name.ora~`` (on unless turned off
+        with ``files/keep_backup=false``, as Krita's backup files)."""
+        return str(self._q.value("files/keep_backup", "true")).lower() not in ("false", "0", "no")
+
     # -- the last generation settings ---------------------------------------------------
     def last_recipe(self) -> Recipe:
         """The prompt, model and sampling settings last used (a new document starts from

@@ -104,7 +104,8 @@ def failure_kind(error: BaseException) -> FailureKind:
 
 def warm_imports() -> None:
     """Import what the first model load and run will need (diffusers pipelines and
-    models, the CLIP text encoders, the schedulers), so that cost is paid by
+    models, the CLIP text encoders, the schedulers) and build the shipped CLIP
+    tokenizers single-file checkpoints use, so that cost is paid by
     :meth:`GenerationWorker.preload` rather than by the first generation. Best effort."""
     import importlib
 
@@ -122,6 +123,13 @@ def warm_imports() -> None:
                 getattr(loaded, name)
         except Exception as error:  # noqa: BLE001 - only a head start; the run reports errors
             log.debug("warm import of %s failed: %s", module, error)
+    try:  # the shipped CLIP tokenizers: building one holds the GIL 0.1-0.4 s (see load_clip_tokenizer)
+        from sfumato.inference.single_file import load_clip_tokenizer
+
+        load_clip_tokenizer()
+        load_clip_tokenizer(pad_token="!")
+    except Exception as error:  # noqa: BLE001 - only a head start
+        log.debug("building the CLIP tokenizers ahead failed: %s", error)
 
 
 def leave_a_core_for_the_gui(engine: Any) -> None:

@@ -147,7 +147,7 @@ def extra_offset(contents) -> int:  # type: ignore[no-untyped-def]
 def test_a_full_disk_shows_an_error_and_painting_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     errors: list[str] = []
     doc = new_document()
-    journal = Journal(doc, tmp_path / "j", name="doc", on_error=errors.append)
+    journal = Journal(doc, tmp_path / "j", name="doc", on_status=errors.append)
     layer = next(doc.pixel_layers())
     real_encode = journal_module._encode
     full = [True]
@@ -160,13 +160,14 @@ def test_a_full_disk_shows_an_error_and_painting_goes_on(tmp_path: Path, monkeyp
     monkeypatch.setattr(journal_module, "_encode", enospc)
     doc.put_pixels(layer, np.full((30, 30, 4), 9, np.uint8))
     journal.flush()
-    assert errors and "No space left on device" in errors[0]
+    assert errors and "No space left on device" in str(errors[0])
     assert journal.error is not None
     doc.put_pixels(layer, np.full((30, 30, 4), 200, np.uint8), 100, 100)  # painting goes on
     full[0] = False  # space again: the next commit starts a fresh snapshot and all is kept
     doc.put_pixels(layer, np.full((30, 30, 4), 90, np.uint8), 300, 100)
     journal.flush()
     assert journal.error is None
+    assert errors[-1] is None  # told that the journal is written again
     journal.close()
     got = recover(tmp_path / "j")
     assert {k: v for k, v in fingerprint(got.doc).items() if k not in ("undo", "redo")} == {

@@ -1,0 +1,88 @@
+"""Killed mid-painting, the window offers the strokes back on the next start (issue 18)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+from sfumato.canvas.composite import flatten
+
+TESTS = Path(__file__).resolve().parents[1]
+STROKE_ROWS = {100: (220, 30, 30), 200: (30, 200, 30), 300: (30, 30, 220)}
+
+
+def _paint_and_kill(tmp_path: Path, recovery: Path) -> str:
+    env = dict(os.environ, SFUMATO_RECOVERY_DIR=str(recovery), SFUMATO_CONFIG_DIR=str(tmp_path / "child-config"),
+               QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(TESTS / "windowcrash.py")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("ready"), f"child said {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+    finally:
+        proc.kill()  # SIGKILL: no close event, no cleanup
+        proc.wait(timeout=30)
+    return line
+
+
+def _colour_at(doc, row: int) -> tuple[int, ...]:  # noqa: ANN001
+    return tuple(int(v) for v in flatten(doc)[row, 300, :3])
+
+
+def test_killed_window_offers_the_strokes_back_and_undo_steps_through_them(
+    tmp_path: Path, monkeypatch, qtbot, prompts  # noqa: ANN001
+) -> None:
+    recovery = tmp_path / "recovery"
+    said = _paint_and_kill(tmp_path, recovery)
+    assert said.split(maxsplit=1)[1].strip() == "Brush Stroke / Brush Stroke / Brush Stroke"
+
+    monkeypatch.setenv("SFUMATO_RECOVERY_DIR", str(recovery))
+    from sfumato.desktop.app import create_application, start_window
+    from sfumato.desktop.recovery_dialog import RecoveryDialog
+
+    create_application([])
+    window = start_window()  # what `sfumato` does on start
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.findChild(RecoveryDialog) is not None, timeout=30_000)
+    dialog = window.findChild(RecoveryDialog)
+    assert dialog.isVisible()
+    text = dialog.list.item(0).text()
+    assert "Untitled" in text and "never saved" in text and "3 change(s)" in text
+    assert not dialog.list.item(0).icon().isNull()  # the thumbnail
+    before = window.document
+    dialog.recover_button.click()
+    qtbot.waitUntil(lambda: window.document is not before, timeout=30_000)
+
+    doc = window.document
+    for row, colour in STROKE_ROWS.items():
+        assert _colour_at(doc, row) == colour
+    assert window.isWindowModified()  # recovered work is unsaved work
+    assert window.files.path is None
+    # on screen, not only in the model
+    window.view.repaint()
+    QApplication.processEvents()
+    image = window.view.grab().toImage()
+    p = window.view.map_from_document(300, 300)
+    shown = image.pixelColor(int(p.x()), int(p.y()))
+    assert (shown.red(), shown.green(), shown.blue()) == STROKE_ROWS[300]
+
+    # undo steps back through the strokes, newest first
+    assert doc.history.undo_labels() == ["Brush Stroke"] * 3
+    window.actions["undo"].trigger()
+    assert _colour_at(doc, 300) == (255, 255, 255) and _colour_at(doc, 200) == STROKE_ROWS[200]
+    window.actions["undo"].trigger()
+    window.actions["undo"].trigger()
+    assert all(_colour_at(doc, row) == (255, 255, 255) for row in STROKE_ROWS)
+    assert not doc.history.can_undo
+    # the old journal is gone; the window's own (in use) is not offered
+    from sfumato.canvas.recovery import list_recoverable
+
+    assert list_recoverable(recovery) == []
+    assert len([p for p in recovery.iterdir()]) == 1
+    doc.history.mark_clean()
+    window.close()
+    assert not any(recovery.iterdir())  # a clean close removes the journal
