@@ -76,9 +76,8 @@ class MutationStale(Exception):
 
 
 INPAINT_TESTS = (
+    "tests/inference/test_inpaint_context.py",
     "tests/inference/test_inpaint_paste.py",
-    "tests/inference/test_engine_modes.py",
-    "tests/inference/test_preview.py",
     "tests/semantic/test_semantic_inpaint.py",
 )
 
@@ -87,9 +86,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="inpaint-context",
         behaviour="inpainting ignores the picture around the mask (txt2img of the area, pasted back)",
         path="inference/engine.py",
-        old="latents = latents + (job.init_latents - latents) * keep",
+        old="latents = known + (latents - known) * free",
         new="latents = latents",
         tests=INPAINT_TESTS,
+    ),
+    Mutation(
+        name="soft-masks",
+        behaviour="a soft (grey) mask regenerates as much as a full one (differential diffusion off)",
+        path="inference/engine.py",
+        old="free = (job.denoise_mask > thresholds[j]).to(dtype)",
+        new="free = (job.denoise_mask > 0.0).to(dtype)",
+        tests=("tests/inference/test_inpaint_context.py",),
+    ),
+    Mutation(
+        name="preview-mask",
+        behaviour="an inpaint preview covers the whole area, hiding the painting around the mask",
+        path="desktop/generation_controller.py",
+        old="masked_preview(rgb, alpha)",
+        new="masked_preview(rgb, None)",
+        tests=("tests/desktop/test_preview_overlay.py",),
+    ),
+    Mutation(
+        name="preview-alpha",
+        behaviour="the preview overlay ignores the mask it is given",
+        path="desktop/preview_overlay.py",
+        old="out[..., 3] = np.rint(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)",
+        new="out[..., 3] = 255",
+        tests=("tests/desktop/test_preview_overlay.py",),
     ),
     Mutation(
         name="region-masks",
@@ -132,12 +155,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=INPAINT_TESTS,
     ),
     Mutation(
+        name="paste-back-crop",
+        behaviour="the engine pastes its whole crop back as if everything were masked",
+        path="inference/engine.py",
+        old="return paste_back(request.init.image, scaled, request.inpaint.mask, rect, request.inpaint.paste_feather)",
+        new="return paste_back(request.init.image, scaled, np.ones_like(request.inpaint.mask), rect, request.inpaint.paste_feather)",
+        tests=("tests/inference/test_inpaint_paste.py",),
+    ),
+    Mutation(
         name="placement-mask",
         behaviour="an inpaint result layer is opaque over its whole area, hiding the painting around the mask",
         path="planner/placement.py",
-        old="out[..., 3] = alpha",
-        new="out[..., 3] = 255",
-        tests=("tests/planner", "tests/desktop/test_generation_flow.py"),
+        old="if plan.mode is Mode.INPAINT and plan.paste_mask is not None:",
+        new="if False:",
+        tests=("tests/planner/test_plan_placement.py",),
     ),
     Mutation(
         name="undo-stroke",
@@ -162,6 +193,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         old="layer.role = Role.parse(role_text)",
         new="layer.role = Role.PAINT",
         tests=("tests/canvas/test_ora.py",),
+    ),
+    Mutation(
+        name="journal-pixels",
+        behaviour="the recovery journal forgets the strokes: a crash loses the painting",
+        path="canvas/journal.py",
+        old="tiles.extend(_frozen_tiles(layer, sorted(keys)))",
+        new="pass",
+        tests=("tests/canvas/test_journal.py",),
+    ),
+    Mutation(
+        name="journal-undo",
+        behaviour="recovery forgets the undo history the artist had",
+        path="canvas/recovery.py",
+        old="(history.undo if action == \"undo\" else history.redo)()",
+        new="pass",
+        tests=("tests/canvas/test_journal.py",),
+    ),
+    Mutation(
+        name="save-backup",
+        behaviour="saving keeps no backup of the previous file",
+        path="canvas/atomic_file.py",
+        old="        if backup:\n            keep_backup(target)",
+        new="        pass",
+        tests=("tests/canvas/test_save_full_disk.py",),
     ),
 )
 
