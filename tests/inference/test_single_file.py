@@ -205,3 +205,23 @@ def test_shipped_configs_and_tokenizers() -> None:
     tok2 = load_clip_tokenizer(pad_token="!")
     assert tok2.pad_token == "!" and tok2.convert_tokens_to_ids("!") == 0
     assert load_clip_tokenizer().pad_token == "<|endoftext|>"
+
+
+def test_tokenizers_are_built_once_per_folder_and_pad_token(tmp_path: Path) -> None:
+    """Building a CLIP tokenizer holds the GIL for a visible moment; a model load reuses it."""
+    assert load_clip_tokenizer() is load_clip_tokenizer()
+    assert load_clip_tokenizer(pad_token="!") is load_clip_tokenizer(pad_token="!")
+    assert load_clip_tokenizer(pad_token="!") is not load_clip_tokenizer()
+    assert load_clip_tokenizer().pad_token == "<|endoftext|>"
+    # Another folder (a config override's own tokenizer) is another tokenizer, rebuilt
+    # when its files change.
+    import shutil
+
+    from sfumato.inference.single_file import TOKENIZER_DIR
+
+    copy = tmp_path / "tokenizer"
+    shutil.copytree(TOKENIZER_DIR, copy)
+    own = load_clip_tokenizer(copy)
+    assert own is not load_clip_tokenizer() and own is load_clip_tokenizer(copy)
+    (copy / "special_tokens_map.json").write_text((copy / "special_tokens_map.json").read_text() + "\n")
+    assert load_clip_tokenizer(copy) is not own
