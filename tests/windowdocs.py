@@ -19,3 +19,10 @@ def small_document(width: int = 320, height: int = 240) -> Document:
     doc.root.append(background)
     doc.active = paint
     return doc
+
+
+def grab_widget(widget) -> np.ndarray:  # noqa: ANN001 - a QWidget
+    """The widget's pixels as RGBA uint8 (h, w, 4) (renders it now: ``QWidget.grab``)."""
+    from sfumato.desktop.files import qimage_to_rgba
+
+    return qimage_to_rgba(widget.grab().toImage())

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
-from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox
 from windowdocs import small_document
 
 
@@ -78,10 +77,3 @@ def window(qapp, prompts, config_dir):  # noqa: ANN001, ANN201
     win.close()
     win.deleteLater()
     QApplication.processEvents()
-
-
-def grab_widget(widget: QWidget) -> np.ndarray:
-    """The widget's pixels as RGBA uint8 (h, w, 4)."""
-    from sfumato.desktop.files import qimage_to_rgba
-
-    return qimage_to_rgba(widget.grab().toImage())

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import grab_widget
 from genfixtures import MASK_RECT, paint_mask
 from sfumato.canvas.geometry import Rect as DocRect
 from sfumato.desktop.preview_overlay import PREVIEW_MAX_SIDE, masked_preview
 from sfumato.inference.events import Finished, Preview, Progress, Rect
+from windowdocs import grab_widget
 
 TIMEOUT = 10_000
 GREEN = (0, 200, 0)
