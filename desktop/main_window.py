@@ -158,8 +158,10 @@ class MainWindow(QMainWindow):
         self.view.tool_failed.connect(self.show_message)
         self.view.first_painted.connect(self.first_paint)
 
-        # Tool and generation settings reach the disk half a second after they change,
-        # not only at exit: a crash keeps the brush, the colour and the prompt.
+        # Tool and generation settings and the dock layout reach the disk half a second
+        # after they change, not only at exit: a crash keeps the brush, the colour, the
+        # prompt and the docks where the artist put them.
+        self._layout_dirty = False
         self._settings_timer = QTimer(self)
         self._settings_timer.setSingleShot(True)
         self._settings_timer.setInterval(SETTINGS_SAVE_DELAY_MS)
@@ -196,7 +198,15 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(self.docks[tabify_with], dock)
         self.docks[name] = dock
         self.menus["docks"].addAction(dock.toggleViewAction())
+        for signal in (dock.dockLocationChanged, dock.topLevelChanged, dock.visibilityChanged):
+            signal.connect(self._layout_changed)
         return dock
+
+    def _layout_changed(self, *_args: object) -> None:
+        """A dock moved, floated, or was shown or hidden: saved with the other settings."""
+        if self.isVisible():
+            self._layout_dirty = True
+            self._settings_timer.start()
 
     def add_action(self, menu: str, action: QAction, *, name: str | None = None, toolbar: bool = False) -> QAction:
         """Register ``action`` under ``name`` and append it to ``self.menus[menu]``."""
@@ -601,6 +611,9 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         """Write the tool settings and the document's generation settings to disk."""
         self._settings_timer.stop()
+        if self._layout_dirty and self.isVisible():
+            self._layout_dirty = False
+            self.settings.save_window_state(QByteArray(self.saveGeometry()), QByteArray(self.saveState()))
         self.tool_settings.save(self.settings)
         if self._document is not None:
             self.settings.save_last_recipe(self._document.recipe)

@@ -86,3 +86,37 @@ def test_killed_window_offers_the_strokes_back_and_undo_steps_through_them(
     doc.history.mark_clean()
     window.close()
     assert not any(recovery.iterdir())  # a clean close removes the journal
+
+
+def test_a_failed_save_keeps_the_document_unsaved_and_the_journal_going(
+    window, tmp_path: Path, monkeypatch, prompts  # noqa: ANN001
+) -> None:
+    import errno
+
+    import numpy as np
+    from sfumato.canvas import ora
+    from sfumato.canvas.file_errors import SaveError
+    from sfumato.canvas.journal_format import read_journal
+
+    doc = window.document
+    layer = next(doc.pixel_layers())
+    doc.put_pixels(layer, np.full((20, 20, 4), 200, np.uint8))
+    path = tmp_path / "fox.ora"
+    window.files.set_path(path)
+    assert window.files.save()
+    good = path.read_bytes()
+
+    def full_disk(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise SaveError(f"{path}: cannot write: [Errno {errno.ENOSPC}] No space left on device")
+
+    monkeypatch.setattr(ora, "save_ora", full_disk)
+    doc.put_pixels(layer, np.full((20, 20, 4), 90, np.uint8), 40, 40)
+    assert not window.files.save()
+    assert ("critical", "Could not save") in prompts
+    assert window.isWindowModified() and not doc.history.is_clean
+    assert path.read_bytes() == good
+    journal = window.journals.journal
+    doc.put_pixels(layer, np.full((20, 20, 4), 10, np.uint8), 80, 80)  # painting goes on …
+    assert journal.flush()
+    records = read_journal(journal.folder / "journal.sfj").records
+    assert [r.header["a"] for r in records][-2:] == ["execute", "execute"]  # … and is journaled
