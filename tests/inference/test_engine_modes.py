@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from enginehelpers import Recorder, box_mask, mean_abs_diff, noise_image, request, smooth_image
+from sfumato.inference import engine as engine_module
 from sfumato.inference.events import Finished, Preview, Progress
 from sfumato.inference.request import (
     ControlKind,
@@ -105,20 +108,46 @@ def test_img2img_depends_on_init_and_strength(shared_engine: Any, tiny_sd15: Pat
     assert len(rec.progress) == plan_steps(6, 0.5).effective
 
 
-def test_img2img_low_strength_runs_minimum_steps(shared_engine: Any, tiny_sd15: Path) -> None:
-    init = smooth_image(64, 64)
-    req = request(tiny_sd15, width=64, height=64, steps=20, init=InitImage(init, 0.1))
-    _, rec = _run_ok(shared_engine, req)
-    plan = plan_steps(20, 0.1)
-    assert plan.effective == 4 and plan.total == 40
-    assert [p.step for p in rec.progress] == [1, 2, 3, 4]
+#: Strengths for the monotonicity test, and the least growth factor of the change between
+#: neighbouring strengths (see the test for the measured figures).
+STRENGTHS = (0.15, 0.3, 0.5, 0.75, 1.0)
+MIN_STRENGTH_GROWTH = 1.2
 
 
-def test_strength_zero_returns_init_bytes(shared_engine: Any, tiny_sd15: Path) -> None:
-    init = noise_image(70, 50)
-    req = request(tiny_sd15, width=70, height=50, init=InitImage(init, 0.0))
-    images, _ = _run_ok(shared_engine, req)
-    assert np.array_equal(images[0], init)
+def test_higher_strength_moves_further_from_the_source(
+    shared_engine: Any, tiny_sd15: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Strength sets how far img2img departs from the init image.
+
+    The departure is measured in latent space (mean |final latents − init latents|): in
+    pixels the tiny random VAE hides it (its decode is ~42 levels from the init at every
+    strength, 0.15 as 1.0). Measured (64², 6 steps), seed 0: 0.289, 0.463, 0.824, 1.225,
+    4.575 for strengths 0.15 … 1.0; seed 1: 0.315, 0.508, 0.894, 1.331, 4.98 — each step
+    grows the change by 1.49× or more, so MIN_STRENGTH_GROWTH (1.2×) has a wide margin.
+    """
+    encoded: list[torch.Tensor] = []
+    final: list[torch.Tensor] = []
+    real_encode, real_decode = engine_module.encode_images, engine_module.decode_latents
+
+    def encode(vae: Any, images: Any, device: Any) -> torch.Tensor:
+        encoded.append(real_encode(vae, images, device))
+        return encoded[-1]
+
+    def decode(vae: Any, latents: torch.Tensor) -> Any:
+        final.append(latents.clone())
+        return real_decode(vae, latents)
+
+    monkeypatch.setattr(engine_module, "encode_images", encode)
+    monkeypatch.setattr(engine_module, "decode_latents", decode)
+    w = h = 64
+    init = smooth_image(w, h)
+    base = request(tiny_sd15, width=w, height=h, steps=6, seed=0)
+    changes = []
+    for strength in STRENGTHS:
+        _run_ok(shared_engine, base.replace(init=InitImage(init, strength)))
+        changes.append(float((final[-1] - encoded[-1]).abs().mean()))
+    growth = [b / a for a, b in zip(changes, changes[1:])]
+    assert min(growth) >= MIN_STRENGTH_GROWTH, [round(c, 3) for c in changes]
 
 
 @pytest.mark.parametrize("sampler", list(Sampler))
@@ -197,19 +226,71 @@ def test_controlnet_changes_result_and_respects_step_range(
     assert calls[0] == 2
 
 
-def test_two_controls_at_once(shared_engine: Any, tiny_sd15: Path, tiny_controlnet_sd15: Path) -> None:
+@pytest.fixture(scope="module")
+def responsive_controlnet_sd15(tiny_controlnet_sd15: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SD 1.x ControlNet with its conditioning embedding re-initialised (He
+    normal, zero bias, the last convolution ×30) so that the control *image* matters.
+
+    The shared tiny ControlNet (``tinymodels.build_tiny_controlnet``) adds residuals that
+    change the result, but its image path is nearly dead: swapping the control image for
+    a different one changes its embedding by 1.8e-5 (mean |Δ|, on a mean of 0.011) and the
+    generated picture by 0 levels. A test of *conditioning* needs the image to count.
+    """
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_pretrained(str(tiny_controlnet_sd15))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in net.controlnet_cond_embedding.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * math.sqrt(2.0 / fan_in))
+                module.bias.zero_()
+        # Louder, so the image's embedding is on the scale of the latents' features.
+        net.controlnet_cond_embedding.conv_out.weight.mul_(30.0)
+    folder = tmp_path_factory.mktemp("responsive-controlnet")
+    net.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+#: Mean |Δ| (0..255) that counts as "the result depends on this control image". Measured
+#: with the responsive ControlNet (64², 4 steps): moving the first control's band changes
+#: the picture by 3.56 levels, the second's (strength 0.7, 2 of the 4 steps) by 0.66; the
+#: same request twice differs by 0. So 0.25 is 2.6× under the weakest effect, and far
+#: over the noise floor. (With the shared tiny ControlNet both effects measure 0.19/0.02.)
+MIN_CONTROL_EFFECT = 0.25
+
+
+def test_two_controls_each_condition_the_result(
+    shared_engine: Any, tiny_sd15: Path, responsive_controlnet_sd15: Path
+) -> None:
     w, h = 64, 64
     a_img = np.zeros((h, w, 3), np.uint8)
     a_img[10:20] = 255
     b_img = np.zeros((h, w, 3), np.uint8)
     b_img[:, 40:50] = 255
-    cn = ModelRef(str(tiny_controlnet_sd15))
+    cn = ModelRef(str(responsive_controlnet_sd15))
     one = ControlSpec(ControlKind.SCRIBBLE, a_img, model=cn)
     two = ControlSpec(ControlKind.LINEART, b_img, strength=0.7, start=0.2, end=0.9, model=cn)
     req = request(tiny_sd15, width=w, height=h, steps=4, controls=(one,))
     single, _ = _run_ok(shared_engine, req)
+    only_two, _ = _run_ok(shared_engine, req.replace(controls=(two,)))
     double, _ = _run_ok(shared_engine, req.replace(controls=(one, two)))
     assert not np.array_equal(single[0], double[0])
+    # Each control's own image reaches the result: move one band, keep the other.
+    a_moved = np.zeros_like(a_img)
+    a_moved[:, 10:20] = 255
+    b_moved = np.zeros_like(b_img)
+    b_moved[40:50] = 255
+    first_moved, _ = _run_ok(shared_engine, req.replace(controls=(replace(one, image=a_moved), two)))
+    second_moved, _ = _run_ok(shared_engine, req.replace(controls=(one, replace(two, image=b_moved))))
+    assert mean_abs_diff(first_moved[0], double[0]) > MIN_CONTROL_EFFECT
+    assert mean_abs_diff(second_moved[0], double[0]) > MIN_CONTROL_EFFECT
+    # A control at strength 0 is exactly absent: the result is the other control's alone.
+    second_off, _ = _run_ok(shared_engine, req.replace(controls=(one, replace(two, strength=0.0))))
+    first_off, _ = _run_ok(shared_engine, req.replace(controls=(replace(one, strength=0.0), two)))
+    assert np.array_equal(second_off[0], single[0])
+    assert np.array_equal(first_off[0], only_two[0])
 
 
 @pytest.mark.parametrize("fill", list(FillMode))
@@ -311,11 +392,77 @@ def test_nine_channel_inpaint_with_regions_and_controls(
     assert np.array_equal(images[0][mask == 0], init[mask == 0])
 
 
-def test_no_cfg_path(shared_engine: Any, tiny_sdxl: Path) -> None:
-    # cfg <= 1 skips the unconditional half (Turbo/LCM style): still works, with regions.
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_no_cfg_path_is_the_conditional_prediction(
+    shared_engine: Any, tiny_sd15: Path, tiny_sdxl: Path, family: str
+) -> None:
+    """cfg <= 1 skips the unconditional half (Turbo/LCM style), with regions too. Guidance
+    ``uncond + g·(cond − uncond)`` is ``cond`` for any ``g`` when every negative equals its
+    positive, so a CFG run with negatives = prompts is the reference for the single pass.
+    Measured (64², 2 steps): reference 0 levels away (max |Δ| 0) in both families; the
+    same CFG run with other negatives 9–10 levels away (mean |Δ|)."""
+    model = tiny_sd15 if family == "sd15" else tiny_sdxl
     w, h = 64, 64
-    req = request(tiny_sdxl, width=w, height=h, steps=2, cfg=1.0, regions=_two_regions(w, h))
-    _run_ok(shared_engine, req)
+    left, right = _two_regions(w, h)
+    same = (RegionSpec(left.mask, left.prompt, left.prompt), RegionSpec(right.mask, right.prompt, right.prompt))
+    req = request(model, width=w, height=h, steps=2, cfg=1.0, negative="a red cat", regions=same)
+    single_pass, _ = _run_ok(shared_engine, req)
+    reference, _ = _run_ok(shared_engine, req.replace(cfg=7.0))
+    # Batch 2 (CFG) and batch 1 may round differently; measured: identical bytes.
+    assert np.abs(single_pass[0].astype(np.int16) - reference[0]).max() <= 1
+    # Without guidance the negatives play no part; with it they do.
+    other = dict(negative="blurry", regions=_two_regions(w, h))
+    negatives_changed, _ = _run_ok(shared_engine, req.replace(**other))
+    assert np.array_equal(negatives_changed[0], single_pass[0])
+    guided, _ = _run_ok(shared_engine, req.replace(cfg=7.0, **other))
+    assert mean_abs_diff(guided[0], single_pass[0]) > 2.0
+
+
+def _tiled_request(model: Path) -> Any:
+    # 96×64 generates at 96×64: 12×8 latents, over the tiny VAE's 8-latent tile size.
+    return request(model, width=96, height=64, steps=3, seed=4)
+
+
+def test_vae_tiling_decodes_in_tiles_close_to_the_untiled_picture(
+    shared_engine: Any, fresh_engine: Any, tiny_sd15: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same denoising, decoded in overlapping tiles that are blended back together.
+
+    Measured (96×64, seed 4): decoded in 4 tiles, 7.2 levels mean |Δ| from the untiled
+    picture (the tiny random VAE sees little context in 64-px tiles; real VAEs differ far
+    less); the seed-5 picture is 42.6 levels away. Requiring under half of the other-seed
+    distance keeps the tiled picture recognisably the same one (measured ratio 0.17)."""
+    req = _tiled_request(tiny_sd15)
+    untiled, _ = _run_ok(shared_engine, req)
+    other_seed, _ = _run_ok(shared_engine, req.replace(seed=5))
+    engine = fresh_engine(vae_tiling=True)
+    vae = engine.cache.get(ModelRef(str(tiny_sd15))).vae
+    calls = _count_calls(vae.decoder, monkeypatch)
+    tiled, _ = _run_ok(engine, req)
+    assert calls[0] > 1, "the picture was decoded in one piece"
+    assert mean_abs_diff(tiled[0], untiled[0]) < 0.5 * mean_abs_diff(other_seed[0], untiled[0])
+
+
+def test_channels_last_gives_the_contiguous_picture(
+    shared_engine: Any, fresh_engine: Any, tiny_sd15: Path, tiny_controlnet_sd15: Path
+) -> None:
+    """channels_last is a memory layout only. Measured (96×64, img2img + ControlNet):
+    mean |Δ| 5e-5 levels, max 1 (one channel of one pixel rounds the other way)."""
+    sketch = np.zeros((64, 96, 3), np.uint8)
+    sketch[20:44, 30:34] = 255
+    cn = ModelRef(str(tiny_controlnet_sd15))
+    req = _tiled_request(tiny_sd15).replace(
+        init=InitImage(smooth_image(96, 64), 0.6), controls=(ControlSpec(ControlKind.SCRIBBLE, sketch, model=cn),)
+    )
+    contiguous, _ = _run_ok(shared_engine, req)
+    engine = fresh_engine(channels_last=True)
+    last, _ = _run_ok(engine, req)
+    loaded = engine.cache.get(ModelRef(str(tiny_sd15)))
+    assert loaded.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    net = engine.cache.controlnet(cn, ControlKind.SCRIBBLE, loaded)
+    assert net.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert np.abs(last[0].astype(np.int16) - contiguous[0]).max() <= 2
+    assert mean_abs_diff(last[0], contiguous[0]) < 0.05
 
 
 def test_v_prediction_model_runs_with_every_mode_unchanged(shared_engine: Any, tiny_sd15: Path, tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from semantic_judges import document
-from semantic_run import BuiltinModel
+from semantic_judges import dilate, document, erode, rate, read_colour, reads_as, sd
+from semantic_run import BATCH, CFG, SEED, STEPS, BuiltinModel, meaning
 from sfumato.canvas.document import Recipe
 from sfumato.canvas.ora import save_ora
 from sfumato.canvas.parameters import read_png_parameters
@@ -23,6 +23,7 @@ from sfumato import cli
 
 pytestmark = pytest.mark.semantic
 
+SIZE = 64  # the built-in model's native side
 LABEL = "built-in demo model — shapes and colours; add a Stable Diffusion checkpoint for real work"
 
 
@@ -51,23 +52,41 @@ def test_models_command_lists_the_builtin_model_with_its_label(
 def test_render_without_a_model_uses_the_builtin_one_offline(
     builtin_model: BuiltinModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    recipe = Recipe(prompt="a red circle on a blue background", seed=5, steps=8, cfg=5.0)
-    doc = document(64)
+    """``sfumato render`` with no model anywhere draws the prompt with the built-in model:
+    over the semantic seeds, the picture reads as the prompt's shape colour inside the
+    circle and the background colour around it (the judges of ``semantic_judges``), in
+    at least REQUIRED of BATCH images — a blank, a random or another model's picture
+    does not."""
+    prompt = "a red circle on a blue background"
+    recipe = Recipe(prompt=prompt, seed=SEED, steps=STEPS, cfg=CFG)
+    doc = document(SIZE)
     doc.recipe = recipe
     source = tmp_path / "hand.ora"
     save_ora(doc, source)
     output = tmp_path / "out.png"
     started = time.perf_counter()
-    status = cli.main(["render", str(source), "-o", str(output)])
+    status = cli.main(["render", str(source), "-o", str(output), "--batch", str(BATCH)])
     seconds = time.perf_counter() - started
     err = capsys.readouterr().err
-    print(f"sfumato render with the built-in model: {seconds:.1f} s (8 steps, 64 px, model load included)")
+    print(f"sfumato render with the built-in model: {seconds:.1f} s ({BATCH}×{STEPS} steps, {SIZE} px, model load included)")
     assert status == 0, err
     assert "built-in demo model" in err  # the user is told which model drew it
-    image = np.asarray(Image.open(output).convert("RGB"))
-    assert image.shape == (64, 64, 3)
-    assert image.std() > 5, "the result is blank"
-    parameters = read_png_parameters(output)
-    assert parameters is not None
-    assert parameters["prompt"] == "a red circle on a blue background"
-    assert parameters.get("model") == "builtin", parameters
+    spec = sd.parse_caption(prompt)
+    cover = sd.shape_mask(spec.shapes[0], SIZE)
+    inside, outside = erode(cover > 0.5, 2), ~dilate(cover > 0.05, 4)  # as test_semantic_txt2img
+    ok = []
+    readings = []
+    for k in range(1, BATCH + 1):
+        path = output.with_name(f"out-{k}.png")
+        image = np.asarray(Image.open(path).convert("RGB"))
+        assert image.shape == (SIZE, SIZE, 3)
+        ok.append(reads_as(image[inside], "red") and reads_as(image[outside], "blue"))
+        readings.append(f"  seed {SEED + k - 1}: shape {read_colour(image[inside])}; bg {read_colour(image[outside])}")
+        parameters = read_png_parameters(path)
+        assert parameters is not None
+        assert parameters["prompt"] == prompt
+        assert parameters.get("model") == "builtin", parameters
+        assert int(parameters["seed"]) == SEED + k - 1, parameters
+    report = f"red circle on blue, rendered with no model named: {rate(ok)}\n" + "\n".join(readings)
+    print(report)
+    meaning(sum(ok), report)
