@@ -118,6 +118,10 @@ class History:
         self._redo: list[tuple[int, Command]] = []  # next to redo last
         self._base_serial = 0  # serial of the state below the oldest undoable command
         self._clean_serial: int | None = 0  # a new document is clean
+        # bytes each command held when last pushed, merged, undone or redone (a command's
+        # size changes only then), so bounding the memory costs O(1) per change, not O(n)
+        self._sizes: dict[int, int] = {}
+        self._total = 0
         self._holder: object | None = None
         self._busy = False
         self._group: list[Command] | None = None
@@ -223,15 +227,22 @@ class History:
             self._push(collected[0] if len(collected) == 1 else MacroCommand(label, collected))
 
     def _push(self, command: Command) -> Command:
+        for serial, _ in self._redo:
+            self._forget_size(serial)
         self._redo.clear()
         if self._undo:
             serial, top = self._undo[-1]
             if serial != self._clean_serial and top.merge_with(command):
-                self._undo[-1] = (next(_serials), top)
+                new_serial = next(_serials)
+                self._undo[-1] = (new_serial, top)
+                self._forget_size(serial)
+                self._note_size(new_serial, top)
                 self._trim()
                 self.changed.emit(HistoryChanged(HistoryAction.MERGE, top))
                 return top
-        self._undo.append((next(_serials), command))
+        serial = next(_serials)
+        self._undo.append((serial, command))
+        self._note_size(serial, command)
         self._trim()
         self.changed.emit(HistoryChanged(HistoryAction.EXECUTE, command))
         return command
@@ -252,6 +263,7 @@ class History:
         finally:
             self._busy = False
         self._redo.append((serial, command))
+        self._note_size(serial, command)
         self.changed.emit(HistoryChanged(HistoryAction.UNDO, command))
         return command
 
@@ -271,6 +283,7 @@ class History:
         finally:
             self._busy = False
         self._undo.append((serial, command))
+        self._note_size(serial, command)
         self.changed.emit(HistoryChanged(HistoryAction.REDO, command))
         return command
 
@@ -278,6 +291,8 @@ class History:
         """Forget every command (after loading a file); the current state becomes clean."""
         self._undo.clear()
         self._redo.clear()
+        self._sizes.clear()
+        self._total = 0
         self._base_serial = next(_serials)
         self._clean_serial = self._base_serial
         self.changed.emit(HistoryChanged(HistoryAction.CLEAR))
@@ -320,8 +335,17 @@ class History:
         return len(self._redo)
 
     def nbytes(self) -> int:
-        """Memory held by every command on both stacks, in bytes."""
-        return sum(c.nbytes() for _, c in self._undo) + sum(c.nbytes() for _, c in self._redo)
+        """Memory held by every command on both stacks, in bytes (as each command last
+        reported it: when it was pushed, merged, undone or redone)."""
+        return self._total
+
+    def _note_size(self, serial: int, command: Command) -> None:
+        size = command.nbytes()
+        self._total += size - self._sizes.get(serial, 0)
+        self._sizes[serial] = size
+
+    def _forget_size(self, serial: int) -> None:
+        self._total -= self._sizes.pop(serial, 0)
 
     # -- clean state ----------------------------------------------------------------------
     def _current_serial(self) -> int:
@@ -349,16 +373,14 @@ class History:
         while len(self._undo) + len(self._redo) > self._max_steps and len(self._undo) > 1:
             self._drop_oldest()
             dropped += 1
-        if self._max_bytes is not None:
-            total = self.nbytes()
-            while total > self._max_bytes and len(self._undo) > 1:
-                total -= self._drop_oldest()
-                dropped += 1
+        while self._total > self._max_bytes and len(self._undo) > 1:
+            self._drop_oldest()
+            dropped += 1
         if dropped:
             log.debug("history dropped %d oldest command(s)", dropped)
             self.changed.emit(HistoryChanged(HistoryAction.TRIM))
 
-    def _drop_oldest(self) -> int:
-        serial, command = self._undo.pop(0)
+    def _drop_oldest(self) -> None:
+        serial, _command = self._undo.pop(0)
         self._base_serial = serial
-        return command.nbytes()
+        self._forget_size(serial)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,13 +79,7 @@ def list_recoverable(root: Path) -> list[RecoveryEntry]:
 
 
 def _entry(folder: Path) -> RecoveryEntry:
-    meta: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        loaded = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        if isinstance(loaded, dict):
-            meta = loaded
-    name = str(meta.get("name") or folder.name)
-    path = meta.get("path")
+    name, path = _names(folder)
     try:
         contents = read_journal(folder / JOURNAL_FILE)
     except (OSError, JournalFormatError) as exc:
@@ -130,8 +126,6 @@ def _in_use(folder: Path) -> bool:
 
 
 def _pid_alive(folder: Path) -> bool:
-    import os
-
     try:
         pid = int(json.loads((folder / META_FILE).read_text(encoding="utf-8"))["pid"])
         os.kill(pid, 0)
@@ -167,13 +161,81 @@ def recover(folder: Path) -> Recovered:
     replay = _Replay()
     for record in contents.records:
         replay.apply(record)
+    replay.store.finish()
     assert replay.doc is not None
     replay.doc.history.configure(max_steps=200)
-    entry = _entry(folder)
-    return Recovered(replay.doc, entry.name, entry.path, len(contents.records), contents.torn)
+    name, path = _names(folder)
+    return Recovered(replay.doc, name, path, len(contents.records), contents.torn)
 
 
-_Tile = tuple[PixelLayer, TileKey, np.ndarray | None]
+def _names(folder: Path) -> tuple[str, str | None]:
+    meta: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            meta = loaded
+    return str(meta.get("name") or folder.name), meta.get("path")
+
+
+class _Lazy:
+    """A journaled tile kept compressed until someone needs its pixels (most versions of a
+    tile in a long journal are only ever needed by an undo that may never come)."""
+
+    __slots__ = ("_array", "blob")
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self._array: np.ndarray | None = None
+
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = decompress_array(self.blob, (TILE, TILE, 4), np.uint8)
+            self._array.setflags(write=False)
+            self.blob = b""
+        return self._array
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.blob) if self._array is None else self._array.nbytes
+
+
+_Version = _Lazy | np.ndarray | None  # a tile version: compressed, pixels, or no tile
+
+
+def _pixels(version: _Version) -> np.ndarray | None:
+    return version.array() if isinstance(version, _Lazy) else version
+
+
+class _TileStore:
+    """Where a replay's tiles go: kept as versions (still compressed) while replaying, put
+    into the surfaces once at the end, and straight into them afterwards (undo, redo)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[int, TileKey], tuple[PixelLayer, _Version]] | None = {}
+
+    def get(self, layer: PixelLayer, key: TileKey) -> _Version:
+        if self.pending is not None and (layer.id, key) in self.pending:
+            return self.pending[(layer.id, key)][1]
+        return layer.surface.frozen_tile(key)
+
+    def put(self, layer: PixelLayer, key: TileKey, version: _Version) -> None:
+        if self.pending is not None:
+            self.pending[(layer.id, key)] = (layer, version)
+        else:
+            layer.surface.put_tile(key, _pixels(version))
+
+    def finish(self) -> None:
+        """Put the final version of every tile into its surface, decompressing them on a
+        few threads (zlib releases the GIL: recovery time scales with the cores)."""
+        pending, self.pending = self.pending, None
+        items = list((pending or {}).items())
+        with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+            arrays = list(pool.map(lambda item: _pixels(item[1][1]), items))
+        for ((_, key), (layer, _)), array in zip(items, arrays):
+            layer.surface.put_tile(key, array)
+
+
+_Tile = tuple[PixelLayer, TileKey, _Version]
 
 
 class _Replay:
@@ -181,6 +243,7 @@ class _Replay:
         self.doc: Document | None = None
         self.layers: dict[int, Layer] = {}
         self.structure: dict[str, Any] | None = None
+        self.store = _TileStore()
 
     def apply(self, record: Record) -> None:
         h = record.header
@@ -215,8 +278,9 @@ class _Replay:
         apply_structure(doc, h["structure"], self.layers)
         doc.recipe = recipe_from(h["recipe"])
         doc.selection = _selection(record, h["selection"])
+        self.store = _TileStore()
         for layer, key, tile in self._tiles(record):
-            layer.surface.put_tile(key, tile)
+            self.store.put(layer, key, tile)
         if not h.get("clean", True):
             doc.history.mark_unsaved()
 
@@ -226,8 +290,7 @@ class _Replay:
             layer = self.layers.get(int(jid))
             if not isinstance(layer, PixelLayer):
                 raise JournalFormatError(f"a record changes tiles of layer {jid}, which the journal never made")
-            tile = None if blob < 0 else decompress_array(record.blobs[blob], (TILE, TILE, 4), np.uint8)
-            out.append((layer, (int(tx), int(ty)), tile))
+            out.append((layer, (int(tx), int(ty)), None if blob < 0 else _Lazy(record.blobs[blob])))
         return out
 
     def _step(self, record: Record) -> JournalStep:
@@ -235,15 +298,14 @@ class _Replay:
         doc = self.doc
         assert doc is not None
         h = record.header
-        step = JournalStep(doc, self.layers, h.get("label") or "Recovered change")
+        step = JournalStep(doc, self.layers, self.store, h.get("label") or "Recovered change")
         if "structure" in h:
             step.structure = (self.structure, h["structure"])
             self.structure = h["structure"]
             apply_structure(doc, h["structure"], self.layers)  # tiles of new layers need them
         for layer, key, tile in self._tiles(record):
-            old = layer.surface.frozen_tile(key)
-            step.tiles.append((layer, key, old, tile))
-            layer.surface.put_tile(key, tile)
+            step.tiles.append((layer, key, self.store.get(layer, key), tile))
+            self.store.put(layer, key, tile)
         if "recipe" in h:
             step.recipe = (doc.recipe, recipe_from(h["recipe"]))
         if "selection" in h:
@@ -261,12 +323,13 @@ def _selection(record: Record, data: dict[str, Any] | None) -> np.ndarray | None
 class JournalStep(Command):
     """A recovered change: what a record changed, both ways (tiles, tree, recipe, selection)."""
 
-    def __init__(self, doc: Document, layers: dict[int, Layer], label: str) -> None:
+    def __init__(self, doc: Document, layers: dict[int, Layer], store: _TileStore, label: str) -> None:
         self.doc = doc
         self.layers = layers
+        self.store = store
         self.label = label
         self.merges = False
-        self.tiles: list[tuple[PixelLayer, TileKey, np.ndarray | None, np.ndarray | None]] = []
+        self.tiles: list[tuple[PixelLayer, TileKey, _Version, _Version]] = []
         self.structure: tuple[dict[str, Any] | None, dict[str, Any]] | None = None
         self.recipe: tuple[Any, Any] | None = None
         self.selection: tuple[np.ndarray | None, np.ndarray | None] | None = None
@@ -285,7 +348,9 @@ class JournalStep(Command):
             doc.changed.emit(StructureChanged(None))
         tiles = self.tiles if new else reversed(self.tiles)
         for layer, key, old, fresh in tiles:
-            layer.surface.put_tile(key, fresh if new else old)
+            self.store.put(layer, key, fresh if new else old)
+            if self.store.pending is not None:
+                continue  # replaying: no one is listening yet
             ox, oy = document_offset(layer)
             doc.changed.emit(PixelsChanged(layer, tile_rect(key).translate(ox, oy)))
         if self.recipe is not None:
@@ -315,4 +380,4 @@ class JournalStep(Command):
         return True
 
     def nbytes(self) -> int:
-        return sum(t.nbytes for _, _, o, n in self.tiles for t in (o, n) if t is not None)
+        return sum(t.nbytes for _, _, o, n in self.tiles for t in (o, n) if t is not None)  # type: ignore[misc]
