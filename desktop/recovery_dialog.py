@@ -46,10 +46,13 @@ class RecoveryDialog(QDialog):
         self.recovered: dict[str, Recovered] = {}
         self.errors: dict[str, str] = {}
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(
+        intro = QLabel(
             "Sfumato was not closed properly. These documents have changes that were never "
             "saved; recovering one opens it as it was at its last change."
-        ))
+        )
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.setMinimumWidth(520)
         self.list = QListWidget()
         self.list.setIconSize(QSize(THUMB, THUMB))
         layout.addWidget(self.list)
