@@ -120,3 +120,48 @@ def test_a_failed_save_keeps_the_document_unsaved_and_the_journal_going(
     assert journal.flush()
     records = read_journal(journal.folder / "journal.sfj").records
     assert [r.header["a"] for r in records][-2:] == ["execute", "execute"]  # … and is journaled
+
+
+def test_the_banner_shows_while_the_journal_cannot_be_written(window, qtbot, monkeypatch) -> None:  # noqa: ANN001
+    import errno
+
+    import numpy as np
+    from sfumato.canvas import journal as journal_module
+
+    real = journal_module._encode
+    full = [True]
+
+    def encode(*args):  # noqa: ANN002, ANN202
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(journal_module, "_encode", encode)
+    doc = window.document
+    layer = next(doc.pixel_layers())
+    banner = window.journals.banner
+    assert not banner.isVisible()
+    doc.put_pixels(layer, np.full((10, 10, 4), 50, np.uint8))
+    qtbot.waitUntil(banner.isVisible, timeout=10_000)
+    assert "No space left on device" in banner.text()
+    doc.put_pixels(layer, np.full((10, 10, 4), 60, np.uint8), 20, 20)  # painting goes on
+    assert window.document is doc and doc.history.undo_count == 2
+    full[0] = False
+    doc.put_pixels(layer, np.full((10, 10, 4), 70, np.uint8), 40, 40)
+    qtbot.waitUntil(lambda: not banner.isVisible(), timeout=10_000)
+
+
+def test_two_windows_of_one_file_keep_two_journals(window, qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    from sfumato.canvas.ora import save_ora
+    from sfumato.desktop.main_window import MainWindow
+
+    path = tmp_path / "shared.ora"
+    save_ora(window.document, path)
+    window.files.open_path(path)
+    other = MainWindow()
+    qtbot.addWidget(other)
+    other.files.open_path(path)
+    mine, theirs = window.journals.journal, other.journals.journal
+    assert mine is not None and theirs is not None and mine.folder != theirs.folder
+    other.close()
+    assert not theirs.folder.exists() and mine.folder.exists()
