@@ -6,7 +6,8 @@ learn *when* a change is committed: each executed, merged, undone or redone comm
 each save becomes one record (:mod:`sfumato.canvas.journal_format`). On the GUI thread a
 commit only freezes the changed tiles (copy-on-write, as undo snapshots do) and copies
 the small tree data; compressing, writing and ``fsync`` happen on the journal's own
-thread, so a stroke never waits for the disk.
+thread :data:`WRITE_DELAY_S` later, so a stroke never waits for the disk nor shares
+the interpreter with the encoding while it commits.
 
 The journal starts with a snapshot record of the whole document and is compacted into a
 new snapshot when it grows past ``compact_bytes`` or ``compact_records``, so recovery
@@ -59,6 +60,10 @@ META_FILE = "meta.json"
 LOCK_FILE = "lock"
 DEFAULT_COMPACT_BYTES = 200 * 1024 * 1024
 DEFAULT_COMPACT_RECORDS = 2000
+#: How long the writer lets a commit rest before encoding it: the stroke's commit and the
+#: repaint that follows finish first (the writer's Python parts would otherwise take the
+#: GIL from them), and quick edits share one fsync. Well inside the promised second.
+WRITE_DELAY_S = 0.2
 
 _ACTIONS = {
     HistoryAction.EXECUTE: "execute",
@@ -297,6 +302,7 @@ class _Writer(threading.Thread):
         self._queue: queue.Queue[tuple[int, _Item, dict[str, Any]] | None] = queue.Queue()
         self._file: BinaryIO | None = None
         self._cond = threading.Condition()
+        self._hurry = threading.Event()
         self.done = 0
         self.bytes_written = 0
         self.error: str | None = None
@@ -307,9 +313,11 @@ class _Writer(threading.Thread):
 
     def stop(self) -> None:
         self._queue.put(None)
+        self._hurry.set()
         self.join(timeout=30)
 
     def wait_for(self, seq: int, timeout: float) -> bool:
+        self._hurry.set()  # someone waits: no resting
         with self._cond:
             return self._cond.wait_for(lambda: self.done >= seq or not self.is_alive(), timeout)
 
@@ -317,6 +325,9 @@ class _Writer(threading.Thread):
         try:
             while True:
                 first = self._queue.get()
+                if first is not None:
+                    self._hurry.wait(WRITE_DELAY_S)
+                self._hurry.clear()
                 batch = [first]
                 while True:
                     try:
