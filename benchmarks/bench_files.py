@@ -1,8 +1,8 @@
 """File figures: OpenRaster save and load, flattened PNG export, parameters reading.
 
-The document is the canvas benchmark's: a square canvas (4096² by default) with N layers
-(20 by default), each holding a few large soft blobs over roughly a quarter of the canvas
-at a random place, with mixed blend modes. Timings are medians over ``--repeat`` runs
+The document is the canvas benchmark's (``benchmarks/documents.py``, the same builder):
+a square canvas (4096² by default) with N layers (20 by default), each holding three
+large soft blobs over roughly a quarter of the canvas, in mixed blend modes. Timings are medians over ``--repeat`` runs
 (the machine is shared and noisy). Prints a table; ``--json PATH`` writes the figures.
 
     python benchmarks/bench_files.py [--side 4096] [--layers 20] [--repeat 3] [--json out.json]
@@ -18,45 +18,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.document import Document, Recipe
+from documents import build_document
+from sfumato.canvas.document import Recipe
 from sfumato.canvas.imageio import export_png
-from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.ora import load_ora, save_ora
 from sfumato.canvas.parameters import document_parameters, read_png_parameters
-from sfumato.canvas.tiles import TiledSurface
-
-MODES = [BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.SCREEN, BlendMode.OVERLAY, BlendMode.SOFT_LIGHT]
-
-
-def blobs(side: int, seed: int) -> np.ndarray:
-    """A ``side``×``side`` straight-RGBA block with three soft blobs of one colour each."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
-    out = np.zeros((side, side, 4), np.uint8)
-    alpha = np.zeros((side, side), np.float32)
-    for _ in range(3):
-        cx, cy = rng.uniform(0.25, 0.75, 2) * side
-        radius = rng.uniform(0.2, 0.35) * side
-        blob = np.clip(1.0 - np.hypot(xx - cx, yy - cy) / radius, 0.0, 1.0) ** 0.7
-        colour = rng.integers(0, 256, 3)
-        take = blob > alpha
-        out[take, :3] = colour
-        alpha = np.maximum(alpha, blob)
-    out[..., 3] = np.rint(alpha * 255).astype(np.uint8)
-    return out
-
-
-def make_document(side: int, layers: int) -> Document:
-    doc = Document(side, side, recipe=Recipe(prompt="a benchmark", seed=1, steps=20))
-    rng = np.random.default_rng(0)
-    half = side // 2
-    for i in range(layers):
-        x, y = (int(v) for v in rng.integers(0, side - half, 2))
-        layer = PixelLayer(f"layer {i}", TiledSurface.from_array(blobs(half, i), x, y), blend=MODES[i % len(MODES)])
-        doc.root.append(layer)
-    return doc
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -76,7 +42,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    doc = make_document(args.side, args.layers)
+    doc = build_document(1, args.side, args.layers, Recipe(prompt="a benchmark", seed=1, steps=20))
     with tempfile.TemporaryDirectory() as folder:
         ora_path, png_path = Path(folder) / "bench.ora", Path(folder) / "bench.png"
         figures = {
