@@ -75,6 +75,8 @@ class MutationStale(Exception):
     """A mutation's ``old`` text no longer occurs exactly once in its file."""
 
 
+M = "tests/inference/test_engine_modes.py::"
+
 INPAINT_TESTS = (
     "tests/inference/test_inpaint_context.py",
     "tests/inference/test_inpaint_paste.py",
@@ -128,7 +130,63 @@ MUTATIONS: tuple[Mutation, ...] = (
         path="inference/engine.py",
         old="controlnet_cond=control.image,",
         new="controlnet_cond=torch.zeros_like(control.image),",
-        tests=("tests/inference/test_engine_modes.py", "tests/inference/test_matches_diffusers.py"),
+        tests=(M + "test_two_controls_each_condition_the_result",),
+    ),
+    Mutation(
+        name="controlnet-second-skipped",
+        behaviour="only the first control layer steers; the others are ignored",
+        path="inference/engine.py",
+        old="for control in job.controls:",
+        new="for control in job.controls[:1]:",
+        tests=(M + "test_two_controls_each_condition_the_result",),
+    ),
+    Mutation(
+        name="controlnet-strength",
+        behaviour="a control layer's strength slider does nothing",
+        path="inference/engine.py",
+        old="conditioning_scale=control.strength,",
+        new="conditioning_scale=1.0,",
+        tests=(M + "test_two_controls_each_condition_the_result",),
+    ),
+    Mutation(
+        name="strength",
+        behaviour="img2img strength does nothing: every strength starts from the same noise level",
+        path="inference/engine.py",
+        old="levels = NoiseLevels(scheduler, first)",
+        new="levels = NoiseLevels(scheduler, 0)",
+        tests=(M + "test_higher_strength_moves_further_from_the_source",),
+    ),
+    Mutation(
+        name="no-cfg-prompt",
+        behaviour="with guidance off (cfg 1) the prompt is dropped",
+        path="inference/engine.py",
+        old="tokens = cond.expand(batch, -1, -1)",
+        new="tokens = torch.zeros_like(cond).expand(batch, -1, -1)",
+        tests=(M + "test_no_cfg_path_is_the_conditional_prediction",),
+    ),
+    Mutation(
+        name="prompt-not-encoded",
+        behaviour="the main prompt never reaches the model",
+        path="inference/engine.py",
+        old="for p in [request.prompt] + [r.prompt for r in request.regions]]",
+        new='for p in [""] + [r.prompt for r in request.regions]]',
+        tests=("tests/semantic/test_semantic_default_model.py",),
+    ),
+    Mutation(
+        name="vae-tiling",
+        behaviour="VAE tiling is switched on but large pictures still decode in one piece",
+        path="inference/model_cache.py",
+        old="pipe.vae.enable_tiling()",
+        new="pass",
+        tests=(M + "test_vae_tiling_decodes_in_tiles_close_to_the_untiled_picture",),
+    ),
+    Mutation(
+        name="channels-last",
+        behaviour="the channels-last speed option is accepted but not applied",
+        path="inference/model_cache.py",
+        old="pipe.unet.to(memory_format=torch.channels_last)",
+        new="pass",
+        tests=(M + "test_channels_last_gives_the_contiguous_picture",),
     ),
     Mutation(
         name="lora-merge",
@@ -145,6 +203,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         old="return 1.0 if self.alpha is None else self.alpha / self.rank",
         new="return 1.0",
         tests=("tests/inference/test_lora.py",),
+    ),
+    Mutation(
+        name="lora-weight",
+        behaviour="a LoRA's weight (<lora:name:0.4>) is ignored: always full strength",
+        path="inference/lora.py",
+        old="_merge(pipe, layers, float(spec.weight), state.backups, path.name)",
+        new="_merge(pipe, layers, 1.0, state.backups, path.name)",
+        tests=("tests/inference/test_lora.py", "tests/inference/test_model_cache.py"),
     ),
     Mutation(
         name="paste-back-mask",
@@ -177,6 +243,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         old='assert self.patch is not None, "undo before redo"\n        self.patch.swap(self.layer.surface)',
         new='assert self.patch is not None, "undo before redo"',
         tests=("tests/canvas/test_history.py", "tests/canvas/test_brush.py", "tests/desktop/test_tools.py"),
+    ),
+    Mutation(
+        name="canvas-draws-nothing",
+        behaviour="the canvas view paints no tiles: the artist sees nothing of the picture",
+        path="desktop/canvas_view.py",
+        old="painter.drawImage(self._device_rect(tile_rect, dpr), image, source)",
+        new="pass",
+        tests=("tests/desktop/test_canvas_view.py",),
     ),
     Mutation(
         name="ora-role-write",
