@@ -253,7 +253,11 @@ def build_tiny_controlnet(path: Path, family: str = "sd15", *, size: str = "test
     """A tiny ControlNet folder (``config.json`` + safetensors) matching the tiny ``family`` UNet.
 
     The ControlNet's zero-initialised output convolutions get small random weights so that
-    a control image really changes the result (a freshly initialised ControlNet is a no-op).
+    its residuals change the result (a freshly initialised ControlNet is a no-op), and its
+    conditioning embedding is re-initialised (He normal, zero bias, the last convolution
+    ×30) so that the control *image* counts: with the default initialisation, swapping the
+    control image changed the embedding by 1.8e-5 (on a mean of 0.011) and the picture by
+    0 levels, so no test could see whether the engine passed the image at all.
     """
     path = Path(path)
     if _done(path):
@@ -281,6 +285,11 @@ def build_tiny_controlnet(path: Path, family: str = "sd15", *, size: str = "test
             for module in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
                            controlnet.controlnet_cond_embedding.conv_out]:  # fmt: skip
                 torch.nn.init.normal_(module.weight, std=0.05)
+            for module in controlnet.controlnet_cond_embedding.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                    torch.nn.init.zeros_(module.bias)
+            controlnet.controlnet_cond_embedding.conv_out.weight.mul_(30.0)
     controlnet.save_pretrained(str(path), safe_serialization=True)
     return path
 
