@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
 import torch
-from enginehelpers import Recorder, request
 from sfumato.inference.devices import choose_device, is_oom_error
 
 
@@ -44,8 +40,3 @@ def test_oom_recognition(error: BaseException, expected: bool) -> None:
     assert is_oom_error(error) is expected
 
 
-def test_vae_tiling_option_still_generates(fresh_engine: Any, tiny_sd15: Path) -> None:
-    engine = fresh_engine(vae_tiling=True, channels_last=True)
-    rec = Recorder()
-    result = engine.run(request(tiny_sd15, steps=2), rec)
-    assert result.ok, result.error
