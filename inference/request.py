@@ -25,6 +25,8 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
+from sfumato.vocabulary.errors import RequestError
+from sfumato.vocabulary.kinds import ControlKind, Sampler
 
 __all__ = [
     "ControlKind",
@@ -43,77 +45,6 @@ __all__ = [
 
 #: The most denoising steps a request may ask for (the window's Steps box allows the same).
 MAX_STEPS = 1000
-
-class RequestError(ValueError):
-    """A request that cannot be run as given; the message names the field and the fix."""
-
-
-class Sampler(Enum):
-    """Schedulers offered to the user (names as A1111/Forge users know them)."""
-
-    DEFAULT = "default"  # the model family's (or checkpoint's) own scheduler
-    EULER = "euler"
-    EULER_A = "euler_a"
-    DPMPP_2M = "dpmpp_2m"
-    DPMPP_2M_KARRAS = "dpmpp_2m_karras"
-    DPMPP_SDE_KARRAS = "dpmpp_sde_karras"
-    DDIM = "ddim"
-    UNIPC = "unipc"
-    LCM = "lcm"
-    HEUN = "heun"
-
-    @property
-    def label(self) -> str:
-        """The name other SD tools write in their ``parameters`` text."""
-        return _SAMPLER_LABELS[self]
-
-    @classmethod
-    def from_label(cls, text: str) -> Sampler:
-        """Parse an A1111-style label (``"DPM++ 2M Karras"``) or an enum value (``"euler_a"``)."""
-        key = text.strip().lower()
-        for sampler, label in _SAMPLER_LABELS.items():
-            if key in (sampler.value, label.lower()):
-                return sampler
-        raise RequestError(
-            f"unknown sampler {text!r}; choose one of: "
-            + ", ".join(s.value for s in cls)
-        )
-
-
-_SAMPLER_LABELS = {
-    Sampler.DEFAULT: "Default",
-    Sampler.EULER: "Euler",
-    Sampler.EULER_A: "Euler a",
-    Sampler.DPMPP_2M: "DPM++ 2M",
-    Sampler.DPMPP_2M_KARRAS: "DPM++ 2M Karras",
-    Sampler.DPMPP_SDE_KARRAS: "DPM++ SDE Karras",
-    Sampler.DDIM: "DDIM",
-    Sampler.UNIPC: "UniPC",
-    Sampler.LCM: "LCM",
-    Sampler.HEUN: "Heun",
-}
-
-
-class ControlKind(Enum):
-    """What a control layer/image means; each kind has a model-free preprocessor."""
-
-    SCRIBBLE = "scribble"
-    LINEART = "lineart"
-    SOFTEDGE = "softedge"
-    CANNY = "canny"
-    DEPTH = "depth"
-    POSE = "pose"
-    SEGMENTATION = "segmentation"
-
-    @classmethod
-    def parse(cls, text: str) -> ControlKind:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            raise RequestError(
-                f"unknown control kind {text!r}; known kinds: " + ", ".join(k.value for k in cls)
-            ) from None
-
 
 class FillMode(Enum):
     """What the masked area starts from before denoising (inpainting)."""
