@@ -21,11 +21,11 @@ import numpy as np
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
 from sfumato.canvas.tiles import TiledSurface
-from sfumato.inference.request import ControlKind
 from sfumato.planner.families import FAMILIES, SD15
 from sfumato.planner.placement import result_layer
 from sfumato.planner.plan import plan
 from sfumato.planner.recipe import GenerationSettings
+from sfumato.vocabulary.kinds import ControlKind
 
 SIDE = 4096
 

@@ -16,7 +16,7 @@ from typing import Any
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.document import Document, Recipe
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 _COMMON = ("name", "opacity", "visible", "locked", "x", "y")
 _PIXEL = ("prompt", "negative")

@@ -16,7 +16,7 @@ from typing import Any
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.tiles import TiledSurface
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 
 class Role(Enum):

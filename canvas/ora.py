@@ -76,7 +76,8 @@ from sfumato.canvas.parameters import (
     document_parameters,
 )
 from sfumato.canvas.tiles import TiledSurface
-from sfumato.inference.request import ControlKind, RequestError, Sampler
+from sfumato.vocabulary.errors import RequestError
+from sfumato.vocabulary.kinds import ControlKind, Sampler
 
 log = logging.getLogger(__name__)
 

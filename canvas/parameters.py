@@ -13,7 +13,7 @@ JSON string (``Lora hashes: "a: 1, b: 2"``), exactly as A1111's ``quote()`` does
 
 The dictionaries here use the keys of :meth:`GenerationRequest.summary()
 <sfumato.inference.request.GenerationRequest.summary>`: ``prompt``, ``negative``,
-``steps``, ``sampler`` (a :class:`~sfumato.inference.request.Sampler` value such as
+``steps``, ``sampler`` (a :class:`~sfumato.vocabulary.kinds.Sampler` value such as
 ``"euler_a"``), ``cfg``, ``seed``, ``width``, ``height``, ``model``, ``strength``,
 ``controls``. Keys a parser does not know are kept verbatim in ``extra`` (a
 ``{key: text}`` dict) and written back by :func:`format_parameters`.
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from sfumato.canvas.document import Document, Recipe
-from sfumato.inference.request import RequestError, Sampler
+from sfumato.vocabulary.errors import RequestError
+from sfumato.vocabulary.kinds import Sampler
 
 log = logging.getLogger(__name__)
 

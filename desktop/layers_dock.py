@@ -43,7 +43,7 @@ from sfumato.canvas.document import Document, LayerPropertyChanged, RecipeChange
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
 from sfumato.desktop import layer_actions
 from sfumato.desktop.layer_model import THUMB, LayerTreeModel
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 log = logging.getLogger(__name__)
 

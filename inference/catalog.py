@@ -43,7 +43,7 @@ from sfumato.inference.detect import (
     read_safetensors_header,
 )
 from sfumato.inference.errors import EngineError
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 from sfumato.config import Config, load_config
 

@@ -40,7 +40,8 @@ from sfumato.inference.errors import (
 )
 from sfumato.inference.families import Family, family_for_diffusers, get_family
 from sfumato.inference.families.base import PreviewFactors, read_json
-from sfumato.inference.request import ControlKind, LoraSpec, ModelRef
+from sfumato.inference.request import LoraSpec, ModelRef
+from sfumato.vocabulary.kinds import ControlKind
 
 __all__ = ["LoadedModel", "ModelCache", "default_models_root"]
 

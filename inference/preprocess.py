@@ -26,7 +26,7 @@ import logging
 
 import cv2
 import numpy as np
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 __all__ = [
     "canny",

@@ -24,10 +24,11 @@ from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
 from sfumato.inference.preprocess import preprocess
-from sfumato.inference.request import ControlKind, ControlSpec, ModelRef
+from sfumato.inference.request import ControlSpec, ModelRef
 from sfumato.planner.layerpixels import layer_bounds, layer_rgba, over_white
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
+from sfumato.vocabulary.kinds import ControlKind
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sfumato.canvas.document import Recipe
-from sfumato.inference.request import ControlKind, FillMode, RequestError, Sampler
+from sfumato.inference.request import FillMode, RequestError, Sampler
 from sfumato.planner.errors import PlanError
+from sfumato.vocabulary.kinds import ControlKind
 
 log = logging.getLogger(__name__)
 

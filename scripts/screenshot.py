@@ -31,7 +31,7 @@ def demo_document():  # noqa: ANN201 - Document
     from sfumato.canvas.document import Document
     from sfumato.canvas.layers import ControlSettings, GroupLayer, PixelLayer, Role
     from sfumato.canvas.tiles import TiledSurface
-    from sfumato.inference.request import ControlKind
+    from sfumato.vocabulary.kinds import ControlKind
 
     w, h = 1024, 768
     doc = Document(w, h)

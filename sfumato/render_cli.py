@@ -222,7 +222,8 @@ def resolve_model(flag: str | None, recipe_model: str | None) -> ResolvedModel:
 
 def parse_controlnets(values: Sequence[str]) -> dict[Any, str]:
     """``[KIND=]PATH`` flags → ``{ControlKind: path}`` (kind defaults to scribble)."""
-    from sfumato.inference.request import ControlKind, RequestError
+    from sfumato.inference.request import RequestError
+    from sfumato.vocabulary.kinds import ControlKind
 
     out: dict[Any, str] = {}
     for value in values:

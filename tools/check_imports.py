@@ -28,6 +28,7 @@ ROOMS = {
     "planner": "sfumato.planner",
     "desktop": "sfumato.desktop",
     "resources": "sfumato.resources",
+    "vocabulary": "sfumato.vocabulary",
     "sfumato": "sfumato",
 }
 
@@ -58,9 +59,9 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {
+    # The painting library stands on nothing but the vocabulary: no engine, no planner.
     "sfumato.canvas": Rule(
         forbidden=(*QT, *HEAVY, "sfumato.inference", "sfumato.desktop", "sfumato.planner"),
-        allowed=("sfumato.inference.request",),
     ),
     "sfumato.planner": Rule(
         forbidden=(*QT, *HEAVY, "sfumato.inference", "sfumato.desktop"),
@@ -68,6 +69,8 @@ RULES: dict[str, Rule] = {
     ),
     "sfumato.inference": Rule(forbidden=(*QT, "sfumato.canvas", "sfumato.planner", "sfumato.desktop")),
     "sfumato.resources": Rule(forbidden=(*QT, *HEAVY)),
+    # Names every room may use: it imports none of them (and no Qt, no torch).
+    "sfumato.vocabulary": Rule(forbidden=(*QT, *HEAVY, "sfumato"), allowed=("sfumato.vocabulary",)),
     "sfumato.desktop": Rule(forbidden=()),  # the one room that imports Qt (torch only lazily)
     # The CLI may start the GUI lazily (sfumato.desktop) but never imports Qt itself.
     "sfumato": Rule(forbidden=QT),
@@ -177,6 +180,7 @@ def runtime_check() -> list[str]:
     torch_free = [
         *_modules_under("sfumato.canvas"),
         *_modules_under("sfumato.planner"),
+        *_modules_under("sfumato.vocabulary"),
         *[
             m
             for m in _modules_under("sfumato.inference")
@@ -186,7 +190,7 @@ def runtime_check() -> list[str]:
         *_modules_under("sfumato"),
     ]
     checks = [
-        ("torch-free rooms (canvas, planner, CLI, inference's torch-free modules)", torch_free,
+        ("torch-free rooms (canvas, planner, vocabulary, CLI, inference's torch-free modules)", torch_free,
          [*HEAVY, *QT]),
         ("the engine (inference)", _modules_under("sfumato.inference"), list(QT)),
     ]

@@ -46,6 +46,7 @@ PACKAGE_DIRS = {
     "inference": "inference",
     "desktop": "desktop",
     "resources": "resources",
+    "vocabulary": "vocabulary",
 }
 
 

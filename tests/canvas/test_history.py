@@ -23,7 +23,7 @@ from sfumato.canvas.document import Document, PixelsChanged, SelectionChanged
 from sfumato.canvas.history import Command, History, HistoryAction, HistoryBusyError
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
 from sfumato.canvas.tiles import TILE, TiledSurface
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 
 def _filled(w: int, h: int, rgba: tuple[int, int, int, int]) -> np.ndarray:

@@ -24,7 +24,7 @@ from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
 from sfumato.canvas.ora import SFUMATO_NS, load_ora, save_ora
 from sfumato.canvas.tiles import TiledSurface
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 S = "{" + SFUMATO_NS + "}"
 

@@ -26,7 +26,7 @@ from sfumato.canvas.document import Document
 from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
 from sfumato.canvas.ora import SFUMATO_NS, load_ora, save_ora
 from sfumato.canvas.tiles import TiledSurface
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 S = "{" + SFUMATO_NS + "}"
 W, H = 48, 32

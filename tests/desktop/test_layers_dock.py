@@ -10,7 +10,7 @@ from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, Qt
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
 from sfumato.desktop.layer_model import MIME_TYPE, thumbnail_array
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 
 def _names(group: GroupLayer) -> list[str]:

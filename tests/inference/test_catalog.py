@@ -22,7 +22,7 @@ from sfumato.inference.catalog import (
     list_models,
     system_model_dirs,
 )
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 from sfumato.config import Config, config_path, load_config, save_config
 

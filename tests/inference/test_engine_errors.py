@@ -25,7 +25,8 @@ from sfumato.inference.errors import (
 from sfumato.inference.events import Cancelled, Failed, Finished
 from sfumato.inference.families.sd15 import SD15Family
 from sfumato.inference.modes import Mode
-from sfumato.inference.request import ControlKind, ControlSpec, ModelRef, RegionSpec
+from sfumato.inference.request import ControlSpec, ModelRef, RegionSpec
+from sfumato.vocabulary.kinds import ControlKind
 
 
 def _fail_at_call(module: torch.nn.Module, monkeypatch: pytest.MonkeyPatch, n: int, error: BaseException) -> None:

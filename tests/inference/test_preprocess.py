@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from sfumato.inference import preprocess as pp
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 
 def _sketch_on_white(h: int = 64, w: int = 80) -> tuple[np.ndarray, np.ndarray]:

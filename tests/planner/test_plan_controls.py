@@ -6,9 +6,9 @@ import numpy as np
 from plandocs import document, layer, rgba
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import ControlSettings, Role
-from sfumato.inference.request import ControlKind
 from sfumato.planner.controls import plan_controls
 from sfumato.planner.sizing import Size
+from sfumato.vocabulary.kinds import ControlKind
 
 
 def sketch(h: int, w: int) -> np.ndarray:

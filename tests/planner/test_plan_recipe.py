@@ -6,9 +6,10 @@ import random
 
 import pytest
 from sfumato.canvas.document import Recipe
-from sfumato.inference.request import ControlKind, Sampler
+from sfumato.inference.request import Sampler
 from sfumato.planner.errors import PlanError
 from sfumato.planner.recipe import GenerationSettings, recipe_from_settings, settings_from_recipe
+from sfumato.vocabulary.kinds import ControlKind
 
 
 def test_recipe_values_are_used_and_flags_override() -> None:

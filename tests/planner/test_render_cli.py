@@ -19,7 +19,7 @@ def test_batch_paths_are_numbered() -> None:
 
 
 def test_controlnet_flags(tmp_path: Path) -> None:
-    from sfumato.inference.request import ControlKind
+    from sfumato.vocabulary.kinds import ControlKind
 
     (tmp_path / "cn").mkdir()
     assert parse_controlnets([str(tmp_path / "cn")]) == {ControlKind.SCRIBBLE: str(tmp_path / "cn")}

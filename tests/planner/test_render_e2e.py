@@ -20,7 +20,7 @@ from sfumato.canvas.document import Recipe
 from sfumato.canvas.layers import ControlSettings, Role
 from sfumato.canvas.ora import load_ora, save_ora
 from sfumato.canvas.parameters import read_png_parameters
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 from sfumato.cli import main
 

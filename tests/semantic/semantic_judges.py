@@ -37,7 +37,7 @@ import numpy as np
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
 from sfumato.canvas.tiles import TiledSurface
-from sfumato.inference.request import ControlKind
+from sfumato.vocabulary.kinds import ControlKind
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
