@@ -49,6 +49,7 @@ from sfumato.canvas.document import Document, DocumentReset, Recipe, RecipeChang
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
 from sfumato.inference.request import MAX_STEPS, Sampler
 from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
+from sfumato.vocabulary.families import SUPPORTED_FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -385,7 +386,7 @@ class GenerationDock(QWidget):
         source = self.current_model()
         for entry in self._entries:
             if entry.source == source:
-                return entry.family if entry.family in ("sd15", "sdxl") else None
+                return entry.family if entry.family in SUPPORTED_FAMILIES else None
         return None
 
     def _sampler(self) -> Sampler:

@@ -39,6 +39,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 from sfumato.inference.cancel import CancelToken
 from sfumato.inference.request import GenerationRequest
+from sfumato.vocabulary.families import BUILTIN
 
 if TYPE_CHECKING:
     from sfumato.inference.engine import Engine
@@ -208,7 +209,7 @@ def lower_thread_priority(increment: int) -> None:
 
 def model_label(source: str) -> str:
     """A short name for a model source, for the busy bar: the file or folder name."""
-    if source == "builtin":
+    if source == BUILTIN:
         return "the built-in demo model"
     name = source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     return name or source

@@ -43,6 +43,7 @@ from sfumato.inference.detect import (
     read_safetensors_header,
 )
 from sfumato.inference.errors import EngineError
+from sfumato.vocabulary.families import BUILTIN, builtin_controlnet_folder, builtin_model_folder
 from sfumato.vocabulary.kinds import ControlKind
 
 from sfumato.config import Config, load_config
@@ -64,18 +65,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BUILTIN_SOURCE = "builtin"
+BUILTIN_SOURCE = BUILTIN
 BUILTIN_LABEL = "built-in demo model — shapes and colours; add a Stable Diffusion checkpoint for real work"
 BUILTIN_CONTROLNET_LABEL = "built-in scribble ControlNet (demo model)"
-_RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-try:  # the installed package maps resources/ to sfumato.resources
-    import sfumato.resources as _resources_pkg
-
-    _RESOURCES = Path(_resources_pkg.__file__).resolve().parent
-except ImportError:  # pragma: no cover
-    pass
-BUILTIN_MODEL_DIR = _RESOURCES / "models" / "builtin"
-BUILTIN_CONTROLNET_DIR = _RESOURCES / "models" / "builtin-controlnet-scribble"
+BUILTIN_MODEL_DIR = builtin_model_folder()
+BUILTIN_CONTROLNET_DIR = builtin_controlnet_folder()
 
 _FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _SCAN_DEPTH = 3

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
+from sfumato.vocabulary.families import SD15, SDXL, SUPPORTED_FAMILIES
 
 __all__ = [
     "SD15",
@@ -52,10 +53,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-SD15 = "sd15"
-SDXL = "sdxl"
-SUPPORTED_FAMILIES = (SD15, SDXL)
 
 # A real header is a few hundred KB at most; refuse absurd sizes before reading them.
 _MAX_HEADER_BYTES = 100 * 1024 * 1024

@@ -41,23 +41,17 @@ from sfumato.inference.errors import (
 from sfumato.inference.families import Family, family_for_diffusers, get_family
 from sfumato.inference.families.base import PreviewFactors, read_json
 from sfumato.inference.request import LoraSpec, ModelRef
+from sfumato.vocabulary.families import BUILTIN, BUILTIN_CONTROLNET, SDXL, models_folder
 from sfumato.vocabulary.kinds import ControlKind
 
-__all__ = ["LoadedModel", "ModelCache", "default_models_root"]
+__all__ = ["LoadedModel", "ModelCache"]
 
 log = logging.getLogger(__name__)
 
-BUILTIN = "builtin"
-BUILTIN_SCRIBBLE = "builtin-controlnet-scribble"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _CHECKPOINT_SUFFIXES = {".safetensors", ".ckpt", ".pt", ".pth", ".bin"}
 
 
-def default_models_root() -> Path:
-    """``resources/models`` inside the installed package."""
-    import sfumato.resources
-
-    return Path(sfumato.resources.__file__).resolve().parent / "models"
 
 
 @dataclass
@@ -106,7 +100,7 @@ class ModelCache:
     ) -> None:
         self.choice = choice
         self.options = options
-        self.models_root = models_root or default_models_root()
+        self.models_root = models_root or models_folder()
         #: family → diffusers-format config folder used instead of the shipped one for
         #: single-file checkpoints (custom architectures; the tests' tiny models)
         self.single_file_configs = dict(single_file_configs or {})
@@ -320,7 +314,7 @@ class ModelCache:
         from sfumato.inference.devices import PreviewMode
 
         if self.options.preview is PreviewMode.TAESD:
-            taesd = load_taesd(self.models_root / ("taesdxl" if family.name == "sdxl" else "taesd"), device, dtype)
+            taesd = load_taesd(self.models_root / ("taesdxl" if family.name == SDXL else "taesd"), device, dtype)
         return LoadedModel(key, family, pipe, native, vae_scale, preview, taesd=taesd)
 
     # ------------------------------------------------------------------ ControlNets
@@ -364,7 +358,7 @@ class ModelCache:
         if found is not None:
             return found
         if kind in (ControlKind.SCRIBBLE, ControlKind.LINEART, ControlKind.SOFTEDGE):
-            builtin = self.models_root / BUILTIN_SCRIBBLE
+            builtin = self.models_root / BUILTIN_CONTROLNET
             config = read_json(builtin / "config.json")
             if config and int(config.get("cross_attention_dim", 0)) == int(model.unet.config.cross_attention_dim):
                 return builtin

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families import Family, all_families, family_for_diffusers
+from sfumato.vocabulary.families import BUILTIN, SD15, SDXL, builtin_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,6 @@ __all__ = [
 
 MULTIPLE = 8
 
-SD15 = "sd15"
-SDXL = "sdxl"
-BUILTIN = "builtin"
 
 
 @dataclass(frozen=True)
@@ -172,13 +170,6 @@ def family_for_model(source: str, family: str | None = None) -> FamilyInfo:
     if family is not None and family in FAMILIES:
         return FAMILIES[family]
     return FAMILIES[SD15]
-
-
-def builtin_model_folder() -> Path:
-    """Where the built-in demo model lives (``resources/models/builtin``)."""
-    import sfumato.resources
-
-    return Path(sfumato.resources.__file__).resolve().parent / "models" / BUILTIN
 
 
 def aspect_limit(info: FamilyInfo) -> float:

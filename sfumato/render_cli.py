@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from sfumato.vocabulary.families import BUILTIN
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -198,7 +200,7 @@ def resolve_model(flag: str | None, recipe_model: str | None) -> ResolvedModel:
         if not source or not source.strip():
             continue
         source = source.strip()
-        if source == "builtin":
+        if source == BUILTIN:
             if not _builtin_installed():
                 raise RenderError(NO_MODEL_HINT)
             return ResolvedModel(source, None, origin)
@@ -413,7 +415,7 @@ def models_main(args: argparse.Namespace) -> int:
         return 0
     rows = [
         (e.label, e.kind.value, "unusable" if e.problem else e.family or "unknown",
-         "builtin" if e.source == BUILTIN_SOURCE else e.source)
+         e.source)
         for e in entries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -69,8 +69,9 @@ RULES: dict[str, Rule] = {
     ),
     "sfumato.inference": Rule(forbidden=(*QT, "sfumato.canvas", "sfumato.planner", "sfumato.desktop")),
     "sfumato.resources": Rule(forbidden=(*QT, *HEAVY)),
-    # Names every room may use: it imports none of them (and no Qt, no torch).
-    "sfumato.vocabulary": Rule(forbidden=(*QT, *HEAVY, "sfumato"), allowed=("sfumato.vocabulary",)),
+    # Names every room may use: it imports none of them (and no Qt, no torch); only the
+    # data package sfumato.resources, to find the built-in models.
+    "sfumato.vocabulary": Rule(forbidden=(*QT, *HEAVY, "sfumato"), allowed=("sfumato.vocabulary", "sfumato.resources")),
     "sfumato.desktop": Rule(forbidden=()),  # the one room that imports Qt (torch only lazily)
     # The CLI may start the GUI lazily (sfumato.desktop) but never imports Qt itself.
     "sfumato": Rule(forbidden=QT),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.families.base import Family, PreviewFactors, chunked_token_ids
 from sfumato.inference.modes import Mode
+from sfumato.vocabulary.families import SD15
 
 if TYPE_CHECKING:
     import torch
@@ -14,7 +15,7 @@ __all__ = ["SD15Family"]
 
 
 class SD15Family(Family):
-    name = "sd15"
+    name = SD15
     label = "Stable Diffusion 1.x"
     native_side = 512
     min_side_fraction = 1.0  # 512

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.families.base import Family, PreviewFactors, chunked_token_ids
 from sfumato.inference.modes import Mode
+from sfumato.vocabulary.families import SDXL
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +21,7 @@ __all__ = ["SDXLFamily"]
 
 
 class SDXLFamily(Family):
-    name = "sdxl"
+    name = SDXL
     label = "Stable Diffusion XL"
     native_side = 1024
     min_side_fraction = 0.625  # 640

@@ -55,7 +55,7 @@ def builtin_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltinM
     patch = pytest.MonkeyPatch()
     patch.setattr(catalog, "BUILTIN_MODEL_DIR", root / "builtin")
     patch.setattr(catalog, "BUILTIN_CONTROLNET_DIR", root / "builtin-controlnet-scribble")
-    patch.setattr(model_cache, "default_models_root", lambda: root)
+    patch.setattr(model_cache, "models_folder", lambda: root)
     patch.setattr(families, "builtin_model_folder", lambda: root / "builtin")
     log.warning("semantic tests use the model at %s (from $%s)", folder, DEV_ENV)
     try:
