@@ -25,11 +25,25 @@ def test_rules_forbid_and_allow() -> None:
     assert ci.violates("torch.nn", canvas)
     assert ci.violates("PySide6.QtGui", canvas)
     assert ci.violates("sfumato.inference.engine", canvas)
-    assert not ci.violates("sfumato.inference.request", canvas)
-    assert not ci.violates("sfumato.inference", canvas)  # parent of the allowed module
+    # the painting library stands on nothing of the engine room, not even the request
+    assert ci.violates("sfumato.inference.request", canvas)
+    assert ci.violates("sfumato.inference", canvas)
+    assert ci.violates("sfumato.planner.plan", canvas)
+    assert not ci.violates("sfumato.vocabulary.kinds", canvas)
     assert not ci.violates("numpy", canvas)
     assert not ci.violates("torchvision_like_name", ci.Rule(forbidden=("torch",)))
     assert ci.violates("sfumato.canvas", ci.RULES["sfumato.inference"])
+
+
+def test_the_vocabulary_imports_no_room() -> None:
+    ci = _checker()
+    vocabulary = ci.RULES["sfumato.vocabulary"]
+    for name in ("sfumato.canvas.tiles", "sfumato.inference.request", "sfumato.planner",
+                 "sfumato.desktop.settings", "sfumato.cli", "torch", "PySide6.QtCore"):
+        assert ci.violates(name, vocabulary), name
+    assert not ci.violates("sfumato.vocabulary.errors", vocabulary)
+    assert not ci.violates("sfumato.resources", vocabulary)  # data only: the built-in models
+    assert not ci.violates("platformdirs", vocabulary)
 
 
 def test_planner_may_import_only_the_torch_free_part_of_the_engine_room() -> None:
