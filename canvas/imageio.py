@@ -29,7 +29,6 @@ from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
-from sfumato.canvas.atomic_file import atomic_write
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import MAX_SIDE, Document
 from sfumato.canvas.file_errors import (
@@ -50,6 +49,7 @@ from sfumato.canvas.limits import (
     tile_bytes,
 )
 from sfumato.canvas.tiles import TiledSurface
+from sfumato.vocabulary.atomic_file import atomic_write
 
 log = logging.getLogger(__name__)
 

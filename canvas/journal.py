@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from sfumato.canvas.atomic_file import atomic_write
 from sfumato.canvas.composite import document_offset
 from sfumato.canvas.document import (
     ActiveLayerChanged,
@@ -52,6 +51,7 @@ from sfumato.canvas.journal_format import compress_array, encode_record, file_he
 from sfumato.canvas.journal_state import capture_recipe, capture_structure, structure_ids
 from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.tiles import TILE, TileKey
+from sfumato.vocabulary.atomic_file import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,6 @@ from xml.parsers import expat
 
 import numpy as np
 from PIL import Image
-from sfumato.canvas.atomic_file import atomic_write
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Document, Recipe
@@ -76,6 +75,7 @@ from sfumato.canvas.parameters import (
     document_parameters,
 )
 from sfumato.canvas.tiles import TiledSurface
+from sfumato.vocabulary.atomic_file import atomic_write
 from sfumato.vocabulary.errors import RequestError
 from sfumato.vocabulary.kinds import ControlKind, Sampler
 

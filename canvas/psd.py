@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sfumato.canvas.atomic_file import atomic_write
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.composite import document_offset
 from sfumato.canvas.document import Document
@@ -59,6 +58,7 @@ from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer
 from sfumato.canvas.limits import Budget, kept_area, memory_budget, open_regular, tile_bytes
 from sfumato.canvas.psd_records import group_depth
 from sfumato.canvas.tiles import TiledSurface
+from sfumato.vocabulary.atomic_file import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Crash recovery: find the journals of documents that were not closed, and replay them.
 
 Journals live in one folder each under a recovery root (the program passes
-:func:`sfumato.config.recovery_dir`); :mod:`sfumato.canvas.journal` writes them.
+:func:`sfumato.vocabulary.config.recovery_dir`); :mod:`sfumato.canvas.journal` writes them.
 :func:`list_recoverable` finds the ones whose owning process is gone (their lock is
 free) and that hold changes since the last save; :func:`recover` replays one onto its
 snapshot and returns the document — pixels, tree, recipe, selection — exactly as it was

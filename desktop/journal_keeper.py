@@ -1,7 +1,7 @@
 """Keeps a recovery journal for the window's document, and a banner when it cannot.
 
 Every document the window shows gets its own journal (:class:`sfumato.canvas.journal.Journal`)
-in a fresh folder under :func:`sfumato.config.recovery_dir` — two windows of one file never
+in a fresh folder under :func:`sfumato.vocabulary.config.recovery_dir` — two windows of one file never
 share one. Replacing the document (New, Open, a recovered one) or closing the window
 after the unsaved-changes question ends the journal and removes it; a save compacts it.
 If the journal cannot be written (a full disk) a red banner in the status bar says so
@@ -18,8 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar
 from sfumato.canvas.document import Document
 from sfumato.canvas.journal import Journal
-
-from sfumato.config import recovery_dir
+from sfumato.vocabulary.config import recovery_dir
 
 log = logging.getLogger(__name__)
 

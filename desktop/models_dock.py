@@ -5,7 +5,7 @@
   AUTOMATIC1111/Forge model folders, and the Hugging Face cache. Scanning reads file
   headers only (no torch).
 - "Add file…" / "Add folder…" append to the configuration's ``model_paths``
-  (:mod:`sfumato.config`), then rescan.
+  (:mod:`sfumato.vocabulary.config`), then rescan.
 - "Download" fetches a diffusers model from the Hugging Face hub by id
   (``org/name``) with ``huggingface_hub.snapshot_download`` on a background thread; the
   bar counts files. Offline (``HF_HUB_OFFLINE`` set, or no connection) the user is told
@@ -39,8 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry, Origin, WeightsKind, list_models
-
-from sfumato.config import load_config, save_config
+from sfumato.vocabulary.config import load_config, save_config
 
 log = logging.getLogger(__name__)
 

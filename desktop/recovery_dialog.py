@@ -29,8 +29,7 @@ from PySide6.QtWidgets import (
 )
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.recovery import Recovered, RecoveryEntry, discard, list_recoverable, recover
-
-from sfumato.config import recovery_dir
+from sfumato.vocabulary.config import recovery_dir
 
 log = logging.getLogger(__name__)
 

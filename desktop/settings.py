@@ -3,9 +3,10 @@ generation settings, via QSettings. The window writes tool and generation settin
 disk half a second after they change (:class:`~sfumato.desktop.main_window.MainWindow`),
 not only at exit, so a crash or ``kill -9`` loses at most that half second.
 
-Settings are INI files under the user's config folder (``platformdirs``), or under the
-folder named by the ``SFUMATO_CONFIG_DIR`` environment variable when it is set (tests
-set it, so a test run never reads or writes the user's own settings).
+Settings are INI files in the user's configuration folder,
+:func:`sfumato.vocabulary.config.config_dir` (beside the model settings' ``config.json``;
+the ``SFUMATO_CONFIG_DIR`` environment variable names another folder: tests set it, so a
+test run never reads or writes the user's own settings).
 Call :func:`configure` once before the first :class:`AppSettings` is made.
 """
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 from sfumato.canvas.document import Recipe
+from sfumato.vocabulary.config import CONFIG_DIR_ENV, config_dir
 
 log = logging.getLogger(__name__)
 
@@ -26,25 +29,44 @@ APPLICATION = "Sfumato"
 MAX_RECENT = 10
 
 
-def config_dir() -> Path:
-    """The folder that holds Sfumato's settings (created on demand)."""
-    env = os.environ.get("SFUMATO_CONFIG_DIR")
-    if env:
-        path = Path(env)
-    else:
-        import platformdirs
-
-        path = Path(platformdirs.user_config_dir(APPLICATION, ORGANIZATION))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def configure() -> None:
-    """Point QSettings at :func:`config_dir` in INI format (idempotent)."""
+    """Point QSettings at :func:`~sfumato.vocabulary.config.config_dir` in INI format
+    (created on demand; idempotent)."""
+    folder = config_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    _adopt_older_settings(folder)
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(config_dir()))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+
+
+def _settings_file(folder: Path) -> Path:
+    """Where QSettings keeps the user-scope INI file under ``folder``."""
+    return folder / ORGANIZATION / f"{APPLICATION}.ini"
+
+
+def _adopt_older_settings(folder: Path) -> None:
+    """Copy the window's settings from the folder versions up to 0.1 used.
+
+    The window kept its INI file under ``platformdirs.user_config_dir("Sfumato", "Sfumato")``
+    (``~/.config/Sfumato`` on Linux) while the model settings were in ``~/.config/sfumato``;
+    both now live in the one configuration folder. Copied once, when the new file does
+    not exist yet; never when ``SFUMATO_CONFIG_DIR`` names the folder.
+    """
+    if os.environ.get(CONFIG_DIR_ENV, "").strip():
+        return
+    import platformdirs
+
+    older = _settings_file(Path(platformdirs.user_config_dir(APPLICATION, ORGANIZATION)))
+    newer = _settings_file(folder)
+    if newer.exists() or not older.is_file():
+        return
+    try:
+        newer.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(older, newer)
+    except OSError as error:
+        log.warning("cannot copy the window settings from %s: %s", older, error)
 
 
 class AppSettings:

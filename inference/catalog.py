@@ -6,7 +6,7 @@ weights. Places searched, in this order:
 
 1. the built-in demo model ``resources/models/builtin/`` and its scribble ControlNet
    ``resources/models/builtin-controlnet-scribble/`` (when present);
-2. the user's configured ``model_paths`` (:mod:`sfumato.config`): files, diffusers
+2. the user's configured ``model_paths`` (:mod:`sfumato.vocabulary.config`): files, diffusers
    folders, or folders scanned a few levels deep;
 3. ComfyUI's ``~/ComfyUI/models/{checkpoints,controlnet,loras}``;
 4. AUTOMATIC1111 / Forge ``~/stable-diffusion-webui[-forge]/models/{Stable-diffusion,
@@ -25,7 +25,6 @@ path, a hub id (``org/name``), or ``"builtin"``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -43,10 +42,9 @@ from sfumato.inference.detect import (
     read_safetensors_header,
 )
 from sfumato.inference.errors import EngineError
+from sfumato.vocabulary.config import Config, load_config, read_json
 from sfumato.vocabulary.families import BUILTIN, builtin_controlnet_folder, builtin_model_folder
 from sfumato.vocabulary.kinds import ControlKind
-
-from sfumato.config import Config, load_config
 
 __all__ = [
     "BUILTIN_CONTROLNET_DIR",
@@ -166,7 +164,6 @@ def _system_dirs_enabled() -> bool:
 # --------------------------------------------------------------------------- sniffing
 
 _header_cache: dict[tuple[str, int, int], tuple[WeightsKind | None, str | None, str | None]] = {}
-_MAX_JSON_BYTES = 4 << 20  # a model_index.json or config.json is a few KB
 
 
 def _sniff_file(path: Path) -> tuple[WeightsKind | None, str | None, str | None]:
@@ -197,17 +194,6 @@ def _sniff_file(path: Path) -> tuple[WeightsKind | None, str | None, str | None]
     return result
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a regular file of at most a few MB; ``{}`` for anything else."""
-    try:
-        if not path.is_file() or path.stat().st_size > _MAX_JSON_BYTES:
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _family_from_cross_attention(dim: Any) -> str | None:
     return {768: SD15, 2048: SDXL, 1024: "sd2"}.get(dim if isinstance(dim, int) else -1)
 
@@ -218,10 +204,10 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
     With ``source`` (a hub id, ``builtin``) the folder is kept as the entry's ``location``.
     """
     location = str(folder) if source is not None else None
-    index = _read_json(folder / "model_index.json")
+    index = read_json(folder / "model_index.json") or {}
     if index:
         name = str(index.get("_class_name", ""))
-        unet = _read_json(folder / "unet" / "config.json")
+        unet = read_json(folder / "unet" / "config.json") or {}
         if "XL" in name:
             family: str | None = SDXL if "Refiner" not in name else "sdxl-refiner"
         elif name.startswith("StableDiffusion"):
@@ -229,7 +215,7 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
         else:
             family = None
         return ModelEntry(WeightsKind.CHECKPOINT, source or str(folder), label or folder.name, family, origin, location)
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json") or {}
     if config.get("_class_name") == "ControlNetModel":
         family = _family_from_cross_attention(config.get("cross_attention_dim"))
         return ModelEntry(WeightsKind.CONTROLNET, source or str(folder), label or folder.name, family, origin, location)

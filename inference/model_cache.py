@@ -39,8 +39,9 @@ from sfumato.inference.errors import (
     UnsupportedModeError,
 )
 from sfumato.inference.families import Family, family_for_diffusers, get_family
-from sfumato.inference.families.base import PreviewFactors, read_json
+from sfumato.inference.families.base import PreviewFactors
 from sfumato.inference.request import LoraSpec, ModelRef
+from sfumato.vocabulary.config import read_json
 from sfumato.vocabulary.families import BUILTIN, BUILTIN_CONTROLNET, SDXL, models_folder
 from sfumato.vocabulary.kinds import ControlKind
 
@@ -217,7 +218,7 @@ class ModelCache:
         from sfumato.inference.model_files import check_model_folder
 
         check_model_folder(path)  # configs against their weights, before anything is built
-        index = read_json(path / "model_index.json")
+        index = read_json(path / "model_index.json") or {}
         if not index:
             files = sorted(p for p in path.iterdir() if p.suffix in _CHECKPOINT_SUFFIXES)
             if len(files) == 1:
@@ -226,7 +227,7 @@ class ModelCache:
                 f"{path} is neither a diffusers model folder (no model_index.json) nor a folder "
                 "holding one checkpoint file."
             )
-        unet_config = read_json(path / "unet" / "config.json")
+        unet_config = read_json(path / "unet" / "config.json") or {}
         if not unet_config:
             raise CorruptModelError(f"{path} has no unet/config.json.")
         family = family_for_diffusers(index, unet_config)
@@ -359,7 +360,7 @@ class ModelCache:
             return found
         if kind in (ControlKind.SCRIBBLE, ControlKind.LINEART, ControlKind.SOFTEDGE):
             builtin = self.models_root / BUILTIN_CONTROLNET
-            config = read_json(builtin / "config.json")
+            config = read_json(builtin / "config.json") or {}
             if config and int(config.get("cross_attention_dim", 0)) == int(model.unet.config.cross_attention_dim):
                 return builtin
         raise UnsupportedModeError(

@@ -12,7 +12,6 @@ the VAE downsamples by 8, and the UNet needs latent sides divisible by its own f
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families import Family, all_families, family_for_diffusers
+from sfumato.vocabulary.config import read_json
 from sfumato.vocabulary.families import BUILTIN, SD15, SDXL, builtin_model_folder
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def native_size_from_folder(folder: Path) -> int | None:
     ``2 ** (len(block_out_channels) - 1)`` (``vae/config.json``). Returns ``None`` when
     the folder has no readable UNet config. Never imports torch.
     """
-    unet = _read_json(folder / "unet" / "config.json")
+    unet = read_json(folder / "unet" / "config.json")
     if unet is None:
         return None
     sample = unet.get("sample_size")
@@ -122,7 +122,7 @@ def native_size_from_folder(folder: Path) -> int | None:
         sample = max(sample) if sample else None
     if not isinstance(sample, int) or sample <= 0:
         return None
-    vae = _read_json(folder / "vae" / "config.json") or {}
+    vae = read_json(folder / "vae" / "config.json") or {}
     blocks = vae.get("block_out_channels")
     factor = 2 ** (len(blocks) - 1) if isinstance(blocks, list) and blocks else 8
     return int(sample * factor)
@@ -130,22 +130,13 @@ def native_size_from_folder(folder: Path) -> int | None:
 
 def _family_from_folder(folder: Path) -> str | None:
     """The engine family that would load ``folder``, or ``None`` when none would."""
-    unet = _read_json(folder / "unet" / "config.json")
+    unet = read_json(folder / "unet" / "config.json")
     if unet is None:
         return None
     try:
-        return family_for_diffusers(_read_json(folder / "model_index.json") or {}, unet).name
+        return family_for_diffusers(read_json(folder / "model_index.json") or {}, unet).name
     except UnsupportedModeError:
         return None
-
-
-def _read_json(path: Path) -> dict[str, object] | None:
-    try:
-        with path.open("r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def family_for_model(source: str, family: str | None = None) -> FamilyInfo:

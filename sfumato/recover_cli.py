@@ -34,7 +34,7 @@ def add_recover_parser(subparsers: Any) -> None:
 
 def run_recover(args: argparse.Namespace) -> int:
     from sfumato.canvas.recovery import discard, list_recoverable, recover
-    from sfumato.config import recovery_dir
+    from sfumato.vocabulary.config import recovery_dir
 
     entries = list_recoverable(recovery_dir())
     if args.list or args.id is None:

@@ -18,7 +18,6 @@ family with :meth:`Family.matches_diffusers`, without loading the engine.
 
 from __future__ import annotations
 
-import json
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -163,14 +162,6 @@ class Family(ABC):
 
     def __repr__(self) -> str:
         return f"<Family {self.name}>"
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; ``{}`` when the file is missing."""
-    if not path.is_file():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
 
 
 #: longest prompt encoded, in 77-token chunks (75 prompt tokens each): 600 tokens

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sfumato.canvas import atomic_file
 from sfumato.canvas.document import Document
 from sfumato.canvas.file_errors import SaveError
 from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.ora import save_ora
+from sfumato.vocabulary import atomic_file
 
 DISK_BYTES = 4 * 1024 * 1024
 

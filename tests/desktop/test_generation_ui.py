@@ -267,8 +267,7 @@ def test_inpaint_preview_is_masked(window: Any, fake: Any, qtbot: Any) -> None:
 
 def test_models_dock_offline_message_and_empty_state(qtbot: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from sfumato.desktop.models_dock import ModelsDock
-
-    from sfumato.config import load_config
+    from sfumato.vocabulary.config import load_config
 
     monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "cfg"))
     dock = ModelsDock(scan=lambda: [])
@@ -297,8 +296,7 @@ def test_models_dock_lists_a_bad_model_file_with_its_reason_beside_the_good_one(
     # its reason, and never offered for generating.
     from hostilefiles import safetensors
     from sfumato.desktop.models_dock import ModelsDock
-
-    from sfumato.config import Config, save_config
+    from sfumato.vocabulary.config import Config, save_config
 
     models = tmp_path / "models"
     models.mkdir()

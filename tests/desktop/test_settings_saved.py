@@ -32,3 +32,26 @@ def test_brush_colour_and_prompt_are_saved_without_closing(window, qtbot) -> Non
     fresh = ToolSettings()
     fresh.load(AppSettings())
     assert fresh.values.color == (12, 34, 56) and fresh.values.size == 77
+
+
+def test_window_settings_from_the_older_folder_are_adopted(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Up to 0.1 the window's INI file lived in ``user_config_dir("Sfumato", "Sfumato")``,
+    the model settings in ``user_config_dir("sfumato")``; now both share one folder."""
+    import platformdirs
+    from sfumato.desktop import settings
+
+    older_root, newer_root = tmp_path / "Older", tmp_path / "newer"
+    monkeypatch.setattr(platformdirs, "user_config_dir", lambda *a, **k: str(older_root))
+    monkeypatch.delenv("SFUMATO_CONFIG_DIR", raising=False)
+    older = settings._settings_file(older_root)
+    older.parent.mkdir(parents=True)
+    older.write_text("[General]\nbrush\\size=42\n")
+    settings._adopt_older_settings(newer_root)
+    newer = settings._settings_file(newer_root)
+    assert newer.read_text() == older.read_text()
+    newer.write_text("[General]\n")
+    settings._adopt_older_settings(newer_root)  # once only: a newer file is never replaced
+    assert newer.read_text() == "[General]\n"
+    monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "tests"))
+    settings._adopt_older_settings(tmp_path / "tests")  # never into a named folder
+    assert not settings._settings_file(tmp_path / "tests").exists()

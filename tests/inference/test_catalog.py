@@ -22,9 +22,8 @@ from sfumato.inference.catalog import (
     list_models,
     system_model_dirs,
 )
+from sfumato.vocabulary.config import Config, config_path, load_config, read_json, save_config
 from sfumato.vocabulary.kinds import ControlKind
-
-from sfumato.config import Config, config_path, load_config, save_config
 
 T = np.zeros((1,), np.float16)
 SD15_KEYS = {
@@ -219,7 +218,7 @@ def test_system_dirs_layout(tmp_path: Path) -> None:
     assert ("stable-diffusion-webui/models/Stable-diffusion", Origin.A1111, WeightsKind.CHECKPOINT) in dirs
 
 
-# ---------------------------------------------------------------- sfumato.config
+# ---------------------------------------------------------------- sfumato.vocabulary.config
 
 
 def test_config_round_trip_keeps_unknown_keys(tmp_path: Path) -> None:
@@ -230,7 +229,7 @@ def test_config_round_trip_keeps_unknown_keys(tmp_path: Path) -> None:
     assert loaded == config
     assert json.loads(path.read_text())["theme"] == "dark"
     assert loaded.replace(default_model=None).default_model is None
-    assert not list(path.parent.glob(".config-*"))  # no temporary file left
+    assert [p.name for p in path.parent.iterdir()] == ["config.json"]  # no temporary file left
 
 
 def test_config_location_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,7 +252,18 @@ def test_damaged_config_gives_defaults(tmp_path: Path) -> None:
     assert load_config(path).model_paths == ("/single",)
 
 
+def test_read_json_gives_none_for_anything_but_a_json_object(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    assert read_json(path) is None  # missing
+    for text in ("{nope", "[1, 2]", "3"):
+        path.write_text(text)
+        assert read_json(path) is None
+    path.write_text('{"a": 1}')
+    assert read_json(path) == {"a": 1}
+    assert read_json(tmp_path) is None  # a folder
+
+
 def test_catalog_imports_no_torch() -> None:
-    code = "import sys, sfumato.inference.catalog, sfumato.config; print('torch' in sys.modules)"
+    code = "import sys, sfumato.inference.catalog, sfumato.vocabulary.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

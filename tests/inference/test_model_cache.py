@@ -15,7 +15,6 @@ from enginehelpers import Recorder, box_mask, request, smooth_image
 from safetensors.torch import save_file
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families import family_for_diffusers, get_family
-from sfumato.inference.families.base import read_json
 from sfumato.inference.request import (
     ControlKind,
     ControlSpec,
@@ -25,6 +24,7 @@ from sfumato.inference.request import (
     ModelRef,
     RegionSpec,
 )
+from sfumato.vocabulary.config import read_json
 
 
 def _ok(engine: Any, req: Any) -> tuple[np.ndarray, ...]:
@@ -103,10 +103,10 @@ def test_builtin_model_and_builtin_scribble_controlnet(
 
 def test_family_detection_of_diffusers_folders(tiny_sd15: Path, tiny_sdxl: Path, tiny_sd15_inpaint: Path) -> None:
     for folder, name in [(tiny_sd15, "sd15"), (tiny_sdxl, "sdxl"), (tiny_sd15_inpaint, "sd15")]:
-        index = read_json(folder / "model_index.json")
-        unet = read_json(folder / "unet" / "config.json")
+        index = read_json(folder / "model_index.json") or {}
+        unet = read_json(folder / "unet" / "config.json") or {}
         assert family_for_diffusers(index, unet).name == name
-    sd2_unet = {**read_json(tiny_sd15 / "unet" / "config.json"), "cross_attention_dim": 1024}
+    sd2_unet = {**(read_json(tiny_sd15 / "unet" / "config.json") or {}), "cross_attention_dim": 1024}
     with pytest.raises(UnsupportedModeError):
         family_for_diffusers({"_class_name": "StableDiffusionPipeline"}, sd2_unet)
     with pytest.raises(UnsupportedModeError):

@@ -166,7 +166,7 @@ def test_no_model_anywhere_says_how_to_get_one(tmp_path: Path, monkeypatch: pyte
 
 def test_models_lists_configured_models(tmp_path: Path, models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from sfumato.config import Config, save_config
+    from sfumato.vocabulary.config import Config, save_config
 
     monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "config"))
     model, controlnet = models
@@ -179,7 +179,8 @@ def test_models_lists_configured_models(tmp_path: Path, models: tuple[Path, Path
 
 
 def test_model_by_catalog_name(tmp_path: Path, models: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from sfumato.config import Config, save_config
+    from sfumato.vocabulary.config import Config, save_config
+
     from sfumato.render_cli import resolve_model
 
     monkeypatch.setenv("SFUMATO_CONFIG_DIR", str(tmp_path / "config"))

@@ -1,4 +1,10 @@
-"""User settings stored as JSON: where models live, which one is the default.
+"""The user's configuration: its folder, the settings file, and reading JSON files.
+
+One definition for every room: the engine's catalog reads the model settings, the window
+keeps its own settings (QSettings) in the same folder and writes the model settings, the
+command line reads both; recovery journals live in :func:`recovery_dir`.
+
+User settings stored as JSON: where models live, which one is the default.
 
 The file is ``config.json`` in :func:`config_dir`: ``platformdirs.user_config_dir("sfumato")``
 (e.g. ``~/.config/sfumato`` on Linux), or the folder named by the environment variable
@@ -13,8 +19,8 @@ Known keys:
 
 Unknown keys are kept (``Config.extra``) and written back unchanged, so other parts of
 the program can store their own settings in the same file. A damaged file never stops
-the program: it is read as defaults and a warning is logged. Saving is atomic (write a
-temporary file, then rename). Imports no torch and no Qt.
+the program: it is read as defaults and a warning is logged. Saving is atomic
+(:func:`~sfumato.vocabulary.atomic_file.atomic_write`). Imports no torch and no Qt.
 """
 
 from __future__ import annotations
@@ -22,19 +28,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CONFIG_FILE", "Config", "config_dir", "config_path", "load_config", "recovery_dir", "save_config"]
+from sfumato.vocabulary.atomic_file import atomic_write
+
+__all__ = [
+    "CONFIG_DIR_ENV",
+    "CONFIG_FILE",
+    "Config",
+    "config_dir",
+    "config_path",
+    "load_config",
+    "read_json",
+    "recovery_dir",
+    "save_config",
+]
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
-_ENV_DIR = "SFUMATO_CONFIG_DIR"
+CONFIG_DIR_ENV = "SFUMATO_CONFIG_DIR"
+#: The largest JSON file :func:`read_json` reads (a settings file or a model's
+#: ``model_index.json``/``config.json`` is a few KB).
+MAX_JSON_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -77,7 +97,7 @@ class Config:
 
 def config_dir() -> Path:
     """The settings folder: ``$SFUMATO_CONFIG_DIR`` or the platform's user config folder."""
-    override = os.environ.get(_ENV_DIR, "").strip()
+    override = os.environ.get(CONFIG_DIR_ENV, "").strip()
     if override:
         return Path(override).expanduser()
     import platformdirs
@@ -100,40 +120,40 @@ def config_path() -> Path:
     return config_dir() / CONFIG_FILE
 
 
+def read_json(path: Path, what: str | None = None) -> dict[str, Any] | None:
+    """The JSON object in ``path``, a regular file of at most :data:`MAX_JSON_BYTES`.
+
+    ``None`` for a missing file, and for one that cannot be read, is too large, is not
+    valid JSON or does not hold an object; with ``what`` (e.g. ``"settings file"``) those
+    last cases are logged as a warning naming it. Never raises for the file's content.
+    """
+    try:
+        if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ValueError(f"larger than {MAX_JSON_BYTES} bytes")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("does not hold a JSON object")
+    except (OSError, ValueError, RecursionError) as error:
+        if what is not None:
+            log.warning("cannot read %s %s (%s)", what, path, error)
+        return None
+    return data
+
+
 def load_config(path: Path | None = None) -> Config:
-    """Read the settings; a missing or damaged file gives the defaults."""
+    """Read the settings; a missing or damaged file gives the defaults (with a warning)."""
     path = config_path() if path is None else Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return Config()
-    except OSError as error:
-        log.warning("cannot read settings %s (%s); using defaults", path, error)
-        return Config()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        log.warning("settings file %s is not valid JSON (%s); using defaults", path, error)
-        return Config()
-    if not isinstance(data, dict):
-        log.warning("settings file %s does not hold a JSON object; using defaults", path)
-        return Config()
-    return Config.from_json(data)
+    data = read_json(path, "settings file")
+    return Config() if data is None else Config.from_json(data)
 
 
 def save_config(config: Config, path: Path | None = None) -> Path:
-    """Write the settings atomically (temporary file + rename); returns the file's path."""
+    """Write the settings atomically; returns the file's path."""
     path = config_path() if path is None else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(config.to_json(), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        handle.write(text.encode("utf-8"))
     return path
