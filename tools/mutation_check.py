@@ -80,6 +80,7 @@ M = "tests/inference/test_engine_modes.py::"
 
 INPAINT_TESTS = (
     "tests/inference/test_inpaint_context.py",
+    "tests/inference/test_inpaint_paste.py",
     "tests/semantic/test_semantic_inpaint.py",
 )
 
@@ -213,20 +214,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=("tests/inference/test_lora.py", "tests/inference/test_model_cache.py"),
     ),
     Mutation(
-        name="inpaint-known-latents",
-        behaviour="the latents outside an inpaint mask end a little off the original's (the final reset is gone)",
-        path="inference/engine.py",
-        old="latents = latents + (job.init_latents - latents) * keep",
-        new="latents = latents",
-        tests=(M + "test_inpaint_every_fill_mode_keeps_the_known_latents",),
+        name="paste-back-mask",
+        behaviour="the engine pastes its whole crop, overwriting pixels outside the mask",
+        path="inference/inpaint.py",
+        old="alpha = paste_alpha(region_mask, feather)",
+        new="alpha = np.ones_like(region_mask)",
+        tests=INPAINT_TESTS,
     ),
     Mutation(
-        name="paste-mask-leaks",
-        behaviour="the paste mask is not clipped to the mask: pixels around an inpaint change",
-        path="planner/mask.py",
-        old="out = np.minimum(faded, mask)",
-        new="out = faded",
-        tests=("tests/planner/test_plan_masks.py", "tests/planner/test_plan_placement.py"),
+        name="paste-back-crop",
+        behaviour="the engine pastes its whole crop back as if everything were masked",
+        path="inference/engine.py",
+        old="return paste_back(request.init.image, scaled, request.inpaint.mask, rect, request.inpaint.paste_feather)",
+        new="return paste_back(request.init.image, scaled, np.ones_like(request.inpaint.mask), rect, request.inpaint.paste_feather)",
+        tests=("tests/inference/test_inpaint_paste.py",),
     ),
     Mutation(
         name="placement-mask",
