@@ -42,9 +42,8 @@ from sfumato.canvas.commands import (
     TilePatch,
     in_document,
 )
-from sfumato.canvas.composite import document_offset
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.layers import PixelLayer, Role, document_offset
 from sfumato.canvas.tiles import TILE, Snapshot, TileKey, tile_rect
 
 if TYPE_CHECKING:

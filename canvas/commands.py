@@ -28,10 +28,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sfumato.canvas import pixelops
 from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import document_offset, flatten_layers
+from sfumato.canvas.composite import flatten_layers
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.history import Command
-from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.layers import (
+    ControlSettings,
+    GroupLayer,
+    Layer,
+    PixelLayer,
+    Role,
+    document_offset,
+)
 from sfumato.canvas.tiles import TILE, Snapshot, TiledSurface, TileKey, tile_rect
 
 if TYPE_CHECKING:
@@ -549,7 +556,7 @@ class MergeDown(Command):
         assert isinstance(below, PixelLayer)
         _require_unlocked(below)
         # Porter-Duff ops change the lower layer even where the upper one is empty.
-        rect = _doc_bounds(self.layer).union(_doc_bounds(below))
+        rect = self.layer.document_bounds().union(below.document_bounds())
         self.below = below
         merged = _merge_pair(self.layer, below, rect) if not rect.empty else None
         if merged is None:
@@ -560,10 +567,6 @@ class MergeDown(Command):
     def nbytes(self) -> int:
         pixels = self._pixels.nbytes() if self._pixels is not None else 0
         return pixels + (self._remove.nbytes() if self._remove is not None else 0)
-
-
-def _doc_bounds(layer: PixelLayer) -> Rect:
-    return layer.surface.bounds().translate(*document_offset(layer))
 
 
 def _merge_pair(upper: PixelLayer, lower: PixelLayer, rect: Rect) -> np.ndarray:

@@ -13,7 +13,7 @@ Semantics (W3C Compositing and Blending Level 1, the OpenRaster composite ops):
 - Offsets: a layer's ``x``/``y`` places its surface origin relative to its parent group's
   origin; the root sits at the document origin, so with groups at (0, 0) — what Krita,
   GIMP and MyPaint write — ``x``/``y`` are document coordinates. See
-  :func:`document_offset`.
+  :func:`sfumato.canvas.layers.document_offset`.
 - Only image layers make up the picture: paint and generated layers and groups
   (:func:`is_image_layer`). Inpaint-mask, region and control layers are left out of
   :func:`flatten` by default; pass ``include`` to choose other layers (e.g. the planner
@@ -81,17 +81,6 @@ def only(*layers: Layer) -> Include:
         return id(layer) in chosen or id(layer) in groups
 
     return include
-
-
-def document_offset(layer: Layer) -> tuple[int, int]:
-    """Where ``layer``'s surface origin sits in document space: its own ``x``/``y`` plus
-    those of the groups holding it."""
-    x, y = layer.x, layer.y
-    for group in layer.ancestors():
-        if group.parent is not None:  # the root's own x/y are not an offset
-            x += group.x
-            y += group.y
-    return x, y
 
 
 def effective_opacity(layer: Layer) -> float:

@@ -18,7 +18,6 @@ from sfumato.canvas.composite import (
     StackRenderer,
     blend_pixels,
     doc_tiles,
-    document_offset,
     effective_opacity,
     fetch,
     is_image_layer,
@@ -32,7 +31,7 @@ from sfumato.canvas.document import (
     StructureChanged,
 )
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role, document_offset
 from sfumato.canvas.tiles import TILE
 
 TileKey = tuple[int, int]

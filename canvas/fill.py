@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 from sfumato.canvas.commands import InvalidEditError, PaintCoverage
-from sfumato.canvas.composite import document_offset, flatten
+from sfumato.canvas.composite import flatten
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.layers import PixelLayer, document_offset
 from sfumato.canvas.selection import bounds, grow
 
 if TYPE_CHECKING:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from sfumato.canvas.composite import document_offset
 from sfumato.canvas.document import (
     ActiveLayerChanged,
     Document,
@@ -49,7 +48,7 @@ from sfumato.canvas.document import (
 from sfumato.canvas.history import HistoryAction, HistoryChanged
 from sfumato.canvas.journal_format import compress_array, encode_record, file_header
 from sfumato.canvas.journal_state import capture_recipe, capture_structure, structure_ids
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.layers import PixelLayer, document_offset
 from sfumato.canvas.tiles import TILE, TileKey
 from sfumato.vocabulary.atomic_file import atomic_write
 

@@ -133,8 +133,19 @@ class PixelLayer(Layer):
         self.generation = generation
 
     def document_bounds(self) -> Rect:
-        """Bounds of the non-transparent pixels, in document space."""
-        return self.surface.bounds().translate(self.x, self.y)
+        """Bounds of the non-transparent pixels, in document space (group offsets included)."""
+        return self.surface.bounds().translate(*document_offset(self))
+
+
+def document_offset(layer: Layer) -> tuple[int, int]:
+    """Where ``layer``'s surface origin sits in document space: its own ``x``/``y`` plus
+    those of the groups holding it."""
+    x, y = layer.x, layer.y
+    for group in layer.ancestors():
+        if group.parent is not None:  # the root's own x/y are not an offset
+            x += group.x
+            y += group.y
+    return x, y
 
 
 class GroupLayer(Layer):

@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import document_offset
 from sfumato.canvas.document import Document
 from sfumato.canvas.file_errors import (
     CorruptImageError,
@@ -54,7 +53,7 @@ from sfumato.canvas.file_errors import (
 )
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.imageio import check_dimensions
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer
+from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, document_offset
 from sfumato.canvas.limits import Budget, kept_area, memory_budget, open_regular, tile_bytes
 from sfumato.canvas.psd_records import group_depth
 from sfumato.canvas.tiles import TiledSurface

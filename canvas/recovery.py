@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sfumato.canvas.composite import document_offset
 from sfumato.canvas.document import (
     Document,
     PixelsChanged,
@@ -34,7 +33,7 @@ from sfumato.canvas.history import Command
 from sfumato.canvas.journal import JOURNAL_FILE, LOCK_FILE, META_FILE
 from sfumato.canvas.journal_format import JournalFormatError, Record, decompress_array, read_journal
 from sfumato.canvas.journal_state import apply_structure, recipe_from
-from sfumato.canvas.layers import Layer, PixelLayer
+from sfumato.canvas.layers import Layer, PixelLayer, document_offset
 from sfumato.canvas.tiles import TILE, TileKey, tile_rect
 
 __all__ = ["JournalFormatError", "Recovered", "RecoveryEntry", "discard", "list_recoverable", "recover"]

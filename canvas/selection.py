@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from sfumato.canvas.composite import document_offset
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.layers import PixelLayer, document_offset
 
 if TYPE_CHECKING:
     from sfumato.canvas.document import Document

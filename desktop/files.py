@@ -313,7 +313,8 @@ class DocumentFiles(QObject):
         doc = self._current()
         if doc is None:
             return False
-        from sfumato.canvas.composite import document_offset, flatten
+        from sfumato.canvas.composite import flatten
+        from sfumato.canvas.layers import document_offset
         from sfumato.canvas.selection import selection_bounds
 
         rect = selection_bounds(doc).intersect(doc.rect)

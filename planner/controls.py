@@ -25,7 +25,7 @@ from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
 from sfumato.inference.preprocess import preprocess
 from sfumato.inference.request import ControlSpec, ModelRef
-from sfumato.planner.layerpixels import layer_bounds, layer_rgba, over_white
+from sfumato.planner.layerpixels import layer_rgba, over_white
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
 from sfumato.vocabulary.kinds import ControlKind
@@ -52,7 +52,7 @@ def control_image(rgba: np.ndarray, kind: ControlKind, size: Size, opacity: floa
 def _layer_over_white(layer: PixelLayer, area: Rect) -> np.ndarray | None:
     """The layer over white paper across ``area`` (RGB uint8), or ``None`` when it has no
     pixels there. Only the part the layer covers is composited."""
-    painted = layer_bounds(layer).intersect(area)
+    painted = layer.document_bounds().intersect(area)
     if painted.empty:
         return None
     crop = layer_rgba(layer, painted)

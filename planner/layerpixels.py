@@ -2,7 +2,8 @@
 
 Layers store straight-alpha RGBA uint8 in their own surface space; a layer's surface
 origin sits at its ``x``/``y`` plus those of its groups
-(:func:`sfumato.canvas.composite.document_offset`). These helpers return arrays in the
+(:func:`sfumato.canvas.layers.document_offset`; the painted pixels' document bounds are
+:meth:`PixelLayer.document_bounds <sfumato.canvas.layers.PixelLayer.document_bounds>`). These helpers return arrays in the
 coordinate space of the requested document rect (row 0 = ``rect.y``).
 """
 
@@ -10,23 +11,16 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from sfumato.canvas.composite import document_offset
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.layers import PixelLayer, document_offset
 
-__all__ = ["layer_alpha", "layer_bounds", "layer_rgba", "over_white"]
+__all__ = ["layer_alpha", "layer_rgba", "over_white"]
 
 
 def layer_rgba(layer: PixelLayer, rect: Rect) -> np.ndarray:
     """``(rect.h, rect.w, 4)`` uint8 straight RGBA of ``layer`` over the document ``rect``."""
     dx, dy = document_offset(layer)
     return layer.surface.read(rect.translate(-dx, -dy))
-
-
-def layer_bounds(layer: PixelLayer) -> Rect:
-    """Bounds of the layer's painted pixels in document space (empty when none)."""
-    dx, dy = document_offset(layer)
-    return layer.surface.bounds().translate(dx, dy)
 
 
 def layer_alpha(layer: PixelLayer, rect: Rect, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -36,7 +30,7 @@ def layer_alpha(layer: PixelLayer, rect: Rect, size: tuple[int, int] | None = No
     ``(width, height)`` when given — then scaled while still uint8 (cheap on big areas).
     """
     alpha = np.zeros((rect.h, rect.w), np.uint8)
-    painted = layer_bounds(layer).intersect(rect)
+    painted = layer.document_bounds().intersect(rect)
     if not painted.empty:
         alpha[painted.slices(rect.x, rect.y)] = layer_rgba(layer, painted)[..., 3]
     if size is not None and size != (rect.w, rect.h):

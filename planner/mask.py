@@ -38,7 +38,7 @@ from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.planner.errors import EmptyMaskError
-from sfumato.planner.layerpixels import layer_alpha, layer_bounds
+from sfumato.planner.layerpixels import layer_alpha
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class MaskSource:
         if self.layers:
             out = Rect(0, 0, 0, 0)
             for layer in self.layers:
-                out = out.union(layer_bounds(layer))
+                out = out.union(layer.document_bounds())
             return out
         if self.selection is not None:
             rows = np.flatnonzero(self.selection.any(axis=1))

@@ -146,6 +146,17 @@ def test_info_text_and_json(document_file: Path) -> None:
     assert data["layers"][1]["control"] == {"kind": "scribble", "strength": 1.0, "start": 0.0, "end": 1.0}
 
 
+def test_info_bounds_include_group_offsets(tmp_path: Path) -> None:
+    """Regression (issue 11): a layer inside an offset group was reported at its own x/y."""
+    doc = Document(200, 100)
+    spot = PixelLayer("spot", TiledSurface.from_array(blob(12, 6, (200, 20, 20, 255)), 5, 5))
+    doc.root.append(GroupLayer("outer", [GroupLayer("inner", [spot], x=7, y=3)], x=40, y=20))
+    save_ora(doc, tmp_path / "offset.ora")
+    assert load_ora(tmp_path / "offset.ora").root.children[0].x == 40  # the offset survives the file
+    data = json.loads(run("info", str(tmp_path / "offset.ora"), "--json").stdout)
+    assert data["layers"][0]["children"][0]["children"][0]["bounds"] == [5 + 7 + 40, 5 + 3 + 20, 12, 6]
+
+
 # -- errors ------------------------------------------------------------------------------------
 def test_missing_input_is_one_line(tmp_path: Path) -> None:
     result = run("flatten", str(tmp_path / "gone.ora"), "-o", str(tmp_path / "x.png"))

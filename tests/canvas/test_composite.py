@@ -8,11 +8,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import document_offset, flatten, flatten_layers, only
+from sfumato.canvas.composite import flatten, flatten_layers, only
 from sfumato.canvas.compositor import Compositor
 from sfumato.canvas.document import Document, DocumentReset
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role, document_offset
 from sfumato.canvas.tiles import TiledSurface
 
 RED = (255, 0, 0, 255)
@@ -72,6 +72,21 @@ def test_offsets_place_surfaces_in_document_space() -> None:
     assert document_offset(layer) == (10, 19)
     ys, xs = np.nonzero(flatten(doc)[..., 3])
     assert (ys.tolist(), xs.tolist()) == ([20], [11])
+
+
+
+def test_document_bounds_include_the_offsets_of_nested_groups() -> None:
+    """Regression (issue 11): ``document_bounds`` used the layer's own x/y only."""
+    dot = np.zeros((4, 5, 4), np.uint8)
+    dot[1:3, 2:4] = RED
+    layer = PixelLayer("dot", TiledSurface.from_array(dot), x=3, y=4)
+    inner = GroupLayer("inner", [layer], x=10, y=-2)
+    doc = doc_with(GroupLayer("outer", [inner], x=100, y=50), w=300, h=200)
+    bounds = layer.document_bounds()
+    assert bounds == Rect(3 + 10 + 100 + 2, 4 - 2 + 50 + 1, 2, 2)
+    ys, xs = np.nonzero(flatten(doc)[..., 3])  # where the compositor puts the pixels
+    assert (xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()) == (
+        bounds.x, bounds.y, bounds.w, bounds.h)
 
 
 def test_offset_across_tile_boundaries_matches_shifted_array() -> None:
