@@ -29,7 +29,7 @@ import numpy as np
 from sfumato.canvas import pixelops
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.composite import flatten_layers
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.geometry import Rect, nonzero_bounds
 from sfumato.canvas.history import Command
 from sfumato.canvas.layers import (
     ControlSettings,
@@ -155,12 +155,9 @@ class TilePatch:
             sl = local.slices()
             new = new_tile[sl]
             old = old_tile[sl] if old_tile is not None else np.zeros_like(new)
-            changed = (old != new).any(axis=2)
-            rows = np.flatnonzero(changed.any(axis=1))
-            if rows.size == 0:
+            sub = nonzero_bounds((old != new).any(axis=2))
+            if sub.empty:
                 continue
-            cols = np.flatnonzero(changed.any(axis=0))
-            sub = Rect.from_bounds(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
             saved = old[sub.slices()]
             parts.append((key, sub.translate(local.x + ox, local.y + oy),
                           saved.copy() if saved.any() else None))
@@ -752,11 +749,9 @@ class StoredCoverage:
     @classmethod
     def store(cls, coverage: np.ndarray) -> StoredCoverage:
         h, w = coverage.shape
-        rows = np.flatnonzero(coverage.any(axis=1))
-        if rows.size == 0:
+        rect = nonzero_bounds(coverage)
+        if rect.empty:
             return cls((h, w), Rect(0, 0, 0, 0), 0.0)
-        cols = np.flatnonzero(coverage.any(axis=0))
-        rect = Rect.from_bounds(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
         crop = coverage[rect.slices()]
         first = float(crop.flat[0])
         if (crop == first).all():

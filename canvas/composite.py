@@ -46,7 +46,7 @@ from sfumato.canvas.blendmath import (
 from sfumato.canvas.document import (
     Document,
 )
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.geometry import Rect, nonzero_bounds
 from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer
 from sfumato.canvas.tiles import TILE, TiledSurface
 
@@ -237,9 +237,8 @@ def blend_pixels(
     dst = acc
     if h * w >= _BBOX_MIN_AREA and not clears_without_source(mode):
         # Work only on the box holding the source's pixels (soft blobs rarely fill a tile).
-        ys = np.flatnonzero(covered.any(axis=1))
-        xs = np.flatnonzero(covered.any(axis=0))
-        y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+        held = nonzero_bounds(covered)  # not empty: covered.any() above
+        y0, y1, x0, x1 = held.y, held.y1, held.x, held.x1
         if (y1 - y0) * (x1 - x0) < h * w:
             px = px[y0:y1, x0:x1]
             dst = acc[:, y0:y1, x0:x1]

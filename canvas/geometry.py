@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True, slots=True)
 class Rect:
@@ -78,8 +80,15 @@ class Rect:
                 yield tx, ty
 
 
-def bounding_rect(rects: list[Rect]) -> Rect:
-    out = Rect(0, 0, 0, 0)
-    for r in rects:
-        out = out.union(r)
-    return out
+def nonzero_bounds(array: np.ndarray) -> Rect:
+    """Bounding rect of the non-zero (``True``) entries of a 2-D array, in the array's own
+    index space (``x`` = column, ``y`` = row); empty (``Rect(0, 0, 0, 0)``) when there are none.
+
+    >>> nonzero_bounds(np.array([[0, 0, 0], [0, 5, 1], [0, 0, 0]]))
+    Rect(x=1, y=1, w=2, h=1)
+    """
+    rows = np.flatnonzero(array.any(axis=1))
+    if rows.size == 0:
+        return Rect(0, 0, 0, 0)
+    cols = np.flatnonzero(array.any(axis=0))
+    return Rect.from_bounds(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)

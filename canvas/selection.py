@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.geometry import Rect, nonzero_bounds
 from sfumato.canvas.layers import PixelLayer, document_offset
 
 if TYPE_CHECKING:
@@ -159,13 +159,7 @@ def combine(current: np.ndarray | None, new: np.ndarray, op: SelectionOp) -> np.
 
 def bounds(coverage: np.ndarray | None) -> Rect:
     """Bounding rect of the pixels with coverage > 0 (empty when none)."""
-    if coverage is None:
-        return Rect(0, 0, 0, 0)
-    rows = np.flatnonzero(coverage.any(axis=1))
-    if rows.size == 0:
-        return Rect(0, 0, 0, 0)
-    cols = np.flatnonzero(coverage.any(axis=0))
-    return Rect.from_bounds(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    return Rect(0, 0, 0, 0) if coverage is None else nonzero_bounds(coverage)
 
 
 def _disk(radius: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import NewType
 
 import numpy as np
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.geometry import Rect, nonzero_bounds
 
 TILE = 256
 
@@ -117,21 +117,10 @@ class TiledSurface:
 
     def bounds(self) -> Rect:
         """Bounding rect of the pixels with alpha > 0 (surface space); empty if none."""
-        x0 = y0 = 1 << 60
-        x1 = y1 = -(1 << 60)
+        out = Rect(0, 0, 0, 0)
         for (tx, ty), t in self._tiles.items():
-            alpha = t[..., 3]
-            rows = np.flatnonzero(alpha.any(axis=1))
-            if rows.size == 0:
-                continue
-            cols = np.flatnonzero(alpha.any(axis=0))
-            x0 = min(x0, tx * TILE + int(cols[0]))
-            x1 = max(x1, tx * TILE + int(cols[-1]) + 1)
-            y0 = min(y0, ty * TILE + int(rows[0]))
-            y1 = max(y1, ty * TILE + int(rows[-1]) + 1)
-        if x1 < x0:
-            return Rect(0, 0, 0, 0)
-        return Rect.from_bounds(x0, y0, x1, y1)
+            out = out.union(nonzero_bounds(t[..., 3]).translate(tx * TILE, ty * TILE))
+        return out
 
     def is_empty(self) -> bool:
         return not any(t[..., 3].any() for t in self._tiles.values())

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.geometry import Rect, nonzero_bounds
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.planner.errors import EmptyMaskError
 from sfumato.planner.layerpixels import layer_alpha
@@ -73,11 +73,7 @@ class MaskSource:
                 out = out.union(layer.document_bounds())
             return out
         if self.selection is not None:
-            rows = np.flatnonzero(self.selection.any(axis=1))
-            if rows.size == 0:
-                return Rect(0, 0, 0, 0)
-            cols = np.flatnonzero(self.selection.any(axis=0))
-            return Rect.from_bounds(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+            return nonzero_bounds(self.selection)
         return Rect(0, 0, 0, 0)
 
     def read(self, rect: Rect) -> np.ndarray:
@@ -125,11 +121,8 @@ def mask_source(doc: Document) -> MaskSource | None:
 
 
 def _mean_side(mask: np.ndarray) -> float:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return 0.0
-    cols = np.flatnonzero(mask.any(axis=0))
-    return ((rows[-1] - rows[0] + 1) + (cols[-1] - cols[0] + 1)) / 2.0
+    held = nonzero_bounds(mask)
+    return (held.w + held.h) / 2.0
 
 
 def denoise_grow(mask: np.ndarray, strength: float) -> float:
