@@ -2,7 +2,8 @@
 
 Each mode is identified by its OpenRaster ``composite-op`` string. The pixel formulas
 (separable and non-separable blend functions, Porter-Duff operators) live in
-:mod:`sfumato.canvas.composite`.
+:mod:`sfumato.canvas.blendmath`; :mod:`sfumato.canvas.composite` applies them to the
+layer tree.
 """
 
 from __future__ import annotations

@@ -809,8 +809,3 @@ class SetSelection(Command):
 
     def nbytes(self) -> int:
         return (self._new.nbytes if self._new else 0) + (self._old.nbytes if self._old else 0)
-
-
-def recipe_fields(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as a plain dict (for labels, tests and UI binding)."""
-    return {name: getattr(recipe, name) for name in recipe.__dataclass_fields__}

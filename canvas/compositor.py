@@ -38,7 +38,7 @@ TileKey = tuple[int, int]
 
 # Layer properties that do not change a single composited pixel.
 _SILENT_PROPERTIES = frozenset(
-    {"name", "locked", "prompt", "negative", "control", "generation", "expanded", "selected"}
+    {"name", "locked", "prompt", "negative", "control", "generation"}
 )
 
 _OVERLAY_MASK_RGB = (255, 32, 32)

@@ -95,7 +95,7 @@ class TiledSurface:
         """A new ``(h, w, 4)`` uint8 array with the pixels of ``rect`` (surface space)."""
         out = np.zeros((max(rect.h, 0), max(rect.w, 0), 4), np.uint8)
         for key, t in self._overlapping(rect):
-            tr = _tile_rect(key).intersect(rect)
+            tr = tile_rect(key).intersect(rect)
             out[tr.slices(rect.x, rect.y)] = t[tr.slices(key[0] * TILE, key[1] * TILE)]
         return out
 
@@ -105,7 +105,7 @@ class TiledSurface:
             raise ValueError(f"expected (h, w, 4) uint8 pixels, got {pixels.shape} {pixels.dtype}")
         rect = Rect(x, y, pixels.shape[1], pixels.shape[0])
         for key in rect.tiles(TILE):
-            tr = _tile_rect(key).intersect(rect)
+            tr = tile_rect(key).intersect(rect)
             src = pixels[tr.slices(rect.x, rect.y)]
             if key not in self._tiles and not src[..., 3].any():
                 continue  # writing transparency into nothing stays nothing
@@ -168,10 +168,6 @@ class TiledSurface:
         return surface
 
 
-def _tile_rect(key: TileKey) -> Rect:
-    return Rect(key[0] * TILE, key[1] * TILE, TILE, TILE)
-
-
 def tile_rect(key: TileKey) -> Rect:
     """The surface-space rectangle covered by tile ``key``."""
-    return _tile_rect(key)
+    return Rect(key[0] * TILE, key[1] * TILE, TILE, TILE)

@@ -215,15 +215,6 @@ class CanvasView(QWidget):
             self._compositor.overlays = shown  # marks everything dirty
             self._pull_dirty()
 
-    def close_document(self) -> None:
-        if self._document is not None:
-            self._document.changed.disconnect(self._on_document_event)
-        self._document = None
-        self._compositor = None
-        self._tiles.clear()
-        self._deferred.clear()
-        self.update()
-
     def _on_document_event(self, event: object) -> None:
         if isinstance(event, DocumentReset):
             self._tiles.clear()

@@ -81,7 +81,6 @@ class ImageOverlay(QObject):
         self._image: QImage | None = None
         self._rect: Rect | None = None
         self._frame = frame
-        self._opacity = 1.0
         view.add_overlay(self.paint, z)
 
     @property
@@ -105,10 +104,6 @@ class ImageOverlay(QObject):
         self._repaint(old)
         self._repaint(rect)
 
-    def set_opacity(self, opacity: float) -> None:
-        self._opacity = max(0.0, min(1.0, opacity))
-        self._repaint(self._rect)
-
     def clear(self) -> None:
         old = self._rect
         self._image = None
@@ -123,11 +118,10 @@ class ImageOverlay(QObject):
         if self._image is None or self._rect is None:
             return
         target = view.document_rect_to_widget(self._rect)
-        painter.setOpacity(self._opacity)
+        painter.setOpacity(1.0)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         painter.drawImage(target, self._image, QRectF(self._image.rect()))
         if self._frame:
-            painter.setOpacity(1.0)
             pen = QPen(QColor(255, 255, 255, 200), 1, Qt.PenStyle.DashLine)
             painter.setPen(pen)
             painter.setBrush(Qt.BrushStyle.NoBrush)

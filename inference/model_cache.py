@@ -3,9 +3,8 @@
 One :class:`LoadedModel` per model source holds the diffusers pipeline (its components:
 UNet, VAE, text encoders, tokenizers, scheduler config), the family plugin and the
 preview map. The engine's own denoise loop uses the components directly, so switching
-txt2img → img2img → inpaint → ControlNet → regions never reloads anything; callers that
-want a stock diffusers pipeline for a mode get one sharing the same weights through
-``from_pipe`` (:meth:`ModelCache.pipeline_for`). ControlNets are cached separately.
+txt2img → img2img → inpaint → ControlNet → regions never reloads anything. ControlNets
+are cached separately.
 
 Model references (``ModelRef.source``):
 
@@ -423,25 +422,6 @@ class ModelCache:
         if self.options.channels_last:
             net.to(memory_format=torch.channels_last)
         return net
-
-    # ------------------------------------------------------------------ diffusers interop
-
-    def pipeline_for(self, model: LoadedModel, kind: str, **extra: Any) -> Any:
-        """A stock diffusers pipeline sharing ``model``'s weights (no reload), via
-        ``AutoPipelineFor*.from_pipe``. ``kind``: ``"txt2img"``, ``"img2img"`` or ``"inpaint"``;
-        ``extra`` (e.g. ``controlnet=...``) is passed on."""
-        from diffusers import (
-            AutoPipelineForImage2Image,
-            AutoPipelineForInpainting,
-            AutoPipelineForText2Image,
-        )
-
-        table = {
-            "txt2img": AutoPipelineForText2Image,
-            "img2img": AutoPipelineForImage2Image,
-            "inpaint": AutoPipelineForInpainting,
-        }
-        return table[kind].from_pipe(model.pipe, **extra)
 
 
 def _is_oom(error: BaseException) -> bool:

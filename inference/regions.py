@@ -1,14 +1,17 @@
 """Regional prompting in one UNet pass: masked cross-attention.
 
 The approach is InvokeAI's: every prompt's text embeddings — the global prompt and one
-prompt per region, each already padded to its encoder's 77 tokens — are concatenated
+prompt per region, each a whole number of its encoder's 77-token chunks — are concatenated
 along the token axis and given to the UNet as one ``encoder_hidden_states``. Each
 cross-attention layer (``attn2``; self-attention ``attn1`` is never touched) adds a bias
 to its attention logits so that an image position attends to a region's tokens only
 where that region's mask covers it. The UNet runs once per step whatever the number of
 regions; only the cross-attention key/value length grows (77 tokens a prompt).
 
-How to use it (the engine's denoise loop)::
+How to use it (a sketch; :mod:`sfumato.inference.engine` builds the same token layout in
+its own prepare step — long prompts in several chunks, each negative padded to its
+positive's length — and then installs :class:`RegionalAttention` with the spans, while
+:func:`concat_region_embeddings` serves ``tools/eval_builtin_model.py`` and the tests)::
 
     embeds, spans = concat_region_embeddings([global_emb, region1_emb, region2_emb])
     neg, _ = concat_region_embeddings([global_neg, region1_neg, region2_neg])  # same layout
@@ -39,7 +42,7 @@ Conventions
   coverage of A with no B gives B's tokens ``exp(-10000) = 0`` weight.
 - The same bias serves both classifier-free-guidance halves: build the unconditional
   embeddings with the same layout (global negative, then each region's negative, each
-  padded to 77 tokens) and per-region negatives follow their regions.
+  padded to its positive's token count) and per-region negatives follow their regions.
 - SDXL: concatenate the (already channel-concatenated, 2048-wide) per-prompt embeddings
   the same way; the pooled embedding and time ids come from the global prompt alone.
 """

@@ -13,7 +13,6 @@ the VAE downsamples by 8, and the UNet needs latent sides divisible by its own f
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,13 +160,3 @@ def family_for_model(source: str, family: str | None = None) -> FamilyInfo:
     if family is not None and family in FAMILIES:
         return FAMILIES[family]
     return FAMILIES[SD15]
-
-
-def aspect_limit(info: FamilyInfo) -> float:
-    """The most elongated aspect ratio a family generates without distortion."""
-    return info.max_side / info.min_side
-
-
-def side_range_text(info: FamilyInfo) -> str:
-    return f"{info.name}: native {info.native}², {info.min_side}–{info.max_side} a side, " \
-        f"{math.sqrt(info.min_pixels):.0f}²–{math.sqrt(info.max_pixels):.0f}² pixels"

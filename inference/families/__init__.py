@@ -9,12 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from sfumato.inference.errors import UnsupportedModeError
-from sfumato.inference.families.base import Conditioning, Family, PreviewFactors
+from sfumato.inference.families.base import Family, PreviewFactors
 from sfumato.inference.families.sd15 import SD15Family
 from sfumato.inference.families.sdxl import SDXLFamily
 
 __all__ = [
-    "Conditioning",
     "Family",
     "PreviewFactors",
     "all_families",

@@ -6,9 +6,10 @@ its default scheduler, its latent→RGB preview factors, how its pipelines load,
 its prompts become conditioning tensors (one CLIP for SD 1.x; two CLIPs, pooled
 embeddings and size "time ids" for SDXL).
 
-The modes (txt2img, img2img, inpaint, regions, ControlNet) only ever see a
-:class:`Conditioning` (token embeddings plus optional extra UNet keyword arguments) and
-the UNet/VAE/scheduler, so a new family (SD 2.x v-prediction, SD3, FLUX, ...) is a new
+The modes (txt2img, img2img, inpaint, regions, ControlNet) only ever see the family's
+text conditioning — the ``(tokens, pooled)`` pair of :meth:`Family.encode_prompts` and the
+extra UNet keyword arguments of :meth:`Family.extra_unet_kwargs` — and the
+UNet/VAE/scheduler, so a new family (SD 2.x v-prediction, SD3, FLUX, ...) is a new
 subclass registered in :mod:`sfumato.inference.families`, not a change to the modes.
 
 This module imports no torch at import time: the planner builds its sizing table from
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from sfumato.inference.modes import Mode
 
 if TYPE_CHECKING:
     import torch
-__all__ = ["Conditioning", "Family", "PreviewFactors"]
+__all__ = ["Family", "PreviewFactors"]
 
 log = logging.getLogger(__name__)
 
@@ -43,19 +44,6 @@ class PreviewFactors:
 
     weights: tuple[tuple[float, float, float], ...]
     bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-
-@dataclass
-class Conditioning:
-    """Text conditioning for a batch, ready for the UNet.
-
-    ``tokens`` is ``(B, T, D)`` (B = the UNet batch, including the unconditional half when
-    classifier-free guidance is on, unconditional first). ``unet_kwargs`` holds extra
-    UNet inputs (SDXL: ``added_cond_kwargs`` with ``text_embeds`` and ``time_ids``).
-    """
-
-    tokens: torch.Tensor
-    unet_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 class Family(ABC):
@@ -79,8 +67,6 @@ class Family(ABC):
     preview_factors: PreviewFactors | None = None
     #: VAE config values that the built-in preview factors were made for
     reference_vae: dict[str, Any] = {}
-    #: width of the text-token embeddings the UNet cross-attends to
-    token_dim: int = 768
     #: names of the diffusers pipeline classes that load this family: (txt2img, inpaint)
     pipelines: tuple[str, str] = ("", "")
 

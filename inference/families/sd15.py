@@ -23,7 +23,6 @@ class SD15Family(Family):
     pixel_fractions = (1.0, 1.5)  # 512² to 512 × 768
     supported_modes = frozenset(Mode)
     default_scheduler = "PNDMScheduler"
-    token_dim = 768
     # Community-standard factors (ComfyUI/InvokeAI) for the SD 1.x VAE: latent → RGB in [-1, 1].
     pipelines = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")
     preview_factors = PreviewFactors(

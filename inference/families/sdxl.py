@@ -29,7 +29,6 @@ class SDXLFamily(Family):
     pixel_fractions = (0.765625, 1.0)  # 896² to 1024²: its aspect buckets are about 1 megapixel
     supported_modes = frozenset(Mode)
     default_scheduler = "EulerDiscreteScheduler"
-    token_dim = 2048
     # Community-standard factors (ComfyUI) for the SDXL VAE: latent → RGB in [-1, 1].
     pipelines = ("StableDiffusionXLPipeline", "StableDiffusionXLInpaintPipeline")
     preview_factors = PreviewFactors(

@@ -126,12 +126,6 @@ def test_sdxl_encodes_two_encoders_pooled_and_zero_negative(shared_engine: Any, 
     assert time_ids.tolist()[0] == [64, 96, 0, 0, 64, 96]
 
 
-def test_pipeline_for_shares_weights(shared_engine: Any, tiny_sd15: Path) -> None:
-    model = shared_engine.cache.get(ModelRef(str(tiny_sd15)))
-    img2img = shared_engine.cache.pipeline_for(model, "img2img")
-    assert img2img.unet is model.unet and img2img.vae is model.vae
-
-
 def test_single_file_checkpoint_through_the_engine(fresh_engine: Any, tiny_sd15: Path, tmp_path: Path) -> None:
     from ldm_checkpoint import write_ldm_checkpoint
 
