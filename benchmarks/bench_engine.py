@@ -1,4 +1,4 @@
-"""Inference engine figures: overhead against plain diffusers, preview cost, regions, inpaint crop.
+"""Inference engine figures: overhead against plain diffusers, preview cost, regions, inpaint area.
 
 Ratios are measured in the same run, as medians over interleaved repeats (the machine
 is shared and noisy), with the same model, steps and size on both sides:
@@ -11,13 +11,15 @@ is shared and noisy), with the same model, steps and size on both sides:
   off — target <= 1.03;
 - ``4 regions / 1 prompt``: regional prompting with four quadrant regions vs the same
   request with only the global prompt — target <= 1.25 (one UNet pass, not four);
-- ``inpaint: canvas 4096² / 512²``: the same 200 px mask inpainted on canvases of 512²,
-  1024², 2048² and 4096² — the cost must not grow with the canvas (only the mask's
-  context crop goes through the model): target <= 1.2 for the largest over the smallest;
-- ``inpaint: mask 1600 px / 100 px``: growing square masks on a 2048² canvas. The crop
-  is generated near the model's native size whatever its size, so what grows is the
-  pixel work around the model (crop, resize, paste back); reported with the generation
-  size of each, no target.
+- ``inpaint: canvas 4096² / 512²``: the same 200 px mask inpainted on documents of 512²,
+  1024², 2048² and 4096², timed as the program does it — plan (the area around the mask,
+  its generation size, the masks), engine, result layer — the cost must not grow with
+  the canvas (only the planned area goes through the model): target <= 1.2 for the
+  largest over the smallest;
+- ``inpaint: mask 1600 px / 100 px``: growing square masks on a 2048² document, the same
+  path. The area is generated near the model's native size whatever its size, so what
+  grows is the pixel work around the model (compositing the area, masks, resampling the
+  result onto the area); reported with the area and generation size of each, no target.
 
 By default (CPU) the model is a small random SD 1.x built by ``tests/tinymodels.py``
 (``size="bench"``: 16 M UNet parameters, 128/256 channels, 32-wide attention heads like SD's 40–64, native 128 px, one torch thread) so that the UNet, not Python,
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from sfumato.inference.devices import EngineOptions, PreviewMode
     from sfumato.inference.engine import Engine
-    from sfumato.inference.request import GenerationRequest, InitImage, InpaintSpec, RegionSpec
+    from sfumato.inference.request import GenerationRequest, RegionSpec
 
     if args.threads or args.device == "cpu":
         # One thread: on a shared 2-core machine, two OpenMP threads fight other jobs.
@@ -226,28 +228,53 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     inpaint_sizes: dict[str, Any] = {}
 
-    def inpaint_request(side: int, mask_side: int) -> GenerationRequest:
-        image = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
-        mask = np.zeros((side, side), np.float32)
-        x = y = (side - mask_side) // 2
-        mask[y : y + mask_side, x : x + mask_side] = 1.0
-        return base.replace(width=side, height=side, init=InitImage(image, 0.75), inpaint=InpaintSpec(mask))
+    from sfumato.canvas.document import Document
+    from sfumato.canvas.layers import PixelLayer, Role
+    from sfumato.canvas.tiles import TiledSurface
+    from sfumato.planner.families import family_for_model
+    from sfumato.planner.placement import result_layer
+    from sfumato.planner.plan import plan
+    from sfumato.planner.recipe import GenerationSettings
 
-    def gen_size(req: GenerationRequest) -> str:
-        meta = engine.run(req).metadata
-        return f"{meta['gen_width']}x{meta['gen_height']} from a {meta['rect'][2]}x{meta['rect'][3]} crop"
+    info = family_for_model(source)
+    settings = GenerationSettings(prompt=base.prompt, negative=base.negative, model=source, steps=steps,
+                                  cfg=base.cfg, seed=base.seed, strength=0.75)  # fmt: skip
 
-    canvas_reqs = [inpaint_request(side, 200) for side in CANVAS_SIDES]
-    canvas_times = _median_set([engine_run(engine, r) for r in canvas_reqs], repeats)
-    inpaint_sizes["canvas"] = {f"{side}²": {"s": t, "generated": gen_size(r)}
-                               for side, t, r in zip(CANVAS_SIDES, canvas_times, canvas_reqs)}  # fmt: skip
-    del canvas_reqs
+    def inpaint_document(side: int, mask_side: int) -> Document:
+        doc = Document(side, side)
+        picture = rng.integers(0, 256, (side, side, 4), dtype=np.uint8)
+        picture[..., 3] = 255
+        mask = np.zeros((mask_side, mask_side, 4), np.uint8)
+        mask[...] = 255
+        at = (side - mask_side) // 2
+        doc.root.append(PixelLayer("mask", TiledSurface.from_array(mask, at, at), role=Role.INPAINT_MASK))
+        doc.root.append(PixelLayer("paint", TiledSurface.from_array(picture)))
+        return doc
+
+    def inpaint_job(doc: Document) -> Callable[[], None]:
+        def go() -> None:
+            planned = plan(doc, settings, family=info)
+            result = engine.run(planned.request)
+            assert result.ok, result.error
+            result_layer(planned, result.images[0])
+
+        return go
+
+    def sizes(doc: Document) -> str:
+        planned = plan(doc, settings, family=info)
+        return f"{planned.size} from a {planned.area.w}x{planned.area.h} area"
+
+    canvas_docs = [inpaint_document(side, 200) for side in CANVAS_SIDES]
+    canvas_times = _median_set([inpaint_job(d) for d in canvas_docs], repeats)
+    inpaint_sizes["canvas"] = {f"{side}²": {"s": t, "generated": sizes(d)}
+                               for side, t, d in zip(CANVAS_SIDES, canvas_times, canvas_docs)}  # fmt: skip
+    del canvas_docs
     rows["inpaint: canvas 4096² / 512²"] = {"a_s": canvas_times[-1], "b_s": canvas_times[0]}
-    mask_reqs = [inpaint_request(2048, m) for m in MASK_SIDES]
-    mask_times = _median_set([engine_run(engine, r) for r in mask_reqs], repeats)
-    inpaint_sizes["mask"] = {f"{m} px": {"s": t, "generated": gen_size(r)}
-                             for m, t, r in zip(MASK_SIDES, mask_times, mask_reqs)}  # fmt: skip
-    del mask_reqs
+    mask_docs = [inpaint_document(2048, m) for m in MASK_SIDES]
+    mask_times = _median_set([inpaint_job(d) for d in mask_docs], repeats)
+    inpaint_sizes["mask"] = {f"{m} px": {"s": t, "generated": sizes(d)}
+                             for m, t, d in zip(MASK_SIDES, mask_times, mask_docs)}  # fmt: skip
+    del mask_docs
     rows["inpaint: mask 1600 px / 100 px"] = {"a_s": mask_times[-1], "b_s": mask_times[0]}
 
     # The preview's own cost per step, measured directly (x0 arithmetic + linear map + copy

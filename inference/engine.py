@@ -7,12 +7,12 @@ because that is what lets every mode combine in one pass per step:
 - **txt2img / img2img**: start from noise, or from the init image's latents noised to the
   level of the first step run (:mod:`.steps`: ``start = round(steps·(1−strength))``, with a
   minimum of ``min(steps, 4)`` effective steps at low strength).
-- **inpaint**: the model sees only a context crop around the mask (:mod:`.inpaint`),
-  generated at native size; before each step, latent pixels that have not yet joined
-  the denoising (differential diffusion: a pixel of mask value ``m`` joins for the last
-  ``m`` fraction of the steps) are reset to the original noised to that step's level;
-  9-channel inpainting UNets also get the mask and the masked image. The result is
-  pasted back through a feathered mask: pixels where the mask is 0 keep their bytes.
+- **inpaint**: before each step, latent pixels that have not yet joined the denoising
+  (differential diffusion: a pixel of mask value ``m`` joins for the last ``m`` fraction
+  of the steps) are reset to the original noised to that step's level (:mod:`.inpaint`);
+  9-channel inpainting UNets also get the mask and the masked image. The engine returns
+  the whole decoded picture: placing it (through the planner's paste mask, so pixels
+  where the mask is 0 keep their bytes) is the planner's job, done once.
 - **regions**: all prompts concatenated along the token axis, masked cross-attention
   (:mod:`.regions`); still one UNet pass per step.
 - **ControlNet**: any number of controls, each with its own model, strength and
@@ -20,8 +20,10 @@ because that is what lets every mode combine in one pass per step:
 - **previews**: the predicted clean latents (x0) of the first image after every step,
   through the family's linear latent→RGB map (or TAESD).
 
-Sizes: the area (``request.width × request.height``, or the inpaint crop) is generated at
-the model's native resolution keeping its aspect (:mod:`.resolution`) and scaled back.
+Sizes: the engine generates at exactly ``request.width × request.height`` — every input
+of the request is already at that size. Which part of a document goes through the model
+and at what size (context around a mask, the family's native resolution) is decided once,
+by the planner (:mod:`sfumato.planner.area`, :mod:`sfumato.planner.sizing`).
 
 Batches: image ``k`` of a batch uses seed ``seed + k`` (its own CPU ``torch.Generator``
 for the initial noise and for stochastic samplers), so any batch image can be
@@ -70,20 +72,12 @@ from sfumato.inference.events import (
     Rect,
     Result,
 )
-from sfumato.inference.inpaint import (
-    apply_fill,
-    context_rect,
-    crop,
-    join_thresholds,
-    paste_back,
-    resize_image,
-)
+from sfumato.inference.inpaint import apply_fill, join_thresholds
 from sfumato.inference.latents import NoiseLevels, decode_latents, encode_images
 from sfumato.inference.model_cache import LoadedModel, ModelCache
 from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
 from sfumato.inference.request import GenerationRequest, ModelRef, RequestError
-from sfumato.inference.resolution import SizePlan, plan_generation_size
 from sfumato.inference.schedulers import make_scheduler
 from sfumato.inference.steps import StepPlan, plan_steps
 
@@ -107,8 +101,7 @@ class _Control:
 class _Job:
     """Everything prepared for the denoise loop, at generation size."""
 
-    rect: Rect  # the part of the area that goes through the model, request pixels
-    size: SizePlan  # rect size → generation size
+    gen: tuple[int, int]  # (width, height): the request's size, what the model denoises
     steps: StepPlan
     batch: int
     cfg: float
@@ -217,10 +210,6 @@ class Engine:
             inpaint_model=loaded.is_inpaint_model,
         )
 
-    def unload(self) -> None:
-        """Drop every cached model (frees device memory)."""
-        self.cache.clear()
-
     # ------------------------------------------------------------------ errors
 
     @staticmethod
@@ -266,13 +255,12 @@ class Engine:
         _check_cancel(cancel)
         latents = self._denoise(model, request, job, emit, cancel)
         decoded = decode_latents(model.vae, latents)
-        images = [self._finish_image(request, job, image) for image in decoded]
+        images = [np.ascontiguousarray(image) for image in decoded]
         metadata.update(
             steps_run=steps.effective,
             schedule=steps.total,
-            gen_width=job.size.gen_width,
-            gen_height=job.size.gen_height,
-            rect=list(job.rect.as_tuple()),
+            gen_width=job.gen[0],
+            gen_height=job.gen[1],
             seconds_per_step=round(job.step_seconds, 5),
         )
         return images, metadata
@@ -295,18 +283,13 @@ class Engine:
     def _prepare(self, model: LoadedModel, request: GenerationRequest, steps: StepPlan) -> _Job:
         family = model.family
         device, dtype = self.device, self.dtype
-        W, H = request.width, request.height
-        min_side, max_long = family.side_limits(model.native_side)
-        if request.inpaint is not None:
-            rect = context_rect(request.inpaint.mask, max(min_side, 8), feather=request.inpaint.paste_feather)
-        else:
-            rect = Rect(0, 0, W, H)
-        multiple = model.vae_scale * 2  # latents even: safe through the UNet's downsampling
-        size = plan_generation_size(
-            rect.width, rect.height, model.native_side, min_side=min_side, max_long_side=max_long, multiple=multiple
-        )
-        gen = (size.gen_width, size.gen_height)
-        lat_size = (size.gen_height // model.vae_scale, size.gen_width // model.vae_scale)
+        gen = (request.width, request.height)
+        if request.width % model.vae_scale or request.height % model.vae_scale:
+            raise RequestError(
+                f"the request is {request.width}x{request.height}; this model generates sizes that "
+                f"are multiples of {model.vae_scale} (the planner chooses such sizes)"
+            )
+        lat_size = (request.height // model.vae_scale, request.width // model.vae_scale)
         batch = request.batch
         do_cfg = request.cfg > 1.0
         copies = 2 if do_cfg else 1
@@ -353,43 +336,37 @@ class Engine:
         init_latents = None
         denoise_mask = None
         inpaint_extra = None
-        init_crop: np.ndarray | None = None
-        mask_crop: np.ndarray | None = None
+        init: np.ndarray | None = None
+        mask: np.ndarray | None = None
         if request.init is not None:
-            init_crop = crop(request.init.image, rect)
+            init = np.ascontiguousarray(request.init.image)
             if request.inpaint is not None:
-                mask_crop = crop(request.inpaint.mask, rect)
-                init_crop = apply_fill(init_crop, mask_crop, request.inpaint.fill, seed=request.seed)
-            init_gen = resize_image(np.ascontiguousarray(init_crop), gen)
-            init_latents = encode_images(model.vae, [init_gen], device).to(dtype).expand(batch, -1, -1, -1)
-        if mask_crop is not None:
-            mask_gen = resize_image(np.ascontiguousarray(mask_crop), gen)
-            mask_t = torch.from_numpy(np.array(mask_gen, dtype=np.float32))[None, None]
+                mask = np.ascontiguousarray(request.inpaint.mask, dtype=np.float32)
+                init = apply_fill(init, mask, request.inpaint.fill, seed=request.seed)
+            init_latents = encode_images(model.vae, [init], device).to(dtype).expand(batch, -1, -1, -1)
+        if mask is not None:
+            mask_t = torch.from_numpy(np.array(mask))[None, None]
             denoise_mask = torch.nn.functional.adaptive_avg_pool2d(mask_t, lat_size).to(device=device, dtype=dtype)
         if model.is_inpaint_model:
-            inpaint_extra = self._inpaint_inputs(model, request, init_crop, mask_crop, gen, lat_size, batch, copies)
+            inpaint_extra = self._inpaint_inputs(model, init, mask, gen, lat_size, batch, copies)
 
-        # Regions: masks at latent resolution over the crop.
+        # Regions: masks at latent resolution.
         region_masks = None
         if request.regions:
             from sfumato.inference.regions import latent_masks
 
-            region_masks = latent_masks(
-                [np.ascontiguousarray(crop(r.mask, rect)) for r in request.regions], lat_size, device=device
-            )
+            region_masks = latent_masks([np.ascontiguousarray(r.mask) for r in request.regions], lat_size, device=device)
 
         # Controls: the model for each, its image at generation size in [0, 1].
         controls: list[_Control] = []
         for spec in request.controls:
             net = self.cache.controlnet(spec.model, spec.kind, model)
-            image = resize_image(np.ascontiguousarray(crop(spec.image, rect)), gen)
-            tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255.0)[None]
+            tensor = torch.from_numpy(np.array(spec.image)).permute(2, 0, 1).float().div(255.0)[None]
             tensor = tensor.to(device=device, dtype=dtype).expand(batch * copies, -1, -1, -1)
             controls.append(_Control(net, tensor, spec.strength, spec.start, spec.end))
 
         return _Job(
-            rect=rect,
-            size=size,
+            gen=gen,
             steps=steps,
             batch=batch,
             cfg=request.cfg,
@@ -431,9 +408,8 @@ class Engine:
     def _inpaint_inputs(
         self,
         model: LoadedModel,
-        request: GenerationRequest,
-        init_crop: np.ndarray | None,
-        mask_crop: np.ndarray | None,
+        init: np.ndarray | None,
+        mask: np.ndarray | None,
         gen: tuple[int, int],
         lat_size: tuple[int, int],
         batch: int,
@@ -446,12 +422,10 @@ class Engine:
         unconditional generation.
         """
         device, dtype = self.device, self.dtype
-        if mask_crop is not None and init_crop is not None:
-            mask_gen = resize_image(np.ascontiguousarray(mask_crop), gen)
-            hard = (mask_gen >= 0.5 * float(mask_gen.max())).astype(np.float32)
+        if mask is not None and init is not None:
+            hard = (mask >= 0.5 * float(mask.max())).astype(np.float32)
             # Hidden pixels become mid-grey (0 in [-1, 1]) as in the diffusers pipeline.
-            base = resize_image(np.ascontiguousarray(init_crop), gen)
-            masked = np.where(hard[..., None] > 0, np.uint8(128), base).astype(np.uint8)
+            masked = np.where(hard[..., None] > 0, np.uint8(128), init).astype(np.uint8)
         else:
             hard = np.ones((gen[1], gen[0]), np.float32)
             masked = np.full((gen[1], gen[0], 3), 128, np.uint8)
@@ -483,8 +457,8 @@ class Engine:
         levels = NoiseLevels(scheduler, first)
         n = len(timesteps)
 
-        lat_h = job.size.gen_height // model.vae_scale
-        lat_w = job.size.gen_width // model.vae_scale
+        lat_h = job.gen[1] // model.vae_scale
+        lat_w = job.gen[0] // model.vae_scale
         generators = [torch.Generator("cpu").manual_seed(request.seed + k) for k in range(job.batch)]
         noise = torch.cat(
             [torch.randn((1, 4, lat_h, lat_w), generator=g, dtype=torch.float32) for g in generators]
@@ -538,11 +512,11 @@ class Engine:
                     job.step_seconds = (time.perf_counter() - loop_start) / (j + 1)
                     emit(Progress(j + 1, n))
                     if previewer is not None:
-                        emit(Preview(previewer(x0[0]), job.rect, step=j + 1, index=0))
+                        emit(Preview(previewer(x0[0]), Rect(0, 0, *job.gen), step=j + 1, index=0))
             if job.denoise_mask is not None:
                 assert job.init_latents is not None
-                keep = (job.denoise_mask <= 0.0).to(dtype)
-                latents = latents + (job.init_latents - latents) * keep
+                # Where the mask is 0 the latents end as the original's, exactly.
+                latents = torch.where(job.denoise_mask <= 0.0, job.init_latents, latents)
         except Exception as error:
             if is_oom_error(error) and not isinstance(error, EngineError):
                 raise OutOfMemoryError("The device ran out of memory while generating.") from error
@@ -583,16 +557,6 @@ class Engine:
         if mode is PreviewMode.TAESD and model.taesd is not None:
             return TaesdPreviewer(model.taesd, float(model.vae.config.scaling_factor))
         return LatentPreviewer(model.preview, self.device, torch.float32)
-
-    # ------------------------------------------------------------------ output
-
-    def _finish_image(self, request: GenerationRequest, job: _Job, image: np.ndarray) -> np.ndarray:
-        rect = job.rect
-        scaled = resize_image(image, (rect.width, rect.height))
-        if request.inpaint is not None:
-            assert request.init is not None
-            return paste_back(request.init.image, scaled, request.inpaint.mask, rect, request.inpaint.paste_feather)
-        return np.ascontiguousarray(scaled)
 
 
 def _ignore(event: Event) -> None:

@@ -4,7 +4,7 @@
 document; the engine turns it into images. Two equal requests give the same pixels on the
 same device, which is also how live mode decides whether to regenerate.
 
-This module imports no torch (the canvas and planner rooms import it). Arrays are numpy:
+This module imports no torch (the planner imports it). Arrays are numpy:
 
 - images are ``uint8`` ``(H, W, 3)`` RGB, straight (no alpha), in the generation area's
   pixel space (``width`` × ``height`` of the request, top-left origin);
@@ -124,17 +124,17 @@ class InitImage(_ArrayEqMixin):
 
 @dataclass(frozen=True, eq=False)
 class InpaintSpec(_ArrayEqMixin):
-    """A soft inpaint mask over the request's area.
+    """A soft inpaint mask over the request.
 
     ``mask`` is the *denoise* mask: float32 (H, W) in [0, 1]; each pixel's value is its
-    own strength (differential diffusion), 0 = keep exactly. ``paste_feather`` (pixels) is
-    the separate, usually wider, fade used when the result is pasted back over the
-    original; pixels where the mask is 0 are byte-identical to the init image.
+    own strength (differential diffusion), 0 = keep (its latents are reset to the
+    original's at every step). The engine returns the whole decoded picture; placing it
+    over the original (the planner's paste mask: pixels where the document's mask is 0
+    keep their bytes) is the planner's job.
     """
 
     mask: np.ndarray  # float32 (H, W) in [0, 1]
     fill: FillMode = FillMode.KEEP
-    paste_feather: float = 8.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", _frozen_array(self.mask, "inpaint mask", np.float32))
@@ -179,10 +179,13 @@ class ControlSpec(_ArrayEqMixin):
 
 @dataclass(frozen=True, eq=False)
 class GenerationRequest(_ArrayEqMixin):
-    """Everything one generation needs; ``width``/``height`` are the output size in pixels.
+    """Everything one generation needs. ``width``/``height`` is the size the model
+    generates at, exactly, in pixels (a multiple of 8), and every image and mask of the
+    request is at that size.
 
-    The planner chooses ``width``/``height`` (the area, in document pixels); the engine
-    generates at the model family's native resolution and scales to that size.
+    The planner decides it (:func:`sfumato.planner.plan.plan`: the document area to
+    generate, ``Plan.area``, and its generation size near the family's native
+    resolution, ``Plan.size``); the engine executes it and resamples nothing.
     """
 
     prompt: str
@@ -239,6 +242,11 @@ class GenerationRequest(_ArrayEqMixin):
             f"size {self.width}x{self.height} is too small; the smallest is 8x8 pixels",
         )
         _check(
+            self.width % 8 == 0 and self.height % 8 == 0,
+            f"size {self.width}x{self.height} is not a multiple of 8 a side (the planner "
+            "chooses generation sizes that are)",
+        )
+        _check(
             self.width <= 16384 and self.height <= 16384,
             f"size {self.width}x{self.height} is too large; at most 16384 pixels a side",
         )
@@ -258,10 +266,6 @@ class GenerationRequest(_ArrayEqMixin):
             _check(self.init is not None, "inpainting needs an init image (the pixels around the mask)")
             _check_mask(self.inpaint.mask, shape, "inpaint mask")
             _check(float(self.inpaint.mask.max(initial=0.0)) > 0.0, "inpaint mask is empty: paint the area to regenerate")
-            _check(
-                _finite(self.inpaint.paste_feather) and self.inpaint.paste_feather >= 0,
-                f"paste feather must be >= 0 pixels, got {self.inpaint.paste_feather}",
-            )
         for i, region in enumerate(self.regions):
             _check_mask(region.mask, shape, f"region {i + 1} mask")
             _check(bool(region.prompt.strip()), f"region {i + 1} has no prompt")
@@ -300,7 +304,7 @@ class GenerationRequest(_ArrayEqMixin):
         if self.init is not None:
             data["strength"] = self.init.strength
         if self.inpaint is not None:
-            data["inpaint"] = {"fill": self.inpaint.fill.value, "paste_feather": self.inpaint.paste_feather}
+            data["inpaint"] = {"fill": self.inpaint.fill.value}
         if self.regions:
             data["regions"] = [{"prompt": r.prompt, "negative": r.negative} for r in self.regions]
         if self.controls:

@@ -28,7 +28,6 @@ import numpy as np
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import Role
 from sfumato.inference.request import (
     GenerationRequest,
     InitImage,
@@ -47,6 +46,7 @@ from sfumato.planner.recipe import GenerationSettings
 from sfumato.planner.regions import PlannedRegion, plan_regions
 from sfumato.planner.resample import resize_image, resize_mask
 from sfumato.planner.sizing import Size, generation_size
+from sfumato.vocabulary.families import SUPPORTED_FAMILIES
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +169,9 @@ def plan(
         area_mask = source.read(area)
         if not float(area_mask.max(initial=0.0)) > 0.0:
             raise EmptyMaskError("the inpaint mask is empty: paint where to regenerate")
-        feather = paste_feather(area_mask)
-        pasted = paste_mask(area_mask, feather)
+        pasted = paste_mask(area_mask, paste_feather(area_mask))
         denoise = resize_mask(denoise_mask(area_mask, settings.strength), size)
-        scale = size.width / area.w
-        inpaint = InpaintSpec(denoise, fill=settings.fill, paste_feather=round(feather * scale, 2))
+        inpaint = InpaintSpec(denoise, fill=settings.fill)
 
     planned_regions, region_notes = plan_regions(
         doc, area, settings.prompt, settings.negative, size, include_prompt=settings.regions_include_prompt
@@ -222,9 +220,4 @@ def plan(
 
 
 def _known(name: str) -> str | None:
-    return name if name in ("sd15", "sdxl") else None
-
-
-def region_layer_count(doc: Document) -> int:
-    """Visible region layers in ``doc`` (for the window's status line)."""
-    return sum(1 for layer in doc.pixel_layers(Role.REGION) if layer.effectively_visible())
+    return name if name in SUPPORTED_FAMILIES else None

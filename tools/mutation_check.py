@@ -39,15 +39,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Folder on disk -> subpackage of the sfumato namespace (pyproject.toml package-dir).
-PACKAGE_DIRS = {
-    "canvas": "canvas",
-    "planner": "planner",
-    "inference": "inference",
-    "desktop": "desktop",
-    "resources": "resources",
-    "vocabulary": "vocabulary",
-}
+def package_dirs(root: Path) -> dict[str, str]:
+    """Subpackage of the sfumato namespace -> its folder on disk, as pyproject.toml maps
+    them (``package-dir``): read, not repeated, so a new room is copied like the others."""
+    import tomllib
+
+    mapping = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-dir"]
+    return {name.removeprefix("sfumato."): folder for name, folder in mapping.items() if name.startswith("sfumato.")}
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,6 @@ M = "tests/inference/test_engine_modes.py::"
 
 INPAINT_TESTS = (
     "tests/inference/test_inpaint_context.py",
-    "tests/inference/test_inpaint_paste.py",
     "tests/semantic/test_semantic_inpaint.py",
 )
 
@@ -214,20 +211,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=("tests/inference/test_lora.py", "tests/inference/test_model_cache.py"),
     ),
     Mutation(
-        name="paste-back-mask",
-        behaviour="the engine pastes its whole crop, overwriting pixels outside the mask",
-        path="inference/inpaint.py",
-        old="alpha = paste_alpha(region_mask, feather)",
-        new="alpha = np.ones_like(region_mask)",
-        tests=INPAINT_TESTS,
+        name="inpaint-known-latents",
+        behaviour="the latents outside an inpaint mask end a little off the original's (the final reset is gone)",
+        path="inference/engine.py",
+        old="latents = torch.where(job.denoise_mask <= 0.0, job.init_latents, latents)",
+        new="latents = latents",
+        tests=(M + "test_inpaint_every_fill_mode_keeps_the_known_latents",),
     ),
     Mutation(
-        name="paste-back-crop",
-        behaviour="the engine pastes its whole crop back as if everything were masked",
-        path="inference/engine.py",
-        old="return paste_back(request.init.image, scaled, request.inpaint.mask, rect, request.inpaint.paste_feather)",
-        new="return paste_back(request.init.image, scaled, np.ones_like(request.inpaint.mask), rect, request.inpaint.paste_feather)",
-        tests=("tests/inference/test_inpaint_paste.py",),
+        name="paste-mask-leaks",
+        behaviour="the paste mask is not clipped to the mask: pixels around an inpaint change",
+        path="planner/mask.py",
+        old="out = np.minimum(faded, mask)",
+        new="out = faded",
+        tests=("tests/planner/test_plan_masks.py", "tests/planner/test_plan_placement.py"),
     ),
     Mutation(
         name="placement-mask",
@@ -318,7 +315,7 @@ def make_copy(root: Path, dest: Path) -> None:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / rel, target)
-    for sub, folder in PACKAGE_DIRS.items():
+    for sub, folder in package_dirs(root).items():
         link = dest / "sfumato" / sub
         if not link.exists():
             link.symlink_to(Path("..") / folder, target_is_directory=True)
@@ -334,7 +331,8 @@ def copy_env(dest: Path) -> dict[str, str]:
 
 def check_copy_imports(dest: Path) -> None:
     """Fail loudly unless the copy's modules are the ones imported (else nothing is tested)."""
-    probe = "import sfumato.planner.plan as p, sfumato.canvas.ora as o; print(p.__file__); print(o.__file__)"
+    names = ["sfumato", *(f"sfumato.{sub}" for sub in package_dirs(dest))]
+    probe = "import importlib\n" + "".join(f"print(importlib.import_module({n!r}).__file__)\n" for n in names)
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=dest, env=copy_env(dest), capture_output=True, text=True, check=True
     ).stdout.split()

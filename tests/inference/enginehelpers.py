@@ -78,3 +78,49 @@ def box_mask(width: int, height: int, x0: int, y0: int, x1: int, y1: int, value:
 
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+
+def run_keeping_latents(engine: Any, req: GenerationRequest, monkeypatch: Any) -> tuple[list[np.ndarray], Any, Recorder]:
+    """Run ``req``; return (images, the final latents the engine decoded, its events)."""
+    from sfumato.inference import engine as engine_module
+
+    seen: list[Any] = []
+    real = engine_module.decode_latents
+
+    def record(vae: Any, latents: Any) -> list[np.ndarray]:
+        seen.append(latents.detach().clone())
+        return real(vae, latents)
+
+    monkeypatch.setattr(engine_module, "decode_latents", record)
+    rec = Recorder()
+    try:
+        result = engine.run(req, rec)
+    finally:
+        monkeypatch.setattr(engine_module, "decode_latents", real)
+    assert result.ok, result.error
+    return result.images, seen[-1], rec
+
+
+def assert_known_latents_kept(engine: Any, req: GenerationRequest, latents: Any) -> None:
+    """Where the (latent-resolution) inpaint mask is 0, the final latents are exactly the
+    (filled) init's: the engine's inpaint contract. (The decoded pixels there still move:
+    a VAE decoder mixes neighbouring latents, the tiny test VAE all of them; keeping
+    those pixels' bytes is the planner's placement, through its paste mask.)"""
+    import torch
+    from sfumato.inference.inpaint import apply_fill
+    from sfumato.inference.latents import encode_images
+
+    assert req.init is not None and req.inpaint is not None
+    loaded = engine.cache.get(req.model)
+    filled = apply_fill(req.init.image, req.inpaint.mask, req.inpaint.fill, seed=req.seed)
+    known = encode_images(loaded.vae, [filled], engine.device).to(engine.dtype)
+    lat = latents.shape[-2:]
+    pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(np.array(req.inpaint.mask))[None, None], lat)[0, 0]
+    keep = pooled <= 0
+    assert keep.any(), "the mask leaves no latent pixel to check"
+    for image_latents in latents:
+        assert torch.equal(image_latents[:, keep], known[0][:, keep].to(image_latents.dtype))
+    free = pooled >= 1
+    if free.any():
+        assert not torch.equal(latents[0][:, free], known[0][:, free].to(latents.dtype))

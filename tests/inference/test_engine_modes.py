@@ -9,7 +9,16 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from enginehelpers import Recorder, box_mask, mean_abs_diff, noise_image, request, smooth_image
+from enginehelpers import (
+    Recorder,
+    assert_known_latents_kept,
+    box_mask,
+    mean_abs_diff,
+    noise_image,
+    request,
+    run_keeping_latents,
+    smooth_image,
+)
 from sfumato.inference import engine as engine_module
 from sfumato.inference.events import Finished, Preview, Progress
 from sfumato.inference.request import (
@@ -20,6 +29,7 @@ from sfumato.inference.request import (
     InpaintSpec,
     ModelRef,
     RegionSpec,
+    RequestError,
     Sampler,
 )
 from sfumato.inference.steps import plan_steps
@@ -267,28 +277,30 @@ def test_two_controls_each_condition_the_result(
 
 
 @pytest.mark.parametrize("fill", list(FillMode))
-def test_inpaint_every_fill_mode_keeps_outside_bytes(shared_engine: Any, tiny_sd15: Path, fill: FillMode) -> None:
+def test_inpaint_every_fill_mode_keeps_the_known_latents(
+    shared_engine: Any, tiny_sd15: Path, fill: FillMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
     w, h = 96, 80
     init = noise_image(w, h, seed=3)
     mask = box_mask(w, h, 30, 20, 60, 50)
     req = request(tiny_sd15, width=w, height=h, init=InitImage(init, 1.0), inpaint=InpaintSpec(mask, fill=fill))
-    images, _ = _run_ok(shared_engine, req)
-    outside = mask == 0
-    assert np.array_equal(images[0][outside], init[outside])
-    assert not np.array_equal(images[0][~outside], init[~outside])
+    images, latents, _ = run_keeping_latents(shared_engine, req, monkeypatch)
+    assert_known_latents_kept(shared_engine, req, latents)
+    assert images[0].shape == init.shape
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_inpaint_with_nine_channel_unet(
-    shared_engine: Any, tiny_sd15_inpaint: Path, tiny_sdxl_inpaint: Path, family: str
+    shared_engine: Any, tiny_sd15_inpaint: Path, tiny_sdxl_inpaint: Path, family: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = tiny_sd15_inpaint if family == "sd15" else tiny_sdxl_inpaint
     w, h = 80, 64
     init = smooth_image(w, h)
     mask = box_mask(w, h, 20, 16, 50, 40)
     req = request(model, width=w, height=h, init=InitImage(init, 1.0), inpaint=InpaintSpec(mask))
-    images, _ = _run_ok(shared_engine, req)
-    assert np.array_equal(images[0][mask == 0], init[mask == 0])
+    images, latents, _ = run_keeping_latents(shared_engine, req, monkeypatch)
+    assert_known_latents_kept(shared_engine, req, latents)
     assert not np.array_equal(images[0][mask > 0], init[mask > 0])
     # The same model also does plain txt2img (mask all ones, masked image grey).
     _run_ok(shared_engine, request(model, width=w, height=h))
@@ -301,7 +313,7 @@ def test_soft_mask_changes_less_where_the_mask_is_low(shared_engine: Any, tiny_s
     mask[8:56, 8:60] = 1.0  # fully regenerated
     mask[8:56, 68:120] = 0.25  # only the last quarter of the steps
     req = request(tiny_sd15, width=w, height=h, steps=8, init=InitImage(init, 1.0),
-                  inpaint=InpaintSpec(mask, paste_feather=0.0))  # fmt: skip
+                  inpaint=InpaintSpec(mask))  # fmt: skip
     images, _ = _run_ok(shared_engine, req)
     strong = mean_abs_diff(images[0][12:52, 12:56], init[12:52, 12:56])
     weak = mean_abs_diff(images[0][12:52, 72:116], init[12:52, 72:116])
@@ -338,12 +350,12 @@ def test_inpaint_controls_regions_together(
     sketch[40:60, 110:130] = 255
     req = request(
         model, width=w, height=h, steps=3, batch=2, init=InitImage(init, 0.9),
-        inpaint=InpaintSpec(mask, fill=FillMode.BLUR, paste_feather=4.0), regions=_two_regions(w, h),
+        inpaint=InpaintSpec(mask, fill=FillMode.BLUR), regions=_two_regions(w, h),
         controls=(ControlSpec(ControlKind.SCRIBBLE, sketch, model=ModelRef(str(cn))),),
     )  # fmt: skip
-    images, rec = _run_ok(shared_engine, req)
-    for image in images:
-        assert np.array_equal(image[mask == 0], init[mask == 0])
+    images, latents, rec = run_keeping_latents(shared_engine, req, pytest.MonkeyPatch())
+    assert len(images) == 2
+    assert_known_latents_kept(shared_engine, req, latents)  # both images of the batch
     assert isinstance(rec.previews[0], Preview)
     assert all(isinstance(p, Progress) for p in rec.progress)
 
@@ -361,8 +373,8 @@ def test_nine_channel_inpaint_with_regions_and_controls(
         regions=_two_regions(w, h),
         controls=(ControlSpec(ControlKind.SCRIBBLE, sketch, model=ModelRef(str(tiny_controlnet_sd15))),),
     )  # fmt: skip
-    images, _ = _run_ok(shared_engine, req)
-    assert np.array_equal(images[0][mask == 0], init[mask == 0])
+    _, latents, _ = run_keeping_latents(shared_engine, req, pytest.MonkeyPatch())
+    assert_known_latents_kept(shared_engine, req, latents)
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
@@ -455,15 +467,24 @@ def test_v_prediction_model_runs_with_every_mode_unchanged(shared_engine: Any, t
     mask = box_mask(w, h, 16, 16, 48, 48)
     req = request(folder, width=w, height=h, init=InitImage(init, 0.8), inpaint=InpaintSpec(mask),
                   regions=_two_regions(w, h))  # fmt: skip
-    images, rec = _run_ok(shared_engine, req)
-    assert np.array_equal(images[0][mask == 0], init[mask == 0])
+    images, latents, rec = run_keeping_latents(shared_engine, req, pytest.MonkeyPatch())
+    assert_known_latents_kept(shared_engine, req, latents)
     eps, _ = _run_ok(shared_engine, req.replace(model=ModelRef(str(tiny_sd15))))
     assert not np.array_equal(images[0], eps[0])
 
 
-@pytest.mark.parametrize(("width", "height"), [(8, 8), (500, 8), (24, 400)])
-def test_tiny_and_extreme_sizes(shared_engine: Any, tiny_sd15: Path, width: int, height: int) -> None:
+@pytest.mark.parametrize(("width", "height"), [(8, 8), (504, 8), (24, 400)])
+def test_tiny_and_extreme_sizes_generate_exactly_the_request(
+    shared_engine: Any, tiny_sd15: Path, width: int, height: int
+) -> None:
+    """Latents of 1×1, 63×1 and 3×50: odd sizes go through the UNet's down- and upsampling;
+    the engine generates the request's own size (the planner chose it) and resizes nothing."""
     images, rec = _run_ok(shared_engine, request(tiny_sd15, width=width, height=height, steps=2))
     meta = rec.finished.metadata
-    assert meta["gen_width"] % 16 == 0 and meta["gen_height"] % 16 == 0
-    assert max(meta["gen_width"], meta["gen_height"]) <= 96  # the family's long-side limit
+    assert (meta["gen_width"], meta["gen_height"]) == (width, height)
+    assert images[0].shape == (height, width, 3)
+
+
+def test_a_size_that_is_not_a_multiple_of_8_is_refused_with_a_reason(tiny_sd15: Path) -> None:
+    with pytest.raises(RequestError, match="not a multiple of 8"):
+        request(tiny_sd15, width=500, height=64).validate()

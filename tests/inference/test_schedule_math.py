@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sfumato.inference.latents import NoiseLevels
 from sfumato.inference.request import Sampler
-from sfumato.inference.resolution import plan_generation_size
 from sfumato.inference.schedulers import make_scheduler
 from sfumato.inference.steps import plan_steps
 
@@ -44,24 +43,6 @@ def test_plan_steps(steps: int, strength: float) -> None:
     assert plan.total >= steps
     # The noise level matches the strength to within a step.
     assert abs(plan.effective / plan.total - strength) <= 1.0 / plan.total + 1e-9 or plan.effective == min(steps, 4)
-
-
-@settings(max_examples=300, derandomize=True, database=None, deadline=None)
-@given(w=st.integers(8, 8192), h=st.integers(8, 8192), native=st.sampled_from([64, 512, 1024]))
-def test_generation_size(w: int, h: int, native: int) -> None:
-    plan = plan_generation_size(w, h, native)
-    assert plan.gen_width % 8 == 0 and plan.gen_height % 8 == 0
-    assert max(plan.gen_width, plan.gen_height) <= 2 * native + 8
-    area = plan.gen_width * plan.gen_height
-    assert area >= 0.5 * native * native or max(w / h, h / w) > 3
-    if max(w / h, h / w) < 2:
-        assert plan.gen_width / plan.gen_height == pytest.approx(w / h, rel=0.1)
-
-
-def test_generation_size_examples() -> None:
-    assert (plan_generation_size(2048, 2048, 512).gen_width, plan_generation_size(2048, 2048, 512).gen_height) == (512, 512)
-    p = plan_generation_size(100, 60, 1024, min_side=640, max_long_side=1280)
-    assert (p.gen_width, p.gen_height) == (1280, 768)
 
 
 @pytest.mark.parametrize("sampler", list(Sampler))
@@ -140,7 +121,7 @@ def test_noised_matches_add_noise(sampler: Sampler) -> None:
 def test_importing_the_package_loads_no_torch() -> None:
     code = (
         "import sys, sfumato.inference, sfumato.inference.events, sfumato.inference.errors, "
-        "sfumato.inference.families, sfumato.inference.steps, sfumato.inference.resolution, "
+        "sfumato.inference.families, sfumato.inference.steps, "
         "sfumato.inference.inpaint, sfumato.inference.cancel, sfumato.inference.modes, sfumato.inference.options\n"
         "from sfumato.inference import GenerationRequest, Progress, EngineError, CancelToken, EngineOptions, ModelInfo\n"
         "from sfumato.inference.families import get_family\n"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from plandocs import document, layer, rgba
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import Role
@@ -68,3 +70,15 @@ def test_mask_source_is_the_union_of_visible_mask_layers() -> None:
     assert abs(m[2, 2] - 100 / 255) < 1e-6
     assert abs(m[7, 7] - 200 / 255) < 1e-6  # max of the overlap
     assert m[45, 45] == 0.0
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(w=st.integers(1, 96), h=st.integers(1, 96), feather=st.floats(0, 20), seed=st.integers(0, 10_000))
+def test_the_paste_mask_is_exactly_zero_wherever_the_mask_is(w: int, h: int, feather: float, seed: int) -> None:
+    """What keeps every pixel outside an inpaint mask byte-identical (the placement pastes
+    through it; the engine pastes nothing)."""
+    rng = np.random.default_rng(seed)
+    mask = np.where(rng.random((h, w)) < 0.3, rng.random((h, w)), 0.0).astype(np.float32)
+    alpha = paste_mask(mask, feather)
+    assert not alpha[mask == 0].any()
+    assert (alpha <= mask + 1e-6).all() and (alpha >= 0).all()
