@@ -28,10 +28,13 @@ it shows neither a real load nor a real step). Phases, each timed from the worke
 
 Target: the worst stroke-to-screen latency while loading and generating <= 50 ms (the
 torch import is reported, not targeted). Prints a table; ``--json PATH`` writes the
-figures (milliseconds).
+figures (milliseconds). ``--stacks`` attributes every stall over 40 ms to the worker's
+Python stack and says how much of it each thread spent on a CPU and waiting for one
+(:class:`StallProbe`); ``--worker-nice`` and ``--switch-interval-ms`` try other settings.
 
     python benchmarks/bench_desktop_worker.py [--family sd15|sdxl | --model PATH | --tiny]
-        [--steps 3] [--runs 1] [--dir /tmp] [--json out.json]
+        [--steps 3] [--runs 1] [--dir /tmp] [--json out.json] [--stacks | --stacks-c]
+        [--worker-nice N] [--switch-interval-ms MS]
 """
 
 from __future__ import annotations
@@ -96,10 +99,11 @@ class Pen:
     machine's load caused rather than the worker holding the GIL.
     """
 
-    def __init__(self, view: Any) -> None:
+    def __init__(self, view: Any, probe: StallProbe | None = None) -> None:
         from PySide6.QtCore import Qt, QTimer
 
         self.view = view
+        self.probe = probe
         self.samples: list[tuple[float, float, float]] = []
         self._run_delay = _run_delay_ms()
         self._timer = QTimer()
@@ -151,6 +155,8 @@ class Pen:
         QApplication.sendEvent(self.view, event)
 
     def _tick(self) -> None:
+        if self.probe is not None:
+            self.probe.beat()
         now = time.perf_counter()
         due = int((now - self._t0) * PEN_HZ)
         if due <= self._sent:
@@ -186,6 +192,171 @@ def _run_delay_ms() -> float:
         return 0.0
 
 
+class StallProbe:
+    """Who runs while the GUI thread is late: a stack sampler armed by the pen's ticks.
+
+    The GUI thread calls :meth:`beat` on every pen tick (every 2 ms when it is free). Two
+    watchdogs notice when it has not for more than ``threshold_ms``:
+
+    - a Python thread (every ``period_ms``) samples ``sys._current_frames()`` for the
+      worker and the GUI thread. It needs the GIL itself, so while the worker holds the
+      GIL in a long C call it only samples once that call has returned (the worker is
+      then at the frame that made it, or just after); its own lateness says so;
+    - ``faulthandler``'s C watchdog thread, which needs no GIL: re-armed from :meth:`beat`
+      every ~10 ms, it dumps every thread's Python stack every ``threshold_ms`` while the
+      GUI thread is late, i.e. *during* a GIL-holding C call. A marker line written on the
+      next beat closes each stall's dumps. It reads frames that other threads may be
+      changing, so now and then it crashes the process (``--stacks-c`` only; rerun).
+
+    A full garbage collection (``gc.callbacks``) longer than 5 ms is recorded with its thread.
+    """
+
+    def __init__(self, path: Path, dumps: bool, threshold_ms: float = 40.0, period_ms: float = 5.0) -> None:
+        import faulthandler
+
+        self.threshold = threshold_ms / 1000.0
+        self.period = period_ms / 1000.0
+        self.gui_ident = threading.get_ident()
+        self.worker_ident: int | None = None
+        self.worker_tid: int | None = None
+        self.last_beat = time.perf_counter()
+        #: (last beat before, first beat after, {thread: (on-CPU ms, waiting-for-a-CPU ms)} in between)
+        self.stalls: list[tuple[float, float, dict[str, tuple[float, float]]]] = []
+        self._sched: dict[str, tuple[float, float]] = {}
+        self.samples: list[tuple[float, float, float, tuple[Any, ...], tuple[Any, ...]]] = []
+        self.collections: list[tuple[float, float, int, int]] = []  # (start, end, generation, thread)
+        self._gc_start: dict[int, float] = {}
+        self._faulthandler = faulthandler if dumps else None
+        self._file = open(path, "w+", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+        self._size = 0
+        self._armed = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stall-probe", daemon=True)
+
+    def start(self) -> None:
+        import gc
+
+        self.last_beat = time.perf_counter()
+        gc.callbacks.append(self._on_gc)
+        self._thread.start()
+
+    def stop(self) -> None:
+        import gc
+
+        self._stop.set()
+        self._thread.join()
+        if self._faulthandler is not None:
+            self._faulthandler.cancel_dump_traceback_later()
+        gc.callbacks.remove(self._on_gc)
+        self._file.flush()
+
+    def beat(self) -> None:
+        """On the GUI thread, every pen tick."""
+        now = time.perf_counter()
+        sched = {"gui": _schedstat("thread-self"),
+                 "worker": _schedstat(f"self/task/{self.worker_tid}") if self.worker_tid else (0.0, 0.0)}
+        if now - self.last_beat > self.threshold and self._sched:
+            self.stalls.append((self.last_beat, now, {k: (v[0] - self._sched[k][0], v[1] - self._sched[k][1])
+                                                      for k, v in sched.items()}))
+        self._sched = sched
+        self.last_beat = now
+        if self._faulthandler is not None and now - self._armed >= 0.01:
+            self._faulthandler.cancel_dump_traceback_later()  # joins the C watchdog
+            size = os.fstat(self._file.fileno()).st_size
+            if size != self._size:  # it dumped: close this stall's dumps
+                os.write(self._file.fileno(), f"=== stall end {now:.6f}\n".encode())
+                self._size = os.fstat(self._file.fileno()).st_size
+            self._faulthandler.dump_traceback_later(self.threshold, repeat=True, file=self._file)
+            self._armed = now
+
+    def _watch(self) -> None:
+        previous = time.perf_counter()
+        while not self._stop.wait(self.period):
+            now = time.perf_counter()
+            beat = self.last_beat
+            if now - beat > self.threshold:
+                frames = sys._current_frames()  # noqa: SLF001 - the point of the probe
+                worker = _stack(frames.get(self.worker_ident)) if self.worker_ident else ()
+                self.samples.append((now, beat, (now - previous) * 1000.0, worker,
+                                     _stack(frames.get(self.gui_ident))))
+            previous = now
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            self._gc_start[ident] = time.perf_counter()
+        elif ident in self._gc_start:
+            start = self._gc_start.pop(ident)
+            if time.perf_counter() - start > 0.005:
+                self.collections.append((start, time.perf_counter(), info["generation"], ident))
+
+    def dumps(self) -> list[tuple[float, list[dict[int, tuple[Any, ...]]]]]:
+        """faulthandler's dumps as ``(stall end, [{thread id: stack} per dump])``."""
+        self._file.seek(0)
+        groups: list[tuple[float, list[dict[int, tuple[Any, ...]]]]] = []
+        current: list[dict[int, tuple[Any, ...]]] = []
+        for block in self._file.read().split("Timeout ("):
+            stacks: dict[int, list[tuple[str, int, str]]] = {}
+            stack: list[tuple[str, int, str]] | None = None
+            ended = None
+            for line in block.splitlines():
+                if line.startswith(("Thread 0x", "Current thread 0x")):
+                    stack = stacks.setdefault(int(line.split("0x", 1)[1].split()[0], 16), [])
+                elif stack is not None and line.startswith('  File "'):
+                    name, _, rest = line[8:].partition('", line ')
+                    number, _, func = rest.partition(" in ")
+                    stack.append((name, int(number) if number.isdigit() else 0, func))
+                elif line.startswith("=== stall end "):
+                    ended = float(line.split()[3])
+                    stack = None
+                else:
+                    stack = None
+            if block.startswith("0:"):
+                current.append({k: tuple(v) for k, v in stacks.items()})
+            if ended is not None:
+                groups.append((ended, current))
+                current = []
+        if current:
+            groups.append((float("inf"), current))
+        return groups
+
+
+def _schedstat(path: str) -> tuple[float, float]:
+    """A thread's (on-CPU ms, waited-for-a-CPU ms) so far (Linux ``schedstat``)."""
+    try:
+        with open(f"/proc/{path}/schedstat", encoding="ascii") as handle:
+            fields = handle.read().split()
+        return int(fields[0]) / 1e6, int(fields[1]) / 1e6
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0.0
+
+
+def _stack(frame: Any, limit: int = 40) -> tuple[tuple[str, int, str], ...]:
+    """``(file, line, function)`` innermost first (no source lines read)."""
+    out = []
+    while frame is not None and len(out) < limit:
+        out.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+        frame = frame.f_back
+    return tuple(out)
+
+
+def _site(entry: tuple[str, int, str]) -> str:
+    name, line, func = entry
+    for marker in ("site-packages/", f"{ROOT}/", "/lib/python3.11/"):
+        if marker in name:
+            name = name.split(marker, 1)[1]
+            break
+    return f"{name}:{line}:{func}"
+
+
+def _own_frame(stack: tuple[tuple[str, int, str], ...]) -> str:
+    """The innermost frame in Sfumato's own code (what called into the library)."""
+    for entry in stack:
+        if entry[0].startswith(str(ROOT)) and "site-packages" not in entry[0] and "benchmarks" not in entry[0]:
+            return _site(entry)
+    return "-"
+
+
 def _stats(latencies: list[float]) -> dict[str, float]:
     if not latencies:
         return {"events": 0, "median": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "over_target": 0}
@@ -217,6 +388,12 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     parser.add_argument("--dir", type=Path, default=None, help="where to write the temporary checkpoint")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="sys.setswitchinterval for the run (default: the interpreter's, 5 ms)")
+    parser.add_argument("--worker-nice", type=int, default=None,
+                        help="the worker thread's niceness (default: desktop.worker.WORKER_NICENESS)")
+    parser.add_argument("--stacks", action="store_true",
+                        help="attribute each stall over 40 ms to the worker's Python stack (StallProbe)")
+    parser.add_argument("--stacks-c", action="store_true",
+                        help="--stacks plus faulthandler dumps during stalls (no GIL needed; may crash)")
     args = parser.parse_args()
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
@@ -247,11 +424,21 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
     from sfumato.desktop.generation_controller import install_generation
     from sfumato.desktop.main_window import MainWindow
 
+    if args.worker_nice is not None:
+        import sfumato.desktop.worker as worker_module
+
+        worker_module.WORKER_NICENESS = args.worker_nice
     app = create_application([])
     marks: dict[str, list[float]] = {"load": [], "steps": [], "finished": []}
     lock = threading.Lock()
 
+    probe = None
+    if args.stacks or args.stacks_c:
+        probe = StallProbe(Path(tempfile.mkdtemp(prefix="sfumato-bench-stacks-")) / "dumps.txt", args.stacks_c)
+
     def engine_factory() -> Any:
+        if probe is not None:
+            probe.worker_ident, probe.worker_tid = threading.get_ident(), threading.get_native_id()
         from sfumato.inference.engine import Engine
 
         engine = Engine(device="cpu")
@@ -298,7 +485,7 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
     doc.set_recipe(prompt="a red ball", model=str(model), seed=1, steps=args.steps, cfg=5.0)
     torch_before = "torch" in sys.modules
 
-    pen = Pen(view)
+    pen = Pen(view, probe)
 
     def spin(ms: int) -> None:
         loop = QEventLoop()
@@ -324,6 +511,8 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
         controller.staging.discard()
         return started, ended
 
+    if probe is not None:
+        probe.start()
     pen.start()
     spin(IDLE_MS)
     idle_end = time.perf_counter()
@@ -356,6 +545,8 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
     pen.start()
     warm_spans = [generate_once() for _ in range(args.runs)]
     pen.stop()
+    if probe is not None:
+        probe.stop()
     step_times = [b - a for a, b in zip(steps, steps[1:])]
 
     controller.shutdown()
@@ -397,7 +588,9 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
                       "s_into_phase": round(due - start, 2)})
     shares = {name: cpu_wait(a, b) for name, a, b in bounds[:5]}
     shares["warm"] = cpu_wait(warm_spans[0][0], warm_spans[-1][1]) if warm_spans else 0.0
+    attribution = attribute_stalls(probe, bounds) if probe is not None else None
     return {
+        "stall_attribution": attribution,
         "model": label,
         "steps": args.steps,
         "warm_runs": args.runs,
@@ -412,9 +605,72 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
         "generate_call_ms": {"median": round(statistics.median(plan_ms), 2), "max": round(max(plan_ms), 2)},
         "strokes": pen.strokes,
         "switch_interval_ms": sys.getswitchinterval() * 1000,
+        "worker_niceness": __import__("sfumato.desktop.worker", fromlist=["x"]).WORKER_NICENESS,
         "torch_on_gui_before_run": torch_before,
         "load_average": os.getloadavg(),
     }
+
+def attribute_stalls(probe: StallProbe, bounds: list[tuple[str, float, float]]) -> dict[str, Any]:
+    """Each GUI stall over the probe's threshold with the worker's (and GUI's) stack during it.
+
+    A stall's site is the worker's innermost frame seen most often in faulthandler's
+    dumps during the stall (the watchdog thread's samples when there was none: stalls
+    under ~50 ms); ``own`` is the innermost frame of Sfumato's code on that stack.
+    """
+    from collections import Counter
+
+    groups = probe.dumps()
+    stalls = []
+    for start, end, sched in probe.stalls:
+        dumps = next((d for e, d in groups if abs(e - end) < 0.002), [])
+        worker = [d.get(probe.worker_ident or -1, ()) for d in dumps]
+        gui = [d.get(probe.gui_ident, ()) for d in dumps]
+        samples = [s for s in probe.samples if s[1] == start]
+        source = "faulthandler"
+        if not worker:
+            worker, gui, source = [s[3] for s in samples], [s[4] for s in samples], "watchdog"
+        sites = Counter(_site(st[0]) if st else "(worker not in Python)" for st in worker)
+        site = sites.most_common(1)[0][0] if sites else "(no sample)"
+        stack = next((st for st in worker if st and _site(st[0]) == site), ())
+        gui_sites = Counter(_site(st[0]) for st in gui if st)
+        phase = next((n for n, a, b in bounds if a <= start < b), "between phases")
+        collections = [f"gc{g} {'gui' if t == probe.gui_ident else 'worker' if t == probe.worker_ident else 'other'}"
+                       f" {1000 * (e - s):.0f} ms" for s, e, g, t in probe.collections if s < end and e > start]
+        stalls.append({
+            "ms": round(1000 * (end - start), 1), "phase": phase, "site": site, "own": _own_frame(stack),
+            "stack": [_site(entry) for entry in stack[:12]],
+            "sites": dict(sites), "source": source, "samples": len(worker),
+            "gui": gui_sites.most_common(1)[0][0] if gui_sites else "-",
+            "watchdog_late_ms": round(max((s[2] for s in samples), default=0.0) - 1000 * probe.period, 1),
+            "gc": collections,
+            "cpu_ms": {k: {"on_cpu": round(v[0], 1), "cpu_wait": round(v[1], 1)} for k, v in sched.items()},
+        })
+    table: dict[str, dict[str, Any]] = {}
+    for stall in stalls:
+        row = table.setdefault(stall["site"], {"site": stall["site"], "own": Counter(), "stalls": 0, "samples": 0,
+                                               "total_ms": 0.0, "max_ms": 0.0, "phases": Counter(),
+                                               "stack": stall["stack"]})
+        row["stalls"] += 1
+        row["samples"] += stall["samples"]
+        row["total_ms"] = round(row["total_ms"] + stall["ms"], 1)
+        row["max_ms"] = max(row["max_ms"], stall["ms"])
+        row["own"][stall["own"]] += 1
+        row["phases"][stall["phase"]] += 1
+    for stall in stalls:
+        row = table[stall["site"]]
+        for who in ("gui", "worker"):
+            for what in ("on_cpu", "cpu_wait"):
+                key = f"{who}_{what}_ms"
+                row[key] = round(row.get(key, 0.0) + stall["cpu_ms"][who][what], 1)
+    rows = sorted(table.values(), key=lambda r: -r["total_ms"])
+    for row in rows:
+        row["own"] = row["own"].most_common(1)[0][0]
+        row["phases"] = dict(row["phases"])
+    long_gcs = [{"ms": round(1000 * (e - s), 1), "generation": g,
+                 "thread": "gui" if t == probe.gui_ident else "worker" if t == probe.worker_ident else "other"}
+                for s, e, g, t in probe.collections]
+    return {"threshold_ms": probe.threshold * 1000, "sites": rows,
+            "stalls": sorted(stalls, key=lambda st: -st["ms"]), "collections_over_5ms": long_gcs}
 
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -435,8 +691,30 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"seconds per denoising step (median, first run): {results['seconds_per_step']}")
     print(f"generate() on the GUI thread: median {results['generate_call_ms']['median']:.1f} ms, "
           f"max {results['generate_call_ms']['max']:.1f} ms")
-    print(f"switch interval {results['switch_interval_ms']:.1f} ms; torch on the GUI thread before the run: "
+    print(f"switch interval {results['switch_interval_ms']:.1f} ms; worker niceness {results['worker_niceness']}; torch on the GUI thread before the run: "
           f"{results['torch_on_gui_before_run']}; load average {', '.join(f'{v:.1f}' for v in results['load_average'])}")
+    attribution = results.get("stall_attribution")
+    if attribution:
+        print(f"\nGUI stalls over {attribution['threshold_ms']:.0f} ms by the worker's innermost Python frame "
+              "(faulthandler dumps during the stall; the own column: Sfumato's innermost frame on that stack):")
+        print("(gui/worker run, wait: ms on a CPU and waiting for one during those stalls, Linux schedstat)")
+        print(f"{'stalls':>6s} {'samples':>7s} {'total ms':>8s} {'max ms':>7s} {'gui run':>7s} {'wait':>5s} "
+              f"{'wkr run':>7s} {'wait':>5s}  site  <-  own  [phases]")
+        for row in attribution["sites"]:
+            print(f"{row['stalls']:6d} {row['samples']:7d} {row['total_ms']:8.0f} {row['max_ms']:7.0f} "
+                  f"{row['gui_on_cpu_ms']:7.0f} {row['gui_cpu_wait_ms']:5.0f} "
+                  f"{row['worker_on_cpu_ms']:7.0f} {row['worker_cpu_wait_ms']:5.0f}  "
+                  f"{row['site']}  <-  {row['own']}  {row['phases']}")
+        print("longest stalls:")
+        for stall in attribution["stalls"][:12]:
+            cpu = stall["cpu_ms"]
+            print(f"  {stall['ms']:6.0f} ms {stall['phase']:12s} gui run/wait {cpu['gui']['on_cpu']:.0f}/"
+                  f"{cpu['gui']['cpu_wait']:.0f}, worker {cpu['worker']['on_cpu']:.0f}/{cpu['worker']['cpu_wait']:.0f}; "
+                  f"worker {stall['site']} <- {stall['own']}; "
+                  f"gui {stall['gui']}; watchdog late {stall['watchdog_late_ms']:.0f} ms; "
+                  f"{stall['source']} x{stall['samples']}{'; ' + ', '.join(stall['gc']) if stall['gc'] else ''}")
+        gcs = attribution["collections_over_5ms"]
+        print(f"collections over 5 ms: {len(gcs)}" + (f", longest {max(g['ms'] for g in gcs):.0f} ms" if gcs else ""))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2)
