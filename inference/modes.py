@@ -1,5 +1,8 @@
 """What a request asks the engine to do, as a set of :class:`Mode` values (no torch).
 
+:class:`Mode` itself is the vocabulary's (:mod:`sfumato.vocabulary.kinds`); the request
+says which of txt2img/img2img/inpaint it is (``GenerationRequest.mode``).
+
 A request may combine modes freely (img2img + regions + controls, ...); a model family
 declares the modes it supports, and the engine refuses a request whose modes its family
 lacks with :class:`~sfumato.inference.errors.UnsupportedModeError` before loading anything
@@ -8,31 +11,15 @@ else.
 
 from __future__ import annotations
 
-from enum import Enum
-
 from sfumato.inference.request import GenerationRequest
+from sfumato.vocabulary.kinds import Mode
 
 __all__ = ["Mode", "request_modes"]
 
 
-class Mode(Enum):
-    TXT2IMG = "txt2img"
-    IMG2IMG = "img2img"
-    INPAINT = "inpaint"
-    REGIONS = "regions"
-    CONTROLNET = "controlnet"
-    LORA = "lora"
-
-
 def request_modes(request: GenerationRequest) -> frozenset[Mode]:
     """The modes ``request`` uses; exactly one of txt2img/img2img/inpaint is always present."""
-    modes: set[Mode] = set()
-    if request.inpaint is not None:
-        modes.add(Mode.INPAINT)
-    elif request.init is not None:
-        modes.add(Mode.IMG2IMG)
-    else:
-        modes.add(Mode.TXT2IMG)
+    modes: set[Mode] = {request.mode}
     if request.regions:
         modes.add(Mode.REGIONS)
     if request.controls:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from sfumato.vocabulary.errors import RequestError
-from sfumato.vocabulary.kinds import ControlKind, Sampler
+from sfumato.vocabulary.kinds import ControlKind, Mode, Sampler
 
 __all__ = [
     "ControlKind",
@@ -212,13 +212,13 @@ class GenerationRequest(_ArrayEqMixin):
                 object.__setattr__(self, name, tuple(value))
 
     @property
-    def mode(self) -> str:
-        """A short human word for what this request does: txt2img, img2img or inpaint."""
+    def mode(self) -> Mode:
+        """What this request does, from its inputs: inpaint, img2img or txt2img."""
         if self.inpaint is not None:
-            return "inpaint"
+            return Mode.INPAINT
         if self.init is not None:
-            return "img2img"
-        return "txt2img"
+            return Mode.IMG2IMG
+        return Mode.TXT2IMG
 
     @property
     def strength(self) -> float:
@@ -288,7 +288,7 @@ class GenerationRequest(_ArrayEqMixin):
     def summary(self) -> dict[str, Any]:
         """JSON-ready description of the request (no pixel data), for metadata and history."""
         data: dict[str, Any] = {
-            "mode": self.mode,
+            "mode": self.mode.value,
             "prompt": self.prompt,
             "negative": self.negative,
             "model": self.model.source,

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 from sfumato.canvas.composite import flatten
@@ -47,25 +46,11 @@ from sfumato.planner.regions import PlannedRegion, plan_regions
 from sfumato.planner.resample import resize_image, resize_mask
 from sfumato.planner.sizing import Size, generation_size
 from sfumato.vocabulary.families import SUPPORTED_FAMILIES
+from sfumato.vocabulary.kinds import Mode
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Mode", "Plan", "detect_mode", "has_paint", "plan"]
-
-
-class Mode(Enum):
-    """What a generation does; ``label`` is the window's button text."""
-
-    TXT2IMG = "txt2img"
-    IMG2IMG = "img2img"
-    INPAINT = "inpaint"
-
-    @property
-    def label(self) -> str:
-        return _LABELS[self]
-
-
-_LABELS = {Mode.TXT2IMG: "Generate", Mode.IMG2IMG: "Refine", Mode.INPAINT: "Inpaint"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,13 +132,8 @@ def plan(
             "folder) or pick one in the window"
         )
     info = family or family_for_model(settings.model, settings.model_family)
-    source = mask_source(doc)
-    if source is not None:
-        mode = Mode.INPAINT
-    elif settings.strength < 1.0 and has_paint(doc):
-        mode = Mode.IMG2IMG
-    else:
-        mode = Mode.TXT2IMG
+    mode = detect_mode(doc, settings.strength)
+    source = mask_source(doc) if mode is Mode.INPAINT else None  # an empty mask raises here
     area = plan_area(doc.rect, None if source is None else source.bounds, info.native)
     size = generation_size(area.w, area.h, info)
     notes: list[str] = []
@@ -202,6 +182,7 @@ def plan(
         request.validate()
     except RequestError as error:
         raise PlanError(str(error)) from None
+    assert request.mode is mode, (request.mode, mode)  # the request says what the plan decided
     log.info(
         "plan: %s over %s at %s (%s), %d region(s), %d control(s)",
         mode.value, area, size, info.name, len(request.regions), len(request.controls),

@@ -1,4 +1,4 @@
-"""Enumerations that travel from the document to the engine: control kinds and samplers."""
+"""Enumerations that travel from the document to the engine: modes, control kinds, samplers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,28 @@ from enum import Enum
 
 from sfumato.vocabulary.errors import RequestError
 
-__all__ = ["ControlKind", "Sampler"]
+__all__ = ["ControlKind", "Mode", "Sampler"]
+
+
+class Mode(Enum):
+    """What a generation does. Exactly one of txt2img, img2img and inpaint (the window's
+    button says which: ``label``); a request may add regions, ControlNets and LoRAs, which
+    model families declare they support."""
+
+    TXT2IMG = "txt2img"
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+    REGIONS = "regions"
+    CONTROLNET = "controlnet"
+    LORA = "lora"
+
+    @property
+    def label(self) -> str:
+        """The button's word: Generate, Refine, Inpaint (the others: their name)."""
+        return _MODE_LABELS.get(self, self.value)
+
+
+_MODE_LABELS = {Mode.TXT2IMG: "Generate", Mode.IMG2IMG: "Refine", Mode.INPAINT: "Inpaint"}
 
 
 class Sampler(Enum):
