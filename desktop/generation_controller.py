@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -62,6 +62,9 @@ from sfumato.planner.plan import Mode, Plan, detect_mode, plan
 from sfumato.planner.recipe import GenerationSettings, settings_from_recipe
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from sfumato.desktop.main_window import MainWindow
 
 __all__ = ["GenerationController", "install_generation"]
 
@@ -94,7 +97,7 @@ class GenerationController(QObject):
 
     PREVIEW_Z = 45.0
 
-    def __init__(self, window: Any, engine_factory: EngineFactory | None = None) -> None:
+    def __init__(self, window: MainWindow, engine_factory: EngineFactory | None = None) -> None:
         super().__init__(window)
         self.window = window
         view = window.view
@@ -492,7 +495,7 @@ def _matters_for_mode(layer: PixelLayer) -> bool:
     return layer.role in (Role.INPAINT_MASK, Role.PAINT, Role.GENERATED)
 
 
-def install_generation(window: Any, engine_factory: EngineFactory | None = None) -> GenerationController:
+def install_generation(window: MainWindow, engine_factory: EngineFactory | None = None) -> GenerationController:
     """Mount the generation docks, overlays and actions on ``window`` and install the
     controller (see the module docstring). ``engine_factory`` makes the engine on the
     worker thread (default: automatic device)."""

@@ -7,7 +7,7 @@ Extension points (for the generation, history and models docks):
 - ``window.actions[name]`` holds every ``QAction`` by name ("generate", "cancel", "undo",
   ...); ``window.add_action(menu_name, action, toolbar=False)`` adds more; menus are in
   ``window.menus`` ("file", "edit", "view", "layer", "select", "tools", "generate", "help").
-- ``window.install_generation_controller(controller)`` (a :class:`GenerationController`)
+- ``window.install_generation_controller(controller)`` (a :class:`GenerationSide`)
   enables the Generate action (Ctrl+Enter) and routes Esc to ``controller.cancel()`` when
   no canvas interaction is in progress; ``controller.shutdown()`` runs when the window
   closes. Call it once, after the window is built.
@@ -93,8 +93,9 @@ def user_guide_path() -> Path | None:
     return None
 
 
-class GenerationController(Protocol):
-    """What the window needs from the generation side (installed by its owner)."""
+class GenerationSide(Protocol):
+    """What the window needs from the generation side (installed by its owner: the real
+    one is :class:`sfumato.desktop.generation_controller.GenerationController`)."""
 
     def generate(self) -> None: ...
 
@@ -119,7 +120,7 @@ class MainWindow(QMainWindow):
         self.tool_settings = ToolSettings(self)
         self.tool_settings.load(self.settings)
         self._document: Document | None = None
-        self._generation: GenerationController | None = None
+        self._generation: GenerationSide | None = None
 
         self.view = CanvasView(self)
         self.setCentralWidget(self.view)
@@ -216,7 +217,7 @@ class MainWindow(QMainWindow):
             self.toolbar.addAction(action)
         return action
 
-    def install_generation_controller(self, controller: GenerationController) -> None:
+    def install_generation_controller(self, controller: GenerationSide) -> None:
         """Wire Generate (Ctrl+Enter) and cancel (Esc) to ``controller``."""
         self._generation = controller
         action = self.actions["generate"]
@@ -224,7 +225,7 @@ class MainWindow(QMainWindow):
         action.setToolTip("Generate (Ctrl+Enter)")
 
     @property
-    def generation_controller(self) -> GenerationController | None:
+    def generation_controller(self) -> GenerationSide | None:
         return self._generation
 
     # -- document --------------------------------------------------------------------------
