@@ -16,9 +16,9 @@ One generation, step by step (all on the GUI thread except the engine run):
    thread, so neither planning nor the model ever runs on the GUI thread (latest wins:
    generating again while one runs replaces it). A
    :class:`~sfumato.planner.errors.PlanError` comes back as a message; nothing runs.
-3. Previews arrive as signals; each is mapped onto the document with
-   ``plan.to_document`` and drawn by the preview overlay (inpaint: through the paste
-   mask). Never in the document, never in undo.
+3. Previews arrive as signals; each shows the whole request, so it is drawn over the
+   plan's area by the preview overlay (inpaint: through the paste mask). Never in the
+   document, never in undo.
 4. The finished batch is staged (:mod:`sfumato.desktop.staging`) and added to the
    history. Accept is ``place_result``: one undoable command.
 5. Failures show in the dock's banner and the status bar; the worker stays usable.
@@ -278,11 +278,11 @@ class GenerationController(QObject):
         self._engine_ready = True
         self.dock.set_progress(step, total)
 
-    def _on_preview(self, job: int, rgb: np.ndarray, rect: tuple[int, int, int, int], extra: object) -> None:
+    def _on_preview(self, job: int, rgb: np.ndarray, extra: object) -> None:
         work = self._jobs.get(job)
         if job != self._current or work is None or work.plan is None:
             return
-        prepared = extra if isinstance(extra, PreparedPreview) else work.preview(rgb, rect)
+        prepared = extra if isinstance(extra, PreparedPreview) else work.preview(rgb)
         if prepared is None:
             return
         self.preview.show_image(prepared.image, prepared.rect)
@@ -455,19 +455,12 @@ class PlanJob:
         self._snapshot = None  # the pixels are in the request now
         return self.plan.request
 
-    def preview(self, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> PreparedPreview | None:
+    def preview(self, rgb: np.ndarray) -> PreparedPreview:
+        """The engine's preview (of the whole request) over the plan's area; an inpaint's
+        through the paste mask, so the painting around the mask shows unchanged."""
         planned = self.plan
         assert planned is not None
-        doc_rect = planned.to_document(*rect)
-        if doc_rect.empty:
-            return None
-        alpha = None
-        if planned.paste_mask is not None:
-            area = planned.area
-            alpha = planned.paste_mask[
-                doc_rect.y - area.y : doc_rect.y1 - area.y, doc_rect.x - area.x : doc_rect.x1 - area.x
-            ]
-        return PreparedPreview(rgba_to_qimage(masked_preview(rgb, alpha)), doc_rect)
+        return PreparedPreview(rgba_to_qimage(masked_preview(rgb, planned.paste_mask)), planned.area)
 
     def finished(self, images: tuple[np.ndarray, ...]) -> PreparedResult:
         planned = self.plan

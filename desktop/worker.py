@@ -19,8 +19,8 @@ Threading contract
 - :meth:`shutdown` cancels, stops the loop and joins the thread (call it on window close).
 
 Images in signals are numpy ``uint8`` RGB ``(h, w, 3)`` arrays owned by the receiver
-(the engine hands over fresh arrays); preview ``rect`` is ``(x, y, w, h)`` in request
-pixels (see :mod:`sfumato.inference.events`).
+(the engine hands over fresh arrays); a preview shows the whole request (see
+:mod:`sfumato.inference.events`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class JobAdapter(Protocol):
 
     ``prepare`` makes the request when :meth:`GenerationWorker.submit` got none (the
     window plans its document snapshot there); a :class:`~sfumato.planner.errors.PlanError`
-    it raises becomes a ``failed`` signal of kind :attr:`FailureKind.PLAN`. ``preview`` turns an engine preview (uint8 RGB, rect in request pixels) into what the
+    it raises becomes a ``failed`` signal of kind :attr:`FailureKind.PLAN`. ``preview`` turns an engine preview (uint8 RGB of the whole request) into what the
     GUI shows (e.g. an RGBA picture at document size through an inpaint mask);
     ``finished`` turns the result images into what the GUI stages. Both results travel in
     the signals' last argument. They must not touch Qt widgets or the document.
@@ -65,7 +65,7 @@ class JobAdapter(Protocol):
 
     def prepare(self) -> GenerationRequest: ...
 
-    def preview(self, rgb: np.ndarray, rect: tuple[int, int, int, int]) -> Any: ...
+    def preview(self, rgb: np.ndarray) -> Any: ...
 
     def finished(self, images: tuple[np.ndarray, ...]) -> Any: ...
 
@@ -238,8 +238,8 @@ class GenerationWorker(QThread):
       engine starting, a model loading); ``text`` says what, for the busy bar;
     - ``engine_ready(ok)``: after :meth:`preload` made (or failed to make) the engine;
     - ``progress(job, step, total)``;
-    - ``preview(job, rgb, rect, extra)``: ``rgb`` uint8 (h, w, 3), ``rect`` (x, y, w, h)
-      request px, ``extra`` the job adapter's ``preview(rgb, rect)`` (``None`` without one);
+    - ``preview(job, rgb, extra)``: ``rgb`` uint8 (h, w, 3) showing the whole request,
+      ``extra`` the job adapter's ``preview(rgb)`` (``None`` without one);
     - ``finished(job, images, metadata, extra)``: ``images`` a tuple of uint8 (H, W, 3),
       ``extra`` the adapter's ``finished(images)``;
     - ``failed(job, message, kind)``: ``kind`` a :class:`FailureKind`;
@@ -250,7 +250,7 @@ class GenerationWorker(QThread):
     loading = Signal(int, str)
     engine_ready = Signal(bool)  # after preload(): whether the engine could be made
     progress = Signal(int, int, int)
-    preview = Signal(int, object, object, object)
+    preview = Signal(int, object, object)
     finished = Signal(int, object, object, object)
     failed = Signal(int, str, object)
     cancelled = Signal(int)
@@ -460,9 +460,8 @@ class GenerationWorker(QThread):
             elif isinstance(event, Preview):
                 if job.cancel.is_set():
                     return  # nobody wants it any more
-                rect = event.rect.as_tuple()
-                extra = None if adapter is None else adapter.preview(event.rgb, rect)
-                self.preview.emit(job.id, event.rgb, rect, extra)
+                extra = None if adapter is None else adapter.preview(event.rgb)
+                self.preview.emit(job.id, event.rgb, extra)
             elif isinstance(event, Finished):
                 images = tuple(event.images)
                 extra = None if adapter is None else adapter.finished(images)

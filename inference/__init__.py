@@ -36,7 +36,6 @@ if TYPE_CHECKING:
         ModelInfo,
         Preview,
         Progress,
-        Rect,
         Result,
     )
     from sfumato.inference.options import EngineOptions, PreviewMode
@@ -64,7 +63,7 @@ _LAZY = {
         "NetworkUnavailableError", "OutOfMemoryError", "UnsafeModelError", "UnsupportedModeError",
     )},
     **{name: "events" for name in (
-        "Cancelled", "Event", "Failed", "Finished", "ModelInfo", "Preview", "Progress", "Rect", "Result",
+        "Cancelled", "Event", "Failed", "Finished", "ModelInfo", "Preview", "Progress", "Result",
     )},
     **{name: "request" for name in (
         "ControlKind", "ControlSpec", "FillMode", "GenerationRequest", "InitImage", "InpaintSpec",
@@ -99,7 +98,6 @@ __all__ = [
     "Preview",
     "PreviewMode",
     "Progress",
-    "Rect",
     "RegionSpec",
     "RequestError",
     "Result",

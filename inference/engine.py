@@ -69,7 +69,6 @@ from sfumato.inference.events import (
     ModelInfo,
     Preview,
     Progress,
-    Rect,
     Result,
 )
 from sfumato.inference.inpaint import apply_fill, join_thresholds
@@ -512,7 +511,7 @@ class Engine:
                     job.step_seconds = (time.perf_counter() - loop_start) / (j + 1)
                     emit(Progress(j + 1, n))
                     if previewer is not None:
-                        emit(Preview(previewer(x0[0]), Rect(0, 0, *job.gen), step=j + 1, index=0))
+                        emit(Preview(previewer(x0[0]), step=j + 1, index=0))
             if job.denoise_mask is not None:
                 assert job.init_latents is not None
                 # Where the mask is 0 the latents end as the original's, exactly.

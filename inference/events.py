@@ -13,20 +13,7 @@ from typing import Any
 import numpy as np
 from sfumato.inference.errors import EngineError
 
-__all__ = ["Cancelled", "Event", "Failed", "Finished", "ModelInfo", "Preview", "Progress", "Rect", "Result"]
-
-
-@dataclass(frozen=True)
-class Rect:
-    """An axis-aligned rectangle in request pixel space (x, y = top-left corner)."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    def as_tuple(self) -> tuple[int, int, int, int]:
-        return (self.x, self.y, self.width, self.height)
+__all__ = ["Cancelled", "Event", "Failed", "Finished", "ModelInfo", "Preview", "Progress", "Result"]
 
 
 @dataclass(frozen=True)
@@ -41,13 +28,13 @@ class Progress:
 class Preview:
     """A cheap preview of the predicted clean image (x0) after a step.
 
-    ``rgb`` is uint8 ``(h, w, 3)``, usually much smaller than ``rect``: draw it scaled
-    into ``rect``. ``index`` is the batch image it shows (0 for the first). ``step`` is the
-    1-based step it follows.
+    ``rgb`` is uint8 ``(h, w, 3)``, usually much smaller than the request: it shows the
+    whole request (the engine denoises all of it), so draw it scaled over what the request
+    stands for (the planner's area). ``index`` is the batch image it shows (0 for the
+    first). ``step`` is the 1-based step it follows.
     """
 
     rgb: np.ndarray
-    rect: Rect
     step: int = 0
     index: int = 0
 

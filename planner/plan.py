@@ -20,7 +20,6 @@ back onto it.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,17 +78,6 @@ class Plan:
     @property
     def label(self) -> str:
         return self.mode.label
-
-    def to_document(self, x: int, y: int, width: int, height: int) -> Rect:
-        """A rectangle in request pixels (the generation size: e.g. an engine ``Preview``'s
-        ``rect``) mapped onto the document; the whole request maps onto ``area``."""
-        sx = self.area.w / self.size.width
-        sy = self.area.h / self.size.height
-        x0 = self.area.x + math.floor(x * sx)
-        y0 = self.area.y + math.floor(y * sy)
-        x1 = self.area.x + math.ceil((x + width) * sx)
-        y1 = self.area.y + math.ceil((y + height) * sy)
-        return Rect.from_bounds(x0, y0, x1, y1).intersect(self.area)
 
 
 def has_paint(doc: Document) -> bool:

@@ -102,7 +102,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="preview-mask",
         behaviour="an inpaint preview covers the whole area, hiding the painting around the mask",
         path="desktop/generation_controller.py",
-        old="masked_preview(rgb, alpha)",
+        old="masked_preview(rgb, planned.paste_mask)",
         new="masked_preview(rgb, None)",
         tests=("tests/desktop/test_preview_overlay.py",),
     ),

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from genfixtures import MASK_RECT, paint_mask
 from sfumato.canvas.layers import Role
-from sfumato.inference.events import Cancelled, Finished, Preview, Progress, Rect
+from sfumato.inference.events import Cancelled, Finished, Preview, Progress
 
 TIMEOUT = 10_000
 
@@ -36,7 +36,7 @@ class FakeEngine:
             if self.step_delay:
                 threading.Event().wait(self.step_delay)
             on_event(Progress(step, request.steps))
-            on_event(Preview(np.full((8, 8, 3), 200, np.uint8), Rect(0, 0, request.width, request.height), step))
+            on_event(Preview(np.full((8, 8, 3), 200, np.uint8), step))
         images = tuple(
             np.full((request.height, request.width, 3), (40 * k) % 256, np.uint8) for k in range(request.batch)
         )

@@ -19,7 +19,7 @@ import pytest
 from genfixtures import MASK_RECT, paint_mask
 from sfumato.canvas.geometry import Rect as DocRect
 from sfumato.desktop.preview_overlay import PREVIEW_MAX_SIDE, masked_preview
-from sfumato.inference.events import Finished, Preview, Progress, Rect
+from sfumato.inference.events import Finished, Preview, Progress
 from windowdocs import grab_widget
 
 TIMEOUT = 10_000
@@ -66,8 +66,7 @@ class GreenPreviews:
         self.requests.append(request)
         for step in range(1, request.steps + 1):
             on_event(Progress(step, request.steps))
-            area = Rect(0, 0, request.width, request.height)
-            on_event(Preview(np.full((8, 8, 3), GREEN, np.uint8), area, step))
+            on_event(Preview(np.full((8, 8, 3), GREEN, np.uint8), step))
         images = tuple(
             np.full((request.height, request.width, 3), 128, np.uint8) for _ in range(request.batch)
         )

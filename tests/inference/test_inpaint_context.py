@@ -71,7 +71,6 @@ def test_previews_show_the_source_outside_the_mask_by_the_last_step(
                       init=InitImage(init, 1.0), inpaint=InpaintSpec(mask))  # fmt: skip
         result = shared_engine.run(req, rec)
         assert result.ok, result.error
-        assert rec.previews[-1].rect.as_tuple() == (0, 0, 64, 64)
         last = rec.previews[-1].rgb.astype(int)
         assert last.shape[:2] == (8, 8)
         d_out = float(np.abs(last[outside] - source[outside]).mean())

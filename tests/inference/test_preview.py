@@ -11,7 +11,6 @@ import sfumato.inference.engine as engine_module
 import torch
 from enginehelpers import Recorder, box_mask, noise_image, request
 from sfumato.inference.devices import PreviewMode
-from sfumato.inference.events import Rect
 from sfumato.inference.families.base import PreviewFactors
 from sfumato.inference.preview import LatentPreviewer, fit_latent_rgb_map
 from sfumato.inference.request import InitImage, InpaintSpec, ModelRef, Sampler
@@ -27,20 +26,19 @@ def test_a_preview_after_every_step_over_the_area(shared_engine: Any, tiny_sd15:
     assert kinds[:4] == ["Progress", "Preview", "Progress", "Preview"]
     meta = rec.finished.metadata
     for p in previews:
-        assert p.rect == Rect(0, 0, 104, 64)
         assert p.rgb.dtype == np.uint8
         assert p.rgb.shape == (meta["gen_height"] // 8, meta["gen_width"] // 8, 3)
 
 
 def test_inpaint_previews_cover_the_whole_request(shared_engine: Any, tiny_sd15: Path) -> None:
     """The engine denoises the request as planned (the area around the mask is the
-    planner's choice), so every preview covers all of it, at latent resolution."""
+    planner's choice), so every preview shows all of it, at latent resolution."""
     w, h = 400, 304
     mask = box_mask(w, h, 300, 200, 320, 220)
     req = request(tiny_sd15, width=w, height=h, init=InitImage(noise_image(w, h), 1.0), inpaint=InpaintSpec(mask))
     rec = Recorder()
     assert shared_engine.run(req, rec).ok
-    assert rec.previews and all(p.rect == Rect(0, 0, w, h) for p in rec.previews)
+    assert len(rec.previews) == 3
     assert rec.previews[0].rgb.shape == (h // 8, w // 8, 3)
 
 

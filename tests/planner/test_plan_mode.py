@@ -127,12 +127,3 @@ def test_layers_inside_offset_groups_are_read_at_their_document_position() -> No
     assert p.paste_mask is not None
     inside = p.paste_mask[85 - p.area.y : 95 - p.area.y, 105 - p.area.x : 115 - p.area.x]
     assert inside.max() == 1.0 and p.paste_mask.sum() <= 100.0
-
-
-def test_request_rects_map_onto_the_area() -> None:
-    doc = document(200, 100)
-    p = plan(doc, settings(), family=FamilyInfo.for_native("sd15", 64))
-    whole = p.to_document(0, 0, p.size.width, p.size.height)
-    assert whole == p.area == doc.rect
-    half = p.to_document(0, 0, p.size.width // 2, p.size.height)
-    assert half.x == 0 and abs(half.w - 100) <= 2 and half.h == 100
