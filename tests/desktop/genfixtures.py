@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.inference.events import Cancelled, Finished, Preview, Progress
 
 __all__ = ["gen_window", "paint_mask", "tiny_engine_factory", "tiny_model", "worker_threads"]
 
@@ -81,3 +82,31 @@ def paint_mask(doc: Document, rect: tuple[int, int, int, int] = MASK_RECT) -> Pi
 def worker_threads() -> list[threading.Thread]:
     """Python-visible threads other than the main one (Qt threads show up as dummies)."""
     return [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()]
+
+
+class FakeEngine:
+    """Emits ``steps`` progress events, each followed by a flat ``preview_rgb`` preview,
+    then a batch of flat-coloured images; honours the cancel flag between steps like the
+    real engine."""
+
+    def __init__(self, step_delay: float = 0.0, preview_rgb: tuple[int, int, int] = (200, 200, 200)) -> None:
+        self.step_delay = step_delay
+        self.preview_rgb = preview_rgb
+        self.requests: list[Any] = []
+        self.threads: list[threading.Thread] = []
+
+    def run(self, request: Any, on_event: Any, cancel: Any) -> None:
+        self.requests.append(request)
+        self.threads.append(threading.current_thread())
+        for step in range(1, request.steps + 1):
+            if cancel is not None and cancel.is_set():
+                on_event(Cancelled())
+                return
+            if self.step_delay:
+                threading.Event().wait(self.step_delay)
+            on_event(Progress(step, request.steps))
+            on_event(Preview(np.full((8, 8, 3), self.preview_rgb, np.uint8), step))
+        images = tuple(
+            np.full((request.height, request.width, 3), (40 * k) % 256, np.uint8) for k in range(request.batch)
+        )
+        on_event(Finished(images, {"seeds": [request.seed + k for k in range(request.batch)], "seconds": 0.01}))

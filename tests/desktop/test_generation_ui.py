@@ -10,37 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from genfixtures import MASK_RECT, paint_mask
+from genfixtures import MASK_RECT, FakeEngine, paint_mask
 from sfumato.canvas.layers import Role
-from sfumato.inference.events import Cancelled, Finished, Preview, Progress
 
 TIMEOUT = 10_000
-
-
-class FakeEngine:
-    """Emits ``steps`` progress/preview events, then a batch of flat-coloured images;
-    honours the cancel flag between steps like the real engine."""
-
-    def __init__(self, step_delay: float = 0.0) -> None:
-        self.step_delay = step_delay
-        self.requests: list[Any] = []
-        self.threads: list[threading.Thread] = []
-
-    def run(self, request: Any, on_event: Any, cancel: Any) -> None:
-        self.requests.append(request)
-        self.threads.append(threading.current_thread())
-        for step in range(1, request.steps + 1):
-            if cancel is not None and cancel.is_set():
-                on_event(Cancelled())
-                return
-            if self.step_delay:
-                threading.Event().wait(self.step_delay)
-            on_event(Progress(step, request.steps))
-            on_event(Preview(np.full((8, 8, 3), 200, np.uint8), step))
-        images = tuple(
-            np.full((request.height, request.width, 3), (40 * k) % 256, np.uint8) for k in range(request.batch)
-        )
-        on_event(Finished(images, {"seeds": [request.seed + k for k in range(request.batch)], "seconds": 0.01}))
 
 
 @pytest.fixture

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from genfixtures import MASK_RECT, paint_mask
+from genfixtures import MASK_RECT, FakeEngine, paint_mask
 from sfumato.canvas.geometry import Rect as DocRect
 from sfumato.desktop.preview_overlay import PREVIEW_MAX_SIDE, masked_preview
-from sfumato.inference.events import Finished, Preview, Progress
 from windowdocs import grab_widget
 
 TIMEOUT = 10_000
@@ -56,31 +55,14 @@ def test_a_large_area_is_capped_and_the_mask_scales_along() -> None:
     assert (out[:, : w // 4 - 1, 3] == 0).all() and (out[:, w // 4 + 1 :, 3] == 255).all()
 
 
-class GreenPreviews:
-    """Emits ``steps`` flat green previews over the whole area, then grey results."""
-
-    def __init__(self) -> None:
-        self.requests: list[Any] = []
-
-    def run(self, request: Any, on_event: Any, cancel: Any) -> None:
-        self.requests.append(request)
-        for step in range(1, request.steps + 1):
-            on_event(Progress(step, request.steps))
-            on_event(Preview(np.full((8, 8, 3), GREEN, np.uint8), step))
-        images = tuple(
-            np.full((request.height, request.width, 3), 128, np.uint8) for _ in range(request.batch)
-        )
-        on_event(Finished(images, {"seeds": [request.seed], "seconds": 0.01}))
-
-
 @pytest.fixture
 def controller(window: Any) -> Any:
     from sfumato.desktop.generation_controller import install_generation
 
-    engine = GreenPreviews()
+    engine = FakeEngine(preview_rgb=GREEN)
     made: list[threading.Thread] = []
 
-    def factory() -> GreenPreviews:
+    def factory() -> FakeEngine:
         made.append(threading.current_thread())
         return engine
 
