@@ -76,6 +76,7 @@ from sfumato.inference.latents import NoiseLevels, decode_latents, encode_images
 from sfumato.inference.model_cache import LoadedModel, ModelCache
 from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
+from sfumato.inference.regions import RegionalAttention, concat_region_embeddings, latent_masks
 from sfumato.inference.request import GenerationRequest, ModelRef, RequestError
 from sfumato.inference.schedulers import make_scheduler
 from sfumato.inference.steps import StepPlan, plan_steps
@@ -307,15 +308,11 @@ class Engine:
                 length = max(pos[0].shape[1], neg[0].shape[1])
                 positives[i] = (self._pad_tokens(model, pos[0], length, negative=False), pos[1])
                 negatives[i] = (self._pad_tokens(model, neg[0], length, negative=True), neg[1])
-        cond = torch.cat([p[0] for p in positives], dim=1)
-        spans: list[tuple[int, int]] = []
-        offset = positives[0][0].shape[1]
-        for pos in positives[1:]:
-            spans.append((offset, offset + pos[0].shape[1]))
-            offset += pos[0].shape[1]
+        cond, all_spans = concat_region_embeddings([p[0] for p in positives])
+        spans = all_spans[1:]  # the regions' token ranges (the global prompt is first)
         pooled = positives[0][1]
         if do_cfg:
-            uncond = torch.cat([n[0] for n in negatives], dim=1)
+            uncond, _ = concat_region_embeddings([n[0] for n in negatives])  # the same layout
             tokens = torch.cat([uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
             control_tokens = torch.cat(
                 [negatives[0][0].expand(batch, -1, -1), positives[0][0].expand(batch, -1, -1)]
@@ -352,8 +349,6 @@ class Engine:
         # Regions: masks at latent resolution.
         region_masks = None
         if request.regions:
-            from sfumato.inference.regions import latent_masks
-
             region_masks = latent_masks([np.ascontiguousarray(r.mask) for r in request.regions], lat_size, device=device)
 
         # Controls: the model for each, its image at generation size in [0, 1].
@@ -476,8 +471,6 @@ class Engine:
 
         regional = None
         if job.region_masks is not None:
-            from sfumato.inference.regions import RegionalAttention
-
             regional = RegionalAttention(unet).install()
             regional.set_regions(job.region_masks, job.region_spans)
         try:

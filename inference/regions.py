@@ -8,10 +8,8 @@ to its attention logits so that an image position attends to a region's tokens o
 where that region's mask covers it. The UNet runs once per step whatever the number of
 regions; only the cross-attention key/value length grows (77 tokens a prompt).
 
-How to use it (a sketch; :mod:`sfumato.inference.engine` builds the same token layout in
-its own prepare step — long prompts in several chunks, each negative padded to its
-positive's length — and then installs :class:`RegionalAttention` with the spans, while
-:func:`concat_region_embeddings` serves ``tools/eval_builtin_model.py`` and the tests)::
+How to use it (a sketch of what :mod:`sfumato.inference.engine` does, after padding each
+negative to its positive's length — long prompts take several chunks)::
 
     embeds, spans = concat_region_embeddings([global_emb, region1_emb, region2_emb])
     neg, _ = concat_region_embeddings([global_neg, region1_neg, region2_neg])  # same layout
