@@ -28,6 +28,7 @@ from sfumato.desktop.canvas_view import CanvasView
 from sfumato.desktop.preview_overlay import ImageOverlay, rgba_to_qimage
 from sfumato.planner.placement import place_result, result_pixels
 from sfumato.planner.plan import Plan
+from sfumato.planner.record import result_seed
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +68,7 @@ class StagedResult:
         return make_thumbnail(rgba_to_qimage(self.images[index]))
 
     def seed(self, index: int) -> int:
-        seeds = self.metadata.get("seeds")
-        if isinstance(seeds, list) and 0 <= index < len(seeds):
-            return int(seeds[index])
-        return self.plan.request.seed + index
-
-    def generation(self, index: int) -> dict[str, Any]:
-        """What the placed layer records: the request summary with this image's seed."""
-        summary = dict(self.plan.request.summary())
-        summary["seed"] = self.seed(index)
-        summary["area"] = [self.plan.area.x, self.plan.area.y, self.plan.area.w, self.plan.area.h]
-        if len(self.images) > 1:
-            summary["batch_index"] = index
-        for key in ("family", "steps_run", "seconds"):
-            if key in self.metadata:
-                summary[key] = self.metadata[key]
-        return summary
+        return result_seed(self.plan, self.metadata, index)
 
 
 class StagingArea(QObject):
@@ -165,7 +151,7 @@ class StagingArea(QObject):
             return None
         index = self._index
         layer = place_result(
-            doc, staged.plan, staged.images[index], generation=staged.generation(index), batch_index=index
+            doc, staged.plan, staged.images[index], metadata=staged.metadata, batch_index=index
         )
         self.discard()
         self.accepted.emit(layer)

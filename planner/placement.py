@@ -1,8 +1,9 @@
 """Placing a result: the generated image becomes a new ``generated`` layer over the area.
 
 The layer sits exactly over ``plan.area`` (its x/y offset is the area's corner) and
-carries ``generation`` = the request summary (plus the area and the seed of this batch
-image), which the OpenRaster writer saves as ``sfumato:generation``.
+carries ``generation`` = :func:`~sfumato.planner.record.generation_record` (the request
+summary, the area, this batch image's seed and what the engine reported), which the
+OpenRaster writer saves as ``sfumato:generation``.
 
 - txt2img / img2img: the layer is opaque over the area.
 - inpaint: the layer's alpha is the plan's paste mask (``round(paste × 255)``), so it is
@@ -17,6 +18,7 @@ takes the next stroke and never buries the other paint layers.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ from sfumato.canvas.document import Document
 from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.planner.plan import Mode, Plan
+from sfumato.planner.record import generation_record
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
 
@@ -61,21 +64,16 @@ def result_layer(
     image: np.ndarray,
     *,
     name: str | None = None,
-    generation: dict[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     batch_index: int = 0,
 ) -> PixelLayer:
-    """A new ``generated`` layer holding ``image`` over ``plan.area`` (not yet inserted).
+    """A new ``generated`` layer holding ``image`` (batch image ``batch_index``) over
+    ``plan.area`` (not yet inserted).
 
-    ``generation`` defaults to the request summary with ``area`` and this image's
-    ``seed`` (``request.seed + batch_index``, the engine's batch convention); pass the
-    engine's ``Finished.metadata`` to record what was actually used.
+    Its ``generation`` record is :func:`~sfumato.planner.record.generation_record`;
+    pass the engine's ``Finished.metadata`` to record what the engine reported.
     """
-    summary = dict(plan.request.summary() if generation is None else generation)
-    summary.setdefault("area", [plan.area.x, plan.area.y, plan.area.w, plan.area.h])
-    if generation is None:
-        summary["seed"] = plan.request.seed + batch_index
-        if plan.request.batch > 1:
-            summary["batch_index"] = batch_index
+    summary = generation_record(plan, metadata, batch_index)
     label = name or _default_name(plan, summary)
     surface = TiledSurface.from_array(result_pixels(plan, image))
     surface.drop_empty_tiles()
@@ -134,18 +132,19 @@ def place_result(
     image: np.ndarray,
     *,
     name: str | None = None,
-    generation: dict[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     batch_index: int = 0,
     index: int | None = None,
 ) -> PixelLayer:
     """Add ``image`` (uint8 RGB at generation or area size) to ``doc`` as a new
-    ``generated`` layer over ``plan.area`` and return it.
+    ``generated`` layer over ``plan.area`` and return it (``metadata``: the engine's
+    ``Finished.metadata``, see :func:`result_layer`).
 
     One undoable command (:class:`PlaceResultCommand`) through ``doc.history``; the
     active layer does not change. The layer goes to :func:`insertion_point`, or to
     ``index`` in the root stack when given.
     """
-    layer = result_layer(plan, image, name=name, generation=generation, batch_index=batch_index)
+    layer = result_layer(plan, image, name=name, metadata=metadata, batch_index=batch_index)
     parent, where = insertion_point(doc) if index is None else (doc.root, index)
     doc.execute(PlaceResultCommand(doc, layer, where, plan.mode.label, parent))
     log.info("placed %r over %s", layer.name, plan.area)

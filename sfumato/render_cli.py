@@ -322,12 +322,12 @@ def _render(args: argparse.Namespace) -> int:
     _note(args, f"{planned.mode.label.lower()}: {planned.area.w}x{planned.area.h} area at "
                 f"{planned.area.x},{planned.area.y}, generated at {planned.size}, seed {settings.seed}")
 
-    images = _run_engine(args, planned.request)
+    images, metadata = _run_engine(args, planned.request)
 
     paths = batch_output_paths(output, len(images))
     layers = []
     for i, (image, path) in enumerate(zip(images, paths, strict=True)):
-        layer = result_layer(planned, image, batch_index=i)
+        layer = result_layer(planned, image, metadata=metadata, batch_index=i)
         doc.add_layer(layer, index=insertion_index(doc), activate=False)
         try:
             _export(doc, path, format_parameters(layer.generation or {}))
@@ -364,7 +364,8 @@ def _quiet_libraries() -> None:
             library_logging.disable_progress_bar()
 
 
-def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
+def _run_engine(args: argparse.Namespace, request: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The engine's images (uint8 RGB at the generation size) and its ``Finished.metadata``."""
     from sfumato.inference.errors import EngineError
 
     debug = bool(getattr(args, "debug", False))
@@ -396,7 +397,7 @@ def _run_engine(args: argparse.Namespace, request: Any) -> tuple[Any, ...]:
         raise RenderError(result.error.user_message)
     if result.cancelled:
         raise RenderError("cancelled")
-    return tuple(result.images)
+    return tuple(result.images), dict(result.metadata)
 
 
 def models_main(args: argparse.Namespace) -> int:

@@ -59,6 +59,18 @@ def test_generation_parameters_are_carried() -> None:
     assert "a red door" in second.name
 
 
+def test_the_record_takes_seed_and_run_facts_from_the_engine() -> None:
+    p = plan(inpaint_doc(), S.replace(batch=2), family=TINY)
+    result = np.zeros((p.size.height, p.size.width, 3), np.uint8)
+    metadata = {"seeds": [40, 41], "family": "sd15", "steps_run": 2, "seconds": 0.5,
+                "device": "cpu", "schedule": 2}  # device, schedule: not part of the record
+    second = result_layer(p, result, metadata=metadata, batch_index=1)
+    assert second.generation == {
+        **p.request.summary(), "area": [p.area.x, p.area.y, p.area.w, p.area.h], "seed": 41,
+        "batch_index": 1, "family": "sd15", "steps_run": 2, "seconds": 0.5,
+    }
+
+
 def test_placement_is_one_undo_step_and_sits_under_the_overlays() -> None:
     doc = inpaint_doc()
     p = plan(doc, S, family=TINY)
