@@ -51,9 +51,10 @@ class RecoveryDialog(QDialog):
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(640)
         self.list = QListWidget()
         self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setWordWrap(True)  # long paths wrap instead of scrolling sideways
         layout.addWidget(self.list)
         for entry in self.entries:
             self.list.addItem(self._item(entry))
@@ -73,8 +74,9 @@ class RecoveryDialog(QDialog):
         self._update_buttons()
 
     def _item(self, entry: RecoveryEntry) -> QListWidgetItem:
+        since = " since it was saved" if entry.path else ""
         lines = [entry.name, entry.path or "never saved",
-                 f"last change {entry.when} · {entry.changes_since_save} change(s) since it was saved"]
+                 f"last change {entry.when} · {entry.changes_since_save} change(s){since}"]
         icon = QIcon()
         try:
             if entry.error is not None:
