@@ -36,14 +36,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 from sfumato.canvas.document import (
-    ActiveLayerChanged,
     Document,
     DocumentReset,
-    LayerPropertyChanged,
     PixelsChanged,
     RecipeChanged,
     SelectionChanged,
-    StructureChanged,
 )
 from sfumato.canvas.history import HistoryAction, HistoryChanged
 from sfumato.canvas.journal_format import compress_array, encode_record, file_header
@@ -176,8 +173,7 @@ class Journal:
             self._recipe_dirty = True
         elif isinstance(event, DocumentReset):
             self._reset = True
-        elif isinstance(event, StructureChanged | LayerPropertyChanged | ActiveLayerChanged):
-            pass  # the tree is compared at each commit
+        # tree, property and active-layer changes: the tree is compared at each commit
 
     def _on_history(self, event: HistoryChanged) -> None:
         if event.action is HistoryAction.CLEAR:
@@ -219,7 +215,6 @@ class Journal:
             if jid in self._known:
                 tiles.extend(_frozen_tiles(layer, sorted(keys)))
         self._dirty.clear()
-        header["tiles"] = [[jid, tx, ty] for jid, tx, ty, _ in tiles]
         selection = None
         if self._selection_dirty:
             selection = self.doc.selection
@@ -251,7 +246,6 @@ class Journal:
             "structure": self._structure,
             "recipe": self._recipe,
             "clean": doc.history.is_clean,
-            "tiles": [[jid, tx, ty] for jid, tx, ty, _ in tiles],
             "selection": None if doc.selection is None else {"shape": list(doc.selection.shape)},
         }
         self._records = 0

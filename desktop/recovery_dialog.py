@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
@@ -30,6 +31,9 @@ from PySide6.QtWidgets import (
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.recovery import Recovered, RecoveryEntry, discard, list_recoverable, recover
 from sfumato.vocabulary.config import recovery_dir
+
+if TYPE_CHECKING:
+    from sfumato.desktop.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -122,24 +126,24 @@ def _thumbnail(got: Recovered) -> QImage:
     return image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
-def offer_recovery(window: object, *, when_empty: bool = False) -> RecoveryDialog | None:
+def offer_recovery(window: MainWindow, *, when_empty: bool = False) -> RecoveryDialog | None:
     """Show the dialog (window-modal, not blocking) if anything can be recovered.
 
-    ``window`` is the :class:`MainWindow`; Recover calls its ``adopt_recovered``. With
+    Recover calls the window's ``adopt_recovered``. With
     ``when_empty`` (the menu command), say so when there is nothing.
     """
     entries = list_recoverable(recovery_dir())
     if not entries:
         if when_empty:
-            QMessageBox.information(window, "Recover unsaved work", "There is nothing to recover.")  # type: ignore[arg-type]
+            QMessageBox.information(window, "Recover unsaved work", "There is nothing to recover.")
         return None
-    dialog = RecoveryDialog(entries, window)  # type: ignore[arg-type]
+    dialog = RecoveryDialog(entries, window)
 
     def finished(result: int) -> None:
         entry = dialog.current()
         if result == QDialog.DialogCode.Accepted and entry is not None and entry.id in dialog.recovered:
             got = dialog.recovered[entry.id]
-            window.adopt_recovered(got, Path(got.path) if got.path else None)  # type: ignore[attr-defined]
+            window.adopt_recovered(got, Path(got.path) if got.path else None)
             discard(entry.folder)  # its changes are in the new document's journal now
         dialog.deleteLater()
 
