@@ -110,3 +110,21 @@ class FakeEngine:
             np.full((request.height, request.width, 3), (40 * k) % 256, np.uint8) for k in range(request.batch)
         )
         on_event(Finished(images, {"seeds": [request.seed + k for k in range(request.batch)], "seconds": 0.01}))
+
+
+def install_fake(window: Any, engine: FakeEngine, seed: int) -> Any:
+    """The window's generation controller on ``engine`` (made on the worker's thread,
+    recorded in ``controller.made_on``), with a recipe that plans; call ``shutdown()``."""
+    from sfumato.desktop.generation_controller import install_generation
+
+    made_on: list[threading.Thread] = []
+
+    def factory() -> FakeEngine:
+        made_on.append(threading.current_thread())
+        return engine
+
+    controller = install_generation(window, factory)  # type: ignore[arg-type]
+    window.document.set_recipe(prompt="a cat", model="fake-model", seed=seed, steps=2)
+    controller.engine = engine
+    controller.made_on = made_on
+    return controller

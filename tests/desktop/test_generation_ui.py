@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from genfixtures import MASK_RECT, FakeEngine, paint_mask
+from genfixtures import MASK_RECT, FakeEngine, install_fake, paint_mask
 from sfumato.canvas.layers import Role
 
 TIMEOUT = 10_000
@@ -18,19 +18,7 @@ TIMEOUT = 10_000
 
 @pytest.fixture
 def fake(window: Any) -> Any:
-    from sfumato.desktop.generation_controller import install_generation
-
-    engine = FakeEngine()
-    made_on: list[threading.Thread] = []
-
-    def factory() -> FakeEngine:
-        made_on.append(threading.current_thread())
-        return engine
-
-    controller = install_generation(window, factory)  # type: ignore[arg-type]
-    window.document.set_recipe(prompt="a cat", model="fake-model", seed=10, steps=2)
-    controller.engine = engine
-    controller.made_on = made_on
+    controller = install_fake(window, FakeEngine(), seed=10)
     yield controller
     controller.shutdown()
 

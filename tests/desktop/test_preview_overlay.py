@@ -11,12 +11,11 @@ show the preview.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 import pytest
-from genfixtures import MASK_RECT, FakeEngine, paint_mask
+from genfixtures import MASK_RECT, FakeEngine, install_fake, paint_mask
 from sfumato.canvas.geometry import Rect as DocRect
 from sfumato.desktop.preview_overlay import PREVIEW_MAX_SIDE, masked_preview
 from windowdocs import grab_widget
@@ -57,18 +56,7 @@ def test_a_large_area_is_capped_and_the_mask_scales_along() -> None:
 
 @pytest.fixture
 def controller(window: Any) -> Any:
-    from sfumato.desktop.generation_controller import install_generation
-
-    engine = FakeEngine(preview_rgb=GREEN)
-    made: list[threading.Thread] = []
-
-    def factory() -> FakeEngine:
-        made.append(threading.current_thread())
-        return engine
-
-    installed = install_generation(window, factory)  # type: ignore[arg-type]
-    window.document.set_recipe(prompt="a cat", model="fake-model", seed=1, steps=2)
-    installed.engine = engine
+    installed = install_fake(window, FakeEngine(preview_rgb=GREEN), seed=1)
     yield installed
     installed.shutdown()
 
