@@ -106,12 +106,18 @@ def detect_mode(doc: Document, strength: float) -> Mode:
 
 
 def plan(
-    doc: Document, settings: GenerationSettings, *, family: FamilyInfo | None = None
+    doc: Document,
+    settings: GenerationSettings,
+    *,
+    family: FamilyInfo | None = None,
+    area: Rect | None = None,
 ) -> Plan:
     """Plan one generation of ``doc`` with ``settings`` (see the module docstring).
 
     ``family`` overrides the planning facts read from ``settings.model`` (tests, or a
-    caller that already knows them). Raises :class:`PlanError` (with a message for the
+    caller that already knows them). ``area`` chooses the document rectangle of a txt2img
+    or img2img generation instead of the whole canvas (live mode's window that follows the
+    brush); an inpaint always plans its own area around the mask. Raises :class:`PlanError` (with a message for the
     user) when the document cannot be generated as it is.
     """
     if not settings.model:
@@ -122,7 +128,10 @@ def plan(
     info = family or family_for_model(settings.model, settings.model_family)
     mode = detect_mode(doc, settings.strength)
     source = mask_source(doc) if mode is Mode.INPAINT else None  # an empty mask raises here
-    area = plan_area(doc.rect, None if source is None else source.bounds, info.native)
+    if area is None or mode is Mode.INPAINT:
+        area = plan_area(doc.rect, None if source is None else source.bounds, info.native)
+    elif area.empty or not doc.rect.contains(area):
+        raise PlanError(f"the area {area} is not inside the document ({doc.width}x{doc.height})")
     size = generation_size(area.w, area.h, info)
     notes: list[str] = []
 
