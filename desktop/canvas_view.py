@@ -1,21 +1,14 @@
-"""The canvas widget: draws the composited document tile by tile, zooms, pans, and feeds
-pointer input (mouse and tablet, with pressure) to the active tool.
+"""The canvas widget: shows one document, zoomed and panned, with overlays on top.
 
-Drawing
--------
-The compositor (:class:`sfumato.canvas.compositor.Compositor`) hands out composited
-``TILE``×``TILE`` tiles; this view keeps one ``QImage`` per tile and re-fetches only the
-tiles the compositor reports dirty, so a brush dab costs a few tiles, not the stack.
-A repaint draws a checkerboard (one textured fill) under the document rectangle, then
-one ``drawImage`` per visible tile, then the overlays (preview, selection, tool shapes,
-brush outline). The number of painter calls is bounded by the visible tile count.
+It ties together the tile cache that draws the document
+(:mod:`~sfumato.desktop.canvas_tiles`), the input handler that turns mouse, pen, wheel,
+gestures and keys into tool events and pans (:mod:`~sfumato.desktop.canvas_input`), and
+the brush outline that follows the pointer.
 
 Coordinates
 -----------
 Widget coordinates are Qt logical pixels; :class:`~sfumato.desktop.viewport.Viewport`
-maps document pixels to them. Tile edges are rounded to *device* pixels
-(``devicePixelRatio``) so neighbouring tiles meet without seams on HiDPI screens, and
-"100 %" means one document pixel per device pixel.
+maps document pixels to them. "100 %" means one document pixel per device pixel.
 
 Overlays
 --------
@@ -30,12 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-import numpy as np
 from PySide6.QtCore import (
     QEvent,
     QPoint,
@@ -47,99 +37,31 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import (
-    QBrush,
     QColor,
-    QImage,
     QKeyEvent,
     QMouseEvent,
-    QNativeGestureEvent,
     QPainter,
     QPaintEvent,
     QPen,
-    QPixmap,
-    QPointingDevice,
     QRegion,
     QResizeEvent,
     QTabletEvent,
     QTransform,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QGestureEvent, QPinchGesture, QWidget
+from PySide6.QtWidgets import QWidget
 from sfumato.canvas.document import Document, DocumentReset, PixelsChanged
 from sfumato.canvas.geometry import Rect
-from sfumato.canvas.tiles import TILE
+from sfumato.desktop.canvas_input import CanvasInput
+from sfumato.desktop.canvas_tiles import TileCache, TileSource, make_compositor, tile_rect
+from sfumato.desktop.pointer import CanvasTool, ToolProvider
 from sfumato.desktop.viewport import Viewport, next_zoom_step
-
-if TYPE_CHECKING:
-    from sfumato.desktop.tools import Tool
 
 log = logging.getLogger(__name__)
 
 OverlayFn = Callable[[QPainter, "CanvasView"], None]
 
-_CHECKER = 8  # checkerboard square, logical pixels
-MAX_CACHED_TILES = 384  # beyond this, tiles off screen are dropped from the cache
-FRAME_BUDGET_S = 0.03  # compositing time per repaint before the rest waits a frame
-MIN_TILES_PER_FRAME = 4  # always enough for a brush dab's tiles
 _BACKGROUND = QColor(58, 58, 62)
-
-
-class TileSource(Protocol):
-    """What the view needs from a compositor."""
-
-    def tile(self, tx: int, ty: int) -> np.ndarray: ...
-
-    def take_dirty(self) -> list[Rect]: ...
-
-
-@dataclass(frozen=True)
-class PointerEvent:
-    """A pointer sample in document space.
-
-    ``x``/``y`` are document pixels (floats, sub-pixel); ``pressure`` is 0..1 (1.0 for a
-    mouse); ``t`` is seconds on a monotonic clock; ``button`` is the Qt button pressed
-    (NoButton on moves); ``modifiers`` the keyboard modifiers; ``tablet`` tells whether a
-    pen produced it.
-    """
-
-    x: float
-    y: float
-    pressure: float = 1.0
-    t: float = 0.0
-    button: Qt.MouseButton = Qt.MouseButton.NoButton
-    modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier
-    tablet: bool = False
-    eraser: bool = False  # the pen's eraser end
-
-
-class ToolProvider(Protocol):
-    def active_tool(self) -> Tool | None: ...
-
-
-def make_compositor(document: Document) -> TileSource:
-    """The document's compositor with the AI layers (masks, regions) shown as overlays."""
-    from sfumato.canvas.compositor import Compositor
-
-    return Compositor(document, overlays=True)  # type: ignore[return-value]
-
-
-def tile_to_qimage(pixels: np.ndarray) -> QImage:
-    """A composited tile (``(h, w, 4)`` uint8, straight alpha RGBA) as a premultiplied
-    ARGB32 QImage (the raster engine's fastest format); the QImage owns its pixels."""
-    pixels = np.ascontiguousarray(pixels)
-    h, w = pixels.shape[:2]
-    image = QImage(pixels.data, w, h, w * 4, QImage.Format.Format_RGBA8888)
-    return image.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
-
-
-def _checker_pixmap() -> QPixmap:
-    pix = QPixmap(2 * _CHECKER, 2 * _CHECKER)
-    pix.fill(QColor(204, 204, 204))
-    p = QPainter(pix)
-    p.fillRect(0, 0, _CHECKER, _CHECKER, QColor(153, 153, 153))
-    p.fillRect(_CHECKER, _CHECKER, _CHECKER, _CHECKER, QColor(153, 153, 153))
-    p.end()
-    return pix
 
 
 class CanvasView(QWidget):
@@ -153,6 +75,10 @@ class CanvasView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # First: Qt delivers events (which the input handler sees) while the widget is set up.
+        self._input = CanvasInput(
+            self, on_cancel=self.cancel_requested.emit, on_tool_failed=self.tool_failed.emit
+        )
         self.setObjectName("canvasView")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
@@ -164,24 +90,17 @@ class CanvasView(QWidget):
 
         self._document: Document | None = None
         self._compositor: TileSource | None = None
-        self._tiles: dict[tuple[int, int], list[QImage]] = {}  # mip levels per tile
+        self._tiles = TileCache()
         self._pending = QRegion()
         self._viewport = Viewport()
         self._fitted = True  # keep fitting on resize until the user zooms or pans
         self._overlays: list[tuple[float, int, OverlayFn]] = []
         self._overlay_seq = 0
         self._tools: ToolProvider | None = None
-        self._checker = QBrush(_checker_pixmap())
-
-        # Interaction state.
-        self._space_down = False
-        self._pan_anchor: QPointF | None = None
-        self._stroke_source: str | None = None  # "mouse" | "tablet" while a tool drags
         self._hover: QPointF | None = None
         self._outline_rect = QRect()
         self._painted_once = False
         self._refit_pending = False
-        self._deferred: set[tuple[int, int]] = set()  # visible tiles not composited yet
         self._deferred_scheduled = False
 
     # -- document ------------------------------------------------------------------------
@@ -205,7 +124,7 @@ class CanvasView(QWidget):
         self._compositor.take_dirty()
         document.changed.connect(self._on_document_event)
         self._tiles.clear()
-        self._deferred.clear()
+        self._tiles.deferred.clear()
         self._fitted = True
         self.fit()  # repaints everything, even when the new document has the old one's size
 
@@ -231,8 +150,7 @@ class CanvasView(QWidget):
         if self._compositor is None:
             return
         for rect in self._compositor.take_dirty():
-            for key in rect.tiles(TILE):
-                self._tiles.pop(key, None)
+            self._tiles.drop(rect)
             self.update_document_rect(rect)
 
     # -- tools ---------------------------------------------------------------------------
@@ -240,8 +158,12 @@ class CanvasView(QWidget):
         self._tools = provider
         self.refresh_cursor()
 
-    def _tool(self) -> Tool | None:
+    def active_tool(self) -> CanvasTool | None:
         return self._tools.active_tool() if self._tools is not None else None
+
+    def cancel_interaction(self) -> bool:
+        """Abort a drag in progress (Esc); True when there was one."""
+        return self._input.cancel_interaction()
 
     # -- viewport ------------------------------------------------------------------------
     @property
@@ -340,56 +262,18 @@ class CanvasView(QWidget):
         if not self._pending.isEmpty():
             self.repaint(self._pending)
 
-    def _tile_image(self, key: tuple[int, int], level: int) -> QImage:
-        """The composited tile, downscaled by 2**level (a mipmap for zoomed-out views, so
-        a repaint scales by at most 2x instead of resampling full tiles)."""
-        images = self._tiles.get(key)
-        if images is None:
-            assert self._compositor is not None
-            images = [tile_to_qimage(self._compositor.tile(*key))]
-            self._tiles[key] = images
-        while len(images) <= level:
-            prev = images[-1]
-            images.append(prev.scaled(
-                max(1, prev.width() // 2), max(1, prev.height() // 2),
-                Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation,
-            ))
-        return images[level]
-
-    def _paint_order(self, area: Rect) -> list[tuple[int, int]]:
-        """Tiles of ``area``, those nearest the view's centre first."""
-        keys = list(area.tiles(TILE))
-        if len(keys) <= MIN_TILES_PER_FRAME:
-            return keys
-        cx, cy = self._viewport.to_document(self.width() / 2, self.height() / 2)
-        return sorted(keys, key=lambda k: (k[0] * TILE + TILE / 2 - cx) ** 2 + (k[1] * TILE + TILE / 2 - cy) ** 2)
-
     def _continue_deferred(self) -> None:
         self._deferred_scheduled = False
-        deferred, self._deferred = self._deferred, set()
-        for key in deferred:
-            self.update_document_rect(Rect(key[0] * TILE, key[1] * TILE, TILE, TILE))
+        for key in self._tiles.take_deferred():
+            self.update_document_rect(tile_rect(key))
 
     def render_all(self) -> None:
         """Composite every visible tile now (screenshots, benchmarks)."""
         while True:
             self.repaint()
-            if not self._deferred:
+            if not self._tiles.deferred:
                 return
             self._continue_deferred()
-
-    def _device_rect(self, rect: Rect, dpr: float) -> QRectF:
-        """Widget rect for a document rect with edges snapped to device pixels."""
-        v = self._viewport
-
-        def snap(value: float) -> float:
-            return round(value * dpr) / dpr
-
-        x0 = snap(rect.x * v.zoom + v.offset_x)
-        y0 = snap(rect.y * v.zoom + v.offset_y)
-        x1 = snap(rect.x1 * v.zoom + v.offset_x)
-        y1 = snap(rect.y1 * v.zoom + v.offset_y)
-        return QRectF(x0, y0, x1 - x0, y1 - y0)
 
     def visible_document_rect(self, region: QRect | None = None) -> Rect:
         """The document-space rect visible in ``region`` (widget coords; default: all)."""
@@ -409,36 +293,17 @@ class CanvasView(QWidget):
             doc = self._document
             if doc is None or self._compositor is None:
                 return
-            dpr = self.devicePixelRatioF()
             area = doc.rect.intersect(self.visible_document_rect(event.rect()))
             if not area.empty:
-                doc_widget = self._device_rect(doc.rect, dpr)
                 painter.save()
                 painter.setClipRect(event.rect())
-                painter.fillRect(doc_widget, self._checker)
-                device_zoom = self._viewport.zoom * dpr
-                smooth = device_zoom < 1.0
-                level = max(0, min(6, int(math.floor(math.log2(1.0 / device_zoom))))) if smooth else 0
-                scale = 1.0 / (1 << level)
-                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-                started = time.perf_counter()
-                rendered = 0
-                for key in self._paint_order(area):
-                    tile_rect = Rect(key[0] * TILE, key[1] * TILE, TILE, TILE).intersect(doc.rect)
-                    if key not in self._tiles:
-                        # Compositing is the slow part: past the frame budget, leave the
-                        # checkerboard and finish in later frames (the GUI stays responsive
-                        # while a big document first appears).
-                        over_budget = time.perf_counter() - started > FRAME_BUDGET_S
-                        if rendered >= MIN_TILES_PER_FRAME and over_budget:
-                            self._deferred.add(key)
-                            continue
-                        rendered += 1
-                    image = self._tile_image(key, level)
-                    source = QRectF(0, 0, tile_rect.w * scale, tile_rect.h * scale)
-                    painter.drawImage(self._device_rect(tile_rect, dpr), image, source)
+                centre = self._viewport.to_document(self.width() / 2, self.height() / 2)
+                self._tiles.paint(
+                    painter, self._compositor, doc.rect, area, self._viewport,
+                    self.devicePixelRatioF(), centre,
+                )
                 painter.restore()
-                if self._deferred and not self._deferred_scheduled:
+                if self._tiles.deferred and not self._deferred_scheduled:
                     self._deferred_scheduled = True
                     QTimer.singleShot(0, self._continue_deferred)
             for _, _, overlay in self._overlays:
@@ -448,7 +313,7 @@ class CanvasView(QWidget):
                 except Exception:  # noqa: BLE001 - a broken overlay must not kill painting
                     log.exception("canvas overlay %r failed", overlay)
                 painter.restore()
-            tool = self._tool()
+            tool = self.active_tool()
             if tool is not None:
                 painter.save()
                 tool.paint_overlay(painter, self)
@@ -456,16 +321,15 @@ class CanvasView(QWidget):
             self._paint_outline(painter)
         finally:
             painter.end()
-        if len(self._tiles) > MAX_CACHED_TILES and self._document is not None:
-            visible = set(self._document.rect.intersect(self.visible_document_rect()).tiles(TILE))
-            self._tiles = {k: v for k, v in self._tiles.items() if k in visible}
+        if self._document is not None:
+            self._tiles.trim(self._document.rect.intersect(self.visible_document_rect()))
         if not self._painted_once and self._document is not None:
             self._painted_once = True
             self.first_painted.emit()
 
-    # -- brush outline -------------------------------------------------------------------
+    # -- brush outline and cursor --------------------------------------------------------
     def _outline_widget_rect(self) -> QRect:
-        tool = self._tool()
+        tool = self.active_tool()
         if self._hover is None or tool is None:
             return QRect()
         radius = tool.outline_radius()
@@ -476,8 +340,8 @@ class CanvasView(QWidget):
         return QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r).toAlignedRect()
 
     def _paint_outline(self, painter: QPainter) -> None:
-        tool = self._tool()
-        if self._hover is None or tool is None or self._pan_active():
+        tool = self.active_tool()
+        if self._hover is None or tool is None or self._input.pan_mode:
             return
         radius = tool.outline_radius()
         if radius is None:
@@ -505,14 +369,14 @@ class CanvasView(QWidget):
             self.update(self._outline_rect)
 
     def refresh_cursor(self) -> None:
-        if self._pan_active():
+        if self._input.pan_mode:
             cursor = (
                 Qt.CursorShape.ClosedHandCursor
-                if self._pan_anchor is not None
+                if self._input.panning
                 else Qt.CursorShape.OpenHandCursor
             )
         else:
-            tool = self._tool()
+            tool = self.active_tool()
             if tool is None:
                 cursor = Qt.CursorShape.ArrowCursor
             elif tool.outline_radius() is not None:
@@ -522,222 +386,57 @@ class CanvasView(QWidget):
         self.setCursor(cursor)
         self._move_outline(self._hover)
 
-    # -- input: helpers ------------------------------------------------------------------
-    def _pan_active(self) -> bool:
-        return self._space_down or self._pan_anchor is not None
-
-    def _pointer(
-        self,
-        pos: QPointF,
-        pressure: float,
-        button: Qt.MouseButton,
-        modifiers: Qt.KeyboardModifier,
-        tablet: bool,
-        eraser: bool = False,
-    ) -> PointerEvent:
-        x, y = self._viewport.to_document(pos.x(), pos.y())
-        return PointerEvent(
-            x, y, max(0.0, min(1.0, pressure)), time.monotonic(), button, modifiers, tablet, eraser
-        )
-
-    def _begin_pan(self, pos: QPointF) -> None:
-        self._pan_anchor = QPointF(pos)
-        self.refresh_cursor()
-
-    def _drag_pan(self, pos: QPointF) -> None:
-        assert self._pan_anchor is not None
-        delta = pos - self._pan_anchor
-        self._pan_anchor = QPointF(pos)
-        self.pan_by(delta.x(), delta.y())
-
-    def _end_pan(self) -> None:
-        self._pan_anchor = None
-        self.refresh_cursor()
-        self._after_interaction()
-
-    def _call_tool(self, method: str, ev: PointerEvent) -> None:
-        """Run a tool handler; a failure aborts the interaction instead of escaping into
-        Qt's event dispatch (an exception in a Qt virtual override can crash the process)."""
-        tool = self._tool()
-        if tool is None:
-            return
-        try:
-            getattr(tool, method)(ev)
-        except Exception as exc:  # noqa: BLE001 - reported, the document stays consistent
-            log.exception("tool %s.%s failed", type(tool).__name__, method)
-            self._stroke_source = None
-            try:
-                tool.cancel()
-            except Exception:  # noqa: BLE001
-                log.exception("tool cancel failed")
-            self.tool_failed.emit(f"{type(tool).__name__.removesuffix('Tool')}: {exc}")
-
-    def _tool_press(self, ev: PointerEvent, source: str) -> None:
-        if self._tool() is None or self._document is None:
-            return
-        self._stroke_source = source
-        self._call_tool("press", ev)
-
-    def _tool_move(self, ev: PointerEvent) -> None:
-        if self._stroke_source is not None:
-            self._call_tool("move", ev)
-
-    def _tool_release(self, ev: PointerEvent) -> None:
-        self._stroke_source = None
-        self._call_tool("release", ev)
-        self._after_interaction()
-        self._fitted = False  # the artist is working: later resizes keep zoom and centre
-
-    def cancel_interaction(self) -> bool:
-        """Abort a drag in progress (Esc); True when there was one."""
-        if self._stroke_source is not None:
-            tool = self._tool()
-            self._stroke_source = None
-            if tool is not None:
-                tool.cancel()
-            return True
-        tool = self._tool()
-        return bool(tool is not None and tool.cancel())
-
-    # -- input: mouse --------------------------------------------------------------------
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        pos = event.position()
-        if event.button() == Qt.MouseButton.MiddleButton or (
-            self._space_down and event.button() == Qt.MouseButton.LeftButton
-        ):
-            self._begin_pan(pos)
-        elif event.button() == Qt.MouseButton.LeftButton and self._stroke_source is None:
-            self._tool_press(
-                self._pointer(pos, 1.0, event.button(), event.modifiers(), False), "mouse"
-            )
-        event.accept()
-
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        pos = event.position()
-        if self._pan_anchor is not None:
-            self._drag_pan(pos)
-        elif self._stroke_source == "mouse":
-            self._tool_move(self._pointer(pos, 1.0, Qt.MouseButton.NoButton, event.modifiers(), False))
-        self._after_move(pos)
-        event.accept()
-
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        pos = event.position()
-        if self._pan_anchor is not None and event.button() in (
-            Qt.MouseButton.MiddleButton,
-            Qt.MouseButton.LeftButton,
-        ):
-            self._end_pan()
-        elif self._stroke_source == "mouse" and event.button() == Qt.MouseButton.LeftButton:
-            self._tool_release(self._pointer(pos, 1.0, event.button(), event.modifiers(), False))
-        event.accept()
-
-    def _after_move(self, pos: QPointF) -> None:
+    def pointer_moved(self, pos: QPointF) -> None:
+        """The pointer is at ``pos`` (widget coordinates): move the outline, report it."""
         self._move_outline(QPointF(pos))
         x, y = self._viewport.to_document(pos.x(), pos.y())
         self.cursor_moved.emit(x, y)
+
+    def interaction_ended(self, *, drew: bool) -> None:
+        """A pan or a tool drag ended: a refit a resize put off happens now; after a tool
+        drag (``drew``) later resizes keep zoom and centre (the artist is working)."""
+        if self._refit_pending:
+            self._refit_pending = False
+            if self._fitted:
+                self.fit()
+        if drew:
+            self._fitted = False
+
+    # -- Qt events -----------------------------------------------------------------------
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._input.mouse_press(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._input.mouse_move(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._input.mouse_release(event)
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
         self._move_outline(None)
         super().leaveEvent(event)
 
-    # -- input: tablet -------------------------------------------------------------------
     def tabletEvent(self, event: QTabletEvent) -> None:  # noqa: N802
-        """Pen input with pressure. Accepting the event stops Qt from synthesising the
-        matching mouse event, so a pen stroke is never drawn twice."""
-        pos = event.position()
-        kind = event.type()
-        pressure = float(event.pressure())
-        eraser = event.pointerType() == QPointingDevice.PointerType.Eraser
-        if kind == QEvent.Type.TabletPress:
-            if event.button() == Qt.MouseButton.MiddleButton or self._space_down:
-                self._begin_pan(pos)
-            elif self._stroke_source is None and event.button() in (
-                Qt.MouseButton.LeftButton,
-                Qt.MouseButton.NoButton,
-            ):
-                self._tool_press(
-                    self._pointer(
-                        pos, pressure, Qt.MouseButton.LeftButton, event.modifiers(), True, eraser
-                    ),
-                    "tablet",
-                )
-        elif kind == QEvent.Type.TabletMove:
-            if self._pan_anchor is not None:
-                self._drag_pan(pos)
-            elif self._stroke_source == "tablet":
-                self._tool_move(
-                    self._pointer(
-                        pos, pressure, Qt.MouseButton.NoButton, event.modifiers(), True, eraser
-                    )
-                )
-            self._after_move(pos)
-        elif kind == QEvent.Type.TabletRelease:
-            if self._pan_anchor is not None:
-                self._end_pan()
-            elif self._stroke_source == "tablet":
-                self._tool_release(
-                    self._pointer(pos, pressure, event.button(), event.modifiers(), True, eraser)
-                )
-        event.accept()
+        self._input.tablet(event)
 
-    # -- input: wheel, gestures ----------------------------------------------------------
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
-        pos = event.position()
-        pixel = event.pixelDelta()
-        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
-        if not pixel.isNull() and not ctrl and event.phase() != Qt.ScrollPhase.NoScrollPhase:
-            self.pan_by(pixel.x(), pixel.y())  # two-finger trackpad scroll pans
-        else:
-            angle = event.angleDelta()
-            delta = angle.y() or angle.x()
-            if delta:
-                self.zoom_by_steps(delta / 120.0, pos)
-        event.accept()
+        self._input.wheel(event)
 
     def event(self, event: QEvent) -> bool:
-        kind = event.type()
-        if kind == QEvent.Type.NativeGesture and isinstance(event, QNativeGestureEvent):
-            if event.gestureType() == Qt.NativeGestureType.ZoomNativeGesture:
-                self.zoom_to(self._viewport.zoom * (1.0 + event.value()), event.position())
-                return True
-            if event.gestureType() == Qt.NativeGestureType.SmartZoomNativeGesture:
-                self.fit()
-                return True
-        if kind == QEvent.Type.Gesture and isinstance(event, QGestureEvent):
-            gesture = event.gesture(Qt.GestureType.PinchGesture)
-            if isinstance(gesture, QPinchGesture):
-                center = self.mapFromGlobal(gesture.centerPoint().toPoint())
-                self.zoom_to(self._viewport.zoom * gesture.scaleFactor(), QPointF(center))
-                event.accept()
-                return True
+        if self._input.gesture(event):
+            return True
         return super().event(event)
 
-    # -- input: keys ---------------------------------------------------------------------
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Space:
-            if not event.isAutoRepeat():
-                self._space_down = True
-                self.refresh_cursor()
-            event.accept()
-            return
-        if event.key() == Qt.Key.Key_Escape:
-            if not self.cancel_interaction():
-                self.cancel_requested.emit()
-            event.accept()
-            return
-        super().keyPressEvent(event)
+        if not self._input.key_press(event):
+            super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
-            self._space_down = False
-            self.refresh_cursor()
-            event.accept()
-            return
-        super().keyReleaseEvent(event)
+        if not self._input.key_release(event):
+            super().keyReleaseEvent(event)
 
     def focusOutEvent(self, event: Any) -> None:  # noqa: N802
-        self._space_down = False
+        self._input.focus_lost()
         super().focusOutEvent(event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
@@ -745,7 +444,7 @@ class CanvasView(QWidget):
         has drawn, zoomed or panned, a resize keeps the zoom and the view's centre. Never
         does the canvas move under a pen or mouse that is drawing (a dock growing
         mid-stroke would shift the stroke): that adjustment waits for the release."""
-        interacting = self._stroke_source is not None or self._pan_anchor is not None
+        interacting = self._input.interacting
         if self._fitted:
             if interacting:
                 self._refit_pending = True
@@ -757,9 +456,3 @@ class CanvasView(QWidget):
             self._viewport = self._viewport.panned(dx, dy)
             self.viewport_changed.emit(self._viewport)
         super().resizeEvent(event)
-
-    def _after_interaction(self) -> None:
-        if self._refit_pending:
-            self._refit_pending = False
-            if self._fitted:
-                self.fit()

@@ -1,6 +1,6 @@
 """Canvas tools: small classes that turn document-space pointer events into document edits.
 
-Each tool receives :class:`~sfumato.desktop.canvas_view.PointerEvent` s (document pixels,
+Each tool receives :class:`~sfumato.desktop.pointer.PointerEvent` s (document pixels,
 pressure 0..1) from the canvas view through ``press`` / ``move`` / ``release``, and
 ``cancel`` on Esc. Tools never draw pixels themselves: they call the canvas library
 (strokes, fill, selection commands), whose document events make the view repaint. A tool
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
@@ -25,10 +25,8 @@ from sfumato.canvas.geometry import Rect
 from sfumato.canvas.history import HistoryBusyError
 from sfumato.canvas.layers import Layer, PixelLayer, Role
 from sfumato.canvas.selection import SelectionOp
+from sfumato.desktop.pointer import DocumentSpace, PointerEvent
 from sfumato.desktop.tool_settings import BrushValues, ToolKind, ToolSettings
-
-if TYPE_CHECKING:
-    from sfumato.desktop.canvas_view import CanvasView, PointerEvent
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +82,7 @@ class Tool:
     def cursor_shape(self) -> Qt.CursorShape:
         return Qt.CursorShape.CrossCursor
 
-    def paint_overlay(self, painter: QPainter, view: CanvasView) -> None:
+    def paint_overlay(self, painter: QPainter, view: DocumentSpace) -> None:
         pass
 
 
@@ -398,7 +396,7 @@ class _ShapeSelectTool(Tool):
     def shape_path(self, points: list[tuple[float, float]]) -> QPainterPath:
         raise NotImplementedError
 
-    def paint_overlay(self, painter: QPainter, view: CanvasView) -> None:
+    def paint_overlay(self, painter: QPainter, view: DocumentSpace) -> None:
         if len(self._points) < 2:
             return
         path = view.document_transform().map(self.shape_path(self._points))

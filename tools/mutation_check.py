@@ -245,8 +245,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="canvas-draws-nothing",
         behaviour="the canvas view paints no tiles: the artist sees nothing of the picture",
-        path="desktop/canvas_view.py",
-        old="painter.drawImage(self._device_rect(tile_rect, dpr), image, source)",
+        path="desktop/canvas_tiles.py",
+        old="painter.drawImage(device_rect(viewport, shown, dpr), image, source_rect)",
         new="pass",
         tests=("tests/desktop/test_canvas_view.py",),
     ),

@@ -360,7 +360,7 @@ def test_the_pens_eraser_end_erases_with_the_brush_tool(window) -> None:  # noqa
 def test_a_big_document_appears_progressively_without_blocking(window, qtbot, monkeypatch) -> None:  # noqa: ANN001
     """Past the frame budget, uncomposited tiles wait for later frames (the event loop
     runs in between); they all arrive, and the result equals a full render."""
-    from sfumato.desktop import canvas_view
+    from sfumato.desktop import canvas_tiles
     from sfumato.desktop.files import new_document, qimage_to_rgba
 
     def grab_widget(widget) -> np.ndarray:  # noqa: ANN001
@@ -387,13 +387,13 @@ def test_a_big_document_appears_progressively_without_blocking(window, qtbot, mo
     assert len(view._tiles) == all_tiles
 
     view._tiles.clear()  # as after loading: nothing composited yet
-    monkeypatch.setattr(canvas_view, "FRAME_BUDGET_S", 0.0)
+    monkeypatch.setattr(canvas_tiles, "FRAME_BUDGET_S", 0.0)
     view.repaint()
     first = len(view._tiles)
-    assert first == canvas_view.MIN_TILES_PER_FRAME
-    assert view._deferred  # the rest is scheduled
+    assert first == canvas_tiles.MIN_TILES_PER_FRAME
+    assert view._tiles.deferred  # the rest is scheduled
     # The event loop finishes the job (a few frames; generous for a loaded CI machine).
-    qtbot.waitUntil(lambda: len(view._tiles) == all_tiles and not view._deferred, timeout=30_000)
+    qtbot.waitUntil(lambda: len(view._tiles) == all_tiles and not view._tiles.deferred, timeout=30_000)
     progressive = grab_widget(view)
     assert progressive.shape == full.shape
     assert np.array_equal(progressive, full)
