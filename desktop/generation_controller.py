@@ -11,16 +11,20 @@ One generation, step by step (all on the GUI thread except the engine run):
 1. :meth:`GenerationController.generate` merges the document's recipe with the dock's
    overrides (:func:`~sfumato.planner.recipe.settings_from_recipe`) and takes a
    copy-on-write snapshot of the document (:func:`snapshot_document`: no pixels copied).
-2. The :class:`~sfumato.desktop.worker.GenerationWorker` plans the snapshot
-   (:func:`~sfumato.planner.plan.plan`, in :class:`PlanJob`) and runs the request on its
-   thread, so neither planning nor the model ever runs on the GUI thread (latest wins:
-   generating again while one runs replaces it). A
+2. It submits the snapshot and settings (a :class:`~sfumato.desktop.worker.PlanInput`)
+   to the :class:`~sfumato.desktop.worker.GenerationWorker`, which plans it
+   (:func:`~sfumato.planner.plan.plan`) and runs the request on its thread, so neither
+   planning nor the model ever runs on the GUI thread (latest wins: generating again
+   while one runs replaces it). The worker hands back the plan (``planned``); a
    :class:`~sfumato.planner.errors.PlanError` comes back as a message; nothing runs.
-3. Previews arrive as signals; each shows the whole request, so it is drawn over the
-   plan's area by the preview overlay (inpaint: through the paste mask). Never in the
-   document, never in undo.
-4. The finished batch is staged (:mod:`sfumato.desktop.staging`) and added to the
-   history. Accept is ``place_result``: one undoable command.
+3. The worker's signals carry only the planner's and the engine's values; this
+   controller turns each into what the canvas shows, once, here. A preview shows the
+   whole request, so it is drawn over the plan's area by the preview overlay (inpaint:
+   through the paste mask, :func:`~sfumato.desktop.preview_overlay.masked_preview`).
+   Never in the document, never in undo.
+4. The finished batch is staged (:mod:`sfumato.desktop.staging`: each image placed by
+   the planner's :func:`~sfumato.planner.placement.result_pixels` when first shown) and
+   added to the history. Accept is ``place_result``: one undoable command.
 5. Failures show in the dock's banner and the status bar; the worker stays usable.
 
 The button label follows the document cheaply: document events are coalesced (one
@@ -30,14 +34,12 @@ The button label follows the document cheaply: document events are coalesced (on
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QImage, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QWidget
-from sfumato.canvas.commands import copy_layer
 from sfumato.canvas.document import (
     Document,
     DocumentReset,
@@ -47,19 +49,16 @@ from sfumato.canvas.document import (
     SelectionChanged,
     StructureChanged,
 )
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
+from sfumato.canvas.layers import GroupLayer, PixelLayer, Role, copy_layer
 from sfumato.desktop.generation_dock import GenerationDock
 from sfumato.desktop.history_dock import HistoryDock
 from sfumato.desktop.models_dock import ModelsDock
-from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
-from sfumato.desktop.staging import StagedResult, StagingArea, make_thumbnail
-from sfumato.desktop.worker import EngineFactory, FailureKind, GenerationWorker
-from sfumato.inference.request import GenerationRequest
+from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview
+from sfumato.desktop.staging import StagedResult, StagingArea
+from sfumato.desktop.worker import EngineFactory, FailureKind, GenerationWorker, PlanInput
 from sfumato.planner.errors import PlanError
-from sfumato.planner.placement import result_pixels
-from sfumato.planner.plan import Mode, Plan, detect_mode, plan
-from sfumato.planner.recipe import GenerationSettings, settings_from_recipe
+from sfumato.planner.plan import Mode, Plan, detect_mode
+from sfumato.planner.recipe import settings_from_recipe
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +107,8 @@ class GenerationController(QObject):
         self.preview = ImageOverlay(view, self.PREVIEW_Z, frame=True)
         self.staging = StagingArea(view, lambda: self.window.document)
         self._doc: Document | None = None
-        self._jobs: dict[int, PlanJob] = {}
-        self._current: int | None = None
+        self._current: int | None = None  # the job whose events the window shows
+        self._plan: Plan | None = None  # its plan, once the worker made it
         self._engine_ready = False
         self._mode_timer = QTimer(self)
         self._mode_timer.setSingleShot(True)
@@ -117,6 +116,7 @@ class GenerationController(QObject):
         self._mode_timer.timeout.connect(self.refresh_mode)
 
         w = self.worker
+        w.planned.connect(self._on_planned)
         w.started_job.connect(self._on_started)
         w.loading.connect(self._on_loading)
         w.progress.connect(self._on_progress)
@@ -143,8 +143,7 @@ class GenerationController(QObject):
 
     @property
     def current_plan(self) -> Plan | None:
-        job = None if self._current is None else self._jobs.get(self._current)
-        return None if job is None else job.plan
+        return self._plan if self._current is not None else None
 
     # -- document --------------------------------------------------------------------------
     def set_document(self, doc: Document | None) -> None:
@@ -200,11 +199,8 @@ class GenerationController(QObject):
         except PlanError as error:
             self._show_failure(f"Cannot generate: {error}", FailureKind.PLAN)
             return False
-        work = PlanJob(snapshot_document(doc), settings)
-        job = self.worker.submit(adapter=work)
-        self._jobs = {k: v for k, v in self._jobs.items() if k == self._current}
-        self._jobs[job] = work
-        self._current = job
+        self._current = self.worker.submit(PlanInput(snapshot_document(doc), settings))
+        self._plan = None
         self.preview.clear()
         self.staging.discard()
         self.dock.set_busy(True, "Loading the model…" if not self._engine_ready else "Starting…")
@@ -237,8 +233,7 @@ class GenerationController(QObject):
         job = self._current
         if job is None:
             return False
-        self.worker.cancel()
-        self._jobs.pop(job, None)
+        self.worker.cancel(job)
         self._end_job()
         self.dock.set_busy(False, "Cancelled")
         self.window.show_message("Generation cancelled.")
@@ -251,15 +246,21 @@ class GenerationController(QObject):
         self.worker.shutdown()
         self.models.shutdown()
         self._current = None
+        self._plan = None
 
     # -- worker events -------------------------------------------------------------------------
+    # Each takes the planner's and the engine's values and makes what the window shows;
+    # events of any job but the current one (replaced, cancelled) are dropped.
+    def _on_planned(self, job: int, planned: Plan) -> None:
+        if job == self._current:
+            self._plan = planned
+
     def _on_started(self, job: int) -> None:
-        work = self._jobs.get(job)
-        if job != self._current or work is None or work.plan is None:
+        planned = self._plan
+        if job != self._current or planned is None:
             return
         if not self._engine_ready:
             self.dock.set_busy(True, "Loading the model…")
-        planned = work.plan
         self.dock.show_notes(planned.notes)
         self.window.show_message(
             f"{planned.mode.label}: {planned.area.w}×{planned.area.h} px at {planned.size.width}×"
@@ -278,26 +279,21 @@ class GenerationController(QObject):
         self._engine_ready = True
         self.dock.set_progress(step, total)
 
-    def _on_preview(self, job: int, rgb: np.ndarray, extra: object) -> None:
-        work = self._jobs.get(job)
-        if job != self._current or work is None or work.plan is None:
+    def _on_preview(self, job: int, rgb: np.ndarray) -> None:
+        """The engine's preview (of the whole request) over the plan's area; an inpaint's
+        through the paste mask, so the painting around the mask shows unchanged."""
+        planned = self._plan
+        if job != self._current or planned is None:
             return
-        prepared = extra if isinstance(extra, PreparedPreview) else work.preview(rgb)
-        if prepared is None:
-            return
-        self.preview.show_image(prepared.image, prepared.rect)
-        self.preview_shown.emit(prepared.rect)
+        self.preview.show(masked_preview(rgb, planned.paste_mask), planned.area)
+        self.preview_shown.emit(planned.area)
 
-    def _on_finished(
-        self, job: int, images: tuple[np.ndarray, ...], metadata: dict[str, Any], extra: object
-    ) -> None:
-        work = self._jobs.pop(job, None)
-        if job != self._current or work is None or work.plan is None:
+    def _on_finished(self, job: int, images: tuple[np.ndarray, ...], metadata: dict[str, Any]) -> None:
+        planned = self._plan
+        if job != self._current or planned is None:
             return
-        planned = work.plan
         self._end_job()
-        pictures, thumbnails = extra if isinstance(extra, PreparedResult) else ((), ())
-        result = StagedResult(planned, tuple(images), dict(metadata), pictures, thumbnails)
+        result = StagedResult(planned, tuple(images), dict(metadata))
         self.history.add_result(result)
         self.staging.stage(result)
         seconds = metadata.get("seconds")
@@ -306,16 +302,14 @@ class GenerationController(QObject):
         self.window.show_message(f"{done}: accept (Shift+Return) or discard (Esc) the result.")
         self.staged.emit()
 
-    def _on_failed(self, job: int, message: str, kind: object) -> None:
-        self._jobs.pop(job, None)
+    def _on_failed(self, job: int, message: str, kind: FailureKind) -> None:
         if job != self._current:
             return
         self._end_job()
         self.dock.set_busy(False, "Failed")
-        self._show_failure(message, kind if isinstance(kind, FailureKind) else FailureKind.OTHER)
+        self._show_failure(message, kind)
 
     def _on_cancelled(self, job: int) -> None:
-        self._jobs.pop(job, None)
         if job != self._current:
             return
         self._end_job()
@@ -325,12 +319,13 @@ class GenerationController(QObject):
 
     def _end_job(self) -> None:
         self._current = None
+        self._plan = None
         self.preview.clear()
         self._set_running_actions(False)
 
     def _show_failure(self, message: str, kind: FailureKind | None) -> None:
-        extra = _NEXT_STEP.get(kind, "") if kind is not None else ""
-        text = f"{message} {extra}".strip()
+        next_step = _NEXT_STEP.get(kind, "") if kind is not None else ""
+        text = f"{message} {next_step}".strip()
         log.info("generation failed (%s): %s", kind, text)
         self.dock.show_error(text)
         dock = self.window.docks.get("generation")
@@ -410,21 +405,6 @@ class WindowShortcutKeeper(QObject):
         return False
 
 
-@dataclass(frozen=True, eq=False)
-class PreparedPreview:
-    """A preview ready to draw: ``image`` over ``rect`` (document pixels)."""
-
-    image: QImage
-    rect: Rect
-
-
-class PreparedResult(NamedTuple):
-    """Ready-made overlay pictures and history thumbnails, one per batch image."""
-
-    pictures: tuple[QImage, ...]
-    thumbnails: tuple[QImage, ...]
-
-
 def snapshot_document(doc: Document) -> Document:
     """A copy of ``doc`` for planning on another thread while the user keeps painting.
 
@@ -435,39 +415,6 @@ def snapshot_document(doc: Document) -> Document:
     root = copy_layer(doc.root)
     assert isinstance(root, GroupLayer)
     return Document(doc.width, doc.height, root=root, recipe=doc.recipe, selection=doc.selection)
-
-
-class PlanJob:
-    """One generation's work on the worker thread (a
-    :class:`~sfumato.desktop.worker.JobAdapter`): plan the document snapshot, then turn
-    previews and results into ready-to-draw pictures (numpy resizing, masking and QImage
-    conversion stay off the GUI thread; QImage is safe to build there). ``plan`` is set by
-    :meth:`prepare` before the worker emits anything else for the job."""
-
-    def __init__(self, snapshot: Document, settings: GenerationSettings) -> None:
-        self._snapshot: Document | None = snapshot
-        self.settings = settings
-        self.plan: Plan | None = None
-
-    def prepare(self) -> GenerationRequest:
-        assert self._snapshot is not None
-        self.plan = plan(self._snapshot, self.settings)
-        self._snapshot = None  # the pixels are in the request now
-        return self.plan.request
-
-    def preview(self, rgb: np.ndarray) -> PreparedPreview:
-        """The engine's preview (of the whole request) over the plan's area; an inpaint's
-        through the paste mask, so the painting around the mask shows unchanged."""
-        planned = self.plan
-        assert planned is not None
-        return PreparedPreview(rgba_to_qimage(masked_preview(rgb, planned.paste_mask)), planned.area)
-
-    def finished(self, images: tuple[np.ndarray, ...]) -> PreparedResult:
-        planned = self.plan
-        assert planned is not None
-        pictures = tuple(rgba_to_qimage(result_pixels(planned, image)) for image in images)
-        thumbnails = tuple(make_thumbnail(rgba_to_qimage(image)) for image in images)
-        return PreparedResult(pictures, thumbnails)
 
 
 def accepted_message(layer: PixelLayer, doc: Document | None) -> str:

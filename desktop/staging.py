@@ -39,33 +39,38 @@ THUMB_SIDE = 96
 
 
 def make_thumbnail(image: QImage, side: int = THUMB_SIDE) -> QImage:
-    """``image`` scaled to fit ``side``² (smooth); safe off the GUI thread (QImage)."""
+    """``image`` scaled to fit ``side``² (smooth)."""
     return image.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
 @dataclass(frozen=True, eq=False)
 class StagedResult:
     """One finished generation: ``images`` are uint8 RGB at the generation size, one per
-    batch item; ``metadata`` is the engine's ``Finished.metadata`` (``seeds`` per image)."""
+    batch item; ``metadata`` is the engine's ``Finished.metadata`` (``seeds`` per image).
+
+    What the window shows of an image is made from these on the GUI thread the first
+    time it is asked for, then kept: :meth:`picture` (the image placed as accepting
+    would place it, by :func:`~sfumato.planner.placement.result_pixels`) and
+    :meth:`thumbnail` (for the history).
+    """
 
     plan: Plan
     images: tuple[np.ndarray, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: Optional ready-made overlay pictures, one per image (what accepting would place,
-    #: as premultiplied QImages over ``plan.area``), made off the GUI thread.
-    pictures: tuple[QImage, ...] = ()
-    #: Optional small previews for the history (QImage, at most ``THUMB_SIDE`` a side).
-    thumbnails: tuple[QImage, ...] = ()
+    _pictures: dict[int, QImage] = field(default_factory=dict, init=False, repr=False)
+    _thumbnails: dict[int, QImage] = field(default_factory=dict, init=False, repr=False)
 
     def picture(self, index: int) -> QImage:
-        if index < len(self.pictures):
-            return self.pictures[index]
-        return rgba_to_qimage(result_pixels(self.plan, self.images[index]))
+        """Image ``index`` as accepting would place it over ``plan.area`` (a premultiplied QImage)."""
+        if index not in self._pictures:
+            self._pictures[index] = rgba_to_qimage(result_pixels(self.plan, self.images[index]))
+        return self._pictures[index]
 
     def thumbnail(self, index: int) -> QImage:
-        if index < len(self.thumbnails):
-            return self.thumbnails[index]
-        return make_thumbnail(rgba_to_qimage(self.images[index]))
+        """Image ``index`` at most :data:`THUMB_SIDE` a side."""
+        if index not in self._thumbnails:
+            self._thumbnails[index] = make_thumbnail(rgba_to_qimage(self.images[index]))
+        return self._thumbnails[index]
 
     def seed(self, index: int) -> int:
         return result_seed(self.plan, self.metadata, index)

@@ -3,19 +3,28 @@
 Threading contract
 ------------------
 - :class:`GenerationWorker` is a ``QThread``. The engine is created lazily *inside* the
-  thread on the first request, so ``torch`` and ``diffusers`` are imported there, never
-  on the GUI thread, and never before the user first generates.
-- Requests go in through :meth:`GenerationWorker.submit` (callable from the GUI thread):
-  a single pending slot guarded by a condition variable, **latest wins** — submitting
-  while a job runs cancels the running one, and a request still waiting is replaced.
-  This is what a live mode needs: only the newest document state is worth generating.
+  thread on the first job, so ``torch`` and ``diffusers`` are imported there, never on
+  the GUI thread, and never before the user first generates. The engine (and the models
+  its cache holds) lives as long as the worker: jobs never reload a model.
+- A job is a :class:`GenerationRequest`, or a :class:`PlanInput` (a document snapshot and
+  settings) that the worker plans with :func:`~sfumato.planner.plan.plan` first. The
+  worker runs only that pure planner and the engine: no desktop code, no callbacks.
+- Jobs go in through :meth:`GenerationWorker.submit` (callable from the GUI thread),
+  which returns the job's id: a single pending slot guarded by a condition variable,
+  **latest wins** — submitting while a job runs cancels the running one, and a job still
+  waiting is replaced (and reported cancelled). One job runs at a time. This is what a
+  live mode needs: only the newest document state is worth generating.
 - Events come out as Qt signals emitted from the worker thread; receivers on the GUI
-  thread get them as queued calls. Every signal carries the ``job`` id that
-  :meth:`submit` returned, so a receiver can drop late events of a superseded job.
-- :meth:`cancel` sets the running job's cancel flag; the engine checks it before every
-  denoising step, so the run ends within one step with a ``cancelled`` signal.
-- Every failure (out of memory, no model, bad model file, the engine failing to start)
-  becomes one ``failed`` signal; the thread keeps serving requests afterwards.
+  thread get them as queued calls. Every signal carries the job id first, so a receiver
+  can drop late events of a superseded job. The values are the planner's and the
+  engine's own (a :class:`~sfumato.planner.plan.Plan`, numpy images, the engine's
+  metadata dict, a :class:`FailureKind`): turning them into pictures is the receiver's
+  job, done once, on its thread.
+- :meth:`cancel` sets a job's cancel token; the engine checks it before every denoising
+  step, so the run ends within one step with a ``cancelled`` signal.
+- Every failure (a plan the document cannot satisfy, out of memory, no model, bad model
+  file, the engine failing to start) becomes one ``failed`` signal; the thread keeps
+  serving jobs afterwards.
 - :meth:`shutdown` cancels, stops the loop and joins the thread (call it on window close).
 
 Images in signals are numpy ``uint8`` RGB ``(h, w, 3)`` arrays owned by the receiver
@@ -33,12 +42,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
+from sfumato.canvas.document import Document
 from sfumato.inference.cancel import CancelToken
 from sfumato.inference.request import GenerationRequest
+from sfumato.planner.errors import PlanError
+from sfumato.planner.plan import Plan, plan
+from sfumato.planner.recipe import GenerationSettings
 from sfumato.vocabulary.families import BUILTIN
 
 if TYPE_CHECKING:
@@ -46,28 +59,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EngineFactory", "FailureKind", "GenerationWorker", "JobAdapter", "failure_kind"]
+__all__ = ["EngineFactory", "FailureKind", "GenerationWorker", "PlanInput", "Work", "failure_kind"]
 
 #: Makes the engine, called once on the worker thread (tests pass a CPU engine on tiny models).
 EngineFactory = Callable[[], "Engine"]
 
 
-class JobAdapter(Protocol):
-    """Per-job work done **on the worker thread** so the GUI thread only draws.
+@dataclass(frozen=True, eq=False)
+class PlanInput:
+    """A job the worker plans before running it: ``document`` is a snapshot nobody edits
+    any more (see :func:`~sfumato.desktop.generation_controller.snapshot_document`),
+    ``settings`` what to generate. A :class:`~sfumato.planner.errors.PlanError` from
+    planning becomes a ``failed`` signal of kind :attr:`FailureKind.PLAN`."""
 
-    ``prepare`` makes the request when :meth:`GenerationWorker.submit` got none (the
-    window plans its document snapshot there); a :class:`~sfumato.planner.errors.PlanError`
-    it raises becomes a ``failed`` signal of kind :attr:`FailureKind.PLAN`. ``preview`` turns an engine preview (uint8 RGB of the whole request) into what the
-    GUI shows (e.g. an RGBA picture at document size through an inpaint mask);
-    ``finished`` turns the result images into what the GUI stages. Both results travel in
-    the signals' last argument. They must not touch Qt widgets or the document.
-    """
+    document: Document
+    settings: GenerationSettings
 
-    def prepare(self) -> GenerationRequest: ...
 
-    def preview(self, rgb: np.ndarray) -> Any: ...
-
-    def finished(self, images: tuple[np.ndarray, ...]) -> Any: ...
+#: What :meth:`GenerationWorker.submit` takes: a ready request, or a document to plan.
+Work: TypeAlias = GenerationRequest | PlanInput
 
 
 class FailureKind(Enum):
@@ -222,37 +232,42 @@ def default_engine() -> Engine:
     return Engine()
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Job:
     id: int
-    request: GenerationRequest | None
+    work: Work | None  # dropped once planned: the request holds what the run needs
     cancel: CancelToken
-    adapter: JobAdapter | None = None
 
 
 class GenerationWorker(QThread):
-    """See the module docstring. Signals (all carry the job id first):
+    """See the module docstring. Signals (all carry the job id first; the types are the
+    planner's and the engine's, never a desktop or Qt object):
 
+    - ``planned(job, plan)``: a :class:`PlanInput` job was planned (a
+      :class:`~sfumato.planner.plan.Plan`); comes before ``started_job``;
     - ``started_job(job)``: the job left the queue, its request is made, it runs now;
     - ``loading(job, text)``: it waits for something slow before the first step (the
       engine starting, a model loading); ``text`` says what, for the busy bar;
     - ``engine_ready(ok)``: after :meth:`preload` made (or failed to make) the engine;
     - ``progress(job, step, total)``;
-    - ``preview(job, rgb, extra)``: ``rgb`` uint8 (h, w, 3) showing the whole request,
-      ``extra`` the job adapter's ``preview(rgb)`` (``None`` without one);
-    - ``finished(job, images, metadata, extra)``: ``images`` a tuple of uint8 (H, W, 3),
-      ``extra`` the adapter's ``finished(images)``;
-    - ``failed(job, message, kind)``: ``kind`` a :class:`FailureKind`;
+    - ``preview(job, rgb)``: uint8 ``(h, w, 3)`` showing the whole request;
+    - ``finished(job, images, metadata)``: ``images`` a tuple of uint8 ``(H, W, 3)`` at
+      the request's size, ``metadata`` the engine's ``Finished.metadata`` dict;
+    - ``failed(job, message, kind)``: ``message`` for the user, ``kind`` a :class:`FailureKind`;
     - ``cancelled(job)``.
+
+    Tuples and dicts travel as ``object`` (a ``dict`` signal type would pass through a
+    ``QVariantMap`` and lose its key order).
     """
 
+    planned = Signal(int, Plan)
     started_job = Signal(int)
     loading = Signal(int, str)
     engine_ready = Signal(bool)  # after preload(): whether the engine could be made
     progress = Signal(int, int, int)
-    preview = Signal(int, object, object)
-    finished = Signal(int, object, object, object)
-    failed = Signal(int, str, object)
+    preview = Signal(int, np.ndarray)
+    finished = Signal(int, object, object)  # tuple[np.ndarray, ...], dict[str, Any]
+    failed = Signal(int, str, FailureKind)
     cancelled = Signal(int)
 
     def __init__(self, engine_factory: EngineFactory | None = None, parent: QObject | None = None) -> None:
@@ -271,21 +286,19 @@ class GenerationWorker(QThread):
     # -- GUI-thread API --------------------------------------------------------------------
     @property
     def engine(self) -> Engine | None:
-        """The engine once the worker made it (``None`` before the first request)."""
+        """The engine once the worker made it (``None`` before the first job)."""
         return self._engine
 
-    def submit(self, request: GenerationRequest | None = None, adapter: JobAdapter | None = None) -> int:
-        """Queue ``request`` (latest wins: a waiting one is dropped, a running one
-        cancelled); starts the thread on first use; returns the job id. ``adapter``
-        makes the request when none is given and prepares previews and results, all on
-        the worker thread (see :class:`JobAdapter`)."""
-        if request is None and adapter is None:
-            raise ValueError("submit needs a request or an adapter that prepares one")
+    def submit(self, work: Work) -> int:
+        """Queue ``work`` and return its job id (latest wins: a waiting job is dropped and
+        reported cancelled, a running one cancelled); starts the thread on first use."""
+        if not isinstance(work, GenerationRequest | PlanInput):
+            raise TypeError(f"submit takes a GenerationRequest or a PlanInput, not {type(work).__name__}")
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the generation worker has been shut down")
             self._next_id += 1
-            job = _Job(self._next_id, request, CancelToken(), adapter)
+            job = _Job(self._next_id, work, CancelToken())
             dropped = self._pending
             self._pending = job
             if self._running is not None:
@@ -310,16 +323,23 @@ class GenerationWorker(QThread):
         if not self.isRunning():
             self.start()
 
-    def cancel(self) -> bool:
-        """Cancel the running and the waiting job; True when there was one."""
+    def cancel(self, job: int | None = None) -> bool:
+        """Cancel job ``job`` (default: the running and the waiting job); True when there
+        was such a job. A waiting job is reported ``cancelled`` at once; a running one
+        when the engine sees its token (within one step)."""
         with self._cond:
-            had = self._running is not None or self._pending is not None
-            dropped, self._pending = self._pending, None
-            if self._running is not None:
-                self._running.cancel.cancel()
-        if dropped is not None:
-            self.cancelled.emit(dropped.id)
-        return had
+            running, pending = self._running, self._pending
+            if running is not None and job is not None and running.id != job:
+                running = None
+            if pending is not None and (job is None or pending.id == job):
+                self._pending = None
+            else:
+                pending = None
+            if running is not None:
+                running.cancel.cancel()
+        if pending is not None:
+            self.cancelled.emit(pending.id)
+        return running is not None or pending is not None
 
     @property
     def busy(self) -> bool:
@@ -416,21 +436,30 @@ class GenerationWorker(QThread):
             return
         self._loaded.add(source)
 
+    def _request(self, job: _Job) -> GenerationRequest | None:
+        """The job's request: planned here for a :class:`PlanInput` (``planned`` is
+        emitted; a plan error becomes ``failed``), else the request it came with."""
+        work, job.work = job.work, None  # the snapshot's pixels are in the request now
+        if isinstance(work, GenerationRequest):
+            return work
+        assert isinstance(work, PlanInput)
+        try:
+            planned = plan(work.document, work.settings)
+        except PlanError as error:
+            self.failed.emit(job.id, f"Cannot generate: {error}", FailureKind.PLAN)
+            return None
+        self.planned.emit(job.id, planned)
+        return planned.request
+
     def _run_job(self, job: _Job) -> None:
         from sfumato.inference.events import Cancelled, Failed, Finished, Preview, Progress
-        from sfumato.planner.errors import PlanError
 
         if job.cancel.is_set():
             self.cancelled.emit(job.id)
             return
-        request = job.request
+        request = self._request(job)
         if request is None:
-            assert job.adapter is not None
-            try:
-                request = job.adapter.prepare()
-            except PlanError as error:
-                self.failed.emit(job.id, f"Cannot generate: {error}", FailureKind.PLAN)
-                return
+            return
         if job.cancel.is_set():
             self.cancelled.emit(job.id)
             return
@@ -452,20 +481,14 @@ class GenerationWorker(QThread):
             self.cancelled.emit(job.id)
             return
 
-        adapter = job.adapter
-
         def on_event(event: Any) -> None:
             if isinstance(event, Progress):
                 self.progress.emit(job.id, event.step, event.total)
             elif isinstance(event, Preview):
-                if job.cancel.is_set():
-                    return  # nobody wants it any more
-                extra = None if adapter is None else adapter.preview(event.rgb)
-                self.preview.emit(job.id, event.rgb, extra)
+                if not job.cancel.is_set():  # else nobody wants it any more
+                    self.preview.emit(job.id, event.rgb)
             elif isinstance(event, Finished):
-                images = tuple(event.images)
-                extra = None if adapter is None else adapter.finished(images)
-                self.finished.emit(job.id, images, dict(event.metadata), extra)
+                self.finished.emit(job.id, tuple(event.images), dict(event.metadata))
             elif isinstance(event, Failed):
                 self.failed.emit(job.id, event.error.user_message, failure_kind(event.error))
             elif isinstance(event, Cancelled):

@@ -334,7 +334,7 @@ def test_a_new_document_cancels_the_run_and_drops_the_staged_result(window: Any,
 
     with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
         fake.generate()
-    assert fake.staging.active and fake.history.entries[0].result.thumbnails
+    assert fake.staging.active and not fake.history.entries[0].result.thumbnail(0).isNull()
     window.set_document(small_document())
     assert not fake.staging.active
     fake.engine.step_delay = 0.05
