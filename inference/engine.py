@@ -13,8 +13,9 @@ because that is what lets every mode combine in one pass per step:
   9-channel inpainting UNets also get the mask and the masked image. The engine returns
   the whole decoded picture: placing it (through the planner's paste mask, so pixels
   where the mask is 0 keep their bytes) is the planner's job, done once.
-- **regions**: all prompts concatenated along the token axis, masked cross-attention
-  (:mod:`.regions`); still one UNet pass per step.
+- **regions**: all prompts concatenated along the token axis (:mod:`.text_conditioning`
+  encodes and lays them out), masked cross-attention (:mod:`.regions`); still one UNet
+  pass per step.
 - **ControlNet**: any number of controls, each with its own model, strength and
   ``[start, end)`` fraction of the run's steps; residuals are summed.
 - **previews**: the predicted clean latents (x0) of the first image after every step,
@@ -76,16 +77,20 @@ from sfumato.inference.latents import NoiseLevels, decode_latents, encode_images
 from sfumato.inference.model_cache import LoadedModel, ModelCache
 from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
-from sfumato.inference.regions import RegionalAttention, concat_region_embeddings, latent_masks
+from sfumato.inference.regions import RegionalAttention, latent_masks
 from sfumato.inference.request import GenerationRequest, ModelRef, RequestError
 from sfumato.inference.schedulers import make_scheduler
 from sfumato.inference.steps import StepPlan, plan_steps
+from sfumato.inference.text_conditioning import (
+    TextConditioning,
+    condition_text,
+    is_guided,
+    prompt_pairs,
+)
 
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
-
-_PROMPT_CACHE_SIZE = 64
 
 
 @dataclass
@@ -102,17 +107,16 @@ class _Job:
     """Everything prepared for the denoise loop, at generation size."""
 
     gen: tuple[int, int]  # (width, height): the request's size, what the model denoises
+    lat_size: tuple[int, int]  # (h, w): the latents' size
     steps: StepPlan
     batch: int
     cfg: float
-    tokens: torch.Tensor  # (B_unet, T, D)
-    unet_kwargs: dict[str, Any]
-    control_tokens: torch.Tensor
+    text: TextConditioning  # the prompts, in the CFG batch layout (B_unet images)
+    unet_kwargs: dict[str, Any]  # the family's extra UNet (and ControlNet) inputs
     init_latents: torch.Tensor | None  # (B, 4, h, w)
     denoise_mask: torch.Tensor | None  # (1, 1, h, w) latent-res soft mask (inpaint)
     inpaint_extra: torch.Tensor | None  # (B_unet, 5, h, w): mask + masked-image latents
     region_masks: torch.Tensor | None  # (R, h, w)
-    region_spans: list[tuple[int, int]]
     controls: list[_Control]
     step_seconds: float = 0.0  # mean wall time of a denoising step (with events), measured
 
@@ -281,54 +285,39 @@ class Engine:
     # ------------------------------------------------------------------ preparation
 
     def _prepare(self, model: LoadedModel, request: GenerationRequest, steps: StepPlan) -> _Job:
-        family = model.family
-        device, dtype = self.device, self.dtype
+        """Everything the denoise loop needs, at the request's size, step by step."""
         gen = (request.width, request.height)
-        if request.width % model.vae_scale or request.height % model.vae_scale:
-            raise RequestError(
-                f"the request is {request.width}x{request.height}; this model generates sizes that "
-                f"are multiples of {model.vae_scale} (the planner chooses such sizes)"
-            )
-        lat_size = (request.height // model.vae_scale, request.width // model.vae_scale)
-        batch = request.batch
-        do_cfg = request.cfg > 1.0
-        copies = 2 if do_cfg else 1
-
-        # Text: global prompt first, then each region's, concatenated along tokens. Long
-        # prompts take several 77-token chunks; each negative is padded with empty chunks to
-        # its positive's length (and vice versa) so both CFG halves share one token layout.
-        positives = [self._encode(model, p, negative=False) for p in [request.prompt] + [r.prompt for r in request.regions]]
-        negatives = (
-            [self._encode(model, p, negative=True) for p in [request.negative] + [r.negative for r in request.regions]]
-            if do_cfg
-            else []
+        lat_size = _latent_size(model, request)
+        text = condition_text(
+            model,
+            prompt_pairs(request),
+            guided=is_guided(request.cfg),
+            batch=request.batch,
+            device=self.device,
+            dtype=self.dtype,
         )
-        if do_cfg:
-            for i, (pos, neg) in enumerate(zip(positives, negatives)):
-                length = max(pos[0].shape[1], neg[0].shape[1])
-                positives[i] = (self._pad_tokens(model, pos[0], length, negative=False), pos[1])
-                negatives[i] = (self._pad_tokens(model, neg[0], length, negative=True), neg[1])
-        cond, all_spans = concat_region_embeddings([p[0] for p in positives])
-        spans = all_spans[1:]  # the regions' token ranges (the global prompt is first)
-        pooled = positives[0][1]
-        if do_cfg:
-            uncond, _ = concat_region_embeddings([n[0] for n in negatives])  # the same layout
-            tokens = torch.cat([uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
-            control_tokens = torch.cat(
-                [negatives[0][0].expand(batch, -1, -1), positives[0][0].expand(batch, -1, -1)]
-            )
-            if pooled is not None:
-                neg_pooled = negatives[0][1]
-                assert neg_pooled is not None
-                pooled = torch.cat([neg_pooled.expand(batch, -1), pooled.expand(batch, -1)])
-        else:
-            tokens = cond.expand(batch, -1, -1)
-            control_tokens = positives[0][0].expand(batch, -1, -1)
-            if pooled is not None:
-                pooled = pooled.expand(batch, -1)
-        unet_kwargs = family.extra_unet_kwargs(model.pipe, pooled, gen_size=gen)
+        init_latents, denoise_mask, inpaint_extra = self._image_inputs(model, request, lat_size, text.copies)
+        return _Job(
+            gen=gen,
+            lat_size=lat_size,
+            steps=steps,
+            batch=request.batch,
+            cfg=request.cfg,
+            text=text,
+            unet_kwargs=model.family.extra_unet_kwargs(model.pipe, text.pooled, gen_size=gen),
+            init_latents=init_latents,
+            denoise_mask=denoise_mask,
+            inpaint_extra=inpaint_extra,
+            region_masks=self._region_masks(request, lat_size),
+            controls=self._controls(model, request, text.copies),
+        )
 
-        # Init image (with the fill applied under the mask), mask, 9-channel extras.
+    def _image_inputs(
+        self, model: LoadedModel, request: GenerationRequest, lat_size: tuple[int, int], copies: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """``(init latents, denoise mask, inpaint extra)``: the init image (with the fill
+        applied under the mask) encoded, the mask at latent size, a 9-channel UNet's extras."""
+        device, dtype, batch = self.device, self.dtype, request.batch
         init_latents = None
         denoise_mask = None
         inpaint_extra = None
@@ -344,60 +333,25 @@ class Engine:
             mask_t = torch.from_numpy(np.array(mask))[None, None]
             denoise_mask = torch.nn.functional.adaptive_avg_pool2d(mask_t, lat_size).to(device=device, dtype=dtype)
         if model.is_inpaint_model:
+            gen = (request.width, request.height)
             inpaint_extra = self._inpaint_inputs(model, init, mask, gen, lat_size, batch, copies)
+        return init_latents, denoise_mask, inpaint_extra
 
-        # Regions: masks at latent resolution.
-        region_masks = None
-        if request.regions:
-            region_masks = latent_masks([np.ascontiguousarray(r.mask) for r in request.regions], lat_size, device=device)
+    def _region_masks(self, request: GenerationRequest, lat_size: tuple[int, int]) -> torch.Tensor | None:
+        """The regions' masks at latent resolution, ``(R, h, w)``; ``None`` without regions."""
+        if not request.regions:
+            return None
+        return latent_masks([np.ascontiguousarray(r.mask) for r in request.regions], lat_size, device=self.device)
 
-        # Controls: the model for each, its image at generation size in [0, 1].
+    def _controls(self, model: LoadedModel, request: GenerationRequest, copies: int) -> list[_Control]:
+        """The ControlNet for each control, with its image at generation size in [0, 1]."""
         controls: list[_Control] = []
         for spec in request.controls:
             net = self.cache.controlnet(spec.model, spec.kind, model)
             tensor = torch.from_numpy(np.array(spec.image)).permute(2, 0, 1).float().div(255.0)[None]
-            tensor = tensor.to(device=device, dtype=dtype).expand(batch * copies, -1, -1, -1)
+            tensor = tensor.to(device=self.device, dtype=self.dtype).expand(request.batch * copies, -1, -1, -1)
             controls.append(_Control(net, tensor, spec.strength, spec.start, spec.end))
-
-        return _Job(
-            gen=gen,
-            steps=steps,
-            batch=batch,
-            cfg=request.cfg,
-            tokens=tokens.to(dtype),
-            unet_kwargs=unet_kwargs,
-            control_tokens=control_tokens.to(dtype),
-            init_latents=init_latents,
-            denoise_mask=denoise_mask,
-            inpaint_extra=inpaint_extra,
-            region_masks=region_masks,
-            region_spans=spans,
-            controls=controls,
-        )
-
-    def _encode(self, model: LoadedModel, prompt: str, *, negative: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(tokens (1, T, D), pooled (1, P) or None)`` for one prompt, through a per-model
-        LRU cache (live mode repeats prompts; LoRA changes clear it)."""
-        key = (prompt, negative)
-        cached = model.prompt_cache.get(key)
-        if cached is None:
-            tokens, pooled = model.family.encode_prompts(model.pipe, [prompt], self.device, negative=negative)
-            cached = (tokens.to(self.dtype), None if pooled is None else pooled.to(self.dtype))
-            model.prompt_cache[key] = cached
-            while len(model.prompt_cache) > _PROMPT_CACHE_SIZE:
-                model.prompt_cache.popitem(last=False)
-        else:
-            model.prompt_cache.move_to_end(key)
-        return cached
-
-    def _pad_tokens(self, model: LoadedModel, tokens: torch.Tensor, length: int, *, negative: bool) -> torch.Tensor:
-        """``tokens`` lengthened to ``length`` with empty-prompt chunks of the same side."""
-        if tokens.shape[1] >= length:
-            return tokens
-        empty = self._encode(model, "", negative=negative)[0]
-        repeats = -(-(length - tokens.shape[1]) // empty.shape[1])
-        padding = empty.repeat(1, repeats, 1)[:, : length - tokens.shape[1]]
-        return torch.cat([tokens, padding], dim=1)
+        return controls
 
     def _inpaint_inputs(
         self,
@@ -451,11 +405,9 @@ class Engine:
         levels = NoiseLevels(scheduler, first)
         n = len(timesteps)
 
-        lat_h = job.gen[1] // model.vae_scale
-        lat_w = job.gen[0] // model.vae_scale
         generators = [torch.Generator("cpu").manual_seed(request.seed + k) for k in range(job.batch)]
         noise = torch.cat(
-            [torch.randn((1, 4, lat_h, lat_w), generator=g, dtype=torch.float32) for g in generators]
+            [torch.randn((1, 4, *job.lat_size), generator=g, dtype=torch.float32) for g in generators]
         ).to(device=device, dtype=dtype)
         if job.init_latents is None or (job.steps.start == 0 and request.strength >= 1.0):
             latents = noise * float(scheduler.init_noise_sigma)
@@ -467,12 +419,11 @@ class Engine:
             step_kwargs["generator"] = generators  # stochastic samplers: per-image noise
         thresholds = join_thresholds(n) if job.denoise_mask is not None else []
         previewer = self._previewer(model)
-        do_cfg = job.cfg > 1.0
 
         regional = None
         if job.region_masks is not None:
             regional = RegionalAttention(unet).install()
-            regional.set_regions(job.region_masks, job.region_spans)
+            regional.set_regions(job.region_masks, job.text.region_spans)
         try:
             with torch.inference_mode():
                 loop_start = time.perf_counter()
@@ -483,21 +434,18 @@ class Engine:
                         free = (job.denoise_mask > thresholds[j]).to(dtype)
                         known = levels.noised(job.init_latents, noise, j)
                         latents = known + (latents - known) * free
-                    model_in = torch.cat([latents] * 2) if do_cfg else latents
-                    model_in = scheduler.scale_model_input(model_in, t)
+                    model_in = scheduler.scale_model_input(job.text.unet_batch(latents), t)
                     residuals = self._control_residuals(job, model_in, t, j, n)
                     unet_in = model_in if job.inpaint_extra is None else torch.cat([model_in, job.inpaint_extra], dim=1)
                     out = unet(
                         unet_in,
                         t,
-                        encoder_hidden_states=job.tokens,
+                        encoder_hidden_states=job.text.tokens,
                         return_dict=False,
                         **job.unet_kwargs,
                         **residuals,
                     )[0]
-                    if do_cfg:
-                        uncond, cond = out.chunk(2)
-                        out = uncond + job.cfg * (cond - uncond)
+                    out = job.text.guide(out, job.cfg)
                     if previewer is not None:
                         x0 = levels.predict_x0(latents[:1], out[:1], j)
                     latents = scheduler.step(out, t, latents, **step_kwargs)[0]
@@ -527,7 +475,7 @@ class Engine:
             d, m = control.net(
                 model_in,
                 t,
-                encoder_hidden_states=job.control_tokens,
+                encoder_hidden_states=job.text.control_tokens,
                 controlnet_cond=control.image,
                 conditioning_scale=control.strength,
                 return_dict=False,
@@ -561,6 +509,17 @@ def _emit_last(emit: Callable[[Event], None], event: Event) -> None:
         emit(event)
     except Exception:
         log.exception("the event callback failed on %s", type(event).__name__)
+
+
+def _latent_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:
+    """``(h, w)`` of the request's latents; refuses sides that are not multiples of the VAE's factor."""
+    scale = model.vae_scale
+    if request.width % scale or request.height % scale:
+        raise RequestError(
+            f"the request is {request.width}x{request.height}; this model generates sizes that "
+            f"are multiples of {scale} (the planner chooses such sizes)"
+        )
+    return request.height // scale, request.width // scale
 
 
 def _check_cancel(cancel: CancelFlag | None) -> None:

@@ -8,8 +8,9 @@ to its attention logits so that an image position attends to a region's tokens o
 where that region's mask covers it. The UNet runs once per step whatever the number of
 regions; only the cross-attention key/value length grows (77 tokens a prompt).
 
-How to use it (a sketch of what :mod:`sfumato.inference.engine` does, after padding each
-negative to its positive's length — long prompts take several chunks)::
+How to use it (a sketch of what :mod:`sfumato.inference.engine` does with the tokens
+:mod:`sfumato.inference.text_conditioning` lays out, after padding each negative to its
+positive's length — long prompts take several chunks)::
 
     embeds, spans = concat_region_embeddings([global_emb, region1_emb, region2_emb])
     neg, _ = concat_region_embeddings([global_neg, region1_neg, region2_neg])  # same layout

@@ -1,0 +1,171 @@
+"""Text conditioning: a request's prompts as the UNet and the ControlNets read them.
+
+:func:`condition_text` encodes the global prompt and each region's (and, with
+classifier-free guidance, their negatives) through the family's text encoders and lays
+them out for one UNet pass per step:
+
+- **tokens**: the global prompt first, then each region's, concatenated along the token
+  axis (:func:`~.regions.concat_region_embeddings`); ``region_spans`` are the regions'
+  token ranges, what :class:`~.regions.RegionalAttention` masks. A long prompt takes
+  several 77-token chunks; with guidance each negative is padded with empty-prompt chunks
+  to its positive's length (and vice versa), so both halves share one token layout and
+  the same attention bias serves both.
+- **control tokens**: the global prompt alone; ControlNets see no regions.
+- **pooled**: the global prompt's pooled embedding (SDXL), for the family's extra UNet
+  inputs (:meth:`~.families.base.Family.extra_unet_kwargs`); ``None`` for SD 1.x.
+- **the CFG batch layout**: with guidance (``cfg > 1``) every batched tensor is
+  ``[unconditional × batch, conditional × batch]``; without, ``conditional × batch``.
+  :meth:`TextConditioning.unet_batch` and :meth:`TextConditioning.guide` are the two
+  places the denoise loop meets that layout.
+
+The result depends only on the model (its weights, LoRAs included), the prompts, whether
+guidance runs and the batch size: equal :class:`PromptPair` tuples give equal tensors.
+Single prompts go through the model's LRU ``prompt_cache`` (live mode repeats prompts;
+applying LoRAs clears it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from sfumato.inference.model_cache import LoadedModel
+from sfumato.inference.regions import concat_region_embeddings
+from sfumato.inference.request import GenerationRequest
+
+__all__ = ["PromptPair", "TextConditioning", "condition_text", "is_guided", "prompt_pairs"]
+
+#: one encoded prompt: ``(tokens (1, T, D), pooled (1, P) or None)``
+_Encoded = tuple[torch.Tensor, torch.Tensor | None]
+
+#: how many encoded single prompts a model keeps (per side: positive, negative)
+PROMPT_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class PromptPair:
+    """One prompt and its negative: the request's global pair, or one region's."""
+
+    positive: str
+    negative: str = ""
+
+
+def prompt_pairs(request: GenerationRequest) -> tuple[PromptPair, ...]:
+    """The request's prompts, the global pair first, then each region's in order."""
+    return (
+        PromptPair(request.prompt, request.negative),
+        *(PromptPair(r.prompt, r.negative) for r in request.regions),
+    )
+
+
+def is_guided(cfg: float) -> bool:
+    """Whether classifier-free guidance runs: a scale above 1 (it doubles the UNet batch)."""
+    return cfg > 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class TextConditioning:
+    """The encoded prompts of one request, batched in the CFG layout (module docstring).
+
+    ``B_unet`` is ``2 × batch`` when ``guided``, else ``batch``; tensors are in the
+    engine's dtype on its device.
+    """
+
+    tokens: torch.Tensor  # (B_unet, T, D): the global prompt's tokens, then each region's
+    region_spans: tuple[tuple[int, int], ...]  # each region's half-open range along T
+    control_tokens: torch.Tensor  # (B_unet, T_global, D): the global prompt alone
+    pooled: torch.Tensor | None  # (B_unet, P): the global prompt's (SDXL), else None
+    guided: bool
+
+    @property
+    def copies(self) -> int:
+        """How many times the UNet batch holds each image: 2 with guidance, else 1."""
+        return 2 if self.guided else 1
+
+    def unet_batch(self, latents: torch.Tensor) -> torch.Tensor:
+        """``latents`` ``(batch, C, h, w)`` repeated into the UNet batch's layout."""
+        return torch.cat([latents] * 2) if self.guided else latents
+
+    def guide(self, out: torch.Tensor, cfg: float) -> torch.Tensor:
+        """The UNet's prediction for the UNet batch → one guided prediction per image."""
+        if not self.guided:
+            return out
+        uncond, cond = out.chunk(2)
+        return uncond + cfg * (cond - uncond)
+
+
+def condition_text(
+    model: LoadedModel,
+    prompts: Sequence[PromptPair],
+    *,
+    guided: bool,
+    batch: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> TextConditioning:
+    """Encode ``prompts`` (the global pair first, then each region's) for ``batch`` images.
+
+    Negatives are encoded only when ``guided``.
+    """
+    if not prompts:
+        raise ValueError("condition_text needs at least the global prompt")
+    encode = partial(encode_prompt, model, device=device, dtype=dtype)
+    positives = [encode(p.positive, negative=False) for p in prompts]
+    negatives = [encode(p.negative, negative=True) for p in prompts] if guided else []
+    for i, (pos, neg) in enumerate(zip(positives, negatives)):  # none without guidance
+        length = max(pos[0].shape[1], neg[0].shape[1])
+        positives[i] = (_padded(pos[0], length, encode, negative=False), pos[1])
+        negatives[i] = (_padded(neg[0], length, encode, negative=True), neg[1])
+    cond, all_spans = concat_region_embeddings([p[0] for p in positives])
+    if guided:
+        uncond: torch.Tensor | None = concat_region_embeddings([n[0] for n in negatives])[0]  # the same layout
+        global_neg: _Encoded | tuple[None, None] = negatives[0]
+    else:
+        uncond, global_neg = None, (None, None)
+    global_pos = positives[0]
+
+    def batched(cond: torch.Tensor, uncond: torch.Tensor | None) -> torch.Tensor:
+        """A ``(1, ...)`` tensor and its negative's (``None`` without guidance) → the UNet batch."""
+        cond = cond.expand(batch, *cond.shape[1:])
+        if uncond is None:
+            return cond
+        return torch.cat([uncond.expand(batch, *uncond.shape[1:]), cond])
+
+    return TextConditioning(
+        tokens=batched(cond, uncond),
+        region_spans=tuple(all_spans[1:]),  # the global prompt is first
+        control_tokens=batched(global_pos[0], global_neg[0]),
+        pooled=None if global_pos[1] is None else batched(global_pos[1], global_neg[1]),
+        guided=guided,
+    )
+
+def encode_prompt(
+    model: LoadedModel, prompt: str, *, negative: bool, device: torch.device, dtype: torch.dtype
+) -> _Encoded:
+    """``(tokens (1, T, D), pooled (1, P) or None)`` for one prompt, in ``dtype``, through
+    the model's LRU ``prompt_cache``."""
+    key = (prompt, negative)
+    cached = model.prompt_cache.get(key)
+    if cached is None:
+        tokens, pooled = model.family.encode_prompts(model.pipe, [prompt], device, negative=negative)
+        cached = (tokens.to(dtype), None if pooled is None else pooled.to(dtype))
+        model.prompt_cache[key] = cached
+        while len(model.prompt_cache) > PROMPT_CACHE_SIZE:
+            model.prompt_cache.popitem(last=False)
+    else:
+        model.prompt_cache.move_to_end(key)
+    return cached
+
+
+def _padded(
+    tokens: torch.Tensor, length: int, encode: Callable[..., _Encoded], *, negative: bool
+) -> torch.Tensor:
+    """``tokens`` lengthened to ``length`` with empty-prompt chunks of the same side."""
+    if tokens.shape[1] >= length:
+        return tokens
+    empty = encode("", negative=negative)[0]
+    repeats = -(-(length - tokens.shape[1]) // empty.shape[1])
+    padding = empty.repeat(1, repeats, 1)[:, : length - tokens.shape[1]]
+    return torch.cat([tokens, padding], dim=1)
