@@ -34,6 +34,7 @@ from typing import Any
 
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
 from sfumato.vocabulary.families import SD15, SDXL, SUPPORTED_FAMILIES
+from sfumato.vocabulary.regular_file import NotRegularFileError, open_regular, special_kind
 
 __all__ = [
     "SD15",
@@ -96,17 +97,19 @@ class SafetensorsHeader:
         return {name: info.shape for name, info in self.tensors.items()}
 
 
-def _not_regular(path: Path, mode: int) -> CorruptModelError:
-    kind = (
-        "a named pipe" if stat.S_ISFIFO(mode)
-        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "a socket" if stat.S_ISSOCK(mode)
-        else "not a regular file"
-    )
-    return CorruptModelError(
-        f"{path} is {kind}, not a model file; Sfumato reads models only from regular files.",
-        "Choose a .safetensors file or a diffusers model folder.",
-    )
+def _open_error(path: Path, error: OSError) -> ModelNotFoundError | CorruptModelError:
+    """The engine's words for a model path that cannot be opened as a model file."""
+    if isinstance(error, FileNotFoundError):
+        return ModelNotFoundError(f"Model file not found: {path}")
+    folder = isinstance(error, IsADirectoryError) or getattr(error, "kind", None) == "a folder"
+    if folder:
+        return CorruptModelError(f"{path} is a folder, not a model file.")
+    if isinstance(error, NotRegularFileError):
+        return CorruptModelError(
+            f"{path} is {error.kind}, not a model file; Sfumato reads models only from regular files.",
+            "Choose a .safetensors file or a diffusers model folder.",
+        )
+    return CorruptModelError(f"{path} cannot be opened: {error.strerror or error}.")
 
 
 def check_model_path(path: str | os.PathLike[str]) -> None:
@@ -116,41 +119,22 @@ def check_model_path(path: str | os.PathLike[str]) -> None:
     path = Path(path)
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"Model file not found: {path}") from None
     except OSError as error:
-        raise CorruptModelError(f"{path} cannot be opened: {error.strerror or error}.") from None
+        raise _open_error(path, error) from None
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise _not_regular(path, mode)
+        raise _open_error(path, NotRegularFileError(path, special_kind(mode)))
 
 
 def open_model_file(path: str | os.PathLike[str]) -> Any:
-    """Open a model (or config) file for binary reading, refusing anything but a regular file.
+    """Open a model (or config) file for binary reading, refusing anything but a regular file
+    (a named pipe would otherwise wait for a writer forever: :func:`open_regular`).
 
-    Opened non-blocking and checked on the open descriptor: a named pipe would otherwise
-    wait for a writer forever. Raises :class:`ModelNotFoundError` or :class:`CorruptModelError`.
+    Raises :class:`ModelNotFoundError` or :class:`CorruptModelError`.
     """
-    path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except FileNotFoundError:
-        raise ModelNotFoundError(f"Model file not found: {path}") from None
-    except IsADirectoryError:
-        raise CorruptModelError(f"{path} is a folder, not a model file.") from None
+        return open_regular(path)
     except OSError as error:
-        raise CorruptModelError(f"{path} cannot be opened: {error.strerror or error}.") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise CorruptModelError(f"{path} is a folder, not a model file.")
-        if not stat.S_ISREG(mode):
-            raise _not_regular(path, mode)
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        raise _open_error(Path(path), error) from None
 
 
 def read_safetensors_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
