@@ -186,3 +186,19 @@ def chunked_token_ids(tokenizer: Any, prompts: list[str], min_chunks: int = 1) -
         chunks = chunks + [[]] * (count - len(chunks))
         rows.append([[bos, *c, eos] + [pad] * (body - len(c)) for c in chunks])
     return torch.tensor(rows, dtype=torch.long)
+
+
+def encode_chunks(encoder: Any, ids: torch.Tensor, device: torch.device, **kwargs: Any) -> Any:
+    """Run a text ``encoder`` (in inference mode) on chunked ids ``(N, C, L)`` as one batch
+    of ``N·C`` chunks; returns the encoder's output for that batch."""
+    import torch
+
+    n, c, length = ids.shape
+    with torch.inference_mode():
+        return encoder(ids.view(n * c, length).to(device), **kwargs)
+
+
+def join_chunks(hidden: torch.Tensor, prompts: int) -> torch.Tensor:
+    """Hidden states ``(N·C, L, D)`` of :func:`encode_chunks` → ``(N, C·L, D)``: each
+    prompt's chunks one after another along the token axis."""
+    return hidden.reshape(prompts, -1, hidden.shape[-1])

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.base import Family, PreviewFactors, chunked_token_ids
+from sfumato.inference.families.base import (
+    Family,
+    PreviewFactors,
+    chunked_token_ids,
+    encode_chunks,
+    join_chunks,
+)
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SD15
 
@@ -58,10 +64,5 @@ class SD15Family(Family):
         *,
         negative: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        import torch
-
         ids = chunked_token_ids(pipe.tokenizer, prompts)  # (N, C, 77)
-        n, c, length = ids.shape
-        with torch.inference_mode():
-            hidden = pipe.text_encoder(ids.view(n * c, length).to(device))[0]
-        return hidden.reshape(n, c * length, hidden.shape[-1]), None
+        return join_chunks(encode_chunks(pipe.text_encoder, ids, device)[0], len(prompts)), None

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.base import Family, PreviewFactors, chunked_token_ids
+from sfumato.inference.families.base import (
+    Family,
+    PreviewFactors,
+    chunked_token_ids,
+    encode_chunks,
+    join_chunks,
+)
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SDXL
 
@@ -71,14 +77,11 @@ class SDXLFamily(Family):
         hidden: list[torch.Tensor] = []
         pooled: torch.Tensor | None = None
         for ids, (_, encoder) in zip(id_sets, pairs):
-            n, c, length = ids.shape
-            with torch.inference_mode():
-                out = encoder(ids.view(n * c, length).to(device), output_hidden_states=True)
+            out = encode_chunks(encoder, ids, device, output_hidden_states=True)
             # The last encoder's first output is the pooled (projected) embedding; a long
             # prompt's pooled embedding is its first chunk's (as A1111 does).
-            pooled = out[0].view(n, c, -1)[:, 0]
-            penultimate = out.hidden_states[-2]
-            hidden.append(penultimate.reshape(n, c * length, penultimate.shape[-1]))
+            pooled = out[0].view(len(prompts), ids.shape[1], -1)[:, 0]
+            hidden.append(join_chunks(out.hidden_states[-2], len(prompts)))
         tokens = torch.cat(hidden, dim=-1)
         if negative and getattr(pipe.config, "force_zeros_for_empty_prompt", True):
             empty = torch.tensor([not p.strip() for p in prompts], device=tokens.device)
