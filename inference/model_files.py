@@ -156,22 +156,23 @@ def _against_weights(
             refuse("hidden_size", hidden, f"embeddings {embedding[1]} wide")
         return
     blocks = config.get("block_out_channels")
-    if isinstance(blocks, list):
-        held_blocks = count(r"^(?:encoder\.)?down_blocks\.(\d+)\.")
-        if held_blocks and len(blocks) > held_blocks:
-            refuse("block_out_channels", f"a list of {len(blocks)}", f"{held_blocks} down blocks")
-        conv_in = shapes.get("conv_in.weight") or shapes.get("encoder.conv_in.weight")
-        if conv_in is not None and len(conv_in) == 4 and blocks and blocks[0] != conv_in[0]:
-            refuse("block_out_channels[0]", blocks[0], f"a first convolution {conv_in[0]} wide")
-    per_block = config.get("layers_per_block")
-    if per_block is not None and isinstance(blocks, list):
+    if not isinstance(blocks, list):
+        return
+    held_blocks = count(r"^(?:encoder\.)?down_blocks\.(\d+)\.")
+    if held_blocks and len(blocks) > held_blocks:
+        refuse("block_out_channels", f"a list of {len(blocks)}", f"{held_blocks} down blocks")
+    conv_in = shapes.get("conv_in.weight") or shapes.get("encoder.conv_in.weight")
+    if conv_in is not None and len(conv_in) == 4 and blocks and blocks[0] != conv_in[0]:
+        refuse("block_out_channels[0]", blocks[0], f"a first convolution {conv_in[0]} wide")
+    # Per-block counts: the field, the weights' names of one block's layers, what they are.
+    for name, pattern, what in (
+        ("layers_per_block", r"^(?:encoder\.)?down_blocks\.{index}\.resnets\.(\d+)\.", "layers there"),
+        ("transformer_layers_per_block", r"^down_blocks\.{index}\.attentions\.0\.transformer_blocks\.(\d+)\.", "there"),
+    ):
+        per_block = config.get(name)
+        if per_block is None:
+            continue
         for index, declared in enumerate(_as_list(per_block, len(blocks))):
-            held = count(rf"^(?:encoder\.)?down_blocks\.{index}\.resnets\.(\d+)\.")
+            held = count(pattern.format(index=index))
             if held and _is_whole(declared) and declared > held:
-                refuse(f"layers_per_block (block {index})", declared, f"{held} layers there")
-    transformer = config.get("transformer_layers_per_block")
-    if transformer is not None and isinstance(blocks, list):
-        for index, declared in enumerate(_as_list(transformer, len(blocks))):
-            held = count(rf"^down_blocks\.{index}\.attentions\.0\.transformer_blocks\.(\d+)\.")
-            if held and _is_whole(declared) and declared > held:
-                refuse(f"transformer_layers_per_block (block {index})", declared, f"{held} there")
+                refuse(f"{name} (block {index})", declared, f"{held} {what}")

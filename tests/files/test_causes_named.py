@@ -38,6 +38,28 @@ def test_a_config_declaring_a_million_layers_is_refused_against_the_weights(tmp_
         check_model_folder(folder)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("layers_per_block", 3, r"layers_per_block \(block 0\) is 3, but the weights file holds 2 layers there"),
+        ("transformer_layers_per_block", [1, 4], r"transformer_layers_per_block \(block 1\) is 4, but the weights file holds 1 there"),
+    ],
+)
+def test_per_block_layer_counts_are_checked_against_the_weights(tmp_path: Path, field: str, value: object, words: str) -> None:
+    folder = tmp_path / "model"
+    (folder / "unet").mkdir(parents=True)
+    config = {"block_out_channels": [32, 64], "layers_per_block": 2, "transformer_layers_per_block": 1}
+    names = [f"down_blocks.{b}.resnets.{r}.conv1.weight" for b in range(2) for r in range(2)]
+    names += [f"down_blocks.{b}.attentions.0.transformer_blocks.0.attn1.to_q.weight" for b in range(2)]
+    header = {name: {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i, name in enumerate(names)}
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(safetensors(header, bytes(4 * len(names))))
+    (folder / "unet" / "config.json").write_text(json.dumps(config))
+    check_model_folder(folder)  # the counts the weights hold pass
+    (folder / "unet" / "config.json").write_text(json.dumps({**config, field: value}))
+    with pytest.raises(CorruptModelError, match=words):
+        check_model_folder(folder)
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a Unix thing")
 def test_a_named_pipe_inside_a_model_folder_is_refused(tmp_path: Path) -> None:
     folder = text_encoder_folder(tmp_path, {"hidden_size": 1})
