@@ -131,16 +131,10 @@ def add_file_parsers(subparsers: Any) -> None:
 def read_document(path: Path) -> Any:
     """Read an .ora (or any zip), a .psd/.psb, or a PNG/JPEG/WebP into a Document."""
     from sfumato.canvas.imageio import load_image_document
-    from sfumato.canvas.limits import require_regular_file
     from sfumato.canvas.ora import load_ora
 
-    if not path.exists():
-        raise CliError(f"{path}: file not found")
-    if path.is_dir():
-        raise CliError(f"{path}: is a folder, not a file")
-    require_regular_file(path)  # a named pipe or a device is refused, never waited on
-    magic = _magic(path)
-    if path.suffix.lower() in ORA_SUFFIXES or magic.startswith(b"PK\x03\x04"):
+    magic = _input_magic(path)
+    if _is_ora(path, magic):
         return load_ora(path)
     if path.suffix.lower() in PSD_SUFFIXES or magic.startswith(b"8BPS"):
         from sfumato.canvas.psd import load_psd
@@ -277,15 +271,8 @@ def _print_layers(layers: list[dict[str, Any]], depth: int) -> None:
 def require_ora(path: Path) -> None:
     """Refuse, before reading it, an input that ``render`` cannot use: anything but an
     OpenRaster file (a PNG, a PSD: say how to make an .ora of it), a pipe, a folder."""
-    from sfumato.canvas.limits import require_regular_file
-
-    if not path.exists():
-        raise CliError(f"{path}: file not found")
-    if path.is_dir():
-        raise CliError(f"{path}: is a folder, not a file")
-    require_regular_file(path)
-    magic = _magic(path)
-    if magic.startswith(b"PK\x03\x04") or path.suffix.lower() in ORA_SUFFIXES:
+    magic = _input_magic(path)
+    if _is_ora(path, magic):
         return
     kind = (
         "a Photoshop file" if magic.startswith(b"8BPS")
@@ -299,6 +286,24 @@ def require_ora(path: Path) -> None:
         f"{path}: is {kind}; render needs an OpenRaster document (.ora) with the recipe. "
         f"Make one with: sfumato convert {path} -o {target}"
     )
+
+
+def _input_magic(path: Path) -> bytes:
+    """The first bytes of the input file ``path``, after refusing a missing file, a folder,
+    a named pipe or a device (refused, never waited on)."""
+    from sfumato.canvas.limits import require_regular_file
+
+    if not path.exists():
+        raise CliError(f"{path}: file not found")
+    if path.is_dir():
+        raise CliError(f"{path}: is a folder, not a file")
+    require_regular_file(path)
+    return _magic(path)
+
+
+def _is_ora(path: Path, magic: bytes) -> bool:
+    """An OpenRaster document (or any zip) by its name or its first bytes."""
+    return path.suffix.lower() in ORA_SUFFIXES or magic.startswith(b"PK\x03\x04")
 
 
 def _magic(path: Path) -> bytes:
