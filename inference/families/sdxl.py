@@ -11,13 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.base import (
-    Family,
-    PreviewFactors,
-    chunked_token_ids,
-    encode_chunks,
-    join_chunks,
-)
+from sfumato.inference.families.base import Family, PreviewFactors
+from sfumato.inference.families.clip import chunked_token_ids, encode_chunks, join_chunks
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SDXL
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from enginehelpers import Recorder, box_mask, request
-from sfumato.inference.families.base import MAX_CHUNKS, chunked_token_ids
+from sfumato.inference.families.clip import MAX_CHUNKS, chunked_token_ids
 from sfumato.inference.request import ModelRef, RegionSpec
 
 LONG = "a lighthouse on a cliff above a stormy sea at dusk, " * 4  # ~200 tokens of the tiny BPE
