@@ -12,6 +12,7 @@ Extension points (for the generation, history and models docks):
   no canvas interaction is in progress; ``controller.shutdown()`` runs when the window
   closes. Call it once, after the window is built.
 - ``window.view.add_overlay(fn, z)`` draws on the canvas (see :mod:`canvas_view`).
+- Menus and toolbars are laid out by action name in :mod:`window_menus`.
 - ``window.document_replaced`` (Qt signal, the new :class:`Document`) fires whenever a
   file is opened or a new document made; ``window.document`` is the current one.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -41,8 +43,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
-    QMessageBox,
-    QToolBar,
     QWidget,
 )
 from sfumato.canvas import selection
@@ -50,7 +50,7 @@ from sfumato.canvas.document import Document, RecipeChanged
 from sfumato.canvas.history import HistoryChanged
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.canvas.recovery import Recovered
-from sfumato.desktop import layer_actions
+from sfumato.desktop import help_menu, layer_actions
 from sfumato.desktop.brush_panel import BrushPanel
 from sfumato.desktop.canvas_view import CanvasView
 from sfumato.desktop.files import DocumentFiles, new_document
@@ -60,37 +60,22 @@ from sfumato.desktop.recovery_dialog import offer_recovery
 from sfumato.desktop.selection_overlay import SelectionOverlay
 from sfumato.desktop.settings import AppSettings
 from sfumato.desktop.tool_controller import ToolController
-from sfumato.desktop.tool_settings import ToolKind, ToolSettings
+from sfumato.desktop.tool_settings import ToolSettings
 from sfumato.desktop.viewport import Viewport
+from sfumato.desktop.window_menus import (
+    TOOL_SHORTCUTS,
+    build_menu_bar,
+    build_toolbars,
+    fill_recent_menu,
+    make_action,
+    tool_action_name,
+)
 
 log = logging.getLogger(__name__)
 
 DockArea = Qt.DockWidgetArea
 
 SETTINGS_SAVE_DELAY_MS = 500  # tool and generation settings reach the disk this long after a change
-
-TOOL_SHORTCUTS: dict[ToolKind, str] = {
-    ToolKind.BRUSH: "B",
-    ToolKind.ERASER: "E",
-    ToolKind.MASK: "M",
-    ToolKind.REGION: "R",
-    ToolKind.FILL: "G",
-    ToolKind.PICKER: "I",
-    ToolKind.RECT_SELECT: "S",
-    ToolKind.ELLIPSE_SELECT: "Shift+S",
-    ToolKind.LASSO: "L",
-    ToolKind.MOVE: "V",
-}
-
-
-def user_guide_path() -> Path | None:
-    """The README next to the installed package (a source or editable install), if any."""
-    here = Path(__file__).resolve().parent
-    for folder in (here.parent, here.parent.parent):
-        candidate = folder / "README.md"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 class GenerationSide(Protocol):
@@ -291,26 +276,18 @@ class MainWindow(QMainWindow):
         self,
         name: str,
         text: str,
-        slot: object = None,
-        shortcut: str | QKeySequence.StandardKey | None = None,
+        slot: Callable[[], object] | None = None,
+        shortcut: str | QKeySequence | QKeySequence.StandardKey | None = None,
         tip: str | None = None,
         enabled: bool = True,
     ) -> QAction:
-        action = QAction(text, self)
-        action.setObjectName(name)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        if slot is not None:
-            action.triggered.connect(lambda _checked=False, s=slot: s())  # type: ignore[operator]
-        action.setEnabled(enabled)
+        action = make_action(self, name, text, slot, shortcut, tip, enabled)
         self.actions[name] = action
-        self.addAction(action)  # window-wide shortcuts even with the menus hidden
         return action
 
     def _build_actions(self) -> None:
+        """Every action of the window, bound to its command (where each shows:
+        :mod:`window_menus`)."""
         a = self._action
         a("new", "&New", self.files.new, QKeySequence.StandardKey.New)
         a("open", "&Open…", self.files.open, QKeySequence.StandardKey.Open)
@@ -359,86 +336,40 @@ class MainWindow(QMainWindow):
         self.tool_actions = QActionGroup(self)
         self.tool_actions.setExclusive(True)
         for kind, key in TOOL_SHORTCUTS.items():
-            action = a(f"tool_{kind.value}", kind.label, lambda k=kind: self.tool_settings.set_tool(k),
+            action = a(tool_action_name(kind), kind.label, partial(self.tool_settings.set_tool, kind),
                        key, f"{kind.label} ({key})")
             action.setCheckable(True)
             action.setChecked(kind is self.tool_settings.tool)
             self.tool_actions.addAction(action)
         self.tool_settings.tool_changed.connect(
-            lambda kind: self.actions[f"tool_{kind.value}"].setChecked(True)
+            lambda kind: self.actions[tool_action_name(kind)].setChecked(True)
         )
 
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-
-        def menu(key: str, title: str, names: list[str | None], parent: QMenu | None = None) -> QMenu:
-            m = (parent.addMenu(title) if parent else bar.addMenu(title))
-            for n in names:
-                if n is None:
-                    m.addSeparator()
-                else:
-                    m.addAction(self.actions[n])
-            self.menus[key] = m
-            return m
-
-        file_menu = menu("file", "&File", ["new", "open"])
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.menus["recent"] = self.recent_menu
-        for n in (None, "save", "save_as", None, "import", "export", None, "recover", None, "quit"):
-            file_menu.addSeparator() if n is None else file_menu.addAction(self.actions[n])
-        self._fill_recent_menu(self.settings.recent_files())
-        menu("edit", "&Edit", ["undo", "redo", None, "copy", "copy_merged", "paste", "clear", None,
-                               "cancel"])
-        view_menu = menu("view", "&View", ["fit", "actual", "zoom_in", "zoom_out", None,
-                                           "show_ai_layers", None])
-        self.menus["docks"] = view_menu.addMenu("&Docks")
-        layer_menu = menu("layer", "&Layer", [])
-        for role, text, key in (
+        for role, text, shortcut in (
             (Role.PAINT, "New &Paint Layer", "Ctrl+Shift+N"),
             (None, "New &Group", "Ctrl+G"),
             (Role.INPAINT_MASK, "New Inpaint &Mask", None),
             (Role.REGION, "New &Region", None),
             (Role.CONTROL, "New &Control Layer", None),
         ):
-            name = f"add_{role.value if role else 'group'}"
-            action = self._action(name, text, lambda r=role: self.add_layer(r), key)
-            layer_menu.addAction(action)
-        layer_menu.addSeparator()
-        layer_menu.addAction(self.actions["import"])
-        for name, text, slot, key in (  # Krita's keys
-            ("duplicate_layer", "&Duplicate Layer", self.duplicate_layer, "Ctrl+J"),
-            ("merge_down", "&Merge Down", self.merge_down, "Ctrl+E"),
-            ("delete_layer", "De&lete Layer", self.delete_layer, "Shift+Delete"),
-        ):
-            layer_menu.addAction(self._action(name, text, slot, key))
-        menu("select", "&Select", ["select_all", "deselect", "invert_selection", None,
-                                   "grow_selection", "shrink_selection", "feather_selection"])
-        tools_menu = menu("tools", "&Tools", [f"tool_{k.value}" for k in TOOL_SHORTCUTS])
-        tools_menu.addSeparator()
-        tools_menu.addAction(self.actions["size_down"])
-        tools_menu.addAction(self.actions["size_up"])
-        menu("generate", "&Generate", ["generate", "cancel"])
-        self.menus["help"] = bar.addMenu("&Help")
-        help_menu = self.menus["help"]
-        help_menu.addAction(self._action("shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, "Ctrl+/",
-                                         "Every shortcut of the window, by menu"))
-        help_menu.addAction(self._action("user_guide", "&User Guide", self.open_user_guide, "F1",
-                                         "Open the README: setting up, painting, generating, files"))
-        help_menu.addSeparator()
-        help_menu.addAction(self._action("about", "&About Sfumato", self._about))
+            a(f"add_{role.value if role else 'group'}", text, partial(self.add_layer, role), shortcut)
+        a("duplicate_layer", "&Duplicate Layer", self.duplicate_layer, "Ctrl+J")  # Krita's keys
+        a("merge_down", "&Merge Down", self.merge_down, "Ctrl+E")
+        a("delete_layer", "De&lete Layer", self.delete_layer, "Shift+Delete")
+
+        a("shortcuts", "&Keyboard Shortcuts", lambda: help_menu.show_shortcuts(self.menus, self),
+          "Ctrl+/", "Every shortcut of the window, by menu")
+        a("user_guide", "&User Guide", lambda: help_menu.open_user_guide(self.show_message), "F1",
+          "Open the README: setting up, painting, generating, files")
+        a("about", "&About Sfumato", lambda: help_menu.show_about(self))
+
+    def _build_menus(self) -> None:
+        self.menus.update(build_menu_bar(self.menuBar(), self.actions))
+        self.recent_menu = self.menus["recent"]
+        self._fill_recent_menu(self.settings.recent_files())
 
     def _build_toolbars(self) -> None:
-        self.toolbar = QToolBar("Main", self)
-        self.toolbar.setObjectName("toolbar_main")
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
-        for n in ("new", "open", "save", None, "undo", "redo", None, "fit", "actual", None, "generate"):
-            self.toolbar.addSeparator() if n is None else self.toolbar.addAction(self.actions[n])
-        self.tool_bar = QToolBar("Tools", self)
-        self.tool_bar.setObjectName("toolbar_tools")
-        self.tool_bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.addToolBar(Qt.ToolBarArea.LeftToolBarArea, self.tool_bar)
-        for kind in TOOL_SHORTCUTS:
-            self.tool_bar.addAction(self.actions[f"tool_{kind.value}"])
+        self.toolbar, self.tool_bar = build_toolbars(self, self.actions)
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -450,12 +381,7 @@ class MainWindow(QMainWindow):
             status.addPermanentWidget(w)
 
     def _fill_recent_menu(self, paths: list[Path]) -> None:
-        self.recent_menu.clear()
-        for path in paths:
-            action = self.recent_menu.addAction(path.name)
-            action.setToolTip(str(path))
-            action.triggered.connect(lambda _=False, p=path: self.files.open(p))
-        self.recent_menu.setEnabled(bool(paths))
+        fill_recent_menu(self.recent_menu, paths, self.files.open)
 
     # -- status --------------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
@@ -564,34 +490,6 @@ class MainWindow(QMainWindow):
 
     def feather_selection(self) -> None:
         self._selection_by("feather", selection.feather_selection)
-
-    def show_shortcuts(self) -> None:
-        """A sheet of every shortcut, read from the menus (so it cannot go stale)."""
-        from sfumato.desktop.shortcuts_sheet import ShortcutsSheet
-
-        ShortcutsSheet(self.menus, self).exec()
-
-    def open_user_guide(self) -> bool:
-        """Open the README in the desktop's viewer; False (with a message) when this
-        installation has none or nothing can show it."""
-        from PySide6.QtCore import QUrl
-        from PySide6.QtGui import QDesktopServices
-
-        local = user_guide_path()
-        if local is None:
-            self.show_message("This installation has no README.md; Help ▸ Keyboard Shortcuts lists the keys.")
-            return False
-        if QDesktopServices.openUrl(QUrl.fromLocalFile(str(local))):
-            return True
-        self.show_message(f"Nothing on this computer opens {local}; it is a Markdown text file.")
-        return False
-
-    def _about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Sfumato",
-            "Sfumato — a painting program in which a diffusion model is one more brush.",
-        )
 
     # -- layout persistence ------------------------------------------------------------------
     def _restore_layout(self) -> None:
