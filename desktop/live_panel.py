@@ -1,0 +1,170 @@
+"""Live mode's controls: the toggle, its own settings, Apply, New seed, Record, the state.
+
+:class:`LivePanel` sits in the Generation dock under the normal settings. Live mode keeps
+settings of its own (strength, steps, CFG, sampler), remembered between sessions apart
+from the normal ones (:class:`LiveSettings`, saved under ``live/`` in the window
+settings): a live frame wants fewer steps and a lower strength than a final render. The
+state line says at a glance whether live mode is idle, rendering, or stopped, and how long
+a frame takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from sfumato.desktop.settings import AppSettings
+from sfumato.vocabulary.kinds import Sampler
+
+__all__ = ["LivePanel", "LiveSettings"]
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Live mode's own generation settings (the prompt, model and seed are shared)."""
+
+    strength: float = 0.6
+    steps: int = 8
+    cfg: float = 5.0
+    sampler: Sampler = Sampler.DPMPP_2M_KARRAS
+
+    @staticmethod
+    def load(settings: AppSettings) -> LiveSettings:
+        default = LiveSettings()
+        sampler = settings.get_str("live/sampler", default.sampler.value)
+        try:
+            chosen = Sampler(sampler)
+        except ValueError:
+            chosen = default.sampler
+        return LiveSettings(
+            strength=min(1.0, max(0.0, settings.get_float("live/strength", default.strength))),
+            steps=min(150, max(1, settings.get_int("live/steps", default.steps))),
+            cfg=min(30.0, max(0.0, settings.get_float("live/cfg", default.cfg))),
+            sampler=chosen,
+        )
+
+    def save(self, settings: AppSettings) -> None:
+        settings.set("live/strength", self.strength)
+        settings.set("live/steps", self.steps)
+        settings.set("live/cfg", self.cfg)
+        settings.set("live/sampler", self.sampler.value)
+
+
+class LivePanel(QFrame):
+    """See the module docstring. Signals: ``toggled(bool)``, ``settings_changed()``,
+    ``apply_requested()``, ``new_seed_requested()``, ``record_toggled(bool)``,
+    ``save_recording_requested()``."""
+
+    toggled = Signal(bool)
+    settings_changed = Signal()
+    apply_requested = Signal()
+    new_seed_requested = Signal()
+    record_toggled = Signal(bool)
+    save_recording_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("livePanel")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.live_button = QPushButton("Live")
+        self.live_button.setObjectName("liveButton")
+        self.live_button.setCheckable(True)
+        self.live_button.setToolTip("Re-render the picture as you paint (Ctrl+L)")
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setToolTip("Add the live frame as a layer (Return)")
+        self.apply_button.setEnabled(False)
+        self.new_seed_button = QPushButton("New seed")
+        self.new_seed_button.setToolTip("Render the live frame from another seed")
+        self.state = QLabel("Live: off")
+        self.state.setObjectName("liveState")
+
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(0.05, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.strength.setDecimals(2)
+        self.strength.setToolTip("How much a live frame may change the painting")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 150)
+        self.steps.setToolTip("Steps of a live frame: fewer follow the brush faster")
+        self.cfg = QDoubleSpinBox()
+        self.cfg.setRange(0.0, 30.0)
+        self.cfg.setSingleStep(0.5)
+        self.cfg.setDecimals(1)
+        self.sampler = QComboBox()
+        for s in Sampler:
+            self.sampler.addItem(s.label, s)
+        self.record = QCheckBox("Record")
+        self.record.setToolTip("Keep every finished live frame, to save as an animation")
+        self.save_recording = QPushButton("Save Recording…")
+        self.save_recording.setEnabled(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.live_button, 1)
+        top.addWidget(self.apply_button, 1)
+        top.addWidget(self.new_seed_button)
+        form = QFormLayout()
+        form.addRow("Live strength", self.strength)
+        form.addRow("Live steps", self.steps)
+        form.addRow("Live CFG", self.cfg)
+        form.addRow("Live sampler", self.sampler)
+        record_row = QHBoxLayout()
+        record_row.addWidget(self.record)
+        record_row.addWidget(self.save_recording)
+        record_row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.state)
+        layout.addLayout(form)
+        layout.addLayout(record_row)
+
+        self.set_settings(LiveSettings())
+        self.live_button.toggled.connect(self.toggled)
+        self.apply_button.clicked.connect(lambda _=False: self.apply_requested.emit())
+        self.new_seed_button.clicked.connect(lambda _=False: self.new_seed_requested.emit())
+        self.record.toggled.connect(self.record_toggled)
+        self.save_recording.clicked.connect(lambda _=False: self.save_recording_requested.emit())
+        for box in (self.strength, self.cfg):
+            box.valueChanged.connect(lambda _v: self.settings_changed.emit())
+        self.steps.valueChanged.connect(lambda _v: self.settings_changed.emit())
+        self.sampler.currentIndexChanged.connect(lambda _i: self.settings_changed.emit())
+
+    def settings(self) -> LiveSettings:
+        sampler = self.sampler.currentData()
+        return LiveSettings(
+            strength=float(self.strength.value()),
+            steps=int(self.steps.value()),
+            cfg=float(self.cfg.value()),
+            sampler=sampler if isinstance(sampler, Sampler) else Sampler.DEFAULT,
+        )
+
+    def set_settings(self, settings: LiveSettings) -> None:
+        """Show ``settings`` without emitting ``settings_changed``."""
+        widgets = (self.strength, self.steps, self.cfg, self.sampler)
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            self.strength.setValue(settings.strength)
+            self.steps.setValue(settings.steps)
+            self.cfg.setValue(settings.cfg)
+            self.sampler.setCurrentIndex(max(0, self.sampler.findData(settings.sampler)))
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+
+    def set_state(self, text: str, *, busy: bool) -> None:
+        self.state.setText(text)
+        self.state.setStyleSheet("color: #f0c040; font-weight: bold;" if busy else "")
