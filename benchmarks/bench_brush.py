@@ -20,7 +20,8 @@ import statistics
 import time
 
 import numpy as np
-from sfumato.canvas.brush import Brush
+from sfumato.canvas import editing
+from sfumato.canvas.brush import Brush, Stroke
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.tiles import TiledSurface
@@ -34,7 +35,7 @@ def _document() -> tuple[Document, PixelLayer]:
     pixels[...] = (120, 130, 140, 255)
     layer = PixelLayer("filled", TiledSurface.from_array(pixels))
     del pixels
-    doc.add_layer(layer)
+    editing.add_layer(doc, layer)
     doc.history.clear()
     return doc, layer
 
@@ -45,7 +46,7 @@ def time_dabs(doc: Document, layer: PixelLayer, size: float, hardness: float, n:
     ``fresh``: dabs walk along rows across the layer at the brush's spacing (a new
     position, sub-pixel offset and, often, tile each time); otherwise they repeat one spot
     with small sub-pixel offsets (warm caches, the old figure)."""
-    stroke = doc.begin_stroke(layer, Brush(size=size, hardness=hardness, size_pressure=None))
+    stroke = Stroke(doc, layer, Brush(size=size, hardness=hardness, size_pressure=None))
     stroke.add_point(100.0, 100.0)
     step = max(1.0, 0.15 * size) + 0.37
     per_row = int((SIDE - 2 * size - 100) / step)
@@ -69,7 +70,7 @@ def time_segments(doc: Document, layer: PixelLayer, size: float, n: int) -> floa
     """Mean seconds for one ``add_point`` moving ~8.5 px (a 125 Hz pen at ~1000 px/s).
 
     A mean, not a median: with big brushes most events lay no dab (spacing > 8 px)."""
-    stroke = doc.begin_stroke(layer, Brush(size=size, hardness=0.7, size_pressure=None))
+    stroke = Stroke(doc, layer, Brush(size=size, hardness=0.7, size_pressure=None))
     stroke.add_point(500.0, 500.0)
     times = []
     for i in range(1, n + 1):
@@ -88,7 +89,7 @@ def undo_memory(doc: Document, layer: PixelLayer, strokes: int, size: float) -> 
     t0 = time.perf_counter()
     for _ in range(strokes):
         x, y = rng.uniform(100, SIDE - 400), rng.uniform(100, SIDE - 400)
-        stroke = doc.begin_stroke(layer, brush)
+        stroke = Stroke(doc, layer, brush)
         bend = rng.uniform(10, 40)
         for k in range(31):  # a gently curved 300 px stroke with varying pressure
             stroke.add_point(x + 10 * k, y + bend * math.sin(k / 5), 0.6 + 0.4 * math.sin(k / 7))

@@ -48,7 +48,7 @@ from documents import LAYERS, SIDE, build_document  # noqa: E402
 from PySide6.QtCore import QRectF  # noqa: E402
 from PySide6.QtGui import QBrush, QColor, QGuiApplication, QImage, QPainter, QPen, QRegion  # noqa: E402
 from sfumato.canvas.blend import BlendMode  # noqa: E402
-from sfumato.canvas.brush import Brush  # noqa: E402
+from sfumato.canvas.brush import Brush, Stroke  # noqa: E402
 from sfumato.canvas.composite import flatten  # noqa: E402
 from sfumato.canvas.compositor import Compositor  # noqa: E402
 from sfumato.canvas.document import Document  # noqa: E402
@@ -121,7 +121,7 @@ def stroke_segments(doc: Document, comp: Compositor, layer: PixelLayer, size: in
     brush = Brush(size=size, hardness=0.6, color=(200, 40, 40), size_pressure=None)
     times: list[Sample] = []
     x0, y0 = 700.0, 900.0
-    stroke = doc.begin_stroke(layer, brush)
+    stroke = Stroke(doc, layer, brush)
     stroke.add_point(x0, y0, 1.0)
     view_update(comp)
     for i in range(1, n + 1):
@@ -211,7 +211,7 @@ def undo_memory(doc: Document, layer: PixelLayer, strokes: int) -> float:
     brush = Brush(size=64, hardness=0.6, color=(30, 30, 200))
     for _ in range(strokes):
         x, y = rng.uniform(100, SIDE - 400), rng.uniform(100, SIDE - 400)
-        stroke = doc.begin_stroke(layer, brush)
+        stroke = Stroke(doc, layer, brush)
         for k in range(31):
             stroke.add_point(x + 10 * k, y + 4 * k * rng.uniform(-1, 1), 0.5 + 0.5 * rng.random())
         stroke.end()

@@ -417,6 +417,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
 def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915
     import numpy as np
     from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from sfumato.canvas import editing
     from sfumato.canvas.document import Document
     from sfumato.canvas.layers import PixelLayer, Role
     from sfumato.canvas.tiles import TiledSurface
@@ -482,7 +483,7 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
     window.tool_settings.update(size=BRUSH, hardness=0.8, opacity=1.0, flow=1.0)
     view.render_all()
     app.processEvents()
-    doc.set_recipe(prompt="a red ball", model=str(model), seed=1, steps=args.steps, cfg=5.0)
+    editing.set_recipe(doc, prompt="a red ball", model=str(model), seed=1, steps=args.steps, cfg=5.0)
     torch_before = "torch" in sys.modules
 
     pen = Pen(view, probe)
@@ -537,11 +538,11 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
     # Warm runs: inpaint (a mask in the middle) so previews go through the paste mask too.
     pen.stop()  # a stroke in progress holds the history
     mask = PixelLayer("Mask", role=Role.INPAINT_MASK)
-    doc.add_layer(mask)
+    editing.add_layer(doc, mask)
     doc.active = paint
     pixels = np.zeros((400, 400, 4), np.uint8)
     pixels[..., 3] = 255
-    doc.put_pixels(mask, pixels, 312, 312)
+    editing.put_pixels(doc, mask, pixels, 312, 312)
     pen.start()
     warm_spans = [generate_once() for _ in range(args.runs)]
     pen.stop()

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from documents import build_document
 from sfumato.canvas.document import Recipe
+from sfumato.canvas.image_parameters import read_png_parameters
 from sfumato.canvas.imageio import export_png
 from sfumato.canvas.ora import load_ora, save_ora
-from sfumato.canvas.parameters import document_parameters, read_png_parameters
+from sfumato.canvas.recipe_parameters import document_parameters
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:

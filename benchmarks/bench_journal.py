@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from documents import LAYERS, SIDE, build_document
-from sfumato.canvas.brush import Brush
+from sfumato.canvas.brush import Brush, Stroke
 from sfumato.canvas.document import Document
 from sfumato.canvas.journal import JOURNAL_FILE, Journal
 from sfumato.canvas.layers import PixelLayer
@@ -48,7 +48,7 @@ def _stroke(doc: Document, layer: PixelLayer, rng: np.random.Generator, size: fl
     brush = Brush(size=size, color=tuple(int(c) for c in rng.integers(0, 256, 3)))  # type: ignore[arg-type]
     x, y = (float(v) for v in rng.uniform(300, doc.width - 300, 2))
     t0 = time.perf_counter()
-    stroke = doc.begin_stroke(layer, brush)
+    stroke = Stroke(doc, layer, brush)
     for _ in range(8):
         x += float(rng.uniform(-60, 60))
         y += float(rng.uniform(-60, 60))

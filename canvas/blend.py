@@ -1,9 +1,15 @@
 """Blend modes: the OpenRaster composite ops, with W3C Compositing and Blending semantics.
 
-Each mode is identified by its OpenRaster ``composite-op`` string. The pixel formulas
-(separable and non-separable blend functions, Porter-Duff operators) live in
-:mod:`sfumato.canvas.blendmath`; :mod:`sfumato.canvas.composite` applies them to the
-layer tree.
+Each mode is identified by its OpenRaster ``composite-op`` string. This module only names
+the modes; the rest of compositing, from the pixel up:
+
+- :mod:`sfumato.canvas.blendmath` — each mode's per-pixel formula (separable and
+  non-separable blend functions, Porter-Duff operators) on planar premultiplied float32.
+- :mod:`sfumato.canvas.composite` — the layer tree flattened with them (``flatten``).
+- :mod:`sfumato.canvas.compositor` — the window's cached, dirty-tracking ``Compositor``.
+
+Not compositing: :mod:`sfumato.canvas.pixelops` holds painting's coverage-weighted edits of
+straight uint8 regions (dabs, fills, erasing, pasting results); it knows no blend mode.
 """
 
 from __future__ import annotations

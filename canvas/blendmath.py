@@ -339,7 +339,7 @@ def clears_without_source(mode: BlendMode) -> bool:
 
 
 # -- compositing ---------------------------------------------------------------------------
-def composite(
+def blend_into(
     dst: np.ndarray,
     src: np.ndarray,
     mode: BlendMode,

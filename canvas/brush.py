@@ -4,7 +4,7 @@ A :class:`Brush` is a frozen value (size, hardness, opacity, flow, spacing, pres
 curves, smoothing, colour, mode). A :class:`Stroke` is one pen-down…pen-up gesture on one
 pixel layer::
 
-    stroke = doc.begin_stroke(layer, Brush(size=24, color=(200, 40, 40)))
+    stroke = Stroke(doc, layer, Brush(size=24, color=(200, 40, 40)))   # pen-down
     for x, y, p in pen_events:
         dirty = stroke.add_point(x, y, p)   # document-space rect to repaint
     stroke.end()                            # one undoable command (or stroke.abort())
@@ -31,23 +31,15 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sfumato.canvas import pixelops
-from sfumato.canvas.commands import (
-    InvalidEditError,
-    LayerLockedError,
-    PixelEdit,
-    TilePatch,
-    in_document,
-)
+from sfumato.canvas.commands import InvalidEditError, LayerLockedError, in_document
+from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer, Role, document_offset
+from sfumato.canvas.pixel_commands import PixelEdit, TilePatch
 from sfumato.canvas.tiles import TILE, Snapshot, TileKey, tile_rect
-
-if TYPE_CHECKING:
-    from sfumato.canvas.document import Document
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ import numpy as np
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.blendmath import (
     NEEDS_STRAIGHT,
+    blend_into,
     clears_without_source,
-    composite,
     from_opaque,
     over,
     packed_words,
@@ -152,7 +152,7 @@ class StackRenderer:
                 if opacity != 1.0:
                     content *= np.float32(opacity)
                 return content
-            composite(acc, content, mode, opacity)
+            blend_into(acc, content, mode, opacity)
             return acc
         assert isinstance(layer, PixelLayer)
         if opacity <= 0:
@@ -252,10 +252,10 @@ def blend_pixels(
     needs_straight = mode in NEEDS_STRAIGHT
     if prepared is not None:
         cs = prepared.straight()[:, rows, cols] if needs_straight else None
-        composite(dst, prepared.premul[:, rows, cols], mode, opacity, src_straight=cs)
+        blend_into(dst, prepared.premul[:, rows, cols], mode, opacity, src_straight=cs)
         return acc
     src = premultiply(px, opacity)
-    composite(dst, src, mode, src_straight=straight_from_u8(px) if needs_straight else None)
+    blend_into(dst, src, mode, src_straight=straight_from_u8(px) if needs_straight else None)
     return acc
 
 

@@ -2,25 +2,23 @@
 
 The document is evented: every change is announced on ``document.changed`` as one of the
 event dataclasses below, so views (the Qt window, thumbnails, the live mode) follow it
-without the model knowing about them. User-visible changes go through commands
-(:mod:`sfumato.canvas.commands`) so they can be undone; the ``_raw`` mutators here are
-what commands call.
+without the model knowing about them. User-visible changes are commands run through
+``doc.execute`` so they can be undone (:mod:`sfumato.canvas.editing` names them as
+verbs); the ``_raw_*`` mutators here are what commands call. The model imports no
+command, no brush and no compositing: those modules stand above it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from sfumato.canvas.events import Emitter
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.history import Command, History
 from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
-
-if TYPE_CHECKING:
-    from sfumato.canvas.brush import Brush, Stroke
 
 MAX_SIDE = 32768  # refuse larger documents: 32768² RGBA is already 4 GiB
 
@@ -114,7 +112,7 @@ class Document:
                 f"document size {self.width}x{self.height} is out of range (1..{MAX_SIDE} a side)"
             )
         self.changed: Emitter[Any] = Emitter()
-        # Undo/redo of every user-visible change (see sfumato.canvas.commands).
+        # Undo/redo of every user-visible change (the commands: see sfumato.canvas.commands).
         self.history: History = History()
 
     @property
@@ -178,9 +176,10 @@ class Document:
         self.recipe = recipe
         self.changed.emit(RecipeChanged())
 
-    # -- undoable edits (thin wrappers over sfumato.canvas.commands) ---------------------
+    # -- history -------------------------------------------------------------------------
     def execute(self, command: Command) -> Command:
-        """Run ``command`` through the history (it becomes undoable)."""
+        """Run ``command`` through the history (it becomes undoable); see
+        :mod:`sfumato.canvas.editing` for the verbs that build the commands."""
         return self.history.execute(command)
 
     def undo(self) -> Command | None:
@@ -188,98 +187,3 @@ class Document:
 
     def redo(self) -> Command | None:
         return self.history.redo()
-
-    def add_layer(
-        self, layer: Layer, parent: GroupLayer | None = None, index: int = 0, activate: bool = True
-    ) -> Layer:
-        """Insert ``layer`` into ``parent`` (default root) at ``index`` (0 = top); undoable."""
-        from sfumato.canvas.commands import AddLayer
-
-        self.execute(AddLayer(self, layer, parent, index, activate))
-        return layer
-
-    def remove_layer(self, layer: Layer) -> None:
-        from sfumato.canvas.commands import RemoveLayer
-
-        self.execute(RemoveLayer(self, layer))
-
-    def move_layer(self, layer: Layer, parent: GroupLayer | None = None, index: int = 0) -> None:
-        """Reorder/reparent ``layer`` to ``index`` of ``parent`` (counted after removing it)."""
-        from sfumato.canvas.commands import MoveLayer
-
-        self.execute(MoveLayer(self, layer, parent, index))
-
-    def duplicate_layer(self, layer: Layer) -> Layer:
-        """Copy ``layer`` (pixels shared copy-on-write) directly above it; returns the copy."""
-        from sfumato.canvas.commands import DuplicateLayer
-
-        command = DuplicateLayer(self, layer)
-        self.execute(command)
-        assert command.copy is not None
-        return command.copy
-
-    def set_property(self, layer: Layer, name: str, value: Any, merge_id: object | None = None) -> None:
-        """Set one layer property (name, opacity, visible, locked, blend, x, y, role, prompt,
-        negative, control, generation). Calls with the same ``merge_id`` merge into one undo step."""
-        from sfumato.canvas.commands import SetProperties
-
-        self.execute(SetProperties(self, layer, {name: value}, merge_id))
-
-    def set_properties(
-        self, layer: Layer, values: dict[str, Any], merge_id: object | None = None
-    ) -> None:
-        from sfumato.canvas.commands import SetProperties
-
-        self.execute(SetProperties(self, layer, values, merge_id))
-
-    def set_offset(self, layer: Layer, x: int, y: int, merge_id: object | None = None) -> None:
-        """Move a layer (its surface origin, relative to its group); one undo step per merge_id."""
-        self.set_properties(layer, {"x": x, "y": y}, merge_id)
-
-    def set_recipe(self, merge_id: object | None = None, **values: Any) -> None:
-        """Change document-wide generation settings (``prompt=``, ``seed=``, ...); undoable."""
-        from sfumato.canvas.commands import SetRecipe
-
-        self.execute(SetRecipe(self, values, merge_id))
-
-    def merge_down(self, layer: PixelLayer) -> PixelLayer:
-        """Merge ``layer`` into the pixel layer below it; returns that layer."""
-        from sfumato.canvas.commands import MergeDown
-
-        command = MergeDown(self, layer)
-        self.execute(command)
-        assert command.below is not None
-        return command.below
-
-    def clear_layer(self, layer: PixelLayer, use_selection: bool = True) -> None:
-        """Make ``layer`` transparent (only the selected part when there is a selection)."""
-        from sfumato.canvas.commands import ClearLayer
-
-        self.execute(ClearLayer(self, layer, use_selection))
-
-    def put_pixels(
-        self,
-        layer: PixelLayer,
-        pixels: np.ndarray,
-        x: int = 0,
-        y: int = 0,
-        mask: np.ndarray | None = None,
-        over: bool = False,
-        label: str = "Set Pixels",
-    ) -> None:
-        """Place straight RGBA uint8 ``pixels`` at document ``(x, y)``; see ``PutPixels``."""
-        from sfumato.canvas.commands import PutPixels
-
-        self.execute(PutPixels(self, layer, pixels, x, y, mask, over, label))
-
-    def set_selection(self, coverage: np.ndarray | None, label: str = "Select") -> None:
-        """Replace the selection (float32 ``(height, width)`` in [0, 1], or None); undoable."""
-        from sfumato.canvas.commands import SetSelection
-
-        self.execute(SetSelection(self, coverage, label))
-
-    def begin_stroke(self, layer: PixelLayer, brush: Brush) -> Stroke:
-        """Pen-down: start a brush stroke on ``layer`` (see :class:`sfumato.canvas.brush.Stroke`)."""
-        from sfumato.canvas.brush import Stroke
-
-        return Stroke(self, layer, brush)

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from sfumato.canvas.commands import InvalidEditError, PaintCoverage
+from sfumato.canvas.commands import InvalidEditError
 from sfumato.canvas.composite import flatten
+from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer, document_offset
+from sfumato.canvas.pixel_commands import PaintCoverage
 from sfumato.canvas.selection import bounds, grow
-
-if TYPE_CHECKING:
-    from sfumato.canvas.document import Document
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ to RGBA a strip of rows at a time, straight into a layer's tiles
 
 PNG export writes the generation parameters as a ``parameters`` text chunk (tEXt, or
 iTXt when the text is not Latin-1), the de-facto format other Stable Diffusion tools
-show and re-import (see :mod:`sfumato.canvas.parameters`).
+show and re-import (see :mod:`sfumato.canvas.parameters` and
+:mod:`sfumato.canvas.image_parameters`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from sfumato.canvas.file_errors import (
     UnsupportedFormatError,
 )
 from sfumato.canvas.geometry import Rect
+from sfumato.canvas.image_parameters import read_image_parameters
 from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.limits import (
     DECODE_BYTES_PER_PIXEL,
@@ -48,6 +50,7 @@ from sfumato.canvas.limits import (
     open_regular,
     tile_bytes,
 )
+from sfumato.canvas.recipe_parameters import recipe_from_parameters
 from sfumato.canvas.tiles import TiledSurface
 from sfumato.vocabulary.atomic_file import atomic_write
 
@@ -417,8 +420,6 @@ def load_image_document(path: str | Path) -> Document:
     A1111, Forge or ComfyUI; a JPEG's or WebP's EXIF UserComment from A1111/Forge) fill
     the document's recipe, so its prompt and seed can be reused.
     """
-    from sfumato.canvas.parameters import read_image_parameters, recipe_from_parameters
-
     path = Path(path)
     surface, width, height = image_to_surface(path)
     layer = PixelLayer(path.stem, surface)

@@ -192,3 +192,24 @@ class GroupLayer(Layer):
             if isinstance(layer, PixelLayer):
                 yield layer
 
+
+
+def copy_layer(layer: Layer, name: str | None = None) -> Layer:
+    """A deep copy of ``layer`` (groups with their children); pixels are shared copy-on-write.
+
+    The copy belongs to no group (``parent`` is None) and has a new ``id``.
+    """
+    props: dict[str, Any] = dict(
+        opacity=layer.opacity, visible=layer.visible, locked=layer.locked,
+        blend=layer.blend, x=layer.x, y=layer.y, extra_attributes=layer.extra_attributes,
+    )
+    new_name = layer.name if name is None else name
+    if isinstance(layer, GroupLayer):
+        return GroupLayer(new_name, [copy_layer(c) for c in layer.children], **props)
+    if isinstance(layer, PixelLayer):
+        generation = None if layer.generation is None else dict(layer.generation)
+        return PixelLayer(
+            new_name, layer.surface.copy(), role=layer.role, prompt=layer.prompt,
+            negative=layer.negative, control=layer.control, generation=generation, **props,
+        )
+    raise TypeError(f"cannot copy a layer of type {type(layer).__name__}")

@@ -5,6 +5,9 @@ each takes a ``(h, w, 4)`` **straight-alpha uint8** region and a ``(h, w)`` **fl
 coverage in [0, 1]** and returns a new uint8 region. The mixing is done in float32 with
 premultiplied colour and converted back to straight alpha with rounding, so painting an
 opaque colour at full coverage gives exactly that colour.
+
+They edit one layer's pixels and know no blend mode; compositing layers with blend modes
+is :mod:`sfumato.canvas.blendmath` (formulas) and :mod:`sfumato.canvas.composite` (the tree).
 """
 
 from __future__ import annotations

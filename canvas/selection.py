@@ -10,7 +10,7 @@ Two layers of API:
   :func:`alpha_coverage`, :func:`combine`, :func:`grow`, :func:`shrink`, :func:`feather`,
   :func:`invert`, :func:`bounds`. They never modify their input.
 - Document functions that apply them through an undoable
-  :class:`~sfumato.canvas.commands.SetSelection`: :func:`select`, :func:`select_rect`,
+  :class:`~sfumato.canvas.document_commands.SetSelection`: :func:`select`, :func:`select_rect`,
   :func:`select_ellipse`, :func:`select_lasso`, :func:`select_layer_alpha`,
   :func:`select_all`, :func:`select_none`, :func:`invert_selection`,
   :func:`grow_selection`, :func:`shrink_selection`, :func:`feather_selection`.
@@ -26,15 +26,14 @@ import logging
 import math
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+from sfumato.canvas.commands import InvalidEditError
+from sfumato.canvas.document import Document
+from sfumato.canvas.document_commands import SetSelection
 from sfumato.canvas.geometry import Rect, nonzero_bounds
 from sfumato.canvas.layers import PixelLayer, document_offset
-
-if TYPE_CHECKING:
-    from sfumato.canvas.document import Document
 
 log = logging.getLogger(__name__)
 
@@ -229,15 +228,13 @@ def invert(coverage: np.ndarray) -> np.ndarray:
 def _apply(doc: Document, coverage: np.ndarray | None, label: str) -> None:
     if coverage is not None and not coverage.any():
         coverage = None
-    doc.set_selection(coverage, label)
+    doc.execute(SetSelection(doc, coverage, label))
 
 
 def select(doc: Document, coverage: np.ndarray, op: SelectionOp = SelectionOp.REPLACE,
            label: str = "Select") -> None:
     """Combine ``coverage`` (float32 ``(height, width)``) with the selection; undoable."""
     if coverage.shape != (doc.height, doc.width):
-        from sfumato.canvas.commands import InvalidEditError
-
         raise InvalidEditError(
             f"selection shape {coverage.shape} does not match the document ({doc.height}, {doc.width})"
         )

@@ -259,7 +259,7 @@ class DocumentFiles(QObject):
                 save_psd(doc, path.with_suffix(".psd"))
             else:
                 from sfumato.canvas.imageio import export_png
-                from sfumato.canvas.parameters import picture_parameters
+                from sfumato.canvas.recipe_parameters import picture_parameters
 
                 export_png(doc, path.with_suffix(".png"), picture_parameters(doc))
         except Exception as exc:  # noqa: BLE001

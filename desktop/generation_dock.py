@@ -6,7 +6,7 @@ so they save with the .ora and come back on open. The dock binds both ways:
 
 - document → widgets on :meth:`GenerationDock.set_document` and on every
   ``RecipeChanged`` (undo of a prompt edit updates the box), with widget signals blocked;
-- widgets → document through ``doc.set_recipe(merge_id=...)``: one merge id per field,
+- widgets → document through ``editing.set_recipe(doc, merge_id=...)``: one merge id per field,
   so typing a prompt or dragging a spin box is one undo step ("Prompt", "Generation
   Settings"), not one per keystroke.
 
@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sfumato.canvas import editing
 from sfumato.canvas.document import Document, DocumentReset, Recipe, RecipeChanged
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
 from sfumato.inference.request import MAX_STEPS, Sampler
@@ -293,7 +294,7 @@ class GenerationDock(QWidget):
         key = "prompt" if set(values) <= {"prompt", "negative"} else "settings"
         self._writing = True
         try:
-            self._doc.set_recipe(merge_id=("generation-dock", key, tuple(values)), **values)
+            editing.set_recipe(self._doc, merge_id=("generation-dock", key, tuple(values)), **values)
         except Exception as error:  # noqa: BLE001 - refused values stay in the widget
             log.info("recipe change refused: %s", error)
         finally:

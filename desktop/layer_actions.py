@@ -1,7 +1,7 @@
 """The document edits the window performs, in one place, each one undoable.
 
-Widgets and tools call these functions instead of reaching into the canvas command API
-themselves, so the Qt side has a single seam onto :mod:`sfumato.canvas.commands`.
+Widgets and tools call these functions instead of reaching into the canvas editing verbs
+themselves, so the Qt side has a single seam onto :mod:`sfumato.canvas.editing`.
 Everything here is Qt-free.
 """
 
@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import numpy as np
+from sfumato.canvas import editing
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
 
@@ -66,17 +67,17 @@ def add_layer(
                 control=ControlSettings() if role is Role.CONTROL else None,
             )
     parent, index = insertion_point(doc)
-    doc.add_layer(layer, parent, index, activate)
+    editing.add_layer(doc, layer, parent, index, activate)
     return layer
 
 
 def remove_layer(doc: Document, layer: Layer) -> None:
-    doc.remove_layer(layer)
+    editing.remove_layer(doc, layer)
 
 
 def move_layer(doc: Document, layer: Layer, parent: GroupLayer, index: int) -> None:
     """Move ``layer`` into ``parent`` at ``index`` (counted after removing it from where it is)."""
-    doc.move_layer(layer, parent, index)
+    editing.move_layer(doc, layer, parent, index)
 
 
 def set_property(
@@ -86,21 +87,21 @@ def set_property(
     Consecutive changes with the same ``merge_id`` (a slider drag, typing) are one undo step."""
     if getattr(layer, name) == value:
         return
-    doc.set_property(layer, name, value, merge_id)
+    editing.set_property(doc, layer, name, value, merge_id)
 
 
 def set_selection(doc: Document, mask: np.ndarray | None) -> None:
-    doc.set_selection(mask)
+    editing.set_selection(doc, mask)
 
 
 def put_layer_pixels(doc: Document, layer: PixelLayer, rgba: np.ndarray, label: str) -> None:
     """Replace ``layer``'s pixels over the document with ``rgba`` (document-sized straight
     RGBA uint8, placed at document (0, 0)); one undoable command."""
-    doc.put_pixels(layer, rgba, 0, 0, label=label)
+    editing.put_pixels(doc, layer, rgba, 0, 0, label=label)
 
 
 def set_layer_offset(doc: Document, layer: Layer, x: int, y: int, merge_id: object) -> None:
     """Move ``layer`` to offset ``(x, y)``; calls with the same ``merge_id`` (one drag) are
     one undo step."""
     if (layer.x, layer.y) != (x, y):
-        doc.set_offset(layer, x, y, merge_id)
+        editing.set_offset(doc, layer, x, y, merge_id)

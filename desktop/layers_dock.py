@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sfumato.canvas import editing
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.document import Document, LayerPropertyChanged, RecipeChanged
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
@@ -235,7 +236,7 @@ class LayerProperties(QWidget):
         if self._doc is None:
             return
         try:
-            self._doc.set_recipe(regions_include_prompt=bool(checked))
+            editing.set_recipe(self._doc, regions_include_prompt=bool(checked))
         except Exception as exc:  # noqa: BLE001 - a refused edit becomes a message
             self.message.emit(f"Cannot change the regions' prompts: {exc}")
 
@@ -277,7 +278,7 @@ class LayerProperties(QWidget):
         kind = (layer.control or ControlSettings()).kind
         rgba = control_image_from_document(self._doc, kind)
         if layer.x or layer.y:
-            self._doc.set_offset(layer, 0, 0)
+            editing.set_offset(self._doc, layer, 0, 0)
         layer_actions.put_layer_pixels(self._doc, layer, rgba, f"Control From Image ({kind.value})")
 
 
@@ -458,11 +459,11 @@ class LayersDock(QWidget):
         if layer is not None and self._doc is not None:
             menu.addSeparator()
             doc = self._doc
-            menu.addAction("Duplicate", lambda: self._guard("duplicate", lambda: doc.duplicate_layer(layer)))
+            menu.addAction("Duplicate", lambda: self._guard("duplicate", lambda: editing.duplicate_layer(doc, layer)))
             if isinstance(layer, PixelLayer):
                 from sfumato.canvas.selection import select_layer_alpha
 
-                menu.addAction("Merge Down", lambda: self._guard("merge down", lambda: doc.merge_down(layer)))
+                menu.addAction("Merge Down", lambda: self._guard("merge down", lambda: editing.merge_down(doc, layer)))
                 menu.addAction("Select Opaque Pixels",
                                lambda: self._guard("select", lambda: select_layer_alpha(doc, layer)))
             if isinstance(layer, PixelLayer) and layer.role is Role.CONTROL:

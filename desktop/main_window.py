@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QWidget,
 )
-from sfumato.canvas import selection
+from sfumato.canvas import editing, selection
 from sfumato.canvas.document import Document, RecipeChanged
 from sfumato.canvas.history import HistoryChanged
 from sfumato.canvas.layers import PixelLayer, Role
@@ -436,13 +436,13 @@ class MainWindow(QMainWindow):
         doc = self._document
         if doc is not None and doc.active is not None:
             active = doc.active
-            self._guarded("duplicate the layer", lambda: doc.duplicate_layer(active))
+            self._guarded("duplicate the layer", lambda: editing.duplicate_layer(doc, active))
 
     def merge_down(self) -> None:
         doc = self._document
         if doc is not None and isinstance(doc.active, PixelLayer):
             active = doc.active
-            self._guarded("merge down", lambda: doc.merge_down(active))
+            self._guarded("merge down", lambda: editing.merge_down(doc, active))
 
     def delete_layer(self) -> None:
         doc = self._document
@@ -454,7 +454,7 @@ class MainWindow(QMainWindow):
         doc = self._document
         if doc is not None and isinstance(doc.active, PixelLayer):
             active = doc.active
-            self._guarded("clear the layer", lambda: doc.clear_layer(active))
+            self._guarded("clear the layer", lambda: editing.clear_layer(doc, active))
 
     def select_all(self) -> None:
         doc = self._document

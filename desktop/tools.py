@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
+from sfumato.canvas import editing
 from sfumato.canvas.brush import Brush, BrushMode, Curve, Stroke
 from sfumato.canvas.commands import EditError
 from sfumato.canvas.document import Document
@@ -144,7 +145,7 @@ class BrushTool(Tool):
             self.host.show_message(str(exc))
             return
         try:
-            self._stroke = doc.begin_stroke(layer, self.make_brush(layer, ev))
+            self._stroke = Stroke(doc, layer, self.make_brush(layer, ev))
         except (EditError, HistoryBusyError, ValueError) as exc:
             self.host.show_message(str(exc))
             return
@@ -505,7 +506,7 @@ class MoveTool(Tool):
         dx, dy = round(ev.x - self._start[0]), round(ev.y - self._start[1])
         target = (self._origin[0] + dx, self._origin[1] + dy)
         if (self._layer.x, self._layer.y) != target:
-            doc.set_offset(self._layer, target[0], target[1], self._drag_id)
+            editing.set_offset(doc, self._layer, target[0], target[1], self._drag_id)
             self._moved = True
 
     def move(self, ev: PointerEvent) -> None:

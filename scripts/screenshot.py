@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def demo_document():  # noqa: ANN201 - Document
     """A 1024×768 scene: sky, hills and a sun on paint layers; a region, a control sketch
     and an inpaint mask on their own layers."""
-    from sfumato.canvas.brush import Brush, BrushMode
+    from sfumato.canvas.brush import Brush, BrushMode, Stroke
     from sfumato.canvas.document import Document
     from sfumato.canvas.layers import ControlSettings, GroupLayer, PixelLayer, Role
     from sfumato.canvas.tiles import TiledSurface
@@ -70,7 +70,7 @@ def demo_document():  # noqa: ANN201 - Document
 
     # Brushwork: a winding path and a few grass strokes, painted with the brush engine.
     def stroke(layer: PixelLayer, brush: Brush, points: list[tuple[float, float, float]]) -> None:
-        s = doc.begin_stroke(layer, brush)
+        s = Stroke(doc, layer, brush)
         for x, y, p in points:
             s.add_point(x, y, p)
         s.end()

@@ -146,7 +146,7 @@ def read_document(path: Path) -> Any:
 def write_document(doc: Any, path: Path) -> None:
     from sfumato.canvas.imageio import export_png
     from sfumato.canvas.ora import save_ora
-    from sfumato.canvas.parameters import document_parameters
+    from sfumato.canvas.recipe_parameters import document_parameters
 
     suffix = path.suffix.lower()
     if suffix in ORA_SUFFIXES:
@@ -166,7 +166,7 @@ def write_document(doc: Any, path: Path) -> None:
 
 def run_flatten(args: argparse.Namespace) -> int:
     from sfumato.canvas.imageio import export_png
-    from sfumato.canvas.parameters import document_parameters
+    from sfumato.canvas.recipe_parameters import document_parameters
 
     output: Path = args.output
     if output.suffix.lower() != ".png":

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from sfumato.canvas import editing
 from sfumato.vocabulary.families import BUILTIN
 
 log = logging.getLogger(__name__)
@@ -328,18 +329,18 @@ def _render(args: argparse.Namespace) -> int:
     layers = []
     for i, (image, path) in enumerate(zip(images, paths, strict=True)):
         layer = result_layer(planned, image, metadata=metadata, batch_index=i)
-        doc.add_layer(layer, index=insertion_index(doc), activate=False)
+        editing.add_layer(doc, layer, index=insertion_index(doc), activate=False)
         try:
             _export(doc, path, format_parameters(layer.generation or {}))
         finally:
-            doc.remove_layer(layer)
+            editing.remove_layer(doc, layer)
         layers.append(layer)
         _note(args, f"wrote {path}")
     if args.layered:
         index = insertion_index(doc)
         for i, layer in reversed(list(enumerate(layers))):
             layer.visible = i == 0
-            doc.add_layer(layer, index=index)
+            editing.add_layer(doc, layer, index=index)
         save_ora(doc, args.layered)
         _note(args, f"wrote {args.layered}")
     return 0

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from sfumato.canvas.brush import Brush
+from sfumato.canvas import editing
+from sfumato.canvas.brush import Brush, Stroke
 from sfumato.canvas.document import Document
 from sfumato.canvas.history import HistoryAction
 from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
@@ -33,8 +34,8 @@ RECORDED = {HistoryAction.EXECUTE, HistoryAction.MERGE, HistoryAction.UNDO, Hist
 def new_document() -> Document:
     doc = Document(*SIZE)
     base = PixelLayer("Background")
-    doc.add_layer(base)
-    doc.put_pixels(base, np.full((SIZE[1], SIZE[0], 4), (250, 240, 230, 255), np.uint8))
+    editing.add_layer(doc, base)
+    editing.put_pixels(doc, base, np.full((SIZE[1], SIZE[0], 4), (250, 240, 230, 255), np.uint8))
     doc.history.clear()
     return doc
 
@@ -49,7 +50,7 @@ def _stroke(doc: Document, rng: random.Random) -> None:
         return
     layer = rng.choice(layers)
     brush = Brush(size=rng.uniform(4, 60), color=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    stroke = doc.begin_stroke(layer, brush)
+    stroke = Stroke(doc, layer, brush)
     x, y = rng.uniform(0, SIZE[0]), rng.uniform(0, SIZE[1])
     for _ in range(rng.randrange(2, 8)):
         x += rng.uniform(-120, 120)
@@ -64,30 +65,30 @@ def _put(doc: Document, rng: random.Random) -> None:
         return
     w, h = rng.randrange(1, 300), rng.randrange(1, 300)
     pixels = np.random.default_rng(rng.randrange(1 << 30)).integers(0, 256, (h, w, 4), np.uint8)
-    doc.put_pixels(rng.choice(layers), pixels, rng.randrange(-50, SIZE[0]), rng.randrange(-50, SIZE[1]))
+    editing.put_pixels(doc, rng.choice(layers), pixels, rng.randrange(-50, SIZE[0]), rng.randrange(-50, SIZE[1]))
 
 
 def _add(doc: Document, rng: random.Random) -> None:
     if rng.random() < 0.2:
-        doc.add_layer(GroupLayer(f"Group {rng.randrange(100)}"))
+        editing.add_layer(doc, GroupLayer(f"Group {rng.randrange(100)}"))
         return
     role = rng.choice([Role.PAINT, Role.PAINT, Role.REGION, Role.INPAINT_MASK, Role.CONTROL])
     layer = PixelLayer(f"Layer {rng.randrange(1000)}", role=role, prompt="a red fox" if role is Role.REGION else "")
     parent = rng.choice([g for g in doc.root.walk() if isinstance(g, GroupLayer)])
-    doc.add_layer(layer, parent if parent is not doc.root else None, rng.randrange(len(parent.children) + 1))
+    editing.add_layer(doc, layer, parent if parent is not doc.root else None, rng.randrange(len(parent.children) + 1))
 
 
 def _remove(doc: Document, rng: random.Random) -> None:
     layers = list(doc.layers())
     if len(layers) > 1:
-        doc.remove_layer(rng.choice(layers))
+        editing.remove_layer(doc, rng.choice(layers))
 
 
 def _move(doc: Document, rng: random.Random) -> None:
     layers = [layer for layer in doc.layers() if not layer.is_group]
     if len(layers) > 1:
         layer = rng.choice(layers)
-        doc.move_layer(layer, None, rng.randrange(len(doc.root.children)))
+        editing.move_layer(doc, layer, None, rng.randrange(len(doc.root.children)))
 
 
 def _opacity_drag(doc: Document, rng: random.Random) -> None:
@@ -95,20 +96,20 @@ def _opacity_drag(doc: Document, rng: random.Random) -> None:
     layer = rng.choice(layers)
     drag = object()
     for _ in range(rng.randrange(1, 4)):
-        doc.set_property(layer, "opacity", round(rng.random(), 3), merge_id=drag)
+        editing.set_property(doc, layer, "opacity", round(rng.random(), 3), merge_id=drag)
 
 
 def _props(doc: Document, rng: random.Random) -> None:
     layer = rng.choice(list(doc.layers()))
     name, value = rng.choice([("visible", rng.random() < 0.5), ("name", f"n{rng.randrange(99)}"),
                               ("x", rng.randrange(-40, 40)), ("locked", False)])
-    doc.set_property(layer, name, value)
+    editing.set_property(doc, layer, name, value)
 
 
 def _duplicate(doc: Document, rng: random.Random) -> None:
     layers = [layer for layer in doc.pixel_layers()]
     if layers:
-        doc.duplicate_layer(rng.choice(layers))
+        editing.duplicate_layer(doc, rng.choice(layers))
 
 
 def _merge_down(doc: Document, rng: random.Random) -> None:
@@ -116,28 +117,28 @@ def _merge_down(doc: Document, rng: random.Random) -> None:
         parent, index = doc.index_of(layer)
         below = parent.children[index + 1] if index + 1 < len(parent.children) else None
         if isinstance(below, PixelLayer) and not below.locked and not layer.locked and rng.random() < 0.5:
-            doc.merge_down(layer)
+            editing.merge_down(doc, layer)
             return
 
 
 def _clear(doc: Document, rng: random.Random) -> None:
     layers = _paint_layers(doc)
     if layers:
-        doc.clear_layer(rng.choice(layers))
+        editing.clear_layer(doc, rng.choice(layers))
 
 
 def _recipe(doc: Document, rng: random.Random) -> None:
-    doc.set_recipe(prompt=rng.choice(["a fox", "a castle at dusk", "still life"]), seed=rng.randrange(1000))
+    editing.set_recipe(doc, prompt=rng.choice(["a fox", "a castle at dusk", "still life"]), seed=rng.randrange(1000))
 
 
 def _select(doc: Document, rng: random.Random) -> None:
     if rng.random() < 0.3:
-        doc.set_selection(None)
+        editing.set_selection(doc, None)
         return
     cover = np.zeros((SIZE[1], SIZE[0]), np.float32)
     x, y = rng.randrange(SIZE[0] - 50), rng.randrange(SIZE[1] - 50)
     cover[y : y + rng.randrange(10, 200), x : x + rng.randrange(10, 200)] = rng.choice([1.0, 0.5])
-    doc.set_selection(cover)
+    editing.set_selection(doc, cover)
 
 
 def _undo(doc: Document, rng: random.Random) -> None:

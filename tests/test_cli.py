@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Document, Recipe
+from sfumato.canvas.image_parameters import read_png_parameters
 from sfumato.canvas.layers import ControlSettings, GroupLayer, PixelLayer, Role
 from sfumato.canvas.ora import load_ora, save_ora
-from sfumato.canvas.parameters import format_parameters, read_png_parameters
+from sfumato.canvas.parameters import format_parameters
 from sfumato.canvas.tiles import TiledSurface
 
 from sfumato import cli

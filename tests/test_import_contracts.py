@@ -77,3 +77,21 @@ def test_the_project_keeps_its_contracts() -> None:
     ci = _checker()
     assert ci.static_check() == []
     assert ci.runtime_check() == []
+
+
+def test_import_cycles_are_found() -> None:
+    ci = _checker()
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f"}, "f": {"e"}}
+    assert ci.find_cycles(graph) == [["a", "b", "c", "a"], ["e", "f", "e"]]
+    assert ci.find_cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_the_canvas_has_no_import_cycle() -> None:
+    """Lazy imports count: the model (document) must not reach up to commands or brushes."""
+    ci = _checker()
+    assert "sfumato.canvas" in ci.ACYCLIC
+    assert ci.cycle_check() == []
+    graph = ci.import_graph("sfumato.canvas")
+    assert not graph["sfumato.canvas.document"] & {
+        "sfumato.canvas.commands", "sfumato.canvas.brush", "sfumato.canvas.composite", "sfumato.canvas.editing",
+    }

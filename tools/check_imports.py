@@ -5,6 +5,11 @@ read with ``ast`` and checked against the room's rules below. Runtime: a fresh i
 imports every module of the torch-free rooms and then looks at ``sys.modules``, which also
 catches a third-party package that drags in torch or Qt behind our back.
 
+Cycles: the modules of each room in ``ACYCLIC`` must not import each other in a circle,
+counting every import (lazy ones and ``TYPE_CHECKING`` ones too): a lazy import that dodges
+a cycle is still a cycle. (The canvas once had ``document`` importing ``commands`` lazily
+while ``commands`` imported ``document``; the model now imports no command.)
+
 Why not import-linter: it cannot follow setuptools ``package-dir`` mappings (our rooms are
 top-level folders mapped into the ``sfumato`` namespace), so it cannot see the modules.
 
@@ -44,6 +49,8 @@ TORCH_FREE_INFERENCE = (
     "sfumato.inference.detect",
     "sfumato.inference.errors",
     "sfumato.inference.modes",
+    "sfumato.inference.steps",
+    "sfumato.inference.fast_presets",
 )
 # Inference modules that load no torch when imported (only inside the functions that run
 # a model): the planner reads the families' sizing facts and folder test from them.
@@ -134,6 +141,93 @@ def violates(name: str, rule: Rule) -> bool:
     return any(_matches(name, f) for f in rule.forbidden)
 
 
+# Rooms whose modules must form no import cycle (every import counted, lazy ones too).
+ACYCLIC = ("sfumato.canvas",)
+
+
+def import_graph(package: str) -> dict[str, set[str]]:
+    """Module -> the modules of the same room it imports (any import: lazy, TYPE_CHECKING)."""
+    folder = next(f for f, p in ROOMS.items() if p == package)
+    paths = {module_name(path): path for path in sorted((ROOT / folder).rglob("*.py"))}
+    return {
+        module: {name for _, name in imports_of(path, module) if name in paths and name != module}
+        for module, path in paths.items()
+    }
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (as a closed path ``[a, b, ..., a]``) per group of modules that import
+    each other in a circle (Tarjan's strongly connected components, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    groups: list[set[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(group)
+    return [_cycle_in(graph, group) for group in groups]
+
+
+def _cycle_in(graph: dict[str, set[str]], group: set[str]) -> list[str]:
+    """A closed path through ``group`` (a strongly connected set), from its first module."""
+    first = min(group)
+    # Breadth-first from first's successors back to first: the shortest cycle through it.
+    previous: dict[str, str] = {}
+    frontier = [first]
+    while frontier:
+        following = []
+        for node in frontier:
+            for child in sorted(graph[node] & group):
+                if child == first:
+                    path = [node]  # walk back: node, ..., first
+                    while path[-1] != first:
+                        path.append(previous[path[-1]])
+                    return [*reversed(path), first]
+                if child not in previous:
+                    previous[child] = node
+                    following.append(child)
+        frontier = following
+    raise AssertionError("not a cycle")  # pragma: no cover - a strongly connected group has one
+
+
+def cycle_check() -> list[str]:
+    problems = []
+    for package in ACYCLIC:
+        for cycle in find_cycles(import_graph(package)):
+            problems.append(f"import cycle in {package}: {' -> '.join(cycle)}")
+    return problems
+
+
 def static_check() -> list[str]:
     problems: list[str] = []
     for folder in ROOMS:
@@ -212,7 +306,7 @@ def runtime_check() -> list[str]:
 
 
 def main() -> int:
-    problems = static_check() + runtime_check()
+    problems = static_check() + cycle_check() + runtime_check()
     for problem in problems:
         print(problem)
     if problems:

@@ -237,7 +237,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="undo-stroke",
         behaviour="undo of a brush stroke leaves the stroke on the layer",
-        path="canvas/commands.py",
+        path="canvas/pixel_commands.py",
         old='assert self.patch is not None, "undo before redo"\n        self.patch.swap(self.layer.surface)',
         new='assert self.patch is not None, "undo before redo"',
         tests=("tests/canvas/test_history.py", "tests/canvas/test_brush.py", "tests/desktop/test_tools.py"),
@@ -253,7 +253,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="ora-role-write",
         behaviour="a saved region/mask/control layer reopens as a plain paint layer",
-        path="canvas/ora.py",
+        path="canvas/ora_write.py",
         old='attrs[_S + "role"] = layer.role.value',
         new="pass",
         tests=("tests/canvas/test_ora.py",),
@@ -261,7 +261,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="ora-role-read",
         behaviour="opening an .ora file forgets which layers are regions, masks and controls",
-        path="canvas/ora.py",
+        path="canvas/ora_read.py",
         old="layer.role = Role.parse(role_text)",
         new="layer.role = Role.PAINT",
         tests=("tests/canvas/test_ora.py",),

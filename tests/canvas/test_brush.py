@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from sfumato.canvas import editing
 from sfumato.canvas.brush import Brush, BrushMode, Curve, Stroke, StrokeClosedError, dab_mask
 from sfumato.canvas.commands import InvalidEditError, LayerLockedError
 from sfumato.canvas.document import Document, PixelsChanged
@@ -21,7 +22,7 @@ HARD = Brush(size=10, hardness=1.0, color=RED, size_pressure=None)
 def _doc(w: int = 200, h: int = 100) -> tuple[Document, PixelLayer]:
     doc = Document(w, h)
     layer = PixelLayer("paint")
-    doc.add_layer(layer)
+    editing.add_layer(doc, layer)
     doc.history.clear()
     return doc, layer
 
@@ -30,13 +31,13 @@ def _filled_layer(doc: Document, rgba: tuple[int, int, int, int]) -> PixelLayer:
     px = np.empty((doc.height, doc.width, 4), np.uint8)
     px[...] = rgba
     layer = PixelLayer("filled", TiledSurface.from_array(px))
-    doc.add_layer(layer)
+    editing.add_layer(doc, layer)
     doc.history.clear()
     return layer
 
 
 def _line(doc: Document, layer: PixelLayer, brush: Brush, points: list[tuple[float, float, float]]) -> Stroke:
-    stroke = doc.begin_stroke(layer, brush)
+    stroke = Stroke(doc, layer, brush)
     for x, y, p in points:
         stroke.add_point(x, y, p)
     stroke.end()
@@ -120,7 +121,7 @@ def test_spacing_leaves_no_gaps_even_for_fast_pens() -> None:
     _line(doc, layer, brush, [(10, 50, 1), (390, 50, 1)])  # two events 380 px apart
     centre = _alpha(doc, layer)[50, 10:391]
     assert (centre == 255).all()
-    stroke = doc.begin_stroke(layer, brush)
+    stroke = Stroke(doc, layer, brush)
     stroke.add_point(10, 20)
     stroke.add_point(390, 20)
     assert stroke.dab_count == pytest.approx(380 / 4 + 1, abs=2)
@@ -135,7 +136,7 @@ def test_opacity_caps_overlapping_dabs_and_flow_builds_up() -> None:
     assert a.max() == 128
     doc2, layer2 = _doc()
     light = Brush(size=20, hardness=1.0, flow=0.1, spacing=0.05, size_pressure=None)
-    stroke = doc2.begin_stroke(layer2, light)
+    stroke = Stroke(doc2, layer2, light)
     stroke.add_point(100, 50)
     one_dab = int(_alpha(doc2, layer2)[50, 100])
     stroke.add_point(110, 50)
@@ -162,30 +163,30 @@ def test_eraser_reduces_alpha_and_keeps_colour() -> None:
 def test_mask_brush_paints_mask_alpha_in_a_fixed_colour() -> None:
     doc, paint = _doc()
     mask = PixelLayer("mask", role=Role.INPAINT_MASK)
-    doc.add_layer(mask)
+    editing.add_layer(doc, mask)
     _line(doc, mask, Brush(size=10, color=(1, 2, 3), mode=BrushMode.MASK), [(50, 50, 1)])
     px = mask.surface.read(doc.rect)
     assert tuple(px[50, 50]) == (255, 255, 255, 255)
     with pytest.raises(InvalidEditError, match="mask brush"):
-        doc.begin_stroke(paint, Brush(mode=BrushMode.MASK))
+        Stroke(doc, paint, Brush(mode=BrushMode.MASK))
     assert not doc.history.busy
 
 
 def test_locked_layer_is_refused() -> None:
     doc, layer = _doc()
-    doc.set_property(layer, "locked", True)
+    editing.set_property(doc, layer, "locked", True)
     with pytest.raises(LayerLockedError, match="locked"):
-        doc.begin_stroke(layer, HARD)
+        Stroke(doc, layer, HARD)
     assert not doc.history.busy
     with pytest.raises(InvalidEditError, match="group"):
-        doc.begin_stroke(GroupLayer("g"), HARD)  # type: ignore[arg-type]
+        Stroke(doc, GroupLayer("g"), HARD)  # type: ignore[arg-type]
 
 
 def test_abort_restores_everything() -> None:
     doc, _ = _doc()
     layer = _filled_layer(doc, (5, 6, 7, 100))
     before = layer.surface.read(doc.rect)
-    stroke = doc.begin_stroke(layer, HARD)
+    stroke = Stroke(doc, layer, HARD)
     stroke.add_point(10, 10)
     stroke.add_point(150, 80)
     assert not np.array_equal(layer.surface.read(doc.rect), before)
@@ -198,8 +199,8 @@ def test_abort_restores_everything() -> None:
 
 def test_history_is_held_during_a_stroke() -> None:
     doc, layer = _doc()
-    doc.set_property(layer, "name", "x")
-    stroke = doc.begin_stroke(layer, HARD)
+    editing.set_property(doc, layer, "name", "x")
+    stroke = Stroke(doc, layer, HARD)
     stroke.add_point(10, 10)
     with pytest.raises(HistoryBusyError):
         doc.undo()
@@ -237,7 +238,7 @@ def test_selection_clips_dabs() -> None:
     sel = np.zeros((100, 200), np.float32)
     sel[:, :100] = 1.0
     sel[:, 150:] = 0.5
-    doc.set_selection(sel)
+    editing.set_selection(doc, sel)
     _line(doc, layer, HARD, [(20, 50, 1), (180, 50, 1)])
     a = _alpha(doc, layer)
     assert (a[50, 20:100] == 255).all()
@@ -247,17 +248,17 @@ def test_selection_clips_dabs() -> None:
 
 def test_layer_offset_maps_document_to_surface_space() -> None:
     doc, layer = _doc()
-    doc.set_offset(layer, 100, -20)
+    editing.set_offset(doc, layer, 100, -20)
     events: list[object] = []
     doc.changed.connect(events.append)
-    stroke = doc.begin_stroke(layer, HARD)
+    stroke = Stroke(doc, layer, HARD)
     dirty = stroke.add_point(150, 50)
     stroke.end()
     assert layer.surface.read(Rect(50, 70, 1, 1))[0, 0, 3] == 255
     assert dirty.contains(Rect(145, 45, 10, 10))
     assert any(isinstance(e, PixelsChanged) and e.rect == dirty for e in events)
     # Painting is clipped to the document: nothing lands left of x=0 in document space.
-    stroke = doc.begin_stroke(layer, HARD)
+    stroke = Stroke(doc, layer, HARD)
     stroke.add_point(2, 50)
     stroke.end()
     assert layer.surface.read(Rect(-110, 60, 8, 20))[..., 3].max() == 0
@@ -266,7 +267,7 @@ def test_layer_offset_maps_document_to_surface_space() -> None:
 def test_smoothing_lags_and_end_catches_up() -> None:
     doc, layer = _doc()
     brush = Brush(size=6, hardness=1.0, smoothing=0.8, size_pressure=None)
-    stroke = doc.begin_stroke(layer, brush)
+    stroke = Stroke(doc, layer, brush)
     stroke.add_point(20, 50)
     stroke.add_point(180, 50)
     assert _alpha(doc, layer)[50, 100] == 0  # the smoothed point moved only 20% of the way
@@ -277,7 +278,7 @@ def test_smoothing_lags_and_end_catches_up() -> None:
 def test_smoothing_uses_timestamps() -> None:
     doc, layer = _doc()
     brush = Brush(size=6, hardness=1.0, smoothing=0.5, size_pressure=None)
-    with doc.begin_stroke(layer, brush) as stroke:
+    with Stroke(doc, layer, brush) as stroke:
         stroke.add_point(20, 50, 1, t=0.0)
         stroke.add_point(180, 50, 1, t=1.0)  # a long pause: the path catches up
         assert _alpha(doc, layer)[50, 175] == 255
@@ -286,7 +287,7 @@ def test_smoothing_uses_timestamps() -> None:
 
 def test_context_manager_aborts_on_error() -> None:
     doc, layer = _doc()
-    with pytest.raises(RuntimeError), doc.begin_stroke(layer, HARD) as stroke:
+    with pytest.raises(RuntimeError), Stroke(doc, layer, HARD) as stroke:
         stroke.add_point(50, 50)
         raise RuntimeError("pen lost")
     assert _alpha(doc, layer).max() == 0 and not doc.history.can_undo
@@ -304,7 +305,7 @@ def test_brush_values_are_checked() -> None:
 def test_lazy_radius_ignores_jitter_and_trails_the_pen() -> None:
     doc, layer = _doc()
     brush = Brush(size=4, hardness=1.0, size_pressure=None, lazy_radius=15)
-    stroke = doc.begin_stroke(layer, brush)
+    stroke = Stroke(doc, layer, brush)
     stroke.add_point(50, 50)
     first = _alpha(doc, layer).copy()
     for dx, dy in [(5, 3), (-8, 2), (10, -6), (-3, -9)]:  # hand tremor inside the radius
@@ -326,8 +327,8 @@ def test_repeating_the_last_point_at_lower_pressure_lays_no_dab_and_does_not_fai
 
     doc = Document(64, 64)
     layer = PixelLayer("paint")
-    doc.add_layer(layer)
-    stroke = doc.begin_stroke(layer, Brush(size=20, spacing=0.5, color=(255, 0, 0)))
+    editing.add_layer(doc, layer)
+    stroke = Stroke(doc, layer, Brush(size=20, spacing=0.5, color=(255, 0, 0)))
     stroke.add_point(10, 10, 1.0)
     stroke.add_point(17, 10, 1.0)  # part of a spacing step accumulated
     before = layer.surface.read(doc.rect).copy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sfumato.canvas import editing
 from sfumato.canvas.commands import LayerLockedError
 from sfumato.canvas.document import Document
 from sfumato.canvas.fill import fill_selection, flood_coverage, flood_fill, pick_color
@@ -26,7 +27,7 @@ def _two_boxes() -> np.ndarray:
 def _doc_with(img: np.ndarray) -> tuple[Document, PixelLayer]:
     doc = Document(img.shape[1], img.shape[0])
     layer = PixelLayer("art", TiledSurface.from_array(img))
-    doc.add_layer(layer)
+    editing.add_layer(doc, layer)
     doc.history.clear()
     return doc, layer
 
@@ -65,7 +66,7 @@ def test_fill_can_sample_the_merged_image() -> None:
     lines = _two_boxes()
     doc, art = _doc_with(lines)
     paint = PixelLayer("colour")
-    doc.add_layer(paint)  # empty layer on top: sampling it alone would fill everything
+    editing.add_layer(doc, paint)  # empty layer on top: sampling it alone would fill everything
     flood_fill(doc, paint, 2, 2, BLUE, tolerance=0.0, sample_merged=True)
     a = paint.surface.read(doc.rect)[..., 3]
     assert a[20, 20] == 255 and a[20, 40] == 0
@@ -96,7 +97,7 @@ def test_fill_selection_and_locked_layers() -> None:
     px = layer.surface.read(doc.rect)
     assert tuple(px[15, 45]) == (133, 228, 133, 255)
     assert tuple(px[25, 45]) == (255, 255, 255, 255)
-    doc.set_property(layer, "locked", True)
+    editing.set_property(doc, layer, "locked", True)
     with pytest.raises(LayerLockedError):
         fill_selection(doc, layer, BLUE)
 
@@ -104,7 +105,7 @@ def test_fill_selection_and_locked_layers() -> None:
 def test_fill_on_an_empty_layer_covers_the_document() -> None:
     doc = Document(300, 300)
     layer = PixelLayer("empty")
-    doc.add_layer(layer)
+    editing.add_layer(doc, layer)
     flood_fill(doc, layer, 150, 150, BLUE)
     assert layer.surface.bounds() == Rect(0, 0, 300, 300)
 
@@ -130,8 +131,8 @@ def test_pick_color_from_a_document() -> None:
     bottom = PixelLayer("b", TiledSurface.from_array(np.full((50, 50, 4), (0, 255, 0, 255), np.uint8)))
     top = PixelLayer("t", TiledSurface.from_array(np.full((10, 10, 4), (255, 0, 0, 255), np.uint8)),
                      x=20, y=20, opacity=0.5)
-    doc.add_layer(bottom)
-    doc.add_layer(top)
+    editing.add_layer(doc, bottom)
+    editing.add_layer(doc, top)
     merged = pick_color(doc, 25, 25)
     assert merged is not None and merged[0] == pytest.approx(128, abs=1) and merged[1] == pytest.approx(127, abs=1)
     assert pick_color(doc, 25, 25, sample_merged=False) == (255, 0, 0, 255)  # the active layer

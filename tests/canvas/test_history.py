@@ -9,19 +9,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sfumato.canvas import editing
 from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.commands import (
-    InvalidEditError,
-    LayerLockedError,
-    PutPixels,
-    SetProperties,
-    SetSelection,
-    TilePatch,
-)
+from sfumato.canvas.commands import InvalidEditError, LayerLockedError
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Document, PixelsChanged, SelectionChanged
+from sfumato.canvas.document_commands import SetSelection
 from sfumato.canvas.history import Command, History, HistoryAction, HistoryBusyError
 from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.pixel_commands import PutPixels, TilePatch
+from sfumato.canvas.property_commands import SetProperties
 from sfumato.canvas.tiles import TILE, TiledSurface
 from sfumato.vocabulary.kinds import ControlKind
 
@@ -67,40 +64,40 @@ def _layer(doc: Document, name: str) -> Any:
 
 
 EDITS: dict[str, Callable[[Document], object]] = {
-    "add": lambda d: d.add_layer(PixelLayer("new"), index=1),
-    "add_into_group": lambda d: d.add_layer(PixelLayer("new"), _layer(d, "group"), 1),
-    "remove": lambda d: d.remove_layer(_layer(d, "top")),
-    "remove_group": lambda d: d.remove_layer(_layer(d, "group")),
-    "reorder": lambda d: d.move_layer(_layer(d, "top"), None, 2),
-    "reparent": lambda d: d.move_layer(_layer(d, "top"), _layer(d, "group"), 0),
-    "duplicate": lambda d: d.duplicate_layer(_layer(d, "top")),
-    "duplicate_group": lambda d: d.duplicate_layer(_layer(d, "group")),
-    "rename": lambda d: d.set_property(_layer(d, "top"), "name", "renamed"),
-    "opacity": lambda d: d.set_property(_layer(d, "top"), "opacity", 0.25),
-    "visible": lambda d: d.set_property(_layer(d, "top"), "visible", False),
-    "locked": lambda d: d.set_property(_layer(d, "top"), "locked", True),
-    "blend": lambda d: d.set_property(_layer(d, "top"), "blend", BlendMode.MULTIPLY),
-    "offset": lambda d: d.set_offset(_layer(d, "top"), 7, -3),
-    "role": lambda d: d.set_property(_layer(d, "top"), "role", Role.CONTROL),
-    "prompt": lambda d: d.set_properties(_layer(d, "top"), {"role": Role.REGION, "prompt": "a cat",
+    "add": lambda d: editing.add_layer(d, PixelLayer("new"), index=1),
+    "add_into_group": lambda d: editing.add_layer(d, PixelLayer("new"), _layer(d, "group"), 1),
+    "remove": lambda d: editing.remove_layer(d, _layer(d, "top")),
+    "remove_group": lambda d: editing.remove_layer(d, _layer(d, "group")),
+    "reorder": lambda d: editing.move_layer(d, _layer(d, "top"), None, 2),
+    "reparent": lambda d: editing.move_layer(d, _layer(d, "top"), _layer(d, "group"), 0),
+    "duplicate": lambda d: editing.duplicate_layer(d, _layer(d, "top")),
+    "duplicate_group": lambda d: editing.duplicate_layer(d, _layer(d, "group")),
+    "rename": lambda d: editing.set_property(d, _layer(d, "top"), "name", "renamed"),
+    "opacity": lambda d: editing.set_property(d, _layer(d, "top"), "opacity", 0.25),
+    "visible": lambda d: editing.set_property(d, _layer(d, "top"), "visible", False),
+    "locked": lambda d: editing.set_property(d, _layer(d, "top"), "locked", True),
+    "blend": lambda d: editing.set_property(d, _layer(d, "top"), "blend", BlendMode.MULTIPLY),
+    "offset": lambda d: editing.set_offset(d, _layer(d, "top"), 7, -3),
+    "role": lambda d: editing.set_property(d, _layer(d, "top"), "role", Role.CONTROL),
+    "prompt": lambda d: editing.set_properties(d, _layer(d, "top"), {"role": Role.REGION, "prompt": "a cat",
                                                                "negative": "dogs"}),
-    "control": lambda d: d.set_property(
+    "control": lambda d: editing.set_property(d,
         _layer(d, "top"), "control", ControlSettings(ControlKind.CANNY, 1.5, 0.1, 0.8)),
-    "generation": lambda d: d.set_property(_layer(d, "top"), "generation", {"seed": 3, "steps": 20}),
-    "recipe": lambda d: d.set_recipe(prompt="a castle", seed=42),
-    "merge_down": lambda d: d.merge_down(
-        d.add_layer(PixelLayer("m", TiledSurface.from_array(_filled(30, 30, (0, 255, 0, 255)), 5, 5)),
+    "generation": lambda d: editing.set_property(d, _layer(d, "top"), "generation", {"seed": 3, "steps": 20}),
+    "recipe": lambda d: editing.set_recipe(d, prompt="a castle", seed=42),
+    "merge_down": lambda d: editing.merge_down(d,
+        editing.add_layer(d, PixelLayer("m", TiledSurface.from_array(_filled(30, 30, (0, 255, 0, 255)), 5, 5)),
                     index=2)),
-    "clear": lambda d: d.clear_layer(_layer(d, "top")),
-    "put_pixels": lambda d: d.put_pixels(_layer(d, "bottom"), _filled(40, 30, (9, 8, 7, 255)), 280, 10),
-    "put_pixels_masked": lambda d: d.put_pixels(
+    "clear": lambda d: editing.clear_layer(d, _layer(d, "top")),
+    "put_pixels": lambda d: editing.put_pixels(d, _layer(d, "bottom"), _filled(40, 30, (9, 8, 7, 255)), 280, 10),
+    "put_pixels_masked": lambda d: editing.put_pixels(d,
         _layer(d, "bottom"), _filled(40, 30, (9, 8, 7, 255)), 10, 10,
         mask=np.linspace(0, 1, 40 * 30, dtype=np.float32).reshape(30, 40)),
-    "put_pixels_over": lambda d: d.put_pixels(_layer(d, "top"), _filled(40, 30, (9, 8, 7, 100)), 60, 60,
+    "put_pixels_over": lambda d: editing.put_pixels(d, _layer(d, "top"), _filled(40, 30, (9, 8, 7, 100)), 60, 60,
                                               over=True),
-    "select": lambda d: d.set_selection(np.pad(np.ones((20, 30), np.float32), ((5, 175), (7, 263)))),
-    "select_twice": lambda d: (d.set_selection(np.ones((200, 300), np.float32)),
-                               d.set_selection(np.full((200, 300), 0.25, np.float32))),
+    "select": lambda d: editing.set_selection(d, np.pad(np.ones((20, 30), np.float32), ((5, 175), (7, 263)))),
+    "select_twice": lambda d: (editing.set_selection(d, np.ones((200, 300), np.float32)),
+                               editing.set_selection(d, np.full((200, 300), 0.25, np.float32))),
 }
 
 
@@ -122,12 +119,12 @@ def test_every_command_undoes_and_redoes(doc: Document, name: str) -> None:
 
 def test_merge_down_looks_the_same(doc: Document) -> None:
     top = _layer(doc, "top")
-    doc.set_property(top, "blend", BlendMode.MULTIPLY)
-    doc.set_property(top, "opacity", 0.7)
+    editing.set_property(doc, top, "blend", BlendMode.MULTIPLY)
+    editing.set_property(doc, top, "opacity", 0.7)
     # "top" is above "group"; move it right above "bottom" so it merges into paint.
-    doc.move_layer(top, None, 1)
+    editing.move_layer(doc, top, None, 1)
     picture = flatten(doc)
-    below = doc.merge_down(top)
+    below = editing.merge_down(doc, top)
     assert below.name == "bottom"
     assert top.parent is None
     np.testing.assert_allclose(flatten(doc).astype(int), picture.astype(int), atol=1)
@@ -139,7 +136,7 @@ def test_merge_down_looks_the_same(doc: Document) -> None:
 def test_a_duplicate_keeps_other_programs_attributes_in_its_own_dict(doc: Document) -> None:
     group = _layer(doc, "group")
     group.extra_attributes["krita:collapsed"] = "true"
-    copy = doc.duplicate_layer(group)
+    copy = editing.duplicate_layer(doc, group)
     assert copy.extra_attributes == {"krita:collapsed": "true"}
     copy.extra_attributes["krita:collapsed"] = "false"
     assert group.extra_attributes == {"krita:collapsed": "true"}
@@ -147,13 +144,13 @@ def test_a_duplicate_keeps_other_programs_attributes_in_its_own_dict(doc: Docume
 
 def test_merge_down_needs_a_pixel_layer_below(doc: Document) -> None:
     with pytest.raises(InvalidEditError, match="no pixel layer below"):
-        doc.merge_down(_layer(doc, "top"))  # the group is below it
+        editing.merge_down(doc, _layer(doc, "top"))  # the group is below it
     assert not doc.history.can_undo
 
 
 def test_add_layer_makes_it_active_and_undo_restores_active(doc: Document) -> None:
     doc.set_active(_layer(doc, "bottom"))
-    new = doc.add_layer(PixelLayer("new"))
+    new = editing.add_layer(doc, PixelLayer("new"))
     assert doc.active is new
     doc.undo()
     assert doc.active is _layer(doc, "bottom")
@@ -162,7 +159,7 @@ def test_add_layer_makes_it_active_and_undo_restores_active(doc: Document) -> No
 def test_moving_the_active_layer_keeps_it_active(doc: Document) -> None:
     top = _layer(doc, "top")
     doc.set_active(top)
-    doc.move_layer(top, _layer(doc, "group"), 0)
+    editing.move_layer(doc, top, _layer(doc, "group"), 0)
     assert doc.active is top
     doc.undo()
     assert doc.active is top and top.parent is doc.root
@@ -171,7 +168,7 @@ def test_moving_the_active_layer_keeps_it_active(doc: Document) -> None:
 def test_a_group_cannot_move_into_itself(doc: Document) -> None:
     group = _layer(doc, "group")
     with pytest.raises(InvalidEditError):
-        doc.move_layer(group, group, 0)
+        editing.move_layer(doc, group, group, 0)
     assert group.parent is doc.root
 
 
@@ -180,23 +177,23 @@ def test_property_values_are_checked(doc: Document) -> None:
     for name, value in [("opacity", 1.5), ("opacity", float("nan")), ("x", 1.5), ("visible", 1),
                         ("blend", "svg:multiply"), ("bogus", 1)]:
         with pytest.raises(InvalidEditError):
-            doc.set_property(top, name, value)
+            editing.set_property(doc, top, name, value)
     with pytest.raises(InvalidEditError, match="group"):
-        doc.set_property(_layer(doc, "group"), "prompt", "x")
+        editing.set_property(doc, _layer(doc, "group"), "prompt", "x")
     assert not doc.history.can_undo
 
 
 def test_locked_layer_refuses_pixels_and_moves_but_can_be_unlocked(doc: Document) -> None:
     top = _layer(doc, "top")
-    doc.set_property(top, "locked", True)
+    editing.set_property(doc, top, "locked", True)
     before = _state(doc)
     with pytest.raises(LayerLockedError, match="unlock"):
-        doc.clear_layer(top)
+        editing.clear_layer(doc, top)
     with pytest.raises(LayerLockedError):
-        doc.set_offset(top, 1, 1)
+        editing.set_offset(doc, top, 1, 1)
     assert _state(doc) == before
-    doc.set_property(top, "locked", False)
-    doc.set_offset(top, 1, 1)
+    editing.set_property(doc, top, "locked", False)
+    editing.set_offset(doc, top, 1, 1)
     assert (top.x, top.y) == (1, 1)
 
 
@@ -205,8 +202,8 @@ def test_clear_respects_selection(doc: Document) -> None:
     sel = np.zeros((200, 300), np.float32)
     sel[:, :100] = 1.0
     sel[:, 100:150] = 0.5
-    doc.set_selection(sel)
-    doc.clear_layer(bottom)
+    editing.set_selection(doc, sel)
+    editing.clear_layer(doc, bottom)
     px = bottom.surface.read(doc.rect)
     assert (px[:, :100, 3] == 0).all()
     assert (px[:, 100:150, 3] == 128).all()
@@ -217,10 +214,10 @@ def test_slider_drag_merges_into_one_step(doc: Document) -> None:
     top = _layer(doc, "top")
     drag = object()
     for value in (0.9, 0.8, 0.5, 0.3):
-        doc.set_property(top, "opacity", value, merge_id=drag)
+        editing.set_property(doc, top, "opacity", value, merge_id=drag)
     assert doc.history.undo_count == 1
     assert doc.history.undo_label == "Layer Opacity"
-    doc.set_property(top, "opacity", 0.1, merge_id=object())  # a new drag: a new step
+    editing.set_property(doc, top, "opacity", 0.1, merge_id=object())  # a new drag: a new step
     assert doc.history.undo_count == 2
     doc.undo()
     assert top.opacity == 0.3
@@ -232,20 +229,20 @@ def test_slider_drag_merges_into_one_step(doc: Document) -> None:
 
 def test_without_merge_id_nothing_merges(doc: Document) -> None:
     top = _layer(doc, "top")
-    doc.set_property(top, "opacity", 0.5)
-    doc.set_property(top, "opacity", 0.4)
+    editing.set_property(doc, top, "opacity", 0.5)
+    editing.set_property(doc, top, "opacity", 0.4)
     assert doc.history.undo_count == 2
 
 
 def test_recipe_typing_merges(doc: Document) -> None:
     typing = object()
     for text in ("a", "a c", "a cat"):
-        doc.set_recipe(merge_id=typing, prompt=text)
+        editing.set_recipe(doc, merge_id=typing, prompt=text)
     assert doc.history.undo_count == 1 and doc.recipe.prompt == "a cat"
     doc.undo()
     assert doc.recipe.prompt == ""
     with pytest.raises(InvalidEditError, match="unknown generation setting"):
-        doc.set_recipe(colour="red")
+        editing.set_recipe(doc, colour="red")
 
 
 class _Blob(Command):
@@ -295,11 +292,11 @@ def test_step_bound_drops_oldest_and_newest_is_always_kept() -> None:
 def test_clean_state() -> None:
     doc = Document(64, 64)
     assert doc.history.is_clean
-    layer = doc.add_layer(PixelLayer("a"))
+    layer = editing.add_layer(doc, PixelLayer("a"))
     assert not doc.history.is_clean
     doc.history.mark_clean()
     assert doc.history.is_clean
-    doc.set_property(layer, "opacity", 0.5)
+    editing.set_property(doc, layer, "opacity", 0.5)
     assert not doc.history.is_clean
     doc.undo()
     assert doc.history.is_clean
@@ -309,14 +306,14 @@ def test_clean_state() -> None:
     assert doc.history.is_clean
     # A merge into the saved step makes a new state: it must not merge, and is dirty.
     drag = object()
-    doc.set_property(layer, "opacity", 0.5, merge_id=drag)
-    doc.set_property(layer, "opacity", 0.4, merge_id=drag)
+    editing.set_property(doc, layer, "opacity", 0.5, merge_id=drag)
+    editing.set_property(doc, layer, "opacity", 0.4, merge_id=drag)
     assert not doc.history.is_clean
     doc.undo()
     assert doc.history.is_clean
     # Branching away from the saved state makes it unreachable.
     doc.undo()
-    doc.add_layer(PixelLayer("b"))
+    editing.add_layer(doc, PixelLayer("b"))
     assert not doc.history.is_clean
     doc.undo()
     assert not doc.history.is_clean
@@ -337,7 +334,7 @@ def test_clean_survives_dropping_old_steps() -> None:
 def test_history_events_and_labels(doc: Document) -> None:
     seen: list[HistoryAction] = []
     doc.history.changed.connect(lambda e: seen.append(e.action))
-    doc.set_property(_layer(doc, "top"), "name", "x")
+    editing.set_property(doc, _layer(doc, "top"), "name", "x")
     doc.undo()
     doc.redo()
     doc.history.mark_clean()
@@ -349,7 +346,7 @@ def test_history_events_and_labels(doc: Document) -> None:
 
 def test_failed_command_is_not_pushed(doc: Document) -> None:
     with pytest.raises(InvalidEditError):
-        doc.remove_layer(PixelLayer("stranger"))
+        editing.remove_layer(doc, PixelLayer("stranger"))
     assert not doc.history.can_undo
 
 
@@ -369,7 +366,7 @@ def test_pixel_commands_store_only_changed_pixels() -> None:
     doc = Document(4096, 4096)
     layer = PixelLayer("big", TiledSurface.from_array(_filled(4096, 4096, (10, 20, 30, 255))))
     doc.root.append(layer)
-    doc.put_pixels(layer, _filled(10, 10, (200, 0, 0, 255)), 250, 250)  # straddles 4 tiles
+    editing.put_pixels(doc, layer, _filled(10, 10, (200, 0, 0, 255)), 250, 250)  # straddles 4 tiles
     assert doc.history.nbytes() == 10 * 10 * 4
     events: list[object] = []
     doc.changed.connect(events.append)
@@ -400,18 +397,18 @@ def test_selection_commands_store_compactly(doc: Document) -> None:
     doc.execute(SetSelection(doc, sel))
     assert doc.history.nbytes() == 0  # a constant crop
     assert any(isinstance(e, SelectionChanged) for e in events)
-    doc.set_selection(np.ones((200, 300), np.float32))
+    editing.set_selection(doc, np.ones((200, 300), np.float32))
     doc.undo()
     np.testing.assert_array_equal(doc.selection, sel)
     with pytest.raises(InvalidEditError, match="does not match"):
-        doc.set_selection(np.ones((5, 5), np.float32))
+        editing.set_selection(doc, np.ones((5, 5), np.float32))
 
 
 def test_select_none_undoes_to_the_old_selection(doc: Document) -> None:
     sel = np.zeros((200, 300), np.float32)
     sel[50:60, 70:90] = np.linspace(0.1, 1, 20, dtype=np.float32)
-    doc.set_selection(sel)
-    doc.set_selection(None, label="Deselect")
+    editing.set_selection(doc, sel)
+    editing.set_selection(doc, None, label="Deselect")
     assert doc.selection is None and doc.history.undo_label == "Deselect"
     doc.undo()
     np.testing.assert_array_equal(doc.selection, sel)
@@ -430,7 +427,7 @@ def test_put_pixels_checks_its_input(doc: Document) -> None:
 @given(script=st.lists(st.tuples(st.sampled_from(["stroke", "erase", "put", "clear", "fill", "offset"]),
                                   st.integers(-40, 340), st.integers(-40, 240)), min_size=1, max_size=8))
 def test_random_edits_undo_and_redo_byte_for_byte(script: list[tuple[str, int, int]]) -> None:
-    from sfumato.canvas.brush import Brush, BrushMode
+    from sfumato.canvas.brush import Brush, BrushMode, Stroke
     from sfumato.canvas.fill import flood_fill
 
     rng = np.random.default_rng(len(script))
@@ -445,20 +442,20 @@ def test_random_edits_undo_and_redo_byte_for_byte(script: list[tuple[str, int, i
     for kind, x, y in script:
         if kind in ("stroke", "erase"):
             mode = BrushMode.PAINT if kind == "stroke" else BrushMode.ERASE
-            with doc.begin_stroke(layer, Brush(size=23, hardness=0.5, mode=mode)) as stroke:
+            with Stroke(doc, layer, Brush(size=23, hardness=0.5, mode=mode)) as stroke:
                 stroke.add_point(x, y, 0.7)
                 stroke.add_point(x + 37.3, y + 11.6, 1.0)
             if not doc.history.can_undo or doc.history.undo_count < len(states):
                 continue  # a stroke entirely off the document changes nothing
         elif kind == "put":
-            doc.put_pixels(layer, rng.integers(0, 256, (17, 29, 4), dtype=np.uint8), x, y)
+            editing.put_pixels(doc, layer, rng.integers(0, 256, (17, 29, 4), dtype=np.uint8), x, y)
         elif kind == "clear":
-            doc.clear_layer(layer)
+            editing.clear_layer(doc, layer)
         elif kind == "fill":
             if flood_fill(doc, layer, x % 300, y % 200, (1, 2, 3), tolerance=0.3) is None:
                 continue
         else:
-            doc.set_offset(layer, x // 10, y // 10)
+            editing.set_offset(doc, layer, x // 10, y // 10)
         states.append(snapshot())
     assert doc.history.undo_count == len(states) - 1
     for expected in reversed(states[:-1]):
@@ -473,9 +470,9 @@ def test_group_makes_one_undo_step_and_rolls_back_on_error(doc: Document) -> Non
     top = _layer(doc, "top")
     before = _state(doc)
     with doc.history.group("Accept Result"):
-        new = doc.add_layer(PixelLayer("result"))
-        doc.set_property(new, "opacity", 0.5)
-        doc.set_property(top, "visible", False)
+        new = editing.add_layer(doc, PixelLayer("result"))
+        editing.set_property(doc, new, "opacity", 0.5)
+        editing.set_property(doc, top, "visible", False)
         with pytest.raises(HistoryBusyError):
             doc.undo()
     assert doc.history.undo_labels() == ["Accept Result"]
@@ -485,18 +482,18 @@ def test_group_makes_one_undo_step_and_rolls_back_on_error(doc: Document) -> Non
     assert new.parent is doc.root and not top.visible
     doc.undo()
     with pytest.raises(InvalidEditError), doc.history.group("Broken"):
-        doc.set_property(top, "name", "half done")
-        doc.set_property(top, "opacity", 7.0)
+        editing.set_property(doc, top, "name", "half done")
+        editing.set_property(doc, top, "opacity", 7.0)
     assert _state(doc) == before and doc.history.undo_count == 0
 
 
 def test_removed_layers_count_towards_history_memory(doc: Document) -> None:
     bottom = _layer(doc, "bottom")
     size = bottom.surface.nbytes()
-    doc.remove_layer(bottom)
+    editing.remove_layer(doc, bottom)
     assert doc.history.nbytes() == size  # the history alone keeps its pixels alive
     doc.undo()
     assert doc.history.nbytes() == 0  # back in the document: the document holds them
-    doc.add_layer(PixelLayer("x", TiledSurface.from_array(_filled(10, 10, (1, 1, 1, 255)))))
+    editing.add_layer(doc, PixelLayer("x", TiledSurface.from_array(_filled(10, 10, (1, 1, 1, 255)))))
     doc.undo()
     assert doc.history.nbytes() == TILE * TILE * 4

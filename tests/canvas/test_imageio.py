@@ -21,6 +21,7 @@ from sfumato.canvas.file_errors import (
     UnsupportedFormatError,
 )
 from sfumato.canvas.geometry import Rect
+from sfumato.canvas.image_parameters import read_png_parameters
 from sfumato.canvas.imageio import (
     export_png,
     image_to_rgba,
@@ -29,7 +30,7 @@ from sfumato.canvas.imageio import (
     save_png,
 )
 from sfumato.canvas.layers import PixelLayer, Role
-from sfumato.canvas.parameters import format_parameters, read_png_parameters
+from sfumato.canvas.parameters import format_parameters
 from sfumato.canvas.tiles import TiledSurface
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from journalscript import RECORDED, _child, fingerprint, new_document, run_script
+from sfumato.canvas import editing
 from sfumato.canvas import journal as journal_module
 from sfumato.canvas.history import HistoryChanged
 from sfumato.canvas.journal import JOURNAL_FILE, Journal
@@ -122,7 +123,7 @@ def test_a_torn_last_record_is_dropped_and_reported(tmp_path: Path) -> None:
     doc2 = new_document()  # one more record, cut in half by "the crash"
     j2 = Journal(doc2, tmp_path / "k", name="doc")
     layer = next(doc2.pixel_layers())
-    doc2.put_pixels(layer, np.full((40, 40, 4), 7, np.uint8))
+    editing.put_pixels(doc2, layer, np.full((40, 40, 4), 7, np.uint8))
     j2.flush()
     j2.close()
     extra = read_journal(tmp_path / "k" / JOURNAL_FILE)
@@ -158,13 +159,13 @@ def test_a_full_disk_shows_an_error_and_painting_goes_on(tmp_path: Path, monkeyp
         return real_encode(*args)
 
     monkeypatch.setattr(journal_module, "_encode", enospc)
-    doc.put_pixels(layer, np.full((30, 30, 4), 9, np.uint8))
+    editing.put_pixels(doc, layer, np.full((30, 30, 4), 9, np.uint8))
     journal.flush()
     assert errors and "No space left on device" in str(errors[0])
     assert journal.error is not None
-    doc.put_pixels(layer, np.full((30, 30, 4), 200, np.uint8), 100, 100)  # painting goes on
+    editing.put_pixels(doc, layer, np.full((30, 30, 4), 200, np.uint8), 100, 100)  # painting goes on
     full[0] = False  # space again: the next commit starts a fresh snapshot and all is kept
-    doc.put_pixels(layer, np.full((30, 30, 4), 90, np.uint8), 300, 100)
+    editing.put_pixels(doc, layer, np.full((30, 30, 4), 90, np.uint8), 300, 100)
     journal.flush()
     assert journal.error is None
     assert errors[-1] is None  # told that the journal is written again
@@ -183,7 +184,7 @@ def test_the_gui_thread_only_freezes_tiles(tmp_path: Path) -> None:
     assert isinstance(layer, PixelLayer)
     tile = layer.surface.tile((0, 0))
     assert not layer.surface.frozen_tile((0, 0)).flags.writeable  # type: ignore[union-attr]
-    doc.put_pixels(layer, np.zeros((10, 10, 4), np.uint8))
+    editing.put_pixels(doc, layer, np.zeros((10, 10, 4), np.uint8))
     assert not np.array_equal(layer.surface.tile((0, 0)), tile)  # the frozen one is untouched
     journal.discard()
 

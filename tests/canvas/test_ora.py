@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from orazip import png_bytes, solid, write_ora_zip
 from PIL import Image
-from sfumato.canvas import ora
+from sfumato.canvas import ora_write
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Document, Recipe
@@ -368,7 +368,7 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path, 
     save_ora(sample_doc(), path)
     before = path.read_bytes()
     calls = {"n": 0}
-    real = ora.encode_png
+    real = ora_write.encode_png
 
     def failing(*args: object, **kwargs: object) -> bytes:
         calls["n"] += 1
@@ -376,7 +376,7 @@ def test_failed_save_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path, 
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ora, "encode_png", failing)
+    monkeypatch.setattr(ora_write, "encode_png", failing)
     changed = sample_doc()
     changed.root.append(layer_of(noise(5, 5, 5), "new"))
     with pytest.raises(SaveError, match="No space left on device") as info:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from orazip import png_bytes, solid, write_ora_zip
-from sfumato.canvas import ora
+from sfumato.canvas import ora_archive, ora_read
 from sfumato.canvas.document import Document
 from sfumato.canvas.file_errors import (
     BadAttributeError,
@@ -207,14 +207,14 @@ def test_wrong_structure(folder: Path, xml: str, needle: str) -> None:
 
 
 def test_nesting_too_deep(folder: Path) -> None:
-    depth = ora.MAX_DEPTH + 5
+    depth = ora_archive.MAX_DEPTH + 5
     xml = "<image w='8' h='8'><stack>" + "<stack>" * depth + "</stack>" * depth + "</stack></image>"
     path = write_ora_zip(folder / "deep.ora", xml)
     assert "deeper" in str(load_error(path, MalformedXmlError))
 
 
 def test_too_many_elements(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ora, "MAX_ELEMENTS", 50)
+    monkeypatch.setattr(ora_archive, "MAX_ELEMENTS", 50)
     xml = "<image w='8' h='8'><stack>" + "<stack/>" * 60 + "</stack></image>"
     path = write_ora_zip(folder / "many.ora", xml)
     load_error(path, MalformedXmlError)
@@ -289,7 +289,7 @@ def test_absurd_image_size_is_refused(folder: Path, w: int, h: int) -> None:
 
 
 def test_total_layer_pixels_are_budgeted(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ora, "MAX_LAYER_PIXELS", 10)
+    monkeypatch.setattr(ora_read, "MAX_LAYER_PIXELS", 10)
     xml = "<image w='8' h='8'><stack><layer src='a.png'/><layer src='a.png'/><layer src='a.png'/></stack></image>"
     path = write_ora_zip(folder / "many.ora", xml, {"a.png": RED})  # 4 px each
     load_error(path, ImageTooLargeError)
@@ -312,14 +312,14 @@ def test_zip_bomb_by_declared_size_is_refused_without_reading(folder: Path) -> N
 
 
 def test_highly_compressed_entry_over_the_budget(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ora, "MAX_TOTAL_BYTES", 1 << 20)
+    monkeypatch.setattr(ora_archive, "MAX_TOTAL_BYTES", 1 << 20)
     path = write_ora_zip(folder / "pad.ora", one_layer(), {"data/a.png": RED, "pad.bin": b"\x00" * (4 << 20)})
     assert path.stat().st_size < 100_000
     load_error(path, ImageTooLargeError)
 
 
 def test_too_many_entries(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ora, "MAX_ENTRIES", 5)
+    monkeypatch.setattr(ora_archive, "MAX_ENTRIES", 5)
     entries = {f"data/{i}.png": RED for i in range(6)}
     path = write_ora_zip(folder / "entries.ora", one_layer(src="data/0.png"), entries)
     load_error(path, ImageTooLargeError)

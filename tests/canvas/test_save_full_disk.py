@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sfumato.canvas import editing
 from sfumato.canvas.document import Document
 from sfumato.canvas.file_errors import SaveError
 from sfumato.canvas.layers import PixelLayer
@@ -81,8 +82,8 @@ def _document(side: int, seed: int) -> Document:
     pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 4), np.uint8)
     pixels[..., 3] = 255
     layer = PixelLayer("noise")
-    doc.add_layer(layer)
-    doc.put_pixels(layer, pixels)
+    editing.add_layer(doc, layer)
+    editing.put_pixels(doc, layer, pixels)
     return doc
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from sfumato.canvas import editing
 from sfumato.canvas import selection as sel
 from sfumato.canvas.commands import InvalidEditError
 from sfumato.canvas.document import Document
@@ -137,7 +138,7 @@ def test_select_layer_alpha_follows_offsets() -> None:
     px = np.zeros((10, 10, 4), np.uint8)
     px[..., 3] = 128
     layer = PixelLayer("blob", TiledSurface.from_array(px), x=30, y=40)
-    doc.add_layer(layer)
+    editing.add_layer(doc, layer)
     sel.select_layer_alpha(doc, layer)
     assert doc.selection is not None
     assert sel.bounds(doc.selection) == Rect(30, 40, 10, 10)

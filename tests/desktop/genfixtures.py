@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sfumato.canvas import editing
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.inference.events import Cancelled, Finished, Preview, Progress
@@ -59,7 +60,7 @@ def gen_window(window: Any, tiny_model: Path, tiny_engine_factory: Callable[[], 
 
     controller = install_generation(window, tiny_engine_factory)
     doc = window.document
-    doc.set_recipe(prompt="a red ball", model=str(tiny_model), seed=5, steps=3, cfg=5.0)
+    editing.set_recipe(doc, prompt="a red ball", model=str(tiny_model), seed=5, steps=3, cfg=5.0)
     doc.history.mark_clean()
     window.generation = controller
     yield window
@@ -75,7 +76,7 @@ def paint_mask(doc: Document, rect: tuple[int, int, int, int] = MASK_RECT) -> Pi
     x, y, w, h = rect
     pixels = np.zeros((h, w, 4), np.uint8)
     pixels[..., 3] = 255
-    doc.put_pixels(layer, pixels, x, y, label="Mask")
+    editing.put_pixels(doc, layer, pixels, x, y, label="Mask")
     return layer
 
 
@@ -124,7 +125,7 @@ def install_fake(window: Any, engine: FakeEngine, seed: int) -> Any:
         return engine
 
     controller = install_generation(window, factory)  # type: ignore[arg-type]
-    window.document.set_recipe(prompt="a cat", model="fake-model", seed=seed, steps=2)
+    editing.set_recipe(window.document, prompt="a cat", model="fake-model", seed=seed, steps=2)
     controller.engine = engine
     controller.made_on = made_on
     return controller

@@ -16,6 +16,7 @@ from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtGui import QColor, QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from qtinput import mouse_drag
+from sfumato.canvas import editing
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import PixelLayer, Role
 
@@ -105,7 +106,7 @@ def test_export_png_with_parameters(window, monkeypatch, tmp_path) -> None:  # n
     from sfumato.canvas.tiles import TiledSurface
 
     doc = window.document
-    doc.set_recipe(prompt="a quiet harbour", seed=7, steps=20)
+    editing.set_recipe(doc, prompt="a quiet harbour", seed=7, steps=20)
     _stroke(window)
     out = tmp_path / "out.png"
     _save_dialog(monkeypatch, out)
@@ -121,7 +122,7 @@ def test_export_png_with_parameters(window, monkeypatch, tmp_path) -> None:  # n
                   "sampler": "euler_a", "steps": 20, "cfg": 6.5, "seed": 7, "width": 64, "height": 48}
     result = PixelLayer("Generate: a quiet harbour", TiledSurface.from_array(np.full((48, 64, 4), 90, np.uint8)),
                         role=Role.GENERATED, generation=generation)
-    doc.add_layer(result, index=0, activate=False)
+    editing.add_layer(doc, result, index=0, activate=False)
     window.actions["export"].trigger()
     with Image.open(out) as image:
         text = image.text.get("parameters", "")
@@ -129,7 +130,7 @@ def test_export_png_with_parameters(window, monkeypatch, tmp_path) -> None:  # n
     for part in ("a quiet harbour", "Negative prompt: fog", "Steps: 20", "Sampler: Euler a", "CFG scale: 6.5",
                  "Seed: 7", "Size: 64x48", "Model: dreamy"):
         assert part in text, (part, text)
-    doc.set_property(result, "visible", False)
+    editing.set_property(doc, result, "visible", False)
     window.actions["export"].trigger()
     with Image.open(out) as image:
         assert "parameters" not in image.text, "a hidden result is not the picture"
@@ -325,8 +326,8 @@ def test_copy_inside_the_selection_then_paste_as_a_layer(window) -> None:  # noq
     doc = window.document
     block = np.zeros((40, 40, 4), np.uint8)
     block[...] = (10, 200, 30, 255)
-    doc.put_pixels(doc.find("Paint"), block, 100, 100)
-    doc.set_selection(None)
+    editing.put_pixels(doc, doc.find("Paint"), block, 100, 100)
+    editing.set_selection(doc, None)
     from sfumato.canvas.selection import select_rect
 
     select_rect(doc, 90, 90, 120, 130)

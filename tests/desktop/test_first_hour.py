@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QApplication, QFileDialog
+from sfumato.canvas import editing
 from sfumato.canvas.document import Document
 from sfumato.canvas.layers import PixelLayer
 from sfumato.canvas.ora import save_ora
@@ -190,7 +191,7 @@ def test_settings_are_on_disk_half_a_second_after_a_change(window: Any, qtbot: A
         return parser
 
     window.tool_settings.update(size=77.0, color=(12, 34, 56))
-    window.document.set_recipe(prompt="a lighthouse at dusk", steps=33)
+    editing.set_recipe(window.document, prompt="a lighthouse at dusk", steps=33)
 
     def saved() -> bool:
         disk = on_disk()
@@ -220,7 +221,7 @@ def test_region_shows_its_resulting_prompt_and_the_switch_keeps_the_main_prompt_
     from sfumato.canvas.layers import Role
 
     doc = window.document
-    doc.set_recipe(prompt="a yellow star on a blue background")
+    editing.set_recipe(doc, prompt="a yellow star on a blue background")
     dock = window.layers_dock
     region = dock.add_layer(Role.REGION)
     props = dock.properties
@@ -233,7 +234,7 @@ def test_region_shows_its_resulting_prompt_and_the_switch_keeps_the_main_prompt_
     props.include_prompt.click()
     assert doc.recipe.regions_include_prompt is False
     assert props.effective.text() == "“a green triangle”"
-    doc.set_recipe(prompt="a blue background")  # the main prompt changes elsewhere
+    editing.set_recipe(doc, prompt="a blue background")  # the main prompt changes elsewhere
     assert props.effective.text() == "“a green triangle”"
     props.include_prompt.click()
     assert props.effective.text() == "“a green triangle, a blue background”"

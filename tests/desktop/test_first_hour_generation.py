@@ -8,6 +8,7 @@ from genfixtures import gen_window, tiny_engine_factory, tiny_model
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
+from sfumato.canvas import editing
 from sfumato.canvas.layers import Role
 
 __all__ = ["gen_window", "tiny_engine_factory", "tiny_model"]  # fixtures used by name
@@ -74,7 +75,7 @@ def test_first_run_says_what_it_loads_and_cancel_while_loading_frees_the_window_
 
     controller = install_generation(window, slow_engine)
     try:
-        window.document.set_recipe(prompt="a red ball", model=str(tiny_model), seed=5, steps=2, cfg=5.0)
+        editing.set_recipe(window.document, prompt="a red ball", model=str(tiny_model), seed=5, steps=2, cfg=5.0)
         shown: list[str] = []
         controller.worker.loading.connect(lambda _job, text: shown.append(controller.dock.progress.format()))
         with qtbot.waitSignal(controller.worker.loading, timeout=TIMEOUT):

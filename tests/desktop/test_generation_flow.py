@@ -19,6 +19,7 @@ from genfixtures import (
     tiny_model,
     worker_threads,
 )
+from sfumato.canvas import editing
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.layers import Role
 from sfumato.desktop.files import qimage_to_rgba
@@ -106,7 +107,7 @@ def test_inpaint_preview_stage_accept_undo(gen_window: Any, qtbot: Any) -> None:
 
 def test_cancel_from_the_first_progress(gen_window: Any, qtbot: Any) -> None:
     controller = gen_window.generation
-    gen_window.document.set_recipe(steps=200)
+    editing.set_recipe(gen_window.document, steps=200)
     steps: list[int] = []
 
     def on_progress(job: int, step: int, total: int) -> None:
@@ -161,7 +162,7 @@ def test_closing_mid_run_leaves_no_thread(gen_window: Any, qtbot: Any, monkeypat
     from PySide6.QtWidgets import QMessageBox
 
     controller = gen_window.generation
-    gen_window.document.set_recipe(steps=500)
+    editing.set_recipe(gen_window.document, steps=500)
     before = {t.ident for t in worker_threads()}
     with qtbot.waitSignal(controller.worker.progress, timeout=TIMEOUT):
         controller.generate()

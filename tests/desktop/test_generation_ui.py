@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from genfixtures import MASK_RECT, FakeEngine, install_fake, paint_mask
+from sfumato.canvas import editing
 from sfumato.canvas.layers import Role
 
 TIMEOUT = 10_000
@@ -115,7 +116,7 @@ def test_history_reapply_reuse_seed_copy_prompt(window: Any, fake: Any, qtbot: A
     assert len(history.entries) == 1 and "Seed: 10" in history.details.text()
     history.reapply_selected()
     assert fake.staging.active
-    window.document.set_recipe(seed=99)
+    editing.set_recipe(window.document, seed=99)
     history.reuse_selected_seed()
     assert window.document.recipe.seed == 10
     history.copy_selected_prompt()
@@ -124,12 +125,12 @@ def test_history_reapply_reuse_seed_copy_prompt(window: Any, fake: Any, qtbot: A
 
 def test_latest_request_wins(window: Any, fake: Any, qtbot: Any) -> None:
     fake.engine.step_delay = 0.02
-    window.document.set_recipe(steps=30)
+    editing.set_recipe(window.document, steps=30)
     cancelled: list[int] = []
     fake.worker.cancelled.connect(cancelled.append)
     fake.generate()
     first = fake._current
-    window.document.set_recipe(steps=2, prompt="second")
+    editing.set_recipe(window.document, steps=2, prompt="second")
     with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
         fake.generate()
     assert first in cancelled
@@ -149,7 +150,7 @@ def test_engine_that_cannot_start_reports_and_the_worker_recovers(window: Any, q
         return FakeEngine()
 
     controller = install_generation(window, flaky)  # type: ignore[arg-type]
-    window.document.set_recipe(model="fake-model", steps=1, seed=1)
+    editing.set_recipe(window.document, model="fake-model", steps=1, seed=1)
     with qtbot.waitSignal(controller.failed, timeout=TIMEOUT) as blocker:
         controller.generate()
     assert blocker.args[1] is FailureKind.ENGINE_UNAVAILABLE
@@ -165,7 +166,7 @@ def test_plan_errors_are_messages(window: Any, fake: Any, qtbot: Any) -> None:
 
     doc = window.document
     mask = paint_mask(doc)
-    doc.clear_layer(mask, use_selection=False)  # a visible but empty mask
+    editing.clear_layer(doc, mask, use_selection=False)  # a visible but empty mask
     with qtbot.waitSignal(fake.failed, timeout=TIMEOUT) as blocker:
         fake.generate()
     assert blocker.args[1] is FailureKind.PLAN
@@ -178,19 +179,19 @@ def test_painting_during_planning_does_not_reach_the_plan(window: Any, fake: Any
     from sfumato.canvas.composite import flatten
 
     doc = window.document
-    doc.set_recipe(strength=0.5)
+    editing.set_recipe(doc, strength=0.5)
     paint = next(layer for layer in doc.pixel_layers() if layer.name == "Paint")
     red = np.zeros((40, 40, 4), np.uint8)
     red[..., 0] = 255
     red[..., 3] = 255
-    doc.put_pixels(paint, red, 10, 10)
+    editing.put_pixels(doc, paint, red, 10, 10)
     before = flatten(doc).copy()
     fake.engine.step_delay = 0.0
     with qtbot.waitSignal(fake.staged, timeout=TIMEOUT):
         fake.generate()
         blue = red.copy()
         blue[..., :3] = (0, 0, 255)
-        doc.put_pixels(paint, blue, 10, 10)  # painted right after pressing Generate
+        editing.put_pixels(doc, paint, blue, 10, 10)  # painted right after pressing Generate
     assert not np.array_equal(flatten(doc), before), "the blue paint reached the document"
     request = fake.engine.requests[-1]
     assert request.init is not None and fake.staging.staged.plan.mode.label == "Refine"
@@ -338,7 +339,7 @@ def test_a_new_document_cancels_the_run_and_drops_the_staged_result(window: Any,
     window.set_document(small_document())
     assert not fake.staging.active
     fake.engine.step_delay = 0.05
-    window.document.set_recipe(model="fake-model", steps=100)
+    editing.set_recipe(window.document, model="fake-model", steps=100)
     with qtbot.waitSignal(fake.job_started, timeout=TIMEOUT):
         fake.generate()
     with qtbot.waitSignal(fake.cancelled, timeout=TIMEOUT):

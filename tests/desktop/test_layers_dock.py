@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, Qt
+from sfumato.canvas import editing
 from sfumato.canvas.blend import BlendMode
 from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
 from sfumato.desktop.layer_model import MIME_TYPE, thumbnail_array
@@ -179,7 +180,7 @@ def test_control_layer_settings_and_from_image(window) -> None:  # noqa: ANN001
     paint = doc.find("Paint")
     bar = np.zeros((40, 200, 4), np.uint8)
     bar[..., 3] = 255
-    doc.put_pixels(paint, bar, 60, 100)
+    editing.put_pixels(doc, paint, bar, 60, 100)
     control = dock.add_layer(Role.CONTROL)
     props = dock.properties
     assert props.kind.isVisibleTo(props)
@@ -207,7 +208,7 @@ def test_thumbnail_samples_the_layer(window) -> None:  # noqa: ANN001
     block = np.zeros((120, 160, 4), np.uint8)
     block[..., 0] = 255
     block[..., 3] = 255
-    doc.put_pixels(paint, block, 0, 0)
+    editing.put_pixels(doc, paint, block, 0, 0)
     thumb = thumbnail_array(paint, doc, 40)
     assert thumb.shape[1] == 40 and thumb.shape[0] == 30
     assert thumb[0, 0, 3] == 255 and thumb[0, 0, 0] == 255
@@ -230,7 +231,7 @@ def test_refused_edits_become_status_messages(window) -> None:  # noqa: ANN001
     window.layers_dock.message.connect(messages.append)
     paint = doc.find("Paint")
     region = window.layers_dock.add_layer(Role.REGION)
-    doc.remove_layer(paint)  # the properties panel still shows a layer …
+    editing.remove_layer(doc, paint)  # the properties panel still shows a layer …
     window.layers_dock.properties.show_layer(doc, paint)  # … that is no longer in the document
     window.layers_dock.properties.opacity.setValue(30)
     assert messages and "opacity" in messages[-1]

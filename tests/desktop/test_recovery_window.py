@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
+from sfumato.canvas import editing
 from sfumato.canvas.composite import flatten
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -100,7 +101,7 @@ def test_a_failed_save_keeps_the_document_unsaved_and_the_journal_going(
 
     doc = window.document
     layer = next(doc.pixel_layers())
-    doc.put_pixels(layer, np.full((20, 20, 4), 200, np.uint8))
+    editing.put_pixels(doc, layer, np.full((20, 20, 4), 200, np.uint8))
     path = tmp_path / "fox.ora"
     window.files.set_path(path)
     assert window.files.save()
@@ -110,13 +111,13 @@ def test_a_failed_save_keeps_the_document_unsaved_and_the_journal_going(
         raise SaveError(f"{path}: cannot write: [Errno {errno.ENOSPC}] No space left on device")
 
     monkeypatch.setattr(ora, "save_ora", full_disk)
-    doc.put_pixels(layer, np.full((20, 20, 4), 90, np.uint8), 40, 40)
+    editing.put_pixels(doc, layer, np.full((20, 20, 4), 90, np.uint8), 40, 40)
     assert not window.files.save()
     assert ("critical", "Could not save") in prompts
     assert window.isWindowModified() and not doc.history.is_clean
     assert path.read_bytes() == good
     journal = window.journals.journal
-    doc.put_pixels(layer, np.full((20, 20, 4), 10, np.uint8), 80, 80)  # painting goes on …
+    editing.put_pixels(doc, layer, np.full((20, 20, 4), 10, np.uint8), 80, 80)  # painting goes on …
     assert journal.flush()
     records = read_journal(journal.folder / "journal.sfj").records
     assert [r.header["a"] for r in records][-2:] == ["execute", "execute"]  # … and is journaled
@@ -141,13 +142,13 @@ def test_the_banner_shows_while_the_journal_cannot_be_written(window, qtbot, mon
     layer = next(doc.pixel_layers())
     banner = window.journals.banner
     assert not banner.isVisible()
-    doc.put_pixels(layer, np.full((10, 10, 4), 50, np.uint8))
+    editing.put_pixels(doc, layer, np.full((10, 10, 4), 50, np.uint8))
     qtbot.waitUntil(banner.isVisible, timeout=10_000)
     assert "No space left on device" in banner.text()
-    doc.put_pixels(layer, np.full((10, 10, 4), 60, np.uint8), 20, 20)  # painting goes on
+    editing.put_pixels(doc, layer, np.full((10, 10, 4), 60, np.uint8), 20, 20)  # painting goes on
     assert window.document is doc and doc.history.undo_count == 2
     full[0] = False
-    doc.put_pixels(layer, np.full((10, 10, 4), 70, np.uint8), 40, 40)
+    editing.put_pixels(doc, layer, np.full((10, 10, 4), 70, np.uint8), 40, 40)
     qtbot.waitUntil(lambda: not banner.isVisible(), timeout=10_000)
 
 

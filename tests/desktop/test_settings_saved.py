@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sfumato.canvas import editing
 from sfumato.desktop.settings import AppSettings
 
 
@@ -25,7 +26,7 @@ def test_a_moved_dock_is_saved_without_closing_the_window(window, qtbot) -> None
 
 def test_brush_colour_and_prompt_are_saved_without_closing(window, qtbot) -> None:  # noqa: ANN001
     window.tool_settings.update(color=(12, 34, 56), size=77)
-    window.document.set_recipe(prompt="a lighthouse at night")
+    editing.set_recipe(window.document, prompt="a lighthouse at night")
     qtbot.waitUntil(lambda: AppSettings().last_recipe().prompt == "a lighthouse at night", timeout=10_000)
     from sfumato.desktop.tool_settings import ToolSettings
 

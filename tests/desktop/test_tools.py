@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from qtinput import mouse_drag
+from sfumato.canvas import editing
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.desktop.tool_settings import ToolKind
 
@@ -62,7 +63,7 @@ def test_fill_fills_the_clicked_area_with_the_brush_colour(window) -> None:  # n
     # A closed square outline on the paint layer.
     ring = np.zeros((100, 100, 4), np.uint8)
     ring[:4] = ring[-4:] = ring[:, :4] = ring[:, -4:] = (0, 0, 0, 255)
-    doc.put_pixels(paint, ring, 100, 60)
+    editing.put_pixels(doc, paint, ring, 100, 60)
     window.tool_settings.update(color=(10, 120, 240), opacity=1.0)
     window.actions["tool_fill"].trigger()
     _drag_doc(window, [(150, 110)])
@@ -78,7 +79,7 @@ def test_picker_takes_the_colour_under_the_pointer(window) -> None:  # noqa: ANN
     doc = window.document
     block = np.zeros((50, 50, 4), np.uint8)
     block[...] = (200, 100, 50, 255)
-    doc.put_pixels(doc.find("Paint"), block, 20, 20)
+    editing.put_pixels(doc, doc.find("Paint"), block, 20, 20)
     window.actions["tool_picker"].trigger()
     _drag_doc(window, [(40, 40)])
     assert window.tool_settings.values.color == (200, 100, 50)
@@ -140,7 +141,7 @@ def test_move_tool_drags_the_layer_as_one_undo_step(window) -> None:  # noqa: AN
     doc = window.document
     paint = doc.find("Paint")
     block = np.full((20, 20, 4), 255, np.uint8)
-    doc.put_pixels(paint, block, 10, 10)
+    editing.put_pixels(doc, paint, block, 10, 10)
     steps = doc.history.undo_count
     window.actions["tool_move"].trigger()
     _drag_doc(window, [(15, 15), (40, 30), (65, 45)])
@@ -153,7 +154,7 @@ def test_move_tool_drags_the_layer_as_one_undo_step(window) -> None:  # noqa: AN
 def test_locked_layer_refuses_paint_with_a_message(window) -> None:  # noqa: ANN001
     doc = window.document
     paint = doc.find("Paint")
-    doc.set_property(paint, "locked", True)
+    editing.set_property(doc, paint, "locked", True)
     messages: list[str] = []
     window.tools.message.connect(messages.append)
     _drag_doc(window, [(40, 40), (80, 40)])

@@ -28,9 +28,10 @@ from genfixtures import gen_window, paint_mask, tiny_engine_factory, tiny_model
 from PIL import Image
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.geometry import Rect
+from sfumato.canvas.image_parameters import read_png_text
 from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.canvas.ora import load_ora, save_ora
-from sfumato.canvas.parameters import picture_parameters, read_png_text
+from sfumato.canvas.recipe_parameters import picture_parameters
 
 from sfumato.cli import main
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from plandocs import document, layer, rgba
+from sfumato.canvas import editing
 from sfumato.canvas.geometry import Rect
 from sfumato.canvas.layers import Role
 from sfumato.planner.families import FamilyInfo
@@ -98,7 +99,7 @@ def test_the_document_can_keep_its_prompt_out_of_the_regions(tmp_path) -> None: 
 
     r = region("right", 64, 32, x=32, prompt="a green triangle", negative="blur")
     doc = document(64, 64, r)
-    doc.set_recipe(prompt="a blue background", negative="text", regions_include_prompt=False)
+    editing.set_recipe(doc, prompt="a blue background", negative="text", regions_include_prompt=False)
     save_ora(doc, tmp_path / "doc.ora")
     back = load_ora(tmp_path / "doc.ora")
     assert back.recipe.regions_include_prompt is False

@@ -17,9 +17,9 @@ from PIL import Image
 from plandocs import document, gradient, layer, rgba
 from sfumato.canvas.composite import flatten
 from sfumato.canvas.document import Recipe
+from sfumato.canvas.image_parameters import read_png_parameters
 from sfumato.canvas.layers import ControlSettings, Role
 from sfumato.canvas.ora import load_ora, save_ora
-from sfumato.canvas.parameters import read_png_parameters
 from sfumato.vocabulary.kinds import ControlKind
 
 from sfumato.cli import main
