@@ -147,14 +147,7 @@ def _check(s: GenerationSettings) -> None:
 
 
 def recipe_from_settings(settings: GenerationSettings) -> Recipe:
-    """The document recipe that reproduces ``settings`` (what the window saves back)."""
-    return Recipe(
-        prompt=settings.prompt,
-        negative=settings.negative,
-        model=settings.model,
-        seed=settings.seed,
-        steps=settings.steps,
-        cfg=settings.cfg,
-        strength=settings.strength,
-        sampler=settings.sampler.value,
-    )
+    """The document recipe that reproduces ``settings`` (what the window saves back): every
+    recipe field is the setting of the same name (the sampler by its value)."""
+    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Recipe)}
+    return Recipe(**{**values, "sampler": settings.sampler.value})

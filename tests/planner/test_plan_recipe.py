@@ -49,3 +49,5 @@ def test_round_trip_through_the_recipe() -> None:
     s = GenerationSettings(prompt="p", negative="n", model="m", seed=9, steps=12, cfg=4.5,
                            strength=0.3, sampler=Sampler.DDIM)
     assert settings_from_recipe(recipe_from_settings(s)) == s
+    plain = s.replace(regions_include_prompt=False)  # regions' prompts without the document's
+    assert settings_from_recipe(recipe_from_settings(plain)) == plain
