@@ -436,6 +436,20 @@ def _build_text_encoder(
     return _strict_build(model, fixed, dtype, f"text encoder ({name})")
 
 
+#: what building a model from a checkpoint's tensors raises when they do not fit its config
+_BUILD_ERRORS = (KeyError, RuntimeError, ValueError, IndexError, TypeError, AttributeError)
+
+
+def _read_checkpoint(
+    path: Path, family: str | None, config: Path | None
+) -> tuple[dict[str, torch.Tensor], str, Path]:
+    """A checkpoint's tensors, its family (``family``, else detected from the tensors) and
+    the config folder to build it with (``config``, else the family's shipped one)."""
+    state = load_checkpoint_state_dict(path)
+    family = family or detect_family(state)
+    return state, family, Path(config) if config is not None else family_config_dir(family)
+
+
 def load_single_file(
     path: Path,
     family: str | None = None,
@@ -452,16 +466,14 @@ def load_single_file(
     shipped configs (see the module docstring). ``torch_dtype`` defaults to float32.
     """
     path = Path(path)
-    state = load_checkpoint_state_dict(path)
-    family = family or detect_family(state)
-    config_dir = Path(config) if config is not None else family_config_dir(family)
+    state, family, config_dir = _read_checkpoint(path, family, config)
     if not (config_dir / "unet").is_dir():
         raise CorruptModelError(f"The config folder {config_dir} has no unet/ config.")
     dtype = torch_dtype or torch.float32
     inpaint = is_inpaint_unet(state)
     try:
         pipe: Any = _assemble(state, family, config_dir, dtype, inpaint)
-    except (KeyError, RuntimeError, ValueError, IndexError, TypeError, AttributeError) as error:
+    except _BUILD_ERRORS as error:
         raise CorruptModelError(
             f"{path.name} does not match the {family} architecture it looks like ({error}).",
             "The file may be damaged, or a custom model that needs its own config folder.",
@@ -540,9 +552,7 @@ def load_controlnet_file(
     import diffusers
 
     path = Path(path)
-    state = load_checkpoint_state_dict(path)
-    family = family or detect_family(state)
-    folder = Path(config) if config is not None else family_config_dir(family)
+    state, family, folder = _read_checkpoint(path, family, config)
     location, subfolder = _component_location(folder, "controlnet")
     dtype = torch_dtype or torch.float32
     try:
@@ -554,7 +564,7 @@ def load_controlnet_file(
         with torch.device("meta"):
             model = diffusers.ControlNetModel.from_config(net_config)
         model = _strict_build(model, weights, dtype, "ControlNet")
-    except (KeyError, RuntimeError, ValueError, IndexError, TypeError, AttributeError) as error:
+    except _BUILD_ERRORS as error:
         raise CorruptModelError(
             f"{path.name} does not match the {family} ControlNet architecture ({error}).",
             "The file may be damaged, or it needs its own config folder.",
