@@ -124,3 +124,16 @@ def assert_known_latents_kept(engine: Any, req: GenerationRequest, latents: Any)
     free = pooled >= 1
     if free.any():
         assert not torch.equal(latents[0][:, free], known[0][:, free].to(latents.dtype))
+
+
+def count_calls(module: Any, monkeypatch: Any) -> list[int]:
+    """Count ``module``'s forward calls from now on: ``calls[0]`` (undone with ``monkeypatch``)."""
+    calls = [0]
+    original = module.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "forward", counting)
+    return calls

@@ -13,6 +13,7 @@ from enginehelpers import (
     Recorder,
     assert_known_latents_kept,
     box_mask,
+    count_calls,
     mean_abs_diff,
     noise_image,
     request,
@@ -47,18 +48,6 @@ def _run_ok(engine: Any, req: Any) -> tuple[tuple[np.ndarray, ...], Recorder]:
         assert image.dtype == np.uint8
         assert image.shape == (req.height, req.width, 3)
     return images, rec
-
-
-def _count_calls(module: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls = [0]
-    original = module.forward
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(module, "forward", counting)
-    return calls
 
 
 def _two_regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
@@ -178,7 +167,7 @@ def test_regions_change_the_image_in_one_unet_pass_per_step(
     plain = request(model, width=w, height=h, steps=3, seed=11)
     base, _ = _run_ok(engine, plain)
     unet = engine.cache.get(ModelRef(str(model))).unet
-    calls = _count_calls(unet, monkeypatch)
+    calls = count_calls(unet, monkeypatch)
     regions = tuple(
         RegionSpec(box_mask(w, h, i * w // 4, 0, (i + 1) * w // 4, h), f"thing number {i}", "blurry")
         for i in range(4)
@@ -229,7 +218,7 @@ def test_controlnet_changes_result_and_respects_step_range(
     assert np.array_equal(none[0], base[0])
     # Second half only: the ControlNet runs for steps 3 and 4.
     net = engine.cache.controlnet(ModelRef(str(cn)), ControlKind.SCRIBBLE, engine.cache.get(ModelRef(str(model))))
-    calls = _count_calls(net, monkeypatch)
+    calls = count_calls(net, monkeypatch)
     late = ControlSpec(ControlKind.SCRIBBLE, sketch, start=0.5, end=1.0, model=ModelRef(str(cn)))
     _run_ok(engine, plain.replace(controls=(late,)))
     assert calls[0] == 2
@@ -422,7 +411,7 @@ def test_vae_tiling_decodes_in_tiles_close_to_the_untiled_picture(
     other_seed, _ = _run_ok(shared_engine, req.replace(seed=5))
     engine = fresh_engine(vae_tiling=True)
     vae = engine.cache.get(ModelRef(str(tiny_sd15))).vae
-    calls = _count_calls(vae.decoder, monkeypatch)
+    calls = count_calls(vae.decoder, monkeypatch)
     tiled, _ = _run_ok(engine, req)
     assert calls[0] > 1, "the picture was decoded in one piece"
     assert mean_abs_diff(tiled[0], untiled[0]) < 0.5 * mean_abs_diff(other_seed[0], untiled[0])

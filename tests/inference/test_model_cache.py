@@ -11,7 +11,7 @@ import pytest
 import sfumato.inference.lora  # noqa: F401 - an import bug fails, never skips
 import sfumato.inference.single_file  # noqa: F401
 import torch
-from enginehelpers import Recorder, box_mask, request, smooth_image
+from enginehelpers import Recorder, box_mask, count_calls, request, smooth_image
 from safetensors.torch import save_file
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families import family_for_diffusers, get_family
@@ -58,15 +58,7 @@ def test_switching_modes_never_reloads(fresh_engine: Any, tiny_sd15: Path, tiny_
 def test_prompt_encodings_are_cached(fresh_engine: Any, tiny_sd15: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = fresh_engine()
     _ok(engine, request(tiny_sd15, steps=1))
-    encoder = engine.cache.get(ModelRef(str(tiny_sd15))).pipe.text_encoder
-    calls = [0]
-    original = encoder.forward
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(encoder, "forward", counting)
+    calls = count_calls(engine.cache.get(ModelRef(str(tiny_sd15))).pipe.text_encoder, monkeypatch)
     _ok(engine, request(tiny_sd15, steps=1, seed=5))
     assert calls[0] == 0
     _ok(engine, request(tiny_sd15, steps=1, prompt="something new"))
