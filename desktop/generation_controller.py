@@ -10,7 +10,7 @@ One generation, step by step (all on the GUI thread except the engine run):
 
 1. :meth:`GenerationController.generate` merges the document's recipe with the dock's
    overrides (:func:`~sfumato.planner.recipe.settings_from_recipe`) and takes a
-   copy-on-write snapshot of the document (:func:`snapshot_document`: no pixels copied).
+   copy-on-write snapshot of the document (:func:`~sfumato.desktop.worker.snapshot_document`: no pixels copied).
 2. It submits the snapshot and settings (a :class:`~sfumato.desktop.worker.PlanInput`)
    to the :class:`~sfumato.desktop.worker.GenerationWorker`, which plans it
    (:func:`~sfumato.planner.plan.plan`) and runs the request on its thread, so neither
@@ -49,13 +49,20 @@ from sfumato.canvas.document import (
     SelectionChanged,
     StructureChanged,
 )
-from sfumato.canvas.layers import GroupLayer, PixelLayer, Role, copy_layer
+from sfumato.canvas.layers import PixelLayer, Role
 from sfumato.desktop.generation_dock import GenerationDock
 from sfumato.desktop.history_dock import HistoryDock
+from sfumato.desktop.live_controller import install_live
 from sfumato.desktop.models_dock import ModelsDock
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview
 from sfumato.desktop.staging import StagedResult, StagingArea
-from sfumato.desktop.worker import EngineFactory, FailureKind, GenerationWorker, PlanInput
+from sfumato.desktop.worker import (
+    EngineFactory,
+    FailureKind,
+    GenerationWorker,
+    PlanInput,
+    snapshot_document,
+)
 from sfumato.planner.errors import PlanError
 from sfumato.planner.plan import Mode, Plan, detect_mode
 from sfumato.planner.recipe import settings_from_recipe
@@ -63,6 +70,7 @@ from sfumato.planner.recipe import settings_from_recipe
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from sfumato.desktop.live_controller import LiveController
     from sfumato.desktop.main_window import MainWindow
 
 __all__ = ["GenerationController", "install_generation"]
@@ -110,6 +118,8 @@ class GenerationController(QObject):
         self._current: int | None = None  # the job whose events the window shows
         self._plan: Plan | None = None  # its plan, once the worker made it
         self._engine_ready = False
+        #: Live mode (:mod:`sfumato.desktop.live_controller`), stopped before a normal run.
+        self.live: LiveController | None = None
         self._mode_timer = QTimer(self)
         self._mode_timer.setSingleShot(True)
         self._mode_timer.setInterval(40)
@@ -186,6 +196,8 @@ class GenerationController(QObject):
         doc = self._doc
         if doc is None:
             return False
+        if self.live is not None:
+            self.live.stop()  # one job at a time: a normal run replaces live mode
         self.dock.clear_error()
         overrides = self.dock.overrides()
         if overrides.get("model") is None and doc.recipe.model is None:
@@ -243,6 +255,8 @@ class GenerationController(QObject):
     def shutdown(self) -> None:
         """Window close: stop the worker thread (joined) and abandon downloads."""
         self._mode_timer.stop()
+        if self.live is not None:
+            self.live.stop()
         self.worker.shutdown()
         self.models.shutdown()
         self._current = None
@@ -405,18 +419,6 @@ class WindowShortcutKeeper(QObject):
         return False
 
 
-def snapshot_document(doc: Document) -> Document:
-    """A copy of ``doc`` for planning on another thread while the user keeps painting.
-
-    Cheap: layers are copied with their pixels shared copy-on-write (the live document
-    copies a tile before writing to it), so this costs a dict copy per layer, not pixels.
-    The selection array is shared (edits replace it, never write into it).
-    """
-    root = copy_layer(doc.root)
-    assert isinstance(root, GroupLayer)
-    return Document(doc.width, doc.height, root=root, recipe=doc.recipe, selection=doc.selection)
-
-
 def accepted_message(layer: PixelLayer, doc: Document | None) -> str:
     """The status line after Accept: where the result went and where painting goes on."""
     where = ""
@@ -446,6 +448,7 @@ def install_generation(window: MainWindow, engine_factory: EngineFactory | None 
     window.add_dock(controller.models, area.LeftDockWidgetArea, title="Models", name="models",
                     tabify_with="history")
     controller.make_actions()
+    install_live(controller)
     window.install_generation_controller(controller)
     window.document_replaced.connect(controller.set_document)
     controller.models.rescan()

@@ -236,6 +236,7 @@ class GenerationDock(QWidget):
         layout.addWidget(self.banner)
         layout.addWidget(self.notes)
         layout.addStretch(1)
+        self._layout = layout
 
         self.generate_button.clicked.connect(lambda _=False: self.generate_requested.emit())
         self.cancel_button.clicked.connect(lambda _=False: self.cancel_requested.emit())
@@ -250,6 +251,10 @@ class GenerationDock(QWidget):
         self.reuse_seed.clicked.connect(lambda _=False: self.reuse_last_seed())
         self.model.currentIndexChanged.connect(self._model_changed)
         self._load(Recipe())
+
+    def add_section(self, widget: QWidget) -> None:
+        """Add ``widget`` (e.g. the live panel) under the buttons and the messages."""
+        self._layout.insertWidget(self._layout.count() - 1, widget)
 
     # -- document binding ------------------------------------------------------------------
     def set_document(self, doc: Document | None) -> None:

@@ -191,7 +191,12 @@ class LiveController(QObject):
         self.set_enabled(False)
 
     def new_seed(self) -> None:
-        self.seed = random.randrange(2**32)
+        """Render the live frame from another, random seed."""
+        self.use_seed(random.randrange(2**32))
+
+    def use_seed(self, seed: int) -> None:
+        """Render the live frames from ``seed`` (kept until changed)."""
+        self.seed = seed
         self._change(None)
 
     # -- document ------------------------------------------------------------------------

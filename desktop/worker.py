@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 from sfumato.canvas.document import Document
+from sfumato.canvas.layers import GroupLayer, copy_layer
 from sfumato.inference.cancel import CancelToken
 from sfumato.inference.request import GenerationRequest
 from sfumato.planner.errors import PlanError
@@ -68,12 +69,27 @@ EngineFactory = Callable[[], "Engine"]
 @dataclass(frozen=True, eq=False)
 class PlanInput:
     """A job the worker plans before running it: ``document`` is a snapshot nobody edits
-    any more (see :func:`~sfumato.desktop.generation_controller.snapshot_document`),
+    any more (see :func:`snapshot_document`),
     ``settings`` what to generate. A :class:`~sfumato.planner.errors.PlanError` from
     planning becomes a ``failed`` signal of kind :attr:`FailureKind.PLAN`."""
 
     document: Document
     settings: GenerationSettings
+    #: The planner function to call (live mode passes one that renders its window).
+    planner: Callable[[Document, GenerationSettings], Plan] = plan
+
+
+def snapshot_document(doc: Document) -> Document:
+    """A copy of ``doc`` for planning on another thread while the user keeps painting.
+
+    Cheap: layers are copied with their pixels shared copy-on-write (the live document
+    copies a tile before writing to it), so this costs a dict copy per layer, not pixels.
+    The selection array is shared (edits replace it, never write into it).
+    """
+    root = copy_layer(doc.root)
+    assert isinstance(root, GroupLayer)
+    return Document(doc.width, doc.height, root=root, recipe=doc.recipe, selection=doc.selection)
+
 
 
 #: What :meth:`GenerationWorker.submit` takes: a ready request, or a document to plan.
@@ -444,7 +460,7 @@ class GenerationWorker(QThread):
             return work
         assert isinstance(work, PlanInput)
         try:
-            planned = plan(work.document, work.settings)
+            planned = work.planner(work.document, work.settings)
         except PlanError as error:
             self.failed.emit(job.id, f"Cannot generate: {error}", FailureKind.PLAN)
             return None

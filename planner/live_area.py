@@ -17,10 +17,13 @@ Live mode renders only what changed (issue 12):
 from __future__ import annotations
 
 import numpy as np
+from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
-from sfumato.planner.families import MULTIPLE, FamilyInfo
+from sfumato.planner.families import MULTIPLE, FamilyInfo, family_for_model
+from sfumato.planner.plan import Plan, plan
+from sfumato.planner.recipe import GenerationSettings
 
-__all__ = ["FEATHER", "MIN_WINDOW", "live_area", "window_blend"]
+__all__ = ["FEATHER", "MIN_WINDOW", "live_area", "plan_live", "window_blend"]
 
 #: Width in pixels of the blend ramp on a live window's inner edges.
 FEATHER = 32
@@ -50,6 +53,17 @@ def live_area(canvas: Rect, family: FamilyInfo, latest: Rect | None, previous: R
     x = min(max(cx - w // 2, 0), canvas.w - w) // MULTIPLE * MULTIPLE
     y = min(max(cy - h // 2, 0), canvas.h - h) // MULTIPLE * MULTIPLE
     return Rect(x, y, w, h)
+
+
+def plan_live(
+    doc: Document, settings: GenerationSettings, latest: Rect | None = None, previous: Rect | None = None
+) -> Plan:
+    """Plan a live frame of ``doc``: an inpaint (selection or mask) plans its own area,
+    anything else renders :func:`live_area` around ``latest``, the newest change."""
+    if not settings.model:
+        return plan(doc, settings)  # the planner's own message for "no model"
+    info = family_for_model(settings.model, settings.model_family)
+    return plan(doc, settings, family=info, area=live_area(doc.rect, info, latest, previous))
 
 
 def window_blend(area: Rect, canvas: Rect, feather: int = FEATHER) -> np.ndarray | None:

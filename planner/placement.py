@@ -38,10 +38,12 @@ __all__ = [
 ]
 
 
-def result_pixels(plan: Plan, image: np.ndarray) -> np.ndarray:
+def result_pixels(plan: Plan, image: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
     """The result as straight RGBA uint8 ``(area.h, area.w, 4)``, ready for a layer.
 
     ``image`` is uint8 RGB at the generation size (or already at the area size).
+    ``alpha`` (float32 ``(area.h, area.w)`` in [0, 1]) overrides the layer's coverage
+    (live mode's window blend); by default an inpaint's is its paste mask, others opaque.
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -50,10 +52,14 @@ def result_pixels(plan: Plan, image: np.ndarray) -> np.ndarray:
     rgb = resize_image(np.ascontiguousarray(image[..., :3]), Size(area.w, area.h))
     out = np.empty((area.h, area.w, 4), np.uint8)
     out[..., :3] = rgb
-    if plan.mode is Mode.INPAINT and plan.paste_mask is not None:
-        alpha = np.rint(np.clip(plan.paste_mask, 0.0, 1.0) * 255.0).astype(np.uint8)
-        out[..., 3] = alpha
-        out[alpha == 0] = 0  # fully transparent pixels carry no colour (sparse, reproducible)
+    if alpha is None and plan.mode is Mode.INPAINT:
+        alpha = plan.paste_mask
+    if alpha is not None:
+        if alpha.shape != (area.h, area.w):
+            raise ValueError(f"alpha must cover the area {area.w}x{area.h}, got {alpha.shape}")
+        coverage = np.rint(np.clip(alpha, 0.0, 1.0) * 255.0).astype(np.uint8)
+        out[..., 3] = coverage
+        out[coverage == 0] = 0  # fully transparent pixels carry no colour (sparse, reproducible)
     else:
         out[..., 3] = 255
     return out
@@ -66,6 +72,7 @@ def result_layer(
     name: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     batch_index: int = 0,
+    alpha: np.ndarray | None = None,
 ) -> PixelLayer:
     """A new ``generated`` layer holding ``image`` (batch image ``batch_index``) over
     ``plan.area`` (not yet inserted).
@@ -75,7 +82,7 @@ def result_layer(
     """
     summary = generation_record(plan, metadata, batch_index)
     label = name or _default_name(plan, summary)
-    surface = TiledSurface.from_array(result_pixels(plan, image))
+    surface = TiledSurface.from_array(result_pixels(plan, image, alpha))
     surface.drop_empty_tiles()
     return PixelLayer(
         label, surface, role=Role.GENERATED, generation=summary, x=plan.area.x, y=plan.area.y
@@ -135,6 +142,7 @@ def place_result(
     metadata: Mapping[str, Any] | None = None,
     batch_index: int = 0,
     index: int | None = None,
+    alpha: np.ndarray | None = None,
 ) -> PixelLayer:
     """Add ``image`` (uint8 RGB at generation or area size) to ``doc`` as a new
     ``generated`` layer over ``plan.area`` and return it (``metadata``: the engine's
@@ -142,9 +150,9 @@ def place_result(
 
     One undoable command (:class:`PlaceResultCommand`) through ``doc.history``; the
     active layer does not change. The layer goes to :func:`insertion_point`, or to
-    ``index`` in the root stack when given.
+    ``index`` in the root stack when given. ``alpha``: see :func:`result_pixels`.
     """
-    layer = result_layer(plan, image, name=name, metadata=metadata, batch_index=batch_index)
+    layer = result_layer(plan, image, name=name, metadata=metadata, batch_index=batch_index, alpha=alpha)
     parent, where = insertion_point(doc) if index is None else (doc.root, index)
     doc.execute(PlaceResultCommand(doc, layer, where, plan.mode.label, parent))
     log.info("placed %r over %s", layer.name, plan.area)
