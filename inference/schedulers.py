@@ -2,14 +2,22 @@
 
 Schedulers are stateful, so every run gets a new instance made with ``from_config`` of the
 scheduler config the model shipped (its beta schedule, prediction type, timestep spacing:
-that is what makes SDXL-Turbo/Lightning/LCM checkpoints work with ``Sampler.DEFAULT``).
+that is what makes SDXL-Turbo/Lightning/LCM diffusers folders work with ``Sampler.DEFAULT``).
+A live preset's :class:`~sfumato.inference.fast_presets.SchedulerTweaks` go on top: they
+replace config fields (``timestep_spacing="trailing"`` for Turbo, Lightning and Hyper-SD,
+``prediction_type="sample"`` for Lightning's x0 UNet) and set the ``eta`` that TCD's (and
+DDIM's) ``step`` takes — single-file checkpoints bring the family's stock config, which
+knows nothing of how a distilled model wants to be sampled.
 
 ``DPM++ SDE Karras`` maps to diffusers' ``sde-dpmsolver++`` multistep solver (no
-``torchsde`` dependency), as diffusers' own A1111 mapping table suggests.
+``torchsde`` dependency), as diffusers' own A1111 mapping table suggests. ``TCD`` is
+diffusers' ``TCDScheduler`` (diffusers ≥ 0.27).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from typing import Any
 
@@ -20,9 +28,11 @@ from diffusers import (
     EulerDiscreteScheduler,
     HeunDiscreteScheduler,
     LCMScheduler,
+    TCDScheduler,
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from sfumato.inference.fast_presets import SchedulerTweaks
 from sfumato.inference.request import Sampler
 
 __all__ = ["make_scheduler"]
@@ -47,6 +57,7 @@ _TABLE: dict[Sampler, tuple[Any, dict[str, Any]]] = {
     Sampler.DDIM: (DDIMScheduler, {}),
     Sampler.UNIPC: (UniPCMultistepScheduler, {}),
     Sampler.LCM: (LCMScheduler, {}),
+    Sampler.TCD: (TCDScheduler, {}),
     Sampler.HEUN: (HeunDiscreteScheduler, {}),
 }
 
@@ -54,24 +65,57 @@ _TABLE: dict[Sampler, tuple[Any, dict[str, Any]]] = {
 _UNSUITABLE_DEFAULTS = {"PNDMScheduler", "LMSDiscreteScheduler", "DDPMScheduler"}
 
 
-def make_scheduler(sampler: Sampler, model_config: dict[str, Any]) -> SchedulerMixin:
+def make_scheduler(
+    sampler: Sampler, model_config: dict[str, Any], tweaks: SchedulerTweaks | None = None
+) -> SchedulerMixin:
     """A new scheduler for ``sampler``, configured from the model's scheduler config.
 
     ``Sampler.DEFAULT`` keeps the model's own class, except PNDM/LMS/DDPM (slow or
     order-dependent defaults of old SD 1.x repositories), which become Euler — the same
-    schedule, a sampler that works with any step count.
+    schedule, a sampler that works with any step count. ``tweaks`` (a live preset's) replace
+    config fields after the sampler's own settings; their ``eta`` becomes the default of
+    ``step``'s ``eta`` argument (ignored, with a log line, by schedulers without one).
     """
     config = dict(model_config)
+    overrides = tweaks.config_overrides() if tweaks is not None else {}
+    settings: dict[str, Any] = {}
     if sampler is Sampler.DEFAULT:
-        name = str(config.get("_class_name", "EulerDiscreteScheduler"))
-        if name in _UNSUITABLE_DEFAULTS:
-            return EulerDiscreteScheduler.from_config(config)
-        import diffusers
+        cls = _model_class(str(config.get("_class_name", "EulerDiscreteScheduler")))
+    else:
+        cls, settings = _TABLE[sampler]
+    scheduler = cls.from_config(config, **{**settings, **overrides})
+    if tweaks is not None and tweaks.eta is not None:
+        _default_step_argument(scheduler, "eta", tweaks.eta)
+    return scheduler
 
-        cls = getattr(diffusers, name, None)
-        if cls is None:
-            log.warning("unknown scheduler %s in model config; using Euler", name)
-            return EulerDiscreteScheduler.from_config(config)
-        return cls.from_config(config)
-    cls, overrides = _TABLE[sampler]
-    return cls.from_config(config, **overrides)
+
+def _model_class(name: str) -> Any:
+    """The scheduler class a model's config names (Euler for PNDM/LMS/DDPM and unknown names)."""
+    if name in _UNSUITABLE_DEFAULTS:
+        return EulerDiscreteScheduler
+    import diffusers
+
+    cls = getattr(diffusers, name, None)
+    if cls is None:
+        log.warning("unknown scheduler %s in model config; using Euler", name)
+        return EulerDiscreteScheduler
+    return cls
+
+
+def _default_step_argument(scheduler: Any, name: str, value: float) -> None:
+    """Make ``value`` the default of ``scheduler.step``'s ``name`` argument (this instance only).
+
+    The wrapper keeps ``step``'s signature (``inspect.signature`` follows ``__wrapped__``),
+    so callers that look for ``generator`` there still find it.
+    """
+    step = scheduler.step
+    if name not in inspect.signature(step).parameters:
+        log.info("%s takes no %s; the preset's %s=%s is not used", type(scheduler).__name__, name, name, value)
+        return
+
+    @functools.wraps(step)
+    def step_with_default(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault(name, value)
+        return step(*args, **kwargs)
+
+    scheduler.step = step_with_default

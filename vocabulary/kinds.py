@@ -42,6 +42,7 @@ class Sampler(Enum):
     DDIM = "ddim"
     UNIPC = "unipc"
     LCM = "lcm"
+    TCD = "tcd"  # trajectory consistency distillation (TCD-LoRA, Hyper-SD's 1-step LoRA)
     HEUN = "heun"
 
     @property
@@ -72,6 +73,7 @@ _SAMPLER_LABELS = {
     Sampler.DDIM: "DDIM",
     Sampler.UNIPC: "UniPC",
     Sampler.LCM: "LCM",
+    Sampler.TCD: "TCD",
     Sampler.HEUN: "Heun",
 }
 
