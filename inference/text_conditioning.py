@@ -35,12 +35,20 @@ from sfumato.inference.model_cache import LoadedModel
 from sfumato.inference.regions import concat_region_embeddings
 from sfumato.inference.request import GenerationRequest
 
-__all__ = ["PromptPair", "TextConditioning", "condition_text", "is_guided", "prompt_pairs"]
+__all__ = [
+    "PROMPT_CACHE_SIZE",
+    "PromptPair",
+    "TextConditioning",
+    "condition_text",
+    "encode_prompt",
+    "is_guided",
+    "prompt_pairs",
+]
 
 #: one encoded prompt: ``(tokens (1, T, D), pooled (1, P) or None)``
 _Encoded = tuple[torch.Tensor, torch.Tensor | None]
 
-#: how many encoded single prompts a model keeps (per side: positive, negative)
+#: how many encoded prompts a model keeps (a text as positive and as negative counts twice)
 PROMPT_CACHE_SIZE = 64
 
 
@@ -86,7 +94,7 @@ class TextConditioning:
 
     def unet_batch(self, latents: torch.Tensor) -> torch.Tensor:
         """``latents`` ``(batch, C, h, w)`` repeated into the UNet batch's layout."""
-        return torch.cat([latents] * 2) if self.guided else latents
+        return torch.cat([latents] * self.copies) if self.guided else latents
 
     def guide(self, out: torch.Tensor, cfg: float) -> torch.Tensor:
         """The UNet's prediction for the UNet batch → one guided prediction per image."""
