@@ -21,7 +21,7 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from sfumato.inference.detect import open_model_file, read_safetensors_header
 from sfumato.inference.errors import CorruptModelError
@@ -106,7 +106,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def _is_whole(value: Any) -> bool:
+def _is_whole(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
