@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         RegionSpec,
         RequestError,
         Sampler,
+        SchedulerTweaks,
     )
 
 _LAZY = {
@@ -67,7 +68,7 @@ _LAZY = {
     )},
     **{name: "request" for name in (
         "ControlKind", "ControlSpec", "FillMode", "GenerationRequest", "InitImage", "InpaintSpec",
-        "LoraSpec", "ModelRef", "RegionSpec", "RequestError", "Sampler",
+        "LoraSpec", "ModelRef", "RegionSpec", "RequestError", "Sampler", "SchedulerTweaks",
     )},
 }  # fmt: skip
 
@@ -102,6 +103,7 @@ __all__ = [
     "RequestError",
     "Result",
     "Sampler",
+    "SchedulerTweaks",
     "UnsafeModelError",
     "UnsupportedModeError",
 ]

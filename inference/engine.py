@@ -18,6 +18,13 @@ because that is what lets every mode combine in one pass per step:
   pass per step.
 - **ControlNet**: any number of controls, each with its own model, strength and
   ``[start, end)`` fraction of the run's steps; residuals are summed.
+- **guidance**: classifier-free guidance doubles the UNet batch (unconditional and
+  conditional halves, :mod:`.text_conditioning`); an LCM-distilled UNet whose config has a
+  ``time_cond_proj_dim`` instead takes the scale as an embedding (``timestep_cond`` on
+  every call) in a single, unguided pass.
+- **schedulers**: a fresh one per run from the model's config, the sampler and the
+  request's scheduler tweaks (:mod:`.schedulers`); LCM and TCD schedule at most their
+  distillation schedule's 50 steps, which the step plan respects (:mod:`.steps`).
 - **previews**: the predicted clean latents (x0) of the first image after every step,
   through the family's linear latent→RGB map (or TAESD).
 
@@ -79,11 +86,13 @@ from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
 from sfumato.inference.regions import RegionalAttention, latent_masks
 from sfumato.inference.request import GenerationRequest, ModelRef, RequestError
-from sfumato.inference.schedulers import make_scheduler
+from sfumato.inference.schedulers import make_scheduler, schedule_limit
 from sfumato.inference.steps import StepPlan, plan_steps
 from sfumato.inference.text_conditioning import (
     TextConditioning,
     condition_text,
+    embedded_guidance_dim,
+    guidance_embedding,
     is_guided,
     prompt_pairs,
 )
@@ -108,11 +117,13 @@ class _Job:
 
     gen: tuple[int, int]  # (width, height): the request's size, what the model denoises
     lat_size: tuple[int, int]  # (h, w): the latents' size
+    scheduler: Any  # a fresh diffusers scheduler for this run (timesteps not yet set)
     steps: StepPlan
     batch: int
     cfg: float
     text: TextConditioning  # the prompts, in the CFG batch layout (B_unet images)
     unet_kwargs: dict[str, Any]  # the family's extra UNet (and ControlNet) inputs
+    timestep_cond: torch.Tensor | None  # (B, D): the embedded guidance scale (LCM UNets), else None
     init_latents: torch.Tensor | None  # (B, 4, h, w)
     denoise_mask: torch.Tensor | None  # (1, 1, h, w) latent-res soft mask (inpaint)
     inpaint_extra: torch.Tensor | None  # (B_unet, 5, h, w): mask + masked-image latents
@@ -242,7 +253,12 @@ class Engine:
             raise UnsupportedModeError(f"{model.family.label} models cannot do {names}.")
         self._apply_loras(model, request)
         strength = request.strength if request.init is not None else 1.0
-        steps = plan_steps(request.steps, strength)
+        scheduler = make_scheduler(request.sampler, dict(model.pipe.scheduler.config), request.scheduler_tweaks)
+        limit = schedule_limit(scheduler)
+        steps = plan_steps(request.steps, strength, max_total=limit)
+        if limit is not None and request.steps > limit:
+            log.info("%s schedules at most %d steps; running %d of the %d asked for",
+                     type(scheduler).__name__, limit, steps.effective, request.steps)  # fmt: skip
         metadata = request.summary()
         metadata.update(
             seeds=[request.seed + k for k in range(request.batch)],
@@ -255,7 +271,7 @@ class Engine:
             emit(Progress(0, 0))
             metadata.update(steps_run=0)
             return [np.array(request.init.image) for _ in range(request.batch)], metadata
-        job = self._prepare(model, request, steps)
+        job = self._prepare(model, request, scheduler, steps)
         _check_cancel(cancel)
         latents = self._denoise(model, request, job, emit, cancel)
         decoded = decode_latents(model.vae, latents)
@@ -284,14 +300,21 @@ class Engine:
 
     # ------------------------------------------------------------------ preparation
 
-    def _prepare(self, model: LoadedModel, request: GenerationRequest, steps: StepPlan) -> _Job:
+    def _prepare(self, model: LoadedModel, request: GenerationRequest, scheduler: Any, steps: StepPlan) -> _Job:
         """Everything the denoise loop needs, at the request's size, step by step."""
         gen = (request.width, request.height)
         lat_size = _latent_size(model, request)
+        embed_dim = embedded_guidance_dim(model.unet)
+        timestep_cond = None
+        if embed_dim is not None:
+            # The UNet learnt the guided prediction: the scale goes in, one unguided pass.
+            timestep_cond = guidance_embedding(
+                request.cfg, embed_dim, request.batch, device=self.device, dtype=self.dtype
+            )
         text = condition_text(
             model,
             prompt_pairs(request),
-            guided=is_guided(request.cfg),
+            guided=is_guided(request.cfg) and embed_dim is None,
             batch=request.batch,
             device=self.device,
             dtype=self.dtype,
@@ -300,11 +323,13 @@ class Engine:
         return _Job(
             gen=gen,
             lat_size=lat_size,
+            scheduler=scheduler,
             steps=steps,
             batch=request.batch,
             cfg=request.cfg,
             text=text,
             unet_kwargs=model.family.extra_unet_kwargs(model.pipe, text.pooled, gen_size=gen),
+            timestep_cond=timestep_cond,
             init_latents=init_latents,
             denoise_mask=denoise_mask,
             inpaint_extra=inpaint_extra,
@@ -395,7 +420,7 @@ class Engine:
     ) -> torch.Tensor:
         device, dtype = self.device, self.dtype
         unet = model.unet
-        scheduler = make_scheduler(request.sampler, dict(model.pipe.scheduler.config))
+        scheduler = job.scheduler
         scheduler.set_timesteps(job.steps.total, device=device)
         order = int(getattr(scheduler, "order", 1))
         first = job.steps.start * order
@@ -419,6 +444,7 @@ class Engine:
             step_kwargs["generator"] = generators  # stochastic samplers: per-image noise
         thresholds = join_thresholds(n) if job.denoise_mask is not None else []
         previewer = self._previewer(model)
+        guidance = {} if job.timestep_cond is None else {"timestep_cond": job.timestep_cond}
 
         regional = None
         if job.region_masks is not None:
@@ -443,6 +469,7 @@ class Engine:
                         encoder_hidden_states=job.text.tokens,
                         return_dict=False,
                         **job.unet_kwargs,
+                        **guidance,
                         **residuals,
                     )[0]
                     out = job.text.guide(out, job.cfg)

@@ -13,8 +13,10 @@ A preset whose speed comes from a LoRA names the file (``lora``): it is applied 
 the ordinary LoRA path (:class:`~sfumato.inference.request.LoraSpec`, merged by
 :mod:`sfumato.inference.lora`). Scheduler changes that are not a sampler choice
 (``timestep_spacing="trailing"``, x0 prediction, TCD's ``eta``) are a
-:class:`SchedulerTweaks`, which :func:`sfumato.inference.schedulers.make_scheduler`
-applies on top of the model's own scheduler config.
+:class:`SchedulerTweaks` (defined in :mod:`sfumato.inference.request`, re-exported here):
+:meth:`FastPreset.apply` puts them in the request, and the engine's
+:func:`sfumato.inference.schedulers.make_scheduler` applies them on top of the model's own
+scheduler config.
 
 Settings, from each model's own documentation (read 2026; the model cards are the
 authority, these are copied from them):
@@ -63,7 +65,7 @@ from typing import Any
 from sfumato.inference.catalog import ModelEntry, find_loras
 from sfumato.inference.detect import read_safetensors_header
 from sfumato.inference.errors import EngineError
-from sfumato.inference.request import GenerationRequest, LoraSpec
+from sfumato.inference.request import GenerationRequest, LoraSpec, SchedulerTweaks
 from sfumato.inference.steps import MIN_EFFECTIVE_STEPS
 from sfumato.vocabulary.config import read_json
 from sfumato.vocabulary.families import BUILTIN, SD15, SDXL
@@ -103,31 +105,6 @@ class FastKind(Enum):
     TCD = "tcd"  # a TCD-LoRA (or a TCD-distilled model)
 
 
-@dataclass(frozen=True)
-class SchedulerTweaks:
-    """Changes to the model's scheduler that a sampler choice does not express.
-
-    ``timestep_spacing``: diffusers' spacing of the run's timesteps (``"trailing"`` starts
-    at t = 999, what few-step distillations were trained from); ``prediction_type``:
-    ``"sample"`` for x0-predicting UNets; ``eta``: the stochasticity a scheduler's ``step``
-    takes (TCD's gamma, DDIM's eta) — a per-step argument, not a config field. ``None``
-    keeps the model's (or the scheduler's) own value.
-    """
-
-    timestep_spacing: str | None = None
-    prediction_type: str | None = None
-    eta: float | None = None
-
-    def config_overrides(self) -> dict[str, str]:
-        """The scheduler-config fields these tweaks set (``eta`` is not one)."""
-        fields = {"timestep_spacing": self.timestep_spacing, "prediction_type": self.prediction_type}
-        return {k: v for k, v in fields.items() if v is not None}
-
-    @property
-    def empty(self) -> bool:
-        return self == SchedulerTweaks()
-
-
 _TRAILING = SchedulerTweaks(timestep_spacing="trailing")
 
 
@@ -138,10 +115,12 @@ class FastPreset:
     ``cfg`` ``None`` keeps the user's guidance scale; 0 or 1 turns classifier-free guidance
     off (one UNet pass a step). ``embedded_guidance``: the UNet takes the scale as an input
     (LCM-distilled UNets with ``time_cond_proj_dim``) instead of a second, unconditional
-    pass. ``lora``/``lora_weight``: the LoRA file that brings the speed. ``min_strength``:
-    the lowest img2img strength the preset's scheduler can run (LCM/TCD schedule at most
-    :data:`CONSISTENCY_SCHEDULE` steps, and the engine lengthens the schedule to
-    ``min(steps, 4) / strength`` steps at low strength). ``native_side``: the side the model
+    pass — the engine sees that from the UNet's config by itself; the flag says so to the
+    window. ``lora``/``lora_weight``: the LoRA file that brings the speed. ``min_strength``:
+    the lowest img2img strength at which the preset still runs ``min(steps, 4)`` steps (the
+    engine lengthens the schedule to ``min(steps, 4) / strength`` steps at low strength, and
+    LCM/TCD schedule at most :data:`CONSISTENCY_SCHEDULE`: below the floor the schedule
+    stops at that length and fewer steps run, at the asked noise level). ``native_side``: the side the model
     was distilled at when it differs from its family's (the Turbos: 512). ``evidence``:
     what it was recognised from, for the log and a tooltip.
     """
@@ -160,16 +139,18 @@ class FastPreset:
     evidence: str = ""
 
     def apply(self, request: GenerationRequest) -> GenerationRequest:
-        """``request`` with this preset's sampler, steps, guidance and LoRA.
+        """``request`` with this preset's sampler, scheduler tweaks, steps, guidance and LoRA.
 
-        The LoRA is added to the request's own LoRAs (once); ``tweaks`` are not part of a
-        request: pass them to :func:`~sfumato.inference.schedulers.make_scheduler`.
+        The LoRA is added to the request's own LoRAs (once); the tweaks replace the
+        request's (an ordinary preset's are empty, so it clears a fast preset's).
         """
         loras = request.loras
         if self.lora is not None and all(spec.source != self.lora for spec in loras):
             loras = (*loras, LoraSpec(self.lora, self.lora_weight))
         cfg = request.cfg if self.cfg is None else self.cfg
-        return replace(request, sampler=self.sampler, steps=self.steps, cfg=cfg, loras=loras)
+        return replace(
+            request, sampler=self.sampler, scheduler_tweaks=self.tweaks, steps=self.steps, cfg=cfg, loras=loras
+        )
 
 
 def _consistency_floor(steps: int) -> float:

@@ -40,11 +40,18 @@ __all__ = [
     "RegionSpec",
     "RequestError",
     "Sampler",
+    "SchedulerTweaks",
 ]
 
 
 #: The most denoising steps a request may ask for (the window's Steps box allows the same).
 MAX_STEPS = 1000
+
+#: The ``timestep_spacing`` values diffusers' schedulers know.
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+#: The ``prediction_type`` values diffusers' schedulers know (what the UNet predicts).
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
 
 class FillMode(Enum):
     """What the masked area starts from before denoising (inpainting)."""
@@ -74,6 +81,37 @@ class ModelRef:
 class LoraSpec:
     source: str
     weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SchedulerTweaks:
+    """Changes to the model's scheduler that a sampler choice does not express.
+
+    ``timestep_spacing``: diffusers' spacing of the run's timesteps (``"trailing"`` starts
+    at t = 999, what few-step distillations were trained from); ``prediction_type``:
+    ``"sample"`` for x0-predicting UNets; ``eta``: the stochasticity a scheduler's ``step``
+    takes (TCD's gamma, DDIM's eta), in [0, 1] — a per-step argument, not a config field.
+    ``None`` keeps the model's (or the scheduler's) own value. Live presets
+    (:mod:`sfumato.inference.fast_presets`) set them; the engine gives them to
+    :func:`sfumato.inference.schedulers.make_scheduler`.
+    """
+
+    timestep_spacing: str | None = None
+    prediction_type: str | None = None
+    eta: float | None = None
+
+    def config_overrides(self) -> dict[str, str]:
+        """The scheduler-config fields these tweaks set (``eta`` is not one)."""
+        fields = {"timestep_spacing": self.timestep_spacing, "prediction_type": self.prediction_type}
+        return {k: v for k, v in fields.items() if v is not None}
+
+    def summary(self) -> dict[str, Any]:
+        """The fields that are set (JSON-ready)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @property
+    def empty(self) -> bool:
+        return self == SchedulerTweaks()
 
 
 def _frozen_array(value: Any, name: str, dtype: type) -> np.ndarray:
@@ -194,6 +232,7 @@ class GenerationRequest(_ArrayEqMixin):
     height: int
     negative: str = ""
     sampler: Sampler = Sampler.DEFAULT
+    scheduler_tweaks: SchedulerTweaks = SchedulerTweaks()
     steps: int = 20
     cfg: float = 7.0
     seed: int = 0
@@ -283,6 +322,7 @@ class GenerationRequest(_ArrayEqMixin):
         for lora in self.loras:
             _check(bool(lora.source.strip()), "a LoRA has no file")
             _check(_finite(lora.weight) and -4 <= lora.weight <= 4, f"LoRA {lora.source}: weight must be -4..4")
+        _check_tweaks(self.scheduler_tweaks)
         return self
 
     def summary(self) -> dict[str, Any]:
@@ -301,6 +341,8 @@ class GenerationRequest(_ArrayEqMixin):
             "width": self.width,
             "height": self.height,
         }
+        if not self.scheduler_tweaks.empty:  # left out when empty: ordinary records stay as they were
+            data["scheduler_tweaks"] = self.scheduler_tweaks.summary()
         if self.init is not None:
             data["strength"] = self.init.strength
         if self.inpaint is not None:
@@ -330,6 +372,24 @@ def _finite(value: float) -> bool:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise RequestError(message)
+
+
+def _check_tweaks(tweaks: SchedulerTweaks) -> None:
+    _check(isinstance(tweaks, SchedulerTweaks), f"scheduler_tweaks must be SchedulerTweaks, got {type(tweaks).__name__}")
+    _check(
+        tweaks.timestep_spacing is None or tweaks.timestep_spacing in TIMESTEP_SPACINGS,
+        f"scheduler tweaks: timestep spacing must be one of {', '.join(TIMESTEP_SPACINGS)}, "
+        f"got {tweaks.timestep_spacing!r}",
+    )
+    _check(
+        tweaks.prediction_type is None or tweaks.prediction_type in PREDICTION_TYPES,
+        f"scheduler tweaks: prediction type must be one of {', '.join(PREDICTION_TYPES)}, "
+        f"got {tweaks.prediction_type!r}",
+    )
+    _check(
+        tweaks.eta is None or (_finite(tweaks.eta) and 0.0 <= tweaks.eta <= 1.0),
+        f"scheduler tweaks: eta must be between 0 and 1, got {tweaks.eta}",
+    )
 
 
 def _check_image(image: np.ndarray, shape: Sequence[int], name: str) -> None:

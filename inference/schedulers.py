@@ -3,11 +3,16 @@
 Schedulers are stateful, so every run gets a new instance made with ``from_config`` of the
 scheduler config the model shipped (its beta schedule, prediction type, timestep spacing:
 that is what makes SDXL-Turbo/Lightning/LCM diffusers folders work with ``Sampler.DEFAULT``).
-A live preset's :class:`~sfumato.inference.fast_presets.SchedulerTweaks` go on top: they
+A request's :class:`~sfumato.inference.request.SchedulerTweaks` (a live preset's) go on top: they
 replace config fields (``timestep_spacing="trailing"`` for Turbo, Lightning and Hyper-SD,
 ``prediction_type="sample"`` for Lightning's x0 UNet) and set the ``eta`` that TCD's (and
 DDIM's) ``step`` takes — single-file checkpoints bring the family's stock config, which
 knows nothing of how a distilled model wants to be sampled.
+
+LCM and TCD pick their timesteps from a distillation schedule of
+``original_inference_steps`` (50) and refuse a longer run: :func:`schedule_limit` says how
+long a schedule a scheduler takes, what :func:`~sfumato.inference.steps.plan_steps` plans
+within.
 
 ``DPM++ SDE Karras`` maps to diffusers' ``sde-dpmsolver++`` multistep solver (no
 ``torchsde`` dependency), as diffusers' own A1111 mapping table suggests. ``TCD`` is
@@ -32,10 +37,9 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from sfumato.inference.fast_presets import SchedulerTweaks
-from sfumato.inference.request import Sampler
+from sfumato.inference.request import Sampler, SchedulerTweaks
 
-__all__ = ["make_scheduler"]
+__all__ = ["make_scheduler", "schedule_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,21 @@ def make_scheduler(
     if tweaks is not None and tweaks.eta is not None:
         _default_step_argument(scheduler, "eta", tweaks.eta)
     return scheduler
+
+
+def schedule_limit(scheduler: SchedulerMixin) -> int | None:
+    """The longest schedule ``scheduler`` can run, ``None`` for no limit of its own.
+
+    LCM and TCD (whatever the sampler choice that made them: ``Sampler.DEFAULT`` keeps an
+    LCM folder's own LCMScheduler) take at most ``original_inference_steps`` steps
+    (:data:`~sfumato.inference.fast_presets.CONSISTENCY_SCHEDULE`, 50, unless the model's
+    config says otherwise); ``set_timesteps`` raises for more.
+    """
+    config: Any = getattr(scheduler, "config", None)
+    if not isinstance(scheduler, LCMScheduler | TCDScheduler):
+        return None
+    limit = getattr(config, "original_inference_steps", None)
+    return int(limit) if limit else None
 
 
 def _model_class(name: str) -> Any:

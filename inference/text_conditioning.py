@@ -17,6 +17,10 @@ them out for one UNet pass per step:
   ``[unconditional × batch, conditional × batch]``; without, ``conditional × batch``.
   :meth:`TextConditioning.unet_batch` and :meth:`TextConditioning.guide` are the two
   places the denoise loop meets that layout.
+- **embedded guidance**: LCM-distilled UNets (a ``time_cond_proj_dim`` in their config,
+  :func:`embedded_guidance_dim`) learnt the guided prediction in one pass: the scale goes
+  in as an input (:func:`guidance_embedding`, the UNet's ``timestep_cond``) and the text is
+  conditioned without guidance (``guided=False``: no negatives, no doubled batch).
 
 The result depends only on the model (its weights, LoRAs included), the prompts, whether
 guidance runs and the batch size: equal :class:`PromptPair` tuples give equal tensors.
@@ -29,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from sfumato.inference.model_cache import LoadedModel
@@ -40,7 +45,9 @@ __all__ = [
     "PromptPair",
     "TextConditioning",
     "condition_text",
+    "embedded_guidance_dim",
     "encode_prompt",
+    "guidance_embedding",
     "is_guided",
     "prompt_pairs",
 ]
@@ -71,6 +78,36 @@ def prompt_pairs(request: GenerationRequest) -> tuple[PromptPair, ...]:
 def is_guided(cfg: float) -> bool:
     """Whether classifier-free guidance runs: a scale above 1 (it doubles the UNet batch)."""
     return cfg > 1.0
+
+
+def embedded_guidance_dim(unet: Any) -> int | None:
+    """The size of the guidance embedding ``unet`` takes (its ``time_cond_proj_dim``:
+    LCM-distilled UNets, e.g. LCM_Dreamshaper_v7's 256), ``None`` for a UNet without one."""
+    dim = getattr(unet.config, "time_cond_proj_dim", None)
+    return int(dim) if dim else None
+
+
+def guidance_embedding(
+    cfg: float, dim: int, batch: int, *, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """``(batch, dim)``: the guidance scale ``cfg`` as an LCM-distilled UNet's ``timestep_cond``.
+
+    As diffusers' ``LatentConsistencyModelPipeline.get_guidance_scale_embedding`` does it:
+    ``w = (cfg − 1) × 1000``, then a sinusoidal embedding (``sin`` of ``w·f``, then ``cos``,
+    frequencies ``f_i = 10000^(−i / (dim/2 − 1))``; an odd ``dim`` is padded with a zero),
+    computed in float32. One difference: a ``cfg`` below 1 embeds ``w = 0`` — in Sfumato 0 and
+    1 both mean "no guidance", and a negative scale is outside what the model learnt.
+    """
+    if dim < 4:
+        raise ValueError(f"a guidance embedding needs at least 4 dimensions, got {dim}")
+    w = torch.full((batch,), max(float(cfg) - 1.0, 0.0) * 1000.0, dtype=torch.float32)
+    half = dim // 2
+    frequencies = torch.exp(torch.arange(half, dtype=torch.float32) * -(torch.log(torch.tensor(10000.0)) / (half - 1)))
+    angles = w[:, None] * frequencies[None, :]
+    embedding = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    if dim % 2:
+        embedding = torch.nn.functional.pad(embedding, (0, 1))
+    return embedding.to(device=device, dtype=dtype)
 
 
 @dataclass(frozen=True, eq=False)

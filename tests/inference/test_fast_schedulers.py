@@ -1,4 +1,5 @@
-"""The scheduler factory with a live preset's tweaks, and an LCM preset through the engine."""
+"""The scheduler factory with a live preset's tweaks; the tweaks in the request and through the
+engine; LCM and TCD within their 50-step schedule; an LCM preset through the engine."""
 
 from __future__ import annotations
 
@@ -13,15 +14,19 @@ from enginehelpers import Recorder, request, smooth_image
 from safetensors.torch import save_file
 from sfumato.inference.catalog import WeightsKind, list_models
 from sfumato.inference.detect import read_safetensors_header
+from sfumato.inference.errors import InvalidRequestError
 from sfumato.inference.fast_presets import (
+    CONSISTENCY_SCHEDULE,
+    ORDINARY_LIVE,
     FastKind,
     SchedulerTweaks,
     detect_fast_presets,
     recognise_name,
 )
 from sfumato.inference.latents import NoiseLevels
-from sfumato.inference.request import InitImage, LoraSpec, Sampler
-from sfumato.inference.schedulers import make_scheduler
+from sfumato.inference.request import InitImage, LoraSpec, RequestError, Sampler
+from sfumato.inference.schedulers import make_scheduler, schedule_limit
+from sfumato.inference.steps import plan_steps
 from sfumato.vocabulary.config import Config
 from sfumato.vocabulary.families import SD15
 
@@ -188,3 +193,128 @@ def test_an_lcm_lora_preset_runs_in_its_step_count(shared_engine: Any, tiny_sd15
     result = shared_engine.run(low, Recorder())
     assert result.error is None, result.error
     assert result.metadata["schedule"] <= 50
+
+
+# --------------------------------------------------------------------------- tweaks in the request
+
+
+def test_apply_puts_the_tweaks_in_the_request_and_the_summary(tiny_sd15: Path) -> None:
+    ordinary = request(tiny_sd15, steps=25)
+    assert ordinary.scheduler_tweaks.empty
+    assert "scheduler_tweaks" not in ordinary.summary()  # ordinary records stay as they were
+
+    lightning = _preset("sdxl_lightning_4step_lora").apply(ordinary)
+    assert lightning.scheduler_tweaks == SchedulerTweaks(timestep_spacing="trailing")
+    assert lightning.summary()["scheduler_tweaks"] == {"timestep_spacing": "trailing"}
+    # The tweaks count in equality: live mode regenerates when only they change.
+    assert lightning != lightning.replace(scheduler_tweaks=SchedulerTweaks())
+    tcd = _preset("TCD-SD15-LoRA").apply(lightning)
+    assert tcd.summary()["scheduler_tweaks"] == {"eta": 0.3}
+    # A plain preset after a fast one clears the tweaks.
+    assert ORDINARY_LIVE.apply(tcd).scheduler_tweaks.empty
+
+
+@pytest.mark.parametrize(
+    ("tweaks", "message"),
+    [
+        (SchedulerTweaks(timestep_spacing="trailng"), "timestep spacing must be one of leading, trailing, linspace"),
+        (SchedulerTweaks(prediction_type="x0"), "prediction type must be one of epsilon, v_prediction, sample"),
+        (SchedulerTweaks(eta=1.5), "eta must be between 0 and 1"),
+        (SchedulerTweaks(eta=float("nan")), "eta must be between 0 and 1"),
+    ],
+)
+def test_bad_tweaks_are_refused(tiny_sd15: Path, tweaks: SchedulerTweaks, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        request(tiny_sd15, scheduler_tweaks=tweaks).validate()
+
+
+def test_bad_tweaks_fail_the_run_as_an_invalid_request(shared_engine: Any, tiny_sd15: Path) -> None:
+    result = shared_engine.run(request(tiny_sd15, scheduler_tweaks=SchedulerTweaks(eta=-0.1)), Recorder())
+    assert isinstance(result.error, InvalidRequestError)
+    assert "eta must be between 0 and 1" in result.error.message
+
+
+def _unet_timesteps(engine: Any, req: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    unet = engine.cache.get(req.model).unet
+    seen: list[int] = []
+    original = unet.forward
+
+    def recording(sample: Any, timestep: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(round(float(timestep)))
+        return original(sample, timestep, *args, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", recording)
+    result = engine.run(req, Recorder())
+    monkeypatch.setattr(unet, "forward", original)
+    assert result.error is None, result.error
+    return seen
+
+
+def test_the_engine_schedules_with_the_requests_tweaks(
+    shared_engine: Any, tiny_sd15: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tiny model's scheduler is Euler, "leading": a Lightning preset's trailing spacing
+    starts the run at t = 999."""
+    base = request(tiny_sd15, width=64, height=64, steps=2, cfg=1.0, sampler=Sampler.EULER)
+    assert _unet_timesteps(shared_engine, base, monkeypatch)[0] < 999
+    trailing = base.replace(scheduler_tweaks=SchedulerTweaks(timestep_spacing="trailing"))
+    assert _unet_timesteps(shared_engine, trailing, monkeypatch) == [999, 499]
+
+
+def test_the_engine_gives_tcd_the_requests_eta(shared_engine: Any, tiny_sd15: Path) -> None:
+    base = request(tiny_sd15, width=64, height=64, steps=4, cfg=1.0, sampler=Sampler.TCD)
+    images = {}
+    for eta in (None, 0.3, 1.0):
+        result = shared_engine.run(base.replace(scheduler_tweaks=SchedulerTweaks(eta=eta)), Recorder())
+        assert result.error is None, result.error
+        images[eta] = result.images[0]
+    assert np.array_equal(images[None], images[0.3])  # diffusers' own default is 0.3
+    assert not np.array_equal(images[0.3], images[1.0])
+
+
+# --------------------------------------------------------------------------- the consistency schedule
+
+
+def test_schedule_limits() -> None:
+    assert schedule_limit(make_scheduler(Sampler.LCM, SD15_STOCK)) == CONSISTENCY_SCHEDULE
+    assert schedule_limit(make_scheduler(Sampler.TCD, SD15_STOCK, SchedulerTweaks(eta=1.0))) == CONSISTENCY_SCHEDULE
+    # An LCM folder's own scheduler under the default sampler, with its own schedule length.
+    lcm_folder = {**SD15_STOCK, "_class_name": "LCMScheduler", "original_inference_steps": 100}
+    assert schedule_limit(make_scheduler(Sampler.DEFAULT, lcm_folder)) == 100
+    for sampler in (Sampler.DEFAULT, Sampler.EULER, Sampler.DDIM, Sampler.DPMPP_2M_KARRAS):
+        assert schedule_limit(make_scheduler(sampler, SD15_STOCK)) is None
+
+
+@pytest.mark.parametrize("sampler", [Sampler.LCM, Sampler.TCD])
+def test_low_strength_stays_within_the_consistency_schedule(
+    shared_engine: Any, tiny_sd15: Path, sampler: Sampler
+) -> None:
+    """Regression: strength 0.05 at 4 steps planned an 80-step schedule, which LCM and TCD
+    refuse (``set_timesteps`` raised: "Generation failed … This is a bug")."""
+    assert plan_steps(4, 0.05).total > CONSISTENCY_SCHEDULE  # what used to be asked for
+    plan = plan_steps(4, 0.05, max_total=CONSISTENCY_SCHEDULE)
+    assert (plan.total, plan.effective) == (50, 2)  # the noise level of 0.05, 2 steps
+    req = request(tiny_sd15, width=64, height=64, steps=4, cfg=1.0, sampler=sampler,
+                  init=InitImage(smooth_image(64, 64), 0.05))  # fmt: skip
+    rec = Recorder()
+    result = shared_engine.run(req, rec)
+    assert result.error is None, result.error
+    assert result.metadata["schedule"] == CONSISTENCY_SCHEDULE
+    assert result.metadata["steps_run"] == len(rec.progress) == plan.effective
+    assert [p.step for p in rec.progress] == [1, 2]
+
+
+def test_more_steps_than_the_consistency_schedule_run_its_length(shared_engine: Any, tiny_sd15: Path) -> None:
+    rec = Recorder()
+    result = shared_engine.run(request(tiny_sd15, width=64, height=64, steps=60, cfg=1.0, sampler=Sampler.LCM), rec)
+    assert result.error is None, result.error
+    assert result.metadata["steps_run"] == len(rec.progress) == CONSISTENCY_SCHEDULE
+    assert result.metadata["steps"] == 60  # the request as asked, in the record
+
+
+def test_ordinary_samplers_are_not_capped(shared_engine: Any, tiny_sd15: Path) -> None:
+    req = request(tiny_sd15, width=64, height=64, steps=4, cfg=1.0, sampler=Sampler.EULER,
+                  init=InitImage(smooth_image(64, 64), 0.05))  # fmt: skip
+    result = shared_engine.run(req, Recorder())
+    assert result.error is None, result.error
+    assert result.metadata["schedule"] == 80 and result.metadata["steps_run"] == 4

@@ -67,8 +67,8 @@ def test_preview_is_x0_not_the_noisy_latent(
 
     original_make = engine_module.make_scheduler
 
-    def make_recording(sampler: Any, config: Any) -> Any:
-        scheduler = original_make(sampler, config)
+    def make_recording(sampler: Any, config: Any, tweaks: Any = None) -> Any:
+        scheduler = original_make(sampler, config, tweaks)
         step = scheduler.step
 
         def recording_step(model_output: Any, t: Any, sample: Any, **kwargs: Any) -> Any:

@@ -45,6 +45,36 @@ def test_plan_steps(steps: int, strength: float) -> None:
     assert abs(plan.effective / plan.total - strength) <= 1.0 / plan.total + 1e-9 or plan.effective == min(steps, 4)
 
 
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(steps=st.integers(1, 150), strength=st.floats(0.0, 1.0), limit=st.integers(1, 60))
+def test_plan_steps_within_a_limit(steps: int, strength: float, limit: int) -> None:
+    """LCM and TCD take at most their 50-step distillation schedule: the plan stays within
+    ``max_total``, keeps the noise level when the lengthened schedule would not fit, and
+    runs at least one step."""
+    plan = plan_steps(steps, strength, max_total=limit)
+    assert 0 <= plan.start <= plan.total <= limit
+    if strength == 0.0:
+        assert plan.effective == 0
+        return
+    asked = min(steps, limit)
+    assert plan.total >= asked and plan.effective >= 1
+    assert plan.effective >= min(asked, 4) or plan.total == limit
+    if plan.total == limit and plan.effective < min(asked, 4):
+        assert abs(plan.effective / plan.total - strength) <= 0.5 / plan.total + 1e-9 or plan.effective == 1
+    if limit >= 4 and strength >= 4 / limit:  # the floor of fast_presets: the full minimum runs
+        assert plan.effective >= min(asked, 4)
+
+
+@settings(max_examples=60, derandomize=True, database=None, deadline=None)
+@given(steps=st.integers(1, 80), strength=st.floats(0.001, 1.0))
+def test_consistency_schedulers_accept_every_plan(steps: int, strength: float) -> None:
+    for sampler in (Sampler.LCM, Sampler.TCD):
+        scheduler = make_scheduler(sampler, SD_SCHEDULER)
+        plan = plan_steps(steps, strength, max_total=50)
+        scheduler.set_timesteps(plan.total)  # raised for more than 50
+        assert len(scheduler.timesteps[plan.start :]) == plan.effective
+
+
 @pytest.mark.parametrize("sampler", list(Sampler))
 def test_schedulers_keep_the_model_schedule(sampler: Sampler) -> None:
     scheduler = make_scheduler(sampler, SD_SCHEDULER)
