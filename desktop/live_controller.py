@@ -53,6 +53,7 @@ from sfumato.canvas.layers import PixelLayer
 from sfumato.desktop.live_panel import LivePanel, LiveSettings
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
 from sfumato.desktop.worker import FailureKind, PlanInput, snapshot_document
+from sfumato.inference.fast_presets import ORDINARY_LIVE, FastPreset, detect_fast_presets
 from sfumato.planner.errors import PlanError
 from sfumato.planner.live import (
     Action,
@@ -142,7 +143,10 @@ class LiveController(QObject):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(lambda: self._do(self.scheduler.tick(self.clock())))
 
+        self.preset: FastPreset | None = None  # the live preset of the current model
+        self._preset_model: tuple[str | None, str | None] | None = None
         panel.set_settings(LiveSettings.load(self.window.settings))
+        panel.preset_chosen.connect(self._on_preset_chosen)
         panel.toggled.connect(self.set_enabled)
         panel.settings_changed.connect(self._on_settings_changed)
         panel.apply_requested.connect(self.apply)
@@ -180,6 +184,7 @@ class LiveController(QObject):
                 return
             self.generation.cancel_job()  # one job at a time: live replaces a normal run
             self.generation.staging.discard()
+            self._refresh_presets()
             self._do(self.scheduler.enable(self.clock()))
         else:
             self._do(self.scheduler.disable(self.clock()))
@@ -236,8 +241,39 @@ class LiveController(QObject):
         self.panel.settings().save(self.window.settings)
         self._change(None)
 
+    def _refresh_presets(self) -> None:
+        """Offer the live presets of the chosen model; a model not seen before gets its
+        best preset's sampler, steps and guidance (the strength stays the artist's)."""
+        doc = self._doc
+        model = self.generation.dock.current_model() or (doc.recipe.model if doc is not None else None)
+        family = self.generation.dock.current_family()
+        if (model, family) == self._preset_model:
+            return
+        self._preset_model = (model, family)
+        presets = detect_fast_presets(model, family=family) if model else (ORDINARY_LIVE,)
+        self.panel.set_presets(presets)
+        self._use_preset(presets[0])
+
+    def _on_preset_chosen(self, preset: FastPreset) -> None:
+        self._use_preset(preset)
+        self._on_settings_changed()
+
+    def _use_preset(self, preset: FastPreset) -> None:
+        self.preset = preset
+        current = self.panel.settings()
+        self.panel.set_settings(
+            LiveSettings(
+                strength=max(current.strength, preset.min_strength),
+                steps=preset.steps,
+                cfg=current.cfg if preset.cfg is None else preset.cfg,
+                sampler=preset.sampler,
+            )
+        )
+        log.info("live preset: %s", preset.name)
+
     def _on_model_changed(self) -> None:
         if self.enabled:
+            self._refresh_presets()
             self._reset_image()  # never show one model's frame as if another made it
             self.frame = None
             self._change(None)
@@ -273,7 +309,7 @@ class LiveController(QObject):
         if doc is None or settings is None:
             self._do(self.scheduler.job_done(start.job, self.clock(), finished=False))
             return
-        planner = partial(plan_live, latest=start.latest, previous=self._window)
+        planner = partial(plan_live, latest=start.latest, previous=self._window, preset=self.preset)
         job = self.worker.submit(PlanInput(snapshot_document(doc), settings, planner))
         self._jobs[job] = start
 

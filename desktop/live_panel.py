@@ -10,9 +10,10 @@ a frame takes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sfumato.desktop.settings import AppSettings
+from sfumato.inference.fast_presets import FastPreset
 from sfumato.vocabulary.kinds import Sampler
 
 __all__ = ["LivePanel", "LiveSettings"]
@@ -70,6 +72,7 @@ class LivePanel(QFrame):
 
     toggled = Signal(bool)
     settings_changed = Signal()
+    preset_chosen = Signal(object)  # FastPreset
     apply_requested = Signal()
     new_seed_requested = Signal()
     record_toggled = Signal(bool)
@@ -91,6 +94,12 @@ class LivePanel(QFrame):
         self.state = QLabel("Live: off")
         self.state.setObjectName("liveState")
 
+        self.preset = QComboBox()
+        self.preset.setObjectName("livePreset")
+        self.preset.setToolTip(
+            "How live frames are made with this model: a fast (distilled) model or LoRA is "
+            "recognised from its files and gets the sampler, steps and guidance it was made for"
+        )
         self.strength = QDoubleSpinBox()
         self.strength.setRange(0.05, 1.0)
         self.strength.setSingleStep(0.05)
@@ -116,6 +125,7 @@ class LivePanel(QFrame):
         top.addWidget(self.apply_button, 1)
         top.addWidget(self.new_seed_button)
         form = QFormLayout()
+        form.addRow("Live preset", self.preset)
         form.addRow("Live strength", self.strength)
         form.addRow("Live steps", self.steps)
         form.addRow("Live CFG", self.cfg)
@@ -141,6 +151,25 @@ class LivePanel(QFrame):
             box.valueChanged.connect(lambda _v: self.settings_changed.emit())
         self.steps.valueChanged.connect(lambda _v: self.settings_changed.emit())
         self.sampler.currentIndexChanged.connect(lambda _i: self.settings_changed.emit())
+        self.preset.activated.connect(self._preset_activated)
+
+    def set_presets(self, presets: Sequence[FastPreset]) -> None:
+        """Offer ``presets`` (best first) and show the first as chosen, without signals."""
+        self.preset.blockSignals(True)
+        try:
+            self.preset.clear()
+            for preset in presets:
+                self.preset.addItem(preset.name, preset)
+                if preset.evidence:
+                    self.preset.setItemData(self.preset.count() - 1, preset.evidence, Qt.ItemDataRole.ToolTipRole)
+            self.preset.setCurrentIndex(0)
+        finally:
+            self.preset.blockSignals(False)
+
+    def _preset_activated(self, index: int) -> None:
+        preset = self.preset.itemData(index)
+        if isinstance(preset, FastPreset):
+            self.preset_chosen.emit(preset)
 
     def settings(self) -> LiveSettings:
         sampler = self.sampler.currentData()

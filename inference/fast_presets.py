@@ -144,13 +144,17 @@ class FastPreset:
         The LoRA is added to the request's own LoRAs (once); the tweaks replace the
         request's (an ordinary preset's are empty, so it clears a fast preset's).
         """
+        cfg = request.cfg if self.cfg is None else self.cfg
+        return replace(self.extras(request), sampler=self.sampler, steps=self.steps, cfg=cfg)
+
+    def extras(self, request: GenerationRequest) -> GenerationRequest:
+        """``request`` with this preset's LoRA and scheduler tweaks only: the sampler, steps
+        and guidance stay the request's (live mode's panel shows the preset's and lets the
+        artist change them)."""
         loras = request.loras
         if self.lora is not None and all(spec.source != self.lora for spec in loras):
             loras = (*loras, LoraSpec(self.lora, self.lora_weight))
-        cfg = request.cfg if self.cfg is None else self.cfg
-        return replace(
-            request, sampler=self.sampler, scheduler_tweaks=self.tweaks, steps=self.steps, cfg=cfg, loras=loras
-        )
+        return replace(request, scheduler_tweaks=self.tweaks, loras=loras)
 
 
 def _consistency_floor(steps: int) -> float:

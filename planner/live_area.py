@@ -16,9 +16,12 @@ Live mode renders only what changed (issue 12):
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from sfumato.canvas.document import Document
 from sfumato.canvas.geometry import Rect
+from sfumato.inference.fast_presets import FastPreset
 from sfumato.planner.families import MULTIPLE, FamilyInfo, family_for_model
 from sfumato.planner.plan import Plan, plan
 from sfumato.planner.recipe import GenerationSettings
@@ -56,14 +59,25 @@ def live_area(canvas: Rect, family: FamilyInfo, latest: Rect | None, previous: R
 
 
 def plan_live(
-    doc: Document, settings: GenerationSettings, latest: Rect | None = None, previous: Rect | None = None
+    doc: Document,
+    settings: GenerationSettings,
+    latest: Rect | None = None,
+    previous: Rect | None = None,
+    preset: FastPreset | None = None,
 ) -> Plan:
     """Plan a live frame of ``doc``: an inpaint (selection or mask) plans its own area,
-    anything else renders :func:`live_area` around ``latest``, the newest change."""
+    anything else renders :func:`live_area` around ``latest``, the newest change.
+
+    ``preset``: the live preset whose LoRA and scheduler tweaks the frame needs (its
+    sampler, steps and guidance are already in ``settings``).
+    """
     if not settings.model:
         return plan(doc, settings)  # the planner's own message for "no model"
     info = family_for_model(settings.model, settings.model_family)
-    return plan(doc, settings, family=info, area=live_area(doc.rect, info, latest, previous))
+    planned = plan(doc, settings, family=info, area=live_area(doc.rect, info, latest, previous))
+    if preset is None:
+        return planned
+    return dataclasses.replace(planned, request=preset.extras(planned.request))
 
 
 def window_blend(area: Rect, canvas: Rect, feather: int = FEATHER) -> np.ndarray | None:
