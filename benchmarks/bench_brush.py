@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 from sfumato.canvas import editing
-from sfumato.canvas.brush import Brush, Stroke
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.paint.brush import Brush, Stroke
 
 SIDE = 4096
 

@@ -4,8 +4,8 @@ Each layer holds a few large soft blobs covering roughly a quarter of the canvas
 mixed blend modes (the separable modes QPainter also has, so the comparison does the
 same work on both sides). Measured, medians unless said otherwise:
 
-(a) one stroke segment — dab rendering (``sfumato.canvas.brush``), the dirty-tile
-    recomposite (:class:`~sfumato.canvas.compositor.Compositor`) and the buffer the view
+(a) one stroke segment — dab rendering (``sfumato.canvas.paint.brush``), the dirty-tile
+    recomposite (:class:`~sfumato.canvas.render.compositor.Compositor`) and the buffer the view
     draws (each dirty tile converted to a premultiplied QImage, as ``CanvasView`` does) —
     for a 64 px and a 256 px brush, painting on a middle layer (non-normal modes above:
     the fallback path) and on the top layer (projections only);
@@ -47,14 +47,14 @@ import numpy as np  # noqa: E402
 from documents import LAYERS, SIDE, build_document  # noqa: E402
 from PySide6.QtCore import QRectF  # noqa: E402
 from PySide6.QtGui import QBrush, QColor, QGuiApplication, QImage, QPainter, QPen, QRegion  # noqa: E402
-from sfumato.canvas.blend import BlendMode  # noqa: E402
-from sfumato.canvas.brush import Brush, Stroke  # noqa: E402
-from sfumato.canvas.composite import flatten  # noqa: E402
-from sfumato.canvas.compositor import Compositor  # noqa: E402
-from sfumato.canvas.document import Document  # noqa: E402
-from sfumato.canvas.geometry import Rect  # noqa: E402
-from sfumato.canvas.layers import PixelLayer  # noqa: E402
-from sfumato.canvas.tiles import TILE  # noqa: E402
+from sfumato.canvas.model.document import Document  # noqa: E402
+from sfumato.canvas.model.geometry import Rect  # noqa: E402
+from sfumato.canvas.model.layers import PixelLayer  # noqa: E402
+from sfumato.canvas.model.tiles import TILE  # noqa: E402
+from sfumato.canvas.paint.brush import Brush, Stroke  # noqa: E402
+from sfumato.canvas.pixels.blend import BlendMode  # noqa: E402
+from sfumato.canvas.render.composite import flatten  # noqa: E402
+from sfumato.canvas.render.compositor import Compositor  # noqa: E402
 
 QT_MODES = {
     BlendMode.NORMAL: QPainter.CompositionMode.CompositionMode_SourceOver,

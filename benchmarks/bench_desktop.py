@@ -45,10 +45,10 @@ BRUSH = 64
 
 
 def big_document():  # noqa: ANN201 - Document
-    from sfumato.canvas.blend import BlendMode
-    from sfumato.canvas.document import Document
-    from sfumato.canvas.layers import PixelLayer
-    from sfumato.canvas.tiles import TiledSurface
+    from sfumato.canvas.model.document import Document
+    from sfumato.canvas.model.layers import PixelLayer
+    from sfumato.canvas.model.tiles import TiledSurface
+    from sfumato.canvas.pixels.blend import BlendMode
 
     rng = np.random.default_rng(7)
     doc = Document(SIDE, SIDE)

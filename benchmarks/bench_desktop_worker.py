@@ -418,9 +418,9 @@ def measure(model: Path, label: str, args: argparse.Namespace) -> dict[str, Any]
     import numpy as np
     from PySide6.QtCore import QEventLoop, Qt, QTimer
     from sfumato.canvas import editing
-    from sfumato.canvas.document import Document
-    from sfumato.canvas.layers import PixelLayer, Role
-    from sfumato.canvas.tiles import TiledSurface
+    from sfumato.canvas.model.document import Document
+    from sfumato.canvas.model.layers import PixelLayer, Role
+    from sfumato.canvas.model.tiles import TiledSurface
     from sfumato.desktop.app import create_application
     from sfumato.desktop.generation_controller import install_generation
     from sfumato.desktop.main_window import MainWindow

@@ -228,9 +228,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     inpaint_sizes: dict[str, Any] = {}
 
-    from sfumato.canvas.document import Document
-    from sfumato.canvas.layers import PixelLayer, Role
-    from sfumato.canvas.tiles import TiledSurface
+    from sfumato.canvas.model.document import Document
+    from sfumato.canvas.model.layers import PixelLayer, Role
+    from sfumato.canvas.model.tiles import TiledSurface
     from sfumato.planner.families import family_for_model
     from sfumato.planner.placement import result_layer
     from sfumato.planner.plan import plan

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from documents import build_document
-from sfumato.canvas.document import Recipe
-from sfumato.canvas.image_parameters import read_png_parameters
-from sfumato.canvas.imageio import export_png
-from sfumato.canvas.ora import load_ora, save_ora
-from sfumato.canvas.recipe_parameters import document_parameters
+from sfumato.canvas.files.image_parameters import read_png_parameters
+from sfumato.canvas.files.imageio import export_png
+from sfumato.canvas.files.ora import load_ora, save_ora
+from sfumato.canvas.files.recipe_parameters import document_parameters
+from sfumato.canvas.model.document import Recipe
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:

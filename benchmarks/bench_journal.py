@@ -11,7 +11,7 @@
 (b) Journal bytes per 64 px stroke: the growth of ``journal.sfj`` per stroke (compressed
     tiles + header), median over strokes.
 (c) Recovery of 1,000 strokes of 64 px on that document: the journal written by the
-    painting, then :func:`sfumato.canvas.recovery.recover` timed (read, decompress,
+    painting, then :func:`sfumato.canvas.recovery.recovery.recover` timed (read, decompress,
     replay, rebuild the undo history). Target ≤ 3 s.
 
     python benchmarks/bench_journal.py [--json out.json] [--quick]
@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 from documents import LAYERS, SIDE, build_document
-from sfumato.canvas.brush import Brush, Stroke
-from sfumato.canvas.document import Document
-from sfumato.canvas.journal import JOURNAL_FILE, Journal
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.recovery import recover
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.paint.brush import Brush, Stroke
+from sfumato.canvas.recovery.journal import JOURNAL_FILE, Journal
+from sfumato.canvas.recovery.recovery import recover
 
 TARGET_COMMIT_MS = 1.0
 TARGET_RECOVER_S = 3.0

@@ -142,7 +142,6 @@ def window_phase(args: argparse.Namespace) -> dict[str, Any]:
     editing.set_recipe(doc, prompt=PROMPT, model="builtin", cfg=5.0)
     live = controller.live
     assert live is not None
-    settings = live.panel.settings()
 
     marks: dict[str, list[tuple[float, Any]]] = {"preview": [], "finished": []}
     live.preview_drawn.connect(lambda rect: marks["preview"].append((time.perf_counter(), live.scheduler.running_job)))
@@ -162,6 +161,8 @@ def window_phase(args: argparse.Namespace) -> dict[str, Any]:
     if not _wait(app, lambda: bool(marks["finished"]) and not live.busy, 300):
         raise SystemExit("no first live frame within 300 s")
     first_frame_s = time.perf_counter() - t0
+    settings = live.panel.settings()  # the model's live preset, applied when live mode came on
+    preset = live.preset.name if live.preset is not None else "none"
 
     stall = StallMeter()
     pen_bench.STROKE_EVENTS = 6
@@ -215,8 +216,10 @@ def window_phase(args: argparse.Namespace) -> dict[str, Any]:
     wasted = live.scheduler.cancelled - cancelled_before
     live.set_enabled(False)
     controller.shutdown()
+    doc.history.mark_clean()  # no "save changes?" question on close
     window.close()
     return {
+        "live_preset": preset,
         "live_settings": {"strength": settings.strength, "steps": settings.steps, "cfg": settings.cfg,
                           "sampler": settings.sampler.value},
         "first_frame_with_model_load_ms": round(first_frame_s * 1000.0, 1),
@@ -244,10 +247,10 @@ def window_saving(settings: dict[str, Any], frames: int) -> dict[str, Any]:
     same 512² either way, but the whole canvas arrives 8× downscaled.
     """
     import numpy as np
-    from sfumato.canvas.document import Document
-    from sfumato.canvas.geometry import Rect
-    from sfumato.canvas.layers import PixelLayer
-    from sfumato.canvas.tiles import TiledSurface
+    from sfumato.canvas.model.document import Document
+    from sfumato.canvas.model.geometry import Rect
+    from sfumato.canvas.model.layers import PixelLayer
+    from sfumato.canvas.model.tiles import TiledSurface
     from sfumato.inference.engine import Engine
     from sfumato.planner.errors import PlanError
     from sfumato.planner.families import FamilyInfo
@@ -328,7 +331,7 @@ def main() -> None:
         ("plan on 4096², SD 1.5 sizing, live window " + results["sd15_window"], results["sd15_plan_window_ms"], None),
         ("plan on 4096², SD 1.5 sizing, whole canvas " + results["sd15_whole"], results["sd15_plan_whole_canvas_ms"], None),
     ]
-    print(f"live mode, built-in model, {SIZE}² canvas, settings {results['live_settings']}")
+    print(f"live mode, built-in model, {SIZE}² canvas, {results['live_preset']}: {results['live_settings']}")
     print(f"{'measure':72} {'value':>10} {'target':>8}")
     for name, value, target in rows:
         verdict = "" if target is None else ("ok" if value <= target else "MISSED")

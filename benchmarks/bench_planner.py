@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import ControlSettings, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.planner.families import FAMILIES, SD15
 from sfumato.planner.placement import result_layer
 from sfumato.planner.plan import plan

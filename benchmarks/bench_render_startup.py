@@ -44,7 +44,7 @@ from sfumato.inference.engine import Engine
 from sfumato.inference.families import get_family
 get_family("sd15").pipeline_class(inpaint=False); mark("diffusers")
 from transformers import CLIPTextModel, CLIPTokenizer; mark("transformers")
-from sfumato.canvas.ora import load_ora
+from sfumato.canvas.files.ora import load_ora
 from sfumato.inference.request import ModelRef
 from sfumato.planner.plan import plan
 from sfumato.planner.recipe import settings_from_recipe
@@ -65,8 +65,8 @@ print(json.dumps(marks))
 
 
 def _document(folder: Path) -> Path:
-    from sfumato.canvas.document import Document, Recipe
-    from sfumato.canvas.ora import save_ora
+    from sfumato.canvas.files.ora import save_ora
+    from sfumato.canvas.model.document import Document, Recipe
 
     path = folder / "doc.ora"
     save_ora(Document(64, 64, recipe=Recipe(prompt="a red circle on a blue background", seed=1, steps=8)), path)

@@ -8,10 +8,10 @@ also implements, bottom to top as :data:`MODES`. numpy only (no Qt).
 from __future__ import annotations
 
 import numpy as np
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.document import Document, Recipe
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.model.document import Document, Recipe
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.pixels.blend import BlendMode
 
 SIDE = 4096
 LAYERS = 20

@@ -2,9 +2,9 @@
 
 Each verb builds one command and runs it through ``doc.execute``, so it becomes one undo
 step (or merges into the last one, for calls sharing a ``merge_id``) and a refused edit
-(:class:`~sfumato.canvas.commands.EditError`) changes nothing. The rules live in the
-commands (:mod:`~sfumato.canvas.structure_commands`, :mod:`~sfumato.canvas.property_commands`,
-:mod:`~sfumato.canvas.pixel_commands`, :mod:`~sfumato.canvas.document_commands`); these
+(:class:`~sfumato.canvas.edits.commands.EditError`) changes nothing. The rules live in the
+commands (:mod:`~sfumato.canvas.edits.structure_commands`, :mod:`~sfumato.canvas.edits.property_commands`,
+:mod:`~sfumato.canvas.edits.pixel_commands`, :mod:`~sfumato.canvas.edits.document_commands`); these
 functions only name them. The document itself knows no command: it is the model, and this
 module stands above it::
 
@@ -13,9 +13,9 @@ module stands above it::
     editing.put_pixels(doc, layer, rgba_u8, x, y, mask=soft_mask)
     doc.undo()
 
-A brush stroke is a transaction of its own (:class:`sfumato.canvas.brush.Stroke`); fills
-and selections have their verbs in :mod:`sfumato.canvas.fill` and
-:mod:`sfumato.canvas.selection`.
+A brush stroke is a transaction of its own (:class:`sfumato.canvas.paint.brush.Stroke`); fills
+and selections have their verbs in :mod:`sfumato.canvas.paint.fill` and
+:mod:`sfumato.canvas.paint.selection`.
 
 Coordinates are document space.
 """
@@ -25,18 +25,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.document_commands import SetRecipe, SetSelection
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer
-from sfumato.canvas.pixel_commands import ClearLayer, PutPixels
-from sfumato.canvas.property_commands import SetProperties
-from sfumato.canvas.structure_commands import (
+from sfumato.canvas.edits.document_commands import SetRecipe, SetSelection
+from sfumato.canvas.edits.pixel_commands import ClearLayer, PutPixels
+from sfumato.canvas.edits.property_commands import SetProperties
+from sfumato.canvas.edits.structure_commands import (
     AddLayer,
     DuplicateLayer,
     MergeDown,
     MoveLayer,
     RemoveLayer,
 )
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer
 
 
 # -- structure ---------------------------------------------------------------------------

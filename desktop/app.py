@@ -80,7 +80,7 @@ def start_window(path: Path | None = None):  # noqa: ANN201 - MainWindow
 
     window = create_window(path)
     window.show()
-    QTimer.singleShot(0, window, lambda: offer_recovery(window))
+    QTimer.singleShot(0, window, lambda: offer_recovery(window, window.adopt_recovered))
     return window
 
 

@@ -31,7 +31,7 @@ from PySide6.QtGui import (
     QWheelEvent,
 )
 from PySide6.QtWidgets import QGestureEvent, QPinchGesture
-from sfumato.canvas.document import Document
+from sfumato.canvas.model.document import Document
 from sfumato.desktop.pointer import CanvasTool, PointerEvent
 from sfumato.desktop.viewport import Viewport
 

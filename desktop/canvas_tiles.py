@@ -1,7 +1,7 @@
 """The composited document as the canvas view draws it: one ``QImage`` per tile, with
 halved mip levels for zoomed-out views, filled within a per-frame time budget.
 
-The compositor (:class:`sfumato.canvas.compositor.Compositor`) hands out composited
+The compositor (:class:`sfumato.canvas.render.compositor.Compositor`) hands out composited
 ``TILE``×``TILE`` tiles; :class:`TileCache` keeps them as premultiplied QImages and
 fetches again only the tiles the view drops when the compositor reports them dirty, so a
 brush dab costs a few tiles, not the stack. :meth:`TileCache.paint` draws a checkerboard
@@ -23,9 +23,9 @@ from typing import Protocol
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPixmap
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.tiles import TILE
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.tiles import TILE
 from sfumato.desktop.viewport import Viewport
 
 _CHECKER = 8  # checkerboard square, logical pixels
@@ -46,7 +46,7 @@ class TileSource(Protocol):
 
 def make_compositor(document: Document) -> TileSource:
     """The document's compositor with the AI layers (masks, regions) shown as overlays."""
-    from sfumato.canvas.compositor import Compositor
+    from sfumato.canvas.render.compositor import Compositor
 
     return Compositor(document, overlays=True)  # type: ignore[return-value]
 

@@ -50,8 +50,8 @@ from PySide6.QtGui import (
     QWheelEvent,
 )
 from PySide6.QtWidgets import QWidget
-from sfumato.canvas.document import Document, DocumentReset, PixelsChanged
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.document import Document, DocumentReset, PixelsChanged
+from sfumato.canvas.model.geometry import Rect
 from sfumato.desktop.canvas_input import CanvasInput
 from sfumato.desktop.canvas_tiles import TileCache, TileSource, make_compositor, tile_rect
 from sfumato.desktop.pointer import CanvasTool, ToolProvider

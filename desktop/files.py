@@ -18,9 +18,9 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QObject, Signal
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
-from sfumato.canvas.document import Document, Recipe
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document, Recipe
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.desktop import layer_actions
 from sfumato.desktop.settings import AppSettings
 
@@ -58,10 +58,10 @@ def new_document(
 def load_document(path: Path) -> Document:
     """Open ``path``: an .ora as a document, an image as a one-layer document."""
     if path.suffix.lower() == ".ora":
-        from sfumato.canvas.ora import load_ora
+        from sfumato.canvas.files.ora import load_ora
 
         return load_ora(path)
-    from sfumato.canvas.imageio import load_image_document
+    from sfumato.canvas.files.imageio import load_image_document
 
     return load_image_document(path)
 
@@ -213,7 +213,7 @@ class DocumentFiles(QObject):
         doc = self._current()
         if doc is None:
             return False
-        from sfumato.canvas.ora import save_ora
+        from sfumato.canvas.files.ora import save_ora
 
         try:
             save_ora(doc, path, backup=self._settings.keep_backup())
@@ -250,16 +250,16 @@ class DocumentFiles(QObject):
         suffix = path.suffix.lower() or {ORA_FILTER: ".ora", PSD_FILTER: ".psd"}.get(chosen, ".png")
         try:
             if suffix == ".ora":
-                from sfumato.canvas.ora import save_ora
+                from sfumato.canvas.files.ora import save_ora
 
                 save_ora(doc, path.with_suffix(".ora"))
             elif suffix == ".psd":
-                from sfumato.canvas.psd import save_psd
+                from sfumato.canvas.files.psd import save_psd
 
                 save_psd(doc, path.with_suffix(".psd"))
             else:
-                from sfumato.canvas.imageio import export_png
-                from sfumato.canvas.recipe_parameters import picture_parameters
+                from sfumato.canvas.files.imageio import export_png
+                from sfumato.canvas.files.recipe_parameters import picture_parameters
 
                 export_png(doc, path.with_suffix(".png"), picture_parameters(doc))
         except Exception as exc:  # noqa: BLE001
@@ -281,7 +281,7 @@ class DocumentFiles(QObject):
             if not name:
                 return False
             path = Path(name)
-        from sfumato.canvas.imageio import load_image_layer
+        from sfumato.canvas.files.imageio import load_image_layer
 
         try:
             layer = load_image_layer(path)
@@ -313,9 +313,9 @@ class DocumentFiles(QObject):
         doc = self._current()
         if doc is None:
             return False
-        from sfumato.canvas.composite import flatten
-        from sfumato.canvas.layers import document_offset
-        from sfumato.canvas.selection import selection_bounds
+        from sfumato.canvas.model.layers import document_offset
+        from sfumato.canvas.paint.selection import selection_bounds
+        from sfumato.canvas.render.composite import flatten
 
         rect = selection_bounds(doc).intersect(doc.rect)
         if rect.empty:

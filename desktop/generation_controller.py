@@ -40,7 +40,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QWidget
-from sfumato.canvas.document import (
+from sfumato.canvas.model.document import (
     Document,
     DocumentReset,
     LayerPropertyChanged,
@@ -49,7 +49,7 @@ from sfumato.canvas.document import (
     SelectionChanged,
     StructureChanged,
 )
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.model.layers import PixelLayer, Role
 from sfumato.desktop.generation_dock import GenerationDock
 from sfumato.desktop.history_dock import HistoryDock
 from sfumato.desktop.live_controller import install_live

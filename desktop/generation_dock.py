@@ -1,7 +1,7 @@
 """The Generation dock: prompt, model and sampling settings, the main button, progress.
 
 The settings that belong to the picture (prompt, negative prompt, model, seed, steps,
-CFG, strength, sampler) live in the document's :class:`~sfumato.canvas.document.Recipe`,
+CFG, strength, sampler) live in the document's :class:`~sfumato.canvas.model.document.Recipe`,
 so they save with the .ora and come back on open. The dock binds both ways:
 
 - document → widgets on :meth:`GenerationDock.set_document` and on every
@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sfumato.canvas import editing
-from sfumato.canvas.document import Document, DocumentReset, Recipe, RecipeChanged
+from sfumato.canvas.model.document import Document, DocumentReset, Recipe, RecipeChanged
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
 from sfumato.inference.request import MAX_STEPS, Sampler
 from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
@@ -91,6 +91,24 @@ class _PromptEdit(QPlainTextEdit):
             event.ignore()  # let the window's Generate shortcut have it
             return
         super().keyPressEvent(event)
+
+
+def cfg_box() -> QDoubleSpinBox:
+    """The guidance scale's box (the Generation dock's and live mode's)."""
+    box = QDoubleSpinBox()
+    box.setRange(0.0, 30.0)
+    box.setSingleStep(0.5)
+    box.setDecimals(1)
+    box.setToolTip("Prompt guidance (CFG scale): higher follows the prompt more literally")
+    return box
+
+
+def sampler_box() -> QComboBox:
+    """A sampler picker listing every :class:`Sampler` by the name other tools use."""
+    box = QComboBox()
+    for sampler in Sampler:
+        box.addItem(sampler.label, sampler)
+    return box
 
 
 class RangeSpinBox(QSpinBox):
@@ -150,14 +168,8 @@ class GenerationDock(QWidget):
         self.steps = RangeSpinBox("Steps")
         self.steps.setRange(1, MAX_STEPS)
         self.steps.setToolTip(f"Denoising steps, 1–{MAX_STEPS}: more is slower and rarely better past 50")
-        self.cfg = QDoubleSpinBox()
-        self.cfg.setRange(0.0, 30.0)
-        self.cfg.setSingleStep(0.5)
-        self.cfg.setDecimals(1)
-        self.cfg.setToolTip("Prompt guidance (CFG scale): higher follows the prompt more literally")
-        self.sampler = QComboBox()
-        for s in Sampler:
-            self.sampler.addItem(s.label, s)
+        self.cfg = cfg_box()
+        self.sampler = sampler_box()
         self.batch = RangeSpinBox("Batch sizes")
         self.batch.setRange(1, 16)
         self.batch.setToolTip("How many images to make at once (staged as a batch)")

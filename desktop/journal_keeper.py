@@ -1,6 +1,6 @@
 """Keeps a recovery journal for the window's document, and a banner when it cannot.
 
-Every document the window shows gets its own journal (:class:`sfumato.canvas.journal.Journal`)
+Every document the window shows gets its own journal (:class:`sfumato.canvas.recovery.journal.Journal`)
 in a fresh folder under :func:`sfumato.vocabulary.config.recovery_dir` — two windows of one file never
 share one. Replacing the document (New, Open, a recovered one) or closing the window
 after the unsaved-changes question ends the journal and removes it; a save compacts it.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar
-from sfumato.canvas.document import Document
-from sfumato.canvas.journal import Journal
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.recovery.journal import Journal
 from sfumato.vocabulary.config import recovery_dir
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 from sfumato.canvas import editing
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
-from sfumato.canvas.document import (
+from sfumato.canvas.model.document import (
     ActiveLayerChanged,
     Document,
     DocumentReset,
@@ -39,8 +39,8 @@ from sfumato.canvas.document import (
     PixelsChanged,
     StructureChanged,
 )
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
-from sfumato.canvas.tiles import TILE
+from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.tiles import TILE
 from sfumato.desktop import layer_actions
 
 log = logging.getLogger(__name__)

@@ -39,9 +39,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sfumato.canvas import editing
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.document import Document, LayerPropertyChanged, RecipeChanged
-from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.document import Document, LayerPropertyChanged, RecipeChanged
+from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.desktop import layer_actions
 from sfumato.desktop.layer_model import THUMB, LayerTreeModel
 from sfumato.vocabulary.kinds import ControlKind
@@ -55,7 +55,7 @@ DOCK_WIDTH = 310  # the dock's preferred width (the user's own width is kept by 
 def control_image_from_document(doc: Document, kind: ControlKind) -> np.ndarray:
     """The visible picture run through ``kind``'s preprocessor, as document-sized opaque
     straight RGBA uint8 (what a control layer holds)."""
-    from sfumato.canvas.composite import flatten
+    from sfumato.canvas.render.composite import flatten
     from sfumato.inference.preprocess import preprocess
 
     rgb = np.ascontiguousarray(flatten(doc, background=(255, 255, 255, 255))[..., :3])
@@ -461,7 +461,7 @@ class LayersDock(QWidget):
             doc = self._doc
             menu.addAction("Duplicate", lambda: self._guard("duplicate", lambda: editing.duplicate_layer(doc, layer)))
             if isinstance(layer, PixelLayer):
-                from sfumato.canvas.selection import select_layer_alpha
+                from sfumato.canvas.paint.selection import select_layer_alpha
 
                 menu.addAction("Merge Down", lambda: self._guard("merge down", lambda: editing.merge_down(doc, layer)))
                 menu.addAction("Select Opaque Pixels",

@@ -37,19 +37,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter
 from PySide6.QtWidgets import QFileDialog, QLabel
-from sfumato.canvas.animation import FrameRecorder
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document, DocumentReset, PixelsChanged
-from sfumato.canvas.file_errors import SaveError
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.history import HistoryAction, HistoryChanged
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.files.animation import FrameRecorder
+from sfumato.canvas.files.file_errors import SaveError
+from sfumato.canvas.model.document import Document, DocumentReset, PixelsChanged
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.history import HistoryAction, HistoryChanged
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.render.composite import flatten
 from sfumato.desktop.live_panel import LivePanel, LiveSettings
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
 from sfumato.desktop.worker import FailureKind, PlanInput, snapshot_document
@@ -70,7 +70,23 @@ from sfumato.planner.plan import Mode, Plan
 from sfumato.planner.recipe import GenerationSettings, settings_from_recipe
 
 if TYPE_CHECKING:
-    from sfumato.desktop.generation_controller import GenerationController
+    from sfumato.desktop.generation_dock import GenerationDock
+    from sfumato.desktop.main_window import MainWindow
+    from sfumato.desktop.staging import StagingArea
+    from sfumato.desktop.worker import GenerationWorker
+
+
+class NormalGeneration(Protocol):
+    """What live mode shares with the window's normal generation (its controller, which
+    installs live mode: typed here so the two modules do not import each other)."""
+
+    window: MainWindow
+    worker: GenerationWorker
+    dock: GenerationDock
+    staging: StagingArea
+    live: LiveController | None
+
+    def cancel_job(self) -> bool: ...
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +122,9 @@ class LiveController(QObject):
     PREVIEW_Z = 41.0
 
     def __init__(
-        self, generation: GenerationController, panel: LivePanel, clock: Callable[[], float] = time.monotonic
+        self, generation: NormalGeneration, panel: LivePanel, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        super().__init__(generation)
+        super().__init__(generation.window)
         self.generation = generation
         self.window = generation.window
         self.worker = generation.worker
@@ -455,8 +471,8 @@ class LiveController(QObject):
         if doc is None or image is None:
             return
         rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)
-        live = np.frombuffer(rgba.constBits(), np.uint8).reshape(rgba.height(), rgba.bytesPerLine() // 4, 4)
-        live = live[:, : rgba.width()].astype(np.float32) / 255.0
+        raw = np.frombuffer(rgba.constBits(), np.uint8).reshape(rgba.height(), rgba.bytesPerLine() // 4, 4)
+        live = raw[:, : rgba.width()].astype(np.float32) / 255.0
         if live[..., 3].min() < 1.0:
             under = flatten(doc, doc.rect)[..., :3]
             if under.shape[:2] != live.shape[:2]:
@@ -525,7 +541,7 @@ class LiveController(QObject):
         return False
 
 
-def install_live(generation: GenerationController) -> LiveController:
+def install_live(generation: NormalGeneration) -> LiveController:
     """Add the live panel to the Generation dock, the Live and Apply actions to the
     Generate menu (Ctrl+L, Return), and follow the window's document."""
     window = generation.window

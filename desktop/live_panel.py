@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sfumato.desktop.generation_dock import cfg_box, sampler_box
 from sfumato.desktop.settings import AppSettings
 from sfumato.inference.fast_presets import FastPreset
 from sfumato.vocabulary.kinds import Sampler
@@ -108,13 +109,8 @@ class LivePanel(QFrame):
         self.steps = QSpinBox()
         self.steps.setRange(1, 150)
         self.steps.setToolTip("Steps of a live frame: fewer follow the brush faster")
-        self.cfg = QDoubleSpinBox()
-        self.cfg.setRange(0.0, 30.0)
-        self.cfg.setSingleStep(0.5)
-        self.cfg.setDecimals(1)
-        self.sampler = QComboBox()
-        for s in Sampler:
-            self.sampler.addItem(s.label, s)
+        self.cfg = cfg_box()
+        self.sampler = sampler_box()
         self.record = QCheckBox("Record")
         self.record.setToolTip("Keep every finished live frame, to save as an animation")
         self.save_recording = QPushButton("Save Recording…")

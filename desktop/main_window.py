@@ -45,11 +45,12 @@ from PySide6.QtWidgets import (
     QMenu,
     QWidget,
 )
-from sfumato.canvas import editing, selection
-from sfumato.canvas.document import Document, RecipeChanged
-from sfumato.canvas.history import HistoryChanged
-from sfumato.canvas.layers import PixelLayer, Role
-from sfumato.canvas.recovery import Recovered
+from sfumato.canvas import editing
+from sfumato.canvas.model.document import Document, RecipeChanged
+from sfumato.canvas.model.history import HistoryChanged
+from sfumato.canvas.model.layers import PixelLayer, Role
+from sfumato.canvas.paint import selection
+from sfumato.canvas.recovery.recovery import Recovered
 from sfumato.desktop import help_menu, layer_actions
 from sfumato.desktop.brush_panel import BrushPanel
 from sfumato.desktop.canvas_view import CanvasView
@@ -295,7 +296,7 @@ class MainWindow(QMainWindow):
         a("save_as", "Save &As…", self.files.save_as, "Ctrl+Shift+S")
         a("import", "&Import Image as Layer…", self.files.import_layer, "Ctrl+Shift+I")
         a("export", "&Export…", self.files.export, "Ctrl+Shift+E")
-        a("recover", "Recover Unsaved &Work…", lambda: offer_recovery(self, when_empty=True))
+        a("recover", "Recover Unsaved &Work…", lambda: offer_recovery(self, self.adopt_recovered, when_empty=True))
         a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         a("undo", "&Undo", self.undo, "Ctrl+Z")

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QWidget,
 )
-from sfumato.canvas.document import MAX_SIDE
+from sfumato.canvas.model.document import MAX_SIDE
 
 log = logging.getLogger(__name__)
 

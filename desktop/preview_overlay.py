@@ -19,7 +19,7 @@ import logging
 import numpy as np
 from PySide6.QtCore import QObject, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.geometry import Rect
 from sfumato.desktop.canvas_view import CanvasView
 
 log = logging.getLogger(__name__)

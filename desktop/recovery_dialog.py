@@ -1,6 +1,6 @@
 """The recovery dialog: documents a crash left unsaved, offered back on the next start.
 
-Lists each recoverable journal (:func:`sfumato.canvas.recovery.list_recoverable`) with
+Lists each recoverable journal (:func:`sfumato.canvas.recovery.recovery.list_recoverable`) with
 its name, original path, time of the last change, a thumbnail and how many changes it
 holds since the last save, replayed once here so what is offered is what will open.
 **Recover** opens the chosen one in the window — modified, with its original path, the
@@ -12,8 +12,8 @@ Unsaved Work).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
@@ -28,12 +28,19 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.recovery import Recovered, RecoveryEntry, discard, list_recoverable, recover
+from sfumato.canvas.recovery.recovery import (
+    Recovered,
+    RecoveryEntry,
+    discard,
+    list_recoverable,
+    recover,
+)
+from sfumato.canvas.render.composite import flatten
 from sfumato.vocabulary.config import recovery_dir
 
-if TYPE_CHECKING:
-    from sfumato.desktop.main_window import MainWindow
+#: What Recover calls with the chosen document and its original path (the window's
+#: ``adopt_recovered``; passed in, so this dialog does not import the window).
+Adopt = Callable[[Recovered, Path | None], None]
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +133,10 @@ def _thumbnail(got: Recovered) -> QImage:
     return image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
 
-def offer_recovery(window: MainWindow, *, when_empty: bool = False) -> RecoveryDialog | None:
+def offer_recovery(window: QWidget, adopt: Adopt, *, when_empty: bool = False) -> RecoveryDialog | None:
     """Show the dialog (window-modal, not blocking) if anything can be recovered.
 
-    Recover calls the window's ``adopt_recovered``. With
+    Recover calls ``adopt`` (the window's ``adopt_recovered``). With
     ``when_empty`` (the menu command), say so when there is nothing.
     """
     entries = list_recoverable(recovery_dir())
@@ -143,7 +150,7 @@ def offer_recovery(window: MainWindow, *, when_empty: bool = False) -> RecoveryD
         entry = dialog.current()
         if result == QDialog.DialogCode.Accepted and entry is not None and entry.id in dialog.recovered:
             got = dialog.recovered[entry.id]
-            window.adopt_recovered(got, Path(got.path) if got.path else None)
+            adopt(got, Path(got.path) if got.path else None)
             discard(entry.folder)  # its changes are in the new document's journal now
         dialog.deleteLater()
 

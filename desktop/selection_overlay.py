@@ -13,7 +13,7 @@ import logging
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
-from sfumato.canvas.document import Document, DocumentReset, SelectionChanged
+from sfumato.canvas.model.document import Document, DocumentReset, SelectionChanged
 from sfumato.desktop.canvas_view import CanvasView
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
-from sfumato.canvas.document import Recipe
+from sfumato.canvas.model.document import Recipe
 from sfumato.vocabulary.config import CONFIG_DIR_ENV, config_dir
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
 from sfumato.desktop.canvas_view import CanvasView
 from sfumato.desktop.preview_overlay import ImageOverlay, rgba_to_qimage
 from sfumato.planner.placement import place_result, result_pixels

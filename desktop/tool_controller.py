@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
 from sfumato.desktop.tool_settings import ToolKind, ToolSettings
 from sfumato.desktop.tools import TOOL_CLASSES, Tool
 

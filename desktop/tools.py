@@ -19,13 +19,13 @@ from typing import Any, Protocol
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
 from sfumato.canvas import editing
-from sfumato.canvas.brush import Brush, BrushMode, Curve, Stroke
-from sfumato.canvas.commands import EditError
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.history import HistoryBusyError
-from sfumato.canvas.layers import Layer, PixelLayer, Role
-from sfumato.canvas.selection import SelectionOp
+from sfumato.canvas.edits.commands import EditError
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.history import HistoryBusyError
+from sfumato.canvas.model.layers import Layer, PixelLayer, Role
+from sfumato.canvas.paint.brush import Brush, BrushMode, Curve, Stroke
+from sfumato.canvas.paint.selection import SelectionOp
 from sfumato.desktop.pointer import DocumentSpace, PointerEvent
 from sfumato.desktop.tool_settings import BrushValues, ToolKind, ToolSettings
 
@@ -272,7 +272,7 @@ class FillTool(Tool):
         except ToolError as exc:
             self.host.show_message(str(exc))
             return
-        from sfumato.canvas.fill import flood_fill
+        from sfumato.canvas.paint.fill import flood_fill
 
         v = self.host.settings.values
         flood_fill(
@@ -293,7 +293,7 @@ class PickerTool(Tool):
         doc = self.document
         if doc is None:
             return
-        from sfumato.canvas.fill import pick_color
+        from sfumato.canvas.paint.fill import pick_color
 
         rgba = pick_color(doc, ev.x, ev.y)
         if rgba is not None and rgba[3] > 0:
@@ -371,7 +371,7 @@ class _ShapeSelectTool(Tool):
         self._repaint_shape()
         if doc is None:
             return
-        from sfumato.canvas import selection
+        from sfumato.canvas.paint import selection
 
         if not self.select(doc, points, self._op) and self._op is SelectionOp.REPLACE:
             selection.select_none(doc)
@@ -416,7 +416,7 @@ class RectSelectTool(_ShapeSelectTool):
         box = self._box(points)
         if box is None:
             return False
-        from sfumato.canvas.selection import select_rect
+        from sfumato.canvas.paint.selection import select_rect
 
         select_rect(doc, *(float(round(v)) for v in box), op=op)
         return True
@@ -435,7 +435,7 @@ class EllipseSelectTool(_ShapeSelectTool):
         box = self._box(points)
         if box is None:
             return False
-        from sfumato.canvas.selection import select_ellipse
+        from sfumato.canvas.paint.selection import select_ellipse
 
         select_ellipse(doc, *box, op=op)
         return True
@@ -458,7 +458,7 @@ class LassoTool(_ShapeSelectTool):
     def select(self, doc: Document, points: list[tuple[float, float]], op: SelectionOp) -> bool:
         if len(points) < 3:
             return False
-        from sfumato.canvas.selection import select_lasso
+        from sfumato.canvas.paint.selection import select_lasso
 
         select_lasso(doc, points, op=op)
         return True

@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import GroupLayer, copy_layer
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import GroupLayer, copy_layer
 from sfumato.inference.cancel import CancelToken
 from sfumato.inference.request import GenerationRequest
 from sfumato.planner.errors import PlanError

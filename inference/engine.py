@@ -288,7 +288,7 @@ class Engine:
     def _apply_loras(self, model: LoadedModel, request: GenerationRequest) -> None:
         if model.loras == request.loras:
             return
-        from sfumato.inference import lora
+        import sfumato.inference.lora as lora
 
         if model.loras:
             lora.remove_loras(model.pipe)

@@ -369,7 +369,7 @@ class ModelCache:
 
     def _catalog_controlnet(self, kind: ControlKind, family: Family) -> Path | str | None:
         try:
-            from sfumato.inference import catalog
+            import sfumato.inference.catalog as catalog
         except ImportError:
             return None
         finder = getattr(catalog, "find_controlnet", None)

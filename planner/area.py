@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.geometry import Rect
 from sfumato.planner.families import MULTIPLE
 
 __all__ = ["MAX_ASPECT", "context_padding", "plan_area"]

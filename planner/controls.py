@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import ControlSettings, PixelLayer, Role
 from sfumato.inference.preprocess import preprocess
 from sfumato.inference.request import ControlSpec, ModelRef
 from sfumato.planner.layerpixels import layer_rgba, over_white

@@ -2,8 +2,8 @@
 
 Layers store straight-alpha RGBA uint8 in their own surface space; a layer's surface
 origin sits at its ``x``/``y`` plus those of its groups
-(:func:`sfumato.canvas.layers.document_offset`; the painted pixels' document bounds are
-:meth:`PixelLayer.document_bounds <sfumato.canvas.layers.PixelLayer.document_bounds>`). These helpers return arrays in the
+(:func:`sfumato.canvas.model.layers.document_offset`; the painted pixels' document bounds are
+:meth:`PixelLayer.document_bounds <sfumato.canvas.model.layers.PixelLayer.document_bounds>`). These helpers return arrays in the
 coordinate space of the requested document rect (row 0 = ``rect.y``).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer, document_offset
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer, document_offset
 
 __all__ = ["layer_alpha", "layer_rgba", "over_white"]
 

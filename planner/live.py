@@ -31,12 +31,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sfumato.canvas.document import (
+from sfumato.canvas.model.document import (
     ActiveLayerChanged,
     LayerPropertyChanged,
     PixelsChanged,
 )
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.geometry import Rect
 
 __all__ = [
     "Cancel",

@@ -19,8 +19,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
 from sfumato.inference.fast_presets import FastPreset
 from sfumato.planner.families import MULTIPLE, FamilyInfo, family_for_model
 from sfumato.planner.plan import Plan, plan

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect, nonzero_bounds
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect, nonzero_bounds
+from sfumato.canvas.model.layers import PixelLayer, Role
 from sfumato.planner.errors import EmptyMaskError
 from sfumato.planner.layerpixels import layer_alpha
 

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role
-from sfumato.canvas.structure_commands import AddLayer
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.edits.structure_commands import AddLayer
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.planner.plan import Mode, Plan
 from sfumato.planner.record import generation_record
 from sfumato.planner.resample import resize_image

@@ -23,9 +23,9 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.render.composite import flatten
 from sfumato.inference.request import (
     GenerationRequest,
     InitImage,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sfumato.canvas.document import Recipe
+from sfumato.canvas.model.document import Recipe
 from sfumato.inference.request import FillMode, RequestError, Sampler
 from sfumato.planner.errors import PlanError
 from sfumato.vocabulary.kinds import ControlKind

@@ -5,7 +5,7 @@ layer carries (saved as ``sfumato:generation`` in OpenRaster files); the window'
 Accept and ``sfumato render`` both place results through
 :func:`~sfumato.planner.placement.result_layer`, which calls it, so the two save the same
 record for the same generation. The ``parameters`` text of an exported picture is
-:func:`~sfumato.canvas.parameters.format_parameters` of this record.
+:func:`~sfumato.canvas.files.parameters.format_parameters` of this record.
 
 The record is the request's :meth:`~sfumato.inference.request.GenerationRequest.summary`
 (what was asked: prompt, model, sampler, steps, generation size, ...) plus

@@ -25,9 +25,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import Role
 from sfumato.planner.layerpixels import layer_alpha
 from sfumato.planner.sizing import Size
 

@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def demo_document():  # noqa: ANN201 - Document
     """A 1024×768 scene: sky, hills and a sun on paint layers; a region, a control sketch
     and an inpaint mask on their own layers."""
-    from sfumato.canvas.brush import Brush, BrushMode, Stroke
-    from sfumato.canvas.document import Document
-    from sfumato.canvas.layers import ControlSettings, GroupLayer, PixelLayer, Role
-    from sfumato.canvas.tiles import TiledSurface
+    from sfumato.canvas.model.document import Document
+    from sfumato.canvas.model.layers import ControlSettings, GroupLayer, PixelLayer, Role
+    from sfumato.canvas.model.tiles import TiledSurface
+    from sfumato.canvas.paint.brush import Brush, BrushMode, Stroke
     from sfumato.vocabulary.kinds import ControlKind
 
     w, h = 1024, 768

@@ -29,10 +29,10 @@ sleep 1
 "$python" - "$out" <<'EOF'
 import sys
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.ora import save_ora
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.files.ora import save_ora
+from sfumato.canvas.model.tiles import TiledSurface
 
 for name, rgb in (("blue", (0, 0, 255)), ("red", (255, 0, 0))):
     doc = Document(1024, 1024)

@@ -5,7 +5,7 @@ strings, imported when the parser is built. Each function receives argparse's
 sub-parsers object, adds its parser(s), and sets ``handler`` on each with
 ``parser.set_defaults(handler=fn)``, where ``fn(args: argparse.Namespace) -> int`` returns
 the exit status. Handlers report failures by raising: :class:`CliError` (or any
-exception with an ``exit_code`` attribute), :class:`~sfumato.canvas.file_errors.FileFormatError`,
+exception with an ``exit_code`` attribute), :class:`~sfumato.canvas.files.file_errors.FileFormatError`,
 ``OSError`` or ``ValueError`` become one line ``sfumato: error: ...`` on stderr and exit
 status 1; ``--debug`` (accepted before or after the sub-command) shows the traceback
 instead. Keep sub-command modules light at import time (no torch, no Qt): import heavy
@@ -130,23 +130,23 @@ def add_file_parsers(subparsers: Any) -> None:
 # -- handlers --------------------------------------------------------------------------------
 def read_document(path: Path) -> Any:
     """Read an .ora (or any zip), a .psd/.psb, or a PNG/JPEG/WebP into a Document."""
-    from sfumato.canvas.imageio import load_image_document
-    from sfumato.canvas.ora import load_ora
+    from sfumato.canvas.files.imageio import load_image_document
+    from sfumato.canvas.files.ora import load_ora
 
     magic = _input_magic(path)
     if _is_ora(path, magic):
         return load_ora(path)
     if path.suffix.lower() in PSD_SUFFIXES or magic.startswith(b"8BPS"):
-        from sfumato.canvas.psd import load_psd
+        from sfumato.canvas.files.psd import load_psd
 
         return load_psd(path)
     return load_image_document(path)
 
 
 def write_document(doc: Any, path: Path) -> None:
-    from sfumato.canvas.imageio import export_png
-    from sfumato.canvas.ora import save_ora
-    from sfumato.canvas.recipe_parameters import document_parameters
+    from sfumato.canvas.files.imageio import export_png
+    from sfumato.canvas.files.ora import save_ora
+    from sfumato.canvas.files.recipe_parameters import document_parameters
 
     suffix = path.suffix.lower()
     if suffix in ORA_SUFFIXES:
@@ -154,7 +154,7 @@ def write_document(doc: Any, path: Path) -> None:
     elif suffix == ".png":
         export_png(doc, path, document_parameters(doc))
     elif suffix == ".psd":
-        from sfumato.canvas.psd import save_psd
+        from sfumato.canvas.files.psd import save_psd
 
         save_psd(doc, path)
     else:
@@ -165,8 +165,8 @@ def write_document(doc: Any, path: Path) -> None:
 
 
 def run_flatten(args: argparse.Namespace) -> int:
-    from sfumato.canvas.imageio import export_png
-    from sfumato.canvas.recipe_parameters import document_parameters
+    from sfumato.canvas.files.imageio import export_png
+    from sfumato.canvas.files.recipe_parameters import document_parameters
 
     output: Path = args.output
     if output.suffix.lower() != ".png":
@@ -206,7 +206,7 @@ def describe_document(doc: Any) -> dict[str, Any]:
     """A JSON-ready description of a document (what ``sfumato info`` shows)."""
     import dataclasses
 
-    from sfumato.canvas.layers import GroupLayer
+    from sfumato.canvas.model.layers import GroupLayer
 
     def layer_info(layer: Any) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -291,7 +291,7 @@ def require_ora(path: Path) -> None:
 def _input_magic(path: Path) -> bytes:
     """The first bytes of the input file ``path``, after refusing a missing file, a folder,
     a named pipe or a device (refused, never waited on)."""
-    from sfumato.canvas.limits import require_regular_file
+    from sfumato.canvas.files.limits import require_regular_file
 
     if not path.exists():
         raise CliError(f"{path}: file not found")
@@ -307,8 +307,8 @@ def _is_ora(path: Path, magic: bytes) -> bool:
 
 
 def _magic(path: Path) -> bytes:
-    from sfumato.canvas.file_errors import FileFormatError
-    from sfumato.canvas.limits import open_regular
+    from sfumato.canvas.files.file_errors import FileFormatError
+    from sfumato.canvas.files.limits import open_regular
 
     try:
         with open_regular(path) as handle:
@@ -380,7 +380,7 @@ def report(exc: BaseException, *, debug: bool) -> int:
 
 def describe(exc: BaseException) -> str:
     """One line for a user: the message of a known error, the type of an unexpected one."""
-    from sfumato.canvas.file_errors import FileFormatError
+    from sfumato.canvas.files.file_errors import FileFormatError
 
     if isinstance(exc, CliError | FileFormatError) or hasattr(exc, "exit_code"):
         text = str(exc)

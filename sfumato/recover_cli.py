@@ -1,6 +1,6 @@
 """``sfumato recover``: list and recover documents a crash left behind, without the window.
 
-The same journals the window offers on start (:mod:`sfumato.canvas.recovery`), for an
+The same journals the window offers on start (:mod:`sfumato.canvas.recovery.recovery`), for an
 artist whose window will not start, and for scripts::
 
     sfumato recover --list            # one line per document: ID, changes, time, name, path
@@ -33,7 +33,7 @@ def add_recover_parser(subparsers: Any) -> None:
 
 
 def run_recover(args: argparse.Namespace) -> int:
-    from sfumato.canvas.recovery import discard, list_recoverable, recover
+    from sfumato.canvas.recovery.recovery import discard, list_recoverable, recover
     from sfumato.vocabulary.config import recovery_dir
 
     entries = list_recoverable(recovery_dir())
@@ -61,7 +61,7 @@ def run_recover(args: argparse.Namespace) -> int:
         raise CliError("recovered documents are written as OpenRaster: give OUT a .ora name")
     if entry.path and args.output.resolve() == Path(entry.path).resolve():
         raise CliError("write the recovered document to a new file; the original stays as it was")
-    from sfumato.canvas.ora import save_ora
+    from sfumato.canvas.files.ora import save_ora
 
     recovered = recover(entry.folder)
     save_ora(recovered.doc, args.output)

@@ -284,8 +284,8 @@ def _note(args: argparse.Namespace, text: str) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from sfumato.canvas.ora import load_ora, save_ora
-    from sfumato.canvas.parameters import format_parameters
+    from sfumato.canvas.files.ora import load_ora, save_ora
+    from sfumato.canvas.files.parameters import format_parameters
     from sfumato.planner.errors import PlanError
     from sfumato.planner.placement import insertion_index, result_layer
     from sfumato.planner.plan import plan
@@ -347,7 +347,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _export(doc: Any, path: Path, parameters: str) -> None:
-    from sfumato.canvas.imageio import export_png
+    from sfumato.canvas.files.imageio import export_png
 
     export_png(doc, path, parameters=parameters)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 from sfumato.canvas import editing
-from sfumato.canvas.brush import Brush, Stroke
-from sfumato.canvas.document import Document
-from sfumato.canvas.history import HistoryAction
-from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.history import HistoryAction
+from sfumato.canvas.model.layers import GroupLayer, PixelLayer, Role
+from sfumato.canvas.paint.brush import Brush, Stroke
 
 SIZE = (700, 520)
 #: the history events the journal writes a record for
@@ -204,8 +204,8 @@ def _child(folder: str, seed: int, n: int, mode: str, at: float) -> None:
     ``at`` seconds after the start, wherever that falls)."""
     import threading
 
-    from sfumato.canvas import journal as journal_module
-    from sfumato.canvas.journal import Journal
+    from sfumato.canvas.recovery import journal as journal_module
+    from sfumato.canvas.recovery.journal import Journal
 
     doc = new_document()
     journal = Journal(doc, Path(folder), name="scripted")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer, Role
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
 
 
 def rgba(h: int, w: int, rgb: tuple[int, int, int] = (0, 0, 0), alpha: int = 255) -> np.ndarray:

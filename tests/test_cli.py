@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document, Recipe
-from sfumato.canvas.image_parameters import read_png_parameters
-from sfumato.canvas.layers import ControlSettings, GroupLayer, PixelLayer, Role
-from sfumato.canvas.ora import load_ora, save_ora
-from sfumato.canvas.parameters import format_parameters
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files.image_parameters import read_png_parameters
+from sfumato.canvas.files.ora import load_ora, save_ora
+from sfumato.canvas.files.parameters import format_parameters
+from sfumato.canvas.model.document import Document, Recipe
+from sfumato.canvas.model.layers import ControlSettings, GroupLayer, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.render.composite import flatten
 
 from sfumato import cli
 
@@ -82,7 +82,7 @@ def test_flatten_no_parameters(document_file: Path, tmp_path: Path) -> None:
 def test_convert_png_to_ora_and_back(tmp_path: Path) -> None:
     pixels = np.random.default_rng(1).integers(0, 256, (9, 13, 4), dtype=np.uint8)
     text = format_parameters({"prompt": "a kite", "seed": 5, "steps": 7, "cfg": 3.0})
-    from sfumato.canvas.imageio import save_png
+    from sfumato.canvas.files.imageio import save_png
 
     save_png(pixels, tmp_path / "in.png", text)
     assert run("convert", str(tmp_path / "in.png"), "-o", str(tmp_path / "doc.ora")).returncode == 0

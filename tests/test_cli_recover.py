@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from journalscript import new_document, run_script
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.journal import Journal
-from sfumato.canvas.ora import load_ora
+from sfumato.canvas.files.ora import load_ora
+from sfumato.canvas.recovery.journal import Journal
+from sfumato.canvas.render.composite import flatten
 
 from sfumato.cli import main
 

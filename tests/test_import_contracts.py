@@ -38,7 +38,7 @@ def test_rules_forbid_and_allow() -> None:
 def test_the_vocabulary_imports_no_room() -> None:
     ci = _checker()
     vocabulary = ci.RULES["sfumato.vocabulary"]
-    for name in ("sfumato.canvas.tiles", "sfumato.inference.request", "sfumato.planner",
+    for name in ("sfumato.canvas.model.tiles", "sfumato.inference.request", "sfumato.planner",
                  "sfumato.desktop.settings", "sfumato.cli", "torch", "PySide6.QtCore"):
         assert ci.violates(name, vocabulary), name
     assert not ci.violates("sfumato.vocabulary.errors", vocabulary)
@@ -92,6 +92,6 @@ def test_the_canvas_has_no_import_cycle() -> None:
     assert "sfumato.canvas" in ci.ACYCLIC
     assert ci.cycle_check() == []
     graph = ci.import_graph("sfumato.canvas")
-    assert not graph["sfumato.canvas.document"] & {
-        "sfumato.canvas.commands", "sfumato.canvas.brush", "sfumato.canvas.composite", "sfumato.canvas.editing",
+    assert not graph["sfumato.canvas.model.document"] & {
+        "sfumato.canvas.edits.commands", "sfumato.canvas.paint.brush", "sfumato.canvas.render.composite", "sfumato.canvas.editing",
     }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
 
 
 def small_document(width: int = 320, height: int = 240) -> Document:

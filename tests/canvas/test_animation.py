@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
-from sfumato.canvas.animation import (
+from sfumato.canvas.files.animation import (
     MAX_FRAME_MS,
     MAX_SIDE,
     MIN_FRAME_MS,
     FrameRecorder,
     save_frames,
 )
-from sfumato.canvas.file_errors import SaveError
+from sfumato.canvas.files.file_errors import SaveError
 
 
 def _frame(value: int, size: tuple[int, int] = (48, 32)) -> np.ndarray:

@@ -11,12 +11,12 @@ import math
 
 import numpy as np
 import pytest
-from sfumato.canvas import blendmath
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.pixels import blendmath
+from sfumato.canvas.pixels.blend import BlendMode
+from sfumato.canvas.render.composite import flatten
 
 Color = tuple[float, float, float]
 

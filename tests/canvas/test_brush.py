@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 from sfumato.canvas import editing
-from sfumato.canvas.brush import Brush, BrushMode, Curve, Stroke, StrokeClosedError, dab_mask
-from sfumato.canvas.commands import InvalidEditError, LayerLockedError
-from sfumato.canvas.document import Document, PixelsChanged
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.history import HistoryBusyError
-from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
-from sfumato.canvas.tiles import TILE, TiledSurface
+from sfumato.canvas.edits.commands import InvalidEditError, LayerLockedError
+from sfumato.canvas.model.document import Document, PixelsChanged
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.history import HistoryBusyError
+from sfumato.canvas.model.layers import GroupLayer, PixelLayer, Role
+from sfumato.canvas.model.tiles import TILE, TiledSurface
+from sfumato.canvas.paint.brush import Brush, BrushMode, Curve, Stroke, StrokeClosedError, dab_mask
 
 RED = (220, 10, 10)
 HARD = Brush(size=10, hardness=1.0, color=RED, size_pressure=None)
@@ -321,9 +321,9 @@ def test_lazy_radius_ignores_jitter_and_trails_the_pen() -> None:
 def test_repeating_the_last_point_at_lower_pressure_lays_no_dab_and_does_not_fail() -> None:
     """Pen-up often repeats the last position with pressure 0; after the stroke had
     accumulated distance, the shrinking spacing used to divide by the zero length."""
-    from sfumato.canvas.brush import Brush
-    from sfumato.canvas.document import Document
-    from sfumato.canvas.layers import PixelLayer
+    from sfumato.canvas.model.document import Document
+    from sfumato.canvas.model.layers import PixelLayer
+    from sfumato.canvas.paint.brush import Brush
 
     doc = Document(64, 64)
     layer = PixelLayer("paint")

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import flatten, flatten_layers, only
-from sfumato.canvas.compositor import Compositor
-from sfumato.canvas.document import Document, DocumentReset
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer, Role, document_offset
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document, DocumentReset
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer, Role, document_offset
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.pixels.blend import BlendMode
+from sfumato.canvas.render.composite import flatten, flatten_layers, only
+from sfumato.canvas.render.compositor import Compositor
 
 RED = (255, 0, 0, 255)
 GREY = (128, 128, 128, 255)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sfumato.canvas import editing
-from sfumato.canvas.commands import LayerLockedError
-from sfumato.canvas.document import Document
-from sfumato.canvas.fill import fill_selection, flood_coverage, flood_fill, pick_color
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.selection import select_rect
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.edits.commands import LayerLockedError
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.paint.fill import fill_selection, flood_coverage, flood_fill, pick_color
+from sfumato.canvas.paint.selection import select_rect
 
 BLUE = (0, 0, 255)
 

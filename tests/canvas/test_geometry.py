@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from sfumato.canvas.geometry import Rect, nonzero_bounds
+from sfumato.canvas.model.geometry import Rect, nonzero_bounds
 
 
 def test_empty_and_full() -> None:

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sfumato.canvas import editing
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.commands import InvalidEditError, LayerLockedError
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document, PixelsChanged, SelectionChanged
-from sfumato.canvas.document_commands import SetSelection
-from sfumato.canvas.history import Command, History, HistoryAction, HistoryBusyError
-from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
-from sfumato.canvas.pixel_commands import PutPixels, TilePatch
-from sfumato.canvas.property_commands import SetProperties
-from sfumato.canvas.tiles import TILE, TiledSurface
+from sfumato.canvas.edits.commands import InvalidEditError, LayerLockedError
+from sfumato.canvas.edits.document_commands import SetSelection
+from sfumato.canvas.edits.pixel_commands import PutPixels, TilePatch
+from sfumato.canvas.edits.property_commands import SetProperties
+from sfumato.canvas.model.document import Document, PixelsChanged, SelectionChanged
+from sfumato.canvas.model.history import Command, History, HistoryAction, HistoryBusyError
+from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.tiles import TILE, TiledSurface
+from sfumato.canvas.pixels.blend import BlendMode
+from sfumato.canvas.render.composite import flatten
 from sfumato.vocabulary.kinds import ControlKind
 
 
@@ -427,8 +427,8 @@ def test_put_pixels_checks_its_input(doc: Document) -> None:
 @given(script=st.lists(st.tuples(st.sampled_from(["stroke", "erase", "put", "clear", "fill", "offset"]),
                                   st.integers(-40, 340), st.integers(-40, 240)), min_size=1, max_size=8))
 def test_random_edits_undo_and_redo_byte_for_byte(script: list[tuple[str, int, int]]) -> None:
-    from sfumato.canvas.brush import Brush, BrushMode, Stroke
-    from sfumato.canvas.fill import flood_fill
+    from sfumato.canvas.paint.brush import Brush, BrushMode, Stroke
+    from sfumato.canvas.paint.fill import flood_fill
 
     rng = np.random.default_rng(len(script))
     doc = Document(300, 200)

@@ -11,27 +11,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document, Recipe
-from sfumato.canvas.file_errors import (
+from sfumato.canvas.files.file_errors import (
     CorruptImageError,
     FileFormatError,
     ImageTooLargeError,
     SaveError,
     UnsupportedFormatError,
 )
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.image_parameters import read_png_parameters
-from sfumato.canvas.imageio import (
+from sfumato.canvas.files.image_parameters import read_png_parameters
+from sfumato.canvas.files.imageio import (
     export_png,
     image_to_rgba,
     load_image_document,
     load_image_layer,
     save_png,
 )
-from sfumato.canvas.layers import PixelLayer, Role
-from sfumato.canvas.parameters import format_parameters
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files.parameters import format_parameters
+from sfumato.canvas.model.document import Document, Recipe
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.render.composite import flatten
 
 
 def quadrants(w: int = 8, h: int = 4) -> np.ndarray:

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from journalscript import RECORDED, _child, fingerprint, new_document, run_script
 from sfumato.canvas import editing
-from sfumato.canvas import journal as journal_module
-from sfumato.canvas.history import HistoryChanged
-from sfumato.canvas.journal import JOURNAL_FILE, Journal
-from sfumato.canvas.journal_format import MAGIC, JournalFormatError, read_journal
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.recovery import list_recoverable, recover
+from sfumato.canvas.model.history import HistoryChanged
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.recovery import journal as journal_module
+from sfumato.canvas.recovery.journal import JOURNAL_FILE, Journal
+from sfumato.canvas.recovery.journal_format import MAGIC, JournalFormatError, read_journal
+from sfumato.canvas.recovery.recovery import list_recoverable, recover
 
 
 def _undo_all(doc) -> None:  # type: ignore[no-untyped-def]
@@ -137,7 +137,7 @@ def test_a_torn_last_record_is_dropped_and_reported(tmp_path: Path) -> None:
 
 def extra_offset(contents) -> int:  # type: ignore[no-untyped-def]
     """Where the last record of a journal starts."""
-    from sfumato.canvas.journal_format import HEADER_BYTES, encode_record
+    from sfumato.canvas.recovery.journal_format import HEADER_BYTES, encode_record
 
     pos = HEADER_BYTES
     for record in contents.records[:-1]:

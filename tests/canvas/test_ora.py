@@ -15,15 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from orazip import png_bytes, solid, write_ora_zip
 from PIL import Image
-from sfumato.canvas import ora_write
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document, Recipe
-from sfumato.canvas.file_errors import SaveError
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
-from sfumato.canvas.ora import SFUMATO_NS, load_ora, save_ora
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files import ora_write
+from sfumato.canvas.files.file_errors import SaveError
+from sfumato.canvas.files.ora import SFUMATO_NS, load_ora, save_ora
+from sfumato.canvas.model.document import Document, Recipe
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.pixels.blend import BlendMode
+from sfumato.canvas.render.composite import flatten
 from sfumato.vocabulary.kinds import ControlKind
 
 S = "{" + SFUMATO_NS + "}"

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from orazip import png_bytes, solid, write_ora_zip
-from sfumato.canvas import ora_archive, ora_read
-from sfumato.canvas.document import Document
-from sfumato.canvas.file_errors import (
+from sfumato.canvas.files import ora_archive, ora_read
+from sfumato.canvas.files.file_errors import (
     BadAttributeError,
     CorruptImageError,
     FileFormatError,
@@ -30,9 +29,10 @@ from sfumato.canvas.file_errors import (
     NotAnArchiveError,
     UnsafePathError,
 )
-from sfumato.canvas.layers import PixelLayer, Role
-from sfumato.canvas.ora import SFUMATO_NS, load_ora, save_ora
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files.ora import SFUMATO_NS, load_ora, save_ora
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
 
 RED = png_bytes(solid(2, 2, (255, 0, 0, 255)))
 NS = f'xmlns:sfumato="{SFUMATO_NS}"'

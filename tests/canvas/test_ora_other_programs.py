@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
-from sfumato.canvas.ora import SFUMATO_NS, load_ora, save_ora
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files.ora import SFUMATO_NS, load_ora, save_ora
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import ControlSettings, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.render.composite import flatten
 from sfumato.vocabulary.kinds import ControlKind
 
 S = "{" + SFUMATO_NS + "}"

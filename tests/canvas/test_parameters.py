@@ -12,16 +12,16 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
-from sfumato.canvas.comfyui_prompt import parse_comfyui_prompt
-from sfumato.canvas.document import Document, Recipe
-from sfumato.canvas.image_parameters import (
+from sfumato.canvas.files.comfyui_prompt import parse_comfyui_prompt
+from sfumato.canvas.files.image_parameters import (
     read_image_parameters,
     read_png_parameters,
     read_png_text,
 )
-from sfumato.canvas.imageio import save_png
-from sfumato.canvas.parameters import format_parameters, model_display_name, parse_parameters
-from sfumato.canvas.recipe_parameters import document_parameters, recipe_from_parameters
+from sfumato.canvas.files.imageio import save_png
+from sfumato.canvas.files.parameters import format_parameters, model_display_name, parse_parameters
+from sfumato.canvas.files.recipe_parameters import document_parameters, recipe_from_parameters
+from sfumato.canvas.model.document import Document, Recipe
 from sfumato.inference.request import GenerationRequest, InitImage, ModelRef, Sampler
 
 A1111_HIRES = """masterpiece, best quality, 1girl, (detailed eyes:1.2),
@@ -296,7 +296,7 @@ def with_ztxt(tmp_path: Path, stream: bytes) -> Path:
 
 
 def test_text_bomb_is_not_inflated_beyond_the_limit(tmp_path: Path) -> None:
-    from sfumato.canvas import image_parameters
+    from sfumato.canvas.files import image_parameters
 
     assert read_png_text(with_ztxt(tmp_path, zlib.compress(b"Steps: 1"))) == {"parameters": "Steps: 1"}
     bomb = zlib.compress(b"a" * (image_parameters.MAX_TEXT_BYTES + 10), 9)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sfumato.canvas import pixelops
+from sfumato.canvas.pixels import pixelops
 
 pixel = st.tuples(*[st.integers(0, 255)] * 4)
 

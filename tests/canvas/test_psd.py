@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from psd_tools import PSDImage
 from psd_tools.constants import BlendMode as PsdBlend
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Document
-from sfumato.canvas.file_errors import SaveError
-from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
-from sfumato.canvas.psd import save_psd
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files.file_errors import SaveError
+from sfumato.canvas.files.psd import save_psd
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import GroupLayer, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.pixels.blend import BlendMode
+from sfumato.canvas.render.composite import flatten
 
 
 def noise(w: int, h: int, seed: int, opaque: bool = False) -> np.ndarray:
@@ -110,7 +110,7 @@ def test_failed_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Monk
 
 # -- import ------------------------------------------------------------------------------------
 def test_export_then_import_round_trips(tmp_path: Path) -> None:
-    from sfumato.canvas.psd import load_psd
+    from sfumato.canvas.files.psd import load_psd
 
     doc = Document(50, 40)
     spot, top_pixels = noise(10, 8, 1), noise(12, 12, 2)
@@ -134,7 +134,7 @@ def test_export_then_import_round_trips(tmp_path: Path) -> None:
 
 def test_import_applies_layer_masks(tmp_path: Path) -> None:
     from PIL import Image
-    from sfumato.canvas.psd import load_psd
+    from sfumato.canvas.files.psd import load_psd
 
     psd = PSDImage.new("RGBA", (16, 16))
     pixels = np.zeros((8, 10, 4), np.uint8)
@@ -151,7 +151,7 @@ def test_import_applies_layer_masks(tmp_path: Path) -> None:
 
 
 def test_import_warns_about_what_the_model_cannot_hold(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from sfumato.canvas.psd import load_psd
+    from sfumato.canvas.files.psd import load_psd
 
     psd = PSDImage.new("RGBA", (8, 8))
     psd.create_pixel_layer_from_array(noise(4, 4, 0), name="burn", blend_mode=PsdBlend.LINEAR_BURN)
@@ -169,13 +169,13 @@ def test_import_warns_about_what_the_model_cannot_hold(tmp_path: Path, caplog: p
 def test_import_bad_files(tmp_path: Path) -> None:
     import struct
 
-    from sfumato.canvas.file_errors import (
+    from sfumato.canvas.files.file_errors import (
         CorruptImageError,
         FileFormatError,
         ImageTooLargeError,
         UnsupportedFormatError,
     )
-    from sfumato.canvas.psd import load_psd
+    from sfumato.canvas.files.psd import load_psd
 
     (tmp_path / "text.psd").write_text("not a psd")
     with pytest.raises(UnsupportedFormatError):
@@ -199,8 +199,8 @@ def test_import_random_damage_never_crashes(tmp_path: Path) -> None:
     import random
     import warnings
 
-    from sfumato.canvas.file_errors import FileFormatError
-    from sfumato.canvas.psd import load_psd
+    from sfumato.canvas.files.file_errors import FileFormatError
+    from sfumato.canvas.files.psd import load_psd
 
     doc = Document(24, 24)
     doc.root.append(GroupLayer("g", [layer(noise(10, 10, 0), "a", 2, 2)]))

@@ -1,4 +1,4 @@
-"""The PSD layer-record walk (canvas/psd_records.py) agrees with the group tree psd-tools
+"""The PSD layer-record walk (canvas/files/psd_records.py) agrees with the group tree psd-tools
 builds, and refuses a file nested too deep before psd-tools parses it."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from hostilefiles import PsdLayer, nested_groups, psd, raw_layer
 from psd_tools import PSDImage
-from sfumato.canvas.document import Document
-from sfumato.canvas.file_errors import ImageTooLargeError
-from sfumato.canvas.layers import GroupLayer, Layer, PixelLayer
-from sfumato.canvas.psd import MAX_DEPTH, load_psd, save_psd
-from sfumato.canvas.psd_records import group_depth
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files.file_errors import ImageTooLargeError
+from sfumato.canvas.files.psd import MAX_DEPTH, load_psd, save_psd
+from sfumato.canvas.files.psd_records import group_depth
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
 
 
 def depth_of(data: bytes) -> int | None:

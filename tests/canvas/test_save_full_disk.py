@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sfumato.canvas import editing
-from sfumato.canvas.document import Document
-from sfumato.canvas.file_errors import SaveError
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.ora import save_ora
+from sfumato.canvas.files.file_errors import SaveError
+from sfumato.canvas.files.ora import save_ora
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
 from sfumato.vocabulary import atomic_file
 
 DISK_BYTES = 4 * 1024 * 1024

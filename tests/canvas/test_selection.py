@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 from sfumato.canvas import editing
-from sfumato.canvas import selection as sel
-from sfumato.canvas.commands import InvalidEditError
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.selection import SelectionOp
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.edits.commands import InvalidEditError
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
+from sfumato.canvas.paint import selection as sel
+from sfumato.canvas.paint.selection import SelectionOp
 
 SHAPE = (100, 120)
 

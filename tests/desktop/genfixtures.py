@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 from sfumato.canvas import editing
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer, Role
 from sfumato.inference.events import Cancelled, Finished, Preview, Progress
 
 __all__ = ["gen_window", "paint_mask", "tiny_engine_factory", "tiny_model", "worker_threads"]

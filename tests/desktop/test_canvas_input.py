@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QKeyEvent, QMouseEvent
-from sfumato.canvas.document import Document
+from sfumato.canvas.model.document import Document
 from sfumato.desktop.canvas_input import CanvasInput
 from sfumato.desktop.pointer import PointerEvent
 from sfumato.desktop.viewport import Viewport

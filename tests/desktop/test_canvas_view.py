@@ -8,7 +8,7 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QApplication
 from qtinput import mouse_drag, pen_stroke, send_mouse, send_pinch, send_tablet, send_wheel
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.model.layers import PixelLayer
 from sfumato.desktop.tool_settings import ToolKind
 
 
@@ -201,7 +201,7 @@ def test_fit_and_actual_pixels(window) -> None:  # noqa: ANN001
 
 def test_only_dirty_tiles_are_fetched_again(window) -> None:  # noqa: ANN001
     """After a small stroke, a repaint asks the compositor only for the tiles it touched."""
-    from sfumato.canvas.document import Document
+    from sfumato.canvas.model.document import Document
     from sfumato.desktop.files import new_document
 
     doc: Document = new_document(1024, 1024)

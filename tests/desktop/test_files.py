@@ -17,8 +17,8 @@ from PySide6.QtGui import QColor, QGuiApplication, QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from qtinput import mouse_drag
 from sfumato.canvas import editing
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer, Role
 
 
 def _save_dialog(monkeypatch, path: Path) -> None:  # noqa: ANN001
@@ -102,8 +102,8 @@ def test_import_image_as_layer_and_undo(window, monkeypatch, tmp_path) -> None: 
 def test_export_png_with_parameters(window, monkeypatch, tmp_path) -> None:  # noqa: ANN001
     """A painted picture exports without ``parameters`` (no recipe made it); with a
     generated layer visible, its full record goes in, as ``sfumato render`` writes it."""
-    from sfumato.canvas.parameters import format_parameters
-    from sfumato.canvas.tiles import TiledSurface
+    from sfumato.canvas.files.parameters import format_parameters
+    from sfumato.canvas.model.tiles import TiledSurface
 
     doc = window.document
     editing.set_recipe(doc, prompt="a quiet harbour", seed=7, steps=20)
@@ -197,7 +197,7 @@ def test_save_choice_in_the_prompt_saves(window, monkeypatch, tmp_path) -> None:
 def test_window_starts_without_torch_and_opens_a_file(tmp_path) -> None:
     """The window appears (first paint) without importing torch/diffusers, and a file
     given on the command line is opened."""
-    from sfumato.canvas.ora import save_ora
+    from sfumato.canvas.files.ora import save_ora
     from windowdocs import small_document
 
     path = tmp_path / "start.ora"
@@ -232,7 +232,7 @@ def test_window_starts_without_torch_and_opens_a_file(tmp_path) -> None:
 def test_sfumato_command_opens_the_window_on_a_file_and_exits_cleanly(tmp_path) -> None:
     """``sfumato picture.ora`` runs the window (desktop ``main``) and returns its exit code;
     a missing file is refused with code 2 before any window appears."""
-    from sfumato.canvas.ora import save_ora
+    from sfumato.canvas.files.ora import save_ora
     from windowdocs import small_document
 
     path = tmp_path / "entry.ora"
@@ -289,7 +289,7 @@ def test_window_layout_is_remembered(window, config_dir) -> None:  # noqa: ANN00
 
 
 def test_export_layered_psd(window, monkeypatch, tmp_path) -> None:  # noqa: ANN001
-    from sfumato.canvas.psd import load_psd
+    from sfumato.canvas.files.psd import load_psd
 
     _stroke(window)
     out = tmp_path / "layers.psd"
@@ -328,7 +328,7 @@ def test_copy_inside_the_selection_then_paste_as_a_layer(window) -> None:  # noq
     block[...] = (10, 200, 30, 255)
     editing.put_pixels(doc, doc.find("Paint"), block, 100, 100)
     editing.set_selection(doc, None)
-    from sfumato.canvas.selection import select_rect
+    from sfumato.canvas.paint.selection import select_rect
 
     select_rect(doc, 90, 90, 120, 130)
     window.actions["copy"].trigger()

@@ -15,10 +15,10 @@ import pytest
 from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QApplication, QFileDialog
 from sfumato.canvas import editing
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.ora import save_ora
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.files.ora import save_ora
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.desktop.files import qimage_to_rgba
 
 
@@ -158,7 +158,7 @@ def test_layer_shortcuts_and_the_shortcuts_sheet(window: Any, qtbot: Any) -> Non
 
 # -- 9. adding a region layer neither squeezes the layer list nor moves the canvas -----------
 def test_region_and_control_layers_keep_the_list_and_the_canvas_in_place(window: Any) -> None:
-    from sfumato.canvas.layers import Role
+    from sfumato.canvas.model.layers import Role
     from sfumato.desktop.layer_model import THUMB
     from sfumato.desktop.layers_dock import MIN_ROWS
 
@@ -218,7 +218,7 @@ def test_settings_are_on_disk_half_a_second_after_a_change(window: Any, qtbot: A
 
 # -- 5. a region shows what it generates from, and the main prompt can be kept out ----------
 def test_region_shows_its_resulting_prompt_and_the_switch_keeps_the_main_prompt_out(window: Any) -> None:
-    from sfumato.canvas.layers import Role
+    from sfumato.canvas.model.layers import Role
 
     doc = window.document
     editing.set_recipe(doc, prompt="a yellow star on a blue background")

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
 from sfumato.canvas import editing
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.layers import Role
 
 __all__ = ["gen_window", "tiny_engine_factory", "tiny_model"]  # fixtures used by name
 

@@ -20,8 +20,8 @@ from genfixtures import (
     worker_threads,
 )
 from sfumato.canvas import editing
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.layers import Role
+from sfumato.canvas.render.composite import flatten
 from sfumato.desktop.files import qimage_to_rgba
 
 __all__ = ["gen_window", "tiny_engine_factory", "tiny_model"]  # fixtures used by name

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from genfixtures import MASK_RECT, FakeEngine, install_fake, paint_mask
 from sfumato.canvas import editing
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.layers import Role
 
 TIMEOUT = 10_000
 
@@ -50,7 +50,7 @@ def test_dock_settings_live_in_the_recipe_and_undo_as_one_step(window: Any, fake
 
 
 def test_recipe_saves_with_the_ora_and_reads_back(window: Any, fake: Any, tmp_path: Path) -> None:
-    from sfumato.canvas.ora import load_ora, save_ora
+    from sfumato.canvas.files.ora import load_ora, save_ora
 
     dock = fake.dock
     dock.prompt.setPlainText("a lighthouse at dusk")
@@ -176,7 +176,7 @@ def test_plan_errors_are_messages(window: Any, fake: Any, qtbot: Any) -> None:
 
 def test_painting_during_planning_does_not_reach_the_plan(window: Any, fake: Any, qtbot: Any) -> None:
     """The worker plans a copy-on-write snapshot: edits after Generate are not in it."""
-    from sfumato.canvas.composite import flatten
+    from sfumato.canvas.render.composite import flatten
 
     doc = window.document
     editing.set_recipe(doc, strength=0.5)

@@ -8,8 +8,8 @@ import json
 import numpy as np
 from PySide6.QtCore import QByteArray, QMimeData, QModelIndex, Qt
 from sfumato.canvas import editing
-from sfumato.canvas.blend import BlendMode
-from sfumato.canvas.layers import GroupLayer, PixelLayer, Role
+from sfumato.canvas.model.layers import GroupLayer, PixelLayer, Role
+from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.desktop.layer_model import MIME_TYPE, thumbnail_array
 from sfumato.vocabulary.kinds import ControlKind
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from semantic.semantic_judges import reads_as
 from sfumato.canvas import editing
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.model.layers import PixelLayer
 
 pytestmark = pytest.mark.semantic
 

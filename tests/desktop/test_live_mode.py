@@ -11,8 +11,8 @@ import pytest
 from genfixtures import gen_window, tiny_engine_factory, tiny_model
 from qtinput import mouse_drag
 from sfumato.canvas import editing
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.layers import Role
+from sfumato.canvas.render.composite import flatten
 from sfumato.planner.plan import Mode
 
 __all__ = ["gen_window", "tiny_engine_factory", "tiny_model"]  # fixtures used by name
@@ -50,7 +50,7 @@ def _stroke(window: Any, points: list[tuple[int, int]]) -> None:
 
 
 def editing_rect(x: int, y: int) -> Any:
-    from sfumato.canvas.geometry import Rect
+    from sfumato.canvas.model.geometry import Rect
 
     return Rect(x, y, 1, 1)
 
@@ -98,6 +98,9 @@ def test_a_prompt_edit_starts_a_frame_a_rename_does_not(gen_window: Any, qtbot: 
     editing.set_properties(doc, doc.active, {"name": "Renamed"})
     editing.set_properties(doc, doc.active, {"locked": True})
     doc.active = next(iter(doc.pixel_layers()))
+    gen_window.view.actual_pixels()  # zoom
+    gen_window.actions["tool_fill"].trigger()  # tool choice
+    gen_window.actions["tool_brush"].trigger()
     qtbot.wait(300)
     assert live.scheduler.started == started and not live.scheduler.pending
     with qtbot.waitSignal(live.frame_finished, timeout=TIMEOUT) as frame:
@@ -121,6 +124,17 @@ def test_off_cancels_and_clears_and_new_seed_renders_again(gen_window: Any, qtbo
     _stroke(gen_window, [(30, 30), (90, 40)])
     qtbot.wait(300)
     assert live.scheduler.started == started
+
+
+def test_changing_the_model_never_leaves_the_old_models_frame(gen_window: Any, qtbot: Any, tmp_path: Any) -> None:
+    live = _live(gen_window)
+    _start(gen_window, qtbot)
+    _idle(gen_window, qtbot)
+    assert live.overlay.visible
+    gen_window.generation.dock.choose_model(str(tmp_path / "another-model"))  # the user's pick
+    assert not live.overlay.visible and live.frame is None  # at once, before any new frame
+    _idle(gen_window, qtbot)  # the new model does not exist: the frame fails
+    assert gen_window.generation.dock.error_text != "" and not live.overlay.visible
 
 
 def test_a_normal_generation_stops_live_mode(gen_window: Any, qtbot: Any) -> None:
@@ -160,3 +174,24 @@ def test_a_failing_frame_says_so_and_waits_for_the_next_change(gen_window: Any, 
     started = live.scheduler.started
     qtbot.wait(300)
     assert live.scheduler.started == started  # no retry loop
+
+
+def test_record_keeps_finished_frames_and_saves_an_animation(gen_window: Any, qtbot: Any, tmp_path: Any) -> None:
+    from PIL import Image
+
+    live = _live(gen_window)
+    _start(gen_window, qtbot)
+    _idle(gen_window, qtbot)
+    live.panel.record.setChecked(True)
+    assert not live.panel.save_recording.isEnabled()
+    for strength in (0.4, 0.5):
+        with qtbot.waitSignal(live.frame_finished, timeout=TIMEOUT):
+            live.panel.strength.setValue(strength)
+        _idle(gen_window, qtbot)
+    assert len(live.recorder) == 2 and live.panel.save_recording.isEnabled()
+    frame = live.recorder.frames()[-1]
+    doc = gen_window.document
+    assert frame.shape == (doc.height, doc.width, 3)
+    saved = live.save_recording(tmp_path / "live.webp")
+    with Image.open(saved) as image:
+        assert image.n_frames == 2

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from genfixtures import MASK_RECT, FakeEngine, install_fake, paint_mask
-from sfumato.canvas.geometry import Rect as DocRect
+from sfumato.canvas.model.geometry import Rect as DocRect
 from sfumato.desktop.preview_overlay import PREVIEW_MAX_SIDE, masked_preview
 from windowdocs import grab_widget
 

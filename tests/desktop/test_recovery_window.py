@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 from sfumato.canvas import editing
-from sfumato.canvas.composite import flatten
+from sfumato.canvas.render.composite import flatten
 
 TESTS = Path(__file__).resolve().parents[1]
 STROKE_ROWS = {100: (220, 30, 30), 200: (30, 200, 30), 300: (30, 30, 220)}
@@ -80,7 +80,7 @@ def test_killed_window_offers_the_strokes_back_and_undo_steps_through_them(
     assert all(_colour_at(doc, row) == (255, 255, 255) for row in STROKE_ROWS)
     assert not doc.history.can_undo
     # the old journal is gone; the window's own (in use) is not offered
-    from sfumato.canvas.recovery import list_recoverable
+    from sfumato.canvas.recovery.recovery import list_recoverable
 
     assert list_recoverable(recovery) == []
     assert len([p for p in recovery.iterdir()]) == 1
@@ -95,9 +95,9 @@ def test_a_failed_save_keeps_the_document_unsaved_and_the_journal_going(
     import errno
 
     import numpy as np
-    from sfumato.canvas import ora
-    from sfumato.canvas.file_errors import SaveError
-    from sfumato.canvas.journal_format import read_journal
+    from sfumato.canvas.files import ora
+    from sfumato.canvas.files.file_errors import SaveError
+    from sfumato.canvas.recovery.journal_format import read_journal
 
     doc = window.document
     layer = next(doc.pixel_layers())
@@ -127,7 +127,7 @@ def test_the_banner_shows_while_the_journal_cannot_be_written(window, qtbot, mon
     import errno
 
     import numpy as np
-    from sfumato.canvas import journal as journal_module
+    from sfumato.canvas.recovery import journal as journal_module
 
     real = journal_module._encode
     full = [True]
@@ -153,7 +153,7 @@ def test_the_banner_shows_while_the_journal_cannot_be_written(window, qtbot, mon
 
 
 def test_two_windows_of_one_file_keep_two_journals(window, qtbot, tmp_path: Path) -> None:  # noqa: ANN001
-    from sfumato.canvas.ora import save_ora
+    from sfumato.canvas.files.ora import save_ora
     from sfumato.desktop.main_window import MainWindow
 
     path = tmp_path / "shared.ora"

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 from qtinput import mouse_drag
 from sfumato.canvas import editing
-from sfumato.canvas.layers import PixelLayer, Role
+from sfumato.canvas.model.layers import PixelLayer, Role
 from sfumato.desktop.tool_settings import ToolKind
 
 

@@ -26,12 +26,12 @@ import pytest
 import torch  # noqa: F401
 from genfixtures import gen_window, paint_mask, tiny_engine_factory, tiny_model
 from PIL import Image
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.image_parameters import read_png_text
-from sfumato.canvas.layers import PixelLayer, Role
-from sfumato.canvas.ora import load_ora, save_ora
-from sfumato.canvas.recipe_parameters import picture_parameters
+from sfumato.canvas.files.image_parameters import read_png_text
+from sfumato.canvas.files.ora import load_ora, save_ora
+from sfumato.canvas.files.recipe_parameters import picture_parameters
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer, Role
+from sfumato.canvas.render.composite import flatten
 
 from sfumato.cli import main
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from hostilefiles import png, safetensors
-from sfumato.canvas.file_errors import MalformedXmlError
-from sfumato.canvas.ora import load_ora
+from sfumato.canvas.files.file_errors import MalformedXmlError
+from sfumato.canvas.files.ora import load_ora
 from sfumato.inference.errors import CorruptModelError, UnsafeModelError
 from sfumato.inference.model_files import check_model_folder
 

@@ -18,9 +18,9 @@ import pytest
 from hostilefiles import png, psd, raw_layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sfumato.canvas.file_errors import FileFormatError
-from sfumato.canvas.imageio import image_to_rgba
-from sfumato.canvas.psd import load_psd
+from sfumato.canvas.files.file_errors import FileFormatError
+from sfumato.canvas.files.imageio import image_to_rgba
+from sfumato.canvas.files.psd import load_psd
 
 EXTREMES = st.sampled_from([0, 1, 2, 3, 4, 7, 8, 16, 32, 255, 256, 65535, 65536, 2**24, 2**31 - 1, 2**31, 2**32 - 1])
 VALUES = st.one_of(EXTREMES, st.integers(0, 2**32 - 1))

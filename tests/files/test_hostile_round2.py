@@ -179,8 +179,8 @@ def test_twenty_thousand_one_pixel_layers_are_refused_before_decoding(tmp_path: 
 def test_psd_groups_nested_ten_thousand_deep_are_refused_in_a_second(tmp_path: Path) -> None:
     # Counted from the layer records before psd-tools parses them (~6 s for these 20,001
     # records): the refusal itself is timed in this process, the command's line below.
-    from sfumato.canvas.file_errors import ImageTooLargeError
-    from sfumato.canvas.psd import load_psd
+    from sfumato.canvas.files.file_errors import ImageTooLargeError
+    from sfumato.canvas.files.psd import load_psd
 
     path = tmp_path / "deep.psd"
     path.write_bytes(psd(8, 8, nested_groups(10_000)))

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from plandocs import document, gradient, layer, rgba
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.layers import Role
+from sfumato.canvas.render.composite import flatten
 from sfumato.planner import placement
 from sfumato.planner.families import FAMILIES
 from sfumato.planner.plan import Plan, plan

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sfumato.canvas.document import Document
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.planner.errors import PlanError
 from sfumato.planner.families import FamilyInfo
 from sfumato.planner.live_area import FEATHER, MIN_WINDOW, live_area, window_blend

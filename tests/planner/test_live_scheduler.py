@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from sfumato.canvas.document import (
+from sfumato.canvas.model.document import (
     ActiveLayerChanged,
     Document,
     LayerPropertyChanged,
@@ -15,8 +15,8 @@ from sfumato.canvas.document import (
     SelectionChanged,
     StructureChanged,
 )
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import PixelLayer
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer
 from sfumato.planner.live import (
     MAX_DEBOUNCE_S,
     MIN_DEBOUNCE_S,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.geometry import Rect
 from sfumato.planner.area import MAX_ASPECT, context_padding, plan_area
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from plandocs import document, layer, rgba
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import ControlSettings, Role
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import ControlSettings, Role
 from sfumato.planner.controls import plan_controls
 from sfumato.planner.sizing import Size
 from sfumato.vocabulary.kinds import ControlKind

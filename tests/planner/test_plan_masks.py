@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plandocs import document, layer, rgba
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import Role
 from sfumato.planner.mask import denoise_grow, denoise_mask, mask_source, paste_mask
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from plandocs import document, gradient, layer, rgba
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.layers import Role
 from sfumato.planner.errors import EmptyMaskError, PlanError
 from sfumato.planner.families import FamilyInfo
 from sfumato.planner.plan import Mode, detect_mode, plan
@@ -67,7 +67,7 @@ def test_selection_makes_inpaint_when_there_is_no_mask_layer() -> None:
     doc.selection[20:30, 50:70] = 1.0
     p = plan(doc, settings(), family=TINY)
     assert p.mode is Mode.INPAINT
-    from sfumato.canvas.geometry import Rect
+    from sfumato.canvas.model.geometry import Rect
     assert p.area.contains(Rect(50, 20, 20, 10))
 
 
@@ -115,8 +115,8 @@ def test_equal_documents_give_equal_requests() -> None:
 
 
 def test_layers_inside_offset_groups_are_read_at_their_document_position() -> None:
-    from sfumato.canvas.geometry import Rect
-    from sfumato.canvas.layers import GroupLayer
+    from sfumato.canvas.model.geometry import Rect
+    from sfumato.canvas.model.layers import GroupLayer
 
     mask = layer("mask", rgba(10, 10), role=Role.INPAINT_MASK, x=5, y=5)
     group = GroupLayer("masks", [mask], x=100, y=80)

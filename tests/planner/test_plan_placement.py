@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from plandocs import document, gradient, layer, rgba
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.layers import GroupLayer, Role
+from sfumato.canvas.model.layers import GroupLayer, Role
+from sfumato.canvas.render.composite import flatten
 from sfumato.planner.families import FamilyInfo
 from sfumato.planner.placement import insertion_index, insertion_point, place_result, result_layer
 from sfumato.planner.plan import plan

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plandocs import document, layer, rgba
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import Role
 from sfumato.planner.area import plan_area
 from sfumato.planner.families import FAMILIES, FamilyInfo
 from sfumato.planner.mask import paste_mask

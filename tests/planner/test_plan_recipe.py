@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from sfumato.canvas.document import Recipe
+from sfumato.canvas.model.document import Recipe
 from sfumato.inference.request import Sampler
 from sfumato.planner.errors import PlanError
 from sfumato.planner.recipe import GenerationSettings, recipe_from_settings, settings_from_recipe

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from plandocs import document, layer, rgba
 from sfumato.canvas import editing
-from sfumato.canvas.geometry import Rect
-from sfumato.canvas.layers import Role
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import Role
 from sfumato.planner.families import FamilyInfo
 from sfumato.planner.plan import plan
 from sfumato.planner.recipe import GenerationSettings
@@ -94,7 +94,7 @@ def test_the_document_can_keep_its_prompt_out_of_the_regions(tmp_path) -> None: 
     """Recipe.regions_include_prompt=False: a region generates from its own texts only,
     the background keeps the document's; the switch is saved in the .ora and reaches the
     plan from the recipe."""
-    from sfumato.canvas.ora import load_ora, save_ora
+    from sfumato.canvas.files.ora import load_ora, save_ora
     from sfumato.planner.recipe import settings_from_recipe
 
     r = region("right", 64, 32, x=32, prompt="a green triangle", negative="blur")

@@ -93,8 +93,8 @@ def _run_in_terminal(args: list[str], columns: int) -> str:
 
 @pytest.mark.parametrize("columns", [0])  # a terminal that does not report its width: the hard case
 def test_render_on_a_terminal_shows_what_it_loads_and_a_progress_bar(tmp_path: Path, columns: int) -> None:
-    from sfumato.canvas.document import Document, Recipe
-    from sfumato.canvas.ora import save_ora
+    from sfumato.canvas.files.ora import save_ora
+    from sfumato.canvas.model.document import Document, Recipe
 
     doc = tmp_path / "doc.ora"
     save_ora(Document(64, 64, recipe=Recipe(prompt="a red circle", seed=1, steps=4)), doc)

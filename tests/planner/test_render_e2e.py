@@ -15,11 +15,11 @@ import pytest
 import torch  # noqa: F401
 from PIL import Image
 from plandocs import document, gradient, layer, rgba
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.document import Recipe
-from sfumato.canvas.image_parameters import read_png_parameters
-from sfumato.canvas.layers import ControlSettings, Role
-from sfumato.canvas.ora import load_ora, save_ora
+from sfumato.canvas.files.image_parameters import read_png_parameters
+from sfumato.canvas.files.ora import load_ora, save_ora
+from sfumato.canvas.model.document import Recipe
+from sfumato.canvas.model.layers import ControlSettings, Role
+from sfumato.canvas.render.composite import flatten
 from sfumato.vocabulary.kinds import ControlKind
 
 from sfumato.cli import main

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sfumato.canvas.document import Document
-from sfumato.canvas.layers import ControlSettings, PixelLayer, Role
-from sfumato.canvas.tiles import TiledSurface
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import ControlSettings, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.vocabulary.kinds import ControlKind
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sfumato.canvas.document import Document
+from sfumato.canvas.model.document import Document
 from sfumato.planner.plan import Plan, plan
 from sfumato.planner.recipe import GenerationSettings
 
@@ -92,7 +92,7 @@ def generate(engine: object, doc: Document, recipe: GenerationSettings) -> tuple
 def placed_pictures(doc: Document, planned: Plan, images: list[np.ndarray]) -> list[np.ndarray]:
     """Accept each image of the batch as the window would (``place_result``, one undo
     step), flatten the document (uint8 RGBA), and undo again; one picture per image."""
-    from sfumato.canvas.composite import flatten
+    from sfumato.canvas.render.composite import flatten
     from sfumato.planner.placement import place_result
 
     pictures = []

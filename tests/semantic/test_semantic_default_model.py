@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 from semantic_judges import dilate, document, erode, rate, read_colour, reads_as, sd
 from semantic_run import BATCH, CFG, SEED, STEPS, BuiltinModel, meaning
-from sfumato.canvas.document import Recipe
-from sfumato.canvas.image_parameters import read_png_parameters
-from sfumato.canvas.ora import save_ora
+from sfumato.canvas.files.image_parameters import read_png_parameters
+from sfumato.canvas.files.ora import save_ora
+from sfumato.canvas.model.document import Recipe
 
 from sfumato import cli
 

@@ -38,8 +38,8 @@ from semantic_judges import (
     sd,
 )
 from semantic_run import BATCH, generate, meaning, settings
-from sfumato.canvas.composite import flatten
-from sfumato.canvas.geometry import Rect
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.render.composite import flatten
 from sfumato.planner.placement import place_result
 from sfumato.planner.plan import Mode, plan
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from semantic_judges import control_layer, document, rate, sd, stroke_recall
 from semantic_run import generate, meaning, settings
-from sfumato.canvas.composite import flatten
+from sfumato.canvas.render.composite import flatten
 from sfumato.planner.placement import place_result
 
 log = logging.getLogger(__name__)

@@ -35,9 +35,9 @@ def test_names_are_unique() -> None:
 
 
 def test_a_stale_mutation_is_refused() -> None:
-    stale = Mutation("x", "y", "canvas/ora.py", "this text is not in the file", "z", ())
+    stale = Mutation("x", "y", "canvas/files/ora.py", "this text is not in the file", "z", ())
     with pytest.raises(MutationStale, match="not found"):
-        stale.apply((ROOT / "canvas/ora.py").read_text(encoding="utf-8"))
+        stale.apply((ROOT / "canvas/files/ora.py").read_text(encoding="utf-8"))
 
 
 def test_the_copy_imports_its_own_modules(tmp_path: Path) -> None:
@@ -45,10 +45,10 @@ def test_the_copy_imports_its_own_modules(tmp_path: Path) -> None:
     dest = tmp_path / "tree"
     make_copy(ROOT, dest)
     check_copy_imports(dest)  # raises SystemExit otherwise
-    marker = dest / "canvas" / "ora.py"
+    marker = dest / "canvas" / "files" / "ora.py"
     marker.write_text(marker.read_text(encoding="utf-8") + "\nMUTATION_PROBE = 1\n", encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-c", "import sfumato.canvas.ora as o; print(o.MUTATION_PROBE)"],
+        [sys.executable, "-c", "import sfumato.canvas.files.ora as o; print(o.MUTATION_PROBE)"],
         cwd=dest, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(dest)},
     )
     assert out.stdout.strip() == "1", out.stderr

@@ -1,0 +1,1 @@
+"""The undoable commands that change a document (structure, properties, pixels, the document)."""

@@ -1,0 +1,1 @@
+"""Painting tools' engines: the brush, flood fill, selections."""

@@ -1,0 +1,1 @@
+"""Pixel maths with no document: blend modes and their formulas, coverage operations."""
