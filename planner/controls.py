@@ -15,7 +15,10 @@ A control layer with nothing painted inside the area is skipped (with a note).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,6 +50,32 @@ def control_image(rgba: np.ndarray, kind: ControlKind, size: Size, opacity: floa
     """RGBA crop of a control layer → what the ControlNet sees (uint8 RGB at ``size``)."""
     rgb = over_white(rgba, opacity)
     return np.ascontiguousarray(preprocess(kind, resize_image(rgb, size)))
+
+
+#: Preprocessed control images by content: live mode plans a frame after every stroke,
+#: and a control layer nobody touched gives the same input each time (XDoG line art costs
+#: ~20 ms at 512²). Keyed by kind and a digest of the input pixels, so any change to the
+#: layer, the area or the size is a new entry; the oldest go first.
+_CACHE_SIZE = 8
+_cache: OrderedDict[tuple[ControlKind, tuple[int, ...], bytes], np.ndarray] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _preprocessed(kind: ControlKind, image: np.ndarray) -> np.ndarray:
+    """``preprocess(kind, image)``, computed once per distinct input (see :data:`_cache`)."""
+    image = np.ascontiguousarray(image)
+    key = (kind, image.shape, hashlib.blake2b(image.data, digest_size=16).digest())
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit.copy()  # each plan owns its image (a copy: 0.1 ms at 512²)
+    out = np.ascontiguousarray(preprocess(kind, image))
+    with _cache_lock:
+        _cache[key] = out.copy()
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return out
 
 
 def _layer_over_white(layer: PixelLayer, area: Rect) -> np.ndarray | None:
@@ -84,7 +113,7 @@ def plan_controls(
         if paper is None:
             notes.append(f"control layer {layer.name!r} skipped: nothing painted in the area")
             continue
-        image = np.ascontiguousarray(preprocess(settings.kind, resize_image(paper, size)))
+        image = _preprocessed(settings.kind, resize_image(paper, size))
         source = (models or {}).get(settings.kind)
         out.append(PlannedControl(
             spec=ControlSpec(

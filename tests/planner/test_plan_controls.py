@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from plandocs import document, layer, rgba
+from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.geometry import Rect
-from sfumato.canvas.model.layers import ControlSettings, Role
+from sfumato.canvas.model.layers import ControlSettings, PixelLayer, Role
+from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.planner.controls import plan_controls
 from sfumato.planner.sizing import Size
 from sfumato.vocabulary.kinds import ControlKind
@@ -68,3 +71,37 @@ def test_control_model_per_kind_is_passed_on() -> None:
         document(32, 32, ctl), Rect(0, 0, 32, 32), Size(32, 32), {ControlKind.SCRIBBLE: "/cn"}
     )
     assert controls[0].spec.model is not None and controls[0].spec.model.source == "/cn"
+
+
+def test_preprocessing_runs_once_per_distinct_control_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live mode plans after every stroke: an untouched control layer is not preprocessed
+    again, a changed one is, and each plan gets its own copy."""
+    from sfumato.canvas import editing
+    from sfumato.planner import controls
+
+    calls: list[ControlKind] = []
+    real = controls.preprocess
+
+    def counting(kind: ControlKind, image: np.ndarray) -> np.ndarray:
+        calls.append(kind)
+        return real(kind, image)
+
+    monkeypatch.setattr(controls, "preprocess", counting)
+    monkeypatch.setattr(controls, "_cache", type(controls._cache)())
+    doc = Document(128, 128)
+    sketch = np.zeros((128, 128, 4), np.uint8)
+    sketch[40:90, 60:64] = (0, 0, 0, 255)
+    layer = PixelLayer("sketch", TiledSurface.from_array(sketch), role=Role.CONTROL,
+                       control=ControlSettings(ControlKind.LINEART))
+    doc.root.append(layer)
+    size = Size(64, 64)
+    first, _ = plan_controls(doc, doc.rect, size)
+    second, _ = plan_controls(doc, doc.rect, size)
+    assert len(calls) == 1
+    assert np.array_equal(first[0].spec.image, second[0].spec.image)
+    assert first[0].spec.image is not second[0].spec.image
+    more = sketch.copy()
+    more[10:20, 10:40] = (0, 0, 0, 255)
+    editing.put_pixels(doc, layer, more, 0, 0, label="Sketch")
+    third, _ = plan_controls(doc, doc.rect, size)
+    assert len(calls) == 2 and not np.array_equal(third[0].spec.image, first[0].spec.image)
