@@ -89,3 +89,36 @@ def test_a_red_blob_on_blue_becomes_a_red_circle_on_blue(live_window: Any, qtbot
     report = ", ".join(f"seed {s}: red round shape at the blob {r}, blue around {b}" for s, (r, b) in zip(SEEDS, verdicts))
     print(report)
     assert sum(r and b for r, b in verdicts) >= REQUIRED, report
+
+
+def test_apply_undo_prompt_and_rename_with_the_built_in_model(live_window: Any, qtbot: Any) -> None:
+    """Apply is one undo step that restores the document byte for byte; a prompt edit
+    alone renders a new frame, a rename does not."""
+    from sfumato.canvas.render.composite import flatten
+
+    doc = live_window.document
+    live = live_window.generation.live
+    pixels = np.zeros((SIZE, SIZE, 4), np.uint8)
+    pixels[...] = (40, 70, 200, 255)
+    pixels[_blob()] = (210, 40, 40, 255)
+    editing.put_pixels(doc, doc.active, pixels, 0, 0, label="Paint")
+    with qtbot.waitSignal(live.frame_finished, timeout=TIMEOUT):
+        live.set_enabled(True)
+    qtbot.waitUntil(lambda: not live.busy and not live.scheduler.pending, timeout=TIMEOUT)
+    assert live.preset is not None and live.panel.steps.value() == live.preset.steps
+
+    started = live.scheduler.started
+    editing.set_properties(doc, doc.active, {"name": "Renamed"})
+    qtbot.wait(300)
+    assert live.scheduler.started == started
+    with qtbot.waitSignal(live.frame_finished, timeout=TIMEOUT) as got:
+        live_window.generation.dock.prompt.setPlainText("a red square on a blue background")
+    assert got.args[0].plan.request.prompt == "a red square on a blue background"
+    qtbot.waitUntil(lambda: not live.busy and not live.scheduler.pending, timeout=TIMEOUT)
+
+    before = flatten(doc, doc.rect).copy()
+    layer = live.apply()
+    assert layer is not None and layer.generation["prompt"] == "a red square on a blue background"
+    live.set_enabled(False)  # nothing more lands while the document is compared
+    doc.undo()
+    assert np.array_equal(flatten(doc, doc.rect), before)
