@@ -40,6 +40,15 @@ from sfumato.planner.errors import EmptyMaskError, PlanError
 from sfumato.planner.families import FamilyInfo, family_for_model
 from sfumato.planner.layerpixels import over_white
 from sfumato.planner.mask import denoise_mask, mask_source, paste_feather, paste_mask
+from sfumato.planner.prompts import (
+    LoraLookup,
+    RecordedPrompts,
+    WildcardLists,
+    Wildcards,
+    prompt_loras,
+    resolve_prompt,
+    split_tags,
+)
 from sfumato.planner.recipe import GenerationSettings
 from sfumato.planner.regions import PlannedRegion, plan_regions
 from sfumato.planner.resample import resize_image, resize_mask
@@ -63,6 +72,8 @@ class Plan:
     - ``regions`` / ``controls``: what the request's regions and controls came from
       (layer names; masks at the generation size), for display and tests.
     - ``notes``: things the user may want to know (dropped regions, skipped controls).
+    - ``prompts``: the prompts as the generation record stores them (wildcards resolved,
+      LoRA tags kept; the request holds them without tags), :mod:`sfumato.planner.prompts`.
     """
 
     mode: Mode
@@ -74,6 +85,7 @@ class Plan:
     regions: tuple[PlannedRegion, ...] = ()
     controls: tuple[PlannedControl, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    prompts: RecordedPrompts | None = None
 
     @property
     def label(self) -> str:
@@ -111,13 +123,19 @@ def plan(
     *,
     family: FamilyInfo | None = None,
     area: Rect | None = None,
+    loras: LoraLookup | None = None,
+    wildcards: WildcardLists | None = None,
 ) -> Plan:
     """Plan one generation of ``doc`` with ``settings`` (see the module docstring).
 
     ``family`` overrides the planning facts read from ``settings.model`` (tests, or a
     caller that already knows them). ``area`` chooses the document rectangle of a txt2img
     or img2img generation instead of the whole canvas (live mode's window that follows the
-    brush); an inpaint always plans its own area around the mask. Raises :class:`PlanError` (with a message for the
+    brush); an inpaint always plans its own area around the mask. ``loras`` lists the
+    installed LoRAs the prompts' ``<lora:NAME:w>`` tags are looked up in (default
+    :func:`~sfumato.inference.catalog.find_loras`) and ``wildcards`` gives the wildcard
+    lists (default: the user's ``wildcards`` folder, read only when a prompt names one);
+    wildcards are resolved with ``settings.seed``. Raises :class:`PlanError` (with a message for the
     user) when the document cannot be generated as it is.
     """
     if not settings.model:
@@ -150,16 +168,33 @@ def plan(
         denoise = resize_mask(denoise_mask(area_mask, settings.strength), size)
         inpaint = InpaintSpec(denoise, fill=settings.fill)
 
+    lists = Wildcards(wildcards)
+    prompt = resolve_prompt(settings.prompt, settings.seed, lists)
+    negative = resolve_prompt(settings.negative, settings.seed, lists)
     planned_regions, region_notes = plan_regions(
-        doc, area, settings.prompt, settings.negative, size, include_prompt=settings.regions_include_prompt
+        doc, area, prompt, negative, size, include_prompt=settings.regions_include_prompt
     )
     notes += region_notes
+    main, main_negative = split_tags(prompt), split_tags(negative)
+    region_texts = [
+        (
+            split_tags(resolve_prompt(r.prompt, settings.seed, lists)),
+            split_tags(resolve_prompt(r.negative, settings.seed, lists)),
+        )
+        for r in planned_regions
+    ]
+    lora_specs, lora_notes = prompt_loras(
+        [main, main_negative, *(text for pair in region_texts for text in pair)],
+        settings.model_family or _known(info.name),
+        loras,
+    )
+    notes += lora_notes
     planned_controls, control_notes = plan_controls(doc, area, size, settings.control_model_map)
     notes += control_notes
 
     request = GenerationRequest(
-        prompt=settings.prompt,
-        negative=settings.negative,
+        prompt=main.text,
+        negative=main_negative.text,
         model=ModelRef(settings.model, settings.model_family or _known(info.name)),
         width=size.width,
         height=size.height,
@@ -171,9 +206,11 @@ def plan(
         init=init,
         inpaint=inpaint,
         regions=tuple(
-            RegionSpec(r.mask, r.prompt, r.negative) for r in planned_regions
+            RegionSpec(r.mask, own.text, own_negative.text)
+            for r, (own, own_negative) in zip(planned_regions, region_texts, strict=True)
         ),
         controls=tuple(c.spec for c in planned_controls),
+        loras=lora_specs,
     )
     try:
         request.validate()
@@ -194,6 +231,11 @@ def plan(
         regions=tuple(planned_regions),
         controls=tuple(planned_controls),
         notes=tuple(notes),
+        prompts=RecordedPrompts(
+            main.recorded,
+            main_negative.recorded,
+            tuple((own.recorded, own_negative.recorded) for own, own_negative in region_texts),
+        ),
     )
 
 

@@ -8,7 +8,9 @@ record for the same generation. The ``parameters`` text of an exported picture i
 :func:`~sfumato.canvas.files.parameters.format_parameters` of this record.
 
 The record is the request's :meth:`~sfumato.inference.request.GenerationRequest.summary`
-(what was asked: prompt, model, sampler, steps, generation size, ...) plus
+(what was asked: prompt, model, sampler, steps, generation size, ...), with the prompts as
+the plan recorded them (``Plan.prompts``: wildcards resolved, ``<lora:...>`` tags kept, as
+A1111 writes them, so a re-run gives the same prompt and LoRAs), plus
 
 - ``area``: ``[x, y, w, h]`` of the plan's area, in document pixels;
 - ``seed``: this image's seed (the engine's ``seeds`` list, else ``request.seed +
@@ -48,6 +50,13 @@ def generation_record(
     """The JSON-ready ``generation`` record of batch image ``batch_index`` of ``plan``
     (see the module docstring); ``metadata`` is the engine's ``Finished.metadata``."""
     record = dict(plan.request.summary())
+    if plan.prompts is not None:
+        record["prompt"] = plan.prompts.prompt
+        record["negative"] = plan.prompts.negative
+        if "regions" in record and len(plan.prompts.regions) == len(record["regions"]):
+            record["regions"] = [
+                {"prompt": prompt, "negative": negative} for prompt, negative in plan.prompts.regions
+            ]
     area = plan.area
     record["area"] = [area.x, area.y, area.w, area.h]
     record["seed"] = result_seed(plan, metadata, batch_index)
