@@ -53,6 +53,7 @@ from sfumato.canvas.render.composite import flatten
 from sfumato.desktop.live_panel import LivePanel, LiveSettings
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
 from sfumato.desktop.worker import FailureKind, PlanInput, snapshot_document
+from sfumato.inference.catalog import ModelEntry, find_loras
 from sfumato.inference.fast_presets import ORDINARY_LIVE, FastPreset, detect_fast_presets
 from sfumato.planner.errors import PlanError
 from sfumato.planner.live import (
@@ -161,6 +162,7 @@ class LiveController(QObject):
 
         self.preset: FastPreset | None = None  # the live preset of the current model
         self._preset_model: tuple[str | None, str | None] | None = None
+        self._loras: tuple[ModelEntry, ...] = ()
         panel.set_settings(LiveSettings.load(self.window.settings))
         panel.preset_chosen.connect(self._on_preset_chosen)
         panel.toggled.connect(self.set_enabled)
@@ -200,6 +202,7 @@ class LiveController(QObject):
                 return
             self.generation.cancel_job()  # one job at a time: live replaces a normal run
             self.generation.staging.discard()
+            self._loras = tuple(find_loras())  # scanned when live mode starts, not every frame
             self._refresh_presets()
             self._do(self.scheduler.enable(self.clock()))
         else:
@@ -266,7 +269,7 @@ class LiveController(QObject):
         if (model, family) == self._preset_model:
             return
         self._preset_model = (model, family)
-        presets = detect_fast_presets(model, family=family) if model else (ORDINARY_LIVE,)
+        presets = detect_fast_presets(model, family=family, loras=self._loras) if model else (ORDINARY_LIVE,)
         self.panel.set_presets(presets)
         self._use_preset(presets[0])
 
@@ -289,6 +292,7 @@ class LiveController(QObject):
 
     def _on_model_changed(self) -> None:
         if self.enabled:
+            self._loras = tuple(find_loras())
             self._refresh_presets()
             self._reset_image()  # never show one model's frame as if another made it
             self.frame = None
@@ -325,7 +329,10 @@ class LiveController(QObject):
         if doc is None or settings is None:
             self._do(self.scheduler.job_done(start.job, self.clock(), finished=False))
             return
-        planner = partial(plan_live, latest=start.latest, previous=self._window, preset=self.preset)
+        loras = self._loras
+        planner = partial(
+            plan_live, latest=start.latest, previous=self._window, preset=self.preset, loras=lambda: loras
+        )
         job = self.worker.submit(PlanInput(snapshot_document(doc), settings, planner))
         self._jobs[job] = start
 

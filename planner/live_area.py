@@ -24,6 +24,7 @@ from sfumato.canvas.model.geometry import Rect
 from sfumato.inference.fast_presets import FastPreset
 from sfumato.planner.families import MULTIPLE, FamilyInfo, family_for_model
 from sfumato.planner.plan import Plan, plan
+from sfumato.planner.prompts import LoraLookup
 from sfumato.planner.recipe import GenerationSettings
 
 __all__ = ["FEATHER", "MIN_WINDOW", "live_area", "plan_live", "window_blend"]
@@ -64,17 +65,20 @@ def plan_live(
     latest: Rect | None = None,
     previous: Rect | None = None,
     preset: FastPreset | None = None,
+    loras: LoraLookup | None = None,
 ) -> Plan:
     """Plan a live frame of ``doc``: an inpaint (selection or mask) plans its own area,
     anything else renders :func:`live_area` around ``latest``, the newest change.
 
     ``preset``: the live preset whose LoRA and scheduler tweaks the frame needs (its
-    sampler, steps and guidance are already in ``settings``).
+    sampler, steps and guidance are already in ``settings``). ``loras``: the installed
+    LoRAs for ``<lora:…>`` tags (live mode passes the list it scanned once, so a frame
+    does not rescan the folders).
     """
     if not settings.model:
         return plan(doc, settings)  # the planner's own message for "no model"
     info = family_for_model(settings.model, settings.model_family)
-    planned = plan(doc, settings, family=info, area=live_area(doc.rect, info, latest, previous))
+    planned = plan(doc, settings, family=info, area=live_area(doc.rect, info, latest, previous), loras=loras)
     if preset is None:
         return planned
     return dataclasses.replace(planned, request=preset.extras(planned.request))
