@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.families.base import Family, PreviewFactors
-from sfumato.inference.families.clip import chunked_token_ids, encode_chunks, join_chunks
+from sfumato.inference.families.clip import (
+    emphasize,
+    encode_chunks,
+    join_chunks,
+    weighted_token_ids,
+)
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SD15
 
@@ -59,5 +64,6 @@ class SD15Family(Family):
         *,
         negative: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ids = chunked_token_ids(pipe.tokenizer, prompts)  # (N, C, 77)
-        return join_chunks(encode_chunks(pipe.text_encoder, ids, device)[0], len(prompts)), None
+        ids, weights = weighted_token_ids(pipe.tokenizer, prompts)  # (N, C, 77) each
+        hidden = encode_chunks(pipe.text_encoder, ids, device)[0]  # (N·C, 77, D)
+        return join_chunks(emphasize(hidden, weights.flatten(0, 1)), len(prompts)), None

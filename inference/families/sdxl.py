@@ -12,7 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.families.base import Family, PreviewFactors
-from sfumato.inference.families.clip import chunked_token_ids, encode_chunks, join_chunks
+from sfumato.inference.families.clip import (
+    emphasize,
+    encode_chunks,
+    join_chunks,
+    weighted_token_ids,
+)
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SDXL
 
@@ -62,21 +67,23 @@ class SDXLFamily(Family):
 
         pairs = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
         pairs = [(tok, enc) for tok, enc in pairs if tok is not None and enc is not None]
-        id_sets = [chunked_token_ids(tok, prompts) for tok, _ in pairs]
-        chunks = max(ids.shape[1] for ids in id_sets)
+        id_sets = [weighted_token_ids(tok, prompts) for tok, _ in pairs]
+        chunks = max(ids.shape[1] for ids, _ in id_sets)
         # Both CLIP tokenizers split alike; should they not, pad to the same chunk count.
         id_sets = [
-            ids if ids.shape[1] == chunks else chunked_token_ids(tok, prompts, chunks)
-            for ids, (tok, _) in zip(id_sets, pairs)
+            found if found[0].shape[1] == chunks else weighted_token_ids(tok, prompts, chunks)
+            for found, (tok, _) in zip(id_sets, pairs)
         ]
         hidden: list[torch.Tensor] = []
         pooled: torch.Tensor | None = None
-        for ids, (_, encoder) in zip(id_sets, pairs):
+        for (ids, weights), (_, encoder) in zip(id_sets, pairs):
             out = encode_chunks(encoder, ids, device, output_hidden_states=True)
             # The last encoder's first output is the pooled (projected) embedding; a long
-            # prompt's pooled embedding is its first chunk's (as A1111 does).
+            # prompt's pooled embedding is its first chunk's, unweighted (as A1111 does).
             pooled = out[0].view(len(prompts), ids.shape[1], -1)[:, 0]
-            hidden.append(join_chunks(out.hidden_states[-2], len(prompts)))
+            # Each encoder's penultimate states are weighted on their own, then joined.
+            weighted = emphasize(out.hidden_states[-2], weights.flatten(0, 1))
+            hidden.append(join_chunks(weighted, len(prompts)))
         tokens = torch.cat(hidden, dim=-1)
         if negative and getattr(pipe.config, "force_zeros_for_empty_prompt", True):
             empty = torch.tensor([not p.strip() for p in prompts], device=tokens.device)
