@@ -17,8 +17,8 @@ from sfumato.canvas.model.document import Document
 from sfumato.inference.catalog import ModelEntry, Origin
 from sfumato.inference.detect import WeightsKind
 from sfumato.planner.plan import plan
-from sfumato.planner.record import generation_record
 from sfumato.planner.recipe import settings_from_recipe
+from sfumato.planner.record import generation_record
 
 PROMPT = (
     "masterpiece, a (red:1.3) circle, [[blurry]], ((sharp)), \\(literal brackets\\)\n"
