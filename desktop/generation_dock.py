@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 from sfumato.canvas import editing
 from sfumato.canvas.model.document import Document, DocumentReset, Recipe, RecipeChanged
+from sfumato.desktop.prompt_editor import attach_prompt_editing
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
 from sfumato.inference.request import MAX_STEPS, Sampler
 from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
@@ -68,7 +69,8 @@ _USER_FOCUS = (
 
 class _PromptEdit(QPlainTextEdit):
     """A plain-text prompt box a few lines high; Ctrl+Enter is left to the window.
-    ``focused`` fires when it gets the keyboard focus (the user means to generate)."""
+    ``focused`` fires when it gets the keyboard focus (the user means to generate). The
+    syntax is highlighted and Ctrl+Up/Down step weights (:mod:`.prompt_editor`)."""
 
     focused = Signal()
 
@@ -78,6 +80,7 @@ class _PromptEdit(QPlainTextEdit):
         self.setTabChangesFocus(True)
         height = self.fontMetrics().lineSpacing() * lines + 12
         self.setFixedHeight(height)
+        self.editing = attach_prompt_editing(self)
 
     def focusInEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         super().focusInEvent(event)

@@ -44,6 +44,7 @@ from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, Pixe
 from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.desktop import layer_actions
 from sfumato.desktop.layer_model import THUMB, LayerTreeModel
+from sfumato.desktop.prompt_editor import attach_prompt_editing
 from sfumato.vocabulary.kinds import ControlKind
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ def control_image_from_document(doc: Document, kind: ControlKind) -> np.ndarray:
 
 
 class _PromptEdit(QPlainTextEdit):
-    """A small multi-line prompt field that reports edits as they are typed."""
+    """A small multi-line prompt field that reports edits as they are typed; syntax
+    highlighted, Ctrl+Up/Down step weights (:mod:`.prompt_editor`)."""
 
     editing_finished = Signal()
 
@@ -74,6 +76,7 @@ class _PromptEdit(QPlainTextEdit):
         self.setPlaceholderText(placeholder)
         self.setFixedHeight(56)
         self.setTabChangesFocus(True)
+        self.editing = attach_prompt_editing(self)
 
     def focusOutEvent(self, event: object) -> None:  # noqa: N802 - Qt API
         self.editing_finished.emit()
