@@ -32,8 +32,13 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 # The parsers' own tokens (private names: the parsers return no offsets yet, see the
 # module docstring), so the highlighter reads exactly what generation reads.
-from sfumato.vocabulary.prompt_syntax import _BREAK, _TOKEN, BREAK, _finite
-from sfumato.vocabulary.prompt_tags import _LORA, _WILDCARD_NAME, PromptTagError, _options
+from sfumato.vocabulary.prompt_syntax import BREAK, BREAK_PATTERN, TOKEN_PATTERN, finite_weight
+from sfumato.vocabulary.prompt_tags import (
+    LORA_PATTERN,
+    WILDCARD_NAME_PATTERN,
+    PromptTagError,
+    wildcard_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +100,7 @@ def prompt_spans(text: str) -> list[SyntaxSpan]:
         for entry in entries[start:]:
             entry[2] *= factor
 
-    for match in _TOKEN.finditer(text):
+    for match in TOKEN_PATTERN.finditer(text):
         token, number = match.group(0), match.group(1)
         start, end = match.span()
         if token.startswith("\\"):
@@ -108,7 +113,7 @@ def prompt_spans(text: str) -> list[SyntaxSpan]:
         elif token == "[":
             square_open.append(len(entries))
             syntax.append(SyntaxSpan(start, end, SpanKind.BRACKET))
-        elif number is not None and round_open and (weight := _finite(number)) is not None:
+        elif number is not None and round_open and (weight := finite_weight(number)) is not None:
             weigh(round_open.pop(), weight)
             syntax.append(SyntaxSpan(start, end - 1, SpanKind.WEIGHT))
             syntax.append(SyntaxSpan(end - 1, end, SpanKind.BRACKET))
@@ -120,7 +125,7 @@ def prompt_spans(text: str) -> list[SyntaxSpan]:
             syntax.append(SyntaxSpan(start, end, SpanKind.BRACKET))
         else:
             entries.append([start, end, 1.0])
-            for found in _BREAK.finditer(token):
+            for found in BREAK_PATTERN.finditer(token):
                 word = found.group(0).index(BREAK) + found.start() + start
                 syntax.append(SyntaxSpan(word, word + len(BREAK), SpanKind.BREAK))
     for opened in round_open:
@@ -136,7 +141,7 @@ def prompt_spans(text: str) -> list[SyntaxSpan]:
         for s in syntax
     ]
     spans += syntax
-    spans += [SyntaxSpan(*m.span(), SpanKind.LORA) for m in _LORA.finditer(text)]
+    spans += [SyntaxSpan(*m.span(), SpanKind.LORA) for m in LORA_PATTERN.finditer(text)]
     spans += _wildcard_spans(text)
     return spans
 
@@ -154,13 +159,13 @@ def _wildcard_spans(text: str) -> list[SyntaxSpan]:
             i += 2
         elif char == "{":
             try:
-                _, end = _options(text, i)
+                _, end = wildcard_options(text, i)
             except PromptTagError:  # unclosed while typing: no choice yet
                 i += 1
                 continue
             spans.append(SyntaxSpan(i, end, SpanKind.WILDCARD))
             i = end
-        elif char == "_" and (match := _WILDCARD_NAME.match(text, i)) is not None:
+        elif char == "_" and (match := WILDCARD_NAME_PATTERN.match(text, i)) is not None:
             spans.append(SyntaxSpan(i, match.end(), SpanKind.WILDCARD))
             i = match.end()
         else:
@@ -210,12 +215,12 @@ def step_weight(text: str, start: int, end: int, delta: float) -> WeightEdit | N
         return None
     inner = text[start:end]
     # the whole "(text:w)" selected: step it as if its text were selected
-    if (whole := _WRAPPED.fullmatch(inner)) is not None and _finite(whole.group(2)) is not None:
+    if (whole := _WRAPPED.fullmatch(inner)) is not None and finite_weight(whole.group(2)) is not None:
         start, end = start + 1, start + 1 + len(whole.group(1))
         inner = text[start:end]
     closer = _WEIGHT_CLOSER.match(text, end)
     if start > 0 and text[start - 1] == "(" and closer is not None:
-        weight = _finite(closer.group(1))
+        weight = finite_weight(closer.group(1))
         if weight is not None:
             new = max(0.0, round(weight + delta, 2))
             if abs(new - 1.0) < 1e-9:

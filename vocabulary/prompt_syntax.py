@@ -33,7 +33,10 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["BREAK", "Chunk", "ParsedPrompt", "WeightedText", "has_syntax", "parse_prompt"]
+__all__ = [
+    "BREAK", "BREAK_PATTERN", "TOKEN_PATTERN", "Chunk", "ParsedPrompt", "WeightedText", "finite_weight",
+    "has_syntax", "parse_prompt",
+]
 
 #: the word that ends a chunk
 BREAK = "BREAK"
@@ -146,3 +149,10 @@ def _chunks(entries: list[list[str | float] | None]) -> ParsedPrompt:
         else:
             spans.append(WeightedText(text, weight))
     return tuple(chunks)
+
+
+# The pieces of the parser a highlighter needs to find the syntax's character offsets
+# (desktop/prompt_editor.py), public so the syntax keeps one owner.
+TOKEN_PATTERN = _TOKEN
+BREAK_PATTERN = _BREAK
+finite_weight = _finite

@@ -30,6 +30,8 @@ from sfumato.vocabulary.config import config_dir
 from sfumato.vocabulary.regular_file import open_regular
 
 __all__ = [
+    "LORA_PATTERN",
+    "WILDCARD_NAME_PATTERN",
     "LoraTag",
     "PromptTagError",
     "WILDCARDS_FOLDER",
@@ -37,6 +39,7 @@ __all__ = [
     "load_wildcards",
     "resolve_wildcards",
     "unescape_wildcards",
+    "wildcard_options",
     "wildcards_dir",
 ]
 
@@ -258,3 +261,10 @@ def load_wildcards(folder: Path | None = None) -> dict[str, tuple[str, ...]]:
         lines = (line.strip() for line in text.splitlines())
         lists[name] = tuple(line for line in lines if line and not line.startswith("#"))
     return lists
+
+
+# The pieces of the tag and wildcard readers a highlighter needs to find their character
+# offsets (desktop/prompt_editor.py), public so the syntax keeps one owner.
+LORA_PATTERN = _LORA
+WILDCARD_NAME_PATTERN = _WILDCARD_NAME
+wildcard_options = _options
