@@ -20,6 +20,13 @@ from PySide6.QtWidgets import (
 __all__ = ["ShortcutsSheet", "shortcut_rows"]
 
 
+#: Keys of the prompt boxes themselves (no menu action carries them).
+PROMPT_BOX_KEYS = [
+    ("Prompt boxes", "Raise the weight of the selection or word", "Ctrl+Up"),
+    ("Prompt boxes", "Lower the weight of the selection or word", "Ctrl+Down"),
+]
+
+
 def shortcut_rows(menus: dict[str, QMenu]) -> list[tuple[str, str, str]]:
     """``(menu title, action text, keys)`` for every action with a shortcut, in menu order
     (submenus included, each action once)."""
@@ -51,7 +58,7 @@ class ShortcutsSheet(QDialog):
         self.tree.setHeaderLabels(["Action", "Keys"])
         self.tree.setRootIsDecorated(False)
         groups: dict[str, QTreeWidgetItem] = {}
-        for title, text, keys in shortcut_rows(menus):
+        for title, text, keys in shortcut_rows(menus) + PROMPT_BOX_KEYS:
             group = groups.get(title)
             if group is None:
                 group = groups[title] = QTreeWidgetItem(self.tree, [title, ""])

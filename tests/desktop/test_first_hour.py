@@ -148,6 +148,8 @@ def test_layer_shortcuts_and_the_shortcuts_sheet(window: Any, qtbot: Any) -> Non
         assert listed[("Layer", "Duplicate Layer")] == "Ctrl+J"
         assert listed[("Layer", "Merge Down")] == "Ctrl+E"
         assert listed[("Generate", "Accept Result")] == "Shift+Return, Shift+Enter"
+        assert listed[("Generate", "Live")] == "Ctrl+L"
+        assert listed[("Generate", "Apply Live Frame")] == "Return, Enter"
         assert ("Help", "Keyboard Shortcuts") in listed
         keys = [k.toString() for a in set(window.actions.values()) for k in a.shortcuts()]
         twice = sorted({k for k in keys if keys.count(k) > 1})
