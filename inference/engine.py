@@ -62,6 +62,7 @@ from sfumato.inference.devices import (
     is_oom_error,
     release_memory,
 )
+from sfumato.inference.embeddings import EmbeddingLibrary, find_embeddings
 from sfumato.inference.errors import (
     CancelledError,
     EngineError,
@@ -153,6 +154,9 @@ class Engine:
         self.options = options or EngineOptions()
         self.choice = choose_device(device or self.options.device, dtype or self.options.dtype)
         self.cache = ModelCache(self.choice, self.options, models_root, single_file_configs)
+        #: where textual-inversion files are looked for; ``None``: the usual folders
+        #: (:func:`~sfumato.inference.embeddings.embedding_dirs`), read at each generation
+        self.embedding_dirs: list[Path] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -318,6 +322,7 @@ class Engine:
             batch=request.batch,
             device=self.device,
             dtype=self.dtype,
+            embeddings=EmbeddingLibrary(find_embeddings(dirs=self.embedding_dirs)),
         )
         init_latents, denoise_mask, inpaint_extra = self._image_inputs(model, request, lat_size, text.copies)
         return _Job(

@@ -65,7 +65,7 @@ class LoadedModel:
     vae_scale: int
     preview: PreviewFactors
     loras: tuple[LoraSpec, ...] = ()
-    prompt_cache: OrderedDict[tuple[str, bool], tuple[torch.Tensor, torch.Tensor | None]] = field(
+    prompt_cache: OrderedDict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor | None]] = field(
         default_factory=OrderedDict
     )
     taesd: Any = None

@@ -25,7 +25,8 @@ them out for one UNet pass per step:
 The result depends only on the model (its weights, LoRAs included), the prompts, whether
 guidance runs and the batch size: equal :class:`PromptPair` tuples give equal tensors.
 Single prompts go through the model's LRU ``prompt_cache`` (live mode repeats prompts;
-applying LoRAs clears it).
+applying LoRAs clears it). Textual-inversion embeddings named in a prompt
+(:mod:`~.embeddings`) add the files' identity to its cache key.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from functools import partial
 from typing import Any
 
 import torch
+from sfumato.inference.embeddings import EmbeddingLibrary
 from sfumato.inference.model_cache import LoadedModel
 from sfumato.inference.regions import concat_region_embeddings
 from sfumato.inference.request import GenerationRequest
@@ -149,14 +151,16 @@ def condition_text(
     batch: int,
     device: torch.device,
     dtype: torch.dtype,
+    embeddings: EmbeddingLibrary | None = None,
 ) -> TextConditioning:
     """Encode ``prompts`` (the global pair first, then each region's) for ``batch`` images.
 
-    Negatives are encoded only when ``guided``.
+    Negatives are encoded only when ``guided``. ``embeddings``: the textual-inversion
+    files the prompts may name.
     """
     if not prompts:
         raise ValueError("condition_text needs at least the global prompt")
-    encode = partial(encode_prompt, model, device=device, dtype=dtype)
+    encode = partial(encode_prompt, model, device=device, dtype=dtype, embeddings=embeddings)
     positives = [encode(p.positive, negative=False) for p in prompts]
     negatives = [encode(p.negative, negative=True) for p in prompts] if guided else []
     for i, (pos, neg) in enumerate(zip(positives, negatives)):  # none without guidance
@@ -187,14 +191,24 @@ def condition_text(
     )
 
 def encode_prompt(
-    model: LoadedModel, prompt: str, *, negative: bool, device: torch.device, dtype: torch.dtype
+    model: LoadedModel,
+    prompt: str,
+    *,
+    negative: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+    embeddings: EmbeddingLibrary | None = None,
 ) -> _Encoded:
     """``(tokens (1, T, D), pooled (1, P) or None)`` for one prompt, in ``dtype``, through
-    the model's LRU ``prompt_cache``."""
-    key = (prompt, negative)
+    the model's LRU ``prompt_cache`` (keyed by the prompt, the side, and the embedding
+    files it names, if any)."""
+    used = () if embeddings is None else embeddings.fingerprint(prompt)
+    key: tuple[Any, ...] = (prompt, negative, used) if used else (prompt, negative)
     cached = model.prompt_cache.get(key)
     if cached is None:
-        tokens, pooled = model.family.encode_prompts(model.pipe, [prompt], device, negative=negative)
+        tokens, pooled = model.family.encode_prompts(
+            model.pipe, [prompt], device, negative=negative, embeddings=embeddings
+        )
         cached = (tokens.to(dtype), None if pooled is None else pooled.to(dtype))
         model.prompt_cache[key] = cached
         while len(model.prompt_cache) > PROMPT_CACHE_SIZE:

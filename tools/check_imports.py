@@ -54,7 +54,7 @@ TORCH_FREE_INFERENCE = (
 )
 # Inference modules that load no torch when imported (only inside the functions that run
 # a model): the planner reads the families' sizing facts and folder test from them.
-IMPORT_TIME_TORCH_FREE_INFERENCE = ("sfumato.inference.families",)
+IMPORT_TIME_TORCH_FREE_INFERENCE = ("sfumato.inference.families", "sfumato.inference.embeddings")
 
 
 @dataclass(frozen=True)

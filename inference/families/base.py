@@ -28,6 +28,7 @@ from sfumato.inference.modes import Mode
 
 if TYPE_CHECKING:
     import torch
+    from sfumato.inference.embeddings import EmbeddingLibrary
 __all__ = ["Family", "PreviewFactors"]
 
 
@@ -120,12 +121,14 @@ class Family(ABC):
         device: torch.device,
         *,
         negative: bool = False,
+        embeddings: EmbeddingLibrary | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encode ``prompts`` → ``(tokens (N, T, D), pooled (N, P) or None)``.
 
         ``T`` is a whole number of the tokenizer's contexts: a long prompt takes several
         77-token chunks (:mod:`.clip`), all prompts as many as the longest needs.
-        ``negative`` marks negative prompts (SDXL zeroes empty ones).
+        ``negative`` marks negative prompts (SDXL zeroes empty ones). ``embeddings``:
+        textual-inversion files the prompts may name (:mod:`sfumato.inference.embeddings`).
         """
 
     def extra_unet_kwargs(

@@ -17,6 +17,12 @@ token from the empty sequence's embedding at its position by the weight,
 ``empty + (z − empty) × w``, with no mean restored. The same ``(a:1.3)`` does not give the
 same push in both, so weights tuned on one read differently in the other.
 A prompt without syntax (and ``(a:1.0)``) encodes bit for bit as plain text.
+
+**Embeddings.** With an :class:`~sfumato.inference.embeddings.EmbeddingLookup`, names of
+textual-inversion files in a span become placeholder tokens (the start token's id, never
+the end token the pooled output looks for) carrying the file's vectors, with the span's
+weight; :func:`encode_chunks` writes those vectors over the token embeddings while the
+encoder runs (:mod:`sfumato.inference.embeddings` says why).
 """
 
 from __future__ import annotations
@@ -24,11 +30,24 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sfumato.inference.embeddings import EmbeddingLookup, EmbeddingRef, split_embeddings
 from sfumato.vocabulary.prompt_syntax import parse_prompt
 
 if TYPE_CHECKING:
     import torch
-__all__ = ["MAX_CHUNKS", "chunked_token_ids", "emphasize", "encode_chunks", "join_chunks", "weighted_token_ids"]
+__all__ = [
+    "MAX_CHUNKS",
+    "TokenVector",
+    "chunked_token_ids",
+    "emphasize",
+    "encode_chunks",
+    "join_chunks",
+    "weighted_token_ids",
+    "weighted_token_inputs",
+]
+
+#: an embedding's vector placed in the chunked ids: ``(prompt·chunk row, position, vector (D,))``
+TokenVector = tuple[int, int, "torch.Tensor"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +65,18 @@ def weighted_token_ids(
     tokenizer: Any, prompts: list[str], min_chunks: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids ``(N, C, L)`` for ``prompts`` and each token's weight ``(N, C, L)``
-    (float32), long prompts split into chunks (A1111 style).
+    (float32), long prompts split into chunks (A1111 style): :func:`weighted_token_inputs`
+    without embeddings."""
+    ids, weights, _ = weighted_token_inputs(tokenizer, prompts, min_chunks)
+    return ids, weights
+
+
+def weighted_token_inputs(
+    tokenizer: Any, prompts: list[str], min_chunks: int = 1, embeddings: EmbeddingLookup | None = None
+) -> tuple[torch.Tensor, torch.Tensor, list[TokenVector]]:
+    """Token ids ``(N, C, L)`` for ``prompts``, each token's weight ``(N, C, L)``
+    (float32), and the embedding vectors to write over placeholder tokens (rows index the
+    ``N·C`` chunks), long prompts split into chunks (A1111 style).
 
     Each chunk is ``L`` = the tokenizer's context (77 for CLIP): start token, up to
     ``L − 2`` prompt tokens, end token, padding. The prompt is read for A1111's syntax
@@ -58,7 +88,8 @@ def weighted_token_ids(
     the empty prompt), at most :data:`MAX_CHUNKS` (longer prompts are cut, with a
     warning). A prompt without syntax gives the ids it gave before the syntax was read; one
     that fits one chunk, the same ids as the tokenizer's own
-    ``padding="max_length", truncation=True``.
+    ``padding="max_length", truncation=True``. Embedding names (found by ``embeddings``)
+    take as many tokens as the file has vectors.
     """
     import torch
 
@@ -66,9 +97,9 @@ def weighted_token_ids(
     body = length - 2
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    split: list[list[list[tuple[int, float]]]] = []
+    split: list[list[list[_Token]]] = []
     for prompt in prompts:
-        chunks = _windows(tokenizer, prompt, body)
+        chunks = _windows(tokenizer, prompt, body, embeddings)
         if len(chunks) > MAX_CHUNKS:
             log.warning(
                 "prompt needs %d chunks of %d tokens; only the first %d are used: %.60r",
@@ -77,28 +108,45 @@ def weighted_token_ids(
             chunks = chunks[:MAX_CHUNKS]
         split.append(chunks)
     count = max(min_chunks, *(len(c) for c in split))
-    ids, weights = [], []
-    for chunks in split:
+    ids, weights, vectors = [], [], []
+    for n, chunks in enumerate(split):
         chunks = chunks + [[]] * (count - len(chunks))
-        ids.append([[bos, *(t for t, _ in c), eos] + [pad] * (body - len(c)) for c in chunks])
-        weights.append([[1.0, *(w for _, w in c), 1.0] + [1.0] * (body - len(c)) for c in chunks])
-    return torch.tensor(ids, dtype=torch.long), torch.tensor(weights, dtype=torch.float32)
-
-
-def _windows(tokenizer: Any, prompt: str, body: int) -> list[list[tuple[int, float]]]:
-    """``prompt``'s ``(token id, weight)`` pairs in windows of at most ``body`` tokens."""
-    parsed = parse_prompt(prompt)
-    windows: list[list[tuple[int, float]]] = []
-    for i, chunk in enumerate(parsed):
-        tokens = [
-            (int(t), span.weight)
-            for span in chunk
-            for t in tokenizer(span.text, truncation=False, add_special_tokens=False).input_ids
+        ids.append([[bos, *(t for t, _, _ in c), eos] + [pad] * (body - len(c)) for c in chunks])
+        weights.append([[1.0, *(w for _, w, _ in c), 1.0] + [1.0] * (body - len(c)) for c in chunks])
+        vectors += [
+            (n * count + j, 1 + k, v) for j, c in enumerate(chunks) for k, (_, _, v) in enumerate(c) if v is not None
         ]
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(weights, dtype=torch.float32), vectors
+
+
+#: one prompt token: ``(id, weight, embedding vector or None)``
+_Token = tuple[int, float, Any]
+
+
+def _windows(tokenizer: Any, prompt: str, body: int, embeddings: EmbeddingLookup | None) -> list[list[_Token]]:
+    """``prompt``'s tokens in windows of at most ``body`` tokens."""
+    parsed = parse_prompt(prompt)
+    windows: list[list[_Token]] = []
+    for i, chunk in enumerate(parsed):
+        tokens = [token for span in chunk for token in _span_tokens(tokenizer, span.text, span.weight, embeddings)]
         if not tokens and windows and i == len(parsed) - 1:
             continue  # a trailing BREAK: A1111 adds no empty window for it
         windows += [tokens[j : j + body] for j in range(0, len(tokens), body)] or [[]]
     return windows
+
+
+def _span_tokens(tokenizer: Any, text: str, weight: float, embeddings: EmbeddingLookup | None) -> list[_Token]:
+    """One weighted span's tokens; embedding names become placeholders with vectors."""
+    pieces: list[str | EmbeddingRef] = [text] if embeddings is None else split_embeddings(text, embeddings.names)
+    tokens: list[_Token] = []
+    for piece in pieces:
+        vectors = embeddings(piece) if isinstance(piece, EmbeddingRef) and embeddings is not None else None
+        if vectors is not None:
+            tokens += [(int(tokenizer.bos_token_id), weight, v) for v in vectors]
+            continue
+        words = piece.text if isinstance(piece, EmbeddingRef) else piece
+        tokens += [(int(t), weight, None) for t in tokenizer(words, truncation=False, add_special_tokens=False).input_ids]
+    return tokens
 
 
 def emphasize(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -126,14 +174,38 @@ def emphasize(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def encode_chunks(encoder: Any, ids: torch.Tensor, device: torch.device, **kwargs: Any) -> Any:
+def encode_chunks(
+    encoder: Any, ids: torch.Tensor, device: torch.device, vectors: list[TokenVector] | None = None, **kwargs: Any
+) -> Any:
     """Run a text ``encoder`` (in inference mode) on chunked ids ``(N, C, L)`` as one batch
-    of ``N·C`` chunks; returns the encoder's output for that batch."""
+    of ``N·C`` chunks; returns the encoder's output for that batch.
+
+    ``vectors`` (embeddings, :func:`weighted_token_inputs`) replace the token embeddings
+    at their positions through a forward hook on the encoder's input embeddings, removed
+    before this returns: the encoder is left as it was.
+    """
     import torch
 
     n, c, length = ids.shape
-    with torch.inference_mode():
-        return encoder(ids.view(n * c, length).to(device), **kwargs)
+    flat = ids.view(n * c, length).to(device)
+    if not vectors:
+        with torch.inference_mode():
+            return encoder(flat, **kwargs)
+    rows = torch.tensor([r for r, _, _ in vectors], device=device)
+    cols = torch.tensor([p for _, p, _ in vectors], device=device)
+    values = torch.stack([v for _, _, v in vectors])
+
+    def place(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        out = output.clone()
+        out[rows, cols] = values.to(device=out.device, dtype=out.dtype)
+        return out
+
+    handle = encoder.get_input_embeddings().register_forward_hook(place, prepend=True)
+    try:
+        with torch.inference_mode():
+            return encoder(flat, **kwargs)
+    finally:
+        handle.remove()
 
 
 def join_chunks(hidden: torch.Tensor, prompts: int) -> torch.Tensor:

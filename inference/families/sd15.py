@@ -10,13 +10,14 @@ from sfumato.inference.families.clip import (
     emphasize,
     encode_chunks,
     join_chunks,
-    weighted_token_ids,
+    weighted_token_inputs,
 )
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SD15
 
 if TYPE_CHECKING:
     import torch
+    from sfumato.inference.embeddings import EmbeddingLibrary
 __all__ = ["SD15Family"]
 
 
@@ -63,7 +64,11 @@ class SD15Family(Family):
         device: torch.device,
         *,
         negative: bool = False,
+        embeddings: EmbeddingLibrary | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        ids, weights = weighted_token_ids(pipe.tokenizer, prompts)  # (N, C, 77) each
-        hidden = encode_chunks(pipe.text_encoder, ids, device)[0]  # (N·C, 77, D)
+        lookup = None
+        if embeddings is not None:
+            lookup = embeddings.lookups((("sd1", int(pipe.text_encoder.config.hidden_size)),))[0]
+        ids, weights, vectors = weighted_token_inputs(pipe.tokenizer, prompts, 1, lookup)  # (N, C, 77) each
+        hidden = encode_chunks(pipe.text_encoder, ids, device, vectors)[0]  # (N·C, 77, D)
         return join_chunks(emphasize(hidden, weights.flatten(0, 1)), len(prompts)), None

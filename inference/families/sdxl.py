@@ -16,13 +16,14 @@ from sfumato.inference.families.clip import (
     emphasize,
     encode_chunks,
     join_chunks,
-    weighted_token_ids,
+    weighted_token_inputs,
 )
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SDXL
 
 if TYPE_CHECKING:
     import torch
+    from sfumato.inference.embeddings import EmbeddingLibrary
 __all__ = ["SDXLFamily"]
 
 
@@ -62,22 +63,28 @@ class SDXLFamily(Family):
         device: torch.device,
         *,
         negative: bool = False,
+        embeddings: EmbeddingLibrary | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         import torch
 
         pairs = [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
         pairs = [(tok, enc) for tok, enc in pairs if tok is not None and enc is not None]
-        id_sets = [weighted_token_ids(tok, prompts) for tok, _ in pairs]
-        chunks = max(ids.shape[1] for ids, _ in id_sets)
+        lookups: list[Any] = [None] * len(pairs)
+        if embeddings is not None:
+            # clip_l vectors go into the first encoder, clip_g into the second.
+            roles = tuple(zip(("clip_l", "clip_g"), (int(enc.config.hidden_size) for _, enc in pairs)))
+            lookups = list(embeddings.lookups(roles))
+        id_sets = [weighted_token_inputs(tok, prompts, 1, lookup) for (tok, _), lookup in zip(pairs, lookups)]
+        chunks = max(ids.shape[1] for ids, _, _ in id_sets)
         # Both CLIP tokenizers split alike; should they not, pad to the same chunk count.
         id_sets = [
-            found if found[0].shape[1] == chunks else weighted_token_ids(tok, prompts, chunks)
-            for found, (tok, _) in zip(id_sets, pairs)
+            found if found[0].shape[1] == chunks else weighted_token_inputs(tok, prompts, chunks, lookup)
+            for found, (tok, _), lookup in zip(id_sets, pairs, lookups)
         ]
         hidden: list[torch.Tensor] = []
         pooled: torch.Tensor | None = None
-        for (ids, weights), (_, encoder) in zip(id_sets, pairs):
-            out = encode_chunks(encoder, ids, device, output_hidden_states=True)
+        for (ids, weights, vectors), (_, encoder) in zip(id_sets, pairs):
+            out = encode_chunks(encoder, ids, device, vectors, output_hidden_states=True)
             # The last encoder's first output is the pooled (projected) embedding; a long
             # prompt's pooled embedding is its first chunk's, unweighted (as A1111 does).
             pooled = out[0].view(len(prompts), ids.shape[1], -1)[:, 0]
