@@ -146,8 +146,13 @@ def _check(s: GenerationSettings) -> None:
         raise PlanError(f"seed must be 0 or more, got {s.seed}")
 
 
-def recipe_from_settings(settings: GenerationSettings) -> Recipe:
+def recipe_from_settings(settings: GenerationSettings, base: Recipe | None = None) -> Recipe:
     """The document recipe that reproduces ``settings`` (what the window saves back): every
-    recipe field is the setting of the same name (the sampler by its value)."""
-    values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Recipe)}
+    recipe field is the setting of the same name (the sampler by its value); the fields
+    settings do not hold (the style) are ``base``'s, else unset."""
+    names = {f.name for f in dataclasses.fields(GenerationSettings)}
+    rest = base or Recipe()
+    values = {
+        f.name: getattr(settings if f.name in names else rest, f.name) for f in dataclasses.fields(Recipe)
+    }
     return Recipe(**{**values, "sampler": settings.sampler.value})

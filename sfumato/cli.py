@@ -37,6 +37,7 @@ SUBCOMMANDS: list[str] = [
     "sfumato.cli:add_file_parsers",
     "sfumato.render_cli:add_render_parser",
     "sfumato.render_cli:add_models_parser",
+    "sfumato.render_cli:add_styles_parser",
     "sfumato.recover_cli:add_recover_parser",
 ]
 

@@ -38,9 +38,11 @@ __all__ = [
     "RenderError",
     "add_models_parser",
     "add_render_parser",
+    "add_styles_parser",
     "batch_output_paths",
     "models_main",
     "render_main",
+    "styles_main",
 ]
 
 NO_MODEL_HINT = (
@@ -88,9 +90,24 @@ def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale")
     p.add_argument("--sampler", help="sampler name, e.g. euler_a or 'DPM++ 2M Karras'")
     p.add_argument("--batch", type=int, help="how many images (seeds seed, seed+1, ...)")
+    p.add_argument("--style", metavar="NAME", help="apply a style (`sfumato styles` lists them); "
+                   "default: the document's")
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
     p.set_defaults(handler=render_main)
+    return p
+
+
+def add_styles_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``styles`` on an ``argparse`` sub-parser collection."""
+    p = subparsers.add_parser(
+        "styles",
+        help="list the styles (built-in and yours)",
+        description="List the built-in styles and the user's (the styles folder in the "
+        "settings folder; a user style replaces a built-in of the same name).",
+    )
+    p.add_argument("--json", action="store_true", help="print the styles as a JSON list")
+    p.set_defaults(handler=styles_main)
     return p
 
 
@@ -303,7 +320,8 @@ def _render(args: argparse.Namespace) -> int:
             raise RenderError(f"cannot write {target}: the folder {target.parent} does not exist")
     doc = load_ora(source)  # file errors are one line each (sfumato.cli reports them)
 
-    model = resolve_model(args.model, doc.recipe.model)
+    style = _style(args, doc.recipe)
+    model = resolve_model(args.model, (style.model if style else None) or doc.recipe.model)
     if model.origin == "built-in":
         _note(args, "using the built-in demo model (shapes and colours); add a Stable "
                     "Diffusion checkpoint for real work")
@@ -315,6 +333,13 @@ def _render(args: argparse.Namespace) -> int:
             strength=args.strength, cfg=args.cfg, sampler=args.sampler, batch=args.batch,
             control_models=parse_controlnets(args.controlnet),
         )
+        if style is not None:
+            from sfumato.planner.styles import apply_style
+
+            flags = {"model": args.model, "sampler": args.sampler, "steps": args.steps, "cfg": args.cfg}
+            settings = apply_style(style, settings, keep={k for k, v in flags.items() if v is not None})
+            settings = settings.replace(model=model.source, model_family=model.family)
+            _note(args, f"style {style.name!r}")
         planned = plan(doc, settings)
     except PlanError as error:
         raise RenderError(str(error)) from None
@@ -344,6 +369,21 @@ def _render(args: argparse.Namespace) -> int:
         save_ora(doc, args.layered)
         _note(args, f"wrote {args.layered}")
     return 0
+
+
+def _style(args: argparse.Namespace, recipe: Any) -> Any:
+    """The style to render with: ``--style NAME`` (then recorded in the recipe, so
+    ``--layered`` keeps it), else the document's own (:func:`~sfumato.planner.styles.recipe_style`)."""
+    from sfumato.planner.styles import StyleError, load_styles, recipe_style, record_style
+
+    try:
+        if getattr(args, "style", None):
+            style = load_styles().find(args.style)
+            record_style(recipe, style)
+            return style
+        return recipe_style(recipe)
+    except StyleError as error:
+        raise RenderError(str(error)) from None
 
 
 def _export(doc: Any, path: Path, parameters: str) -> None:
@@ -429,4 +469,37 @@ def models_main(args: argparse.Namespace) -> int:
     for e in entries:  # each bad file named with its reason (the good ones are listed above)
         if e.problem:
             print(f"sfumato: warning: {e.source}: {e.problem}", file=sys.stderr)
+    return 0
+
+
+def styles_main(args: argparse.Namespace) -> int:
+    """Run ``sfumato styles``: one line per style (name, source, model, steps/CFG/sampler),
+    or with ``--json`` a JSON list of the styles (each with its ``source``)."""
+    import json
+
+    from sfumato.planner.styles import load_styles
+
+    book = load_styles()
+    for problem in book.problems:
+        print(f"sfumato: warning: {problem}", file=sys.stderr)
+    styles = list(book.styles.values())
+    if args.json:
+        print(json.dumps([{**s.to_json(), "source": s.source} for s in styles], indent=2, ensure_ascii=False))
+        return 0
+    if not styles:
+        print("no styles found", file=sys.stderr)
+        return 0
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    rows = [
+        (s.name, s.source, s.model or (f"({s.family})" if s.family else "-"), cell(s.steps), cell(s.cfg),
+         s.sampler.value if s.sampler else "-")
+        for s in styles
+    ]
+    header = ("STYLE", "SOURCE", "MODEL", "STEPS", "CFG", "SAMPLER")
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0

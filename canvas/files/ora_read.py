@@ -356,6 +356,17 @@ class _Reader:
                 recipe.regions_include_prompt = flag == "true"
             else:
                 self._bad(f"{where}: sfumato:regions-include-prompt={text!r} is neither true nor false")
+        recipe.style = image.get(_S + "style") or None
+        if (text := image.get(_S + "style-resolved")) is not None:
+            try:
+                resolved = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                self._bad(f"{where}: sfumato:style-resolved is not valid JSON ({exc})")
+            else:
+                if isinstance(resolved, dict):
+                    recipe.style_resolved = resolved
+                else:
+                    self._bad(f"{where}: sfumato:style-resolved must be a JSON object")
         return recipe
 
     def _int(self, text: str, name: str, where: str, lo: int, hi: int) -> int | None:

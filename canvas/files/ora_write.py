@@ -156,6 +156,10 @@ def _image_element(doc: Document) -> ET.Element:
         attrs[_S + "sampler"] = _xml_text(recipe.sampler)
     if recipe.regions_include_prompt is not None:
         attrs[_S + "regions-include-prompt"] = "true" if recipe.regions_include_prompt else "false"
+    if recipe.style:
+        attrs[_S + "style"] = _xml_text(recipe.style)
+    if recipe.style_resolved:
+        attrs[_S + "style-resolved"] = _xml_text(json.dumps(recipe.style_resolved, sort_keys=True, ensure_ascii=False))
     _add_extra(attrs, doc.extra_attributes)
     return ET.Element("image", attrs)
 

@@ -41,6 +41,11 @@ class Recipe:
     #: Whether each region's prompt is followed by the document's prompt ("triangle, a
     #: blue background"); ``None`` = the default, yes (Krita AI Diffusion does the same).
     regions_include_prompt: bool | None = None
+    #: The style the settings were made with (its name), and the values it resolved to (a
+    #: JSON object, see ``planner/styles.py``) so the document renders the same where that
+    #: style is missing.
+    style: str | None = None
+    style_resolved: dict[str, Any] | None = None
 
 
 # -- events ------------------------------------------------------------------------------
