@@ -40,6 +40,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QWidget
+from sfumato.canvas import editing
 from sfumato.canvas.model.document import (
     Document,
     DocumentReset,
@@ -66,6 +67,13 @@ from sfumato.desktop.worker import (
 from sfumato.planner.errors import PlanError
 from sfumato.planner.plan import Mode, Plan, detect_mode
 from sfumato.planner.recipe import settings_from_recipe
+from sfumato.planner.styles import (
+    Style,
+    StyleError,
+    load_styles,
+    style_recipe_values,
+    with_recipe_style,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +148,7 @@ class GenerationController(QObject):
         self.dock.cancel_requested.connect(self.cancel)
         self.dock.strength.valueChanged.connect(lambda _v: self._mode_timer.start())
         self.models.models_changed.connect(self.dock.set_models)
+        self.dock.style_chosen.connect(self.use_style)
         self.models.model_chosen.connect(self.dock.choose_model)
         self.history.reapply.connect(self.staging.stage)
         self.history.reuse_seed.connect(self.dock.use_seed)
@@ -207,8 +216,8 @@ class GenerationController(QObject):
             )
             return False
         try:
-            settings = settings_from_recipe(doc.recipe, **overrides)
-        except PlanError as error:
+            settings = with_recipe_style(doc.recipe, settings_from_recipe(doc.recipe, **overrides))
+        except (PlanError, StyleError) as error:
             self._show_failure(f"Cannot generate: {error}", FailureKind.PLAN)
             return False
         self._current = self.worker.submit(PlanInput(snapshot_document(doc), settings))
@@ -222,6 +231,19 @@ class GenerationController(QObject):
         label = detect_mode(doc, settings.strength).label
         self.window.show_message(f"{label}: seed {settings.seed}")
         return True
+
+    def use_style(self, style: Style | None) -> None:
+        """Choose ``style`` for the document (``None``: no style), one undo step: its name
+        and values go into the recipe (so the document renders the same where the style
+        is missing), its model, sampler, steps and CFG into the settings; live mode takes
+        its live block."""
+        doc = self._doc
+        if doc is None:
+            return
+        editing.set_recipe(doc, **style_recipe_values(style))
+        if style is not None and self.live is not None:
+            self.live.use_style(style)
+        self.window.show_message(f"Style: {style.name}" if style is not None else "No style")
 
     def warm_up(self) -> None:
         """Load the engine (torch, diffusers) on the worker thread ahead of the first run;
@@ -452,6 +474,10 @@ def install_generation(window: MainWindow, engine_factory: EngineFactory | None 
     window.install_generation_controller(controller)
     window.document_replaced.connect(controller.set_document)
     controller.models.rescan()
+    book = load_styles()
+    for problem in book.problems:
+        log.warning("style: %s", problem)
+    controller.dock.set_styles(book)
     # History on top of its tab stack, unless there is no model yet: then say so.
     (window.docks["history"] if controller.models.checkpoints() else window.docks["models"]).raise_()
     controller.set_document(window.document)

@@ -51,6 +51,7 @@ from sfumato.desktop.prompt_editor import attach_prompt_editing
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
 from sfumato.inference.request import MAX_STEPS, Sampler
 from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
+from sfumato.planner.styles import Style, StyleBook
 from sfumato.vocabulary.families import SUPPORTED_FAMILIES
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ class GenerationDock(QWidget):
     generate_requested = Signal()
     cancel_requested = Signal()
     model_chosen = Signal(object)  # str | None
+    style_chosen = Signal(object)  # Style | None
     error_dismissed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -157,6 +159,13 @@ class GenerationDock(QWidget):
 
         self.prompt = _PromptEdit("Describe the picture (Ctrl+Enter generates)", 3)
         self.negative = _PromptEdit("What to avoid (negative prompt)", 2)
+        self.style = QComboBox()
+        self.style.setObjectName("stylePicker")
+        self.style.setToolTip(
+            "A style: a prompt template, negative, LoRAs, model and settings in one name "
+            "(files in the configuration folder's styles/, built-ins included)"
+        )
+        self._styles: dict[str, Style] = {}
         self.model = QComboBox()
         self.model.setObjectName("modelPicker")
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -225,6 +234,7 @@ class GenerationDock(QWidget):
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Style", self.style)
         form.addRow("Model", self.model)
         form.addRow("Strength", self.strength)
         form.addRow("Steps", self.steps)
@@ -265,7 +275,43 @@ class GenerationDock(QWidget):
         self.random_seed.toggled.connect(self._random_toggled)
         self.reuse_seed.clicked.connect(lambda _=False: self.reuse_last_seed())
         self.model.currentIndexChanged.connect(self._model_changed)
+        self.style.activated.connect(self._style_activated)
         self._load(Recipe())
+
+    def set_styles(self, book: StyleBook) -> None:
+        """Offer ``book``'s styles (and "No style"); files that could not be read are named
+        in the tooltip."""
+        self._styles = dict(book.styles)
+        current = self._doc.recipe.style if self._doc is not None else None
+        self.style.blockSignals(True)
+        try:
+            self.style.clear()
+            self.style.addItem("No style", None)
+            for name in self._styles:
+                self.style.addItem(name, name)
+        finally:
+            self.style.blockSignals(False)
+        if book.problems:
+            self.style.setToolTip("Some style files could not be read:\n" + "\n".join(book.problems))
+        self._select_style(current)
+
+    def _select_style(self, name: str | None) -> None:
+        self.style.blockSignals(True)
+        try:
+            index = self.style.findData(name) if name else 0
+            if index < 0:
+                self.style.addItem(f"{name} (from the document)", name)
+                index = self.style.count() - 1
+            self.style.setCurrentIndex(max(0, index))
+        finally:
+            self.style.blockSignals(False)
+
+    def _style_activated(self, index: int) -> None:
+        name = self.style.itemData(index)
+        if name is None:
+            self.style_chosen.emit(None)
+        elif name in self._styles:
+            self.style_chosen.emit(self._styles[name])
 
     def add_section(self, widget: QWidget) -> None:
         """Add ``widget`` (e.g. the live panel) under the buttons and the messages."""
@@ -305,6 +351,7 @@ class GenerationDock(QWidget):
             if recipe.seed is not None:
                 self.seed.setText(str(recipe.seed))
             self._select_model(recipe.model)
+            self._select_style(recipe.style)
         finally:
             self._loading = False
 

@@ -49,8 +49,7 @@ from sfumato.canvas.model.document import Document, DocumentReset, PixelsChanged
 from sfumato.canvas.model.geometry import Rect
 from sfumato.canvas.model.history import HistoryAction, HistoryChanged
 from sfumato.canvas.model.layers import PixelLayer
-from sfumato.canvas.render.composite import flatten
-from sfumato.desktop.live_panel import LivePanel, LiveSettings
+from sfumato.desktop.live_panel import LivePanel, LiveSettings, shown_picture
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
 from sfumato.desktop.worker import FailureKind, PlanInput, snapshot_document
 from sfumato.inference.catalog import ModelEntry, find_loras
@@ -69,6 +68,7 @@ from sfumato.planner.live_area import plan_live, window_blend
 from sfumato.planner.placement import place_result
 from sfumato.planner.plan import Mode, Plan
 from sfumato.planner.recipe import GenerationSettings, settings_from_recipe
+from sfumato.planner.styles import Style, StyleError, recipe_style, with_recipe_style
 
 if TYPE_CHECKING:
     from sfumato.desktop.generation_dock import GenerationDock
@@ -223,6 +223,23 @@ class LiveController(QObject):
         self.seed = seed
         self._change(None)
 
+    def use_style(self, style: Style) -> None:
+        """Take ``style``'s live block (sampler, steps, CFG, strength where it gives them)."""
+        self._take_live_block(style)
+        self._on_settings_changed()
+
+    def _take_live_block(self, style: Style) -> None:
+        current = self.panel.settings()
+        block = style.live
+        self.panel.set_settings(
+            LiveSettings(
+                strength=current.strength if block.strength is None else block.strength,
+                steps=current.steps if block.steps is None else block.steps,
+                cfg=current.cfg if block.cfg is None else block.cfg,
+                sampler=current.sampler if block.sampler is None else block.sampler,
+            )
+        )
+
     # -- document ------------------------------------------------------------------------
     def set_document(self, doc: Document | None) -> None:
         if self._doc is not None:
@@ -272,6 +289,13 @@ class LiveController(QObject):
         presets = detect_fast_presets(model, family=family, loras=self._loras) if model else (ORDINARY_LIVE,)
         self.panel.set_presets(presets)
         self._use_preset(presets[0])
+        try:
+            style = recipe_style(doc.recipe) if doc is not None else None
+        except StyleError as error:
+            log.info("live mode ignores the document's style: %s", error)
+            style = None
+        if style is not None:
+            self._take_live_block(style)  # the document's style speaks after the preset
 
     def _on_preset_chosen(self, preset: FastPreset) -> None:
         self._use_preset(preset)
@@ -348,8 +372,8 @@ class LiveController(QObject):
             batch=1, seed=self.seed, strength=live.strength, steps=live.steps, cfg=live.cfg, sampler=live.sampler
         )
         try:
-            return settings_from_recipe(doc.recipe, **overrides)
-        except PlanError as error:
+            return with_recipe_style(doc.recipe, settings_from_recipe(doc.recipe, **overrides))
+        except (PlanError, StyleError) as error:
             self._fail(f"Cannot render live: {error}")
             return None
 
@@ -474,24 +498,9 @@ class LiveController(QObject):
 
     def _record(self) -> None:
         """Keep what the canvas shows: the document under the live image."""
-        doc, image = self._doc, self._image
-        if doc is None or image is None:
-            return
-        rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)
-        raw = np.frombuffer(rgba.constBits(), np.uint8).reshape(rgba.height(), rgba.bytesPerLine() // 4, 4)
-        live = raw[:, : rgba.width()].astype(np.float32) / 255.0
-        if live[..., 3].min() < 1.0:
-            under = flatten(doc, doc.rect)[..., :3]
-            if under.shape[:2] != live.shape[:2]:
-                import cv2
-
-                under = cv2.resize(under, (live.shape[1], live.shape[0]), interpolation=cv2.INTER_AREA)
-            a = live[..., 3:4]
-            rgb = live[..., :3] * a + under.astype(np.float32) / 255.0 * (1 - a)
-        else:
-            rgb = live[..., :3]
-        self.recorder.add(np.rint(rgb * 255.0).astype(np.uint8), self.clock())
-        self.panel.save_recording.setEnabled(True)
+        if self._doc is not None and self._image is not None:
+            self.recorder.add(shown_picture(self._doc, self._image), self.clock())
+            self.panel.save_recording.setEnabled(True)
 
     def save_recording(self, path: str | Path) -> Path:
         """Write the recording (``.webp``: animated; otherwise a folder of PNG frames)."""

@@ -1,4 +1,5 @@
-"""Live mode's controls: the toggle, its own settings, Apply, New seed, Record, the state.
+"""Live mode's controls: the toggle, its own settings, Apply, New seed, Record, the state
+(and :func:`shown_picture`, what Record keeps of the canvas).
 
 :class:`LivePanel` sits in the Generation dock under the normal settings. Live mode keeps
 settings of its own (strength, steps, CFG, sampler), remembered between sessions apart
@@ -13,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +31,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.render.composite import flatten
 from sfumato.desktop.generation_dock import cfg_box, sampler_box
 from sfumato.desktop.settings import AppSettings
 from sfumato.inference.fast_presets import FastPreset
@@ -193,3 +199,21 @@ class LivePanel(QFrame):
     def set_state(self, text: str, *, busy: bool) -> None:
         self.state.setText(text)
         self.state.setStyleSheet("color: #f0c040; font-weight: bold;" if busy else "")
+
+
+def shown_picture(doc: Document, live: QImage) -> np.ndarray:
+    """What the canvas shows in live mode, for the recording: the live image (a canvas-wide
+    QImage, possibly smaller than the document) over the flattened document, uint8 RGB at
+    the live image's size. The document is flattened only where frames left it showing."""
+    rgba = live.convertToFormat(QImage.Format.Format_RGBA8888)
+    raw = np.frombuffer(rgba.constBits(), np.uint8).reshape(rgba.height(), rgba.bytesPerLine() // 4, 4)
+    pixels = raw[:, : rgba.width()].astype(np.float32) / 255.0
+    if pixels[..., 3].min() < 1.0:
+        under = flatten(doc, doc.rect)[..., :3]
+        if under.shape[:2] != pixels.shape[:2]:
+            under = cv2.resize(under, (pixels.shape[1], pixels.shape[0]), interpolation=cv2.INTER_AREA)
+        alpha = pixels[..., 3:4]
+        rgb = pixels[..., :3] * alpha + under.astype(np.float32) / 255.0 * (1 - alpha)
+    else:
+        rgb = pixels[..., :3]
+    return np.rint(rgb * 255.0).astype(np.uint8)

@@ -410,3 +410,31 @@ def recipe_style(recipe: Recipe, book: StyleBook | Iterable[Style] | None = None
     elif not isinstance(book, StyleBook):
         book = StyleBook({style.name: style for style in book})
     return book.find(str(recipe.style))
+
+
+def with_recipe_style(recipe: Recipe, settings: GenerationSettings) -> GenerationSettings:
+    """``settings`` (made from ``recipe``) with the style the recipe names applied to the
+    prompt and the negative. The window stores a chosen style's model, sampler, steps and
+    CFG in the recipe as ordinary settings the artist may change afterwards, so those are
+    kept as they are. Raises :class:`StyleError` as :func:`recipe_style` does."""
+    style = recipe_style(recipe)
+    if style is None:
+        return settings
+    return apply_style(style, settings, keep=("model", "sampler", "steps", "cfg"))
+
+
+def style_recipe_values(style: Style | None) -> dict[str, Any]:
+    """The recipe fields choosing ``style`` sets (``None``: no style): its name and stored
+    values, and the model, sampler, steps and CFG it gives."""
+    if style is None:
+        return {"style": None, "style_resolved": None}
+    values: dict[str, Any] = {"style": style.name, "style_resolved": style.to_json()}
+    if style.model is not None:
+        values["model"] = style.model
+    if style.sampler is not None:
+        values["sampler"] = style.sampler.value
+    if style.steps is not None:
+        values["steps"] = style.steps
+    if style.cfg is not None:
+        values["cfg"] = style.cfg
+    return values
