@@ -64,12 +64,14 @@ from sfumato.desktop.worker import (
     PlanInput,
     snapshot_document,
 )
+from sfumato.inference.detect import WeightsKind
 from sfumato.planner.errors import PlanError
 from sfumato.planner.plan import Mode, Plan, detect_mode
 from sfumato.planner.recipe import settings_from_recipe
 from sfumato.planner.styles import (
     Style,
     StyleError,
+    installed_styles,
     load_styles,
     style_recipe_values,
     with_recipe_style,
@@ -244,6 +246,17 @@ class GenerationController(QObject):
         if style is not None and self.live is not None:
             self.live.use_style(style)
         self.window.show_message(f"Style: {style.name}" if style is not None else "No style")
+
+    def refresh_styles(self) -> None:
+        """Offer the user's styles and the built-in ones whose model and LoRAs are installed
+        (called again whenever the Models dock rescans)."""
+        entries = self.models.entries
+        loras = [e for e in entries if e.kind is WeightsKind.LORA]
+        models = [e.source for e in self.models.checkpoints()]
+        book = installed_styles(load_styles(), loras, models)
+        for problem in book.problems:
+            log.warning("style: %s", problem)
+        self.dock.set_styles(book)
 
     def warm_up(self) -> None:
         """Load the engine (torch, diffusers) on the worker thread ahead of the first run;
@@ -473,11 +486,9 @@ def install_generation(window: MainWindow, engine_factory: EngineFactory | None 
     install_live(controller)
     window.install_generation_controller(controller)
     window.document_replaced.connect(controller.set_document)
+    controller.models.models_changed.connect(lambda _entries: controller.refresh_styles())
     controller.models.rescan()
-    book = load_styles()
-    for problem in book.problems:
-        log.warning("style: %s", problem)
-    controller.dock.set_styles(book)
+    controller.refresh_styles()
     # History on top of its tab stack, unless there is no model yet: then say so.
     (window.docks["history"] if controller.models.checkpoints() else window.docks["models"]).raise_()
     controller.set_document(window.document)

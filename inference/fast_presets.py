@@ -79,6 +79,7 @@ __all__ = [
     "ORDINARY_LIVE",
     "SchedulerTweaks",
     "detect_fast_presets",
+    "lora_preset",
     "live_preset",
     "recognise_name",
 ]
@@ -145,16 +146,21 @@ class FastPreset:
         request's (an ordinary preset's are empty, so it clears a fast preset's).
         """
         cfg = request.cfg if self.cfg is None else self.cfg
-        return replace(self.extras(request), sampler=self.sampler, steps=self.steps, cfg=cfg)
+        return replace(
+            self.extras(request), scheduler_tweaks=self.tweaks, sampler=self.sampler, steps=self.steps, cfg=cfg
+        )
 
     def extras(self, request: GenerationRequest) -> GenerationRequest:
         """``request`` with this preset's LoRA and scheduler tweaks only: the sampler, steps
         and guidance stay the request's (live mode's panel shows the preset's and lets the
-        artist change them)."""
+        artist change them), and so do the request's tweaks when the preset has none (a
+        fast LoRA's tag brought them)."""
         loras = request.loras
         if self.lora is not None and all(spec.source != self.lora for spec in loras):
             loras = (*loras, LoraSpec(self.lora, self.lora_weight))
-        return replace(request, scheduler_tweaks=self.tweaks, loras=loras)
+        # A preset without tweaks keeps what the request has (a fast LoRA's tag brings its own).
+        tweaks = request.scheduler_tweaks if self.tweaks.empty else self.tweaks
+        return replace(request, scheduler_tweaks=tweaks, loras=loras)
 
 
 def _consistency_floor(steps: int) -> float:
@@ -402,6 +408,13 @@ def _lora_preset(entry: ModelEntry, family: str | None) -> FastPreset | None:
     if family is not None and lora_family is not None and lora_family != family:
         return None
     return replace(preset, name=f"{preset.name} — {entry.label}", lora=str(path), evidence=evidence)
+
+
+def lora_preset(entry: ModelEntry, family: str | None = None) -> FastPreset | None:
+    """The fast preset ``entry`` (an installed LoRA) brings, or ``None`` when it is no fast
+    LoRA (or one for another family): what a ``<lora:…>`` tag for it needs besides the
+    weights, e.g. Lightning's and Hyper-SD's trailing timestep spacing."""
+    return _lora_preset(entry, family)
 
 
 # Among several fast LoRAs: 4 steps first (the usual sweet spot of quality and speed), then

@@ -183,7 +183,7 @@ def plan(
         )
         for r in planned_regions
     ]
-    lora_specs, lora_notes = prompt_loras(
+    lora_specs, lora_tweaks, lora_notes = prompt_loras(
         [main, main_negative, *(text for pair in region_texts for text in pair)],
         settings.model_family or _known(info.name),
         loras,
@@ -199,6 +199,7 @@ def plan(
         width=size.width,
         height=size.height,
         sampler=settings.sampler,
+        scheduler_tweaks=lora_tweaks,
         steps=settings.steps,
         cfg=settings.cfg,
         seed=settings.seed,

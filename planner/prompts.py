@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sfumato.inference.catalog import ModelEntry, WeightsKind, find_loras, system_model_dirs
-from sfumato.inference.request import LoraSpec
+from sfumato.inference.fast_presets import lora_preset
+from sfumato.inference.request import LoraSpec, SchedulerTweaks
 from sfumato.planner.errors import PlanError
 from sfumato.vocabulary.config import load_config
 from sfumato.vocabulary.prompt_tags import (
@@ -105,16 +106,19 @@ def split_tags(recorded: str) -> PromptTexts:
 
 def prompt_loras(
     texts: Iterable[PromptTexts], family: str | None, lookup: LoraLookup | None = None
-) -> tuple[tuple[LoraSpec, ...], list[str]]:
-    """The LoRAs the tags of ``texts`` name, in order, and notes for the user.
+) -> tuple[tuple[LoraSpec, ...], SchedulerTweaks, list[str]]:
+    """The LoRAs the tags of ``texts`` name, in order, the scheduler tweaks a fast one
+    among them needs (Lightning's and Hyper-SD's trailing spacing, TCD's eta; the first
+    such LoRA with a weight above 0 decides), and notes for the user.
 
     Raises :class:`PlanError` naming a tag whose LoRA is not installed (or is for another
     family). A tag with a separate text-encoder weight is applied with its UNet weight
     (the engine merges one weight per LoRA), with a note.
     """
     tags = [tag for item in texts for tag in item.tags]
+    tweaks = SchedulerTweaks()
     if not tags:
-        return (), []
+        return (), tweaks, []
     entries = list((lookup or find_loras)())
     specs: list[LoraSpec] = []
     chosen: dict[str, LoraTag] = {}
@@ -133,7 +137,11 @@ def prompt_loras(
                 f"both use the UNet weight {tag.unet_weight:g}"
             )
         specs.append(LoraSpec(entry.source, tag.unet_weight))
-    return tuple(specs), notes
+        fast = lora_preset(entry, family) if tweaks.empty and tag.unet_weight > 0 else None
+        if fast is not None and not fast.tweaks.empty:
+            tweaks = fast.tweaks
+            notes.append(f"LoRA {tag.name!r} is a fast LoRA ({fast.name}): its scheduler settings are used")
+    return tuple(specs), tweaks, notes
 
 
 def _stem(entry: ModelEntry, fold: bool = True) -> str:

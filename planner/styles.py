@@ -48,10 +48,12 @@ from pathlib import Path
 from typing import Any
 
 from sfumato.canvas.model.document import Recipe
+from sfumato.inference.catalog import ModelEntry
 from sfumato.planner.recipe import GenerationSettings
 from sfumato.vocabulary.atomic_file import atomic_write
 from sfumato.vocabulary.config import MAX_JSON_BYTES, config_dir
 from sfumato.vocabulary.errors import RequestError
+from sfumato.vocabulary.families import BUILTIN
 from sfumato.vocabulary.kinds import Sampler
 from sfumato.vocabulary.prompt_tags import LoraTag
 
@@ -340,6 +342,23 @@ def load_styles(user_dir: Path | None = None, builtin_dir: Path | None = None) -
                 continue
             found[style.name] = style
     return StyleBook(dict(sorted(found.items(), key=lambda kv: kv[0].casefold())), tuple(problems))
+
+
+def installed_styles(book: StyleBook, loras: Iterable[ModelEntry], models: Iterable[str]) -> StyleBook:
+    """The styles to offer on this machine: every user style, and a built-in one only when
+    what it needs is installed — each of its LoRAs among ``loras`` (by file stem, any case)
+    and its model (other than the built-in one) among the ``models`` sources — so the
+    picker shows one style per installed fast setup, not a list of downloads to make."""
+    stems = {(entry.path.stem if entry.path is not None else entry.label).casefold() for entry in loras}
+    sources = set(models) | {BUILTIN}
+    kept = {
+        name: style
+        for name, style in book.styles.items()
+        if style.source != BUILTIN_SOURCE
+        or (all(lora.name.casefold() in stems for lora in style.loras)
+            and (style.model is None or style.model in sources))
+    }
+    return StyleBook(kept, book.problems)
 
 
 # ----------------------------------------------------------------------------- applying

@@ -124,3 +124,34 @@ def test_parameters_round_trip_reproduces_the_plan() -> None:
     again = plan(document(64, 64), settings, family=FAMILY, loras=lambda: ENTRIES, wildcards={})
     assert again.request == first.request
     assert generation_record(again)["prompt"] == generation_record(first)["prompt"]
+
+
+def test_a_fast_lora_tag_brings_its_scheduler_settings(tmp_path) -> None:  # noqa: ANN001
+    """Lightning through a tag needs its trailing timestep spacing, as its live preset has;
+    an ordinary LoRA or a weight of 0 leaves the scheduler alone."""
+    from sfumato.canvas.model.document import Document
+    from sfumato.inference.catalog import ModelEntry, Origin
+    from sfumato.inference.detect import WeightsKind
+    from sfumato.planner.families import FamilyInfo
+    from sfumato.planner.plan import plan
+    from sfumato.planner.recipe import GenerationSettings
+
+    def entry(name: str) -> ModelEntry:
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(b"")
+        return ModelEntry(WeightsKind.LORA, str(path), name, "sdxl", Origin.CONFIGURED)
+
+    installed = [entry("sdxl_lightning_4step_lora"), entry("watercolour")]
+    sdxl = FamilyInfo.for_native("sdxl", 1024)
+
+    def planned(prompt: str):  # noqa: ANN202
+        settings = GenerationSettings(prompt=prompt, model="m.safetensors", model_family="sdxl", seed=1)
+        return plan(Document(1024, 1024), settings, family=sdxl, loras=lambda: installed)
+
+    fast = planned("a cat <lora:sdxl_lightning_4step_lora:1>")
+    assert fast.request.scheduler_tweaks.timestep_spacing == "trailing"
+    assert any("fast LoRA" in note for note in fast.notes)
+    assert fast.request.summary()["scheduler_tweaks"]  # the record says so
+    assert planned("a cat <lora:watercolour:0.8>").request.scheduler_tweaks.empty
+    assert planned("a cat <lora:sdxl_lightning_4step_lora:0>").request.scheduler_tweaks.empty
+    assert planned("a cat").request.scheduler_tweaks.empty

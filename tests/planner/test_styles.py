@@ -209,3 +209,22 @@ def test_render_with_a_style_then_without_the_style_file(tmp_path: Path, config:
     keys = ("prompt", "negative", "steps", "cfg", "seed", "sampler", "model")
     assert {k: again.get(k) for k in keys} == {k: parameters.get(k) for k in keys}
     assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
+
+
+def test_built_in_styles_are_offered_only_when_their_setup_is_installed(tmp_path: Path) -> None:
+    from sfumato.inference.catalog import ModelEntry, Origin
+    from sfumato.inference.detect import WeightsKind
+    from sfumato.planner.styles import installed_styles, load_styles
+
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "mine.json").write_text('{"name": "Mine", "loras": [{"name": "not-installed", "weight": 1}]}')
+    book = load_styles(user_dir=user)
+    bare = installed_styles(book, loras=[], models=[])
+    assert set(bare.names()) == {"Built-in demo", "Mine"}  # user styles always; built-ins need their setup
+    lora = tmp_path / "sdxl_lightning_4step_lora.safetensors"
+    lora.write_bytes(b"")
+    entry = ModelEntry(WeightsKind.LORA, str(lora), "sdxl_lightning_4step_lora", "sdxl", Origin.CONFIGURED)
+    with_lightning = installed_styles(book, loras=[entry], models=["stabilityai/sdxl-turbo"])
+    assert {"Lightning", "Turbo"} <= set(with_lightning.names())
+    assert "LCM" not in with_lightning.names() and "Hyper" not in with_lightning.names()
