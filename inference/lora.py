@@ -280,15 +280,23 @@ def apply_loras(pipe: Any, loras: Sequence[LoraSpec]) -> None:
             if not path.is_file():
                 raise ModelNotFoundError(f"LoRA file not found: {path}")
             layers = load_lora_layers(path, pipe)
-            _merge(pipe, layers, float(spec.weight), state.backups, path.name)
-            log.info("merged LoRA %s (%d layers, weight %.2f)", path.name, len(layers), spec.weight)
+            _merge(pipe, layers, (float(spec.weight), float(spec.text_weight)), state.backups, path.name)
+            log.info(
+                "merged LoRA %s (%d layers, weight %.2f, text encoders %.2f)",
+                path.name, len(layers), spec.weight, spec.text_weight,
+            )
     except BaseException:
         remove_loras(pipe)
         raise
 
 
-def _merge(pipe: Any, layers: list[LoraLayer], weight: float, backups: dict[tuple[str, str], torch.Tensor], label: str) -> None:
+def _merge(
+    pipe: Any, layers: list[LoraLayer], weights: tuple[float, float],
+    backups: dict[tuple[str, str], torch.Tensor], label: str,
+) -> None:
+    """Merge ``layers``: the UNet's with ``weights[0]``, the text encoders' with ``weights[1]``."""
     for layer in layers:
+        weight = weights[1] if layer.component.startswith("text_encoder") else weights[0]
         module = getattr(pipe, layer.component).get_submodule(layer.module)
         target = module.weight
         try:

@@ -79,8 +79,18 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class LoraSpec:
+    """A LoRA file and how strongly it is merged: ``weight`` into the UNet, and into the
+    text encoders too unless ``text_encoder_weight`` says otherwise (A1111's
+    ``<lora:NAME:te:unet>``)."""
+
     source: str
     weight: float = 1.0
+    text_encoder_weight: float | None = None
+
+    @property
+    def text_weight(self) -> float:
+        """The weight merged into the text encoders."""
+        return self.weight if self.text_encoder_weight is None else self.text_encoder_weight
 
 
 @dataclass(frozen=True)
@@ -322,6 +332,10 @@ class GenerationRequest(_ArrayEqMixin):
         for lora in self.loras:
             _check(bool(lora.source.strip()), "a LoRA has no file")
             _check(_finite(lora.weight) and -4 <= lora.weight <= 4, f"LoRA {lora.source}: weight must be -4..4")
+            _check(
+                _finite(lora.text_weight) and -4 <= lora.text_weight <= 4,
+                f"LoRA {lora.source}: text-encoder weight must be -4..4",
+            )
         _check_tweaks(self.scheduler_tweaks)
         return self
 
@@ -361,7 +375,11 @@ class GenerationRequest(_ArrayEqMixin):
                 for c in self.controls
             ]
         if self.loras:
-            data["loras"] = [{"source": lo.source, "weight": lo.weight} for lo in self.loras]
+            data["loras"] = [
+                {"source": lo.source, "weight": lo.weight}
+                | ({} if lo.text_encoder_weight is None else {"text_encoder_weight": lo.text_encoder_weight})
+                for lo in self.loras
+            ]
         return data
 
 

@@ -131,12 +131,8 @@ def prompt_loras(
             continue
         chosen[key] = tag
         entry = _find(tag.name, entries, family)
-        if tag.text_encoder_weight != tag.unet_weight:
-            notes.append(
-                f"LoRA {tag.name!r}: a separate text-encoder weight is not supported yet; "
-                f"both use the UNet weight {tag.unet_weight:g}"
-            )
-        specs.append(LoraSpec(entry.source, tag.unet_weight))
+        separate = tag.text_encoder_weight != tag.unet_weight
+        specs.append(LoraSpec(entry.source, tag.unet_weight, tag.text_encoder_weight if separate else None))
         fast = lora_preset(entry, family) if tweaks.empty and tag.unet_weight > 0 else None
         if fast is not None and not fast.tweaks.empty:
             tweaks = fast.tweaks

@@ -203,3 +203,16 @@ def test_lora_changes_the_image_and_removal_restores_it(sd15: object, tmp_path: 
     again = sd15(generator=torch.Generator().manual_seed(0), **kwargs).images  # type: ignore[operator]
     assert not (styled == base).all()
     assert (again == base).all()
+
+
+def test_separate_text_encoder_weight(sd15: object, tmp_path: Path) -> None:
+    """<lora:NAME:te:unet>: the text encoder takes its own weight (here 0: untouched), the
+    UNet the other."""
+    before = _snapshot(sd15)
+    deltas = _kohya_file(sd15, tmp_path / "s.safetensors", SD15_TARGETS)
+    apply_loras(sd15, [LoraSpec(str(tmp_path / "s.safetensors"), 1.0, 0.0)])
+    unet_only = {key: delta for key, delta in deltas.items() if key[0] == "unet"}
+    _check_merged(sd15, before, unet_only, 1.0)
+    # (_check_merged: exactly the UNet's targets changed; the text encoder's stayed as they were)
+    remove_loras(sd15)
+    _assert_restored(sd15, before)

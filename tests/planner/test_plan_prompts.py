@@ -63,10 +63,12 @@ def test_a_malformed_tag_is_a_plan_error() -> None:
         make("a cat, <lora:tiny:lots>")
 
 
-def test_separate_text_encoder_weight_uses_the_unet_weight_with_a_note() -> None:
+def test_a_separate_text_encoder_weight_travels_in_the_spec() -> None:
+    """A1111's order: <lora:NAME:te:unet>."""
     p = make("a cat, <lora:tiny:0.2:0.7>")
-    assert p.request.loras == (LoraSpec(TINY, 0.7),)
-    assert any("text-encoder weight" in note for note in p.notes)
+    assert p.request.loras == (LoraSpec(TINY, 0.7, 0.2),)
+    assert p.request.summary()["loras"][0]["text_encoder_weight"] == 0.2
+    assert make("a cat, <lora:tiny:0.7>").request.loras == (LoraSpec(TINY, 0.7),)  # one weight: none stored
 
 
 def test_no_tags_means_no_lookup() -> None:

@@ -24,7 +24,7 @@ PROMPT = (
     "masterpiece, a (red:1.3) circle, [[blurry]], ((sharp)), \\(literal brackets\\)\n"
     "BREAK on a {blue|dark blue} background <lora:filmgrain:0.6>"
 )
-NEGATIVE = "(worst quality:1.4), lowres, <lora:filmgrain:0.6>"
+NEGATIVE = "(worst quality:1.4), lowres, embedding:easynegative, <lora:filmgrain:0.6>"
 A1111 = (
     f"{PROMPT}\nNegative prompt: {NEGATIVE}\n"
     "Steps: 4, Sampler: DPM++ 2M Karras, Schedule type: Karras, CFG scale: 5, Seed: 1234, "
@@ -73,7 +73,7 @@ def test_the_record_reads_back_to_the_same_resolved_prompt(tmp_path: Path) -> No
     # The wildcard is stored resolved, tags and weights as written: a re-run is the same.
     assert "{" not in again.prompt and "<lora:filmgrain:0.6>" in again.prompt
     assert "(red:1.3)" in again.prompt and "\\(literal brackets\\)" in again.prompt
-    assert again.negative == NEGATIVE
+    assert again.negative == NEGATIVE  # an embedding's name travels as the text it is
     rerun = _plan(again.prompt, again.negative, lora)
     assert rerun.request == planned.request
 
