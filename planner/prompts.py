@@ -112,8 +112,8 @@ def prompt_loras(
     such LoRA with a weight above 0 decides), and notes for the user.
 
     Raises :class:`PlanError` naming a tag whose LoRA is not installed (or is for another
-    family). A tag with a separate text-encoder weight is applied with its UNet weight
-    (the engine merges one weight per LoRA), with a note.
+    family). A tag with a separate text-encoder weight (``<lora:NAME:te:unet>``) gives
+    the spec both weights.
     """
     tags = [tag for item in texts for tag in item.tags]
     tweaks = SchedulerTweaks()
