@@ -206,8 +206,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="lora-weight",
         behaviour="a LoRA's weight (<lora:name:0.4>) is ignored: always full strength",
         path="inference/lora.py",
-        old="_merge(pipe, layers, float(spec.weight), state.backups, path.name)",
-        new="_merge(pipe, layers, 1.0, state.backups, path.name)",
+        old="_merge(pipe, layers, (float(spec.weight), float(spec.text_weight)), state.backups, path.name)",
+        new="_merge(pipe, layers, (1.0, 1.0), state.backups, path.name)",
         tests=("tests/inference/test_lora.py", "tests/inference/test_model_cache.py"),
     ),
     Mutation(
