@@ -52,7 +52,8 @@ from sfumato.canvas.model.layers import PixelLayer
 from sfumato.desktop.live_panel import LivePanel, LiveSettings, shown_picture
 from sfumato.desktop.preview_overlay import ImageOverlay, masked_preview, rgba_to_qimage
 from sfumato.desktop.worker import FailureKind, PlanInput, snapshot_document
-from sfumato.inference.catalog import ModelEntry, find_loras
+from sfumato.inference.catalog import ModelEntry
+from sfumato.inference.detect import WeightsKind
 from sfumato.inference.fast_presets import ORDINARY_LIVE, FastPreset, detect_fast_presets
 from sfumato.planner.errors import PlanError
 from sfumato.planner.live import (
@@ -73,6 +74,7 @@ from sfumato.planner.styles import Style, StyleError, recipe_style, with_recipe_
 if TYPE_CHECKING:
     from sfumato.desktop.generation_dock import GenerationDock
     from sfumato.desktop.main_window import MainWindow
+    from sfumato.desktop.models_dock import ModelsDock
     from sfumato.desktop.staging import StagingArea
     from sfumato.desktop.worker import GenerationWorker
 
@@ -85,6 +87,7 @@ class NormalGeneration(Protocol):
     worker: GenerationWorker
     dock: GenerationDock
     staging: StagingArea
+    models: ModelsDock
     live: LiveController | None
 
     def cancel_job(self) -> bool: ...
@@ -202,7 +205,7 @@ class LiveController(QObject):
                 return
             self.generation.cancel_job()  # one job at a time: live replaces a normal run
             self.generation.staging.discard()
-            self._loras = tuple(find_loras())  # scanned when live mode starts, not every frame
+            self._loras = self._installed_loras()
             self._refresh_presets()
             self._do(self.scheduler.enable(self.clock()))
         else:
@@ -314,10 +317,18 @@ class LiveController(QObject):
         )
         log.info("live preset: %s", preset.name)
 
+    def _installed_loras(self) -> tuple[ModelEntry, ...]:
+        """The LoRAs the Models dock found (its scan, not one per frame or per start)."""
+        return tuple(e for e in self.generation.models.entries if e.kind is WeightsKind.LORA)
+
+    def _on_models_rescanned(self) -> None:
+        self._loras = self._installed_loras()
+        self._refresh_presets()
+
     def _on_model_changed(self) -> None:
+        self._loras = self._installed_loras()
+        self._refresh_presets()  # the preset list shows before live mode is turned on
         if self.enabled:
-            self._loras = tuple(find_loras())
-            self._refresh_presets()
             self._reset_image()  # never show one model's frame as if another made it
             self.frame = None
             self._change(None)
@@ -584,5 +595,6 @@ def install_live(generation: NormalGeneration) -> LiveController:
     live.frame_finished.connect(lambda _f: apply.setEnabled(live.enabled))
     generation.live = live
     window.document_replaced.connect(live.set_document)
+    generation.models.models_changed.connect(lambda _entries: live._on_models_rescanned())
     live.set_document(window.document)
     return live
