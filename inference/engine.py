@@ -48,13 +48,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sfumato.inference.cancel import CancelFlag
+from sfumato.inference.denoise import ControlInput, DenoiseJob
 from sfumato.inference.devices import (
     EngineOptions,
     PreviewMode,
@@ -81,16 +81,15 @@ from sfumato.inference.events import (
     Result,
 )
 from sfumato.inference.inpaint import apply_fill, join_thresholds
-from sfumato.inference.latents import NoiseLevels, decode_latents, encode_images
+from sfumato.inference.latents import NoiseLevels
 from sfumato.inference.model_cache import LoadedModel, ModelCache
 from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
-from sfumato.inference.regions import RegionalAttention, latent_masks
+from sfumato.inference.regions import latent_masks
 from sfumato.inference.request import GenerationRequest, ModelRef, RequestError
-from sfumato.inference.schedulers import make_scheduler, schedule_limit
+from sfumato.inference.schedulers import schedule_limit
 from sfumato.inference.steps import StepPlan, plan_steps
 from sfumato.inference.text_conditioning import (
-    TextConditioning,
     condition_text,
     embedded_guidance_dim,
     guidance_embedding,
@@ -101,36 +100,6 @@ from sfumato.inference.text_conditioning import (
 __all__ = ["Engine"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Control:
-    net: Any
-    image: torch.Tensor  # (B_unet, 3, H, W) in [0, 1]
-    strength: float
-    start: float
-    end: float
-
-
-@dataclass
-class _Job:
-    """Everything prepared for the denoise loop, at generation size."""
-
-    gen: tuple[int, int]  # (width, height): the request's size, what the model denoises
-    lat_size: tuple[int, int]  # (h, w): the latents' size
-    scheduler: Any  # a fresh diffusers scheduler for this run (timesteps not yet set)
-    steps: StepPlan
-    batch: int
-    cfg: float
-    text: TextConditioning  # the prompts, in the CFG batch layout (B_unet images)
-    unet_kwargs: dict[str, Any]  # the family's extra UNet (and ControlNet) inputs
-    timestep_cond: torch.Tensor | None  # (B, D): the embedded guidance scale (LCM UNets), else None
-    init_latents: torch.Tensor | None  # (B, 4, h, w)
-    denoise_mask: torch.Tensor | None  # (1, 1, h, w) latent-res soft mask (inpaint)
-    inpaint_extra: torch.Tensor | None  # (B_unet, 5, h, w): mask + masked-image latents
-    region_masks: torch.Tensor | None  # (R, h, w)
-    controls: list[_Control]
-    step_seconds: float = 0.0  # mean wall time of a denoising step (with events), measured
 
 
 class Engine:
@@ -257,7 +226,7 @@ class Engine:
             raise UnsupportedModeError(f"{model.family.label} models cannot do {names}.")
         self._apply_loras(model, request)
         strength = request.strength if request.init is not None else 1.0
-        scheduler = make_scheduler(request.sampler, dict(model.pipe.scheduler.config), request.scheduler_tweaks)
+        scheduler = model.family.make_scheduler(request.sampler, dict(model.pipe.scheduler.config), request.scheduler_tweaks)
         limit = schedule_limit(scheduler)
         steps = plan_steps(request.steps, strength, max_total=limit)
         if limit is not None and request.steps > limit:
@@ -278,7 +247,7 @@ class Engine:
         job = self._prepare(model, request, scheduler, steps)
         _check_cancel(cancel)
         latents = self._denoise(model, request, job, emit, cancel)
-        decoded = decode_latents(model.vae, latents)
+        decoded = model.family.decode_latents(model.pipe, latents)
         images = [np.ascontiguousarray(image) for image in decoded]
         metadata.update(
             steps_run=steps.effective,
@@ -304,11 +273,13 @@ class Engine:
 
     # ------------------------------------------------------------------ preparation
 
-    def _prepare(self, model: LoadedModel, request: GenerationRequest, scheduler: Any, steps: StepPlan) -> _Job:
+    def _prepare(
+        self, model: LoadedModel, request: GenerationRequest, scheduler: Any, steps: StepPlan
+    ) -> DenoiseJob:
         """Everything the denoise loop needs, at the request's size, step by step."""
         gen = (request.width, request.height)
         lat_size = _latent_size(model, request)
-        embed_dim = embedded_guidance_dim(model.unet)
+        embed_dim = embedded_guidance_dim(model.denoiser)
         timestep_cond = None
         if embed_dim is not None:
             # The UNet learnt the guided prediction: the scale goes in, one unguided pass.
@@ -325,9 +296,10 @@ class Engine:
             embeddings=EmbeddingLibrary(find_embeddings(dirs=self.embedding_dirs)),
         )
         init_latents, denoise_mask, inpaint_extra = self._image_inputs(model, request, lat_size, text.copies)
-        return _Job(
+        return DenoiseJob(
             gen=gen,
             lat_size=lat_size,
+            channels=model.family.latent_channels(model.pipe),
             scheduler=scheduler,
             steps=steps,
             batch=request.batch,
@@ -358,13 +330,15 @@ class Engine:
             if request.inpaint is not None:
                 mask = np.ascontiguousarray(request.inpaint.mask, dtype=np.float32)
                 init = apply_fill(init, mask, request.inpaint.fill, seed=request.seed)
-            init_latents = encode_images(model.vae, [init], device).to(dtype).expand(batch, -1, -1, -1)
+            init_latents = model.family.encode_images(model.pipe, [init], device).to(dtype).expand(batch, -1, -1, -1)
         if mask is not None:
             mask_t = torch.from_numpy(np.array(mask))[None, None]
             denoise_mask = torch.nn.functional.adaptive_avg_pool2d(mask_t, lat_size).to(device=device, dtype=dtype)
         if model.is_inpaint_model:
             gen = (request.width, request.height)
-            inpaint_extra = self._inpaint_inputs(model, init, mask, gen, lat_size, batch, copies)
+            hard, masked = _inpaint_model_inputs(init, mask, gen)
+            inpaint_extra = model.family.inpaint_model_input(model.pipe, hard, masked, lat_size, device, dtype)
+            inpaint_extra = inpaint_extra.expand(batch * copies, *inpaint_extra.shape[1:])
         return init_latents, denoise_mask, inpaint_extra
 
     def _region_masks(self, request: GenerationRequest, lat_size: tuple[int, int]) -> torch.Tensor | None:
@@ -373,45 +347,15 @@ class Engine:
             return None
         return latent_masks([np.ascontiguousarray(r.mask) for r in request.regions], lat_size, device=self.device)
 
-    def _controls(self, model: LoadedModel, request: GenerationRequest, copies: int) -> list[_Control]:
+    def _controls(self, model: LoadedModel, request: GenerationRequest, copies: int) -> list[ControlInput]:
         """The ControlNet for each control, with its image at generation size in [0, 1]."""
-        controls: list[_Control] = []
+        controls: list[ControlInput] = []
         for spec in request.controls:
             net = self.cache.controlnet(spec.model, spec.kind, model)
             tensor = torch.from_numpy(np.array(spec.image)).permute(2, 0, 1).float().div(255.0)[None]
             tensor = tensor.to(device=self.device, dtype=self.dtype).expand(request.batch * copies, -1, -1, -1)
-            controls.append(_Control(net, tensor, spec.strength, spec.start, spec.end))
+            controls.append(ControlInput(net, tensor, spec.strength, spec.start, spec.end))
         return controls
-
-    def _inpaint_inputs(
-        self,
-        model: LoadedModel,
-        init: np.ndarray | None,
-        mask: np.ndarray | None,
-        gen: tuple[int, int],
-        lat_size: tuple[int, int],
-        batch: int,
-        copies: int,
-    ) -> torch.Tensor:
-        """The 5 extra channels of a 9-channel inpainting UNet: mask, masked-image latents.
-
-        Without an inpaint mask (txt2img/img2img on an inpainting model) the mask is all
-        ones and the masked image all grey, which is how these models were trained for
-        unconditional generation.
-        """
-        device, dtype = self.device, self.dtype
-        if mask is not None and init is not None:
-            hard = (mask >= 0.5 * float(mask.max())).astype(np.float32)
-            # Hidden pixels become mid-grey (0 in [-1, 1]) as in the diffusers pipeline.
-            masked = np.where(hard[..., None] > 0, np.uint8(128), init).astype(np.uint8)
-        else:
-            hard = np.ones((gen[1], gen[0]), np.float32)
-            masked = np.full((gen[1], gen[0], 3), 128, np.uint8)
-        masked_latents = encode_images(model.vae, [masked], device).to(dtype)
-        mask_t = torch.from_numpy(hard)[None, None]
-        mask_lat = torch.nn.functional.interpolate(mask_t, size=lat_size, mode="nearest").to(device=device, dtype=dtype)
-        extra = torch.cat([mask_lat, masked_latents], dim=1)
-        return extra.expand(batch * copies, -1, -1, -1)
 
     # ------------------------------------------------------------------ the loop
 
@@ -419,14 +363,13 @@ class Engine:
         self,
         model: LoadedModel,
         request: GenerationRequest,
-        job: _Job,
+        job: DenoiseJob,
         emit: Callable[[Event], None],
         cancel: CancelFlag | None,
     ) -> torch.Tensor:
         device, dtype = self.device, self.dtype
-        unet = model.unet
         scheduler = job.scheduler
-        scheduler.set_timesteps(job.steps.total, device=device)
+        model.family.set_timesteps(scheduler, job.steps.total, job.lat_size, device)
         order = int(getattr(scheduler, "order", 1))
         first = job.steps.start * order
         timesteps = scheduler.timesteps[first:]
@@ -437,7 +380,7 @@ class Engine:
 
         generators = [torch.Generator("cpu").manual_seed(request.seed + k) for k in range(job.batch)]
         noise = torch.cat(
-            [torch.randn((1, 4, *job.lat_size), generator=g, dtype=torch.float32) for g in generators]
+            [torch.randn((1, job.channels, *job.lat_size), generator=g, dtype=torch.float32) for g in generators]
         ).to(device=device, dtype=dtype)
         if job.init_latents is None or (job.steps.start == 0 and request.strength >= 1.0):
             latents = noise * float(scheduler.init_noise_sigma)
@@ -449,12 +392,7 @@ class Engine:
             step_kwargs["generator"] = generators  # stochastic samplers: per-image noise
         thresholds = join_thresholds(n) if job.denoise_mask is not None else []
         previewer = self._previewer(model)
-        guidance = {} if job.timestep_cond is None else {"timestep_cond": job.timestep_cond}
-
-        regional = None
-        if job.region_masks is not None:
-            regional = RegionalAttention(unet).install()
-            regional.set_regions(job.region_masks, job.text.region_spans)
+        denoiser = model.family.make_denoiser(model, job)
         try:
             with torch.inference_mode():
                 loop_start = time.perf_counter()
@@ -465,19 +403,7 @@ class Engine:
                         free = (job.denoise_mask > thresholds[j]).to(dtype)
                         known = levels.noised(job.init_latents, noise, j)
                         latents = known + (latents - known) * free
-                    model_in = scheduler.scale_model_input(job.text.unet_batch(latents), t)
-                    residuals = self._control_residuals(job, model_in, t, j, n)
-                    unet_in = model_in if job.inpaint_extra is None else torch.cat([model_in, job.inpaint_extra], dim=1)
-                    out = unet(
-                        unet_in,
-                        t,
-                        encoder_hidden_states=job.text.tokens,
-                        return_dict=False,
-                        **job.unet_kwargs,
-                        **guidance,
-                        **residuals,
-                    )[0]
-                    out = job.text.guide(out, job.cfg)
+                    out = denoiser(latents, t, j, n)
                     if previewer is not None:
                         x0 = levels.predict_x0(latents[:1], out[:1], j)
                     latents = scheduler.step(out, t, latents, **step_kwargs)[0]
@@ -494,33 +420,8 @@ class Engine:
                 raise OutOfMemoryError("The device ran out of memory while generating.") from error
             raise
         finally:
-            if regional is not None:
-                regional.remove()
+            denoiser.close()
         return latents
-
-    def _control_residuals(self, job: _Job, model_in: torch.Tensor, t: torch.Tensor, j: int, n: int) -> dict[str, Any]:
-        down: list[torch.Tensor] | None = None
-        mid: torch.Tensor | None = None
-        for control in job.controls:
-            if j / n < control.start or (j + 1) / n > control.end + 1e-9:
-                continue
-            d, m = control.net(
-                model_in,
-                t,
-                encoder_hidden_states=job.text.control_tokens,
-                controlnet_cond=control.image,
-                conditioning_scale=control.strength,
-                return_dict=False,
-                **job.unet_kwargs,
-            )
-            if down is None:
-                down, mid = list(d), m
-            else:
-                down = [a + b for a, b in zip(down, d)]
-                mid = mid + m  # type: ignore[operator]
-        if down is None:
-            return {}
-        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
 
     def _previewer(self, model: LoadedModel) -> Callable[[torch.Tensor], np.ndarray] | None:
         mode = self.options.preview
@@ -541,6 +442,26 @@ def _emit_last(emit: Callable[[Event], None], event: Event) -> None:
         emit(event)
     except Exception:
         log.exception("the event callback failed on %s", type(event).__name__)
+
+
+def _inpaint_model_inputs(
+    init: np.ndarray | None, mask: np.ndarray | None, gen: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(hard mask (H, W) float32, masked image (H, W, 3) uint8)``: what an inpainting model
+    (a 9-channel UNet, FLUX Fill) is given beside the latents.
+
+    The mask is made hard at half its peak; hidden pixels become mid-grey (0 in [-1, 1]) as
+    in diffusers' pipelines. Without an inpaint mask (txt2img/img2img on an inpainting
+    model) the mask is all ones and the masked image all grey, which is how these models
+    were trained for unconditional generation.
+    """
+    if mask is not None and init is not None:
+        hard = (mask >= 0.5 * float(mask.max())).astype(np.float32)
+        masked = np.where(hard[..., None] > 0, np.uint8(128), init).astype(np.uint8)
+    else:
+        hard = np.ones((gen[1], gen[0]), np.float32)
+        masked = np.full((gen[1], gen[0], 3), 128, np.uint8)
+    return hard, masked
 
 
 def _latent_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:

@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["NoiseLevels", "decode_latents", "encode_images", "images_to_tensor"]
+__all__ = [
+    "NoiseLevels",
+    "decode_latents",
+    "decode_pixels",
+    "encode_images",
+    "encode_pixels",
+    "images_to_tensor",
+    "pixels_to_images",
+]
 
 
 def images_to_tensor(images: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -34,23 +42,38 @@ def _vae_dtype(vae: Any) -> torch.dtype:
 
 
 @torch.inference_mode()
-def encode_images(vae: Any, images: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Encode uint8 images to model-space latents (the distribution's mode: deterministic)."""
-    x = images_to_tensor(images, device, _vae_dtype(vae))
-    latents = vae.encode(x).latent_dist.mode()
+def encode_pixels(vae: Any, x: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` pixels in [-1, 1] → model-space latents (the distribution's mode)."""
+    latents = vae.encode(x.to(_vae_dtype(vae))).latent_dist.mode()
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     return (latents - shift) * vae.config.scaling_factor
 
 
 @torch.inference_mode()
-def decode_latents(vae: Any, latents: torch.Tensor) -> list[np.ndarray]:
-    """Decode model-space latents to uint8 ``(H, W, 3)`` images."""
+def decode_pixels(vae: Any, latents: torch.Tensor) -> torch.Tensor:
+    """Model-space latents → ``(B, 3, H, W)`` pixels in about [-1, 1] (not clamped)."""
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     z = latents.to(_vae_dtype(vae)) / vae.config.scaling_factor + shift
-    pixels = vae.decode(z).sample
+    return vae.decode(z).sample
+
+
+def pixels_to_images(pixels: torch.Tensor) -> list[np.ndarray]:
+    """``(B, 3, H, W)`` pixels in [-1, 1] → uint8 ``(H, W, 3)`` images (clamped, rounded)."""
     pixels = ((pixels.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
     array = pixels.permute(0, 2, 3, 1).cpu().numpy()
     return [np.ascontiguousarray(a) for a in array]
+
+
+@torch.inference_mode()
+def encode_images(vae: Any, images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Encode uint8 images to model-space latents (the distribution's mode: deterministic)."""
+    return encode_pixels(vae, images_to_tensor(images, device, _vae_dtype(vae)))
+
+
+@torch.inference_mode()
+def decode_latents(vae: Any, latents: torch.Tensor) -> list[np.ndarray]:
+    """Decode model-space latents to uint8 ``(H, W, 3)`` images."""
+    return pixels_to_images(decode_pixels(vae, latents))
 
 
 class NoiseLevels:

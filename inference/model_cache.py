@@ -71,7 +71,13 @@ class LoadedModel:
     taesd: Any = None
 
     @property
+    def denoiser(self) -> Any:
+        """The module that denoises: the UNet, or the family's transformer."""
+        return getattr(self.pipe, self.family.denoiser_component)
+
+    @property
     def unet(self) -> Any:
+        """The UNet of a UNet family (SD 1.x, SD 2.x, SDXL); other families have none."""
         return self.pipe.unet
 
     @property
@@ -80,12 +86,12 @@ class LoadedModel:
 
     @property
     def in_channels(self) -> int:
-        return int(self.pipe.unet.config.in_channels)
+        return int(self.denoiser.config.in_channels)
 
     @property
     def is_inpaint_model(self) -> bool:
-        """A 9-channel inpainting UNet (latents + mask + masked-image latents)."""
-        return self.in_channels == 9
+        """A model that takes a mask and the masked image (a 9-channel UNet, FLUX Fill)."""
+        return self.family.is_inpaint_model(self.pipe)
 
 
 class ModelCache:
@@ -175,8 +181,8 @@ class ModelCache:
                 for name in ("text_encoder", "text_encoder_2"):
                     if getattr(pipe, name, None) is not None:
                         index[name] = ["transformers", type(getattr(pipe, name)).__name__]
-                fam = family_for_diffusers(index, dict(pipe.unet.config))
-            if next(pipe.unet.parameters()).dtype != self.choice.dtype:
+                fam = family_for_diffusers(index, _denoiser_config(pipe))
+            if next(getattr(pipe, fam.denoiser_component).parameters()).dtype != self.choice.dtype:
                 pipe.to(dtype=self.choice.dtype)
             model = self._prepare(source, pipe, fam)
             self._models[source] = model
@@ -226,13 +232,13 @@ class ModelCache:
                 f"{path} is neither a diffusers model folder (no model_index.json) nor a folder "
                 "holding one checkpoint file."
             )
-        unet_config = read_json(path / "unet" / "config.json") or {}
+        unet_config = read_json(path / "unet" / "config.json") or read_json(path / "transformer" / "config.json") or {}
         if not unet_config:
-            raise CorruptModelError(f"{path} has no unet/config.json.")
+            raise CorruptModelError(f"{path} has neither unet/config.json nor transformer/config.json.")
         family = family_for_diffusers(index, unet_config)
         if family_hint and family_hint != family.name:
             log.warning("model %s says family %s but looks like %s", path, family_hint, family.name)
-        inpaint = int(unet_config.get("in_channels", 4)) == 9
+        inpaint = family.denoiser_component == "unet" and int(unet_config.get("in_channels", 4)) == 9
         return family.load_folder(path, torch_dtype=self.choice.dtype, inpaint=inpaint), family
 
     def _load_file(self, path: Path, family_hint: str | None) -> tuple[Any, Family]:
@@ -251,7 +257,7 @@ class ModelCache:
         pipe = load_single_file(
             path, family_name, torch_dtype=self.choice.dtype, device=self.choice.device, config=config
         )
-        unet_config = dict(pipe.unet.config)
+        unet_config = _denoiser_config(pipe)
         index: dict[str, Any] = {"_class_name": type(pipe).__name__}
         for name in ("text_encoder", "text_encoder_2"):
             if getattr(pipe, name, None) is not None:
@@ -285,8 +291,8 @@ class ModelCache:
 
         device, dtype = self.choice.device, self.choice.dtype
         pipe.set_progress_bar_config(disable=True)
-        vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-        native = family.native_side_of(pipe.unet.config.sample_size, vae_scale)
+        vae_scale = family.vae_scale(pipe)
+        native = family.loaded_native_side(pipe)
         if dtype != torch.float32 and getattr(pipe.vae.config, "force_upcast", False):
             pipe.vae.to(dtype=torch.float32)  # the SDXL VAE overflows in fp16
         if self.options.cpu_offload and device.type != "cpu":
@@ -300,15 +306,17 @@ class ModelCache:
             pipe.to(device)
         if self.options.vae_tiling:
             pipe.vae.enable_tiling()
-        if self.options.channels_last:
+        component = family.denoiser_component
+        if self.options.channels_last and component == "unet":
             pipe.unet.to(memory_format=torch.channels_last)
         if self.options.compile:
-            pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs", fullgraph=False)
+            compiled = torch.compile(getattr(pipe, component), mode="max-autotune-no-cudagraphs", fullgraph=False)
+            setattr(pipe, component, compiled)
         vae_config = dict(pipe.vae.config)
         if family.preview_factors is not None and family.preview_factors_fit(vae_config):
             preview = family.preview_factors
         else:
-            preview = fit_latent_rgb_map(pipe.vae)
+            preview = fit_latent_rgb_map(pipe, family)
             log.info("fitted a latent→RGB preview map for %s", key)
         taesd = None
         from sfumato.inference.devices import PreviewMode
@@ -422,6 +430,12 @@ class ModelCache:
         if self.options.channels_last:
             net.to(memory_format=torch.channels_last)
         return net
+
+
+def _denoiser_config(pipe: Any) -> dict[str, Any]:
+    """The config of a pipeline's UNet or transformer (what a family is recognised by)."""
+    module = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    return dict(module.config) if module is not None else {}
 
 
 def _is_oom(error: BaseException) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sfumato.inference.families.base import PreviewFactors
+from sfumato.inference.families.base import Family, PreviewFactors
 
 __all__ = ["LatentPreviewer", "TaesdPreviewer", "fit_latent_rgb_map", "load_taesd"]
 
@@ -87,22 +87,24 @@ def _smooth_fields(count: int, size: int, generator: torch.Generator) -> torch.T
 
 
 @torch.inference_mode()
-def fit_latent_rgb_map(vae: Any, *, samples: int = 8, size: int = 64, seed: int = 0) -> PreviewFactors:
-    """Fit a linear latent→RGB map for ``vae`` by least squares.
+def fit_latent_rgb_map(
+    pipe: Any, family: Family, *, samples: int = 8, size: int = 64, seed: int = 0
+) -> PreviewFactors:
+    """Fit a linear latent→RGB map for ``pipe``'s VAE by least squares.
 
-    Encodes ``samples`` smooth synthetic images of ``size``² pixels, decodes their latents
-    again, and regresses each decoded pixel (area-averaged down to latent resolution)
-    on its latent pixel plus a constant: the map predicts what the VAE itself would
-    decode. Latents are taken in model space (× ``scaling_factor``), as the UNet sees them.
+    Encodes ``samples`` smooth synthetic images of ``size``² pixels through the family's
+    encoder (so latents are in model space: scaled, shifted or normalised as the
+    denoiser sees them), decodes them again, and regresses each decoded pixel
+    (area-averaged down to latent resolution) on its latent pixel plus a constant: the
+    map predicts what the VAE itself would decode.
     """
-    param = next(vae.parameters())
+    param = next(pipe.vae.parameters())
     generator = torch.Generator().manual_seed(seed)
     images = _smooth_fields(samples, size, generator).to(device=param.device, dtype=param.dtype)
-    latents = vae.encode(images).latent_dist.mode()
-    decoded = vae.decode(latents).sample.float().clamp(-1.0, 1.0)
-    h, w = latents.shape[-2:]
+    model_latents = family.encode_pixels(pipe, images).float()
+    decoded = family.decode_pixels(pipe, model_latents).float().clamp(-1.0, 1.0)
+    h, w = model_latents.shape[-2:]
     target = torch.nn.functional.adaptive_avg_pool2d(decoded, (h, w))  # (N, 3, h, w)
-    model_latents = latents.float() * float(vae.config.scaling_factor)
     channels = model_latents.shape[1]
     x = model_latents.permute(0, 2, 3, 1).reshape(-1, channels).cpu()
     y = target.permute(0, 2, 3, 1).reshape(-1, 3).cpu()

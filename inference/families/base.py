@@ -27,8 +27,12 @@ from typing import TYPE_CHECKING, Any
 from sfumato.inference.modes import Mode
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+    from sfumato.inference.denoise import DenoiseJob, Denoiser
     from sfumato.inference.embeddings import EmbeddingLibrary
+    from sfumato.inference.model_cache import LoadedModel
+    from sfumato.inference.request import Sampler, SchedulerTweaks
 __all__ = ["Family", "PreviewFactors"]
 
 
@@ -67,6 +71,10 @@ class Family(ABC):
     reference_vae: dict[str, Any] = {}
     #: names of the diffusers pipeline classes that load this family: (txt2img, inpaint)
     pipelines: tuple[str, str] = ("", "")
+    #: the pipeline component that denoises: ``"unet"`` or ``"transformer"``
+    denoiser_component: str = "unet"
+    #: the samplers this family can run; ``None``: all of them
+    samplers: frozenset[Sampler] | None = None
 
     # ----------------------------------------------------------------- identity
 
@@ -79,6 +87,19 @@ class Family(ABC):
         if unet_sample_size:
             return int(unet_sample_size) * vae_scale
         return self.native_side
+
+    def loaded_native_side(self, pipe: Any) -> int:
+        """The native side of a loaded pipeline (its denoiser's sample size, if it has one)."""
+        denoiser = getattr(pipe, self.denoiser_component)
+        return self.native_side_of(getattr(denoiser.config, "sample_size", None), self.vae_scale(pipe))
+
+    def vae_scale(self, pipe: Any) -> int:
+        """Pixels per latent pixel along a side (8 for the stock VAEs)."""
+        return int(2 ** (len(pipe.vae.config.block_out_channels) - 1))
+
+    def size_multiple(self, vae_scale: int) -> int:
+        """Generation sides must be multiples of this (the VAE factor; twice it for 2×2 patches)."""
+        return vae_scale
 
     def side_limits(self, native_side: int) -> tuple[int, int]:
         """``(min_side, max_long_side)`` in pixels for a model of ``native_side``."""
@@ -110,6 +131,82 @@ class Family(ABC):
         import diffusers
 
         return getattr(diffusers, self.pipelines[1] if inpaint else self.pipelines[0])  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- the denoise loop
+
+    def make_scheduler(self, sampler: Sampler, config: dict[str, Any], tweaks: SchedulerTweaks | None) -> Any:
+        """A fresh scheduler for one run (:func:`sfumato.inference.schedulers.make_scheduler`)."""
+        from sfumato.inference.schedulers import make_scheduler
+
+        return make_scheduler(sampler, config, tweaks)
+
+    def set_timesteps(self, scheduler: Any, steps: int, lat_size: tuple[int, int], device: torch.device) -> None:
+        """Give ``scheduler`` its timesteps for a run of ``steps`` on latents of ``lat_size``."""
+        scheduler.set_timesteps(steps, device=device)
+
+    def latent_channels(self, pipe: Any) -> int:
+        """The channel count of the latents the loop denoises (noise is drawn in this shape)."""
+        return int(pipe.vae.config.latent_channels)
+
+    def encode_pixels(self, pipe: Any, pixels: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` pixels in [-1, 1] → model-space latents ``(B, C, h, w)``: what the
+        denoiser sees (scaled and shifted; the distribution's mode, so deterministic)."""
+        from sfumato.inference.latents import encode_pixels
+
+        return encode_pixels(pipe.vae, pixels)
+
+    def decode_pixels(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+        """Model-space latents → ``(B, 3, H, W)`` pixels in about [-1, 1]."""
+        from sfumato.inference.latents import decode_pixels
+
+        return decode_pixels(pipe.vae, latents)
+
+    def encode_images(self, pipe: Any, images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+        """uint8 ``(H, W, 3)`` images → model-space latents ``(B, C, h, w)``."""
+        import torch
+        from sfumato.inference.latents import images_to_tensor
+
+        dtype = next(pipe.vae.parameters()).dtype
+        with torch.inference_mode():
+            return self.encode_pixels(pipe, images_to_tensor(images, device, dtype))
+
+    def decode_latents(self, pipe: Any, latents: torch.Tensor) -> list[np.ndarray]:
+        """Model-space latents → uint8 ``(H, W, 3)`` images."""
+        import torch
+        from sfumato.inference.latents import pixels_to_images
+
+        with torch.inference_mode():
+            return pixels_to_images(self.decode_pixels(pipe, latents))
+
+    def is_inpaint_model(self, pipe: Any) -> bool:
+        """Whether the model takes a mask and the masked image beside its latents (a
+        9-channel inpainting UNet)."""
+        return int(getattr(pipe, self.denoiser_component).config.in_channels) == 9
+
+    def inpaint_model_input(
+        self,
+        pipe: Any,
+        mask: np.ndarray,
+        masked: np.ndarray,
+        lat_size: tuple[int, int],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """An inpainting model's extra input ``(1, ...)`` from the hard ``mask`` (H, W) and the
+        ``masked`` image: for a 9-channel UNet, the mask at latent size then the masked
+        image's latents (5 channels)."""
+        import torch
+
+        masked_latents = self.encode_images(pipe, [masked], device).to(dtype)
+        mask_t = torch.from_numpy(mask)[None, None]
+        mask_lat = torch.nn.functional.interpolate(mask_t, size=lat_size, mode="nearest").to(device=device, dtype=dtype)
+        return torch.cat([mask_lat, masked_latents], dim=1)
+
+    def make_denoiser(self, model: LoadedModel, job: DenoiseJob) -> Denoiser:
+        """The one call per step of this family's denoiser (:mod:`sfumato.inference.denoise`)."""
+        from sfumato.inference.denoise import UNetDenoiser
+
+        return UNetDenoiser(model.denoiser, job)
 
     # ----------------------------------------------------------------- conditioning
 

@@ -83,21 +83,21 @@ def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_keeping_latents(engine: Any, req: GenerationRequest, monkeypatch: Any) -> tuple[list[np.ndarray], Any, Recorder]:
     """Run ``req``; return (images, the final latents the engine decoded, its events)."""
-    from sfumato.inference import engine as engine_module
+    from sfumato.inference.families.base import Family
 
     seen: list[Any] = []
-    real = engine_module.decode_latents
+    real = Family.decode_latents
 
-    def record(vae: Any, latents: Any) -> list[np.ndarray]:
+    def record(family: Any, pipe: Any, latents: Any) -> list[np.ndarray]:
         seen.append(latents.detach().clone())
-        return real(vae, latents)
+        return real(family, pipe, latents)
 
-    monkeypatch.setattr(engine_module, "decode_latents", record)
+    monkeypatch.setattr(Family, "decode_latents", record)
     rec = Recorder()
     try:
         result = engine.run(req, rec)
     finally:
-        monkeypatch.setattr(engine_module, "decode_latents", real)
+        monkeypatch.setattr(Family, "decode_latents", real)
     assert result.ok, result.error
     return result.images, seen[-1], rec
 

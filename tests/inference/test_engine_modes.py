@@ -20,8 +20,8 @@ from enginehelpers import (
     run_keeping_latents,
     smooth_image,
 )
-from sfumato.inference import engine as engine_module
 from sfumato.inference.events import Finished, Preview, Progress
+from sfumato.inference.families.base import Family
 from sfumato.inference.request import (
     ControlKind,
     ControlSpec,
@@ -125,18 +125,18 @@ def test_higher_strength_moves_further_from_the_source(
     """
     encoded: list[torch.Tensor] = []
     final: list[torch.Tensor] = []
-    real_encode, real_decode = engine_module.encode_images, engine_module.decode_latents
+    real_encode, real_decode = Family.encode_images, Family.decode_latents
 
-    def encode(vae: Any, images: Any, device: Any) -> torch.Tensor:
-        encoded.append(real_encode(vae, images, device))
+    def encode(family: Any, pipe: Any, images: Any, device: Any) -> torch.Tensor:
+        encoded.append(real_encode(family, pipe, images, device))
         return encoded[-1]
 
-    def decode(vae: Any, latents: torch.Tensor) -> Any:
+    def decode(family: Any, pipe: Any, latents: torch.Tensor) -> Any:
         final.append(latents.clone())
-        return real_decode(vae, latents)
+        return real_decode(family, pipe, latents)
 
-    monkeypatch.setattr(engine_module, "encode_images", encode)
-    monkeypatch.setattr(engine_module, "decode_latents", decode)
+    monkeypatch.setattr(Family, "encode_images", encode)
+    monkeypatch.setattr(Family, "decode_latents", decode)
     w = h = 64
     init = smooth_image(w, h)
     base = request(tiny_sd15, width=w, height=h, steps=6, seed=0)

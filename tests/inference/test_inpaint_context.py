@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import sfumato.inference.engine as engine_module
 import torch
 from enginehelpers import Recorder, request, smooth_image
+from sfumato.inference.families.base import Family
 from sfumato.inference.latents import encode_images
 from sfumato.inference.preview import LatentPreviewer
 from sfumato.inference.request import InitImage, InpaintSpec, ModelRef
@@ -105,13 +105,13 @@ def test_soft_mask_value_sets_how_far_the_raw_result_moves(
     bands = {1.0: np.s_[2:6, 1:3], 0.5: np.s_[2:6, 5:7], 0.25: np.s_[2:6, 9:11]}
     source = _source_latents(shared_engine, tiny_sd15, init)
     decoded: list[torch.Tensor] = []
-    original_decode = engine_module.decode_latents
+    original_decode = Family.decode_latents
 
-    def record_decode(vae: Any, latents: torch.Tensor) -> Any:
+    def record_decode(family: Any, pipe: Any, latents: torch.Tensor) -> Any:
         decoded.append(latents[0].float().clone())
-        return original_decode(vae, latents)
+        return original_decode(family, pipe, latents)
 
-    monkeypatch.setattr(engine_module, "decode_latents", record_decode)
+    monkeypatch.setattr(Family, "decode_latents", record_decode)
     figures = []
     for seed in SEEDS:
         decoded.clear()

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
-import sfumato.inference.engine as engine_module
 import torch
 from enginehelpers import Recorder, box_mask, noise_image, request
 from sfumato.inference.devices import PreviewMode
-from sfumato.inference.families.base import PreviewFactors
+from sfumato.inference.families.base import Family, PreviewFactors
+from sfumato.inference.families.sd15 import SD15Family
 from sfumato.inference.preview import LatentPreviewer, fit_latent_rgb_map
 from sfumato.inference.request import InitImage, InpaintSpec, ModelRef, Sampler
 
@@ -65,10 +66,10 @@ def test_preview_is_x0_not_the_noisy_latent(
         previewed.append(latents.clone())
         return original_call(self, latents)
 
-    original_make = engine_module.make_scheduler
+    original_make = Family.make_scheduler
 
-    def make_recording(sampler: Any, config: Any, tweaks: Any = None) -> Any:
-        scheduler = original_make(sampler, config, tweaks)
+    def make_recording(family: Any, sampler: Any, config: Any, tweaks: Any = None) -> Any:
+        scheduler = original_make(family, sampler, config, tweaks)
         step = scheduler.step
 
         def recording_step(model_output: Any, t: Any, sample: Any, **kwargs: Any) -> Any:
@@ -80,15 +81,15 @@ def test_preview_is_x0_not_the_noisy_latent(
         scheduler.step = recording_step
         return scheduler
 
-    original_decode = engine_module.decode_latents
+    original_decode = Family.decode_latents
 
-    def record_decode(vae: Any, latents: torch.Tensor) -> Any:
+    def record_decode(family: Any, pipe: Any, latents: torch.Tensor) -> Any:
         decoded.append(latents.clone())
-        return original_decode(vae, latents)
+        return original_decode(family, pipe, latents)
 
     monkeypatch.setattr(LatentPreviewer, "__call__", record_preview)
-    monkeypatch.setattr(engine_module, "make_scheduler", make_recording)
-    monkeypatch.setattr(engine_module, "decode_latents", record_decode)
+    monkeypatch.setattr(Family, "make_scheduler", make_recording)
+    monkeypatch.setattr(Family, "decode_latents", record_decode)
     rec = Recorder()
     engine.run(request(tiny_sd15, steps=4, sampler=Sampler.EULER), rec)
     assert len(previewed) == len(scheduler_x0) == 4
@@ -132,14 +133,14 @@ def test_fit_recovers_a_linear_decoder() -> None:
     weights = torch.randn((4, 3), generator=gen) * 0.05
     bias = torch.tensor([0.1, -0.05, 0.02])
     vae = _LinearVae(weights, bias, scaling_factor=0.5)
-    fitted = fit_latent_rgb_map(vae, samples=6, size=64)
+    fitted = fit_latent_rgb_map(SimpleNamespace(vae=vae), SD15Family(), samples=6, size=64)
     assert np.allclose(np.array(fitted.weights), weights.numpy(), atol=1e-3)
     assert np.allclose(np.array(fitted.bias), bias.numpy(), atol=1e-3)
 
 
 def test_fit_on_a_real_tiny_vae_is_finite(shared_engine: Any, tiny_sd15: Path) -> None:
     model = shared_engine.cache.get(ModelRef(str(tiny_sd15)))
-    factors = fit_latent_rgb_map(model.vae)
+    factors = fit_latent_rgb_map(model.pipe, model.family)
     assert len(factors.weights) == 4 and all(len(row) == 3 for row in factors.weights)
     assert np.isfinite(np.array(factors.weights)).all() and np.isfinite(factors.bias).all()
     # The tiny VAE is not the SD VAE: the engine fitted its own map rather than the stock one.
