@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from sfumato.inference.detect import (
+    SD2,
     SD15,
     SDXL,
+    SUPPORTED_FAMILIES,
     WeightsKind,
     detect_weights_kind,
     guess_family,
@@ -118,7 +120,7 @@ class ModelEntry:
 
     @property
     def supported(self) -> bool:
-        return self.problem is None and self.family in (SD15, SDXL)
+        return self.problem is None and self.family in SUPPORTED_FAMILIES
 
 
 # --------------------------------------------------------------------------- roots
@@ -195,7 +197,7 @@ def _sniff_file(path: Path) -> tuple[WeightsKind | None, str | None, str | None]
 
 
 def _family_from_cross_attention(dim: Any) -> str | None:
-    return {768: SD15, 2048: SDXL, 1024: "sd2"}.get(dim if isinstance(dim, int) else -1)
+    return {768: SD15, 2048: SDXL, 1024: SD2}.get(dim if isinstance(dim, int) else -1)
 
 
 def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label: str | None = None) -> ModelEntry | None:

@@ -13,9 +13,12 @@ Two key layouts exist for the same networks:
 - the diffusers layout (``down_blocks.…``, ``conv_in.weight``, optionally with
   ``unet.``/``text_encoder.`` prefixes).
 
-Families are plain strings matching ``ModelRef.family``: :data:`SD15` (every SD 1.x) and
-:data:`SDXL`. Recognised but unsupported families (SD 2.x, the SDXL refiner, SD3, FLUX)
-raise :class:`UnsupportedModeError` with a message naming them.
+Families are plain strings matching ``ModelRef.family``: :data:`SD15` (every SD 1.x),
+:data:`SD2` (every SD 2.x: OpenCLIP ``cond_stage_model.model.*`` in the LDM layout,
+1024-wide cross-attention or a 23+-layer text encoder in the diffusers layout) and
+:data:`SDXL`. The transformer families (FLUX.1, Chroma, SD 3.5, FLUX.2,
+Z-Image, Qwen-Image) are told by :mod:`.model_parts`. Recognised but unsupported
+families (the SDXL refiner) raise :class:`UnsupportedModeError` with a message naming them.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
-from sfumato.vocabulary.families import SD15, SDXL, SUPPORTED_FAMILIES
+from sfumato.vocabulary.families import SD2, SD15, SDXL, SUPPORTED_FAMILIES
 from sfumato.vocabulary.regular_file import NotRegularFileError, open_regular, special_kind
 
 __all__ = [
+    "SD2",
     "SD15",
     "SDXL",
     "SUPPORTED_FAMILIES",
@@ -214,7 +218,6 @@ def _corrupt(path: Path, why: str) -> CorruptModelError:
 
 # --------------------------------------------------------------------------- families
 
-_SD2_MESSAGE = "This checkpoint is Stable Diffusion 2.x, which is not supported yet."
 _REFINER_MESSAGE = "This checkpoint is the SDXL refiner, which is not supported yet."
 
 
@@ -243,18 +246,25 @@ def detect_family(keys: Iterable[str] | Mapping[str, Any]) -> str:
     state dict or :attr:`SafetensorsHeader.shapes`); shapes, when given, also tell SD 2.x
     apart in the diffusers layout (cross-attention width 1024).
 
-    Returns :data:`SD15` or :data:`SDXL`. Raises :class:`UnsupportedModeError` for
-    recognised families that are not supported yet (SD 2.x, SDXL refiner, SD3, FLUX) and
+    Returns :data:`SD15`, :data:`SD2`, :data:`SDXL` or a transformer family's name
+    (``"flux"``, ``"chroma"``, ``"sd3"``, ``"flux2"``, ``"zimage"``, ``"qwenimage"``: a
+    transformer alone or a whole checkpoint, any key layout, see :mod:`.model_parts`).
+    Raises :class:`UnsupportedModeError` for recognised families that are not supported
+    yet (SDXL refiner, Lumina 2) and
     :class:`CorruptModelError` when the keys are no Stable Diffusion model at all.
     """
     shapes = keys if isinstance(keys, Mapping) else None
     names = list(keys)
 
-    # Other architectures, by their unmistakable blocks.
-    if any("joint_blocks." in k for k in names):
-        raise UnsupportedModeError("This checkpoint is Stable Diffusion 3, which is not supported yet.")
-    if any(k.startswith(("double_blocks.", "model.diffusion_model.double_blocks.")) for k in names):
-        raise UnsupportedModeError("This checkpoint is FLUX, which is not supported yet.")
+    # Transformer families (FLUX.1, Chroma, SD 3.5, FLUX.2, Z-Image, Qwen-Image), by their
+    # unmistakable blocks in any key layout (model_parts imports this module: imported here).
+    from sfumato.inference.model_parts import transformer_family
+
+    transformer = transformer_family(shapes if shapes is not None else dict.fromkeys(names, ()))
+    if transformer == "lumina2":
+        raise UnsupportedModeError("This checkpoint is Lumina 2, which is not supported.")
+    if transformer is not None:
+        return transformer
 
     # --- original LDM layout
     if any(k.startswith("conditioner.embedders.") for k in names):
@@ -262,7 +272,7 @@ def detect_family(keys: Iterable[str] | Mapping[str, Any]) -> str:
             return SDXL
         raise UnsupportedModeError(_REFINER_MESSAGE)
     if any(k.startswith("cond_stage_model.model.") for k in names):
-        raise UnsupportedModeError(_SD2_MESSAGE)
+        return SD2  # OpenCLIP-H (SD 1.x has OpenAI's CLIP under cond_stage_model.transformer.)
     if any(k.startswith("cond_stage_model.transformer.") for k in names):
         return SD15
 
@@ -278,17 +288,17 @@ def detect_family(keys: Iterable[str] | Mapping[str, Any]) -> str:
     if not (ldm_unet or diffusers_unet):
         raise CorruptModelError(
             "This file is not a Stable Diffusion model: it has no UNet weights.",
-            "Choose a Stable Diffusion 1.x or SDXL checkpoint.",
+            "Choose a Stable Diffusion 1.x, 2.x or SDXL checkpoint.",
         )
     # SD 2.x: OpenCLIP text encoder has 23+ layers (SD 1.x's CLIP has 12); its UNet
     # cross-attends to 1024-wide embeddings (SD 1.x: 768).
     if any(re.match(r"text_encoder\.text_model\.encoder\.layers\.(1[2-9]|2\d)\.", k) for k in names):
-        raise UnsupportedModeError(_SD2_MESSAGE)
+        return SD2
     for key in names:
         if key.endswith("attn2.to_k.weight"):
             shape = _shape_of(shapes, key)
             if shape is not None and len(shape) == 2 and shape[1] == 1024:
-                raise UnsupportedModeError(_SD2_MESSAGE)
+                return SD2
             break
     return SD15
 
@@ -338,7 +348,7 @@ def guess_family(
 
     Uses the ``modelspec.architecture`` / ``ss_base_model_version`` metadata when present,
     then :func:`detect_family`; for LoRAs, their key naming.  Unsupported families come
-    back as ``"sd2"``, ``"sdxl-refiner"``, ``"sd3"`` or ``"flux"``; unknown as ``None``.
+    back as ``"sdxl-refiner"``, ``"sd3"`` or ``"flux"``; unknown as ``None``.
     """
     meta = {k: v.lower() for k, v in (metadata or {}).items()}
     arch = meta.get("modelspec.architecture", "") + " " + meta.get("ss_base_model_version", "")
@@ -347,7 +357,7 @@ def guess_family(
     if "xl" in arch:
         return SDXL
     if "v2" in arch or "-2-" in arch or "sd_2" in arch:
-        return "sd2"
+        return SD2
     if "v1" in arch or "sd_1" in arch:
         return SD15
     names = list(keys)
@@ -357,7 +367,7 @@ def guess_family(
         return detect_family(keys if isinstance(keys, Mapping) else names)
     except UnsupportedModeError as error:
         text = error.message
-        for word, family in (("2.x", "sd2"), ("refiner", "sdxl-refiner"), ("3,", "sd3"), ("FLUX", "flux")):
+        for word, family in (("refiner", "sdxl-refiner"), ("3,", "sd3"), ("FLUX", "flux")):
             if word in text:
                 return family
         return None

@@ -17,6 +17,9 @@ touches the network.
   goes into random initialisation.
 - The family comes from the keys (:func:`sfumato.inference.detect.detect_family`); a
   UNet whose first convolution takes 9 channels gives the inpainting pipeline.
+- SD 2.x files do not say whether they predict v (768) or epsilon (512): the sidecar
+  ``<name>.yaml`` or the file name decides (:func:`sfumato.inference.families.sd2.single_file_kind`),
+  else the config's own (shipped: v-prediction at 768).
 - ``config=`` overrides the shipped configs with any diffusers-format folder (a
   checkpoint of a custom architecture; the tests' tiny models). The folder needs
   ``unet/``, ``vae/``, ``text_encoder/`` (``text_encoder_2/`` for SDXL) and
@@ -33,12 +36,14 @@ import pickle
 import struct
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sfumato.resources
 import torch
 from sfumato.inference.detect import (
+    SD2,
     SD15,
     SDXL,
     SUPPORTED_FAMILIES,
@@ -53,6 +58,7 @@ from sfumato.inference.errors import (
     UnsafeModelError,
     UnsupportedModeError,
 )
+from sfumato.inference.families.sd2 import PAD_TOKEN, SingleFileKind
 
 if TYPE_CHECKING:
     from diffusers import ControlNetModel, DiffusionPipeline
@@ -78,7 +84,7 @@ CHECKPOINT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 
 
 def family_config_dir(family: str) -> Path:
-    """The shipped diffusers-format config folder for ``family`` (``sd15`` / ``sdxl``)."""
+    """The shipped diffusers-format config folder for ``family`` (``sd15`` / ``sd2`` / ``sdxl``)."""
     if family not in SUPPORTED_FAMILIES:
         raise UnsupportedModeError(f"There are no model configs for the {family!r} family.")
     return CONFIGS_DIR / family
@@ -405,9 +411,18 @@ def _build_vae(state: dict[str, torch.Tensor], config_dir: Path, dtype: torch.dt
 
 
 def _build_text_encoder(
-    state: dict[str, torch.Tensor], config_dir: Path, name: str, dtype: torch.dtype, open_clip_prefix: str | None
+    state: dict[str, torch.Tensor],
+    config_dir: Path,
+    name: str,
+    dtype: torch.dtype,
+    open_clip_prefix: str | None,
+    with_projection: bool | None = None,
 ) -> Any:
-    """CLIP-L from ``…transformer.text_model.*`` keys, or OpenCLIP (``open_clip_prefix``)."""
+    """CLIP-L from ``…transformer.text_model.*`` keys, or OpenCLIP (``open_clip_prefix``).
+
+    ``with_projection`` (default: with OpenCLIP) builds ``CLIPTextModelWithProjection``:
+    SDXL's second encoder needs its pooled projection, SD 2.x's encoder none.
+    """
     import transformers
     from diffusers.loaders.single_file_utils import (
         convert_ldm_clip_checkpoint,
@@ -415,7 +430,8 @@ def _build_text_encoder(
     )
 
     config = transformers.CLIPTextConfig.from_pretrained(str(config_dir), subfolder=name, local_files_only=True)
-    cls = transformers.CLIPTextModelWithProjection if open_clip_prefix else transformers.CLIPTextModel
+    projected = bool(open_clip_prefix) if with_projection is None else with_projection
+    cls = transformers.CLIPTextModelWithProjection if projected else transformers.CLIPTextModel
     with torch.device("meta"):
         model = cls(config)
     if open_clip_prefix:
@@ -458,7 +474,7 @@ def load_single_file(
     device: torch.device | str | None = None,
     config: Path | None = None,
 ) -> DiffusionPipeline:
-    """Load a single-file SD 1.x / SDXL checkpoint as a diffusers pipeline, offline.
+    """Load a single-file SD 1.x / SD 2.x / SDXL checkpoint as a diffusers pipeline, offline.
 
     Returns a ``StableDiffusionPipeline`` / ``StableDiffusionXLPipeline`` (their
     ``Inpaint`` variants when the UNet takes 9 input channels), with no safety checker.
@@ -471,8 +487,16 @@ def load_single_file(
         raise CorruptModelError(f"The config folder {config_dir} has no unet/ config.")
     dtype = torch_dtype or torch.float32
     inpaint = is_inpaint_unet(state)
+    kind = None
+    if family == SD2:
+        from sfumato.inference.families.sd2 import single_file_kind
+
+        kind = single_file_kind(path, inpaint=inpaint)
+        log.info("%s: SD 2.x, %s (%s)", path.name, kind.prediction_type or "the config's prediction", kind.reason)
+        if config is not None:  # a config folder of its own keeps its own size
+            kind = replace(kind, sample_size=None)
     try:
-        pipe: Any = _assemble(state, family, config_dir, dtype, inpaint)
+        pipe: Any = _assemble(state, family, config_dir, dtype, inpaint, kind)
     except _BUILD_ERRORS as error:
         raise CorruptModelError(
             f"{path.name} does not match the {family} architecture it looks like ({error}).",
@@ -487,13 +511,22 @@ def load_single_file(
 
 
 def _assemble(
-    state: dict[str, torch.Tensor], family: str, config_dir: Path, dtype: torch.dtype, inpaint: bool
+    state: dict[str, torch.Tensor],
+    family: str,
+    config_dir: Path,
+    dtype: torch.dtype,
+    inpaint: bool,
+    kind: SingleFileKind | None = None,
 ) -> DiffusionPipeline:
     import diffusers
 
     unet = _build_unet(state, config_dir, dtype)
     vae = _build_vae(state, config_dir, dtype)
     scheduler = _scheduler_for(config_dir)
+    if kind is not None and kind.prediction_type is not None:
+        scheduler = type(scheduler).from_config(scheduler.config, prediction_type=kind.prediction_type)
+    if kind is not None and kind.sample_size is not None:
+        unet.register_to_config(sample_size=kind.sample_size)
 
     if family == SD15:
         text_encoder = _build_text_encoder(state, config_dir, "text_encoder", dtype, None)
@@ -502,6 +535,23 @@ def _assemble(
             vae=vae,
             text_encoder=text_encoder,
             tokenizer=_tokenizer_for(config_dir, "tokenizer", None),
+            unet=unet,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        return pipe
+    if family == SD2:
+        # OpenCLIP-H as diffusers ships it: no projection, the last of its 24 blocks dropped.
+        text_encoder = _build_text_encoder(
+            state, config_dir, "text_encoder", dtype, "cond_stage_model.model.", with_projection=False
+        )
+        cls = diffusers.StableDiffusionInpaintPipeline if inpaint else diffusers.StableDiffusionPipeline
+        pipe = cls(
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=_tokenizer_for(config_dir, "tokenizer", PAD_TOKEN),
             unet=unet,
             scheduler=scheduler,
             safety_checker=None,

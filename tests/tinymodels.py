@@ -9,7 +9,8 @@ or, to share one build per test process across test areas::
 
     from tinymodels import tiny_model
     path = tiny_model("sd15")   # "sd15", "sdxl", "sd15-inpaint", "sdxl-inpaint",
-                                # "controlnet-sd15", "controlnet-sdxl"
+                                # "controlnet-sd15", "controlnet-sdxl",
+                                # "sd2", "sd2-inpaint", "controlnet-sd2"
 
 Each builder writes a complete diffusers folder (``model_index.json``, UNet, VAE, CLIP
 text encoder(s), a CLIP BPE tokenizer whose ``vocab.json``/``merges.txt`` are written
@@ -41,6 +42,7 @@ __all__ = [
     "build_tiny_sd15",
     "build_tiny_sd15_inpaint",
     "build_tiny_sdxl",
+    "build_tiny_sd2",
     "build_tiny_sdxl_inpaint",
     "write_tiny_clip_tokenizer",
 ]
@@ -203,6 +205,47 @@ def build_tiny_sd15_inpaint(path: Path, **kwargs: Any) -> Path:
     return build_tiny_sd15(path, in_channels=9, **kwargs)
 
 
+def build_tiny_sd2(
+    path: Path, *, size: str = "test", sample_size: int = 8, in_channels: int = 4,
+    prediction_type: str = "v_prediction", seed: int = 0,
+) -> Path:
+    """A tiny SD 2.x diffusers folder: the SD 2.x signature (1024-wide text tokens, linear
+    attention projections, a ``"!"``-padding tokenizer, v-prediction by default) around
+    tiny layers. The text encoder must be 1024 wide for the UNet to cross-attend to it, so
+    it has one layer (4 heads, a 64-wide MLP, GELU as OpenCLIP): ~4.8 M parameters, ~19 MB,
+    its attention's four 1024² projections nearly all of it.
+    """
+    path = Path(path)
+    if _done(path):
+        return path
+    from diffusers import (
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextModel
+
+    with _Seeded(seed + 3):
+        tokenizer = _tokenizer(path / "_tok", pad_token="!")
+        config = _text_config(tokenizer, hidden=1024, projection=1024)
+        config.update({"num_hidden_layers": 1, "intermediate_size": 64, "hidden_act": "gelu"})
+        text_encoder = CLIPTextModel(config)
+        unet = UNet2DConditionModel(
+            cross_attention_dim=1024, use_linear_projection=True, **_unet_kwargs(size, sample_size, in_channels)
+        )
+        vae = _vae(size, 0.18215)
+    scheduler = _scheduler()
+    scheduler = type(scheduler).from_config(scheduler.config, prediction_type=prediction_type)
+    cls = StableDiffusionInpaintPipeline if in_channels == 9 else StableDiffusionPipeline
+    pipe = cls(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.save_pretrained(str(path), safe_serialization=True)
+    _rmtree(path / "_tok")
+    return path
+
+
 def build_tiny_sdxl(
     path: Path, *, size: str = "test", sample_size: int = 8, in_channels: int = 4, seed: int = 0
 ) -> Path:
@@ -278,6 +321,8 @@ def build_tiny_controlnet(path: Path, family: str = "sd15", *, size: str = "test
             )
         elif family == "sd15":
             unet = UNet2DConditionModel(cross_attention_dim=32, **_unet_kwargs(size, 8, 4))
+        elif family == "sd2":
+            unet = UNet2DConditionModel(cross_attention_dim=1024, use_linear_projection=True, **_unet_kwargs(size, 8, 4))
         else:
             raise ValueError(f"unknown family {family!r}")
         controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 8, 16, 16))
@@ -308,6 +353,9 @@ _KINDS = {
     "sdxl-inpaint": lambda p: build_tiny_sdxl_inpaint(p),
     "controlnet-sd15": lambda p: build_tiny_controlnet(p, "sd15"),
     "controlnet-sdxl": lambda p: build_tiny_controlnet(p, "sdxl"),
+    "sd2": lambda p: build_tiny_sd2(p),
+    "sd2-inpaint": lambda p: build_tiny_sd2(p, in_channels=9, prediction_type="epsilon"),
+    "controlnet-sd2": lambda p: build_tiny_controlnet(p, "sd2"),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families.base import Family, PreviewFactors
+from sfumato.inference.families.sd2 import SD2Family
 from sfumato.inference.families.sd15 import SD15Family
 from sfumato.inference.families.sdxl import SDXLFamily
 
@@ -33,6 +34,7 @@ def register(family: Family) -> Family:
 
 register(SD15Family())
 register(SDXLFamily())
+register(SD2Family())
 
 
 def all_families() -> tuple[Family, ...]:
@@ -40,7 +42,7 @@ def all_families() -> tuple[Family, ...]:
 
 
 def get_family(name: str) -> Family:
-    """The family called ``name`` (``"sd15"``, ``"sdxl"``); unknown names are refused."""
+    """The family called ``name`` (``"sd15"``, ``"sdxl"``, ``"sd2"``); unknown names are refused."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -57,5 +59,5 @@ def family_for_diffusers(model_index: dict[str, Any], unet_config: dict[str, Any
     cls = model_index.get("_class_name", "unknown pipeline")
     raise UnsupportedModeError(
         f"This model ({cls}, cross-attention width {unet_config.get('cross_attention_dim')}) "
-        "is not a supported family (Stable Diffusion 1.x or SDXL)."
+        "is not a supported family (Stable Diffusion 1.x, 2.x or SDXL)."
     )
