@@ -16,8 +16,16 @@ from pathlib import Path
 __all__ = [
     "BUILTIN",
     "BUILTIN_CONTROLNET",
+    "CHROMA",
+    "FLOW_FAMILIES",
+    "FLUX",
+    "FLUX2",
+    "QWENIMAGE",
     "SD15",
+    "SD2",
+    "SD3",
     "SDXL",
+    "ZIMAGE",
     "SUPPORTED_FAMILIES",
     "builtin_controlnet_folder",
     "builtin_model_folder",
@@ -28,8 +36,24 @@ __all__ = [
 SD15 = "sd15"
 #: Stable Diffusion XL, trained at 1024².
 SDXL = "sdxl"
+#: Stable Diffusion 2.x (OpenCLIP text encoder, v-prediction at 768², epsilon at 512²).
+SD2 = "sd2"
+#: Stable Diffusion 3 / 3.5 (medium, large, turbo): an MMDiT over two CLIPs and T5.
+SD3 = "sd3"
+#: FLUX.1 (dev, schnell, Krea, Fill, Kontext and fine-tunes): guidance-distilled, CLIP-L + T5.
+FLUX = "flux"
+#: FLUX.2 Klein (4B / 9B): a Qwen3 text encoder and its own VAE.
+FLUX2 = "flux2"
+#: Chroma: a FLUX.1-schnell derivative with true classifier-free guidance, T5 only.
+CHROMA = "chroma"
+#: Z-Image and Z-Image-Turbo: a single-stream DiT over a Qwen3 text encoder.
+ZIMAGE = "zimage"
+#: Qwen-Image (and 2.1): an MMDiT over Qwen2.5-VL, with a video-style VAE.
+QWENIMAGE = "qwenimage"
 #: The families the engine can load, in the order pickers list them.
-SUPPORTED_FAMILIES = (SD15, SDXL)
+SUPPORTED_FAMILIES = (SD15, SDXL, SD2, FLUX)
+#: The families whose denoiser is a transformer trained with flow matching.
+FLOW_FAMILIES = (SD3, FLUX, FLUX2, CHROMA, ZIMAGE, QWENIMAGE)
 
 #: The model source that names the built-in demo model (also its folder's name).
 BUILTIN = "builtin"
