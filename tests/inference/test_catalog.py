@@ -102,7 +102,7 @@ def test_system_folders_found_with_kinds_and_families(home: Path) -> None:
     assert entries["watercolor"].kind is WeightsKind.LORA and entries["watercolor"].family == "sd15"
     assert entries["pixel_xl"].family == "sdxl"
     assert entries["v2-1_768"].origin is Origin.A1111 and entries["v2-1_768"].family == "sd2"
-    assert not entries["v2-1_768"].supported
+    assert entries["v2-1_768"].supported  # SD 2.x is a supported family (tests/inference/test_sd2.py)
     assert entries["old"].family is None and entries["old"].kind is WeightsKind.CHECKPOINT
     assert entries["ink"].kind is WeightsKind.LORA
     hub = entries["org/tiny-sdxl"]

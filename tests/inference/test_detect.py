@@ -66,12 +66,11 @@ def test_detect_family(keys: list[str], family: str) -> None:
     assert detect_family(iter(keys)) == family  # any iterable, consumed once
 
 
-def test_sd2_is_refused_clearly() -> None:
-    with pytest.raises(UnsupportedModeError, match="SD 2.x|Stable Diffusion 2.x"):
-        detect_family(SD2_LDM)
+def test_sd2_is_told_apart_in_both_layouts() -> None:
+    assert detect_family(SD2_LDM) == "sd2"
     shapes = {k: (320, 1024) if k.endswith("attn2.to_k.weight") else (320, 4, 3, 3) for k in DIFFUSERS_UNET}
-    with pytest.raises(UnsupportedModeError, match="2.x"):
-        detect_family(shapes)
+    assert detect_family(shapes) == "sd2"
+    assert detect_family(DIFFUSERS_UNET + ["text_encoder.text_model.encoder.layers.22.mlp.fc1.weight"]) == "sd2"
     shapes_sd1 = {k: (320, 768) if k.endswith("attn2.to_k.weight") else (320, 4, 3, 3) for k in DIFFUSERS_UNET}
     assert detect_family(shapes_sd1) == SD15
 
@@ -79,10 +78,9 @@ def test_sd2_is_refused_clearly() -> None:
 def test_other_families_refused() -> None:
     with pytest.raises(UnsupportedModeError, match="refiner"):
         detect_family(REFINER_LDM)
-    with pytest.raises(UnsupportedModeError, match="FLUX"):
-        detect_family(["double_blocks.0.img_attn.qkv.weight"])
-    with pytest.raises(UnsupportedModeError, match="3"):
-        detect_family(["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"])
+    # the transformer families are told apart (tests/inference/test_model_parts.py has the layouts)
+    assert detect_family(["double_blocks.0.img_attn.qkv.weight"]) == "flux"
+    assert detect_family(["model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight"]) == "sd3"
     with pytest.raises(CorruptModelError, match="not a Stable Diffusion model"):
         detect_family(["encoder.layer.0.weight", "classifier.bias"])
 

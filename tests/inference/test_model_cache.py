@@ -99,8 +99,7 @@ def test_family_detection_of_diffusers_folders(tiny_sd15: Path, tiny_sdxl: Path,
         unet = read_json(folder / "unet" / "config.json") or {}
         assert family_for_diffusers(index, unet).name == name
     sd2_unet = {**(read_json(tiny_sd15 / "unet" / "config.json") or {}), "cross_attention_dim": 1024}
-    with pytest.raises(UnsupportedModeError):
-        family_for_diffusers({"_class_name": "StableDiffusionPipeline"}, sd2_unet)
+    assert family_for_diffusers({"_class_name": "StableDiffusionPipeline"}, sd2_unet).name == "sd2"
     with pytest.raises(UnsupportedModeError):
         get_family("flux")
 

@@ -102,12 +102,17 @@ def test_table_entries_are_the_engine_families_sizes() -> None:
 
 def test_a_folder_no_engine_family_loads_is_planned_as_sd15(tmp_path) -> None:
     (tmp_path / "unet").mkdir()
-    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
-    # SD 2.x (1024-wide text tokens) is no supported family yet
-    sd2_unet = {"sample_size": 96, "cross_attention_dim": 1024}
-    (tmp_path / "unet" / "config.json").write_text(json.dumps(sd2_unet))
+    index = {"_class_name": "StableDiffusionPipeline"}
+    (tmp_path / "model_index.json").write_text(json.dumps({**index, "text_encoder_2": ["transformers", "CLIPTextModel"]}))
+    # two text encoders without SDXL's size conditioning: no engine family loads that
+    unet = {"sample_size": 96, "cross_attention_dim": 1024}
+    (tmp_path / "unet" / "config.json").write_text(json.dumps(unet))
     info = family_for_model(str(tmp_path))
     assert info.name == SD15 and info.native == 768
+    # one encoder and 1024-wide text tokens: SD 2.x, its own family, 768 native
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    info = family_for_model(str(tmp_path))
+    assert info.name == "sd2" and info.native == 768
 
 
 def test_family_for_a_file_uses_the_given_family(tmp_path) -> None:
