@@ -146,9 +146,15 @@ def qwen_tokenizer() -> Any:
         vocab[token] = len(vocab)
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=131072)
     tokenizer.add_special_tokens(
-        {"additional_special_tokens": [AddedToken(t, special=True, normalized=False) for t in _QWEN_SPECIAL[1:]]}
+        {
+            "additional_special_tokens": [
+                AddedToken(t, special=True, normalized=False) for t in _QWEN_SPECIAL[1:]
+            ]
+        }
     )
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in ("<think>", "</think>")])
+    tokenizer.add_tokens(
+        [AddedToken(t, special=False, normalized=False) for t in ("<think>", "</think>")]
+    )
     tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
     return tokenizer
 
@@ -157,7 +163,9 @@ def _clip_tokenizer(tmp: Path, pad_token: str = "<|endoftext|>") -> Any:
     from transformers import CLIPTokenizer
 
     write_tiny_clip_tokenizer(tmp)
-    return CLIPTokenizer(str(tmp / "vocab.json"), str(tmp / "merges.txt"), pad_token=pad_token, model_max_length=77)
+    return CLIPTokenizer(
+        str(tmp / "vocab.json"), str(tmp / "merges.txt"), pad_token=pad_token, model_max_length=77
+    )
 
 
 # --- text encoders ------------------------------------------------------------------------
@@ -259,7 +267,9 @@ _FLUX = {"num_layers": 1, "num_single_layers": 1, "attention_head_dim": 16, "num
          "joint_attention_dim": 32, "pooled_projection_dim": 32, "axes_dims_rope": (4, 6, 6)}  # fmt: skip
 
 
-def build_tiny_flux(path: Path, *, guidance_embeds: bool = True, fill: bool = False, seed: int = 0) -> Path:
+def build_tiny_flux(
+    path: Path, *, guidance_embeds: bool = True, fill: bool = False, seed: int = 0
+) -> Path:
     """A tiny FLUX.1 folder: ``FluxPipeline`` (dev-like with ``guidance_embeds=True``,
     schnell-like without: no guidance embedder, fixed shift 1.0) or, with ``fill=True``, a
     ``FluxFillPipeline`` whose transformer takes 384 channels (64 packed latents + 64 packed
@@ -290,7 +300,11 @@ def build_tiny_flux(path: Path, *, guidance_embeds: bool = True, fill: bool = Fa
         scheduler = _flow_scheduler(**{**_DYNAMIC, "use_dynamic_shifting": False, "shift": 1.0})
     parts = {"scheduler": scheduler, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
              "text_encoder_2": text_encoder_2, "tokenizer_2": tokenizer_2, "transformer": transformer}  # fmt: skip
-    pipe = FluxFillPipeline(**parts) if fill else FluxPipeline(**parts, image_encoder=None, feature_extractor=None)
+    pipe = (
+        FluxFillPipeline(**parts)
+        if fill
+        else FluxPipeline(**parts, image_encoder=None, feature_extractor=None)
+    )
     return _save(pipe, path, path / "_tok")
 
 
@@ -303,7 +317,11 @@ def build_tiny_flux_controlnet(path: Path, *, guidance_embeds: bool = True, seed
     from diffusers import FluxControlNetModel
 
     with _Seeded(seed + 15):
-        controlnet = _wake(FluxControlNetModel(patch_size=1, in_channels=64, guidance_embeds=guidance_embeds, **_FLUX))
+        controlnet = _wake(
+            FluxControlNetModel(
+                patch_size=1, in_channels=64, guidance_embeds=guidance_embeds, **_FLUX
+            )
+        )
     controlnet.save_pretrained(str(path), safe_serialization=True)
     return path
 
@@ -406,7 +424,7 @@ def build_tiny_zimage(path: Path, *, seed: int = 0) -> Path:
     with _Seeded(seed + 41):
         transformer = ZImageTransformer2DModel(
             in_channels=16, n_layers=2, cap_feat_dim=16, rope_theta=256.0, t_scale=1000.0,
-            axes_dims=[8, 4, 4], axes_lens=[256, 64, 64], **_ZIMAGE,
+            axes_dims=[8, 4, 4], axes_lens=[1024, 512, 512], **_ZIMAGE,
         )  # fmt: skip
         with torch.no_grad():  # torch.empty in diffusers
             transformer.x_pad_token.normal_(std=0.5)
@@ -430,7 +448,9 @@ def build_tiny_zimage_controlnet(path: Path, *, seed: int = 0) -> Path:
     from diffusers import ZImageControlNetModel
 
     with _Seeded(seed + 43):
-        controlnet = _wake(ZImageControlNetModel(control_layers_places=[0], control_in_dim=16, **_ZIMAGE))
+        controlnet = _wake(
+            ZImageControlNetModel(control_layers_places=[0], control_in_dim=16, **_ZIMAGE)
+        )
     controlnet.save_pretrained(str(path), safe_serialization=True)
     return path
 
@@ -483,7 +503,11 @@ def build_tiny_qwenimage(path: Path, *, seed: int = 0) -> Path:
         shift=1.0, shift_terminal=0.02, time_shift_type="exponential",
     )  # fmt: skip
     pipe = QwenImagePipeline(
-        scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer
+        scheduler=scheduler,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=transformer,
     )
     return _save(pipe, path)
 
@@ -520,7 +544,7 @@ def build_tiny_flux2_klein(path: Path, *, distilled: bool = True, seed: int = 0)
     with _Seeded(seed + 61):
         transformer = Flux2Transformer2DModel(
             patch_size=1, in_channels=128, num_layers=1, num_single_layers=1, attention_head_dim=16,
-            num_attention_heads=2, joint_attention_dim=3 * 16, timestep_guidance_channels=32,
+            num_attention_heads=2, joint_attention_dim=3 * 16, timestep_guidance_channels=256,
             axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False,
         )  # fmt: skip
     with _Seeded(seed + 62):
@@ -577,4 +601,3 @@ def tiny_flow_model(kind: str) -> Path:
 def folder_bytes(path: Path) -> int:
     """Bytes on disk under ``path`` (for the size budget: every tiny model well under 2 MB)."""
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
-

@@ -68,7 +68,16 @@ def _load(kind: str, path: Path) -> Any:
     return _pipeline_class(kind).from_pretrained(str(path), local_files_only=True)
 
 
-FAMILIES = ["flux", "flux-schnell", "flux-fill", "chroma", "sd3", "zimage", "qwenimage", "flux2-klein"]
+FAMILIES = [
+    "flux",
+    "flux-schnell",
+    "flux-fill",
+    "chroma",
+    "sd3",
+    "zimage",
+    "qwenimage",
+    "flux2-klein",
+]
 
 
 @pytest.mark.parametrize("kind", FAMILIES)
@@ -87,21 +96,28 @@ def test_family_runs_in_its_pipeline(kind: str, tmp_path: Path) -> None:
     assert not mismatched, f"two builds differ in {mismatched}"
 
     pipe = _load(kind, path)
+    assert pipe.vae_scale_factor == 8  # the real spatial factor (FLUX.2 packs a further 2x2)
     image = _run(pipe, kind, PROMPT)
     assert image.shape == (1, SIZE, SIZE, 3)
     assert np.isfinite(image).all() and image.std() > 0.0
     np.testing.assert_array_equal(image, _run(_load(kind, again), kind, PROMPT))
     other = _run(pipe, kind, OTHER)
-    assert np.abs(other - image).max() > 1e-3, "two prompts gave the same image: the text path is dead"
+    assert np.abs(other - image).max() > 1e-3, (
+        "two prompts gave the same image: the text path is dead"
+    )
 
 
 def test_schnell_is_flux_without_guidance() -> None:
     import json
 
     dev = json.loads((tiny_flow_model("flux") / "transformer" / "config.json").read_text())
-    schnell = json.loads((tiny_flow_model("flux-schnell") / "transformer" / "config.json").read_text())
+    schnell = json.loads(
+        (tiny_flow_model("flux-schnell") / "transformer" / "config.json").read_text()
+    )
     assert dev["guidance_embeds"] and not schnell["guidance_embeds"]
-    sched = json.loads((tiny_flow_model("flux-schnell") / "scheduler" / "scheduler_config.json").read_text())
+    sched = json.loads(
+        (tiny_flow_model("flux-schnell") / "scheduler" / "scheduler_config.json").read_text()
+    )
     assert sched["use_dynamic_shifting"] is False and sched["shift"] == 1.0
     fill = json.loads((tiny_flow_model("flux-fill") / "transformer" / "config.json").read_text())
     assert (fill["in_channels"], fill["out_channels"]) == (384, 64)
@@ -136,8 +152,12 @@ def test_qwen_template_prefix_is_the_dropped_tokens() -> None:
 def test_qwen3_chat_template_matches_qwen3() -> None:
     tok = qwen_tokenizer()
     messages = [{"role": "user", "content": "a cat"}]
-    think = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=True)
-    plain = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    think = tok.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=True
+    )
+    plain = tok.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
     assert think == "<|im_start|>user\na cat<|im_end|>\n<|im_start|>assistant\n"
     assert plain == think + "<think>\n\n</think>\n\n"
     ids = tok(plain).input_ids
@@ -149,7 +169,11 @@ CONTROLNETS = {
     "controlnet-flux": ("flux", "FluxControlNetModel", "FluxControlNetPipeline"),
     "controlnet-sd3": ("sd3", "SD3ControlNetModel", "StableDiffusion3ControlNetPipeline"),
     "controlnet-zimage": ("zimage", "ZImageControlNetModel", "ZImageControlNetPipeline"),
-    "controlnet-qwenimage": ("qwenimage", "QwenImageControlNetModel", "QwenImageControlNetPipeline"),
+    "controlnet-qwenimage": (
+        "qwenimage",
+        "QwenImageControlNetModel",
+        "QwenImageControlNetPipeline",
+    ),
 }
 
 
@@ -168,8 +192,16 @@ def test_controlnet_runs_in_its_pipeline(kind: str) -> None:
     ramp = np.linspace(0, 255, SIZE, dtype=np.uint8)
     edges = np.stack([np.tile(ramp, (SIZE, 1))] * 3, axis=-1)
     images = [
-        _run(pipe, family, PROMPT, control_image=Image.fromarray(c), controlnet_conditioning_scale=1.0)
+        _run(
+            pipe,
+            family,
+            PROMPT,
+            control_image=Image.fromarray(c),
+            controlnet_conditioning_scale=1.0,
+        )
         for c in (edges, 255 - edges.transpose(1, 0, 2))
     ]
     assert images[0].shape == (1, SIZE, SIZE, 3)
-    assert np.abs(images[0] - images[1]).max() > 1e-3, "the control image does not reach the picture"
+    assert np.abs(images[0] - images[1]).max() > 1e-3, (
+        "the control image does not reach the picture"
+    )
