@@ -18,8 +18,9 @@ touches the network.
 - The family comes from the keys (:func:`sfumato.inference.detect.detect_family`); a
   UNet whose first convolution takes 9 channels gives the inpainting pipeline.
 - SD 2.x files do not say whether they predict v (768) or epsilon (512): the sidecar
-  ``<name>.yaml`` or the file name decides (:func:`sfumato.inference.families.sd2.single_file_kind`),
-  else the config's own (shipped: v-prediction at 768).
+  ``<name>.yaml``, the file name or a tell-tale tensor decides
+  (:func:`sfumato.inference.families.sd2.single_file_kind`), else the config's own
+  (shipped: v-prediction at 768).
 - ``config=`` overrides the shipped configs with any diffusers-format folder (a
   checkpoint of a custom architecture; the tests' tiny models). The folder needs
   ``unet/``, ``vae/``, ``text_encoder/`` (``text_encoder_2/`` for SDXL) and
@@ -491,7 +492,7 @@ def load_single_file(
     if family == SD2:
         from sfumato.inference.families.sd2 import single_file_kind
 
-        kind = single_file_kind(path, inpaint=inpaint)
+        kind = single_file_kind(path, inpaint=inpaint, state=state)
         log.info("%s: SD 2.x, %s (%s)", path.name, kind.prediction_type or "the config's prediction", kind.reason)
         if config is not None:  # a config folder of its own keeps its own size
             kind = replace(kind, sample_size=None)

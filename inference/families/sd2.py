@@ -17,10 +17,16 @@ the UNet). Sfumato decides, in this order (:func:`single_file_kind`):
    "v"`` → v-prediction at 768; a yaml without it → epsilon at 512;
 2. the file name: ``768`` or a ``v`` word (``768-v-ema``, ``sd21-v``) → v-prediction at 768;
    ``base``, ``512`` or ``inpaint`` → epsilon at 512;
-3. otherwise the config's own (the shipped config: v-prediction at 768, as 2.0/2.1 are;
-   a 9-channel inpainting UNet: epsilon at 512, as 2.x inpainting is).
+3. a 9-channel inpainting UNet: epsilon at 512, as 2.x inpainting is;
+4. the weights, as ComfyUI tells them (``supported_models.SD20.model_type``): the bias of
+   the first norm in the last output block's transformer
+   (``output_blocks.11.1.transformer_blocks.0.norm1.bias``) spreads wider in v models, a
+   standard deviation over 0.09 → v-prediction at 768, else epsilon at 512 (SD-Turbo,
+   512 fine-tunes named otherwise);
+5. otherwise (a UNet without that block) the config's own (the shipped config:
+   v-prediction at 768, as 2.0/2.1 are).
 
-Rename the file or add the yaml when a fine-tune is named otherwise.
+Rename the file or add the yaml when a fine-tune is named otherwise and the weights guess wrong.
 
 The tokenizer is CLIP's BPE (``resources/configs/clip-tokenizer``) padding with ``"!"``
 (id 0) as stabilityai's ships it: SD 2.x conditions on every one of the 77 tokens, so the
@@ -31,6 +37,7 @@ embeddings); the preview factors are SD 1.x's, the VAE being the same.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,9 +88,15 @@ _EPS_NAME = re.compile(r"base|512|inpaint")
 _V_YAML = re.compile(r"""^\s*parameterization\s*:\s*["']?v["']?\s*(#.*)?$""", re.MULTILINE)
 
 
-def single_file_kind(path: Path, *, inpaint: bool = False) -> SingleFileKind:
+#: ComfyUI's tell-tale tensor for v-prediction, and the spread above which it says v
+_V_TELL = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
+_V_TELL_STD = 0.09
+
+
+def single_file_kind(path: Path, *, inpaint: bool = False, state: Mapping[str, Any] | None = None) -> SingleFileKind:
     """v-prediction at 768 or epsilon at 512 for the SD 2.x checkpoint ``path`` (see the
-    module docstring for the rules); reads only the sidecar ``.yaml``, never the weights."""
+    module docstring for the rules). ``state``: the file's tensors (LDM names), for rule 4;
+    reads the sidecar ``.yaml``, nothing else of the disk."""
     path = Path(path)
     yaml = path.with_suffix(".yaml")
     if yaml.is_file():
@@ -102,4 +115,10 @@ def single_file_kind(path: Path, *, inpaint: bool = False) -> SingleFileKind:
         return SingleFileKind("epsilon", 64, "its name says base/512/inpainting")
     if inpaint:
         return SingleFileKind("epsilon", 64, "SD 2.x inpainting is epsilon at 512")
+    tell = None if state is None else state.get(_V_TELL)
+    if tell is not None and getattr(tell, "ndim", 0) == 1 and tell.numel() > 1:
+        spread = float(tell.float().std(unbiased=False))
+        if spread > _V_TELL_STD:
+            return SingleFileKind("v_prediction", 96, f"its weights look v-trained (spread {spread:.3f})")
+        return SingleFileKind("epsilon", 64, f"its weights look epsilon-trained (spread {spread:.3f})")
     return SingleFileKind(None, None, "the config's own (2.0/2.1: v-prediction at 768)")

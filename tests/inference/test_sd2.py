@@ -319,6 +319,19 @@ def test_single_file_kind_rules(tmp_path: Path, name: str, inpaint: bool, expect
     assert (kind.prediction_type, kind.sample_size) == expected
 
 
+def test_single_file_kind_reads_comfyuis_tell_tale_tensor(tmp_path: Path) -> None:
+    """A name that says nothing: the spread of the last output block's first norm bias
+    tells (ComfyUI's rule); the name and the yaml still come first."""
+    key = "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias"
+    wide, narrow = {key: torch.randn(320, generator=torch.Generator().manual_seed(0)) * 0.3}, {key: torch.full((320,), 0.02)}
+    path = tmp_path / "some-finetune.safetensors"
+    assert (single_file_kind(path, state=wide).prediction_type, single_file_kind(path, state=wide).sample_size) == ("v_prediction", 96)
+    assert (single_file_kind(path, state=narrow).prediction_type, single_file_kind(path, state=narrow).sample_size) == ("epsilon", 64)
+    assert single_file_kind(path, state={}).prediction_type is None
+    assert single_file_kind(tmp_path / "x-768-v.safetensors", state=narrow).prediction_type == "v_prediction"
+    assert single_file_kind(path, inpaint=True, state=wide).prediction_type == "epsilon"
+
+
 def test_single_file_kind_reads_the_sidecar_yaml(tmp_path: Path) -> None:
     path = tmp_path / "v2-1_768-ema-pruned.safetensors"
     path.with_suffix(".yaml").write_text("model:\n  params:\n    linear_start: 0.00085\n")  # v2-inference.yaml
