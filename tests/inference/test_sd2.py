@@ -125,6 +125,62 @@ def test_shipped_configs_build_the_official_architecture(component: str) -> None
     assert (unet["sample_size"], unet["cross_attention_dim"], unet["use_linear_projection"]) == (96, 1024, True)
 
 
+#: Tensor names and shapes of the released v2-1_768-ema-pruned checkpoint (linear
+#: ``proj_in``, 1024-wide cross-attention, OpenCLIP-H with 24 blocks and its projection).
+REAL_LDM_SHAPES = {
+    "model.diffusion_model.input_blocks.0.0.weight": (320, 4, 3, 3),
+    "model.diffusion_model.input_blocks.1.1.proj_in.weight": (320, 320),
+    "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 1024),
+    "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight": (1280, 1024),
+    "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias": (320,),
+    "model.diffusion_model.output_blocks.11.1.proj_out.weight": (320, 320),
+    "first_stage_model.encoder.mid.attn_1.q.weight": (512, 512, 1, 1),
+    "cond_stage_model.model.token_embedding.weight": (49408, 1024),
+    "cond_stage_model.model.positional_embedding": (77, 1024),
+    "cond_stage_model.model.ln_final.weight": (1024,),
+    "cond_stage_model.model.transformer.resblocks.22.attn.in_proj_weight": (3072, 1024),
+    "cond_stage_model.model.transformer.resblocks.22.mlp.c_fc.weight": (4096, 1024),
+}
+
+
+def test_shipped_configs_match_the_released_checkpoint_layout() -> None:
+    """On the meta device: shipped config → model → LDM names (the released shapes, plus
+    the 24th block and the projection SD 2.x does not use) → diffusers' own conversion →
+    exactly the model's tensors again."""
+    import diffusers
+    import transformers
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+        convert_open_clip_checkpoint,
+    )
+
+    unet_cfg = json.loads((SHIPPED / "unet" / "config.json").read_text())
+    vae_cfg = json.loads((SHIPPED / "vae" / "config.json").read_text())
+    with torch.device("meta"):
+        unet = diffusers.UNet2DConditionModel.from_config(unet_cfg)
+        vae = diffusers.AutoencoderKL.from_config(vae_cfg)
+        text = transformers.CLIPTextModel(transformers.CLIPTextConfig.from_pretrained(SHIPPED / "text_encoder"))
+        ldm = unet_to_ldm(unet.state_dict(), unet_cfg) | vae_to_ldm(vae.state_dict(), vae_cfg)
+        ldm |= open_clip_to_ldm(text.state_dict(), "cond_stage_model.model.")
+        prefix = "cond_stage_model.model.transformer.resblocks."
+        ldm |= {k.replace(prefix + "22.", prefix + "23."): torch.empty(v.shape) for k, v in ldm.items() if k.startswith(prefix + "22.")}
+        ldm["cond_stage_model.model.text_projection"] = torch.empty(1024, 1024)
+    for key, shape in REAL_LDM_SHAPES.items():
+        assert tuple(ldm[key].shape) == shape, key
+    assert detect_family(ldm) == SD2
+
+    def same(converted: dict[str, torch.Tensor], model: torch.nn.Module) -> None:
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+        got = {k.removeprefix("text_model.") if not hasattr(model, "text_model") else k: tuple(v.shape)
+               for k, v in converted.items() if not k.endswith("position_ids")}  # fmt: skip
+        assert got == expected
+
+    same(convert_ldm_unet_checkpoint(ldm, unet_cfg), unet)
+    same(convert_ldm_vae_checkpoint(ldm, vae_cfg), vae)
+    same(convert_open_clip_checkpoint(text, ldm, prefix="cond_stage_model.model."), text)
+
+
 # ----------------------------------------------------------------------------- modes
 
 
