@@ -281,6 +281,31 @@ def test_regions_and_a_controlnet_condition_the_result(shared_engine: Any, sd2: 
     _run_ok(shared_engine, together)
 
 
+def test_sd2_embeddings_are_1024_wide(shared_engine: Any, sd2: Path, tmp_path: Path) -> None:
+    """A textual-inversion file made for SD 2.x (1024-wide vectors) reaches the encoder; an
+    SD 1.x one (768 wide) named explicitly is refused with the reason."""
+    from sfumato.inference.embeddings import (
+        EmbeddingLibrary,
+        EmbeddingMismatchError,
+        find_embeddings,
+    )
+
+    folder = tmp_path / "embeddings"
+    folder.mkdir()
+    vectors = torch.randn(2, 1024, generator=torch.Generator().manual_seed(1))
+    save_file({"emb_params": vectors}, str(folder / "sd2emb.safetensors"))
+    save_file({"emb_params": torch.randn(1, 768)}, str(folder / "sd1emb.safetensors"))
+    library = EmbeddingLibrary(find_embeddings(dirs=[folder]))
+    model = shared_engine.cache.get(ModelRef(str(sd2)))
+    cpu = torch.device("cpu")
+    used, pooled = model.family.encode_prompts(model.pipe, ["a sd2emb cat"], cpu, embeddings=library)
+    as_text, _ = model.family.encode_prompts(model.pipe, ["a sd2emb cat"], cpu)
+    assert pooled is None and used.shape == (1, 77, 1024)
+    assert not torch.equal(used, as_text)
+    with pytest.raises(EmbeddingMismatchError, match="768 wide"):
+        model.family.encode_prompts(model.pipe, ["a embedding:sd1emb cat"], cpu, embeddings=library)
+
+
 # ----------------------------------------------------------------------------- single files
 
 
