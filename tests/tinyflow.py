@@ -29,8 +29,11 @@ module), so two builds are byte-identical. Everything is built here, offline:
 Sizes and shapes worth knowing:
 
 * The VAEs keep the real 8× spatial factor, and the real latent channels (16; FLUX.2: 32,
-  128 after its 2×2 patchify, 16× in all). 64×64 is the smallest useful size for every
-  family: FLUX/Chroma/SD3/Z-Image/Qwen-Image need multiples of 16 px, FLUX.2 of 16 px too.
+  128 after its 2×2 patchify, 16× in all). Every family takes multiples of 16 px (48×48
+  and 96×64 run too); FLUX.1, Chroma, Qwen-Image and FLUX.2 round other sizes down with a
+  warning, SD3 and Z-Image raise. SD3's ``pos_embed_max_size`` 32 caps it at 512 px.
+* FLUX.2 Klein sends all 512 padded Qwen3 tokens to the transformer, unmasked (the real
+  pipeline does too), so the pad token's embedding counts.
 * FLUX.2 Klein's pipeline stacks Qwen3 hidden states 9, 18 and 27 (``text_encoder_out_layers``
   default), so its tiny Qwen3 has 28 layers (hidden 16), and the transformer's
   ``joint_attention_dim`` is 3 × 16. Its VAE batch-norm statistics are random (not 0/1), so
@@ -469,6 +472,7 @@ def _qwen25_vl(tokenizer: Any) -> Any:
             "vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
             "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 2048,
             "rope_theta": 1000000.0, "tie_word_embeddings": True, "bos_token_id": None,
+            "eos_token_id": ids("<|im_end|>"), "pad_token_id": ids("<|endoftext|>"),
             "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
         },
         vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2,

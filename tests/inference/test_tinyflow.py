@@ -1,15 +1,16 @@
 """The tiny flow-matching models of ``tests/tinyflow.py`` run in diffusers' own pipelines.
 
-For every family: the folder loads with ``<Pipeline>.from_pretrained(..., local_files_only=True)``,
-2 steps of txt2img at 64×64 (the smallest size all of them take: multiples of 16 px) give a
-64×64 image; a second build is byte-identical and gives the same image for the same seed; two
-prompts give different images (the text path is live, down to the tokenizer). Each ControlNet
-runs in its family's ControlNet pipeline, and two control images give two different pictures
-(so the control input reaches the transformer).
+For every family: the folder loads with ``<Pipeline>.from_pretrained(..., local_files_only=True)``;
+2 steps of txt2img at 64×64 (every family takes multiples of 16 px) give a 64×64 image; a
+second build is byte-identical and gives the same image for the same seed; two prompts give
+different images (the text path is live, down to the tokenizer). Each ControlNet runs in its
+family's ControlNet pipeline, and two control images give two different pictures (so the
+control input reaches the transformer).
 
 What the families need from a test (see also the ``tinyflow`` docstring): Qwen-Image only
-applies true CFG with a ``negative_prompt``; FLUX.2 Klein (distilled) ignores guidance, so it
-runs at ``guidance_scale=1``; FLUX Fill needs an image and a mask.
+applies true CFG with a ``negative_prompt`` (one is given, so CFG runs, as in real use);
+FLUX.2 Klein (distilled) ignores guidance, so it runs at ``guidance_scale=1``; FLUX Fill
+needs an image and a mask.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _extra(kind: str) -> dict[str, Any]:
 
     if kind == "flux2-klein":
         return {"guidance_scale": 1.0}
+    if kind == "qwenimage":
+        return {"negative_prompt": " ", "true_cfg_scale": 4.0}
     if kind == "flux-fill":
         gray = np.full((SIZE, SIZE, 3), 128, np.uint8)
         gray[:, : SIZE // 2] = (200, 40, 40)
