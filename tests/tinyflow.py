@@ -5,7 +5,7 @@ Chroma, SD 3.5, Z-Image, Qwen-Image and FLUX.2 Klein, and their ControlNets::
 
     from tinyflow import build_tiny_flux, tiny_flow_model
     path = build_tiny_flux(tmp_path / "flux")   # a diffusers folder, a few hundred KB
-    path = tiny_flow_model("flux")              # one build per test process (see _KINDS)
+    path = tiny_flow_model("flux")              # one build per test process (see KINDS)
 
 Each builder writes what ``<Pipeline>.from_pretrained(path, local_files_only=True)`` reads:
 ``model_index.json``, the transformer, the VAE, the text encoder(s) with their tokenizers
@@ -32,15 +32,16 @@ Sizes and shapes worth knowing:
   128 after its 2×2 patchify, 16× in all). Every family takes multiples of 16 px (48×48
   and 96×64 run too); FLUX.1, Chroma, Qwen-Image and FLUX.2 round other sizes down with a
   warning, SD3 and Z-Image raise. SD3's ``pos_embed_max_size`` 32 caps it at 512 px.
-* FLUX.2 Klein sends all 512 padded Qwen3 tokens to the transformer, unmasked (the real
-  pipeline does too), so the pad token's embedding counts.
+* FLUX.2 Klein sends all 512 Qwen3 positions, padding included, to the transformer
+  unmasked (diffusers' pipeline does), so the hidden states at padding positions count.
 * FLUX.2 Klein's pipeline stacks Qwen3 hidden states 9, 18 and 27 (``text_encoder_out_layers``
   default), so its tiny Qwen3 has 28 layers (hidden 16), and the transformer's
   ``joint_attention_dim`` is 3 × 16. Its VAE batch-norm statistics are random (not 0/1), so
   an engine that forgets them differs from the pipeline.
 * Z-Image takes Qwen3's hidden state -2 and pads the image sequence with a learned
   ``x_pad_token`` (``torch.empty`` in diffusers, seeded here).
-* Chroma, like the real one, keeps one padding token of the T5 mask (the pipeline does it).
+* ChromaPipeline keeps the first padding token of the T5 sequence unmasked in the
+  transformer (all 512 positions stay; the ones after it are masked).
 * ControlNets: their zero-initialised projections get small random weights, or they would
   add nothing; builders take the transformer's shape so they match the tiny transformer.
 * Scheduler configs follow the public model repositories' (dynamic shifting for FLUX.1 dev,
