@@ -490,8 +490,11 @@ def load_single_file(
     inpaint = is_inpaint_unet(state)
     kind = None
     if family == SD2:
-        from sfumato.inference.families.sd2 import single_file_kind
+        from sfumato.inference.families.sd2 import single_file_kind, unsupported_variant
 
+        variant = unsupported_variant(state)
+        if variant is not None:
+            raise UnsupportedModeError(variant)
         kind = single_file_kind(path, inpaint=inpaint, state=state)
         log.info("%s: SD 2.x, %s (%s)", path.name, kind.prediction_type or "the config's prediction", kind.reason)
         if config is not None:  # a config folder of its own keeps its own size

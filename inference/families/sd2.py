@@ -46,7 +46,7 @@ from sfumato.inference.families.sd15 import SD15Family
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SD2
 
-__all__ = ["SD2Family", "SingleFileKind", "single_file_kind"]
+__all__ = ["SD2Family", "SingleFileKind", "single_file_kind", "unsupported_variant"]
 
 #: what the SD 2.x tokenizer pads with (stabilityai/stable-diffusion-2*/tokenizer)
 PAD_TOKEN = "!"
@@ -86,6 +86,21 @@ class SingleFileKind:
 _V_NAME = re.compile(r"768|(?<![a-z0-9])v(?![a-z0-9])")
 _EPS_NAME = re.compile(r"base|512|inpaint")
 _V_YAML = re.compile(r"""^\s*parameterization\s*:\s*["']?v["']?\s*(#.*)?$""", re.MULTILINE)
+
+
+def unsupported_variant(shapes: Mapping[str, Any]) -> str | None:
+    """Why an SD 2.x checkpoint (LDM names → tensors or shapes) is a variant the engine
+    cannot run, or ``None``: the depth model (5 input channels), the ×4 upscaler (7) and
+    unCLIP (an image-embedding input, ``label_emb``) share the text encoder but need
+    inputs no mode gives; loaded as plain SD 2.x they would fail or draw noise."""
+    conv_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
+    channels = tuple(getattr(conv_in, "shape", conv_in) or ())[1:2]
+    if channels and int(channels[0]) not in (4, 9):
+        what = {5: "the depth-conditioned model", 7: "the ×4 upscaler"}.get(int(channels[0]), "a variant")
+        return f"This checkpoint is Stable Diffusion 2.x {what} ({int(channels[0])} input channels), which is not supported."
+    if "model.diffusion_model.label_emb.0.0.weight" in shapes:
+        return "This checkpoint is Stable Diffusion 2.x unCLIP (image variations), which is not supported."
+    return None
 
 
 #: ComfyUI's tell-tale tensor for v-prediction, and the spread above which it says v

@@ -400,6 +400,21 @@ def test_single_file_kind_rules(tmp_path: Path, name: str, inpaint: bool, expect
     assert (kind.prediction_type, kind.sample_size) == expected
 
 
+@pytest.mark.parametrize(("channels", "label_emb", "words"), [(5, False, "depth"), (7, False, "upscaler"), (4, True, "unCLIP")])
+def test_sd2_variants_that_need_other_inputs_are_refused(
+    sd2: Path, tmp_path: Path, channels: int, label_emb: bool, words: str
+) -> None:
+    from sfumato.inference.errors import UnsupportedModeError
+
+    state = _ldm_sd2(sd2)
+    conv_in = "model.diffusion_model.input_blocks.0.0.weight"
+    state[conv_in] = torch.zeros(state[conv_in].shape[0], channels, 3, 3)
+    if label_emb:
+        state["model.diffusion_model.label_emb.0.0.weight"] = torch.zeros(4, 4)
+    with pytest.raises(UnsupportedModeError, match=words):
+        load_single_file(_write(state, tmp_path / "variant.safetensors"), config=sd2)
+
+
 def test_single_file_kind_reads_comfyuis_tell_tale_tensor(tmp_path: Path) -> None:
     """A name that says nothing: the spread of the last output block's first norm bias
     tells (ComfyUI's rule); the name and the yaml still come first."""
