@@ -400,6 +400,21 @@ def test_single_file_kind_rules(tmp_path: Path, name: str, inpaint: bool, expect
     assert (kind.prediction_type, kind.sample_size) == expected
 
 
+def test_an_sd2_controlnet_file_loads_strictly(sd2_controlnet: Path, tmp_path: Path) -> None:
+    from diffusers import ControlNetModel
+    from ldm_checkpoint import write_ldm_controlnet
+    from sfumato.inference.single_file import load_controlnet_file
+
+    ldm = write_ldm_controlnet(sd2_controlnet, tmp_path / "control_sd21_scribble.safetensors")
+    assert detect_family(read_safetensors_header(ldm).shapes) == SD2
+    loaded = load_controlnet_file(ldm, config=sd2_controlnet).state_dict()
+    reference = ControlNetModel.from_pretrained(str(sd2_controlnet), local_files_only=True).state_dict()
+    assert loaded.keys() == reference.keys()
+    assert all(torch.equal(loaded[k], reference[k]) for k in loaded)
+    shipped = json.loads((SHIPPED / "controlnet" / "config.json").read_text())
+    assert (shipped["cross_attention_dim"], shipped["use_linear_projection"]) == (1024, True)
+
+
 @pytest.mark.parametrize(("channels", "label_emb", "words"), [(5, False, "depth"), (7, False, "upscaler"), (4, True, "unCLIP")])
 def test_sd2_variants_that_need_other_inputs_are_refused(
     sd2: Path, tmp_path: Path, channels: int, label_emb: bool, words: str
