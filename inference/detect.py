@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
+from sfumato.inference.transformer_keys import transformer_family
 from sfumato.vocabulary.families import SD2, SD15, SDXL, SUPPORTED_FAMILIES
 from sfumato.vocabulary.regular_file import NotRegularFileError, open_regular, special_kind
 
@@ -257,9 +258,7 @@ def detect_family(keys: Iterable[str] | Mapping[str, Any]) -> str:
     names = list(keys)
 
     # Transformer families (FLUX.1, Chroma, SD 3.5, FLUX.2, Z-Image, Qwen-Image), by their
-    # unmistakable blocks in any key layout (model_parts imports this module: imported here).
-    from sfumato.inference.model_parts import transformer_family
-
+    # unmistakable blocks in any key layout.
     transformer = transformer_family(shapes if shapes is not None else dict.fromkeys(names, ()))
     if transformer == "lumina2":
         raise UnsupportedModeError("This checkpoint is Lumina 2, which is not supported.")

@@ -47,6 +47,8 @@ TORCH_FREE_INFERENCE = (
     "sfumato.inference.preprocess",
     "sfumato.inference.catalog",
     "sfumato.inference.detect",
+    "sfumato.inference.model_parts",
+    "sfumato.inference.transformer_keys",
     "sfumato.inference.errors",
     "sfumato.inference.modes",
     "sfumato.inference.steps",
