@@ -71,7 +71,7 @@ BUILTIN_CONTROLNET_LABEL = "built-in scribble ControlNet (demo model)"
 BUILTIN_MODEL_DIR = builtin_model_folder()
 BUILTIN_CONTROLNET_DIR = builtin_controlnet_folder()
 
-_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 _SCAN_DEPTH = 3
 _NO_SYSTEM_ENV = "SFUMATO_NO_SYSTEM_MODEL_DIRS"
 
@@ -137,6 +137,10 @@ def system_model_dirs(home: Path | None = None) -> list[tuple[Path, Origin, Weig
     comfy = home / "ComfyUI" / "models"
     dirs += [
         (comfy / "checkpoints", Origin.COMFYUI, WeightsKind.CHECKPOINT),
+        # transformer-family models alone (FLUX, SD 3.5, ...); their text encoders and VAE
+        # are found beside them, in text_encoders/ (clip/) and vae/ (model_parts)
+        (comfy / "diffusion_models", Origin.COMFYUI, WeightsKind.CHECKPOINT),
+        (comfy / "unet", Origin.COMFYUI, WeightsKind.CHECKPOINT),
         (comfy / "controlnet", Origin.COMFYUI, WeightsKind.CONTROLNET),
         (comfy / "loras", Origin.COMFYUI, WeightsKind.LORA),
     ]
@@ -224,7 +228,33 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
     return None
 
 
-def _file_entry(path: Path, origin: Origin, kind_hint: WeightsKind | None) -> ModelEntry:
+def _part_entry(path: Path, origin: Origin) -> ModelEntry | None | bool:
+    """A transformer-family file (FLUX.1, Chroma, SD 3.5, FLUX.2, Z-Image, Qwen-Image) as an
+    entry whose problem names any text encoder or VAE missing from the folders around it
+    (:mod:`.model_parts`); ``False`` for a text encoder or a VAE, which are parts of such a
+    model rather than models to pick; ``None`` for any other file."""
+    import importlib.util
+
+    from sfumato.inference.model_parts import Role, group_transformer_file, identify_part_cached
+
+    if path.suffix.lower() == ".gguf" and importlib.util.find_spec("gguf") is None:
+        return ModelEntry(WeightsKind.CHECKPOINT, str(path), path.stem, None, origin,
+                          problem="reading .gguf files needs the gguf package: pip install gguf")
+    part = identify_part_cached(path)
+    if part is None:
+        return None
+    if part.role in (Role.TEXT_ENCODER, Role.VAE):
+        return False
+    group = group_transformer_file(path, part)
+    return ModelEntry(WeightsKind.CHECKPOINT, str(path), path.stem, part.family, origin,
+                      problem=group.problem if group is not None else None)
+
+
+def _file_entry(path: Path, origin: Origin, kind_hint: WeightsKind | None) -> ModelEntry | None:
+    if path.suffix.lower() in (".safetensors", ".gguf") and kind_hint in (None, WeightsKind.CHECKPOINT):
+        entry = _part_entry(path, origin)
+        if entry is not None:
+            return entry or None
     kind, family, problem = _sniff_file(path)
     if kind is None or (kind_hint is not None and kind is WeightsKind.CHECKPOINT):
         # A header cannot tell a checkpoint from a file it fails to read; the folder can.
@@ -237,7 +267,9 @@ def _scan(root: Path, origin: Origin, kind_hint: WeightsKind | None, depth: int 
     try:
         if root.is_file():
             if root.suffix.lower() in _FILE_SUFFIXES:
-                yield _file_entry(root, origin, kind_hint)
+                entry = _file_entry(root, origin, kind_hint)
+                if entry is not None:
+                    yield entry
             return
         if not root.is_dir():
             if root.suffix.lower() in _FILE_SUFFIXES and root.exists():  # a pipe, a device

@@ -49,6 +49,7 @@ __all__ = [
     "group_transformer_file",
     "identify_keys",
     "identify_part",
+    "identify_part_cached",
     "models_root_of",
     "needs_of",
     "transformer_family",
@@ -92,12 +93,12 @@ FAMILY_LABELS = {
     ZIMAGE: "Z-Image", QWENIMAGE: "Qwen-Image",
 }  # fmt: skip
 
-#: The ComfyUI sub-folders of ``models/`` for each role, preferred first.
+#: The sub-folders of a ComfyUI (or Forge) ``models/`` for each role, preferred first.
 COMFY_FOLDERS: dict[Role, tuple[str, ...]] = {
     Role.TRANSFORMER: ("diffusion_models", "unet"),
-    Role.CHECKPOINT: ("checkpoints",),
-    Role.TEXT_ENCODER: ("text_encoders", "clip"),
-    Role.VAE: ("vae",),
+    Role.CHECKPOINT: ("checkpoints", "Stable-diffusion"),  # the second: A1111 / Forge
+    Role.TEXT_ENCODER: ("text_encoders", "clip", "text_encoder"),
+    Role.VAE: ("vae", "VAE"),
 }
 
 #: The file a family's part is usually called, for messages saying what to put where.
@@ -227,16 +228,18 @@ def identify_keys(path: Path, shapes: Mapping[str, tuple[int, ...]], *, quantize
             transformer.variant, width=transformer.width, holds=frozenset(holds), prefix=transformer.prefix,
             quantized=quantized,
         )
+    # A file is an encoder or a VAE only when that is all it holds (an SD 1.x checkpoint
+    # holds a CLIP under ``cond_stage_model.transformer.`` beside its UNet).
     for prefix in ("", "text_encoders.clip_l.transformer.", "text_encoders.clip_g.transformer.",
                    "text_encoders.t5xxl.transformer.", "transformer.", "cond_stage_model.transformer."):
         bare = _strip(shapes, prefix) if prefix else shapes
-        found = _encoder_in(bare) if bare else None
+        found = _encoder_in(bare) if bare and len(bare) == len(shapes) else None
         if found is not None:
             return ModelPart(Path(path), Role.TEXT_ENCODER, Layout.ORIGINAL, encoder=found[0], width=found[1],
                              prefix=prefix, quantized=quantized)
     for prefix in ("", *_VAE_PREFIXES):
         bare = _strip(shapes, prefix) if prefix else shapes
-        vae = _vae_in(bare) if bare else None
+        vae = _vae_in(bare) if bare and len(bare) == len(shapes) else None
         if vae is not None:
             diffusers = any(".mid_block." in k for k in bare)
             return ModelPart(Path(path), Role.VAE, Layout.DIFFUSERS if diffusers else Layout.ORIGINAL, vae=vae,
@@ -364,8 +367,9 @@ def _part_files(folder: Path, depth: int = 2) -> Iterator[Path]:
 _PARTS_CACHE: dict[tuple[str, int, int], ModelPart | None] = {}
 
 
-def _identify_cached(path: Path) -> ModelPart | None:
-    """:func:`identify_part`, cached by path, size and time; ``None`` for unreadable files."""
+def identify_part_cached(path: Path) -> ModelPart | None:
+    """:func:`identify_part`, cached by path, size and time; ``None`` for unreadable files
+    (the catalog lists those with the reason its own header reading gives)."""
     try:
         stat = path.stat()
     except OSError:
@@ -384,7 +388,7 @@ def _parts_in(root: Path, role: Role) -> list[ModelPart]:
     parts = []
     for name in COMFY_FOLDERS[role]:
         for file in _part_files(root / name):
-            part = _identify_cached(file)
+            part = identify_part_cached(file)
             if part is not None:
                 parts.append(part)
     return parts
@@ -493,7 +497,7 @@ def group_transformer_file(path: Path, part: ModelPart | None = None) -> Grouped
         encoders = [p for p in _parts_in(root, Role.TEXT_ENCODER) if p.role is Role.TEXT_ENCODER]
         vaes = [p for p in _parts_in(root, Role.VAE) if p.role is Role.VAE]
     else:  # a loose folder: the companions lie beside it
-        beside = [_identify_cached(f) for f in _part_files(path.parent, 0) if f != path]
+        beside = [identify_part_cached(f) for f in _part_files(path.parent, 0) if f != path]
         encoders = [p for p in beside if p is not None and p.role is Role.TEXT_ENCODER]
         vaes = [p for p in beside if p is not None and p.role is Role.VAE]
     return _group(part, root, encoders, vaes)

@@ -187,3 +187,38 @@ def test_grouping_matches_the_qwen3_width(tmp_path: Path) -> None:
          {"model." + k: v for k, v in tiny_qwen3().state_dict().items()})
     (group,) = group_parts([models])
     assert group.problem is None and group.text_encoders[0].path.name == "qwen_3_4b.safetensors"
+
+
+def test_catalog_and_sfumato_models_list_grouped_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from sfumato.inference.catalog import list_models
+    from sfumato.vocabulary.config import Config
+
+    home = tmp_path / "home"
+    models = _comfy_tree(home, t5=())
+    save(models / "diffusion_models" / "chroma.safetensors", chroma_to_bfl(tiny_chroma()))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("SFUMATO_NO_SYSTEM_MODEL_DIRS", "0")
+    for var in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    entries = {e.label: e for e in list_models(config=Config())}
+    # the encoders and VAEs are parts of the models listed, not models of their own
+    assert not {"clip_l", "ae", "sd3_vae"} & set(entries)
+    flux, chroma = entries["flux1-dev"], entries["chroma"]
+    assert (flux.family, chroma.family) == (FLUX, CHROMA)
+    text_encoders = models / "text_encoders"
+    assert flux.problem == f"FLUX.1 needs a T5-XXL text encoder: put t5xxl_fp16.safetensors in {text_encoders}/"
+    assert chroma.problem is not None and chroma.problem.startswith("Chroma needs a T5-XXL")
+    assert not flux.supported
+
+    from sfumato.cli import main
+
+    assert main(["models"]) == 0
+    out, err = capsys.readouterr()
+    assert "flux1-dev" in out and "unusable" in out
+    assert f"FLUX.1 needs a T5-XXL text encoder: put t5xxl_fp16.safetensors in {text_encoders}/" in err
+
+    save(text_encoders / "t5xxl_fp16.safetensors", tiny_t5().state_dict())
+    entries = {e.label: e for e in list_models(config=Config())}
+    assert entries["flux1-dev"].problem is None and entries["chroma"].problem is None
+    assert entries["flux1-dev"].supported
