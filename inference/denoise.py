@@ -5,16 +5,21 @@ schedule's stepping, inpainting's known-area blending, x0 previews, progress, ca
 and works on latents in the VAE's own layout ``(B, C, h, w)``. What differs between
 architectures is one call: turn the current latents at timestep ``t`` into the guided
 prediction the scheduler steps with. That call is a :class:`Denoiser`, made per run by the
-model's family (:meth:`~.families.base.Family.make_denoiser`) from the prepared
+model's family (:func:`sfumato.inference.denoisers.make_denoiser`) from the prepared
 :class:`DenoiseJob`:
 
-- :class:`UNetDenoiser` (SD 1.x, SD 2.x, SDXL): the scheduler's input scaling, a
-  9-channel inpainting UNet's extra channels, ControlNet residuals, regional
+- the UNet families (SD 1.x, SD 2.x, SDXL, :mod:`.denoisers.unet`): the scheduler's input
+  scaling, a 9-channel inpainting UNet's extra channels, ControlNet residuals, regional
   cross-attention, embedded (LCM) guidance or classifier-free guidance over a doubled
-  batch.
-- the flow-matching transformers (:mod:`.families.flow`): packing into patch tokens,
-  position ids, timestep ``t / 1000``, guidance embeddings or true CFG, joint-attention
-  region masks (:mod:`.joint_regions`) — each family's own call.
+  batch;
+- the flow-matching transformers (:mod:`.families.flow`; :mod:`.denoisers.flux` and its
+  siblings): packing into patch tokens, position ids, timestep ``t / 1000``, guidance
+  embeddings or true CFG, joint-attention region masks (:mod:`.joint_regions`) — each
+  family's own call.
+
+The families themselves (:mod:`.families`) hold only what the planner may read without
+torch and the hooks that need torch alone; the denoisers, which need the rest of the
+engine room, live beside them in :mod:`.denoisers`.
 
 A denoiser may install hooks into the model (attention processors); :meth:`Denoiser.close`
 takes them out again, whatever happened during the run.
@@ -26,11 +31,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from sfumato.inference.regions import RegionalAttention
 from sfumato.inference.steps import StepPlan
 from sfumato.inference.text_conditioning import TextConditioning
 
-__all__ = ["ControlInput", "DenoiseJob", "Denoiser", "UNetDenoiser"]
+__all__ = ["ControlInput", "DenoiseJob", "Denoiser"]
 
 
 @dataclass
@@ -78,61 +82,3 @@ class Denoiser(Protocol):
     def __call__(self, latents: torch.Tensor, t: torch.Tensor, j: int, n: int) -> torch.Tensor: ...
 
     def close(self) -> None: ...
-
-
-class UNetDenoiser:
-    """The UNet families' call (SD 1.x, SD 2.x, SDXL)."""
-
-    def __init__(self, unet: Any, job: DenoiseJob) -> None:
-        self.unet = unet
-        self.job = job
-        self.guidance = {} if job.timestep_cond is None else {"timestep_cond": job.timestep_cond}
-        self.regional: RegionalAttention | None = None
-        if job.region_masks is not None:
-            self.regional = RegionalAttention(unet).install()
-            self.regional.set_regions(job.region_masks, job.text.region_spans)
-
-    def __call__(self, latents: torch.Tensor, t: torch.Tensor, j: int, n: int) -> torch.Tensor:
-        job = self.job
-        model_in = job.scheduler.scale_model_input(job.text.unet_batch(latents), t)
-        residuals = self._control_residuals(model_in, t, j, n)
-        unet_in = model_in if job.inpaint_extra is None else torch.cat([model_in, job.inpaint_extra], dim=1)
-        out = self.unet(
-            unet_in,
-            t,
-            encoder_hidden_states=job.text.tokens,
-            return_dict=False,
-            **job.unet_kwargs,
-            **self.guidance,
-            **residuals,
-        )[0]
-        return job.text.guide(out, job.cfg)
-
-    def close(self) -> None:
-        if self.regional is not None:
-            self.regional.remove()
-            self.regional = None
-
-    def _control_residuals(self, model_in: torch.Tensor, t: torch.Tensor, j: int, n: int) -> dict[str, Any]:
-        down: list[torch.Tensor] | None = None
-        mid: torch.Tensor | None = None
-        for control in self.job.controls:
-            if not control.active(j, n):
-                continue
-            d, m = control.net(
-                model_in,
-                t,
-                encoder_hidden_states=self.job.text.control_tokens,
-                controlnet_cond=control.image,
-                conditioning_scale=control.strength,
-                return_dict=False,
-                **self.job.unet_kwargs,
-            )
-            if down is None:
-                down, mid = list(d), m
-            else:
-                down = [a + b for a, b in zip(down, d)]
-                mid = mid + m  # type: ignore[operator]
-        if down is None:
-            return {}
-        return {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from sfumato.inference.cancel import CancelFlag
 from sfumato.inference.denoise import ControlInput, DenoiseJob
+from sfumato.inference.denoisers import make_denoiser
 from sfumato.inference.devices import (
     EngineOptions,
     PreviewMode,
@@ -81,13 +82,13 @@ from sfumato.inference.events import (
     Result,
 )
 from sfumato.inference.inpaint import apply_fill, join_thresholds
-from sfumato.inference.latents import NoiseLevels
+from sfumato.inference.latents import NoiseLevels, initial_sigma
 from sfumato.inference.model_cache import LoadedModel, ModelCache
 from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
 from sfumato.inference.regions import latent_masks
 from sfumato.inference.request import GenerationRequest, ModelRef, RequestError
-from sfumato.inference.schedulers import schedule_limit
+from sfumato.inference.schedulers import make_scheduler, schedule_limit
 from sfumato.inference.steps import StepPlan, plan_steps
 from sfumato.inference.text_conditioning import (
     condition_text,
@@ -226,7 +227,9 @@ class Engine:
             raise UnsupportedModeError(f"{model.family.label} models cannot do {names}.")
         self._apply_loras(model, request)
         strength = request.strength if request.init is not None else 1.0
-        scheduler = model.family.make_scheduler(request.sampler, dict(model.pipe.scheduler.config), request.scheduler_tweaks)
+        scheduler = make_scheduler(
+            request.sampler, dict(model.pipe.scheduler.config), request.scheduler_tweaks, model.family
+        )
         limit = schedule_limit(scheduler)
         steps = plan_steps(request.steps, strength, max_total=limit)
         if limit is not None and request.steps > limit:
@@ -289,7 +292,7 @@ class Engine:
         text = condition_text(
             model,
             prompt_pairs(request),
-            guided=is_guided(request.cfg) and embed_dim is None,
+            guided=is_guided(request.cfg) and embed_dim is None and not model.family.embeds_guidance(model.pipe),
             batch=request.batch,
             device=self.device,
             dtype=self.dtype,
@@ -354,7 +357,8 @@ class Engine:
             net = self.cache.controlnet(spec.model, spec.kind, model)
             tensor = torch.from_numpy(np.array(spec.image)).permute(2, 0, 1).float().div(255.0)[None]
             tensor = tensor.to(device=self.device, dtype=self.dtype).expand(request.batch * copies, -1, -1, -1)
-            controls.append(ControlInput(net, tensor, spec.strength, spec.start, spec.end))
+            mode = model.family.control_mode(net, spec.kind)
+            controls.append(ControlInput(net, tensor, spec.strength, spec.start, spec.end, mode))
         return controls
 
     # ------------------------------------------------------------------ the loop
@@ -383,7 +387,7 @@ class Engine:
             [torch.randn((1, job.channels, *job.lat_size), generator=g, dtype=torch.float32) for g in generators]
         ).to(device=device, dtype=dtype)
         if job.init_latents is None or (job.steps.start == 0 and request.strength >= 1.0):
-            latents = noise * float(scheduler.init_noise_sigma)
+            latents = noise * initial_sigma(scheduler)
         else:
             latents = levels.noised(job.init_latents, noise, 0)
 
@@ -392,7 +396,7 @@ class Engine:
             step_kwargs["generator"] = generators  # stochastic samplers: per-image noise
         thresholds = join_thresholds(n) if job.denoise_mask is not None else []
         previewer = self._previewer(model)
-        denoiser = model.family.make_denoiser(model, job)
+        denoiser = make_denoiser(model, job)
         try:
             with torch.inference_mode():
                 loop_start = time.perf_counter()

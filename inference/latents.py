@@ -1,8 +1,8 @@
-"""Pixels ↔ latents through a model's VAE, and the noise-level arithmetic of a schedule.
+"""The noise-level arithmetic of a schedule (and, re-exported from
+:mod:`sfumato.inference.families.vae`, pixels ↔ latents through a stock VAE).
 
-Pixel images here are numpy ``uint8 (H, W, 3)`` RGB; latents are torch tensors
-``(B, C, H/8, W/8)`` in the *model's* space (VAE latents × ``scaling_factor``, minus
-``shift_factor`` where the VAE has one), which is what UNets and schedulers see.
+Latents are torch tensors ``(B, C, h, w)`` in the *model's* space, what denoisers and
+schedulers see.
 
 :class:`NoiseLevels` expresses every scheduler's state with one number per step, the
 k-diffusion ``sigma``: schedulers in "k space" (Euler, Heun, DPM-SDE…, whose
@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 
 __all__ = [
@@ -27,53 +26,30 @@ __all__ = [
     "encode_images",
     "encode_pixels",
     "images_to_tensor",
+    "initial_sigma",
+    "is_flow_schedule",
     "pixels_to_images",
 ]
 
-
-def images_to_tensor(images: list[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """uint8 ``(H, W, 3)`` images → ``(B, 3, H, W)`` in [-1, 1]."""
-    array = np.stack(images).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(array).permute(0, 3, 1, 2).to(device=device, dtype=dtype)
-
-
-def _vae_dtype(vae: Any) -> torch.dtype:
-    return next(vae.parameters()).dtype
-
-
-@torch.inference_mode()
-def encode_pixels(vae: Any, x: torch.Tensor) -> torch.Tensor:
-    """``(B, 3, H, W)`` pixels in [-1, 1] → model-space latents (the distribution's mode)."""
-    latents = vae.encode(x.to(_vae_dtype(vae))).latent_dist.mode()
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    return (latents - shift) * vae.config.scaling_factor
+# The stock VAE's pixel ↔ latent maps live with the families, which use them as defaults.
+from sfumato.inference.families.vae import (  # noqa: E402
+    decode_latents,
+    decode_pixels,
+    encode_images,
+    encode_pixels,
+    images_to_tensor,
+    pixels_to_images,
+)
 
 
-@torch.inference_mode()
-def decode_pixels(vae: Any, latents: torch.Tensor) -> torch.Tensor:
-    """Model-space latents → ``(B, 3, H, W)`` pixels in about [-1, 1] (not clamped)."""
-    shift = getattr(vae.config, "shift_factor", None) or 0.0
-    z = latents.to(_vae_dtype(vae)) / vae.config.scaling_factor + shift
-    return vae.decode(z).sample
+def is_flow_schedule(scheduler: Any) -> bool:
+    """Whether ``scheduler`` samples a flow-matching model (diffusers' ``FlowMatch*``)."""
+    return type(scheduler).__name__.startswith("FlowMatch")
 
 
-def pixels_to_images(pixels: torch.Tensor) -> list[np.ndarray]:
-    """``(B, 3, H, W)`` pixels in [-1, 1] → uint8 ``(H, W, 3)`` images (clamped, rounded)."""
-    pixels = ((pixels.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8)
-    array = pixels.permute(0, 2, 3, 1).cpu().numpy()
-    return [np.ascontiguousarray(a) for a in array]
-
-
-@torch.inference_mode()
-def encode_images(vae: Any, images: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Encode uint8 images to model-space latents (the distribution's mode: deterministic)."""
-    return encode_pixels(vae, images_to_tensor(images, device, _vae_dtype(vae)))
-
-
-@torch.inference_mode()
-def decode_latents(vae: Any, latents: torch.Tensor) -> list[np.ndarray]:
-    """Decode model-space latents to uint8 ``(H, W, 3)`` images."""
-    return pixels_to_images(decode_pixels(vae, latents))
+def initial_sigma(scheduler: Any) -> float:
+    """What pure noise is multiplied by to start a run (1 for flow matching)."""
+    return float(getattr(scheduler, "init_noise_sigma", 1.0))
 
 
 class NoiseLevels:
@@ -84,7 +60,10 @@ class NoiseLevels:
     """
 
     def __init__(self, scheduler: Any, first: int = 0) -> None:
-        self.k_space = float(scheduler.init_noise_sigma) > 1.0 + 1e-3
+        #: a flow-matching schedule (``x = (1 − sigma)·x0 + sigma·noise``, the model predicts
+        #: the velocity ``noise − x0``): FLUX, SD3, Z-Image, Qwen-Image
+        self.flow = is_flow_schedule(scheduler)
+        self.k_space = not self.flow and float(scheduler.init_noise_sigma) > 1.0 + 1e-3
         self.prediction = str(getattr(scheduler.config, "prediction_type", "epsilon"))
         timesteps = scheduler.timesteps
         sigmas = getattr(scheduler, "sigmas", None)
@@ -107,6 +86,8 @@ class NoiseLevels:
         s = self.sigmas[j]
         if s == 0.0:
             return x0
+        if self.flow:
+            return (1.0 - s) * x0 + s * noise
         if self.k_space:
             return x0 + s * noise
         alpha = 1.0 / math.sqrt(1.0 + s * s)
@@ -115,6 +96,8 @@ class NoiseLevels:
     def predict_x0(self, x: torch.Tensor, model_output: torch.Tensor, j: int) -> torch.Tensor:
         """The clean latents the model predicts from sample ``x`` at step ``j``."""
         s = self.sigmas[j]
+        if self.flow:
+            return x - s * model_output
         if self.prediction == "sample":
             return model_output
         if self.k_space:

@@ -238,7 +238,7 @@ class ModelCache:
         family = family_for_diffusers(index, unet_config)
         if family_hint and family_hint != family.name:
             log.warning("model %s says family %s but looks like %s", path, family_hint, family.name)
-        inpaint = family.denoiser_component == "unet" and int(unet_config.get("in_channels", 4)) == 9
+        inpaint = family.is_inpaint_config(unet_config)
         return family.load_folder(path, torch_dtype=self.choice.dtype, inpaint=inpaint), family
 
     def _load_file(self, path: Path, family_hint: str | None) -> tuple[Any, Family]:
@@ -342,18 +342,16 @@ class ModelCache:
                 self._controlnets.move_to_end(key)
                 net, family_name = cached
             else:
-                net = self._load_controlnet(target, family_hint)
+                net = self._load_controlnet(target, family_hint, model.family.controlnet_class)
                 family_name = family_hint
                 while len(self._controlnets) >= max(1, self.options.max_controlnets):
                     self._controlnets.popitem(last=False)
                 self._controlnets[key] = (net, family_name)
                 self.controlnet_load_count += 1
-            expected = int(model.unet.config.cross_attention_dim)
-            got = int(net.config.cross_attention_dim)
-            if expected != got:
+            mismatch = model.family.controlnet_mismatch(net, model.pipe)
+            if mismatch is not None:
                 raise UnsupportedModeError(
-                    f"The ControlNet {Path(key).name} is for another model family "
-                    f"(text width {got}, the model uses {expected}).",
+                    f"The ControlNet {Path(key).name} is for another model family ({mismatch}).",
                     f"Choose a {model.family.label} ControlNet.",
                 )
             return net
@@ -368,7 +366,8 @@ class ModelCache:
         if kind in (ControlKind.SCRIBBLE, ControlKind.LINEART, ControlKind.SOFTEDGE):
             builtin = self.models_root / BUILTIN_CONTROLNET
             config = read_json(builtin / "config.json") or {}
-            if config and int(config.get("cross_attention_dim", 0)) == int(model.unet.config.cross_attention_dim):
+            denoiser = model.denoiser.config
+            if config and int(config.get("cross_attention_dim", 0)) == int(getattr(denoiser, "cross_attention_dim", -1)):
                 return builtin
         raise UnsupportedModeError(
             f"No {kind.value} ControlNet is installed for {family.label}.",
@@ -396,8 +395,10 @@ class ModelCache:
         source = getattr(found, "source", None)
         return str(source) if source else None
 
-    def _load_controlnet(self, target: Path | str, family: str) -> Any:
-        from diffusers import ControlNetModel
+    def _load_controlnet(self, target: Path | str, family: str, class_name: str = "ControlNetModel") -> Any:
+        import diffusers
+
+        ControlNetModel = getattr(diffusers, class_name)  # noqa: N806
 
         device, dtype = self.choice.device, self.choice.dtype
         try:

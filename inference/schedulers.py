@@ -37,6 +37,8 @@ from diffusers import (
     UniPCMultistepScheduler,
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from sfumato.inference.errors import UnsupportedModeError
+from sfumato.inference.families.base import Family
 from sfumato.inference.request import Sampler, SchedulerTweaks
 
 __all__ = ["make_scheduler", "schedule_limit"]
@@ -70,9 +72,16 @@ _UNSUITABLE_DEFAULTS = {"PNDMScheduler", "LMSDiscreteScheduler", "DDPMScheduler"
 
 
 def make_scheduler(
-    sampler: Sampler, model_config: dict[str, Any], tweaks: SchedulerTweaks | None = None
+    sampler: Sampler,
+    model_config: dict[str, Any],
+    tweaks: SchedulerTweaks | None = None,
+    family: Family | None = None,
 ) -> SchedulerMixin:
     """A new scheduler for ``sampler``, configured from the model's scheduler config.
+
+    A ``family`` that names the samplers it can run (the flow-matching families:
+    :attr:`~sfumato.inference.families.base.Family.samplers`) refuses the others with an
+    :class:`UnsupportedModeError`, and gets its own flow-matching scheduler class.
 
     ``Sampler.DEFAULT`` keeps the model's own class, except PNDM/LMS/DDPM (slow or
     order-dependent defaults of old SD 1.x repositories), which become Euler — the same
@@ -82,6 +91,8 @@ def make_scheduler(
     """
     config = dict(model_config)
     overrides = tweaks.config_overrides() if tweaks is not None else {}
+    if family is not None and family.samplers is not None:
+        return _family_scheduler(family, sampler, config, overrides)
     settings: dict[str, Any] = {}
     if sampler is Sampler.DEFAULT:
         cls = _model_class(str(config.get("_class_name", "EulerDiscreteScheduler")))
@@ -91,6 +102,23 @@ def make_scheduler(
     if tweaks is not None and tweaks.eta is not None:
         _default_step_argument(scheduler, "eta", tweaks.eta)
     return scheduler
+
+
+def _family_scheduler(family: Family, sampler: Sampler, config: dict[str, Any], overrides: dict[str, Any]) -> Any:
+    """The scheduler of a family with its own samplers: the config's flow-matching class
+    (Euler when it names another), for one of the samplers the family can run."""
+    import diffusers
+
+    allowed = family.samplers or frozenset()
+    if sampler not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise UnsupportedModeError(
+            f"{family.label} models are sampled with flow matching; the {sampler.value} sampler cannot run them.",
+            f"Choose one of: {names}.",
+        )
+    name = str(config.get("_class_name", ""))
+    cls = getattr(diffusers, name, None) if name.startswith("FlowMatch") else None
+    return (cls or diffusers.FlowMatchEulerDiscreteScheduler).from_config(config, **overrides)
 
 
 def schedule_limit(scheduler: SchedulerMixin) -> int | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families.base import Family, PreviewFactors
+from sfumato.inference.families.flux import FluxFamily
 from sfumato.inference.families.sd2 import SD2Family
 from sfumato.inference.families.sd15 import SD15Family
 from sfumato.inference.families.sdxl import SDXLFamily
@@ -34,6 +35,7 @@ def register(family: Family) -> Family:
 
 register(SD15Family())
 register(SDXLFamily())
+register(FluxFamily())
 register(SD2Family())
 
 

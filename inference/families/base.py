@@ -29,10 +29,8 @@ from sfumato.inference.modes import Mode
 if TYPE_CHECKING:
     import numpy as np
     import torch
-    from sfumato.inference.denoise import DenoiseJob, Denoiser
     from sfumato.inference.embeddings import EmbeddingLibrary
-    from sfumato.inference.model_cache import LoadedModel
-    from sfumato.inference.request import Sampler, SchedulerTweaks
+    from sfumato.inference.request import Sampler
 __all__ = ["Family", "PreviewFactors"]
 
 
@@ -134,12 +132,6 @@ class Family(ABC):
 
     # ----------------------------------------------------------------- the denoise loop
 
-    def make_scheduler(self, sampler: Sampler, config: dict[str, Any], tweaks: SchedulerTweaks | None) -> Any:
-        """A fresh scheduler for one run (:func:`sfumato.inference.schedulers.make_scheduler`)."""
-        from sfumato.inference.schedulers import make_scheduler
-
-        return make_scheduler(sampler, config, tweaks)
-
     def set_timesteps(self, scheduler: Any, steps: int, lat_size: tuple[int, int], device: torch.device) -> None:
         """Give ``scheduler`` its timesteps for a run of ``steps`` on latents of ``lat_size``."""
         scheduler.set_timesteps(steps, device=device)
@@ -151,37 +143,42 @@ class Family(ABC):
     def encode_pixels(self, pipe: Any, pixels: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` pixels in [-1, 1] → model-space latents ``(B, C, h, w)``: what the
         denoiser sees (scaled and shifted; the distribution's mode, so deterministic)."""
-        from sfumato.inference.latents import encode_pixels
+        from sfumato.inference.families.vae import encode_pixels
 
         return encode_pixels(pipe.vae, pixels)
 
     def decode_pixels(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
         """Model-space latents → ``(B, 3, H, W)`` pixels in about [-1, 1]."""
-        from sfumato.inference.latents import decode_pixels
+        from sfumato.inference.families.vae import decode_pixels
 
         return decode_pixels(pipe.vae, latents)
 
     def encode_images(self, pipe: Any, images: list[np.ndarray], device: torch.device) -> torch.Tensor:
         """uint8 ``(H, W, 3)`` images → model-space latents ``(B, C, h, w)``."""
-        import torch
-        from sfumato.inference.latents import images_to_tensor
+        from sfumato.inference.families.vae import images_to_tensor, vae_dtype
 
-        dtype = next(pipe.vae.parameters()).dtype
-        with torch.inference_mode():
-            return self.encode_pixels(pipe, images_to_tensor(images, device, dtype))
+        return self.encode_pixels(pipe, images_to_tensor(images, device, vae_dtype(pipe.vae)))
 
     def decode_latents(self, pipe: Any, latents: torch.Tensor) -> list[np.ndarray]:
         """Model-space latents → uint8 ``(H, W, 3)`` images."""
-        import torch
-        from sfumato.inference.latents import pixels_to_images
+        from sfumato.inference.families.vae import pixels_to_images
 
-        with torch.inference_mode():
-            return pixels_to_images(self.decode_pixels(pipe, latents))
+        return pixels_to_images(self.decode_pixels(pipe, latents))
+
+    def is_inpaint_config(self, config: dict[str, Any]) -> bool:
+        """Whether a denoiser of this ``config`` takes a mask and the masked image beside its
+        latents (a 9-channel inpainting UNet)."""
+        return int(config.get("in_channels", 4)) == 9
 
     def is_inpaint_model(self, pipe: Any) -> bool:
-        """Whether the model takes a mask and the masked image beside its latents (a
-        9-channel inpainting UNet)."""
-        return int(getattr(pipe, self.denoiser_component).config.in_channels) == 9
+        """:meth:`is_inpaint_config` of a loaded pipeline's denoiser."""
+        return self.is_inpaint_config(dict(getattr(pipe, self.denoiser_component).config))
+
+    def embeds_guidance(self, pipe: Any) -> bool:
+        """Whether the denoiser takes the guidance scale as an input (one unguided pass)
+        instead of classifier-free guidance (FLUX.1 dev; LCM UNets are handled by the
+        engine's ``timestep_cond``)."""
+        return False
 
     def inpaint_model_input(
         self,
@@ -202,11 +199,18 @@ class Family(ABC):
         mask_lat = torch.nn.functional.interpolate(mask_t, size=lat_size, mode="nearest").to(device=device, dtype=dtype)
         return torch.cat([mask_lat, masked_latents], dim=1)
 
-    def make_denoiser(self, model: LoadedModel, job: DenoiseJob) -> Denoiser:
-        """The one call per step of this family's denoiser (:mod:`sfumato.inference.denoise`)."""
-        from sfumato.inference.denoise import UNetDenoiser
+    #: the diffusers class of this family's ControlNets
+    controlnet_class: str = "ControlNetModel"
 
-        return UNetDenoiser(model.denoiser, job)
+    def controlnet_mismatch(self, net: Any, pipe: Any) -> str | None:
+        """Why ``net`` cannot steer ``pipe``'s denoiser (another family's ControlNet), else ``None``."""
+        expected = int(getattr(pipe, self.denoiser_component).config.cross_attention_dim)
+        got = int(getattr(net.config, "cross_attention_dim", 0) or 0)
+        return None if expected == got else f"text width {got}, the model uses {expected}"
+
+    def control_mode(self, net: Any, kind: Any) -> int | None:
+        """A union ControlNet's control-type index for ``kind``; ``None`` for single-kind nets."""
+        return None
 
     # ----------------------------------------------------------------- conditioning
 

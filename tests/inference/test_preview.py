@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sfumato.inference.engine as engine_module
 import torch
 from enginehelpers import Recorder, box_mask, noise_image, request
 from sfumato.inference.devices import PreviewMode
@@ -66,10 +67,10 @@ def test_preview_is_x0_not_the_noisy_latent(
         previewed.append(latents.clone())
         return original_call(self, latents)
 
-    original_make = Family.make_scheduler
+    original_make = engine_module.make_scheduler
 
-    def make_recording(family: Any, sampler: Any, config: Any, tweaks: Any = None) -> Any:
-        scheduler = original_make(family, sampler, config, tweaks)
+    def make_recording(sampler: Any, config: Any, tweaks: Any = None, family: Any = None) -> Any:
+        scheduler = original_make(sampler, config, tweaks, family)
         step = scheduler.step
 
         def recording_step(model_output: Any, t: Any, sample: Any, **kwargs: Any) -> Any:
@@ -88,7 +89,7 @@ def test_preview_is_x0_not_the_noisy_latent(
         return original_decode(family, pipe, latents)
 
     monkeypatch.setattr(LatentPreviewer, "__call__", record_preview)
-    monkeypatch.setattr(Family, "make_scheduler", make_recording)
+    monkeypatch.setattr(engine_module, "make_scheduler", make_recording)
     monkeypatch.setattr(Family, "decode_latents", record_decode)
     rec = Recorder()
     engine.run(request(tiny_sd15, steps=4, sampler=Sampler.EULER), rec)

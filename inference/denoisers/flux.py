@@ -1,0 +1,123 @@
+"""FLUX.1's call a step: pack the latents into 2×2 patch tokens, FLUX's position ids
+(``(0, row, col)`` for image tokens, zeros for text), the timestep over 1000, the guidance
+embedding (dev) or true CFG (schnell above a scale of 1), the joint-attention region bias
+(:mod:`sfumato.inference.joint_regions`), ControlNet residuals (the FLUX ControlNets and
+their union variants), and FLUX Fill's masked-picture tokens beside the noise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sfumato.inference.denoise import DenoiseJob
+from sfumato.inference.families.flow import pack_latents, unpack_latents
+from sfumato.inference.joint_regions import JointLayout, joint_attention_bias
+from sfumato.inference.model_cache import LoadedModel
+
+__all__ = ["FluxDenoiser", "image_ids"]
+
+
+def image_ids(rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(rows·cols, 3)`` FLUX position ids of the image tokens: ``(0, row, col)``."""
+    ids = torch.zeros(rows, cols, 3)
+    ids[..., 1] = torch.arange(rows)[:, None]
+    ids[..., 2] = torch.arange(cols)[None, :]
+    return ids.reshape(rows * cols, 3).to(device=device, dtype=dtype)
+
+
+class FluxDenoiser:
+    """One FLUX transformer call a step: pack, position ids, guidance, regions, controls."""
+
+    def __init__(self, model: LoadedModel, job: DenoiseJob) -> None:
+        family = model.family
+        self.transformer = model.denoiser
+        self.job = job
+        self.family = family
+        tokens = job.text.tokens
+        device, dtype = tokens.device, tokens.dtype
+        h, w = job.lat_size
+        self.img_ids = image_ids(h // 2, w // 2, device, dtype)
+        self.txt_ids = torch.zeros(tokens.shape[1], 3, device=device, dtype=dtype)
+        self.control_txt_ids = torch.zeros(job.text.control_tokens.shape[1], 3, device=device, dtype=dtype)
+        rows = tokens.shape[0]
+        self.guidance = None
+        if family.embeds_guidance(model.pipe):
+            self.guidance = torch.full([1], job.cfg, device=device, dtype=torch.float32).expand(rows)
+        self.cfg = job.cfg if job.text.guided else 1.0
+        self.attention: dict[str, Any] = {}
+        if job.region_masks is not None:
+            layout = JointLayout(job.text.region_spans, tokens.shape[1])
+            bias = joint_attention_bias(job.region_masks, layout, patch=2, dtype=dtype, device=device)
+            self.attention = {"attention_mask": bias}
+        self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
+
+    def _control_condition(self, model: LoadedModel, control: Any) -> torch.Tensor:
+        """A FLUX ControlNet's condition: the control image's packed latents (or the image
+        itself, in [-1, 1], for the early nets with their own hint encoder)."""
+        pixels = control.image[:1] * 2.0 - 1.0
+        if getattr(control.net, "input_hint_block", None) is not None:
+            return pixels.expand(control.image.shape[0], -1, -1, -1)
+        latents = self.family.encode_pixels(model.pipe, pixels).to(control.image.dtype)
+        packed = pack_latents(latents)
+        return packed.expand(control.image.shape[0], -1, -1)
+
+    def __call__(self, latents: torch.Tensor, t: torch.Tensor, j: int, n: int) -> torch.Tensor:
+        job = self.job
+        x = pack_latents(job.text.unet_batch(latents))
+        if job.inpaint_extra is not None:
+            x = torch.cat([x, job.inpaint_extra], dim=-1)
+        timestep = t.expand(x.shape[0]).to(x.dtype) / 1000
+        residuals = self._control_residuals(x, timestep, j, n)
+        out = self.transformer(
+            hidden_states=x,
+            timestep=timestep,
+            guidance=self.guidance,
+            pooled_projections=job.text.pooled,
+            encoder_hidden_states=job.text.tokens,
+            txt_ids=self.txt_ids,
+            img_ids=self.img_ids,
+            joint_attention_kwargs=self.attention or None,
+            return_dict=False,
+            **residuals,
+        )[0]
+        return job.text.guide(unpack_latents(out, job.lat_size), self.cfg)
+
+    def _control_residuals(self, x: torch.Tensor, timestep: torch.Tensor, j: int, n: int) -> dict[str, Any]:
+        blocks: list[torch.Tensor] | None = None
+        singles: list[torch.Tensor] | None = None
+        repeat = False
+        for control, condition in self.controls:
+            if not control.active(j, n):
+                continue
+            net = control.net
+            mode = None
+            if control.mode is not None:
+                mode = torch.full((x.shape[0], 1), control.mode, device=x.device, dtype=torch.long)
+            guidance = self.guidance if getattr(net.config, "guidance_embeds", False) else None
+            b, s = net(
+                hidden_states=x,
+                controlnet_cond=condition,
+                controlnet_mode=mode,
+                conditioning_scale=control.strength,
+                timestep=timestep,
+                guidance=guidance,
+                pooled_projections=self.job.text.pooled,
+                encoder_hidden_states=self.job.text.control_tokens,
+                txt_ids=self.control_txt_ids,
+                img_ids=self.img_ids,
+                return_dict=False,
+            )
+            repeat = repeat or getattr(net, "input_hint_block", None) is not None
+            blocks = list(b) if blocks is None else [a + c for a, c in zip(blocks, b)]
+            if s is not None:
+                singles = list(s) if singles is None else [a + c for a, c in zip(singles, s)]
+        if blocks is None:
+            return {}
+        return {
+            "controlnet_block_samples": blocks,
+            "controlnet_single_block_samples": singles,
+            "controlnet_blocks_repeat": repeat,
+        }
+
+    def close(self) -> None:
+        self.attention = {}

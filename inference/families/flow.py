@@ -1,0 +1,113 @@
+"""What the flow-matching transformer families share (FLUX.1, Chroma, FLUX.2, SD 3.5,
+Z-Image, Qwen-Image).
+
+They differ from the UNet families in four ways the engine's loop must not care about,
+and each is a hook of :class:`~.base.Family` overridden here or by one family:
+
+- **the denoiser** is a transformer over patch tokens (``pipe.transformer``); the loop
+  keeps latents in the VAE's layout ``(B, C, h, w)`` and the family's
+  :class:`~sfumato.inference.denoise.Denoiser` packs them into tokens for its one call and
+  unpacks the prediction (the scheduler's step is elementwise, so where the packing
+  happens does not change a bit);
+- **the schedule** is flow matching: ``x_t = (1 − σ)·x0 + σ·noise``, the model predicts
+  the velocity, and the sigmas are shifted towards noise for larger images (FLUX's
+  resolution-dependent ``mu``, :func:`flux_shift`); only Euler (and Heun where diffusers
+  has it) sample it, which :attr:`FlowFamily.samplers` tells the planner;
+- **guidance** is either distilled into the model (FLUX.1 dev's guidance embedding: one
+  pass, the scale is an input) or true classifier-free guidance over a doubled batch
+  (Chroma, SD 3.5, Qwen-Image, Z-Image);
+- **the latents** have 16 channels (or more), with a shift and a scale (or per-channel
+  statistics) between the VAE's space and the model's.
+
+Sides are multiples of the VAE factor times the patch size (16 px for FLUX).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sfumato.inference.families.base import Family
+from sfumato.vocabulary.kinds import Sampler
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["FlowFamily", "flux_shift", "pack_latents", "unpack_latents"]
+
+
+def flux_shift(
+    image_seq_len: int,
+    base_seq_len: int = 256,
+    max_seq_len: int = 4096,
+    base_shift: float = 0.5,
+    max_shift: float = 1.15,
+) -> float:
+    """FLUX's resolution-dependent shift ``mu``: linear in the image's token count, from
+    ``base_shift`` at ``base_seq_len`` tokens to ``max_shift`` at ``max_seq_len``."""
+    slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
+    return image_seq_len * slope + base_shift - slope * base_seq_len
+
+
+def pack_latents(latents: torch.Tensor, patch: int = 2) -> torch.Tensor:
+    """``(B, C, h, w)`` → ``(B, (h/p)·(w/p), C·p²)``: one token per ``p × p`` patch, row-major."""
+    b, c, h, w = latents.shape
+    x = latents.view(b, c, h // patch, patch, w // patch, patch).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(b, (h // patch) * (w // patch), c * patch * patch)
+
+
+def unpack_latents(tokens: torch.Tensor, lat_size: tuple[int, int], patch: int = 2) -> torch.Tensor:
+    """The inverse of :func:`pack_latents` for latents of ``lat_size`` ``(h, w)``."""
+    b, _, d = tokens.shape
+    h, w = lat_size
+    c = d // (patch * patch)
+    x = tokens.view(b, h // patch, w // patch, c, patch, patch).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(b, c, h, w)
+
+
+class FlowFamily(Family):
+    """A flow-matching transformer family (see the module docstring)."""
+
+    denoiser_component = "transformer"
+    default_scheduler = "FlowMatchEulerDiscreteScheduler"
+    samplers = frozenset({Sampler.DEFAULT, Sampler.EULER})
+    #: latent pixels per token side
+    patch = 2
+
+    def size_multiple(self, vae_scale: int) -> int:
+        return vae_scale * self.patch
+
+    def loaded_native_side(self, pipe: Any) -> int:
+        return self.native_side
+
+    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
+        cls = str(model_index.get("_class_name", ""))
+        return any(cls == name or cls.startswith(name) for name in self.pipeline_names())
+
+    def pipeline_names(self) -> tuple[str, ...]:
+        """The diffusers pipeline class names a folder of this family declares."""
+        return self.pipelines
+
+    def is_inpaint_config(self, config: dict[str, Any]) -> bool:
+        return False
+
+    def set_timesteps(self, scheduler: Any, steps: int, lat_size: tuple[int, int], device: torch.device) -> None:
+        """FLUX's schedule: sigmas evenly from 1 to ``1/steps``, shifted by ``mu`` for the
+        image's token count when the scheduler shifts dynamically."""
+        import numpy as np
+
+        sigmas = np.linspace(1.0, 1.0 / steps, steps)
+        config = scheduler.config
+        mu = None
+        if config.get("use_dynamic_shifting", False):
+            tokens = (lat_size[0] // self.patch) * (lat_size[1] // self.patch)
+            mu = flux_shift(
+                tokens,
+                config.get("base_image_seq_len", 256),
+                config.get("max_image_seq_len", 4096),
+                config.get("base_shift", 0.5),
+                config.get("max_shift", 1.15),
+            )
+        if config.get("use_flow_sigmas", False):
+            scheduler.set_timesteps(steps, device=device, mu=mu)
+        else:
+            scheduler.set_timesteps(device=device, sigmas=list(sigmas), mu=mu)
