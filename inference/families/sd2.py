@@ -137,14 +137,3 @@ def single_file_kind(path: Path, *, inpaint: bool = False, state: Mapping[str, A
             return SingleFileKind("v_prediction", 96, f"its weights look v-trained (spread {spread:.3f})")
         return SingleFileKind("epsilon", 64, f"its weights look epsilon-trained (spread {spread:.3f})")
     return SingleFileKind(None, None, "the config's own (2.0/2.1: v-prediction at 768)")
-
-
-def _mutant(self, pipe, prompts, device, *, negative=False, embeddings=None):  # type: ignore[no-untyped-def]
-    from sfumato.inference.families.clip import encode_chunks, join_chunks, weighted_token_inputs
-
-    ids, _, _ = weighted_token_inputs(pipe.tokenizer, prompts, 1, None)
-    out = encode_chunks(pipe.text_encoder, ids, device, None, output_hidden_states=True)
-    return join_chunks(out.hidden_states[-2], len(prompts)), None
-
-
-SD2Family.encode_prompts = _mutant  # type: ignore[method-assign]
