@@ -20,6 +20,7 @@ __all__ = [
     "flux2_to_bfl",
     "flux_to_bfl",
     "save",
+    "sd3_to_original",
     "tiny_chroma",
     "tiny_clip",
     "tiny_flux",
@@ -293,6 +294,45 @@ def flux2_to_bfl(model: Any) -> dict[str, torch.Tensor]:
         out[f"{o}.norm.query_norm.scale"] = sd.pop(f"{n}.attn.norm_q.weight")
         out[f"{o}.norm.key_norm.scale"] = sd.pop(f"{n}.attn.norm_k.weight")
         i += 1
+    assert not sd, f"unmapped: {sorted(sd)[:5]}"
+    return out
+
+
+def sd3_to_original(model: Any) -> dict[str, torch.Tensor]:
+    """A diffusers SD 3 / 3.5 transformer's weights in Stability's MMDiT names."""
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    out: dict[str, torch.Tensor] = {}
+
+    def wb(old: str, new: str, swap: bool = False) -> None:
+        for p in ("weight", "bias"):
+            value = sd.pop(f"{new}.{p}")
+            out[f"{old}.{p}"] = _swap(value) if swap else value
+
+    out["pos_embed"] = sd.pop("pos_embed.pos_embed")
+    wb("x_embedder.proj", "pos_embed.proj")
+    wb("t_embedder.mlp.0", "time_text_embed.timestep_embedder.linear_1")
+    wb("t_embedder.mlp.2", "time_text_embed.timestep_embedder.linear_2")
+    wb("y_embedder.mlp.0", "time_text_embed.text_embedder.linear_1")
+    wb("y_embedder.mlp.2", "time_text_embed.text_embedder.linear_2")
+    wb("context_embedder", "context_embedder")
+    count = model.config.num_layers
+    for i in range(count):
+        n, o = f"transformer_blocks.{i}", f"joint_blocks.{i}"
+        last = i == count - 1
+        for p in ("weight", "bias"):
+            out[f"{o}.x_block.attn.qkv.{p}"] = torch.cat([sd.pop(f"{n}.attn.to_{x}.{p}") for x in "qkv"])
+            out[f"{o}.context_block.attn.qkv.{p}"] = torch.cat([sd.pop(f"{n}.attn.add_{x}_proj.{p}") for x in "qkv"])
+        wb(f"{o}.x_block.attn.proj", f"{n}.attn.to_out.0")
+        wb(f"{o}.x_block.adaLN_modulation.1", f"{n}.norm1.linear")
+        wb(f"{o}.context_block.adaLN_modulation.1", f"{n}.norm1_context.linear", swap=last)
+        wb(f"{o}.x_block.mlp.fc1", f"{n}.ff.net.0.proj")
+        wb(f"{o}.x_block.mlp.fc2", f"{n}.ff.net.2")
+        if not last:
+            wb(f"{o}.context_block.attn.proj", f"{n}.attn.to_add_out")
+            wb(f"{o}.context_block.mlp.fc1", f"{n}.ff_context.net.0.proj")
+            wb(f"{o}.context_block.mlp.fc2", f"{n}.ff_context.net.2")
+    wb("final_layer.linear", "proj_out")
+    wb("final_layer.adaLN_modulation.1", "norm_out.linear", swap=True)
     assert not sd, f"unmapped: {sorted(sd)[:5]}"
     return out
 

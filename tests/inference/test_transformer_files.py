@@ -1,0 +1,376 @@
+"""Loading the transformer families from the files artists have: every layout, strictly,
+offline; whole FLUX.1 models from a ComfyUI folder and from an fp8 all-in-one checkpoint;
+GGUF. The checkpoints are fabricated here from tiny random diffusers models
+(:mod:`fabricated_checkpoints`), and the loaded weights are compared with the source's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fabricated_checkpoints import (
+    COMFY,
+    chroma_to_bfl,
+    flux2_to_bfl,
+    flux_to_bfl,
+    save,
+    sd3_to_original,
+    tiny_chroma,
+    tiny_clip,
+    tiny_flux,
+    tiny_flux2,
+    tiny_qwen3,
+    tiny_qwenimage,
+    tiny_sd3,
+    tiny_t5,
+    tiny_vae16,
+    tiny_zimage,
+    vae_to_ldm,
+    write_flux_config_folder,
+    write_t5_tokenizer,
+    zimage_to_original,
+)
+from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
+from sfumato.inference.model_parts import Encoder, identify_part
+from sfumato.inference.transformer_files import (
+    find_tokenizer,
+    load_model_file,
+    load_text_encoder,
+    load_transformer,
+)
+from tinymodels import write_tiny_clip_tokenizer
+
+FAMILIES = {
+    "flux": (tiny_flux, flux_to_bfl),
+    "chroma": (tiny_chroma, chroma_to_bfl),
+    "sd3": (tiny_sd3, sd3_to_original),
+    "flux2": (tiny_flux2, flux2_to_bfl),
+    "zimage": (tiny_zimage, zimage_to_original),
+    "qwenimage": (tiny_qwenimage, lambda m: m.state_dict()),  # ComfyUI keeps diffusers' names
+}
+
+
+def _config(folder: Path, model: Any, name: str = "transformer") -> Path:
+    (folder / name).mkdir(parents=True, exist_ok=True)
+    (folder / name / "config.json").write_text(json.dumps(dict(model.config, _class_name=type(model).__name__)))
+    return folder
+
+
+def _assert_same_weights(expected: Any, loaded: Any) -> None:
+    want, got = expected.state_dict(), loaded.state_dict()
+    assert set(want) == set(got)
+    for key, value in want.items():
+        assert torch.equal(value, got[key].to(value.dtype)), key
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("layout", ["original", "comfyui", "diffusers"])
+def test_transformer_loads_from_each_layout(tmp_path: Path, family: str, layout: str) -> None:
+    build, to_original = FAMILIES[family]
+    model = build()
+    sd = model.state_dict() if layout == "diffusers" else to_original(model)
+    if layout == "comfyui":
+        sd = {COMFY + k: v for k, v in sd.items()}
+    path = save(tmp_path / f"{family}.safetensors", sd)
+    loaded = load_transformer(path, config=_config(tmp_path / "config", model))
+    assert type(loaded) is type(model)
+    assert all(not p.is_meta for p in loaded.parameters())
+    _assert_same_weights(model, loaded)
+
+
+def test_the_shipped_configs_take_their_sizes_from_the_weights(tmp_path: Path) -> None:
+    """No config= at all: the shipped full-size FLUX.1 config, with the layer counts and
+    widths read from the file (the tiny model keeps FLUX.1's head width of 128, which the
+    shipped rope axes need)."""
+    model = tiny_flux(heads=2, head_dim=128)  # FLUX.1's head width, so its rope axes fit
+    path = save(tmp_path / "flux.safetensors", flux_to_bfl(model))
+    loaded = load_transformer(path)
+    assert (loaded.config.num_layers, loaded.config.num_single_layers, loaded.config.num_attention_heads) == (1, 2, 2)
+    _assert_same_weights(model, loaded)
+
+
+def test_a_missing_tensor_is_named(tmp_path: Path) -> None:
+    model = tiny_flux()
+    config = _config(tmp_path / "config", model)
+    sd = {COMFY + k: v for k, v in flux_to_bfl(model).items()}
+    del sd[COMFY + "single_blocks.1.linear2.weight"]
+    path = save(tmp_path / "flux1-dev.safetensors", sd)
+    with pytest.raises(CorruptModelError, match=r"lacks the tensor model\.diffusion_model\.single_blocks\.1\.linear2\.weight"):
+        load_transformer(path, config=config)
+    # diffusers' names, and a converter that passes unknown names through (Z-Image)
+    sd = dict(model.state_dict())
+    del sd["transformer_blocks.0.attn.to_q.weight"]
+    with pytest.raises(CorruptModelError, match=r"transformer_blocks\.0\.attn\.to_q\.weight"):
+        load_transformer(save(tmp_path / "flux-diffusers.safetensors", sd), config=config)
+    zimage = tiny_zimage()
+    sd = zimage_to_original(zimage)
+    del sd["layers.1.attention.out.weight"]
+    with pytest.raises(CorruptModelError, match=r"layers\.1\.attention\.to_out\.0\.weight"):
+        load_transformer(save(tmp_path / "z.safetensors", sd), config=_config(tmp_path / "zc", zimage))
+
+
+def test_a_tensor_without_a_place_is_named(tmp_path: Path) -> None:
+    model = tiny_flux()
+    sd = flux_to_bfl(model)
+    sd["double_blocks.0.img_attn.extra.weight"] = torch.zeros(2)
+    with pytest.raises(CorruptModelError, match=r"cannot place \(double_blocks\.0\.img_attn\.extra\.weight\)"):
+        load_transformer(save(tmp_path / "f.safetensors", sd), config=_config(tmp_path / "c", model))
+    qwen = tiny_qwenimage()
+    sd = {COMFY + k: v for k, v in qwen.state_dict().items()}
+    sd[COMFY + "transformer_blocks.0.bogus.weight"] = torch.zeros(2)
+    with pytest.raises(CorruptModelError, match=r"transformer_blocks\.0\.bogus\.weight"):
+        load_transformer(save(tmp_path / "q.safetensors", sd), config=_config(tmp_path / "qc", qwen))
+
+
+def test_a_file_of_another_family_is_refused(tmp_path: Path) -> None:
+    path = save(tmp_path / "clip_l.safetensors", tiny_t5().state_dict())
+    with pytest.raises(CorruptModelError, match="holds no transformer"):
+        load_transformer(path)
+
+
+# --------------------------------------------------------------------------- whole FLUX.1
+
+
+def _clip_file(model: Any) -> dict[str, torch.Tensor]:
+    """transformers-5 CLIP weights as ComfyUI's clip_l.safetensors names them (with the
+    projection SD 3 uses and FLUX.1 does not)."""
+    out = {"text_model." + k: v for k, v in model.state_dict().items()}
+    out["text_projection.weight"] = torch.zeros(32, 32)
+    return out
+
+
+@pytest.fixture(scope="module")
+def flux_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny FLUX.1 model: its parts and a diffusers-format config folder with tokenizers."""
+    tmp = tmp_path_factory.mktemp("flux-parts")
+    write_tiny_clip_tokenizer(tmp / "clip-tok")
+    from transformers import CLIPTokenizer
+
+    clip_tok = CLIPTokenizer.from_pretrained(str(tmp / "clip-tok"))
+    parts = {
+        "transformer": tiny_flux(),
+        "clip": tiny_clip(len(clip_tok)),
+        "t5": tiny_t5(),
+        "vae": tiny_vae16(),
+    }
+    config = write_flux_config_folder(tmp / "config", parts["transformer"], parts["clip"], parts["t5"], parts["vae"])
+    write_tiny_clip_tokenizer(config / "tokenizer")
+    tok_config = config / "tokenizer" / "tokenizer_config.json"
+    settings = json.loads(tok_config.read_text()) if tok_config.is_file() else {}
+    tok_config.write_text(json.dumps({**settings, "model_max_length": 77}))
+    parts["config"] = config
+    parts["t5_tokenizer"] = write_t5_tokenizer(tmp / "t5-tok")
+    return parts
+
+
+def _comfy_models(root: Path, parts: dict[str, Any], *, dtype: torch.dtype | None = None) -> Path:
+    models = root / "ComfyUI" / "models"
+    save(models / "diffusion_models" / "flux1-dev.safetensors", flux_to_bfl(parts["transformer"]), dtype)
+    save(models / "text_encoders" / "clip_l.safetensors", _clip_file(parts["clip"]), dtype)
+    save(models / "text_encoders" / "t5xxl_fp16.safetensors", parts["t5"].state_dict(), dtype)
+    save(models / "vae" / "ae.safetensors", vae_to_ldm(parts["vae"]), dtype)
+    return models
+
+
+def _run_one_step(pipe: Any) -> Any:
+    return pipe(prompt="a red cat", height=32, width=32, num_inference_steps=1, guidance_scale=3.5,
+                max_sequence_length=16, output_type="np", generator=torch.Generator().manual_seed(0)).images
+
+
+def test_flux_from_comfyui_folders(tmp_path: Path, flux_parts: dict[str, Any]) -> None:
+    import shutil
+
+    models = _comfy_models(tmp_path, flux_parts)
+    config = tmp_path / "config"
+    shutil.copytree(flux_parts["config"], config)
+    shutil.copytree(flux_parts["t5_tokenizer"], config / "tokenizer_2")
+    pipe, family = load_model_file(models / "diffusion_models" / "flux1-dev.safetensors", config=config)
+    assert family == "flux" and type(pipe).__name__ == "FluxPipeline"
+    _assert_same_weights(flux_parts["transformer"], pipe.transformer)
+    _assert_same_weights(flux_parts["clip"], pipe.text_encoder)
+    _assert_same_weights(flux_parts["t5"], pipe.text_encoder_2)
+    _assert_same_weights(flux_parts["vae"], pipe.vae)
+    images = _run_one_step(pipe)
+    assert images.shape == (1, 32, 32, 3) and bool((images >= 0).all() and (images <= 1).all())
+
+
+def test_t5_tokenizer_found_in_a_comfyui_install_or_named(tmp_path: Path, flux_parts: dict[str, Any]) -> None:
+    import shutil
+
+    models = _comfy_models(tmp_path, flux_parts)
+    t5_file = models / "text_encoders" / "t5xxl_fp16.safetensors"
+    with pytest.raises(ModelNotFoundError, match="T5-XXL tokenizer was not found") as caught:
+        find_tokenizer(Encoder.T5XXL, "flux", config=flux_parts["config"], near=[t5_file])
+    assert str(models / "text_encoders" / "tokenizer") in caught.value.hint
+    # ComfyUI ships it in comfy/text_encoders/t5_tokenizer beside its models folder
+    shutil.copytree(flux_parts["t5_tokenizer"], tmp_path / "ComfyUI" / "comfy" / "text_encoders" / "t5_tokenizer")
+    tokenizer = find_tokenizer(Encoder.T5XXL, "flux", config=flux_parts["config"], near=[t5_file])
+    assert tokenizer("a cat").input_ids[-1] == tokenizer.eos_token_id
+
+
+def test_fp8_all_in_one_checkpoint_loads_and_computes_in_fp32(tmp_path: Path, flux_parts: dict[str, Any]) -> None:
+    """ComfyUI's "fp8 all-in-one": transformer, CLIP-L, T5 and VAE in one float8_e4m3fn file."""
+    import shutil
+
+    sd = {COMFY + k: v for k, v in flux_to_bfl(flux_parts["transformer"]).items()}
+    sd.update({"text_encoders.clip_l.transformer." + k: v for k, v in _clip_file(flux_parts["clip"]).items()})
+    sd.update({"text_encoders.t5xxl.transformer." + k: v for k, v in flux_parts["t5"].state_dict().items()})
+    sd.update({"first_stage_model." + k: v for k, v in vae_to_ldm(flux_parts["vae"]).items()})
+    path = save(tmp_path / "checkpoints" / "flux1-dev-fp8.safetensors", sd, torch.float8_e4m3fn)
+    shutil.copytree(flux_parts["t5_tokenizer"], tmp_path / "checkpoints" / "tokenizer")
+    part = identify_part(path)
+    assert part is not None and part.quantized == "fp8"
+
+    pipe, _ = load_model_file(path, config=flux_parts["config"], torch_dtype=torch.float32)
+    transformer = pipe.transformer
+    assert {p.dtype for p in transformer.parameters()} == {torch.float32}
+    # the weights are the fp8 values, widened
+    for key, value in flux_parts["transformer"].state_dict().items():
+        assert torch.equal(value.to(torch.float8_e4m3fn).float(), transformer.state_dict()[key]), key
+    # memory: the loaded model holds the compute dtype (4 bytes a weight here, 1 in the file)
+    loaded_bytes = sum(p.numel() * p.element_size() for p in transformer.parameters())
+    assert loaded_bytes == 4 * sum(p.numel() for p in transformer.parameters())
+    images = _run_one_step(pipe)
+    assert bool(torch.isfinite(torch.from_numpy(images)).all())
+
+
+def test_comfyui_fp8_scaled_weights_are_unscaled(tmp_path: Path) -> None:
+    model = tiny_flux()
+    sd = flux_to_bfl(model)
+    scaled = {}
+    for key, value in sd.items():
+        if key.endswith(".weight") and value.ndim == 2:
+            scale = value.abs().max() / 448.0
+            scaled[key] = (value / scale).to(torch.float8_e4m3fn)
+            scaled[key[: -len("weight")] + "scale_weight"] = scale.reshape(1)
+        else:
+            scaled[key] = value
+    scaled["scaled_fp8"] = torch.zeros(0, dtype=torch.float8_e4m3fn)
+    path = save(tmp_path / "flux1-dev-fp8_scaled.safetensors", scaled)
+    loaded = load_transformer(path, config=_config(tmp_path / "c", model))
+    for key, value in model.state_dict().items():
+        assert torch.allclose(value, loaded.state_dict()[key], rtol=0.07, atol=1e-6), key
+
+
+# --------------------------------------------------------------------------- text encoders
+
+
+def test_qwen3_text_encoder_for_zimage_and_flux2(tmp_path: Path) -> None:
+    for family, causal in (("zimage", False), ("flux2", True)):
+        model = tiny_qwen3(causal=causal)
+        base = model.model if causal else model
+        sd = {"model." + k: v for k, v in base.state_dict().items()}  # ComfyUI's qwen_3_4b naming
+        path = save(tmp_path / f"qwen_3_4b-{family}.safetensors", sd)
+        config = tmp_path / f"config-{family}"
+        model.config.architectures = [type(model).__name__]
+        model.config.save_pretrained(str(config / "text_encoder"))
+        part = identify_part(path)
+        assert part is not None and part.encoder is Encoder.QWEN3
+        loaded = load_text_encoder(part, Encoder.QWEN3, family, config=config)
+        assert type(loaded) is type(model)
+        _assert_same_weights(model, loaded)
+        ids = torch.tensor([[1, 5, 9]])
+        assert torch.allclose(model(ids).logits if causal else model(ids).last_hidden_state,
+                              loaded(ids).logits if causal else loaded(ids).last_hidden_state)
+
+
+# --------------------------------------------------------------------------- GGUF
+
+
+def test_gguf_round_trip(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pip install gguf)")
+    import numpy as np
+
+    model = tiny_flux(heads=2, head_dim=16)  # widths of 32: whole Q8_0 blocks
+    config = _config(tmp_path / "c", model)
+    sd = flux_to_bfl(model)
+    writer = gguf.GGUFWriter(str(tmp_path / "flux1-dev-Q8_0.gguf"), arch="flux")
+    expected: dict[str, np.ndarray] = {}
+    quantized = 0
+    for key, value in sd.items():
+        array = value.float().numpy()
+        if array.ndim == 2 and array.shape[1] % 32 == 0:
+            data = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(key, data, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            # diffusers dequantizes Q8_0 to float16: the block scale times the int8, rounded once
+            expected[key] = gguf.quants.dequantize(data, gguf.GGMLQuantizationType.Q8_0).astype(np.float16).astype(np.float32)
+            quantized += 1
+        else:
+            writer.add_tensor(key, array)
+            expected[key] = array
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert quantized > 10
+    path = tmp_path / "flux1-dev-Q8_0.gguf"
+    part = identify_part(path)
+    assert part is not None and (part.family, part.variant, part.quantized) == ("flux", "dev", "gguf")
+
+    loaded = load_transformer(path, config=config)
+    linears = [m for m in loaded.modules() if type(m).__name__ == "GGUFLinear"]
+    assert linears, "the quantized weights stay quantized"
+    from diffusers.quantizers.gguf.utils import dequantize_gguf_tensor
+
+    # the quantized qkv comes back split into to_q/to_k/to_v, each its third of the rows
+    q = loaded.transformer_blocks[0].attn.to_q.weight
+    rows = q.shape[0]
+    assert torch.allclose(dequantize_gguf_tensor(q).float(),
+                          torch.from_numpy(expected["double_blocks.0.img_attn.qkv.weight"][:rows]))
+    reference = tiny_flux(heads=2, head_dim=16)
+    reference.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _to_diffusers(expected, reference).items()})
+    inputs = {
+        "hidden_states": torch.randn(1, 16, 64), "encoder_hidden_states": torch.randn(1, 4, 32),
+        "pooled_projections": torch.randn(1, 32), "timestep": torch.tensor([0.5]), "guidance": torch.tensor([3.5]),
+        "img_ids": torch.zeros(16, 3), "txt_ids": torch.zeros(4, 3),
+    }
+    with torch.no_grad():
+        want = reference(**inputs).sample
+        got = loaded(**inputs).sample
+    assert torch.allclose(want, got, atol=1e-4)
+
+
+def _to_diffusers(bfl: dict[str, Any], reference: Any) -> dict[str, Any]:
+    """The dequantized BFL tensors in the reference model's names: the fabricated mapping
+    is run on a model whose every element holds its own tag (tensor index × 10⁶ + element
+    index), so each BFL element says which diffusers element it came from."""
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    sd = reference.state_dict()
+    tagged = {k: torch.arange(v.numel(), dtype=torch.float64).reshape(v.shape) + 1e6 * i
+              for i, (k, v) in enumerate(sd.items())}
+    reference_copy = type(reference).from_config(reference.config).double()
+    reference_copy.load_state_dict(tagged)
+    tag_map = flux_to_bfl(reference_copy)
+    for bfl_key, tags in tag_map.items():
+        values = np.asarray(bfl[bfl_key], dtype=np.float64).reshape(tags.shape)
+        flat_tags, flat_values = tags.flatten().numpy(), values.flatten()
+        for tag, value in zip(flat_tags, flat_values, strict=True):
+            index, pos = divmod(tag, 1e6)
+            key = list(sd)[int(index)]
+            out.setdefault(key, np.zeros(sd[key].numel(), dtype=np.float32))[int(round(pos))] = value
+    return {k: v.reshape(tuple(sd[k].shape)) for k, v in out.items()}
+
+
+def test_gguf_without_the_package_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_gguf(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "gguf" or name.startswith("gguf."):
+            raise ImportError("No module named 'gguf'")
+        return real_import(name, *args, **kwargs)
+
+    path = tmp_path / "flux.gguf"
+    path.write_bytes(b"GGUF")
+    monkeypatch.setattr(builtins, "__import__", no_gguf)
+    from sfumato.inference.transformer_files import read_tensors
+
+    with pytest.raises(UnsupportedModeError) as caught:
+        read_tensors(path)
+    assert "pip install gguf" in caught.value.hint
