@@ -241,7 +241,29 @@ class ModelCache:
         inpaint = family.is_inpaint_config(unet_config)
         return family.load_folder(path, torch_dtype=self.choice.dtype, inpaint=inpaint), family
 
+    def _load_transformer_file(self, path: Path) -> tuple[Any, Family] | None:
+        """A transformer-family file (FLUX.1, Chroma, SD 3.5, FLUX.2, Z-Image, Qwen-Image: a
+        transformer alone, its text encoders and VAE found in the folders around it, or a
+        whole checkpoint; any key layout, fp8 or GGUF) as its pipeline and family plugin;
+        ``None`` for any other file (a UNet checkpoint goes on to single-file loading)."""
+        if path.suffix.lower() not in (".safetensors", ".gguf", ".sft"):
+            return None
+        from sfumato.inference.model_parts import Role, identify_part
+
+        part = identify_part(path)
+        if part is None or part.role not in (Role.TRANSFORMER, Role.CHECKPOINT) or part.family is None:
+            return None
+        family = get_family(part.family)  # a family without a plugin is refused before any loading
+        from sfumato.inference.transformer_files import load_model_file
+
+        pipe, _ = load_model_file(path, config=self.single_file_configs.get(part.family),
+                                  torch_dtype=self.choice.dtype, device=self.choice.device)
+        return pipe, family
+
     def _load_file(self, path: Path, family_hint: str | None) -> tuple[Any, Family]:
+        transformer = self._load_transformer_file(path)
+        if transformer is not None:
+            return transformer
         if path.suffix.lower() not in _CHECKPOINT_SUFFIXES:
             raise CorruptModelError(f"{path.name} is not a model file (expected .safetensors or .ckpt).")
         try:

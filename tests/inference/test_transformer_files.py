@@ -374,3 +374,39 @@ def test_gguf_without_the_package_says_how_to_install(tmp_path: Path, monkeypatc
     with pytest.raises(UnsupportedModeError) as caught:
         read_tensors(path)
     assert "pip install gguf" in caught.value.hint
+
+
+# --------------------------------------------------------------------------- through the engine
+
+
+def test_engine_renders_a_comfyui_flux_as_its_diffusers_folder(fresh_engine: Any, tmp_path: Path) -> None:
+    """The same tiny FLUX.1 as a diffusers folder and as ComfyUI's files (BFL transformer in
+    diffusion_models/, clip_l and t5xxl in text_encoders/, ae in vae/): the same picture."""
+    import shutil
+
+    import numpy as np
+    from diffusers import FluxPipeline
+    from enginehelpers import Recorder, request
+    from sfumato.inference.request import ModelRef
+    from tinyflow import tiny_flow_model
+
+    folder = tiny_flow_model("flux")
+    pipe = FluxPipeline.from_pretrained(str(folder))
+    models = tmp_path / "ComfyUI" / "models"
+    save(models / "diffusion_models" / "flux1-dev.safetensors", flux_to_bfl(pipe.transformer))
+    save(models / "text_encoders" / "clip_l.safetensors",
+         {"text_model." + k: v for k, v in pipe.text_encoder.state_dict().items()})
+    save(models / "text_encoders" / "t5xxl_fp16.safetensors", pipe.text_encoder_2.state_dict())
+    save(models / "vae" / "ae.safetensors", vae_to_ldm(pipe.vae))
+    config = tmp_path / "config"  # the folder's configs and tokenizers, no weights
+    shutil.copytree(folder, config, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+
+    engine = fresh_engine(single_file_configs={"flux": config})
+    req = request(folder, width=64, height=64, steps=3, cfg=3.5, seed=11, prompt="a red cat on a mat")
+    from_folder = engine.run(req, Recorder())
+    transformer_file = models / "diffusion_models" / "flux1-dev.safetensors"
+    from_files = engine.run(req.replace(model=ModelRef(str(transformer_file))), Recorder())
+    assert from_folder.ok and from_files.ok, (from_folder.error, from_files.error)
+    assert engine.cache.get(ModelRef(str(transformer_file))).family.name == "flux"
+    difference = np.abs(from_files.images[0].astype(int) - from_folder.images[0].astype(int)).max()
+    assert difference <= 1
