@@ -46,7 +46,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+_COMPONENTS = ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
 
 
 @dataclass(frozen=True)
@@ -121,16 +121,41 @@ def _pairs(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor, torc
     return pairs
 
 
-def _split_component(raw: str) -> tuple[str, str, bool]:
+def _split_component(raw: str, denoiser: str = "unet") -> tuple[str, str, bool]:
     """(component, module name, is_kohya) from a raw LoRA module name."""
     for prefix, component in _KOHYA_PREFIXES.items():
         if raw.startswith(prefix):
             return component, raw[len(prefix) :], True
-    for component in ("text_encoder_2", "text_encoder", "unet"):
+    for component in ("text_encoder_3", "text_encoder_2", "text_encoder", "unet", "transformer"):
         if raw.startswith(component + "."):
             return component, raw[len(component) + 1 :], False
-    # Unprefixed diffusers UNet LoRAs (older files) name UNet modules directly.
-    return "unet", raw, False
+    # Unprefixed diffusers LoRAs (older files) name the denoiser's modules directly.
+    return denoiser, raw, False
+
+
+def _read_lora(path: Path, pipe: Any) -> dict[str, torch.Tensor]:
+    """The LoRA file's tensors, in diffusers' naming for the transformer families.
+
+    The file is read by our own loader (safetensors, or a pickle only when it needs no
+    code). For a pipeline with a transformer, diffusers' own ``lora_state_dict`` then
+    converts the many published layouts (kohya's ``lora_unet_double_blocks_…`` with fused
+    qkv, Black Forest Labs', XLabs', ComfyUI's) into ``transformer.<module>.lora_A/B``
+    pairs, with each pair's alpha already folded into its weights.
+    """
+    state = load_checkpoint_state_dict(path)
+    loader = getattr(type(pipe), "lora_state_dict", None)
+    if getattr(pipe, "transformer", None) is None or loader is None:
+        return state
+    try:
+        converted = loader(state, return_alphas=True)
+    except TypeError:
+        converted = loader(state)
+    tensors, alphas = converted if isinstance(converted, tuple) else (converted, None)
+    result = dict(tensors)
+    for key, value in (alphas or {}).items():
+        if value is not None:
+            result.setdefault(key if key.endswith(".alpha") else f"{key}.alpha", torch.tensor(float(value)))
+    return result
 
 
 def load_lora_layers(path: Path, pipe: Any) -> list[LoraLayer]:
@@ -141,7 +166,7 @@ def load_lora_layers(path: Path, pipe: Any) -> list[LoraLayer]:
     usually a LoRA for another model family).
     """
     path = Path(path)
-    state = load_checkpoint_state_dict(path)
+    state = _read_lora(path, pipe)
     if any(k.endswith((".hada_w1_a", ".lokr_w1", ".dora_scale", ".lokr_w1_a")) for k in state):
         raise UnsupportedModeError(
             f"{path.name} is a LyCORIS (LoHa/LoKr/DoRA) file; only plain LoRAs are supported."
@@ -152,8 +177,9 @@ def load_lora_layers(path: Path, pipe: Any) -> list[LoraLayer]:
     resolvers = {c: _ModuleResolver(getattr(pipe, c)) for c in _COMPONENTS if getattr(pipe, c, None) is not None}
     layers: list[LoraLayer] = []
     missing: list[str] = []
+    denoiser = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
     for raw, down, up, alpha in pairs:
-        component, name, kohya = _split_component(raw)
+        component, name, kohya = _split_component(raw, denoiser)
         resolver = resolvers.get(component)
         module = resolver.resolve(name, kohya) if resolver is not None else None
         if module is None:
@@ -166,7 +192,7 @@ def load_lora_layers(path: Path, pipe: Any) -> list[LoraLayer]:
         raise UnsupportedModeError(
             f"The LoRA {path.name} does not fit this model ({len(missing)} of {len(pairs)} layers "
             "have no counterpart); it is probably made for another model family.",
-            "Choose a LoRA made for this model's family (SD 1.x or SDXL).",
+            "Choose a LoRA made for this model's family.",
         )
     return layers
 
@@ -304,7 +330,7 @@ def _merge(
         except ValueError as error:
             raise UnsupportedModeError(
                 f"The LoRA {label} does not fit this model ({layer.component}.{layer.module}: {error}).",
-                "Choose a LoRA made for this model's family (SD 1.x or SDXL).",
+                "Choose a LoRA made for this model's family.",
             ) from error
         key = (layer.component, layer.module)
         with torch.no_grad():

@@ -6,7 +6,7 @@ the window shows it in the status area.
 
 from __future__ import annotations
 
-__all__ = ["AreaTooLargeError", "EmptyMaskError", "PlanError"]
+__all__ = ["AreaTooLargeError", "EmptyMaskError", "ModelCannotError", "PlanError"]
 
 
 class PlanError(ValueError):
@@ -19,3 +19,7 @@ class EmptyMaskError(PlanError):
 
 class AreaTooLargeError(PlanError):
     """The area to generate exceeds the documented maximum."""
+
+
+class ModelCannotError(PlanError):
+    """The chosen model's family cannot do what the document asks (a mode or a sampler)."""

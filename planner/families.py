@@ -54,49 +54,57 @@ class FamilyInfo:
     max_side: int
     min_pixels: int
     max_pixels: int
+    #: generation sides are multiples of this: 8 (the VAE's factor), 16 for the
+    #: transformer families that pack 2×2 latent pixels into a token
+    multiple: int = MULTIPLE
 
     def __post_init__(self) -> None:
+        if self.multiple <= 0 or self.multiple % MULTIPLE:
+            raise ValueError(f"family {self.name}: the size multiple must be a multiple of 8")
         for side in (self.native, self.min_side, self.max_side):
-            if side <= 0 or side % MULTIPLE:
-                raise ValueError(f"family {self.name}: sides must be positive multiples of 8")
+            if side <= 0 or side % self.multiple:
+                raise ValueError(f"family {self.name}: sides must be positive multiples of {self.multiple}")
         if not self.min_side <= self.native <= self.max_side:
             raise ValueError(f"family {self.name}: need min_side <= native <= max_side")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"family {self.name}: need 0 < min_pixels <= max_pixels")
 
     @staticmethod
-    def for_native(name: str, native: int) -> FamilyInfo:
+    def for_native(name: str, native: int, multiple: int = MULTIPLE) -> FamilyInfo:
         """Facts for a model of a known native side (a tiny or built-in model).
 
         The range follows SDXL's proportions: sides from 5/8 to 5/4 of native, pixel
-        count from native² × 3/4 to native² × 1.25 (all rounded to multiples of 8).
+        count from native² × 3/4 to native² × 1.25 (all rounded to ``multiple``).
         """
-        native = max(MULTIPLE, _round8(native))
+        native = max(multiple, _round_to(native, multiple))
         return FamilyInfo(
             name=name,
             native=native,
-            min_side=max(MULTIPLE, _round8(native * 5 / 8)),
-            max_side=max(native, _round8(native * 5 / 4)),
+            min_side=max(multiple, _round_to(native * 5 / 8, multiple)),
+            max_side=max(native, _round_to(native * 5 / 4, multiple)),
             min_pixels=int(native * native * 3 / 4),
             max_pixels=int(native * native * 5 / 4),
+            multiple=multiple,
         )
 
 
-def _round8(value: float) -> int:
-    return int(round(value / MULTIPLE)) * MULTIPLE
+def _round_to(value: float, multiple: int) -> int:
+    return int(round(value / multiple)) * multiple
 
 
 def _table_entry(family: Family) -> FamilyInfo:
     native = family.native_side
+    multiple = family.size_multiple(MULTIPLE)
     min_side, max_side = family.side_limits(native)
     fewest, most = family.pixel_fractions
     return FamilyInfo(
         family.name,
         native=native,
-        min_side=min_side,
-        max_side=max_side,
+        min_side=_round_to(min_side, multiple),
+        max_side=_round_to(max_side, multiple),
         min_pixels=int(native * native * fewest),
         max_pixels=int(native * native * most),
+        multiple=multiple,
     )
 
 
@@ -106,14 +114,20 @@ def _table_entry(family: Family) -> FamilyInfo:
 FAMILIES: dict[str, FamilyInfo] = {f.name: _table_entry(f) for f in all_families()}
 
 
+def _denoiser_config(folder: Path) -> dict | None:  # type: ignore[type-arg]
+    """The folder's ``unet/config.json``, else its ``transformer/config.json``."""
+    return read_json(folder / "unet" / "config.json") or read_json(folder / "transformer" / "config.json")
+
+
 def native_size_from_folder(folder: Path) -> int | None:
     """The native side of a diffusers-format model folder, read from its config JSONs.
 
-    ``unet/config.json`` ``sample_size`` is the latent side; the VAE downsamples by
-    ``2 ** (len(block_out_channels) - 1)`` (``vae/config.json``). Returns ``None`` when
-    the folder has no readable UNet config. Never imports torch.
+    ``unet/config.json`` (or ``transformer/config.json``) ``sample_size`` is the latent
+    side; the VAE downsamples by ``2 ** (len(block_out_channels) - 1)``
+    (``vae/config.json``). Returns ``None`` when the folder's denoiser config gives no
+    size (FLUX's transformer has none: the family's native size holds). Never imports torch.
     """
-    unet = read_json(folder / "unet" / "config.json")
+    unet = _denoiser_config(folder)
     if unet is None:
         return None
     sample = unet.get("sample_size")
@@ -129,7 +143,7 @@ def native_size_from_folder(folder: Path) -> int | None:
 
 def _family_from_folder(folder: Path) -> str | None:
     """The engine family that would load ``folder``, or ``None`` when none would."""
-    unet = read_json(folder / "unet" / "config.json")
+    unet = _denoiser_config(folder)
     if unet is None:
         return None
     try:
@@ -156,7 +170,7 @@ def family_for_model(source: str, family: str | None = None) -> FamilyInfo:
         table = FAMILIES.get(detected, FAMILIES[SD15])
         if native is None or native == table.native:
             return table
-        return FamilyInfo.for_native(detected, native)
+        return FamilyInfo.for_native(detected, native, table.multiple)
     if family is not None and family in FAMILIES:
         return FAMILIES[family]
     return FAMILIES[SD15]

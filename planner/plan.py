@@ -35,8 +35,9 @@ from sfumato.inference.request import (
     RequestError,
 )
 from sfumato.planner.area import plan_area
+from sfumato.planner.capabilities import check_request
 from sfumato.planner.controls import PlannedControl, plan_controls
-from sfumato.planner.errors import EmptyMaskError, PlanError
+from sfumato.planner.errors import EmptyMaskError, ModelCannotError, PlanError
 from sfumato.planner.families import FamilyInfo, family_for_model
 from sfumato.planner.layerpixels import over_white
 from sfumato.planner.mask import denoise_mask, mask_source, paste_feather, paste_mask
@@ -217,6 +218,9 @@ def plan(
         request.validate()
     except RequestError as error:
         raise PlanError(str(error)) from None
+    problems = check_request(request, request.model.family)
+    if problems:
+        raise ModelCannotError(" ".join(problems))
     assert request.mode is mode, (request.mode, mode)  # the request says what the plan decided
     log.info(
         "plan: %s over %s at %s (%s), %d region(s), %d control(s)",

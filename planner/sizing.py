@@ -35,7 +35,7 @@ from sfumato.planner.families import MULTIPLE, FamilyInfo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_AREA_SIDE", "MAX_UPSCALE", "Size", "generation_size", "round8"]
+__all__ = ["MAX_AREA_SIDE", "MAX_UPSCALE", "Size", "generation_size", "round8", "round_to"]
 
 #: Longest area side the planner accepts (its float masks alone are 256 MiB at this size).
 MAX_AREA_SIDE = 8192
@@ -60,13 +60,19 @@ class Size:
 
 def round8(value: float) -> int:
     """The nearest positive multiple of 8."""
-    return max(MULTIPLE, int(round(value / MULTIPLE)) * MULTIPLE)
+    return round_to(value, MULTIPLE)
+
+
+def round_to(value: float, multiple: int) -> int:
+    """The nearest positive multiple of ``multiple``."""
+    return max(multiple, int(round(value / multiple)) * multiple)
 
 
 def generation_size(width: int, height: int, family: FamilyInfo) -> Size:
     """The size to generate an area of ``width`` × ``height`` document pixels at.
 
-    Always multiples of 8 within ``[family.min_side, family.max_side]`` a side. Raises
+    Always multiples of ``family.multiple`` (8, or 16 for the transformer families)
+    within ``[family.min_side, family.max_side]`` a side. Raises
     :class:`AreaTooLargeError` beyond :data:`MAX_AREA_SIDE` / :data:`MAX_UPSCALE`.
     """
     if width <= 0 or height <= 0:
@@ -92,8 +98,8 @@ def generation_size(width: int, height: int, family: FamilyInfo) -> Size:
     long = max(fw, fh)
     if long > family.max_side:
         fw, fh = fw * family.max_side / long, fh * family.max_side / long
-    gw = min(max(round8(fw), family.min_side), family.max_side)
-    gh = min(max(round8(fh), family.min_side), family.max_side)
+    gw = min(max(round_to(fw, family.multiple), family.min_side), family.max_side)
+    gh = min(max(round_to(fh, family.multiple), family.min_side), family.max_side)
     upscale = max(width / gw, height / gh)
     if upscale > MAX_UPSCALE:
         limit = int(MAX_UPSCALE * family.max_side)

@@ -254,3 +254,33 @@ def test_weighted_prompt_changes_the_t5_tokens(shared_engine: Any, flux: Path) -
     assert torch.equal(plain, same)
     assert not torch.allclose(plain, heavy)
     assert plain.shape == heavy.shape == (1, 512, plain.shape[-1]) and pooled is not None
+
+
+def test_kohya_flux_lora_with_fused_qkv_merges_and_unmerges(shared_engine: Any, flux: Path, tmp_path: Path) -> None:
+    """A kohya-format FLUX LoRA (Black Forest Labs module names, fused img qkv) lands on
+    the diffusers modules: to_q/to_k/to_v each get ``alpha/rank · up_part @ down``; the
+    picture changes, and without the LoRA it is byte for byte the one before."""
+    from safetensors.torch import save_file
+    from sfumato.inference.request import LoraSpec
+
+    model = shared_engine.cache.get(ModelRef(str(flux)))
+    block = model.denoiser.transformer_blocks[0].attn
+    inner, rank, alpha = block.to_q.weight.shape[0], 4, 2.0
+    width = block.to_q.weight.shape[1]
+    g = torch.Generator().manual_seed(0)
+    down = torch.randn(rank, width, generator=g) * 0.5
+    up = torch.randn(3 * inner, rank, generator=g) * 0.5
+    path = tmp_path / "flux_kohya.safetensors"
+    save_file({"lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": down,
+               "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight": up,
+               "lora_unet_double_blocks_0_img_attn_qkv.alpha": torch.tensor(alpha)}, str(path))  # fmt: skip
+    before = {name: getattr(block, name).weight.detach().clone() for name in ("to_q", "to_k", "to_v")}
+    req = request(flux, width=SIDE, height=SIDE, steps=3, cfg=3.5, seed=11)
+    plain = _run(shared_engine, req)
+    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.8),)))
+    for i, name in enumerate(("to_q", "to_k", "to_v")):
+        expected = before[name] + 0.8 * (alpha / rank) * (up[i * inner : (i + 1) * inner] @ down)
+        torch.testing.assert_close(getattr(block, name).weight, expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.2
+    again = _run(shared_engine, req)
+    assert np.array_equal(again, plain)

@@ -101,7 +101,7 @@ def test_family_detection_of_diffusers_folders(tiny_sd15: Path, tiny_sdxl: Path,
     sd2_unet = {**(read_json(tiny_sd15 / "unet" / "config.json") or {}), "cross_attention_dim": 1024}
     assert family_for_diffusers({"_class_name": "StableDiffusionPipeline"}, sd2_unet).name == "sd2"
     with pytest.raises(UnsupportedModeError):
-        get_family("flux")
+        get_family("kandinsky")
 
 
 def test_sdxl_encodes_two_encoders_pooled_and_zero_negative(shared_engine: Any, tiny_sdxl: Path) -> None:

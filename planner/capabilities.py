@@ -1,0 +1,62 @@
+"""What a model family can do, known before anything is generated.
+
+Each family plugin declares its modes (:attr:`~sfumato.inference.families.base.Family.supported_modes`:
+txt2img, img2img, inpaint, regions, ControlNet, LoRA) and, for the flow-matching
+transformers, the samplers that can run it. The planner reads both, without torch, so a
+document that asks for something the chosen model cannot do is stopped with a sentence
+the artist can act on — in the window before Generate is pressed
+(:func:`model_problems`, which the Generation dock shows), and in the plan itself
+(:func:`check_request`), so ``sfumato render`` says the same — never a traceback from the
+engine, never a control or region silently dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sfumato.inference.errors import UnsupportedModeError
+from sfumato.inference.families import Family, get_family
+from sfumato.inference.modes import request_modes
+from sfumato.inference.request import GenerationRequest
+from sfumato.vocabulary.kinds import Mode, Sampler
+
+__all__ = ["MODE_WORDS", "check_request", "family_named", "model_problems"]
+
+#: how a mode is named to the artist
+MODE_WORDS = {
+    Mode.TXT2IMG: "generate from nothing",
+    Mode.IMG2IMG: "refine the picture (img2img)",
+    Mode.INPAINT: "inpaint",
+    Mode.REGIONS: "regional prompts",
+    Mode.CONTROLNET: "control layers (ControlNet)",
+    Mode.LORA: "LoRAs",
+}
+
+
+def family_named(name: str | None) -> Family | None:
+    """The family plugin called ``name``, ``None`` for an unknown or missing name."""
+    if not name:
+        return None
+    try:
+        return get_family(name)
+    except UnsupportedModeError:
+        return None
+
+
+def model_problems(family: Family | None, modes: Iterable[Mode], sampler: Sampler) -> tuple[str, ...]:
+    """Sentences saying what of ``modes`` and ``sampler`` ``family`` cannot do (empty: all fine)."""
+    if family is None:
+        return ()
+    problems = []
+    missing = [m for m in modes if m not in family.supported_modes]
+    for mode in sorted(missing, key=lambda m: m.value):
+        problems.append(f"{family.label} models cannot do {MODE_WORDS.get(mode, mode.value)}.")
+    if family.samplers is not None and sampler not in family.samplers:
+        names = ", ".join(sorted(s.value for s in family.samplers))
+        problems.append(f"{family.label} models are sampled with flow matching: choose {names}, not {sampler.value}.")
+    return tuple(problems)
+
+
+def check_request(request: GenerationRequest, family_name: str | None) -> tuple[str, ...]:
+    """:func:`model_problems` of a planned request for the family it names."""
+    return model_problems(family_named(family_name), request_modes(request), request.sampler)
