@@ -11,9 +11,13 @@ from typing import Any
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families.base import Family, PreviewFactors
 from sfumato.inference.families.flux import FluxFamily
+from sfumato.inference.families.flux2 import Flux2Family
+from sfumato.inference.families.qwenimage import QwenImageFamily
 from sfumato.inference.families.sd2 import SD2Family
+from sfumato.inference.families.sd3 import SD3Family
 from sfumato.inference.families.sd15 import SD15Family
 from sfumato.inference.families.sdxl import SDXLFamily
+from sfumato.inference.families.zimage import ZImageFamily
 
 __all__ = [
     "Family",
@@ -37,6 +41,10 @@ register(SD15Family())
 register(SDXLFamily())
 register(FluxFamily())
 register(SD2Family())
+register(SD3Family())
+register(Flux2Family())
+register(QwenImageFamily())
+register(ZImageFamily())
 
 
 def all_families() -> tuple[Family, ...]:

@@ -47,7 +47,7 @@ class SD15Family(Family):
         cls = str(model_index.get("_class_name", ""))
         if cls.startswith("StableDiffusionXL"):
             return False
-        if "text_encoder_2" in model_index:
+        if "text_encoder_2" in model_index or "transformer" in model_index:  # SDXL, the transformer families
             return False
         if unet_config.get("addition_embed_type") == "text_time":
             return False

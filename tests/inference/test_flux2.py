@@ -1,0 +1,262 @@
+"""FLUX.2 Klein through the engine's own loop equals diffusers' Klein pipelines, mode by mode.
+
+Tiny random Klein folders (``tinyflow``): the distilled Klein (one pass, the scale
+ignored) and Klein Base (true CFG above 1). Each test runs the engine and the matching
+diffusers pipeline for the same seed at 64×64 and compares the uint8 pictures.
+
+diffusers has no Klein img2img pipeline: the engine's img2img is checked against
+``Flux2KleinPipeline`` handed the same noised init latents and the tail of the same
+schedule (its ``latents`` and ``sigmas``), with the init encoded by diffusers' own
+``_encode_vae_image``. Inpainting has ``Flux2KleinInpaintPipeline`` (which shows the model
+the whole init picture as a reference image; the engine does too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from enginehelpers import Recorder, box_mask, request, smooth_image
+from PIL import Image
+from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
+from sfumato.vocabulary.kinds import ControlKind, Sampler
+from tinyflow import build_tiny_flux2_klein, tiny_flow_model
+
+SIDE = 64
+TOKENS = SIDE // 16  # latent pixels (one token each) along a side
+
+
+@pytest.fixture(scope="module")
+def klein() -> Path:
+    return tiny_flow_model("flux2-klein")
+
+
+@pytest.fixture(scope="module")
+def klein_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_flux2_klein(tmp_path_factory.mktemp("klein") / "base", distilled=False)
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.round(image * 255.0).astype(np.int16)
+
+
+def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
+    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
+    assert diff.max() <= 1, f"max difference {diff.max()}"
+
+
+def _run(engine: Any, req: Any) -> np.ndarray:
+    result = engine.run(req, Recorder())
+    assert result.ok, result.error
+    return result.images[0]
+
+
+@pytest.mark.parametrize("cfg", [1.0, 4.0])
+def test_distilled_txt2img_equals_klein_pipeline(shared_engine: Any, klein: Path, cfg: float) -> None:
+    """The distilled Klein ignores the scale (one pass) in both."""
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    assert model.family.name == "flux2"
+    req = request(klein, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat")
+    ours = _run(shared_engine, req)
+    theirs = model.pipe(prompt=req.prompt, num_inference_steps=4, guidance_scale=cfg, height=SIDE, width=SIDE,
+                        generator=torch.Generator("cpu").manual_seed(42), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+def test_base_txt2img_equals_klein_pipeline(shared_engine: Any, klein_base: Path, cfg: float) -> None:
+    """Klein Base: true CFG against the empty prompt above a scale of 1, as diffusers does."""
+    model = shared_engine.cache.get(ModelRef(str(klein_base)))
+    req = request(klein_base, width=SIDE, height=SIDE, steps=3, cfg=cfg, seed=7, prompt="a blue dog")
+    ours = _run(shared_engine, req)
+    theirs = model.pipe(prompt=req.prompt, num_inference_steps=3, guidance_scale=cfg, height=SIDE, width=SIDE,
+                        generator=torch.Generator("cpu").manual_seed(7), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+    if cfg > 1.0:
+        unguided = _run(shared_engine, req.replace(cfg=1.0))
+        assert np.abs(ours.astype(int) - unguided.astype(int)).mean() > 0.5  # guidance acts
+
+
+def test_img2img_equals_klein_pipeline_from_noised_init(shared_engine: Any, klein: Path) -> None:
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    pipe = model.pipe
+    init = smooth_image(SIDE, SIDE)
+    steps, strength, seed = 8, 0.5, 3
+    req = request(klein, width=SIDE, height=SIDE, steps=steps, cfg=1.0, seed=seed, init=InitImage(init, strength))
+    ours = _run(shared_engine, req)
+    # diffusers' side: its own encoding of the init, the same noise, the schedule's tail.
+    start = steps - int(steps * strength)
+    sigmas = list(np.linspace(1.0, 1.0 / steps, steps)[start:])
+    pixels = pipe.image_processor.preprocess(Image.fromarray(init), height=SIDE, width=SIDE)
+    with torch.no_grad():
+        x0 = pipe._encode_vae_image(pixels, generator=None)
+    noise = torch.randn((1, 128, TOKENS, TOKENS), generator=torch.Generator("cpu").manual_seed(seed))
+    probe = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    from diffusers.pipelines.flux2.pipeline_flux2_klein import compute_empirical_mu
+
+    probe.set_timesteps(sigmas=sigmas, mu=compute_empirical_mu(TOKENS * TOKENS, steps))
+    s = probe.sigmas[0]
+    theirs = pipe(prompt=req.prompt, latents=(1.0 - s) * x0 + s * noise, sigmas=sigmas, num_inference_steps=steps,
+                  height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(seed),
+                  output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+    assert np.abs(ours.astype(int) - _run(shared_engine, req.replace(init=None)).astype(int)).mean() > 1.0
+
+
+def test_img2img_strength_zero_returns_the_init(shared_engine: Any, klein: Path) -> None:
+    init = smooth_image(SIDE, SIDE)
+    out = _run(shared_engine, request(klein, width=SIDE, height=SIDE, steps=4, init=InitImage(init, 0.0)))
+    assert np.array_equal(out, init)
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.75])
+def test_inpaint_equals_klein_inpaint_pipeline(shared_engine: Any, klein: Path, strength: float) -> None:
+    from diffusers import Flux2KleinInpaintPipeline
+
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    init = smooth_image(SIDE, SIDE)
+    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
+    req = request(klein, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, strength),
+                  inpaint=InpaintSpec(mask))  # fmt: skip
+    ours = _run(shared_engine, req)
+    pipe = Flux2KleinInpaintPipeline(**model.pipe.components, is_distilled=True)
+    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+                  strength=strength, num_inference_steps=4, height=SIDE, width=SIDE,
+                  generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_inpaint_keeps_the_known_latents(shared_engine: Any, klein: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside the mask the final latents are the init's exactly; inside they change."""
+    from enginehelpers import run_keeping_latents
+
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    init = smooth_image(SIDE, SIDE)
+    mask = box_mask(SIDE, SIDE, 0, 0, 32, SIDE)
+    req = request(klein, width=SIDE, height=SIDE, steps=3, seed=8, init=InitImage(init, 1.0), inpaint=InpaintSpec(mask))
+    _, final, _ = run_keeping_latents(shared_engine, req, monkeypatch)
+    known = model.family.encode_images(model.pipe, [init], torch.device("cpu"))[0]
+    assert torch.equal(final[0][:, :, TOKENS // 2 :], known[:, :, TOKENS // 2 :])
+    assert (final[0][:, :, : TOKENS // 2] - known[:, :, : TOKENS // 2]).abs().mean() > 0.1
+
+
+def test_previews_are_x0_and_end_at_the_result(
+    shared_engine: Any, klein: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step previews the predicted clean latents (``x − σ·v``) of the 128 patchified
+    channels; the last prediction is exactly what gets decoded."""
+    from enginehelpers import run_keeping_latents
+    from sfumato.inference.preview import LatentPreviewer
+
+    previewed: list[torch.Tensor] = []
+    real = LatentPreviewer.__call__
+
+    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
+        previewed.append(latents.clone())
+        return real(self, latents)
+
+    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
+    req = request(klein, width=SIDE, height=SIDE, steps=4, seed=2)
+    _, final, rec = run_keeping_latents(shared_engine, req, monkeypatch)
+    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
+    assert rec.previews[0].rgb.shape == (TOKENS, TOKENS, 3)
+    assert previewed[0].shape == (128, TOKENS, TOKENS)
+    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
+    noise = torch.randn((1, 128, TOKENS, TOKENS), generator=torch.Generator("cpu").manual_seed(2))[0]
+    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+
+
+def test_refuses_other_samplers_and_controlnets(shared_engine: Any, klein: Path) -> None:
+    result = shared_engine.run(request(klein, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
+    assert result.error is not None and "flow matching" in str(result.error)
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    spec = ControlSpec(kind=ControlKind.CANNY, image=control, model=ModelRef(str(klein)))
+    result = shared_engine.run(request(klein, width=SIDE, height=SIDE, steps=2, controls=(spec,)), Recorder())
+    assert result.error is not None and "controlnet" in str(result.error)
+
+
+def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
+    left = box_mask(width, height, 0, 0, width // 2, height)
+    right = box_mask(width, height, width // 2, 0, width, height)
+    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+
+
+def test_regions_keep_each_regions_attention_on_its_prompt(
+    shared_engine: Any, klein: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At every attention call of every block, an image token inside a region gives less
+    than 1e-3 of its attention to another prompt's text tokens."""
+    import diffusers.models.transformers.transformer_flux2 as flux2_module
+    from sfumato.inference import joint_regions
+    from sfumato.inference.regions import latent_masks
+    from sfumato.inference.text_conditioning import condition_text, prompt_pairs
+
+    regions = _regions(SIDE, SIDE)
+    masks = latent_masks([r.mask for r in regions], (TOKENS, TOKENS))
+    leaks: list[float] = []
+    calls = 0
+    real = flux2_module.dispatch_attention_fn
+
+    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        assert attn_mask is not None, "a block ran without the region bias"
+        q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
+        probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
+        layout = joint_regions.JointLayout(spans, attn_mask.shape[-1] - TOKENS * TOKENS)
+        leaks.extend(joint_regions.attention_shares(probs, masks, layout, patch=1).tolist())
+        return real(query, key, value, attn_mask=attn_mask, **kw)
+
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    req = request(klein, width=SIDE, height=SIDE, steps=2, seed=4, regions=regions)
+    spans = condition_text(model, prompt_pairs(req), guided=False, batch=1, device=torch.device("cpu"),
+                           dtype=torch.float32).region_spans  # fmt: skip
+    monkeypatch.setattr(flux2_module, "dispatch_attention_fn", measuring)
+    ours = _run(shared_engine, req)
+    blocks = len(model.denoiser.transformer_blocks) + len(model.denoiser.single_transformer_blocks)
+    assert calls == 2 * blocks
+    assert max(leaks) < 1e-3, max(leaks)
+    monkeypatch.setattr(flux2_module, "dispatch_attention_fn", real)
+    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    assert change.mean() > 0.5  # the region prompts act
+
+
+def test_regions_cost_one_pass(shared_engine: Any, klein_base: Path) -> None:
+    """Regions add tokens, not transformer calls (Klein Base with CFG: one doubled batch)."""
+    model = shared_engine.cache.get(ModelRef(str(klein_base)))
+    calls = 0
+    transformer = model.denoiser
+    real_forward = transformer.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real_forward(*args, **kwargs)
+
+    transformer.forward = counting
+    try:
+        req = request(klein_base, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE))
+        _run(shared_engine, req)
+    finally:
+        del transformer.forward
+    assert calls == 3
+
+
+def test_weighted_prompts_reweigh_the_qwen3_tokens(shared_engine: Any, klein: Path) -> None:
+    from sfumato.inference.families.flux2 import weighted_qwen3
+
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    plain, pooled = family.encode_prompts(pipe, ["a red cat"], cpu)
+    same, _ = family.encode_prompts(pipe, ["a (red:1.0) cat"], cpu)
+    heavy, _ = family.encode_prompts(pipe, ["a (red:1.5) cat"], cpu)
+    assert pooled is None and plain.shape == (1, 512, 3 * pipe.text_encoder.config.hidden_size)
+    assert torch.equal(plain, same)
+    assert not torch.allclose(plain, heavy)
+    # The span-wise path tokenises and encodes an unweighted prompt as the pipeline does.
+    with torch.inference_mode():
+        spanwise = weighted_qwen3(pipe.tokenizer, pipe.text_encoder, "a red cat", cpu)
+    torch.testing.assert_close(spanwise, plain)
