@@ -1,0 +1,200 @@
+"""Qwen-Image's call a step: pack the latents into 2×2 patch tokens, the text padding mask
+(every prompt's tokens up to its first zero row: :mod:`sfumato.inference.families.qwenimage`),
+the timestep over 1000, true CFG with Qwen-Image's rescale of each token's guided
+prediction to its conditional norm, ControlNet residuals (computed once from the
+conditional prompt, for both guidance halves, as diffusers does), and regions as one
+joint-attention bias (:mod:`sfumato.inference.joint_regions`).
+
+diffusers' Qwen-Image attention processor builds its mask from the text padding and
+refuses any other; with regions, :func:`biased_attention`'s processor (the same computation, with
+an external bias) replaces it for the run and :meth:`QwenImageDenoiser.close` puts the
+original back. The positive and negative prompts run as one doubled batch, each half
+with its own padding, where diffusers makes two calls: the same picture, in one pass.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import torch
+from sfumato.inference.denoise import DenoiseJob
+from sfumato.inference.families.flow import pack_latents, unpack_latents
+from sfumato.inference.joint_regions import JointLayout, joint_attention_bias
+from sfumato.inference.model_cache import LoadedModel
+from sfumato.inference.regions import NEGATIVE_BIAS
+
+__all__ = ["QwenImageDenoiser", "biased_attention", "text_valid"]
+
+
+def text_valid(tokens: torch.Tensor, spans: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """``(B, T)`` bool: the tokens that are text, not padding. The global prompt owns the
+    tokens before the first region's span; in each prompt's range, the tokens before its
+    first all-zero row are its text (the family appends at least one zero row to each)."""
+    b, t, _ = tokens.shape
+    zero = tokens.eq(0).all(dim=-1)  # (B, T)
+    starts = [0, *(s for s, _ in spans)]
+    ends = [spans[0][0] if spans else t, *(e for _, e in spans)]
+    valid = torch.zeros(b, t, dtype=torch.bool, device=tokens.device)
+    for start, end in zip(starts, ends):
+        part = zero[:, start:end]
+        first = torch.where(part.any(dim=1), part.int().argmax(dim=1), torch.full((b,), end - start, device=part.device))
+        index = torch.arange(end - start, device=tokens.device)[None]
+        valid[:, start:end] = index < first[:, None]
+    return valid
+
+
+@cache
+def biased_attention() -> type[Any]:
+    """diffusers' Qwen-Image joint attention processor with an additive ``attention_mask``
+    over the ``[text, image]`` sequence (``(B, 1, L, L)``) instead of the padding mask it
+    builds. Made on first use: diffusers' transformer module loads only when a Qwen-Image
+    model runs (the engine imports every denoiser)."""
+    import diffusers.models.transformers.transformer_qwenimage as qwen_module
+
+    class BiasedQwenAttention(qwen_module.QwenDoubleStreamAttnProcessor2_0):  # type: ignore[misc]
+        __call__ = _biased_call
+
+    return BiasedQwenAttention
+
+
+def _biased_call(
+    self: Any,
+    attn: Any,
+    hidden_states: torch.Tensor,
+    encoder_hidden_states: torch.Tensor | None = None,
+    encoder_hidden_states_mask: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The processor's computation step for step, the bias handed to the attention."""
+    import diffusers.models.transformers.transformer_qwenimage as qwen_module
+
+    if attention_mask is None:
+        base = qwen_module.QwenDoubleStreamAttnProcessor2_0.__call__
+        return base(self, attn, hidden_states, encoder_hidden_states, encoder_hidden_states_mask, None, image_rotary_emb)  # type: ignore[no-any-return]
+    assert encoder_hidden_states is not None
+    seq_txt = encoder_hidden_states.shape[1]
+    head_dim = attn.inner_dim // attn.heads
+
+    def heads(x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (-1, head_dim))
+
+    img_q, img_k, img_v = (heads(f(hidden_states)) for f in (attn.to_q, attn.to_k, attn.to_v))
+    txt_q, txt_k, txt_v = (heads(f(encoder_hidden_states)) for f in (attn.add_q_proj, attn.add_k_proj, attn.add_v_proj))
+    if attn.norm_q is not None:
+        img_q = attn.norm_q(img_q)
+    if attn.norm_k is not None:
+        img_k = attn.norm_k(img_k)
+    if attn.norm_added_q is not None:
+        txt_q = attn.norm_added_q(txt_q)
+    if attn.norm_added_k is not None:
+        txt_k = attn.norm_added_k(txt_k)
+    if image_rotary_emb is not None:
+        img_freqs, txt_freqs = image_rotary_emb
+        img_q = qwen_module.apply_rotary_emb_qwen(img_q, img_freqs, use_real=False)
+        img_k = qwen_module.apply_rotary_emb_qwen(img_k, img_freqs, use_real=False)
+        txt_q = qwen_module.apply_rotary_emb_qwen(txt_q, txt_freqs, use_real=False)
+        txt_k = qwen_module.apply_rotary_emb_qwen(txt_k, txt_freqs, use_real=False)
+    joint = qwen_module.dispatch_attention_fn(
+        torch.cat([txt_q, img_q], dim=1),
+        torch.cat([txt_k, img_k], dim=1),
+        torch.cat([txt_v, img_v], dim=1),
+        attn_mask=attention_mask.to(img_q.dtype),
+        dropout_p=0.0,
+        is_causal=False,
+        backend=self._attention_backend,
+        parallel_config=self._parallel_config,
+    )
+    joint = joint.flatten(2, 3).to(img_q.dtype)
+    img_out = attn.to_out[0](joint[:, seq_txt:].contiguous())
+    if len(attn.to_out) > 1:
+        img_out = attn.to_out[1](img_out)
+    txt_out = attn.to_add_out(joint[:, :seq_txt].contiguous())
+    return img_out, txt_out
+
+
+class QwenImageDenoiser:
+    """One Qwen-Image transformer call a step: pack, padding mask, true CFG, regions, controls."""
+
+    def __init__(self, model: LoadedModel, job: DenoiseJob) -> None:
+        self.transformer = model.denoiser
+        self.job = job
+        self.family = model.family
+        text = job.text
+        tokens = text.tokens
+        device, dtype = tokens.device, tokens.dtype
+        h, w = job.lat_size
+        self.img_shapes = [(1, h // 2, w // 2)] * tokens.shape[0]
+        self.valid = text_valid(tokens, text.region_spans)
+        self.guidance = None
+        if model.family.embeds_guidance(model.pipe):
+            self.guidance = torch.full([1], job.cfg, device=device, dtype=torch.float32).expand(tokens.shape[0])
+        self.cfg = job.cfg if text.guided else 1.0
+        self.attention: dict[str, Any] = {}
+        self._processors: dict[str, Any] | None = None
+        if job.region_masks is not None:
+            layout = JointLayout(text.region_spans, tokens.shape[1])
+            bias = joint_attention_bias(job.region_masks, layout, patch=2, dtype=torch.float32, device=device)
+            padding = torch.zeros(tokens.shape[0], 1, 1, bias.shape[-1], device=device)
+            padding[:, 0, 0, : tokens.shape[1]].masked_fill_(~self.valid, NEGATIVE_BIAS)
+            self.attention = {"attention_mask": (bias + padding).clamp_min(NEGATIVE_BIAS).to(dtype)}
+            self._processors = dict(self.transformer.attn_processors)
+            self.transformer.set_attn_processor(biased_attention()())
+        self.control_valid = text_valid(text.control_tokens, ())
+        self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
+
+    def _control_condition(self, model: LoadedModel, control: Any) -> torch.Tensor:
+        """A Qwen-Image ControlNet's condition: the control image's packed latents, one per
+        image of the conditional half."""
+        latents = self.family.encode_pixels(model.pipe, control.image[:1] * 2.0 - 1.0).to(control.image.dtype)
+        return pack_latents(latents).expand(self.job.batch, -1, -1)
+
+    def __call__(self, latents: torch.Tensor, t: torch.Tensor, j: int, n: int) -> torch.Tensor:
+        job = self.job
+        x = pack_latents(job.text.unet_batch(latents))
+        timestep = t.expand(x.shape[0]).to(x.dtype) / 1000
+        out = self.transformer(
+            hidden_states=x,
+            timestep=timestep,
+            guidance=self.guidance,
+            encoder_hidden_states=job.text.tokens,
+            encoder_hidden_states_mask=None if self.attention else self.valid,
+            img_shapes=self.img_shapes,
+            attention_kwargs=self.attention or None,
+            controlnet_block_samples=self._control_residuals(x, timestep, j, n),
+            return_dict=False,
+        )[0]
+        if job.text.guided:
+            uncond, cond = out.chunk(2)
+            guided = uncond + self.cfg * (cond - uncond)
+            out = guided * (cond.norm(dim=-1, keepdim=True) / guided.norm(dim=-1, keepdim=True))
+        return unpack_latents(out, job.lat_size)
+
+    def _control_residuals(self, x: torch.Tensor, timestep: torch.Tensor, j: int, n: int) -> list[torch.Tensor] | None:
+        """The controls' block residuals, from the conditional half, repeated for both halves."""
+        text, b = self.job.text, self.job.batch
+        total: list[torch.Tensor] | None = None
+        for control, condition in self.controls:
+            if not control.active(j, n):
+                continue
+            samples = control.net(
+                hidden_states=x[-b:],
+                controlnet_cond=condition,
+                conditioning_scale=control.strength,
+                timestep=timestep[-b:],
+                encoder_hidden_states=text.control_tokens[-b:],
+                encoder_hidden_states_mask=self.control_valid[-b:],
+                img_shapes=self.img_shapes[-b:],
+                return_dict=False,
+            )
+            total = list(samples) if total is None else [a + c for a, c in zip(total, samples)]
+        if total is None or not text.guided:
+            return total
+        return [torch.cat([r] * text.copies) for r in total]
+
+    def close(self) -> None:
+        if self._processors is not None:
+            self.transformer.set_attn_processor(self._processors)
+            self._processors = None
+        self.attention = {}

@@ -1,0 +1,177 @@
+"""Qwen-Image (and its later releases, such as 2512): a 20B MMDiT over Qwen2.5-VL's last
+hidden state, a video-style VAE (``AutoencoderKLQwenImage``) used one frame at a time,
+2×2 latent patches, flow matching with a resolution-dependent shift, 1328 px native.
+
+What differs from FLUX:
+
+- **the prompt** is wrapped in a chat template (a system prompt asking for a detailed
+  description, then the user turn); the first 34 tokens (the system prompt and
+  ``<|im_start|>user\\n``) are dropped after the encoder. Sequences are as long as the
+  prompt, not padded to a fixed length: :meth:`QwenImageFamily.encode_prompts` appends one
+  zero row to every prompt's tokens, and the denoiser masks every prompt's tokens from its
+  first zero row on (:func:`sfumato.inference.denoisers.qwenimage.text_valid`). That one
+  row survives the engine's layout (a negative padded to its positive's length with empty
+  prompts, regions concatenated), so the padding is always found and always masked, as
+  diffusers masks it.
+- **guidance** is true classifier-free guidance with a negative prompt, followed by a
+  rescale of each token's guided prediction to the norm of its conditional prediction
+  (the denoiser does it; ``guidance_embeds`` is false in every released model).
+- **the VAE** works on 5-D video latents ``(B, C, T, h, w)`` with per-channel
+  ``latents_mean``/``latents_std``: encode and decode add and drop the frame axis, so the
+  loop keeps ``(B, 16, h, w)``; 8 pixels a latent pixel (``2 ** len(temperal_downsample)``).
+- **ControlNets** (``QwenImageControlNetModel``, InstantX's union net among them) take the
+  control image's packed latents, and diffusers computes their residuals once, from the
+  conditional prompt, for both guidance halves.
+
+No inpainting model exists (the Edit models take a reference picture, another task), so
+inpainting is the engine's soft-mask blend over the base model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sfumato.inference.families.flow import FlowFamily
+from sfumato.inference.families.t5 import needs_weighting, plain_text
+from sfumato.inference.modes import Mode
+from sfumato.vocabulary.families import QWENIMAGE
+from sfumato.vocabulary.prompt_syntax import parse_prompt
+
+if TYPE_CHECKING:
+    import torch
+    from sfumato.inference.embeddings import EmbeddingLibrary
+
+__all__ = ["QwenImageFamily", "weighted_qwen"]
+
+#: prompt tokens the pipeline keeps at most (its ``max_sequence_length`` limit)
+QWEN_TOKENS = 1024
+
+
+class QwenImageFamily(FlowFamily):
+    name = QWENIMAGE
+    label = "Qwen-Image"
+    native_side = 1328  # the published 1:1 size; 1664×928 and 928×1664 for 16:9
+    min_side_fraction = 0.5  # 664
+    max_side_fraction = 1.3  # 1726: the 16:9 sizes' long side fits
+    pixel_fractions = (0.6, 1.2)
+    supported_modes = frozenset(Mode)
+    pipelines = ("QwenImagePipeline", "QwenImagePipeline")  # no inpainting model: one class
+    preview_factors = None  # fitted to the loaded VAE (:func:`sfumato.inference.preview.fit_latent_rgb_map`)
+    controlnet_class = "QwenImageControlNetModel"
+
+    def pipeline_names(self) -> tuple[str, ...]:
+        return ("QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline",
+                "QwenImageControlNetPipeline")  # fmt: skip
+
+    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
+        # Exact names: the Edit and Layered pipelines take reference pictures, another task.
+        cls = str(model_index.get("_class_name", ""))
+        return cls in self.pipeline_names() or (
+            cls == "" and unet_config.get("_class_name") == "QwenImageTransformer2DModel"
+        )
+
+    def controlnet_mismatch(self, net: Any, pipe: Any) -> str | None:
+        expected = int(pipe.transformer.config.joint_attention_dim)
+        got = int(getattr(net.config, "joint_attention_dim", 0) or 0)
+        if type(net).__name__ != "QwenImageControlNetModel" or expected != got:
+            return f"not a Qwen-Image ControlNet of text width {expected}"
+        return None
+
+    # ----------------------------------------------------------------- the VAE
+
+    def vae_scale(self, pipe: Any) -> int:
+        return int(2 ** len(pipe.vae.temperal_downsample))
+
+    def latent_channels(self, pipe: Any) -> int:
+        return int(pipe.vae.config.z_dim)
+
+    def encode_pixels(self, pipe: Any, pixels: torch.Tensor) -> torch.Tensor:
+        """One frame through the video VAE, its mode normalised by ``latents_mean``/``std``."""
+        import torch
+        from sfumato.inference.families.vae import vae_dtype
+
+        vae = pipe.vae
+        with torch.inference_mode():
+            latents = vae.encode(pixels.to(vae_dtype(vae))[:, :, None]).latent_dist.mode()[:, :, 0]
+            mean, inv_std = _statistics(vae, latents)
+            return (latents - mean) * inv_std
+
+    def decode_pixels(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
+        import torch
+        from sfumato.inference.families.vae import vae_dtype
+
+        vae = pipe.vae
+        with torch.inference_mode():
+            z = latents.to(vae_dtype(vae))
+            mean, inv_std = _statistics(vae, z)
+            return vae.decode((z / inv_std + mean)[:, :, None], return_dict=False)[0][:, :, 0]
+
+    # ----------------------------------------------------------------- conditioning
+
+    def encode_prompts(
+        self,
+        pipe: Any,
+        prompts: list[str],
+        device: torch.device,
+        *,
+        negative: bool = False,
+        embeddings: EmbeddingLibrary | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(tokens (N, T + 1, 3584), None)``: each prompt's Qwen2.5-VL hidden states after
+        the template, zero-padded to the longest and then one zero row more (the module
+        docstring: the zero rows are the padding the denoiser masks)."""
+        import torch
+
+        rows = []
+        with torch.inference_mode():
+            for prompt in prompts:
+                if needs_weighting(prompt):
+                    rows.append(weighted_qwen(pipe, prompt, device)[0])
+                else:
+                    embeds, mask = pipe._get_qwen_prompt_embeds(prompt=[plain_text(prompt)], device=device)
+                    rows.append(embeds[0, : int(mask[0].sum())][:QWEN_TOKENS])
+        length = max(r.shape[0] for r in rows) + 1
+        return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, length - r.shape[0])) for r in rows]), None
+
+
+def weighted_qwen(pipe: Any, prompt: str, device: torch.device) -> torch.Tensor:
+    """``(1, T, D)``: ``prompt``'s weighted hidden states, A1111-style as
+    :func:`sfumato.inference.families.t5.weighted_t5` weighs T5's: the template's prefix,
+    each span's tokens and the suffix are tokenised apart and joined, the encoder runs once,
+    the prefix is dropped, each prompt token's state is multiplied by its span's weight and
+    the whole rescaled to its unweighted mean (the template's closing tokens keep weight 1)."""
+    import torch
+
+    tokenizer = pipe.tokenizer
+    prefix, suffix = pipe.prompt_template_encode.split("{}")
+    ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    weights = [1.0] * len(ids)
+    for chunk in parse_prompt(prompt):
+        for span in chunk:
+            piece = tokenizer(span.text, add_special_tokens=False)["input_ids"]
+            ids.extend(piece)
+            weights.extend([span.weight] * len(piece))
+    tail = tokenizer(suffix, add_special_tokens=False)["input_ids"]
+    ids, weights = ids + tail, weights + [1.0] * len(tail)
+    drop = pipe.prompt_template_encode_start_idx
+    ids, weights = ids[: QWEN_TOKENS + drop], weights[: QWEN_TOKENS + drop]
+    input_ids = torch.tensor([ids], device=device)
+    out = pipe.text_encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True)
+    hidden = out.hidden_states[-1][:, drop:]
+    scale = torch.tensor(weights[drop:], device=device, dtype=hidden.dtype)[None, :, None]
+    before = hidden.float().mean()
+    weighted = hidden * scale
+    after = weighted.float().mean()
+    if float(after) != 0.0:
+        weighted = weighted * (before / after).to(hidden.dtype)
+    return weighted.to(pipe.text_encoder.dtype)
+
+
+def _statistics(vae: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(latents_mean, 1 / latents_std)`` as ``(1, C, 1, 1)`` tensors like ``like``."""
+    import torch
+
+    z = int(vae.config.z_dim)
+    mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1).to(like.device, like.dtype)
+    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1).to(like.device, like.dtype)
+    return mean, inv_std

@@ -1,0 +1,267 @@
+"""Qwen-Image through the engine's own loop equals diffusers' Qwen-Image pipelines, mode by mode.
+
+A tiny random Qwen-Image folder (``tinyflow``: Qwen2.5-VL, the video VAE with its latent
+statistics, a 2-block MMDiT) and its ControlNet. Each test runs the engine and the
+matching diffusers pipeline for the same seed at 64×64 and compares the uint8 pictures.
+
+diffusers' img2img/inpaint/ControlNet pipelines *sample* the VAE's latent distribution;
+the engine takes its mode, so a reference run patches ``retrieve_latents`` to the mode —
+the one place the two are meant to differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from enginehelpers import Recorder, box_mask, request, smooth_image
+from PIL import Image
+from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
+from sfumato.vocabulary.kinds import ControlKind, Sampler
+from tinyflow import tiny_flow_model
+
+SIDE = 64
+
+
+@pytest.fixture(scope="module")
+def qwen() -> Path:
+    return tiny_flow_model("qwenimage")
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.round(image * 255.0).astype(np.int16)
+
+
+def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
+    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
+    assert diff.max() <= 1, f"max difference {diff.max()}"
+
+
+def _run(engine: Any, req: Any) -> np.ndarray:
+    result = engine.run(req, Recorder())
+    assert result.ok, result.error
+    return result.images[0]
+
+
+def _mode_latents(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
+    monkeypatch.setattr(module, "retrieve_latents", lambda out, generator=None, sample_mode="sample": out.latent_dist.mode())
+
+
+def _guidance(cfg: float, negative: str) -> dict[str, Any]:
+    """The pipeline's arguments for the engine's ``cfg``: true CFG (a negative prompt) above 1."""
+    return {"true_cfg_scale": cfg, "negative_prompt": negative} if cfg > 1 else {}
+
+
+@pytest.mark.parametrize("cfg", [1.0, 4.0])
+def test_txt2img_equals_qwenimage_pipeline(shared_engine: Any, qwen: Path, cfg: float) -> None:
+    """Without guidance one pass on the prompt; with it, true CFG with the negative prompt
+    (a different length of tokens, padded and masked here) and Qwen-Image's norm rescale."""
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    assert model.family.name == "qwenimage"
+    req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat",
+                  negative="blue sky")  # fmt: skip
+    ours = _run(shared_engine, req)
+    theirs = model.pipe(prompt=req.prompt, num_inference_steps=4, height=SIDE, width=SIDE,
+                        generator=torch.Generator("cpu").manual_seed(42), output_type="np",
+                        **_guidance(cfg, req.negative)).images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_guidance_changes_the_picture(shared_engine: Any, qwen: Path) -> None:
+    a = _run(shared_engine, request(qwen, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=1))
+    b = _run(shared_engine, request(qwen, width=SIDE, height=SIDE, steps=3, cfg=5.0, seed=1, negative="green"))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
+
+
+def test_img2img_equals_qwenimage_img2img_pipeline(
+    shared_engine: Any, qwen: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import QwenImageImg2ImgPipeline
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_img2img
+
+    _mode_latents(monkeypatch, pipeline_qwenimage_img2img)
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    init = smooth_image(SIDE, SIDE)
+    req = request(qwen, width=SIDE, height=SIDE, steps=8, cfg=3.0, seed=3, init=InitImage(init, 0.5))
+    ours = _run(shared_engine, req)
+    pipe = QwenImageImg2ImgPipeline(**model.pipe.components)
+    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8, height=SIDE,
+                  width=SIDE, generator=torch.Generator("cpu").manual_seed(3), output_type="np",
+                  **_guidance(3.0, req.negative)).images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_inpaint_equals_qwenimage_inpaint_pipeline(
+    shared_engine: Any, qwen: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import QwenImageInpaintPipeline
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_inpaint
+
+    _mode_latents(monkeypatch, pipeline_qwenimage_inpaint)
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    init = smooth_image(SIDE, SIDE)
+    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
+    req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, 1.0),
+                  inpaint=InpaintSpec(mask))  # fmt: skip
+    ours = _run(shared_engine, req)
+    pipe = QwenImageInpaintPipeline(**model.pipe.components)
+    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+                  strength=1.0, num_inference_steps=4, height=SIDE, width=SIDE,
+                  generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+    outside = mask == 0
+    assert np.array_equal(ours[outside], init[outside]) or np.abs(ours[outside].astype(int) - init[outside]).max() < 40
+
+
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+def test_controlnet_equals_qwenimage_controlnet_pipeline(
+    shared_engine: Any, qwen: Path, monkeypatch: pytest.MonkeyPatch, cfg: float
+) -> None:
+    """The ControlNet's residuals come from the conditional prompt and serve both halves."""
+    from diffusers import QwenImageControlNetModel, QwenImageControlNetPipeline
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_controlnet
+
+    _mode_latents(monkeypatch, pipeline_qwenimage_controlnet)
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    net_path = tiny_flow_model("controlnet-qwenimage")
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    control[8:56, 24:40] = 255
+    spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
+    req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=9, controls=(spec,))
+    ours = _run(shared_engine, req)
+    without = _run(shared_engine, req.replace(controls=()))
+    assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
+    net = QwenImageControlNetModel.from_pretrained(str(net_path), local_files_only=True)
+    pipe = QwenImageControlNetPipeline(**model.pipe.components, controlnet=net)
+    theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
+                  num_inference_steps=4, height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(9),
+                  output_type="np", **_guidance(cfg, req.negative)).images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_previews_are_x0_and_end_at_the_result(
+    shared_engine: Any, qwen: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from enginehelpers import run_keeping_latents
+    from sfumato.inference.preview import LatentPreviewer
+
+    previewed: list[torch.Tensor] = []
+    real = LatentPreviewer.__call__
+
+    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
+        previewed.append(latents.clone())
+        return real(self, latents)
+
+    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
+    req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=2)
+    _, final, rec = run_keeping_latents(shared_engine, req, monkeypatch)
+    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
+    assert previewed[0].shape == (16, SIDE // 8, SIDE // 8)
+    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
+    noise = torch.randn((1, 16, SIDE // 8, SIDE // 8), generator=torch.Generator("cpu").manual_seed(2))[0]
+    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+
+
+def test_refuses_other_samplers(shared_engine: Any, qwen: Path) -> None:
+    result = shared_engine.run(request(qwen, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
+    assert result.error is not None and "flow matching" in str(result.error)
+
+
+def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
+    left = box_mask(width, height, 0, 0, width // 2, height)
+    right = box_mask(width, height, width // 2, 0, width, height)
+    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+
+
+def test_regions_keep_each_regions_attention_on_its_prompt(
+    shared_engine: Any, qwen: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At every attention call of every block, with guidance (both halves, each with its
+    own padding), an image token inside a region gives less than 1e-3 of its attention to
+    another prompt's text tokens or to padding."""
+    import diffusers.models.transformers.transformer_qwenimage as qwen_module
+    from sfumato.inference import joint_regions
+    from sfumato.inference.regions import latent_masks
+    from sfumato.inference.text_conditioning import condition_text, prompt_pairs
+
+    regions = _regions(SIDE, SIDE)
+    masks = latent_masks([r.mask for r in regions], (SIDE // 8, SIDE // 8))
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    req = request(qwen, width=SIDE, height=SIDE, steps=2, cfg=3.0, seed=4, regions=regions, negative="blue")
+    spans = condition_text(model, prompt_pairs(req), guided=True, batch=1, device=torch.device("cpu"),
+                           dtype=torch.float32).region_spans  # fmt: skip
+    leaks: list[float] = []
+    calls = 0
+    real = qwen_module.dispatch_attention_fn
+
+    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        assert attn_mask is not None and attn_mask.shape[-2] > 1, "a block ran without the region bias"
+        q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
+        probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
+        text = attn_mask.shape[-1] - masks.shape[1] * masks.shape[2] // 4
+        layout = joint_regions.JointLayout(spans, text)
+        leaks.extend(joint_regions.attention_shares(probs, masks, layout, patch=2).tolist())
+        return real(query, key, value, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(qwen_module, "dispatch_attention_fn", measuring)
+    ours = _run(shared_engine, req)
+    assert calls == 2 * len(model.denoiser.transformer_blocks)
+    assert max(leaks) < 1e-3, max(leaks)
+    monkeypatch.setattr(qwen_module, "dispatch_attention_fn", real)
+    processors = {type(p).__name__ for p in model.denoiser.attn_processors.values()}
+    assert processors == {"QwenDoubleStreamAttnProcessor2_0"}  # put back after the run
+    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
+
+
+def test_regions_cost_one_pass(shared_engine: Any, qwen: Path) -> None:
+    """Regions add tokens, not transformer calls; guidance doubles the batch, not the calls."""
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    calls = 0
+    transformer = model.denoiser
+    real_forward = transformer.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real_forward(*args, **kwargs)
+
+    transformer.forward = counting
+    try:
+        _run(shared_engine, request(qwen, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE)))
+    finally:
+        del transformer.forward
+    assert calls == 3
+
+
+def test_padding_is_one_zero_row_and_is_masked(shared_engine: Any, qwen: Path) -> None:
+    """Each prompt's tokens end in zero rows; the denoiser's mask keeps each prompt's text
+    up to them, also inside a negative padded with empty prompts to its positive's length."""
+    from sfumato.inference.denoisers.qwenimage import text_valid
+
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    tokens, pooled = family.encode_prompts(pipe, ["a red cat on a mat"], cpu)
+    embeds, mask = pipe._get_qwen_prompt_embeds(prompt=["a red cat on a mat"], device=cpu)
+    assert pooled is None and tokens.shape[1] == embeds.shape[1] + 1
+    assert torch.equal(tokens[:, :-1], embeds) and not tokens[0, -1].any()
+    empty, _ = family.encode_prompts(pipe, [""], cpu)
+    padded = torch.cat([empty, empty, tokens[:, :1]], dim=1)  # text_conditioning's layout
+    valid = text_valid(torch.cat([padded, tokens]), ())
+    assert valid[0].sum() == empty.shape[1] - 1 and valid[1].sum() == tokens.shape[1] - 1
+
+
+def test_weighted_prompt_changes_the_tokens(shared_engine: Any, qwen: Path) -> None:
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    plain, _ = family.encode_prompts(pipe, ["a red cat"], cpu)
+    same, _ = family.encode_prompts(pipe, ["a (red:1.0) cat"], cpu)
+    heavy, _ = family.encode_prompts(pipe, ["a (red:1.5) cat"], cpu)
+    assert torch.equal(plain, same)
+    assert not torch.allclose(plain, heavy)
+    assert plain.shape == heavy.shape
