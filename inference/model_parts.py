@@ -235,7 +235,11 @@ def identify_keys(path: Path, shapes: Mapping[str, tuple[int, ...]], *, quantize
         bare = _strip(shapes, prefix) if prefix else shapes
         found = _encoder_in(bare) if bare and len(bare) == len(shapes) else None
         if found is not None:
-            return ModelPart(Path(path), Role.TEXT_ENCODER, Layout.ORIGINAL, encoder=found[0], width=found[1],
+            encoder, width = found
+            if encoder in (Encoder.CLIP_L, Encoder.CLIP_G) and width not in (768, 1280):
+                # not the released widths (a custom or test model): the file name says which
+                encoder = Encoder.CLIP_G if re.search(r"clip[_-]?g|open_?clip|bigg", Path(path).name.lower()) else Encoder.CLIP_L
+            return ModelPart(Path(path), Role.TEXT_ENCODER, Layout.ORIGINAL, encoder=encoder, width=width,
                              prefix=prefix, quantized=quantized)
     for prefix in ("", *_VAE_PREFIXES):
         bare = _strip(shapes, prefix) if prefix else shapes

@@ -651,10 +651,16 @@ def load_vae(
         if kind is VaeKind.QWENIMAGE:
             weights = bare if any(".mid_block." in k for k in bare) else sfu.convert_wan_vae_to_diffusers(dict(bare))
         elif any(k.startswith("decoder.mid.") or k.startswith("encoder.down.") for k in bare):
+            # FLUX.2's VAE keeps its quant convs inside the encoder and decoder
+            bare = {("quant_conv." + k[len("encoder.quant_conv."):]) if k.startswith("encoder.quant_conv.")
+                    else ("post_quant_conv." + k[len("decoder.post_quant_conv."):])
+                    if k.startswith("decoder.post_quant_conv.") else k: v for k, v in bare.items()}
             weights = sfu.convert_ldm_vae_checkpoint(bare, vae_config)
             for key in ("bn.running_mean", "bn.running_var", "bn.num_batches_tracked", "bn.weight", "bn.bias"):
                 if key in bare:
                     weights[key] = bare[key]
+            if "bn.running_mean" in weights:  # a count only training reads; BFL's file has none
+                weights.setdefault("bn.num_batches_tracked", torch.tensor(0))
         else:
             weights = bare
         with torch.device("meta"):

@@ -323,6 +323,15 @@ def sd3_to_original(model: Any) -> dict[str, torch.Tensor]:
             out[f"{o}.x_block.attn.qkv.{p}"] = torch.cat([sd.pop(f"{n}.attn.to_{x}.{p}") for x in "qkv"])
             out[f"{o}.context_block.attn.qkv.{p}"] = torch.cat([sd.pop(f"{n}.attn.add_{x}_proj.{p}") for x in "qkv"])
         wb(f"{o}.x_block.attn.proj", f"{n}.attn.to_out.0")
+        for new, old in (("attn.norm_q", "x_block.attn.ln_q"), ("attn.norm_k", "x_block.attn.ln_k"),
+                         ("attn.norm_added_q", "context_block.attn.ln_q"), ("attn.norm_added_k", "context_block.attn.ln_k"),
+                         ("attn2.norm_q", "x_block.attn2.ln_q"), ("attn2.norm_k", "x_block.attn2.ln_k")):
+            if f"{n}.{new}.weight" in sd:  # SD 3.5's RMS norms of queries and keys
+                out[f"{o}.{old}.weight"] = sd.pop(f"{n}.{new}.weight")
+        if f"{n}.attn2.to_q.weight" in sd:  # SD 3.5 medium's second self-attention (MMDiT-X)
+            for p in ("weight", "bias"):
+                out[f"{o}.x_block.attn2.qkv.{p}"] = torch.cat([sd.pop(f"{n}.attn2.to_{x}.{p}") for x in "qkv"])
+            wb(f"{o}.x_block.attn2.proj", f"{n}.attn2.to_out.0")
         wb(f"{o}.x_block.adaLN_modulation.1", f"{n}.norm1.linear")
         wb(f"{o}.context_block.adaLN_modulation.1", f"{n}.norm1_context.linear", swap=last)
         wb(f"{o}.x_block.mlp.fc1", f"{n}.ff.net.0.proj")

@@ -410,3 +410,83 @@ def test_engine_renders_a_comfyui_flux_as_its_diffusers_folder(fresh_engine: Any
     assert engine.cache.get(ModelRef(str(transformer_file))).family.name == "flux"
     difference = np.abs(from_files.images[0].astype(int) - from_folder.images[0].astype(int)).max()
     assert difference <= 1
+
+
+# --------------------------------------------------------------------------- every family, whole
+
+
+def _qwen_vl_file(model: Any) -> dict[str, torch.Tensor]:
+    """transformers-5 Qwen2.5-VL weights as ComfyUI's qwen_2.5_vl_7b.safetensors names them."""
+    out = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("model.language_model."):
+            out["model." + key[len("model.language_model."):]] = value
+        elif key.startswith("model.visual."):
+            out["visual." + key[len("model.visual."):]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _flux2_vae_file(vae: Any) -> dict[str, torch.Tensor]:
+    """FLUX.2's VAE as Black Forest Labs name it: LDM names, quant convs inside the encoder
+    and decoder, the batch-norm statistics without their count."""
+    out = vae_to_ldm(vae)
+    out["encoder.quant_conv.weight"] = out.pop("quant_conv.weight")
+    out["encoder.quant_conv.bias"] = out.pop("quant_conv.bias")
+    out["decoder.post_quant_conv.weight"] = out.pop("post_quant_conv.weight")
+    out["decoder.post_quant_conv.bias"] = out.pop("post_quant_conv.bias")
+    del out["bn.num_batches_tracked"]
+    return out
+
+
+def _write_comfyui_files(pipe: Any, family: str, models: Path) -> Path:
+    """``pipe``'s components as an artist keeps them in ComfyUI's models folder; returns the
+    transformer file."""
+    encoders, vaes = models / "text_encoders", models / "vae"
+    transformer = pipe.transformer
+    if family == "qwenimage":  # ComfyUI keeps diffusers' names under its prefix
+        weights = {COMFY + k: v for k, v in transformer.state_dict().items()}
+    else:
+        weights = {COMFY + k: v for k, v in FAMILIES[family][1](transformer).items()}
+    main = save(models / "diffusion_models" / f"{family}.safetensors", weights)
+    if family == "sd3":
+        for name, encoder in (("clip_l", pipe.text_encoder), ("clip_g", pipe.text_encoder_2)):
+            save(encoders / f"{name}.safetensors", encoder.state_dict())
+    if family in ("sd3", "chroma"):
+        t5 = pipe.text_encoder_3 if family == "sd3" else pipe.text_encoder
+        save(encoders / "t5xxl_fp16.safetensors", {k: v for k, v in t5.state_dict().items() if k != "encoder.embed_tokens.weight"})
+    if family == "zimage":
+        save(encoders / "qwen_3_4b.safetensors", {"model." + k: v for k, v in pipe.text_encoder.state_dict().items()})
+    if family == "flux2":
+        tied = pipe.text_encoder.config.tie_word_embeddings
+        save(encoders / "qwen_3_4b.safetensors",
+             {k: v for k, v in pipe.text_encoder.state_dict().items() if not (tied and k == "lm_head.weight")})
+    if family == "qwenimage":
+        save(encoders / "qwen_2.5_vl_7b.safetensors", _qwen_vl_file(pipe.text_encoder))
+        save(vaes / "qwen_image_vae.safetensors", pipe.vae.state_dict())
+    elif family == "flux2":
+        save(vaes / "flux2-vae.safetensors", _flux2_vae_file(pipe.vae))
+    else:
+        save(vaes / ("sd3.5_vae.safetensors" if family == "sd3" else "ae.safetensors"), vae_to_ldm(pipe.vae))
+    return main
+
+
+@pytest.mark.parametrize("family", ["chroma", "sd3", "zimage", "flux2", "qwenimage"])
+def test_every_family_assembles_from_comfyui_files(tmp_path: Path, family: str) -> None:
+    """tests/tinyflow.py's tiny model of each family, kept as ComfyUI's files (transformer
+    in the original layout, text encoders as ComfyUI names them, the VAE): every component
+    of the assembled pipeline equals the diffusers folder's."""
+    from diffusers import DiffusionPipeline
+    from tinyflow import tiny_flow_model
+
+    folder = tiny_flow_model("flux2-klein" if family == "flux2" else family)
+    reference = DiffusionPipeline.from_pretrained(str(folder))
+    main = _write_comfyui_files(reference, family, tmp_path / "ComfyUI" / "models")
+    pipe, loaded_family = load_model_file(main, config=folder)
+    assert loaded_family == family and type(pipe) is type(reference)
+    for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"):
+        want = getattr(reference, name, None)
+        if want is not None:
+            assert type(getattr(pipe, name)) is type(want), name
+            _assert_same_weights(want, getattr(pipe, name))
