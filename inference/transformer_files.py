@@ -543,6 +543,30 @@ def _qwen_vl_names(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> 
     return fixed
 
 
+def _fit_qwen3_config(config: Any, weights: Mapping[str, torch.Tensor]) -> None:
+    """Qwen3's sizes from its weights, so the shipped Qwen3-4B config also builds the
+    Qwen3-8B that FLUX.2 Klein 9B reads (the head width, 128, is the same)."""
+    lead = "model." if any(k.startswith("model.layers.") for k in weights) else ""
+    embed = weights.get(f"{lead}embed_tokens.weight")
+    q = weights.get(f"{lead}layers.0.self_attn.q_proj.weight")
+    k = weights.get(f"{lead}layers.0.self_attn.k_proj.weight")
+    gate = weights.get(f"{lead}layers.0.mlp.gate_proj.weight")
+    if embed is None or q is None or k is None or gate is None or _is_gguf(q):
+        return
+    head = int(weights[f"{lead}layers.0.self_attn.q_norm.weight"].shape[0])
+    config.head_dim = head
+    config.hidden_size = int(embed.shape[1])
+    config.vocab_size = int(embed.shape[0])
+    config.num_hidden_layers = _count(weights, f"{lead}layers.")
+    config.num_attention_heads = int(q.shape[0]) // head
+    config.num_key_value_heads = int(k.shape[0]) // head
+    config.intermediate_size = int(gate.shape[0])
+    if hasattr(config, "max_window_layers"):
+        config.max_window_layers = config.num_hidden_layers
+    if "lm_head.weight" in weights:
+        config.tie_word_embeddings = False
+
+
 def load_text_encoder(
     part: ModelPart,
     encoder: Encoder,
@@ -588,6 +612,8 @@ def load_text_encoder(
             return name.startswith("decoder.") or name == "lm_head.weight"
     else:
         cls = getattr(transformers, class_name or "Qwen3Model")
+        if encoder is Encoder.QWEN3:
+            _fit_qwen3_config(model_config, weights)
         with torch.device("meta"):
             model = cls(model_config)
         expected = model.state_dict()

@@ -490,3 +490,15 @@ def test_every_family_assembles_from_comfyui_files(tmp_path: Path, family: str) 
         if want is not None:
             assert type(getattr(pipe, name)) is type(want), name
             _assert_same_weights(want, getattr(pipe, name))
+
+
+def test_qwen3_sizes_come_from_the_weights(tmp_path: Path) -> None:
+    """The shipped config is Qwen3-4B's; a differently sized Qwen3 (Klein 9B reads Qwen3-8B)
+    is built to its own weights' sizes."""
+    model = tiny_qwen3()
+    path = save(tmp_path / "qwen_3_8b.safetensors", {"model." + k: v for k, v in model.state_dict().items()})
+    part = identify_part(path)
+    assert part is not None
+    loaded = load_text_encoder(part, Encoder.QWEN3, "zimage")  # the shipped Z-Image config
+    assert (loaded.config.hidden_size, loaded.config.num_hidden_layers, loaded.config.num_key_value_heads) == (24, 2, 1)
+    _assert_same_weights(model, loaded)
