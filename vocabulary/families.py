@@ -51,7 +51,7 @@ ZIMAGE = "zimage"
 #: Qwen-Image (and 2.1): an MMDiT over Qwen2.5-VL, with a video-style VAE.
 QWENIMAGE = "qwenimage"
 #: The families the engine can load, in the order pickers list them.
-SUPPORTED_FAMILIES = (SD15, SDXL, SD2, SD3, FLUX, FLUX2, ZIMAGE, QWENIMAGE)
+SUPPORTED_FAMILIES = (SD15, SDXL, SD2, SD3, FLUX, FLUX2, ZIMAGE, QWENIMAGE, CHROMA)
 #: The families whose denoiser is a transformer trained with flow matching.
 FLOW_FAMILIES = (SD3, FLUX, FLUX2, CHROMA, ZIMAGE, QWENIMAGE)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sfumato.inference.denoise import DenoiseJob, Denoiser
+from sfumato.inference.denoisers.chroma import ChromaDenoiser
 from sfumato.inference.denoisers.flux import FluxDenoiser
 from sfumato.inference.denoisers.flux2 import Flux2Denoiser
 from sfumato.inference.denoisers.qwenimage import QwenImageDenoiser
@@ -12,13 +13,14 @@ from sfumato.inference.denoisers.sd3 import SD3Denoiser
 from sfumato.inference.denoisers.unet import UNetDenoiser
 from sfumato.inference.denoisers.zimage import ZImageDenoiser
 from sfumato.inference.model_cache import LoadedModel
-from sfumato.vocabulary.families import FLUX, FLUX2, QWENIMAGE, SD3, ZIMAGE
+from sfumato.vocabulary.families import CHROMA, FLUX, FLUX2, QWENIMAGE, SD3, ZIMAGE
 
 __all__ = ["make_denoiser"]
 
 #: family name → its denoiser; families not named here are UNet families
 _DENOISERS: dict[str, Callable[[LoadedModel, DenoiseJob], Denoiser]] = {
     FLUX: FluxDenoiser,
+    CHROMA: ChromaDenoiser,
     SD3: SD3Denoiser,
     FLUX2: Flux2Denoiser,
     QWENIMAGE: QwenImageDenoiser,

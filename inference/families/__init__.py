@@ -10,6 +10,7 @@ from typing import Any
 
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families.base import Family, PreviewFactors
+from sfumato.inference.families.chroma import ChromaFamily
 from sfumato.inference.families.flux import FluxFamily
 from sfumato.inference.families.flux2 import Flux2Family
 from sfumato.inference.families.qwenimage import QwenImageFamily
@@ -40,6 +41,7 @@ def register(family: Family) -> Family:
 register(SD15Family())
 register(SDXLFamily())
 register(FluxFamily())
+register(ChromaFamily())
 register(SD2Family())
 register(SD3Family())
 register(Flux2Family())

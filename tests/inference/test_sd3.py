@@ -1,0 +1,285 @@
+"""SD 3 / 3.5 through the engine's own loop equals diffusers' SD3 pipelines, mode by mode.
+
+A tiny random SD 3.5 folder (``tinyflow``: CLIP-L, CLIP-G, T5, two joint blocks, the
+first with 3.5 Medium's second image-only attention) and its ControlNet. Each test runs the
+engine and the matching diffusers pipeline for the same seed at 64×64 and compares the
+uint8 pictures.
+
+diffusers' img2img/inpaint pipelines *sample* the VAE's latent distribution (drawing from
+the seed's generator before the noise), and the ControlNet pipeline samples the control
+image's (from the global generator); the engine takes the mode, so a reference run patches
+those draws to the mode — the one place the two are meant to differ.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from enginehelpers import Recorder, box_mask, request, smooth_image
+from PIL import Image
+from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
+from sfumato.vocabulary.kinds import ControlKind, Sampler
+from tinyflow import tiny_flow_model
+
+SIDE = 64
+
+
+@pytest.fixture(scope="module")
+def sd3() -> Path:
+    return tiny_flow_model("sd3")
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.round(image * 255.0).astype(np.int16)
+
+
+def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
+    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
+    assert diff.max() <= 1, f"max difference {diff.max()}"
+
+
+def _run(engine: Any, req: Any) -> np.ndarray:
+    result = engine.run(req, Recorder())
+    assert result.ok, result.error
+    return result.images[0]
+
+
+def _mode_latents(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
+    monkeypatch.setattr(module, "retrieve_latents", lambda out, generator=None, sample_mode="sample": out.latent_dist.mode())
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+@pytest.mark.parametrize(("cfg", "negative"), [(1.0, ""), (4.5, "green sky")])
+def test_txt2img_equals_sd3_pipeline(shared_engine: Any, sd3: Path, cfg: float, negative: str) -> None:
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    assert model.family.name == "sd3"
+    req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat",
+                  negative=negative)  # fmt: skip
+    ours = _run(shared_engine, req)
+    theirs = model.pipe(prompt=req.prompt, negative_prompt=negative, num_inference_steps=4, guidance_scale=cfg,
+                        height=SIDE, width=SIDE, generator=_generator(42), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_img2img_equals_sd3_img2img_pipeline(shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diffusers import StableDiffusion3Img2ImgPipeline
+    from diffusers.pipelines.stable_diffusion_3 import pipeline_stable_diffusion_3_img2img
+
+    _mode_latents(monkeypatch, pipeline_stable_diffusion_3_img2img)
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    init = smooth_image(SIDE, SIDE)
+    req = request(sd3, width=SIDE, height=SIDE, steps=8, cfg=3.0, seed=3, init=InitImage(init, 0.5))
+    ours = _run(shared_engine, req)
+    pipe = StableDiffusion3Img2ImgPipeline(**model.pipe.components)
+    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
+                  guidance_scale=3.0, height=SIDE, width=SIDE, generator=_generator(3),
+                  output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_inpaint_equals_sd3_inpaint_pipeline(shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from diffusers import StableDiffusion3InpaintPipeline
+    from diffusers.pipelines.stable_diffusion_3 import pipeline_stable_diffusion_3_inpaint
+
+    _mode_latents(monkeypatch, pipeline_stable_diffusion_3_inpaint)
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    init = smooth_image(SIDE, SIDE)
+    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
+    req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=5, init=InitImage(init, 1.0),
+                  inpaint=InpaintSpec(mask))  # fmt: skip
+    ours = _run(shared_engine, req)
+    pipe = StableDiffusion3InpaintPipeline(**model.pipe.components)
+    latents = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+                   strength=1.0, num_inference_steps=4, guidance_scale=3.0, height=SIDE, width=SIDE,
+                   generator=_generator(5), output_type="latent").images  # fmt: skip
+    # diffusers' SD3 inpaint pipeline (0.42) decodes ``latents / scaling_factor`` and forgets
+    # the VAE's ``shift_factor`` (its txt2img and img2img pipelines add it): decode its
+    # latents as they do, or every inpainted picture would be off by the shift.
+    vae = pipe.vae
+    with torch.inference_mode():
+        pixels = vae.decode(latents / vae.config.scaling_factor + vae.config.shift_factor).sample
+    theirs = pipe.image_processor.postprocess(pixels, output_type="np")[0]
+    _assert_close(ours, theirs)
+
+
+def test_controlnet_equals_sd3_controlnet_pipeline(
+    shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import SD3ControlNetModel, StableDiffusion3ControlNetPipeline
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    monkeypatch.setattr(DiagonalGaussianDistribution, "sample", lambda self, generator=None: self.mode())
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    net_path = tiny_flow_model("controlnet-sd3")
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    control[8:56, 24:40] = 255
+    spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
+    req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=9, controls=(spec,))
+    ours = _run(shared_engine, req)
+    without = _run(shared_engine, req.replace(controls=()))
+    assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
+    net = SD3ControlNetModel.from_pretrained(str(net_path), local_files_only=True)
+    pipe = StableDiffusion3ControlNetPipeline(**model.pipe.components, controlnet=net)
+    theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
+                  num_inference_steps=4, guidance_scale=3.0, height=SIDE, width=SIDE,
+                  generator=_generator(9), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_a_flux_controlnet_is_refused_by_name(shared_engine: Any, sd3: Path) -> None:
+    net_path = tiny_flow_model("controlnet-flux")
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
+    result = shared_engine.run(request(sd3, width=SIDE, height=SIDE, steps=2, controls=(spec,)), Recorder())
+    assert result.error is not None and "SD3 ControlNet" in str(result.error)
+
+
+def test_a_folder_without_t5_runs_as_the_pipeline_does(
+    shared_engine: Any, sd3: Path, tmp_path: Path
+) -> None:
+    """T5 is optional in SD3: without ``text_encoder_3`` its 256 tokens are zeros."""
+    from diffusers import StableDiffusion3Pipeline
+
+    folder = tmp_path / "sd3-no-t5"
+    shutil.copytree(sd3, folder)
+    shutil.rmtree(folder / "text_encoder_3")
+    shutil.rmtree(folder / "tokenizer_3")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["text_encoder_3"] = index["tokenizer_3"] = [None, None]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    model = shared_engine.cache.get(ModelRef(str(folder)))
+    assert model.pipe.text_encoder_3 is None
+    req = request(folder, width=SIDE, height=SIDE, steps=3, cfg=3.0, seed=11, prompt="a (blue:1.3) dog")
+    ours = _run(shared_engine, req)
+    pipe = StableDiffusion3Pipeline(**model.pipe.components)
+    tokens, pooled = model.family.encode_prompts(pipe, ["a (blue:1.3) dog"], torch.device("cpu"))
+    assert tokens.shape[1] == 77 + 256 and not tokens[:, 77:].any()
+    empty, empty_pooled = model.family.encode_prompts(pipe, [""], torch.device("cpu"))
+    theirs = pipe(prompt_embeds=tokens, pooled_prompt_embeds=pooled, negative_prompt_embeds=empty,
+                  negative_pooled_prompt_embeds=empty_pooled, num_inference_steps=3, guidance_scale=3.0,
+                  height=SIDE, width=SIDE, generator=_generator(11), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_weighted_prompts_weigh_clip_and_t5(shared_engine: Any, sd3: Path) -> None:
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    plain, plain_pooled = family.encode_prompts(pipe, ["a red cat"], cpu)
+    same, _ = family.encode_prompts(pipe, ["a (red:1.0) cat"], cpu)
+    heavy, heavy_pooled = family.encode_prompts(pipe, ["a (red:1.5) cat"], cpu)
+    assert torch.equal(plain, same)
+    assert plain.shape == heavy.shape == (1, 77 + 256, 64)
+    assert not torch.allclose(plain[:, :77], heavy[:, :77])  # CLIP-L and CLIP-G weighted
+    assert not torch.allclose(plain[:, 77:], heavy[:, 77:])  # and T5
+    assert not heavy[:, :77, 48:].any()  # CLIP's 16 + 32 channels, zero-padded to T5's 64
+    torch.testing.assert_close(plain_pooled, heavy_pooled)  # the pooled embedding is not weighted
+
+
+def test_previews_are_x0_and_end_at_the_result(sd3: Path, shared_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step previews the predicted clean latents (``x − σ·v``); the last prediction
+    is exactly what gets decoded."""
+    from enginehelpers import run_keeping_latents
+    from sfumato.inference.preview import LatentPreviewer
+
+    previewed: list[torch.Tensor] = []
+    real = LatentPreviewer.__call__
+
+    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
+        previewed.append(latents.clone())
+        return real(self, latents)
+
+    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
+    req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=2)
+    _, final, rec = run_keeping_latents(shared_engine, req, monkeypatch)
+    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
+    assert previewed[0].shape == (16, SIDE // 8, SIDE // 8)
+    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
+    noise = torch.randn((1, 16, SIDE // 8, SIDE // 8), generator=_generator(2))[0]
+    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+
+
+def test_sd3_refuses_other_samplers_and_loras(shared_engine: Any, sd3: Path) -> None:
+    result = shared_engine.run(request(sd3, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
+    assert result.error is not None and "flow matching" in str(result.error)
+    from sfumato.inference.families import get_family
+    from sfumato.inference.modes import Mode
+
+    assert Mode.LORA not in get_family("sd3").supported_modes
+
+
+def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
+    left = box_mask(width, height, 0, 0, width // 2, height)
+    right = box_mask(width, height, width // 2, 0, width, height)
+    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+
+
+def test_regions_keep_each_regions_attention_on_its_prompt(
+    shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At every joint attention call of every block (both guidance halves), an image token
+    inside a region gives less than 1e-3 of its attention to another prompt's text tokens;
+    the image-only second attention runs unmasked, and the blocks' processors are put back."""
+    from sfumato.inference import joint_regions
+    from sfumato.inference.denoisers import sd3 as sd3_denoiser
+    from sfumato.inference.regions import latent_masks
+    from sfumato.inference.text_conditioning import condition_text, prompt_pairs
+
+    regions = _regions(SIDE, SIDE)
+    masks = latent_masks([r.mask for r in regions], (SIDE // 8, SIDE // 8))
+    image_tokens = masks.shape[1] * masks.shape[2] // 4
+    leaks: list[float] = []
+    joint_calls = 0
+    real = sd3_denoiser.scaled_dot_product_attention
+
+    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
+        nonlocal joint_calls
+        joint_calls += 1
+        assert attn_mask is not None
+        scores = query.float() @ key.float().transpose(-1, -2) / query.shape[-1] ** 0.5 + attn_mask.float()
+        layout = joint_regions.JointLayout(spans, attn_mask.shape[-1] - image_tokens, image_first=True)
+        leaks.extend(joint_regions.attention_shares(scores.softmax(dim=-1), masks, layout, patch=2).tolist())
+        return real(query, key, value, attn_mask=attn_mask, **kw)
+
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    blocks = model.denoiser.transformer_blocks
+    own = [block.attn.processor for block in blocks]
+    req = request(sd3, width=SIDE, height=SIDE, steps=2, cfg=3.0, seed=4, regions=regions)
+    spans = condition_text(model, prompt_pairs(req), guided=True, batch=1, device=torch.device("cpu"),
+                           dtype=torch.float32).region_spans  # fmt: skip
+    monkeypatch.setattr(sd3_denoiser, "scaled_dot_product_attention", measuring)
+    ours = _run(shared_engine, req)
+    assert joint_calls == 2 * len(blocks)
+    assert len(leaks) == joint_calls * 2 and max(leaks) < 1e-3, max(leaks)
+    assert [block.attn.processor for block in blocks] == own
+    monkeypatch.setattr(sd3_denoiser, "scaled_dot_product_attention", real)
+    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
+
+
+def test_regions_cost_one_pass(shared_engine: Any, sd3: Path) -> None:
+    """Regions add tokens, not transformer calls."""
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    calls = 0
+    transformer = model.denoiser
+    real_forward = transformer.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real_forward(*args, **kwargs)
+
+    transformer.forward = counting
+    try:
+        _run(shared_engine, request(sd3, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE)))
+    finally:
+        del transformer.forward
+    assert calls == 3
