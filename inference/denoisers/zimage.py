@@ -1,0 +1,230 @@
+"""Z-Image's call a step: the latents as a list of ``(C, 1, h, w)`` items (the transformer
+patchifies them itself), each caption at its own length, the timestep as ``(1000 − t) / 1000``,
+the prediction negated (the model predicts ``noise − x0`` the other way round), true CFG as
+diffusers' pipeline computes it, ControlNet hints and the region bias.
+
+The transformer lays out its joint sequence per batch item as ``[image tokens, padded to a
+multiple of 32 with a learned pad token][caption, padded to a multiple of 32]`` and pads the
+batch to its longest item, with a boolean key mask. Its forward takes no attention mask, so
+regions install :class:`_BiasedProcessor` on every main layer (the joint sequence: the bias
+of :mod:`sfumato.inference.joint_regions`, image first, widened for the pad tokens) and on
+every caption refiner layer (the captions are refined together there: each prompt's tokens
+see only their own prompt's). The image-only refiner layers have no text to keep apart.
+The processors hold the bias only while the transformer runs: the ControlNet shares the
+caption refiners and sees the global prompt alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sfumato.inference.denoise import ControlInput, DenoiseJob
+from sfumato.inference.joint_regions import JointLayout, joint_attention_bias
+from sfumato.inference.model_cache import LoadedModel
+from sfumato.inference.regions import NEGATIVE_BIAS
+
+__all__ = ["ZImageDenoiser", "caption_rows"]
+
+#: the transformer pads the image tokens and each caption to a multiple of this
+SEQ_MULTIPLE = 32
+
+
+def _padded(length: int) -> int:
+    return length + (-length) % SEQ_MULTIPLE
+
+
+def caption_rows(tokens: torch.Tensor, spans: tuple[tuple[int, int], ...]) -> list[list[torch.Tensor]]:
+    """Each batch row's prompts (the global one first, then each region's), each without
+    its zero padding rows (:class:`~sfumato.inference.families.zimage.ZImageFamily`)."""
+    total = tokens.shape[1]
+    bounds = [(0, spans[0][0] if spans else total), *spans]
+    rows = []
+    for row in tokens:
+        prompts = []
+        for start, end in bounds:
+            segment = row[start:end]
+            prompts.append(segment[segment.abs().amax(dim=-1) > 0])
+        rows.append(prompts)
+    return rows
+
+
+class _BiasedProcessor:
+    """The stock Z-Image attention processor with an additive bias in place of the
+    transformer's key mask while :attr:`armed`."""
+
+    def __init__(self, stock: Any, bias: torch.Tensor) -> None:
+        self.stock = stock
+        self.bias = bias
+        self.armed = False
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        freqs_cis: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self.armed:
+            if self.bias.shape[-1] != hidden_states.shape[1]:
+                raise RuntimeError(f"region bias for {self.bias.shape[-1]} tokens, sequence of {hidden_states.shape[1]}")
+            attention_mask = self.bias
+        return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask=attention_mask, freqs_cis=freqs_cis)
+
+
+def _spans(lengths: list[int]) -> list[tuple[int, int]]:
+    """The regions' ranges in a caption of prompts of ``lengths`` (the global one first)."""
+    spans, start = [], lengths[0]
+    for n in lengths[1:]:
+        spans.append((start, start + n))
+        start += n
+    return spans
+
+
+def joint_bias(masks: torch.Tensor, rows: list[list[int]], image_tokens: int, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, 1, L, L)``: the region bias over the main layers' sequence for batch rows whose
+    prompts have ``rows[i]`` tokens. Image pad tokens are background image tokens without a
+    place: they see every image token and the global prompt, and only the global prompt's
+    tokens see them. Caption pad tokens belong to the global prompt. Keys past a row's
+    length (the batch padding) are masked."""
+    n, nx = image_tokens, _padded(image_tokens)
+    lengths = [nx + _padded(sum(r)) for r in rows]
+    size = max(lengths)
+    out = torch.zeros(len(rows), 1, size, size)
+    for i, prompt_lengths in enumerate(rows):
+        text = _padded(sum(prompt_lengths))
+        layout = JointLayout(_spans(prompt_lengths), text, image_first=True)
+        core = joint_attention_bias(masks, layout, patch=2, dtype=torch.float32, device="cpu")[0, 0]
+        keep = torch.cat([torch.arange(n), torch.arange(nx, nx + text)])
+        full = torch.zeros(nx + text, nx + text)
+        full[keep[:, None], keep[None, :]] = core
+        foreign = torch.where(layout.owners() == 0, 0.0, NEGATIVE_BIAS)  # (text,)
+        full[n:nx, nx:] = foreign[None, :]
+        full[nx:, n:nx] = foreign[:, None]
+        out[i, 0, : nx + text, : nx + text] = full
+        out[i, 0, :, nx + text :] = NEGATIVE_BIAS
+    return out.to(masks.device, dtype)
+
+
+def caption_bias(rows: list[list[int]], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(B, 1, T, T)``: the caption refiners' bias: each prompt's tokens (pad tokens with
+    the global prompt) see their own prompt's; batch padding masked."""
+    lengths = [_padded(sum(r)) for r in rows]
+    size = max(lengths)
+    out = torch.full((len(rows), 1, size, size), NEGATIVE_BIAS)
+    for i, prompt_lengths in enumerate(rows):
+        owner = JointLayout(_spans(prompt_lengths), lengths[i]).owners()
+        same = owner[:, None] == owner[None, :]
+        out[i, 0, : lengths[i], : lengths[i]] = torch.where(same, 0.0, NEGATIVE_BIAS)
+        out[i, 0, lengths[i] :, : lengths[i]] = 0.0  # batch-padding queries read the real keys
+    return out.to(device, dtype)
+
+
+class ZImageDenoiser:
+    """One Z-Image transformer call a step (module docstring)."""
+
+    def __init__(self, model: LoadedModel, job: DenoiseJob) -> None:
+        self.transformer = model.denoiser
+        self.family = model.family
+        self.job = job
+        text = job.text
+        rows = caption_rows(text.tokens, text.region_spans)
+        self.captions = [torch.cat(prompts) for prompts in rows]
+        self.control_captions = [prompts[0] for prompts in caption_rows(text.control_tokens, ())]
+        self.global_lengths = [len(prompts[0]) for prompts in rows]
+        self.guidance = job.cfg - 1.0 if text.guided else None
+        h, w = job.lat_size
+        self.image_tokens = (h // 2) * (w // 2)
+        self.installed: list[tuple[Any, Any]] = []  # (attention module, its stock processor)
+        self.biased: list[_BiasedProcessor] = []
+        if job.region_masks is not None:
+            lengths = [[len(p) for p in prompts] for prompts in rows]
+            dtype, device = text.tokens.dtype, text.tokens.device
+            self._install(self.transformer.layers, joint_bias(job.region_masks, lengths, self.image_tokens, dtype))
+            self._install(self.transformer.context_refiner, caption_bias(lengths, device, dtype))
+        self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
+
+    def _install(self, blocks: Any, bias: torch.Tensor) -> None:
+        for block in blocks:
+            stock = block.attention.processor
+            processor = _BiasedProcessor(stock, bias)
+            block.attention.set_processor(processor)
+            self.installed.append((block.attention, stock))
+            self.biased.append(processor)
+
+    def _arm(self, on: bool) -> None:
+        """Arm the installed processors (only while the transformer itself runs)."""
+        for processor in self.biased:
+            processor.armed = on
+
+    def _control_condition(self, model: LoadedModel, control: ControlInput) -> list[torch.Tensor]:
+        """A Z-Image ControlNet's condition: the control image's latents ``(C, 1, h, w)``,
+        zero channels added up to the net's ``control_in_dim`` (the inpainting nets' mask
+        and masked-image channels), one per batch row; the net is given the transformer's
+        shared modules (diffusers' ``ZImageControlNetModel.from_transformer``)."""
+        net = control.net
+        type(net).from_transformer(net, self.transformer)
+        pixels = control.image[:1] * 2.0 - 1.0
+        latents = self.family.encode_pixels(model.pipe, pixels).to(control.image.dtype)
+        wanted = int(net.config.control_in_dim or latents.shape[1])
+        if wanted > latents.shape[1]:
+            zeros = latents.new_zeros(1, wanted - latents.shape[1], *latents.shape[2:])
+            latents = torch.cat([latents, zeros], dim=1)
+        item = latents[0].unsqueeze(1)
+        return [item] * control.image.shape[0]
+
+    def __call__(self, latents: torch.Tensor, t: torch.Tensor, j: int, n: int) -> torch.Tensor:
+        job = self.job
+        x = job.text.unet_batch(latents).to(self.transformer.dtype)
+        timestep = (1000 - t.expand(x.shape[0])) / 1000
+        items = list(x.unsqueeze(2).unbind(dim=0))
+        hints = self._control_hints(items, timestep, j, n)
+        self._arm(True)
+        try:
+            out = self.transformer(
+                items, timestep, self.captions, controlnet_block_samples=hints, return_dict=False
+            )[0]
+        finally:
+            self._arm(False)
+        pred = torch.stack([o.float() for o in out]).squeeze(2)
+        if self.guidance is not None:
+            # As diffusers computes it: cond + s·(cond − uncond), s the engine's scale − 1.
+            uncond, cond = pred.chunk(2)
+            pred = cond + self.guidance * (cond - uncond)
+        return (-pred).to(latents.dtype)
+
+    def _control_hints(
+        self, items: list[torch.Tensor], timestep: torch.Tensor, j: int, n: int
+    ) -> dict[int, torch.Tensor] | None:
+        hints: dict[int, torch.Tensor] | None = None
+        for control, condition in self.controls:
+            if not control.active(j, n):
+                continue
+            samples = control.net(
+                items, timestep, self.control_captions, condition, conditioning_scale=control.strength
+            )
+            hints = hints or {}
+            for k, v in samples.items():
+                hints[k] = hints[k] + v if k in hints else v
+        if hints is None or not self.biased:
+            return hints
+        return {k: self._widened(v) for k, v in hints.items()}
+
+    def _widened(self, hint: torch.Tensor) -> torch.Tensor:
+        """A hint over the ControlNet's sequence (image, global caption) placed in the main
+        sequence with regions (image, every prompt's caption): image tokens and the global
+        prompt's tokens get theirs, region tokens none."""
+        nx = _padded(self.image_tokens)
+        size = max(nx + _padded(len(c)) for c in self.captions)
+        out = hint.new_zeros(hint.shape[0], size, hint.shape[2])
+        out[:, :nx] = hint[:, :nx]
+        for i, length in enumerate(self.global_lengths):
+            out[i, nx : nx + length] = hint[i, nx : nx + length]
+        return out
+
+    def close(self) -> None:
+        for attention, stock in self.installed:
+            attention.set_processor(stock)
+        self.installed = []
+        self.biased = []

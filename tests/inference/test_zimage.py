@@ -1,0 +1,286 @@
+"""Z-Image through the engine's own loop equals diffusers' Z-Image pipelines, mode by mode.
+
+A tiny random Z-Image folder (``tinyflow``: a 2-layer Qwen3, a 2-layer single-stream DiT
+with one refiner layer each side) and its "Fun" ControlNet. Each test runs the engine and
+the matching diffusers pipeline for the same seed at 64×64 and compares the uint8 pictures.
+The engine's scale ``c`` is diffusers' ``guidance_scale`` ``c − 1`` (Turbo's 0 is our 1).
+
+diffusers' img2img/inpaint pipelines *sample* the VAE's latent distribution; the engine
+takes its mode, so a reference run patches ``retrieve_latents`` to the mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from enginehelpers import Recorder, box_mask, request, smooth_image
+from PIL import Image
+from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
+from sfumato.vocabulary.kinds import ControlKind, Sampler
+from tinyflow import tiny_flow_model
+
+SIDE = 64
+
+
+@pytest.fixture(scope="module")
+def zimage() -> Path:
+    return tiny_flow_model("zimage")
+
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.round(image * 255.0).astype(np.int16)
+
+
+def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
+    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
+    assert diff.max() <= 1, f"max difference {diff.max()}"
+
+
+def _run(engine: Any, req: Any) -> np.ndarray:
+    result = engine.run(req, Recorder())
+    assert result.ok, result.error
+    return result.images[0]
+
+
+def _mode_latents(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
+    monkeypatch.setattr(module, "retrieve_latents", lambda out, generator=None, sample_mode="sample": out.latent_dist.mode())
+
+
+def _seed(seed: int) -> torch.Generator:
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+def test_txt2img_equals_zimage_pipeline(shared_engine: Any, zimage: Path, cfg: float) -> None:
+    """cfg 1: one unguided pass (Turbo's ``guidance_scale=0``); 3: true CFG with a negative
+    prompt whose caption is shorter than the prompt's (each keeps its own length)."""
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    assert model.family.name == "zimage"
+    req = request(zimage, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat in the light",
+                  negative="blue")  # fmt: skip
+    ours = _run(shared_engine, req)
+    theirs = model.pipe(prompt=req.prompt, negative_prompt=req.negative, num_inference_steps=4, guidance_scale=cfg - 1,
+                        height=SIDE, width=SIDE, generator=_seed(42), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_guidance_changes_the_picture(shared_engine: Any, zimage: Path) -> None:
+    a = _run(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=1, negative="green"))
+    b = _run(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=4.0, seed=1, negative="green"))
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
+
+
+def test_img2img_equals_zimage_img2img_pipeline(
+    shared_engine: Any, zimage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import ZImageImg2ImgPipeline
+    from diffusers.pipelines.z_image import pipeline_z_image_img2img
+
+    _mode_latents(monkeypatch, pipeline_z_image_img2img)
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    init = smooth_image(SIDE, SIDE)
+    req = request(zimage, width=SIDE, height=SIDE, steps=8, cfg=2.0, seed=3, init=InitImage(init, 0.5))
+    ours = _run(shared_engine, req)
+    pipe = ZImageImg2ImgPipeline(**model.pipe.components)
+    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
+                  guidance_scale=1.0, height=SIDE, width=SIDE, generator=_seed(3), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_inpaint_equals_zimage_inpaint_pipeline(
+    shared_engine: Any, zimage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import ZImageInpaintPipeline
+    from diffusers.pipelines.z_image import pipeline_z_image_inpaint
+
+    _mode_latents(monkeypatch, pipeline_z_image_inpaint)
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    init = smooth_image(SIDE, SIDE)
+    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
+    req = request(zimage, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, 1.0),
+                  inpaint=InpaintSpec(mask))  # fmt: skip
+    ours = _run(shared_engine, req)
+    pipe = ZImageInpaintPipeline(**model.pipe.components)
+    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+                  strength=1.0, num_inference_steps=4, guidance_scale=0.0, height=SIDE, width=SIDE,
+                  generator=_seed(5), output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_controlnet_equals_zimage_controlnet_pipeline(
+    shared_engine: Any, zimage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from diffusers import ZImageControlNetModel, ZImageControlNetPipeline
+
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    net_path = tiny_flow_model("controlnet-zimage")
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    control[8:56, 24:40] = 255
+    spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
+    req = request(zimage, width=SIDE, height=SIDE, steps=4, cfg=2.0, seed=9, controls=(spec,))
+    ours = _run(shared_engine, req)
+    without = _run(shared_engine, req.replace(controls=()))
+    assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
+    net = ZImageControlNetModel.from_pretrained(str(net_path), local_files_only=True)
+    pipe = ZImageControlNetPipeline(**model.pipe.components, controlnet=net)
+    theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
+                  num_inference_steps=4, guidance_scale=1.0, height=SIDE, width=SIDE, generator=_seed(9),
+                  output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
+
+
+def test_previews_are_x0_and_end_at_the_result(
+    shared_engine: Any, zimage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from enginehelpers import run_keeping_latents
+    from sfumato.inference.preview import LatentPreviewer
+
+    previewed: list[torch.Tensor] = []
+    real = LatentPreviewer.__call__
+
+    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
+        previewed.append(latents.clone())
+        return real(self, latents)
+
+    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
+    _, final, rec = run_keeping_latents(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=4, seed=2),
+                                        monkeypatch)  # fmt: skip
+    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
+    assert previewed[0].shape == (16, SIDE // 8, SIDE // 8)
+    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
+    noise = torch.randn((1, 16, SIDE // 8, SIDE // 8), generator=_seed(2))[0]
+    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+
+
+def test_zimage_refuses_other_samplers(shared_engine: Any, zimage: Path) -> None:
+    result = shared_engine.run(request(zimage, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
+    assert result.error is not None and "flow matching" in str(result.error)
+
+
+def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
+    left = box_mask(width, height, 0, 0, width // 2, height)
+    right = box_mask(width, height, width // 2, 0, width, height)
+    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+
+
+@pytest.mark.parametrize("cfg", [1.0, 3.0])
+def test_regions_keep_each_regions_attention_on_its_prompt(
+    shared_engine: Any, zimage: Path, monkeypatch: pytest.MonkeyPatch, cfg: float
+) -> None:
+    """At every attention call of every block, an image token inside a region gives less
+    than 1e-3 of its attention to another prompt's tokens, and in the caption refiner no
+    prompt's token reads another prompt's. The image-only refiner runs unbiased."""
+    import diffusers.models.transformers.transformer_z_image as zmodule
+    from sfumato.inference import joint_regions
+    from sfumato.inference.denoisers.zimage import caption_rows
+    from sfumato.inference.regions import latent_masks
+    from sfumato.inference.text_conditioning import condition_text, prompt_pairs
+
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    req = request(zimage, width=SIDE, height=SIDE, steps=2, cfg=cfg, seed=4, regions=_regions(SIDE, SIDE),
+                  negative="blue sky")  # fmt: skip
+    text = condition_text(model, prompt_pairs(req), guided=cfg > 1, batch=1, device=torch.device("cpu"),
+                          dtype=torch.float32)  # fmt: skip
+    rows = [[len(p) for p in prompts] for prompts in caption_rows(text.tokens, text.region_spans)]
+    masks = latent_masks([r.mask for r in req.regions], (SIDE // 8, SIDE // 8))
+    n = (SIDE // 16) ** 2
+    nx = n + (-n) % 32
+    caption_size = max(sum(r) + (-sum(r)) % 32 for r in rows)
+    leaks: list[float] = []
+    kinds = {"image": 0, "caption": 0, "joint": 0}
+    real = zmodule.dispatch_attention_fn
+
+    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
+        q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
+        length = q.shape[2]
+        if attn_mask is None or attn_mask.dtype == torch.bool:
+            assert length == nx, "only the image refiner runs without the region bias"
+            kinds["image"] += 1
+            return real(query, key, value, attn_mask=attn_mask, **kw)
+        probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
+        for i, lengths in enumerate(rows):
+            text_len = sum(lengths) + (-sum(lengths)) % 32
+            spans = [(sum(lengths[: r + 1]), sum(lengths[: r + 2])) for r in range(len(lengths) - 1)]
+            layout = joint_regions.JointLayout(spans, text_len, image_first=True)
+            if length == caption_size:  # the caption refiner: text only
+                kinds["caption"] += 1
+                owner = layout.owners()
+                foreign = owner[:, None] != owner[None, :]
+                leaks.append(float(probs[i][:, :text_len, :text_len][:, foreign].max()))
+                continue
+            assert length == nx + caption_size
+            kinds["joint"] += 1
+            keep = torch.cat([torch.arange(n), torch.arange(nx, nx + text_len)])
+            p = probs[i : i + 1][:, :, keep][:, :, :, keep]
+            leaks.extend(joint_regions.attention_shares(p, masks, layout, patch=2).tolist())
+        return real(query, key, value, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(zmodule, "dispatch_attention_fn", measuring)
+    ours = _run(shared_engine, req)
+    transformer = model.denoiser
+    assert kinds["image"] == 2 * len(transformer.noise_refiner)
+    assert kinds["caption"] == 2 * len(transformer.context_refiner) * len(rows)
+    assert kinds["joint"] == 2 * len(transformer.layers) * len(rows)
+    assert max(leaks) < 1e-3, max(leaks)
+    monkeypatch.setattr(zmodule, "dispatch_attention_fn", real)
+    assert all(type(b.attention.processor).__name__ == "ZSingleStreamAttnProcessor" for b in transformer.layers)
+    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
+
+
+def test_regions_cost_one_pass(shared_engine: Any, zimage: Path) -> None:
+    """Regions add tokens, not transformer calls."""
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    calls = 0
+    transformer = model.denoiser
+    real_forward = transformer.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return real_forward(*args, **kwargs)
+
+    transformer.forward = counting
+    try:
+        _run(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE)))
+    finally:
+        del transformer.forward
+    assert calls == 3
+
+
+def test_regions_with_a_controlnet_run(shared_engine: Any, zimage: Path) -> None:
+    """The ControlNet reads the global prompt alone; its hints are placed in the wider
+    sequence the regions make."""
+    net_path = tiny_flow_model("controlnet-zimage")
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    control[8:56, 24:40] = 255
+    spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
+    req = request(zimage, width=SIDE, height=SIDE, steps=2, cfg=3.0, seed=6, regions=_regions(SIDE, SIDE))
+    with_control = _run(shared_engine, req.replace(controls=(spec,)))
+    assert np.abs(with_control.astype(int) - _run(shared_engine, req).astype(int)).mean() > 0.2
+
+
+def test_captions_keep_their_own_length(shared_engine: Any, zimage: Path) -> None:
+    """Each caption is the pipeline's (layer −2, no padding) followed by zero rows."""
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    tokens, pooled = family.encode_prompts(pipe, ["a red cat"], cpu)
+    theirs = pipe._encode_prompt(["a red cat"], device=cpu)[0]
+    assert pooled is None and tokens.shape == (1, 512, theirs.shape[-1])
+    assert torch.equal(tokens[0, : len(theirs)], theirs)
+    assert not tokens[0, len(theirs) :].any()
+
+
+def test_weighted_prompt_changes_the_caption(shared_engine: Any, zimage: Path) -> None:
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    plain, _ = family.encode_prompts(pipe, ["a red cat"], cpu)
+    same, _ = family.encode_prompts(pipe, ["a (red:1.0) cat"], cpu)
+    heavy, _ = family.encode_prompts(pipe, ["a (red:1.5) cat"], cpu)
+    assert torch.equal(plain, same)
+    assert not torch.allclose(plain, heavy)
+    assert (heavy[0].abs().amax(-1) > 0).sum() == (plain[0].abs().amax(-1) > 0).sum()
