@@ -112,19 +112,19 @@ def test_img2img_strength_zero_returns_the_init(shared_engine: Any, klein: Path)
     assert np.array_equal(out, init)
 
 
-@pytest.mark.parametrize("strength", [1.0, 0.75])
-def test_inpaint_equals_klein_inpaint_pipeline(shared_engine: Any, klein: Path, strength: float) -> None:
+@pytest.mark.parametrize(("strength", "steps"), [(1.0, 4), (0.5, 8)])  # the engine runs at least 4 steps
+def test_inpaint_equals_klein_inpaint_pipeline(shared_engine: Any, klein: Path, strength: float, steps: int) -> None:
     from diffusers import Flux2KleinInpaintPipeline
 
     model = shared_engine.cache.get(ModelRef(str(klein)))
     init = smooth_image(SIDE, SIDE)
     mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
-    req = request(klein, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, strength),
+    req = request(klein, width=SIDE, height=SIDE, steps=steps, cfg=1.0, seed=5, init=InitImage(init, strength),
                   inpaint=InpaintSpec(mask))  # fmt: skip
     ours = _run(shared_engine, req)
     pipe = Flux2KleinInpaintPipeline(**model.pipe.components, is_distilled=True)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
-                  strength=strength, num_inference_steps=4, height=SIDE, width=SIDE,
+                  strength=strength, num_inference_steps=steps, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
     _assert_close(ours, theirs)
 
@@ -221,7 +221,8 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     assert max(leaks) < 1e-3, max(leaks)
     monkeypatch.setattr(flux2_module, "dispatch_attention_fn", real)
     change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
-    assert change.mean() > 0.5  # the region prompts act
+    left, right = change[:, : SIDE // 2].mean(), change[:, SIDE // 2 :].mean()
+    assert right > 1.5 * left, (left, right)
 
 
 def test_regions_cost_one_pass(shared_engine: Any, klein_base: Path) -> None:
