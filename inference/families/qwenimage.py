@@ -136,26 +136,26 @@ class QwenImageFamily(FlowFamily):
 
 def weighted_qwen(pipe: Any, prompt: str, device: torch.device) -> torch.Tensor:
     """``(1, T, D)``: ``prompt``'s weighted hidden states, A1111-style as
-    :func:`sfumato.inference.families.t5.weighted_t5` weighs T5's: the template's prefix,
-    each span's tokens and the suffix are tokenised apart and joined, the encoder runs once,
-    the prefix is dropped, each prompt token's state is multiplied by its span's weight and
-    the whole rescaled to its unweighted mean (the template's closing tokens keep weight 1)."""
+    :func:`sfumato.inference.families.t5.weighted_t5` weighs T5's. The prompt's plain text
+    (:func:`~sfumato.inference.families.t5.plain_text`) is tokenised in the template as the
+    pipeline does, so the ids are the unweighted prompt's; each token takes the weight of
+    the span its last character comes from. After the encoder (the template's prefix
+    dropped) each token's state is multiplied by its weight and the whole rescaled to its
+    unweighted mean. A weight of 0 is taken as 0.001: a zero row is the padding mark."""
     import torch
 
-    tokenizer = pipe.tokenizer
-    prefix, suffix = pipe.prompt_template_encode.split("{}")
-    ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-    weights = [1.0] * len(ids)
-    for chunk in parse_prompt(prompt):
-        for span in chunk:
-            piece = tokenizer(span.text, add_special_tokens=False)["input_ids"]
-            ids.extend(piece)
-            weights.extend([span.weight] * len(piece))
-    tail = tokenizer(suffix, add_special_tokens=False)["input_ids"]
-    ids, weights = ids + tail, weights + [1.0] * len(tail)
+    text, char_weights = _weighted_text(prompt)
+    prefix = pipe.prompt_template_encode.split("{}")[0]
     drop = pipe.prompt_template_encode_start_idx
-    ids, weights = ids[: QWEN_TOKENS + drop], weights[: QWEN_TOKENS + drop]
-    input_ids = torch.tensor([ids], device=device)
+    encoded = pipe.tokenizer(
+        pipe.prompt_template_encode.format(text), max_length=QWEN_TOKENS + drop, truncation=True,
+        return_offsets_mapping=True,
+    )  # fmt: skip
+    weights = []
+    for _, end in encoded["offset_mapping"]:
+        at = end - 1 - len(prefix)
+        weights.append(max(char_weights[at], 1e-3) if 0 <= at < len(text) else 1.0)
+    input_ids = torch.tensor([encoded["input_ids"]], device=device)
     out = pipe.text_encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True)
     hidden = out.hidden_states[-1][:, drop:]
     scale = torch.tensor(weights[drop:], device=device, dtype=hidden.dtype)[None, :, None]
@@ -165,6 +165,25 @@ def weighted_qwen(pipe: Any, prompt: str, device: torch.device) -> torch.Tensor:
     if float(after) != 0.0:
         weighted = weighted * (before / after).to(hidden.dtype)
     return weighted.to(pipe.text_encoder.dtype)
+
+
+def _weighted_text(prompt: str) -> tuple[str, list[float]]:
+    """``prompt``'s :func:`plain_text` and each of its characters' weight."""
+    chars: list[tuple[str, float]] = []
+    for chunk in parse_prompt(prompt):
+        part = [(c, span.weight) for span in chunk for c in span.text]
+        while part and part[0][0].isspace():
+            part.pop(0)
+        while part and part[-1][0].isspace():
+            part.pop()
+        if chars:
+            chars.append((" ", 1.0))
+        chars.extend(part)
+    while chars and chars[0][0].isspace():
+        chars.pop(0)
+    while chars and chars[-1][0].isspace():
+        chars.pop()
+    return "".join(c for c, _ in chars), [w for _, w in chars]
 
 
 def _statistics(vae: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
