@@ -24,8 +24,8 @@ denoiser (:mod:`sfumato.inference.denoisers.flux2`):
   (:meth:`~sfumato.inference.denoisers.flux2.Flux2Denoiser`); editing with reference
   images of one's own is not a mode yet.
 
-diffusers has no FLUX.2 ControlNet, so the family refuses ControlNets; LoRAs are refused
-too (:mod:`sfumato.inference.lora` merges UNet-layout keys only). diffusers has no Klein
+diffusers has no FLUX.2 ControlNet, so the family refuses ControlNets. LoRAs merge through
+diffusers' FLUX.2 layout conversion (:mod:`sfumato.inference.lora`). diffusers has no Klein
 img2img pipeline either: img2img is the engine's own (the init noised to the strength's
 first sigma), which a Klein pipeline reproduces when handed those latents and sigmas.
 """
@@ -125,7 +125,7 @@ class Flux2Family(FlowFamily):
     min_side_fraction = 0.5  # 512
     max_side_fraction = 2.0  # FLUX.2 generates up to 4 megapixels
     pixel_fractions = (0.75, 1.5)
-    supported_modes = frozenset({Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT, Mode.REGIONS})
+    supported_modes = frozenset({Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT, Mode.REGIONS, Mode.LORA})
     pipelines = ("Flux2KleinPipeline", "Flux2KleinInpaintPipeline")
     #: the loop's latents are already patchified: one token a latent pixel
     patch = 1

@@ -261,3 +261,27 @@ def test_weighted_prompts_reweigh_the_qwen3_tokens(shared_engine: Any, klein: Pa
     with torch.inference_mode():
         spanwise = weighted_qwen3(pipe.tokenizer, pipe.text_encoder, "a red cat", cpu)
     torch.testing.assert_close(spanwise, plain)
+
+
+def test_lora_merges_into_the_transformer_and_unmerges(shared_engine: Any, klein: Path, tmp_path: Path) -> None:
+    """A diffusers-format FLUX.2 LoRA lands on its module (``W + weight · alpha/rank · B @ A``),
+    changes the picture, and without it the picture is byte for byte the one before."""
+    from safetensors.torch import save_file
+    from sfumato.inference.request import LoraSpec
+
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    layer = model.denoiser.transformer_blocks[0].attn.to_q
+    before = layer.weight.detach().clone()
+    rank = 4
+    g = torch.Generator().manual_seed(0)
+    down = torch.randn(rank, layer.weight.shape[1], generator=g) * 0.5
+    up = torch.randn(layer.weight.shape[0], rank, generator=g) * 0.5
+    path = tmp_path / "klein_lora.safetensors"
+    save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": down,
+               "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": up}, str(path))  # fmt: skip
+    req = request(klein, width=SIDE, height=SIDE, steps=3, seed=11)
+    plain = _run(shared_engine, req)
+    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.8),)))
+    torch.testing.assert_close(layer.weight, before + 0.8 * (up @ down), rtol=1e-5, atol=1e-5)
+    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.03  # one layer of a tiny model: 0.078
+    assert np.array_equal(_run(shared_engine, req), plain)
