@@ -17,6 +17,10 @@ them out for one UNet pass per step:
   ``[unconditional × batch, conditional × batch]``; without, ``conditional × batch``.
   :meth:`TextConditioning.unet_batch` and :meth:`TextConditioning.guide` are the two
   places the denoise loop meets that layout.
+- **masked padding**: families whose prompts have their own lengths and whose models
+  mask padding out (:attr:`~.families.base.Family.masked_padding`: Chroma, Qwen-Image)
+  are padded with zero vectors instead, and :attr:`TextConditioning.token_mask` marks
+  them, for the denoiser to turn into an attention mask.
 - **embedded guidance**: LCM-distilled UNets (a ``time_cond_proj_dim`` in their config,
   :func:`embedded_guidance_dim`) learnt the guided prediction in one pass: the scale goes
   in as an input (:func:`guidance_embedding`, the UNet's ``timestep_cond``) and the text is
@@ -125,6 +129,11 @@ class TextConditioning:
     control_tokens: torch.Tensor  # (B_unet, T_global, D): the global prompt alone
     pooled: torch.Tensor | None  # (B_unet, P): the global prompt's (SDXL), else None
     guided: bool
+    #: (B_unet, T) True for real tokens, False for padding the model must not attend to
+    #: (families with :attr:`~.families.base.Family.masked_padding`); ``None``: all real
+    token_mask: torch.Tensor | None = None
+    #: the same for :attr:`control_tokens`
+    control_token_mask: torch.Tensor | None = None
 
     @property
     def copies(self) -> int:
@@ -163,10 +172,17 @@ def condition_text(
     encode = partial(encode_prompt, model, device=device, dtype=dtype, embeddings=embeddings)
     positives = [encode(p.positive, negative=False) for p in prompts]
     negatives = [encode(p.negative, negative=True) for p in prompts] if guided else []
+    masked = model.family.masked_padding
+    pos_masks = [_ones(pos[0]) for pos in positives]
+    neg_masks = [_ones(neg[0]) for neg in negatives]
     for i, (pos, neg) in enumerate(zip(positives, negatives)):  # none without guidance
         length = max(pos[0].shape[1], neg[0].shape[1])
-        positives[i] = (_padded(pos[0], length, encode, negative=False), pos[1])
-        negatives[i] = (_padded(neg[0], length, encode, negative=True), neg[1])
+        if masked:
+            positives[i], pos_masks[i] = _zero_padded(pos, pos_masks[i], length)
+            negatives[i], neg_masks[i] = _zero_padded(neg, neg_masks[i], length)
+        else:
+            positives[i] = (_padded(pos[0], length, encode, negative=False), pos[1])
+            negatives[i] = (_padded(neg[0], length, encode, negative=True), neg[1])
     cond, all_spans = concat_region_embeddings([p[0] for p in positives])
     if guided:
         uncond: torch.Tensor | None = concat_region_embeddings([n[0] for n in negatives])[0]  # the same layout
@@ -182,12 +198,18 @@ def condition_text(
             return cond
         return torch.cat([uncond.expand(batch, *uncond.shape[1:]), cond])
 
+    token_mask = control_mask = None
+    if masked:
+        token_mask = batched(torch.cat(pos_masks, dim=1), torch.cat(neg_masks, dim=1) if guided else None)
+        control_mask = batched(pos_masks[0], neg_masks[0] if guided else None)
     return TextConditioning(
         tokens=batched(cond, uncond),
         region_spans=tuple(all_spans[1:]),  # the global prompt is first
         control_tokens=batched(global_pos[0], global_neg[0]),
         pooled=None if global_pos[1] is None else batched(global_pos[1], global_neg[1]),
         guided=guided,
+        token_mask=token_mask,
+        control_token_mask=control_mask,
     )
 
 def encode_prompt(
@@ -216,6 +238,22 @@ def encode_prompt(
     else:
         model.prompt_cache.move_to_end(key)
     return cached
+
+
+def _ones(tokens: torch.Tensor) -> torch.Tensor:
+    """``(1, T)`` all True: every token of ``tokens`` is real."""
+    return torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+
+
+def _zero_padded(encoded: _Encoded, mask: torch.Tensor, length: int) -> tuple[_Encoded, torch.Tensor]:
+    """``encoded``'s tokens lengthened to ``length`` with zero vectors its mask marks False."""
+    tokens, pooled = encoded
+    missing = length - tokens.shape[1]
+    if missing <= 0:
+        return encoded, mask
+    padding = tokens.new_zeros((tokens.shape[0], missing, tokens.shape[2]))
+    pad_mask = torch.zeros((mask.shape[0], missing), dtype=torch.bool, device=mask.device)
+    return (torch.cat([tokens, padding], dim=1), pooled), torch.cat([mask, pad_mask], dim=1)
 
 
 def _padded(

@@ -73,6 +73,10 @@ class Family(ABC):
     denoiser_component: str = "unet"
     #: the samplers this family can run; ``None``: all of them
     samplers: frozenset[Sampler] | None = None
+    #: whether a prompt's tokens are padded (for the CFG layout, for regions) with
+    #: masked-out zero vectors rather than empty-prompt tokens (Chroma, Qwen-Image: their
+    #: models mask padding; :attr:`sfumato.inference.text_conditioning.TextConditioning.token_mask`)
+    masked_padding: bool = False
 
     # ----------------------------------------------------------------- identity
 

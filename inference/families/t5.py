@@ -13,7 +13,7 @@ weighs T5 tokens in the same spirit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from sfumato.vocabulary.prompt_syntax import has_syntax, parse_prompt
 
@@ -37,10 +37,27 @@ def plain_text(prompt: str) -> str:
     return " ".join("".join(span.text for span in chunk).strip() for chunk in parse_prompt(prompt)).strip()
 
 
+@overload
 def weighted_t5(
-    tokenizer: Any, encoder: Any, prompt: str, max_length: int, device: torch.device
-) -> torch.Tensor:
-    """``(1, max_length, D)``: ``prompt``'s weighted T5 hidden states (module docstring)."""
+    tokenizer: Any, encoder: Any, prompt: str, max_length: int, device: torch.device, *, masked: Literal[False] = ...
+) -> torch.Tensor: ...
+
+
+@overload
+def weighted_t5(
+    tokenizer: Any, encoder: Any, prompt: str, max_length: int, device: torch.device, *, masked: Literal[True]
+) -> tuple[torch.Tensor, int]: ...
+
+
+def weighted_t5(
+    tokenizer: Any, encoder: Any, prompt: str, max_length: int, device: torch.device, *, masked: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, int]:
+    """``(1, max_length, D)``: ``prompt``'s weighted T5 hidden states (module docstring).
+
+    ``masked``: the encoder sees an attention mask over the real tokens (Chroma's way);
+    then ``(hidden, number of real tokens)`` is returned, and the mean is restored over
+    the real tokens only.
+    """
     import torch
 
     ids: list[int] = []
@@ -56,11 +73,17 @@ def weighted_t5(
     ids += [pad] * (max_length - len(ids))
     weights += [1.0] * (max_length - len(weights))
     input_ids = torch.tensor([ids], device=device)
-    hidden = encoder(input_ids, output_hidden_states=False)[0]
+    real = min(len([i for i in ids if i != pad]) or 1, max_length)
+    if masked:
+        attention = (torch.arange(max_length, device=device) < real)[None].long()
+        hidden = encoder(input_ids, output_hidden_states=False, attention_mask=attention)[0]
+    else:
+        hidden = encoder(input_ids, output_hidden_states=False)[0]
     scale = torch.tensor(weights, device=device, dtype=hidden.dtype)[None, :, None]
-    before = hidden.float().mean()
+    span = slice(0, real) if masked else slice(0, max_length)
+    before = hidden[:, span].float().mean()
     weighted = hidden * scale
-    after = weighted.float().mean()
+    after = weighted[:, span].float().mean()
     if float(after) != 0.0:
         weighted = weighted * (before / after).to(hidden.dtype)
-    return weighted
+    return (weighted, real) if masked else weighted
