@@ -184,11 +184,13 @@ def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
     return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
 
 
+@pytest.mark.parametrize("inpaint", [False, True])
 def test_regions_keep_each_regions_attention_on_its_prompt(
-    shared_engine: Any, klein: Path, monkeypatch: pytest.MonkeyPatch
+    shared_engine: Any, klein: Path, monkeypatch: pytest.MonkeyPatch, inpaint: bool
 ) -> None:
     """At every attention call of every block, an image token inside a region gives less
-    than 1e-3 of its attention to another prompt's text tokens."""
+    than 1e-3 of its attention to another prompt's text tokens (also with inpainting's
+    reference tokens after the image's)."""
     import diffusers.models.transformers.transformer_flux2 as flux2_module
     from sfumato.inference import joint_regions
     from sfumato.inference.regions import latent_masks
@@ -196,6 +198,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
 
     regions = _regions(SIDE, SIDE)
     masks = latent_masks([r.mask for r in regions], (TOKENS, TOKENS))
+    image_tokens = TOKENS * TOKENS * (2 if inpaint else 1)
     leaks: list[float] = []
     calls = 0
     real = flux2_module.dispatch_attention_fn
@@ -206,12 +209,14 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
         assert attn_mask is not None, "a block ran without the region bias"
         q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
         probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
-        layout = joint_regions.JointLayout(spans, attn_mask.shape[-1] - TOKENS * TOKENS)
+        layout = joint_regions.JointLayout(spans, attn_mask.shape[-1] - image_tokens)
         leaks.extend(joint_regions.attention_shares(probs, masks, layout, patch=1).tolist())
         return real(query, key, value, attn_mask=attn_mask, **kw)
 
     model = shared_engine.cache.get(ModelRef(str(klein)))
     req = request(klein, width=SIDE, height=SIDE, steps=2, seed=4, regions=regions)
+    if inpaint:
+        req = req.replace(init=InitImage(smooth_image(SIDE, SIDE), 1.0), inpaint=InpaintSpec(np.ones((SIDE, SIDE), np.float32)))
     spans = condition_text(model, prompt_pairs(req), guided=False, batch=1, device=torch.device("cpu"),
                            dtype=torch.float32).region_spans  # fmt: skip
     monkeypatch.setattr(flux2_module, "dispatch_attention_fn", measuring)
