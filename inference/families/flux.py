@@ -129,8 +129,12 @@ class FluxFamily(FlowFamily):
         """FLUX Fill's extra tokens ``(1, N, 64 + 256)``: the masked picture's packed latents,
         then the mask, each latent pixel's 8×8 pixels as channels, packed."""
         import torch
+        from sfumato.inference.families.vae import images_to_tensor, vae_dtype
 
-        masked_latents = self.encode_images(pipe, [masked], device).to(dtype)
+        # Hidden pixels are exactly 0 in [-1, 1], as FluxFillPipeline makes them.
+        pixels = images_to_tensor([masked], device, vae_dtype(pipe.vae))
+        keep = torch.from_numpy(1.0 - mask).to(device=device, dtype=pixels.dtype)
+        masked_latents = self.encode_pixels(pipe, pixels * keep).to(dtype)
         scale = self.vae_scale(pipe)
         h, w = lat_size
         mask_t = torch.from_numpy(mask).to(device=device, dtype=dtype)

@@ -284,3 +284,32 @@ def test_kohya_flux_lora_with_fused_qkv_merges_and_unmerges(shared_engine: Any, 
     assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.2
     again = _run(shared_engine, req)
     assert np.array_equal(again, plain)
+
+
+def test_fill_is_chosen_and_fed_as_flux_fill_pipeline_feeds_it(shared_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A FLUX Fill folder is an inpainting model: its extra tokens (masked picture, 8×8
+    mask per latent pixel) equal FluxFillPipeline's, and an inpaint runs through it.
+    (The pixels outside the mask are the planner's to keep: test_engine_modes, placement.)"""
+    from diffusers.pipelines.flux import pipeline_flux_fill
+
+    _mode_latents(monkeypatch, pipeline_flux_fill)
+    fill = tiny_flow_model("flux-fill")
+    model = shared_engine.cache.get(ModelRef(str(fill)))
+    assert model.family.name == "flux" and model.is_inpaint_model
+    init = smooth_image(SIDE, SIDE)
+    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)
+    hard = (mask >= 0.5).astype(np.float32)
+    masked = np.where(hard[..., None] > 0, np.uint8(128), init).astype(np.uint8)
+    ours = model.family.inpaint_model_input(model.pipe, hard, masked, (SIDE // 8, SIDE // 8), torch.device("cpu"),
+                                            torch.float32)  # fmt: skip
+    pipe = model.pipe
+    image = pipe.image_processor.preprocess(Image.fromarray(init), height=SIDE, width=SIDE)
+    mask_image = pipe.mask_processor.preprocess(Image.fromarray((mask * 255).astype(np.uint8)), height=SIDE, width=SIDE)
+    mask_tokens, masked_tokens = pipe.prepare_mask_latents(mask_image, image * (1 - mask_image), 1, 16, 1, SIDE, SIDE,
+                                                           torch.float32, torch.device("cpu"), None)  # fmt: skip
+    torch.testing.assert_close(ours, torch.cat([masked_tokens, mask_tokens], dim=-1), rtol=1e-5, atol=1e-5)
+    req = request(fill, width=SIDE, height=SIDE, steps=3, cfg=3.5, seed=6, init=InitImage(init, 1.0),
+                  inpaint=InpaintSpec(mask))  # fmt: skip
+    result = _run(shared_engine, req)
+    inside = mask == 1
+    assert np.abs(result[inside].astype(int) - init[inside].astype(int)).mean() > 5
