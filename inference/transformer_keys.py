@@ -64,15 +64,20 @@ class TransformerKeys:
     prefix: str
 
 
-def transformer_of(shapes: Mapping[str, tuple[int, ...]]) -> TransformerKeys | None:
-    """The transformer in a state dict's keys, any of the three layouts; ``None`` if none."""
+#: Key beginnings only ControlNets have (XLabs' and InstantX's FLUX, SD3, Z-Image "Fun",
+#: Qwen-Image ControlNets), whose other blocks look like their transformer's.
+_CONTROLNET_KEYS = ("controlnet_", "control_", "input_hint_block", "pos_embed_input")
+
+
+def transformer_of(shapes: Mapping[str, tuple[int, ...]], *, controlnets: bool = False) -> TransformerKeys | None:
+    """The transformer in a state dict's keys, any of the three layouts; ``None`` if none
+    (and for a ControlNet of these families, unless ``controlnets``)."""
     names = set(shapes)
     prefix = _COMFY if any(k.startswith(_COMFY) for k in names) else ""
     bare = {k[len(prefix):]: v for k, v in shapes.items() if k.startswith(prefix)} if prefix else dict(shapes)
-    if prefix:
-        layout = Layout.COMFYUI
-    else:
-        layout = Layout.ORIGINAL
+    if not controlnets and any(k.startswith(_CONTROLNET_KEYS) for k in bare):
+        return None  # a ControlNet of one of these families copies their first blocks
+    layout = Layout.COMFYUI if prefix else Layout.ORIGINAL
 
     def has(*keys: str) -> bool:
         return any(k in bare for k in keys)
@@ -125,8 +130,9 @@ def transformer_family(shapes: Mapping[str, tuple[int, ...]]) -> str | None:
     """The transformer family whose keys (name → shape; shapes may be empty tuples when
     unknown) these are, in any layout: ``"flux"``, ``"chroma"``, ``"sd3"``, ``"flux2"``,
     ``"zimage"``, ``"qwenimage"`` (``"lumina2"`` for Lumina 2, which no one loads); ``None``
-    for a UNet model or anything else."""
-    found = transformer_of(shapes)
+    for a UNet model or anything else. A ControlNet of one of these families answers its
+    family too (the catalog files it under it)."""
+    found = transformer_of(shapes, controlnets=True)
     return found.family if found is not None else None
 
 

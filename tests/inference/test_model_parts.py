@@ -222,3 +222,15 @@ def test_catalog_and_sfumato_models_list_grouped_models(tmp_path: Path, monkeypa
     entries = {e.label: e for e in list_models(config=Config())}
     assert entries["flux1-dev"].problem is None and entries["chroma"].problem is None
     assert entries["flux1-dev"].supported
+
+
+def test_a_controlnet_is_no_transformer() -> None:
+    """XLabs' FLUX ControlNets copy FLUX's double blocks; SD3 and Qwen-Image ones their
+    transformer blocks: their own blocks tell them apart."""
+    xlabs = {"double_blocks.0.img_attn.qkv.weight": (6, 2), "controlnet_blocks.0.weight": (2, 2),
+             "input_hint_block.0.weight": (16, 3, 3, 3)}
+    assert identify_keys(Path("flux-canny-controlnet.safetensors"), xlabs) is None
+    qwen = {"transformer_blocks.0.img_mod.1.weight": (6, 2), "controlnet_blocks.0.weight": (2, 2)}
+    assert identify_keys(Path("qwen-controlnet.safetensors"), qwen) is None
+    # ... while their family is still told (the catalog offers them to that family)
+    assert detect_family(xlabs) == FLUX and detect_family(qwen) == QWENIMAGE
