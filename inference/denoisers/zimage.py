@@ -10,8 +10,14 @@ regions install :class:`_BiasedProcessor` on every main layer (the joint sequenc
 of :mod:`sfumato.inference.joint_regions`, image first, widened for the pad tokens) and on
 every caption refiner layer (the captions are refined together there: each prompt's tokens
 see only their own prompt's). The image-only refiner layers have no text to keep apart.
-The processors hold the bias only while the transformer runs: the ControlNet shares the
-caption refiners and sees the global prompt alone.
+
+Caption positions matter here (RoPE along the caption, the image one step past its end),
+so with regions each prompt is padded on its own and given the positions it would have
+alone, all ending where the image starts (:func:`_caption_positions`, through the
+transformer's ``patchify_and_embed``): a region repeating the global prompt reads exactly
+what the global prompt gives. The processors and positions are armed only while the
+transformer runs: the ControlNet shares the caption refiners and sees the global prompt
+alone.
 """
 
 from __future__ import annotations
@@ -49,6 +55,27 @@ def caption_rows(tokens: torch.Tensor, spans: tuple[tuple[int, int], ...]) -> li
     return rows
 
 
+def _filled(caption: torch.Tensor) -> torch.Tensor:
+    """``caption`` padded to a multiple of 32 rows with its last row (as the transformer
+    pads; the pad rows become its learned caption pad token)."""
+    extra = _padded(len(caption)) - len(caption)
+    return torch.cat([caption, caption[-1:].expand(extra, -1)])
+
+
+def _caption_positions(lengths: list[int]) -> torch.Tensor:
+    """``(T, 3)`` RoPE positions of a caption of prompts of (padded) ``lengths``: each
+    prompt ends where the longest does, so the image tokens, right after, stand to each
+    prompt exactly as to a prompt alone (which diffusers puts at ``1 … T``, the image at
+    ``T + 1``)."""
+    end = max(lengths) + 1
+    ids = torch.zeros(sum(lengths), 3, dtype=torch.int32)
+    start = 0
+    for n in lengths:
+        ids[start : start + n, 0] = torch.arange(end - n, end)
+        start += n
+    return ids
+
+
 class _BiasedProcessor:
     """The stock Z-Image attention processor with an additive bias in place of the
     transformer's key mask while :attr:`armed`."""
@@ -84,10 +111,10 @@ def _spans(lengths: list[int]) -> list[tuple[int, int]]:
 
 def joint_bias(masks: torch.Tensor, rows: list[list[int]], image_tokens: int, dtype: torch.dtype) -> torch.Tensor:
     """``(B, 1, L, L)``: the region bias over the main layers' sequence for batch rows whose
-    prompts have ``rows[i]`` tokens. Image pad tokens are background image tokens without a
-    place: they see every image token and the global prompt, and only the global prompt's
-    tokens see them. Caption pad tokens belong to the global prompt. Keys past a row's
-    length (the batch padding) are masked."""
+    prompts have ``rows[i]`` tokens (each padded to a multiple of 32: a prompt's pad tokens
+    are its own). Image pad tokens are background image tokens without a place: they see
+    every image token and the global prompt, and only the global prompt's tokens see them.
+    Keys past a row's length (the batch padding) are masked."""
     n, nx = image_tokens, _padded(image_tokens)
     lengths = [nx + _padded(sum(r)) for r in rows]
     size = max(lengths)
@@ -108,8 +135,8 @@ def joint_bias(masks: torch.Tensor, rows: list[list[int]], image_tokens: int, dt
 
 
 def caption_bias(rows: list[list[int]], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``(B, 1, T, T)``: the caption refiners' bias: each prompt's tokens (pad tokens with
-    the global prompt) see their own prompt's; batch padding masked."""
+    """``(B, 1, T, T)``: the caption refiners' bias: each prompt's tokens see their own
+    prompt's; batch padding masked."""
     lengths = [_padded(sum(r)) for r in rows]
     size = max(lengths)
     out = torch.full((len(rows), 1, size, size), NEGATIVE_BIAS)
@@ -130,16 +157,23 @@ class ZImageDenoiser:
         self.job = job
         text = job.text
         rows = caption_rows(text.tokens, text.region_spans)
-        self.captions = [torch.cat(prompts) for prompts in rows]
         self.control_captions = [prompts[0] for prompts in caption_rows(text.control_tokens, ())]
-        self.global_lengths = [len(prompts[0]) for prompts in rows]
         self.guidance = job.cfg - 1.0 if text.guided else None
         h, w = job.lat_size
         self.image_tokens = (h // 2) * (w // 2)
         self.installed: list[tuple[Any, Any]] = []  # (attention module, its stock processor)
         self.biased: list[_BiasedProcessor] = []
-        if job.region_masks is not None:
-            lengths = [[len(p) for p in prompts] for prompts in rows]
+        self.positions: list[torch.Tensor] = []
+        if job.region_masks is None:
+            self.captions = [prompts[0] for prompts in rows]
+            self.global_lengths = [_padded(len(c)) for c in self.captions]
+            self.pads: list[torch.Tensor] = []
+        else:
+            self.captions = [torch.cat([_filled(p) for p in prompts]) for prompts in rows]
+            lengths = [[_padded(len(p)) for p in prompts] for prompts in rows]
+            self.global_lengths = [r[0] for r in lengths]
+            self.pads = [torch.cat([torch.arange(_padded(len(p))) >= len(p) for p in prompts]) for prompts in rows]
+            self.positions = [_caption_positions(r) for r in lengths]
             dtype, device = text.tokens.dtype, text.tokens.device
             self._install(self.transformer.layers, joint_bias(job.region_masks, lengths, self.image_tokens, dtype))
             self._install(self.transformer.context_refiner, caption_bias(lengths, device, dtype))
@@ -154,9 +188,31 @@ class ZImageDenoiser:
             self.biased.append(processor)
 
     def _arm(self, on: bool) -> None:
-        """Arm the installed processors (only while the transformer itself runs)."""
+        """Arm the installed processors and the caption positions (only while the
+        transformer itself runs: the ControlNet shares the caption refiners)."""
         for processor in self.biased:
             processor.armed = on
+        if not self.positions:
+            return
+        if on:
+            self.transformer.patchify_and_embed = self._patchify_and_embed
+        else:
+            self.transformer.__dict__.pop("patchify_and_embed", None)
+
+    def _patchify_and_embed(self, images: list[torch.Tensor], captions: list[torch.Tensor], *args: Any) -> Any:
+        """The transformer's own patchify, then each prompt's pad tokens and positions
+        (:func:`_caption_positions`), the image tokens placed right after every prompt."""
+        image, caption, sizes, image_ids, caption_ids, image_pads, caption_pads = type(
+            self.transformer
+        ).patchify_and_embed(self.transformer, images, captions, *args)
+        for i, positions in enumerate(self.positions):
+            device = caption_ids[i].device
+            caption_ids[i] = positions.to(device=device, dtype=caption_ids[i].dtype)
+            caption_pads[i] = self.pads[i].to(device)
+            ids = image_ids[i].clone()
+            ids[~image_pads[i], 0] = int(positions[:, 0].max()) + 1
+            image_ids[i] = ids
+        return image, caption, sizes, image_ids, caption_ids, image_pads, caption_pads
 
     def _control_condition(self, model: LoadedModel, control: ControlInput) -> list[torch.Tensor]:
         """A Z-Image ControlNet's condition: the control image's latents ``(C, 1, h, w)``,
@@ -216,11 +272,10 @@ class ZImageDenoiser:
         sequence with regions (image, every prompt's caption): image tokens and the global
         prompt's tokens get theirs, region tokens none."""
         nx = _padded(self.image_tokens)
-        size = max(nx + _padded(len(c)) for c in self.captions)
+        size = max(nx + len(c) for c in self.captions)
         out = hint.new_zeros(hint.shape[0], size, hint.shape[2])
-        out[:, :nx] = hint[:, :nx]
         for i, length in enumerate(self.global_lengths):
-            out[i, nx : nx + length] = hint[i, nx : nx + length]
+            out[i, : nx + length] = hint[i, : nx + length]
         return out
 
     def close(self) -> None:

@@ -146,11 +146,10 @@ def weighted_qwen3(tokenizer: Any, encoder: Any, prompt: str, max_length: int, d
     before, after = template.split(_MARKER)
     ids: list[int] = tokenizer(before, add_special_tokens=False)["input_ids"]
     weights = [1.0] * len(ids)
-    for chunk in parse_prompt(prompt):
-        for span in chunk:
-            piece = tokenizer(span.text, add_special_tokens=False)["input_ids"]
-            ids.extend(piece)
-            weights.extend([span.weight] * len(piece))
+    for text, weight in _word_spans(prompt):
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids.extend(piece)
+        weights.extend([weight] * len(piece))
     tail = tokenizer(after, add_special_tokens=False)["input_ids"]
     ids, weights = (ids + tail)[:max_length], (weights + [1.0] * len(tail))[:max_length]
     input_ids = torch.tensor([ids], device=device)
@@ -163,3 +162,20 @@ def weighted_qwen3(tokenizer: Any, encoder: Any, prompt: str, max_length: int, d
     if float(after_mean) != 0.0:
         weighted = weighted * (before_mean / after_mean).to(hidden.dtype)
     return weighted
+
+
+def _word_spans(prompt: str) -> list[tuple[str, float]]:
+    """``prompt``'s weighted spans with each space moved to the front of the word after it:
+    byte-level BPE reads ``" red"`` as one token, so ``"a (red:1.5) cat"`` keeps the tokens of
+    ``"a red cat"``."""
+    out: list[tuple[str, float]] = []
+    carry = ""
+    for i, chunk in enumerate(parse_prompt(prompt)):
+        carry += " " if i else ""  # BREAK reads as a space
+        for span in chunk:
+            text = carry + span.text
+            stripped = text.rstrip()
+            carry = text[len(stripped) :]
+            if stripped:
+                out.append((stripped, span.weight))
+    return out

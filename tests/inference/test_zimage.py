@@ -185,11 +185,12 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
                   negative="blue sky")  # fmt: skip
     text = condition_text(model, prompt_pairs(req), guided=cfg > 1, batch=1, device=torch.device("cpu"),
                           dtype=torch.float32)  # fmt: skip
-    rows = [[len(p) for p in prompts] for prompts in caption_rows(text.tokens, text.region_spans)]
+    # each prompt padded to whole 32-token blocks of its own
+    rows = [[len(p) + (-len(p)) % 32 for p in prompts] for prompts in caption_rows(text.tokens, text.region_spans)]
     masks = latent_masks([r.mask for r in req.regions], (SIDE // 8, SIDE // 8))
     n = (SIDE // 16) ** 2
     nx = n + (-n) % 32
-    caption_size = max(sum(r) + (-sum(r)) % 32 for r in rows)
+    caption_size = max(sum(r) for r in rows)
     leaks: list[float] = []
     kinds = {"image": 0, "caption": 0, "joint": 0}
     real = zmodule.dispatch_attention_fn
@@ -203,7 +204,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
             return real(query, key, value, attn_mask=attn_mask, **kw)
         probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
         for i, lengths in enumerate(rows):
-            text_len = sum(lengths) + (-sum(lengths)) % 32
+            text_len = sum(lengths)
             spans = [(sum(lengths[: r + 1]), sum(lengths[: r + 2])) for r in range(len(lengths) - 1)]
             layout = joint_regions.JointLayout(spans, text_len, image_first=True)
             if length == caption_size:  # the caption refiner: text only
