@@ -41,7 +41,8 @@ class MaskedJointAttnProcessor(JointAttnProcessor2_0):
         **kwargs: Any,
     ) -> Any:
         if encoder_hidden_states is None or attention_mask is None:
-            return super().__call__(attn, hidden_states, encoder_hidden_states, None, *args, **kwargs)
+            # diffusers annotates these ``FloatTensor``, the old alias of float32 tensors.
+            return super().__call__(attn, hidden_states, encoder_hidden_states, None, *args, **kwargs)  # type: ignore[arg-type]
         batch, image = hidden_states.shape[0], hidden_states.shape[1]
         heads = attn.heads
 
