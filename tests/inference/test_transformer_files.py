@@ -502,3 +502,52 @@ def test_qwen3_sizes_come_from_the_weights(tmp_path: Path) -> None:
     loaded = load_text_encoder(part, Encoder.QWEN3, "zimage")  # the shipped Z-Image config
     assert (loaded.config.hidden_size, loaded.config.num_hidden_layers, loaded.config.num_key_value_heads) == (24, 2, 1)
     _assert_same_weights(model, loaded)
+
+
+def test_engine_renders_a_gguf_flux_close_to_its_folder(fresh_engine: Any, tmp_path: Path) -> None:
+    """tinyflow's FLUX.1 transformer as a Q8_0 GGUF in diffusion_models/ (the weights whose
+    rows are whole 32-wide blocks quantized, as city96's files do): it stays quantized in
+    the engine and renders within a step of the unquantized folder's picture."""
+    gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pip install gguf)")
+    import shutil
+
+    import numpy as np
+    from diffusers import FluxPipeline
+    from enginehelpers import Recorder, request
+    from sfumato.inference.request import ModelRef
+    from tinyflow import tiny_flow_model
+
+    folder = tiny_flow_model("flux")
+    pipe = FluxPipeline.from_pretrained(str(folder))
+    models = tmp_path / "ComfyUI" / "models"
+    (models / "diffusion_models").mkdir(parents=True)
+    path = models / "diffusion_models" / "flux1-dev-Q8_0.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="flux")
+    quantized = 0
+    for key, value in flux_to_bfl(pipe.transformer).items():
+        array = value.float().numpy()
+        if array.ndim == 2 and array.shape[1] % 32 == 0:
+            writer.add_tensor(key, gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0),
+                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            quantized += 1
+        else:
+            writer.add_tensor(key, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert quantized >= 20
+    save(models / "text_encoders" / "clip_l.safetensors", {"text_model." + k: v for k, v in pipe.text_encoder.state_dict().items()})
+    save(models / "text_encoders" / "t5xxl_fp16.safetensors", pipe.text_encoder_2.state_dict())
+    save(models / "vae" / "ae.safetensors", vae_to_ldm(pipe.vae))
+    config = tmp_path / "config"
+    shutil.copytree(folder, config, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+
+    engine = fresh_engine(single_file_configs={"flux": config})
+    req = request(folder, width=64, height=64, steps=3, cfg=3.5, seed=11, prompt="a red cat on a mat")
+    from_folder = engine.run(req, Recorder())
+    from_gguf = engine.run(req.replace(model=ModelRef(str(path))), Recorder())
+    assert from_folder.ok and from_gguf.ok, (from_folder.error, from_gguf.error)
+    loaded = engine.cache.get(ModelRef(str(path)))
+    assert sum(type(m).__name__ == "GGUFLinear" for m in loaded.pipe.transformer.modules()) >= 20
+    assert np.abs(from_gguf.images[0].astype(int) - from_folder.images[0].astype(int)).max() <= 3
