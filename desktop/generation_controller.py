@@ -65,6 +65,7 @@ from sfumato.desktop.worker import (
     snapshot_document,
 )
 from sfumato.inference.detect import WeightsKind
+from sfumato.planner.capabilities import document_problems
 from sfumato.planner.errors import PlanError
 from sfumato.planner.plan import Mode, Plan, detect_mode
 from sfumato.planner.recipe import settings_from_recipe
@@ -134,6 +135,9 @@ class GenerationController(QObject):
         self._mode_timer.setSingleShot(True)
         self._mode_timer.setInterval(40)
         self._mode_timer.timeout.connect(self.refresh_mode)
+        # What the model can do is checked again when the model or the sampler changes.
+        self.dock.model.currentIndexChanged.connect(lambda _i: self.refresh_mode())
+        self.dock.sampler.currentIndexChanged.connect(lambda _i: self.refresh_mode())
 
         w = self.worker
         w.planned.connect(self._on_planned)
@@ -198,6 +202,8 @@ class GenerationController(QObject):
             if action is not None:
                 action.setText(f"&{label}")
             self.mode_changed.emit(label)
+        problems = () if doc is None else document_problems(doc, mode, self.dock.current_family(), self.dock.sampler_choice())
+        self.dock.show_model_problems(problems)
         return label
 
     # -- generate / cancel -----------------------------------------------------------------

@@ -212,6 +212,11 @@ class GenerationDock(QWidget):
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: palette(mid);")
         self.notes.hide()
+        self.model_problems = QLabel("")
+        self.model_problems.setObjectName("modelProblems")
+        self.model_problems.setWordWrap(True)
+        self.model_problems.setStyleSheet("color: #e0a040;")
+        self.model_problems.hide()
 
         self.banner = QFrame()
         self.banner.setObjectName("generationError")
@@ -256,6 +261,7 @@ class GenerationDock(QWidget):
         layout.addWidget(self.prompt)
         layout.addWidget(self.negative)
         layout.addLayout(form)
+        layout.addWidget(self.model_problems)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.banner)
@@ -270,7 +276,7 @@ class GenerationDock(QWidget):
         self.strength.valueChanged.connect(lambda v: self._write(strength=float(v)))
         self.steps.valueChanged.connect(lambda v: self._write(steps=int(v)))
         self.cfg.valueChanged.connect(lambda v: self._write(cfg=float(v)))
-        self.sampler.currentIndexChanged.connect(lambda _i: self._write(sampler=self._sampler().value))
+        self.sampler.currentIndexChanged.connect(lambda _i: self._write(sampler=self.sampler_choice().value))
         self.seed.textEdited.connect(lambda _t: self._write_seed())
         self.random_seed.toggled.connect(self._random_toggled)
         self.reuse_seed.clicked.connect(lambda _=False: self.reuse_last_seed())
@@ -457,7 +463,8 @@ class GenerationDock(QWidget):
                 return entry.family if entry.family in SUPPORTED_FAMILIES else None
         return None
 
-    def _sampler(self) -> Sampler:
+    def sampler_choice(self) -> Sampler:
+        """The sampler picked in the dock."""
         data = self.sampler.currentData()
         return data if isinstance(data, Sampler) else Sampler.DEFAULT
 
@@ -491,6 +498,22 @@ class GenerationDock(QWidget):
         self.progress.setRange(0, total)
         self.progress.setValue(step)
         self.progress.setFormat(f"Step {step} / {total}")
+
+    def show_model_problems(self, problems: Sequence[str]) -> None:
+        """Say what the chosen model cannot do of what the document asks, before Generate
+        is pressed (:func:`sfumato.planner.capabilities.document_problems`); the button
+        waits until the document, the model or the sampler changes."""
+        text = "\n".join(problems)
+        if text == self.model_problems.text() and self.model_problems.isVisible() == bool(problems):
+            return
+        self.model_problems.setText(text)
+        self.model_problems.setVisible(bool(problems))
+        self.generate_button.setEnabled(not problems)
+        self.generate_button.setToolTip(text or f"{self.mode_label} (Ctrl+Enter)")
+
+    @property
+    def problems_text(self) -> str:
+        return self.model_problems.text() if not self.model_problems.isHidden() else ""
 
     def show_notes(self, notes: Sequence[str]) -> None:
         self.notes.setText("\n".join(notes))

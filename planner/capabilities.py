@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sfumato.canvas.model.document import Document
+from sfumato.canvas.model.layers import Role
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families import Family, get_family
 from sfumato.inference.modes import request_modes
 from sfumato.inference.request import GenerationRequest
 from sfumato.vocabulary.kinds import Mode, Sampler
 
-__all__ = ["MODE_WORDS", "check_request", "family_named", "model_problems"]
+__all__ = ["MODE_WORDS", "check_request", "document_problems", "family_named", "model_problems"]
 
 #: how a mode is named to the artist
 MODE_WORDS = {
@@ -60,3 +62,15 @@ def model_problems(family: Family | None, modes: Iterable[Mode], sampler: Sample
 def check_request(request: GenerationRequest, family_name: str | None) -> tuple[str, ...]:
     """:func:`model_problems` of a planned request for the family it names."""
     return model_problems(family_named(family_name), request_modes(request), request.sampler)
+
+
+def document_problems(doc: Document, mode: Mode, family_name: str | None, sampler: Sampler) -> tuple[str, ...]:
+    """What ``family_name``'s models cannot do of what ``doc`` asks for in ``mode``: the
+    cheap check the window runs as the document, the model or the sampler changes (visible
+    region and control layers count; whether they cover the area is the plan's business)."""
+    modes = {mode}
+    if any(layer.effectively_visible() for layer in doc.pixel_layers(Role.REGION)):
+        modes.add(Mode.REGIONS)
+    if any(layer.effectively_visible() for layer in doc.pixel_layers(Role.CONTROL)):
+        modes.add(Mode.CONTROLNET)
+    return model_problems(family_named(family_name), modes, sampler)

@@ -345,3 +345,35 @@ def test_a_new_document_cancels_the_run_and_drops_the_staged_result(window: Any,
     with qtbot.waitSignal(fake.cancelled, timeout=TIMEOUT):
         window.set_document(small_document())
     assert not fake.busy and not fake.staging.active
+
+
+def test_the_dock_says_what_the_model_cannot_do_before_generate(
+    window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Chroma model cannot do regional prompts: adding a region layer says so and the
+    button waits; hiding the layer, or choosing a model that can, lets it go again. A
+    sampler the flow-matching family cannot run is named the same way."""
+    from sfumato.desktop import models_dock
+    from sfumato.desktop.generation_controller import install_generation
+    from sfumato.inference.catalog import ModelEntry, Origin, WeightsKind
+    from sfumato.vocabulary.kinds import Sampler
+
+    entries = [
+        ModelEntry(WeightsKind.CHECKPOINT, "/models/chroma.safetensors", "chroma", "chroma", Origin.CONFIGURED),
+        ModelEntry(WeightsKind.CHECKPOINT, "/models/flux.safetensors", "flux", "flux", Origin.CONFIGURED),
+    ]
+    monkeypatch.setattr(models_dock, "list_models", lambda: entries)
+    controller = install_generation(window, FakeEngine)  # type: ignore[arg-type]
+    dock = controller.dock
+    dock.choose_model("/models/chroma.safetensors")
+    dock.sampler.setCurrentIndex(dock.sampler.findData(Sampler.EULER))
+    assert dock.problems_text == "" and dock.generate_button.isEnabled()
+    window.layers_dock.add_layer(Role.REGION)
+    controller.refresh_mode()
+    assert "Chroma models cannot do regional prompts" in dock.problems_text
+    assert not dock.generate_button.isEnabled()
+    dock.choose_model("/models/flux.safetensors")
+    assert dock.problems_text == "" and dock.generate_button.isEnabled()
+    dock.sampler.setCurrentIndex(dock.sampler.findData(Sampler.DPMPP_2M))
+    assert "flow matching" in dock.problems_text and not dock.generate_button.isEnabled()
+    controller.shutdown()
