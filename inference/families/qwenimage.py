@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 
 __all__ = ["QwenImageFamily", "weighted_qwen"]
 
-#: prompt tokens the pipeline keeps at most (its ``max_sequence_length`` limit)
-QWEN_TOKENS = 1024
+#: prompt tokens kept at most: the pipelines' ``max_sequence_length`` default (the encoder
+#: is causal, so cutting after it, as they do, or before it gives the same states)
+QWEN_TOKENS = 512
 
 
 class QwenImageFamily(FlowFamily):
@@ -75,6 +76,8 @@ class QwenImageFamily(FlowFamily):
         got = int(getattr(net.config, "joint_attention_dim", 0) or 0)
         if type(net).__name__ != "QwenImageControlNetModel" or expected != got:
             return f"not a Qwen-Image ControlNet of text width {expected}"
+        if int(getattr(net.config, "extra_condition_channels", 0) or 0):
+            return "an inpainting ControlNet (it takes a mask beside the picture), which Sfumato does not run"
         return None
 
     # ----------------------------------------------------------------- the VAE
