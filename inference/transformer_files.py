@@ -793,22 +793,38 @@ def assemble_pipeline(
     vae: Any,
     *,
     config: Path | None = None,
+    variant: str | None = None,
 ) -> DiffusionPipeline:
-    """The family's diffusers pipeline from loaded components (scheduler from the config)."""
+    """The family's diffusers pipeline (its ``variant``'s: FLUX.1 Fill, Depth/Canny) from
+    loaded components, with the scheduler from the config folder."""
+    import inspect
+
     import diffusers
 
     folder = _config_dir(family, config)
-    cls = getattr(diffusers, PIPELINE_CLASSES[family])
+    cls = getattr(diffusers, _pipeline_class(family, variant))
     kwargs: dict[str, Any] = {"scheduler": _scheduler(folder), "vae": vae, "transformer": transformer}
     for encoder, sub in _ENCODER_FOLDERS[family].items():
         kwargs[sub] = encoders[encoder]
         kwargs[sub.replace("text_encoder", "tokenizer")] = tokenizers[encoder]
-    if family in (FLUX, CHROMA) or family == SD3:
-        kwargs.update(image_encoder=None, feature_extractor=None)
-    elif family == FLUX2:
+    if family == FLUX2:
         kwargs["is_distilled"] = not transformer.config.guidance_embeds and _is_distilled(folder)
+    accepted = inspect.signature(cls.__init__).parameters
+    for optional in ("image_encoder", "feature_extractor"):  # IP-Adapter parts: none here
+        if optional in accepted:
+            kwargs[optional] = None
     pipe: DiffusionPipeline = cls(**kwargs)
     return pipe
+
+
+#: FLUX.1 variants whose transformer reads more than the noise: their own pipelines.
+_VARIANT_PIPELINES = {(FLUX, "fill"): "FluxFillPipeline", (FLUX, "control"): "FluxControlPipeline"}
+
+
+def _pipeline_class(family: str, variant: str | None) -> str:
+    """The diffusers pipeline class for a family's variant (FLUX.1 Fill takes the masked
+    image and the mask beside the noise; Depth/Canny the control image's latents)."""
+    return _VARIANT_PIPELINES.get((family, variant or ""), PIPELINE_CLASSES[family])
 
 
 def _is_distilled(folder: Path) -> bool:
@@ -860,10 +876,11 @@ def load_grouped_model(
     assert group.vae is not None
     vae = load_vae(group.vae, vae_kind, family, config=config, torch_dtype=dtype, state=tensors(group.vae))
     cache.clear()
-    pipe = assemble_pipeline(family, transformer, encoders, tokenizers, vae, config=config)
+    pipe = assemble_pipeline(family, transformer, encoders, tokenizers, vae, config=config,
+                             variant=group.main.variant)
     if device is not None:
         pipe.to(device)
-    log.info("assembled %s from %s", PIPELINE_CLASSES[family], ", ".join(p.name for p in group.files))
+    log.info("assembled %s from %s", type(pipe).__name__, ", ".join(p.name for p in group.files))
     return pipe
 
 

@@ -62,12 +62,13 @@ def _seeded(seed: int) -> None:
 # --------------------------------------------------------------------------- tiny models
 
 
-def tiny_flux(guidance: bool = True, in_channels: int = 64, heads: int = 2, head_dim: int = 8, seed: int = 0) -> Any:
+def tiny_flux(guidance: bool = True, in_channels: int = 64, heads: int = 2, head_dim: int = 8, seed: int = 0,
+              out_channels: int | None = None) -> Any:
     import diffusers
 
     _seeded(seed)
     return diffusers.FluxTransformer2DModel(
-        patch_size=1, in_channels=in_channels, num_layers=1, num_single_layers=2, attention_head_dim=head_dim,
+        patch_size=1, in_channels=in_channels, out_channels=out_channels, num_layers=1, num_single_layers=2, attention_head_dim=head_dim,
         num_attention_heads=heads, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=guidance,
         axes_dims_rope=(2, 2, head_dim - 4),
     ).eval()

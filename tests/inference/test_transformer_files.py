@@ -551,3 +551,21 @@ def test_engine_renders_a_gguf_flux_close_to_its_folder(fresh_engine: Any, tmp_p
     loaded = engine.cache.get(ModelRef(str(path)))
     assert sum(type(m).__name__ == "GGUFLinear" for m in loaded.pipe.transformer.modules()) >= 20
     assert np.abs(from_gguf.images[0].astype(int) - from_folder.images[0].astype(int)).max() <= 3
+
+
+def test_flux_fill_gets_the_fill_pipeline(tmp_path: Path, flux_parts: dict[str, Any]) -> None:
+    """FLUX.1 Fill reads 384 channels (noise, masked image, mask) and gives 64: told by its
+    input width, loaded with its own out_channels, assembled as FluxFillPipeline."""
+    import shutil
+
+    fill = tiny_flux(in_channels=384, out_channels=64, seed=3)
+    models = tmp_path / "models"
+    save(models / "diffusion_models" / "flux1-fill-dev.safetensors", flux_to_bfl(fill))
+    save(models / "text_encoders" / "clip_l.safetensors", _clip_file(flux_parts["clip"]))
+    save(models / "text_encoders" / "t5xxl_fp16.safetensors", flux_parts["t5"].state_dict())
+    save(models / "vae" / "ae.safetensors", vae_to_ldm(flux_parts["vae"]))
+    shutil.copytree(flux_parts["t5_tokenizer"], models / "text_encoders" / "tokenizer")
+    pipe, family = load_model_file(models / "diffusion_models" / "flux1-fill-dev.safetensors", config=flux_parts["config"])
+    assert (family, type(pipe).__name__) == ("flux", "FluxFillPipeline")
+    assert (pipe.transformer.config.in_channels, pipe.transformer.config.out_channels) == (384, 64)
+    _assert_same_weights(fill, pipe.transformer)
