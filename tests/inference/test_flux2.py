@@ -23,7 +23,7 @@ from enginehelpers import Recorder, box_mask, request, smooth_image
 from PIL import Image
 from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
 from sfumato.vocabulary.kinds import ControlKind, Sampler
-from tinyflow import build_tiny_flux2_klein, tiny_flow_model
+from tinyflow import tiny_flow_model
 
 SIDE = 64
 TOKENS = SIDE // 16  # latent pixels (one token each) along a side
@@ -35,8 +35,17 @@ def klein() -> Path:
 
 
 @pytest.fixture(scope="module")
-def klein_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_flux2_klein(tmp_path_factory.mktemp("klein") / "base", distilled=False)
+def klein_base(klein: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Klein Base: the same weights, ``is_distilled`` false (a copy costs less than a build)."""
+    import json
+    import shutil
+
+    base = tmp_path_factory.mktemp("klein") / "base"
+    shutil.copytree(klein, base)
+    index = json.loads((base / "model_index.json").read_text())
+    index["is_distilled"] = False
+    (base / "model_index.json").write_text(json.dumps(index))
+    return base
 
 
 def _u8(image: np.ndarray) -> np.ndarray:
