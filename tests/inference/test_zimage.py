@@ -285,3 +285,55 @@ def test_weighted_prompt_changes_the_caption(shared_engine: Any, zimage: Path) -
     assert torch.equal(plain, same)
     assert not torch.allclose(plain, heavy)
     assert (heavy[0].abs().amax(-1) > 0).sum() == (plain[0].abs().amax(-1) > 0).sum()
+
+
+def test_a_flux_controlnet_is_refused(shared_engine: Any, zimage: Path) -> None:
+    """A FLUX ControlNet folder does not even build as a Z-Image net (the engine refuses the
+    run); loaded as what it is, the family names the mismatch."""
+    from diffusers import FluxControlNetModel
+
+    net_path = tiny_flow_model("controlnet-flux")
+    spec = ControlSpec(kind=ControlKind.CANNY, image=np.zeros((SIDE, SIDE, 3), np.uint8), model=ModelRef(str(net_path)))
+    result = shared_engine.run(request(zimage, width=SIDE, height=SIDE, steps=2, controls=(spec,)), Recorder())
+    assert result.error is not None and "ControlNet" in str(result.error)
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    net = FluxControlNetModel.from_pretrained(str(net_path), local_files_only=True)
+    assert "not a Z-Image ControlNet" in str(model.family.controlnet_mismatch(net, model.pipe))
+
+
+def test_folders_are_told_apart() -> None:
+    from sfumato.inference.families import family_for_diffusers
+    from sfumato.inference.families.zimage import ZImageFamily
+
+    family = ZImageFamily()
+    transformer = {"_class_name": "ZImageTransformer2DModel"}
+    for name in ("ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageControlNetPipeline"):
+        index = {"_class_name": name, "transformer": ["diffusers", "ZImageTransformer2DModel"]}
+        assert family_for_diffusers(index, transformer).name == "zimage"
+    assert family.matches_diffusers({}, transformer)
+    # Omni's transformer also reads SigLIP features: not this family's call.
+    assert not family.matches_diffusers({"_class_name": "ZImageOmniPipeline"}, transformer)
+    assert not family.matches_diffusers({}, {**transformer, "siglip_feat_dim": 1152})
+    assert not family.matches_diffusers({"_class_name": "FluxPipeline"}, {"_class_name": "FluxTransformer2DModel"})
+
+
+def test_a_lora_changes_the_picture_and_comes_off(shared_engine: Any, zimage: Path, tmp_path: Path) -> None:
+    """A diffusers-named Z-Image LoRA merges into the transformer's attention and leaves
+    it again: the next run without it gives the first picture back."""
+    from safetensors.torch import save_file
+    from sfumato.inference.request import LoraSpec
+
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    g = _seed(0)
+    state = {}
+    for i in range(len(model.denoiser.layers)):
+        for proj in ("to_q", "to_k", "to_v"):
+            state[f"transformer.layers.{i}.attention.{proj}.lora_A.weight"] = torch.randn(4, 32, generator=g)
+            state[f"transformer.layers.{i}.attention.{proj}.lora_B.weight"] = torch.randn(32, 4, generator=g) * 0.5
+    save_file(state, str(tmp_path / "zimage_lora.safetensors"))
+    req = request(zimage, width=SIDE, height=SIDE, steps=2, seed=8)
+    before = _run(shared_engine, req)
+    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(tmp_path / "zimage_lora.safetensors")),)))
+    after = _run(shared_engine, req)
+    assert np.abs(with_lora.astype(int) - before.astype(int)).mean() > 0.5
+    assert np.array_equal(before, after)
