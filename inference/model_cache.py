@@ -39,6 +39,13 @@ from sfumato.inference.errors import (
 )
 from sfumato.inference.families import Family, family_for_diffusers, get_family
 from sfumato.inference.families.base import PreviewFactors
+from sfumato.inference.memory import (
+    MemoryPlan,
+    Placement,
+    activation_bytes,
+    component_bytes,
+    plan_placement,
+)
 from sfumato.inference.request import LoraSpec, ModelRef
 from sfumato.vocabulary.config import read_json
 from sfumato.vocabulary.families import BUILTIN, BUILTIN_CONTROLNET, SDXL, models_folder
@@ -69,6 +76,8 @@ class LoadedModel:
         default_factory=OrderedDict
     )
     taesd: Any = None
+    #: where the weights live on a GPU and why (``None`` on a CPU)
+    memory: MemoryPlan | None = None
 
     @property
     def denoiser(self) -> Any:
@@ -254,7 +263,7 @@ class ModelCache:
         if part is None or part.role not in (Role.TRANSFORMER, Role.CHECKPOINT) or part.family is None:
             return None
         family = get_family(part.family)  # a family without a plugin is refused before any loading
-        from sfumato.inference.transformer_files import load_model_file
+        from sfumato.inference.model_assembly import load_model_file
 
         pipe, _ = load_model_file(path, config=self.single_file_configs.get(part.family),
                                   torch_dtype=self.choice.dtype, device=self.choice.device)
@@ -317,12 +326,20 @@ class ModelCache:
         native = family.loaded_native_side(pipe)
         if dtype != torch.float32 and getattr(pipe.vae.config, "force_upcast", False):
             pipe.vae.to(dtype=torch.float32)  # the SDXL VAE overflows in fp16
-        if self.options.cpu_offload and device.type != "cpu":
+        memory = self._memory_plan(pipe, family, device, dtype)
+        placement = None if memory is None else memory.placement
+        if placement in (Placement.MODEL_OFFLOAD, Placement.SEQUENTIAL_OFFLOAD):
+            log.info("%s: %s (%s)", key, placement.value if placement else "", memory.reason if memory else "")
             try:
-                pipe.enable_model_cpu_offload(device=device)
+                if placement is Placement.MODEL_OFFLOAD:
+                    pipe.enable_model_cpu_offload(device=device)
+                else:
+                    pipe.enable_sequential_cpu_offload(device=device)
             except Exception as error:
                 raise UnsupportedModeError(
-                    f"CPU offload is not available: {error}", "Install the 'accelerate' package."
+                    f"{key} needs {placement.value if placement else 'offload'} to fit this GPU "
+                    f"({memory.reason if memory else ''}), which is not available: {error}",
+                    "Install the 'accelerate' package: pip install 'sfumato[gpu]'.",
                 ) from error
         else:
             pipe.to(device)
@@ -345,7 +362,23 @@ class ModelCache:
 
         if self.options.preview is PreviewMode.TAESD:
             taesd = load_taesd(self.models_root / ("taesdxl" if family.name == SDXL else "taesd"), device, dtype)
-        return LoadedModel(key, family, pipe, native, vae_scale, preview, taesd=taesd)
+        return LoadedModel(key, family, pipe, native, vae_scale, preview, taesd=taesd, memory=memory)
+
+    def _memory_plan(self, pipe: Any, family: Family, device: torch.device, dtype: torch.dtype) -> MemoryPlan | None:
+        """Where the weights go (:mod:`sfumato.inference.memory`); ``None`` off CUDA."""
+        forced = Placement.parse(self.options.offload)
+        if self.options.cpu_offload and forced is None:
+            forced = Placement.MODEL_OFFLOAD
+        if device.type == "cpu":
+            return None
+        if forced is not None:
+            return MemoryPlan(forced, "chosen in the settings")
+        if device.type != "cuda" or not torch.cuda.is_available():
+            return None
+        free, _total = torch.cuda.mem_get_info(device)
+        dtype_bytes = torch.empty((), dtype=dtype).element_size()
+        working = activation_bytes(family.native_side, dtype_bytes)
+        return plan_placement(component_bytes(pipe), int(free), working)
 
     # ------------------------------------------------------------------ ControlNets
 

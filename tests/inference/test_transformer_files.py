@@ -34,13 +34,9 @@ from fabricated_checkpoints import (
     zimage_to_original,
 )
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
+from sfumato.inference.model_assembly import find_tokenizer, load_model_file, load_text_encoder
 from sfumato.inference.model_parts import Encoder, identify_part
-from sfumato.inference.transformer_files import (
-    find_tokenizer,
-    load_model_file,
-    load_text_encoder,
-    load_transformer,
-)
+from sfumato.inference.transformer_files import load_transformer
 from tinymodels import write_tiny_clip_tokenizer
 
 FAMILIES = {
