@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
@@ -45,9 +45,6 @@ from sfumato.inference.single_file import (
     load_checkpoint_state_dict,
 )
 from sfumato.vocabulary.families import CHROMA, FLUX, FLUX2, QWENIMAGE, SD3, ZIMAGE
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "TRANSFORMER_CLASSES",
