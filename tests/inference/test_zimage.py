@@ -337,3 +337,24 @@ def test_a_lora_changes_the_picture_and_comes_off(shared_engine: Any, zimage: Pa
     after = _run(shared_engine, req)
     assert np.abs(with_lora.astype(int) - before.astype(int)).mean() > 0.5
     assert np.array_equal(before, after)
+
+
+def test_comfyui_files_render_as_the_folder(fresh_engine: Any, zimage: Path, tmp_path: Path) -> None:
+    """Z-Image as an artist keeps it in ComfyUI's models folder (the transformer in the
+    original layout under diffusion_models/, Qwen3 under text_encoders/, the VAE as ae):
+    the engine renders the folder's picture."""
+    from diffusers import ZImagePipeline
+    from fabricated_checkpoints import COMFY, save, vae_to_ldm, zimage_to_original
+
+    pipe = ZImagePipeline.from_pretrained(str(zimage), local_files_only=True)
+    models = tmp_path / "ComfyUI" / "models"
+    main = save(models / "diffusion_models" / "z_image_turbo.safetensors",
+                {COMFY + k: v for k, v in zimage_to_original(pipe.transformer).items()})  # fmt: skip
+    save(models / "text_encoders" / "qwen_3_4b.safetensors", {"model." + k: v for k, v in pipe.text_encoder.state_dict().items()})
+    save(models / "vae" / "ae.safetensors", vae_to_ldm(pipe.vae))
+    engine = fresh_engine()
+    engine.cache.single_file_configs["zimage"] = zimage
+    req = request(zimage, width=SIDE, height=SIDE, steps=2, seed=12)
+    from_files = _run(engine, req.replace(model=ModelRef(str(main))))
+    assert engine.cache.get(ModelRef(str(main))).family.name == "zimage"
+    assert np.abs(from_files.astype(int) - _run(engine, req).astype(int)).max() <= 1
