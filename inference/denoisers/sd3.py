@@ -102,7 +102,7 @@ class SD3Denoiser:
         3.5 nets, whose config has no text width) and the net's position embedding (those
         same nets borrow the transformer's)."""
         net, text, pipe = control.net, self.job.text, model.pipe
-        if not net.config.get("use_pos_embed", True) and getattr(net, "pos_embed", None) is None:
+        if not net.config.get("use_pos_embed", True):  # this model's, whichever ran before
             net.pos_embed = net._get_pos_embed_from_transformer(self.transformer).to(
                 device=control.image.device, dtype=next(net.parameters()).dtype
             )

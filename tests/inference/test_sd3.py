@@ -111,15 +111,39 @@ def test_inpaint_equals_sd3_inpaint_pipeline(shared_engine: Any, sd3: Path, monk
     _assert_close(ours, theirs)
 
 
+def _stability_controlnet(path: Path) -> Path:
+    """A tiny net shaped like Stability's SD 3.5 Large ControlNets (blur, canny, depth): no
+    text input, single blocks, the transformer's position embedding, the VAE shift kept
+    and the real pooled embedding (InstantX's, ``controlnet-sd3``, zero it)."""
+    from diffusers import SD3ControlNetModel
+
+    if not (path / "config.json").is_file():
+        torch.manual_seed(37)
+        net = SD3ControlNetModel(
+            sample_size=8, num_layers=1, attention_head_dim=8, num_attention_heads=4, joint_attention_dim=None,
+            pooled_projection_dim=48, use_pos_embed=False, force_zeros_for_pooled_projection=False,
+        )  # fmt: skip
+        with torch.no_grad():  # zero-initialised projections would add nothing
+            for sub in net.modules():
+                if isinstance(sub, torch.nn.Linear | torch.nn.Conv2d) and not sub.weight.any():
+                    torch.nn.init.normal_(sub.weight, std=0.05)
+        net.save_pretrained(str(path), safe_serialization=True)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["instantx", "stability"])
 def test_controlnet_equals_sd3_controlnet_pipeline(
-    shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch
+    shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, kind: str
 ) -> None:
     from diffusers import SD3ControlNetModel, StableDiffusion3ControlNetPipeline
     from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
     monkeypatch.setattr(DiagonalGaussianDistribution, "sample", lambda self, generator=None: self.mode())
     model = shared_engine.cache.get(ModelRef(str(sd3)))
-    net_path = tiny_flow_model("controlnet-sd3")
+    if kind == "instantx":
+        net_path = tiny_flow_model("controlnet-sd3")
+    else:
+        net_path = _stability_controlnet(tmp_path_factory.mktemp("sd35-controlnet"))
     control = np.zeros((SIDE, SIDE, 3), np.uint8)
     control[8:56, 24:40] = 255
     spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
