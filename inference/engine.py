@@ -47,7 +47,8 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,7 @@ from sfumato.inference.events import (
 )
 from sfumato.inference.inpaint import apply_fill, join_thresholds
 from sfumato.inference.latents import NoiseLevels, initial_sigma
+from sfumato.inference.memory import Placement, next_setting, wants_vae_tiling
 from sfumato.inference.model_cache import LoadedModel, ModelCache
 from sfumato.inference.modes import request_modes
 from sfumato.inference.preview import LatentPreviewer, TaesdPreviewer
@@ -127,6 +129,8 @@ class Engine:
         #: where textual-inversion files are looked for; ``None``: the usual folders
         #: (:func:`~sfumato.inference.embeddings.embedding_dirs`), read at each generation
         self.embedding_dirs: list[Path] | None = None
+        #: where the current model's weights live (for an out-of-memory error's advice)
+        self._placement: Placement | None = None
         self._lock = threading.Lock()
 
     @property
@@ -197,18 +201,18 @@ class Engine:
             min_side=min_side,
             max_long_side=max_long,
             inpaint_model=loaded.is_inpaint_model,
+            memory="" if loaded.memory is None else f"{loaded.memory.placement.value}: {loaded.memory.reason}",
         )
 
     # ------------------------------------------------------------------ errors
 
-    @staticmethod
-    def _as_engine_error(raw: BaseException) -> EngineError:
+    def _as_engine_error(self, raw: BaseException) -> EngineError:
         if isinstance(raw, EngineError):
             return raw
         if isinstance(raw, RequestError):
             return InvalidRequestError(str(raw))
         if is_oom_error(raw):
-            return OutOfMemoryError("The device ran out of memory while generating.")
+            return OutOfMemoryError("The device ran out of memory while generating.", next_setting(self._placement))
         log.exception("generation failed", exc_info=raw)
         return EngineError(f"Generation failed: {raw}", "This is a bug; please report it with the log.")
 
@@ -241,6 +245,9 @@ class Engine:
             family=model.family.name,
             device=str(self.choice),
         )
+        self._placement = None if model.memory is None else model.memory.placement
+        if model.memory is not None:
+            metadata.update(memory=model.memory.placement.value)
         if steps.effective == 0:
             # Strength 0: nothing to denoise; the init image is the result, byte for byte.
             assert request.init is not None
@@ -250,7 +257,8 @@ class Engine:
         job = self._prepare(model, request, scheduler, steps)
         _check_cancel(cancel)
         latents = self._denoise(model, request, job, emit, cancel)
-        decoded = model.family.decode_latents(model.pipe, latents)
+        with self._vae_tiling(model, request):
+            decoded = model.family.decode_latents(model.pipe, latents)
         images = [np.ascontiguousarray(image) for image in decoded]
         metadata.update(
             steps_run=steps.effective,
@@ -260,6 +268,27 @@ class Engine:
             seconds_per_step=round(job.step_seconds, 5),
         )
         return images, metadata
+
+    @contextmanager
+    def _vae_tiling(self, model: LoadedModel, request: GenerationRequest) -> Iterator[None]:
+        """Decode through the tiled VAE when the area would not fit the free GPU memory
+        (always, when the options say so: then tiling was set at load time)."""
+        vae = model.vae
+        automatic = (
+            not self.options.vae_tiling
+            and self.device.type == "cuda"
+            and hasattr(vae, "enable_tiling")
+            and wants_vae_tiling(request.width, request.height, int(torch.cuda.mem_get_info(self.device)[0]),
+                                 torch.empty((), dtype=self.dtype).element_size())  # fmt: skip
+        )
+        if automatic:
+            log.info("decoding %dx%d through the tiled VAE to fit the free memory", request.width, request.height)
+            vae.enable_tiling()
+        try:
+            yield
+        finally:
+            if automatic:
+                vae.disable_tiling()
 
     def _apply_loras(self, model: LoadedModel, request: GenerationRequest) -> None:
         if model.loras == request.loras:
@@ -421,7 +450,9 @@ class Engine:
                 latents = torch.where(job.denoise_mask <= 0.0, job.init_latents, latents)
         except Exception as error:
             if is_oom_error(error) and not isinstance(error, EngineError):
-                raise OutOfMemoryError("The device ran out of memory while generating.") from error
+                raise OutOfMemoryError(
+                    "The device ran out of memory while generating.", next_setting(self._placement)
+                ) from error
             raise
         finally:
             denoiser.close()

@@ -98,3 +98,5 @@ class ModelInfo:
     min_side: int
     max_long_side: int
     inpaint_model: bool
+    #: where the weights live on a GPU and why (:mod:`sfumato.inference.memory`), "" on a CPU
+    memory: str = ""

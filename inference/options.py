@@ -23,15 +23,20 @@ class EngineOptions:
 
     ``device``: ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"`` or ``None`` (automatic).
     ``dtype``: ``"float16"``, ``"bfloat16"``, ``"float32"`` or ``None`` (automatic).
-    ``cpu_offload``: keep models in RAM and move each to the GPU only while it runs
-    (needs the ``accelerate`` package). ``vae_tiling``: decode/encode in tiles (large
-    images on small GPUs). ``channels_last`` and ``compile`` speed up CUDA runs.
+    ``offload``: where a model's weights live on a GPU: ``"auto"`` (measured against
+    the free memory at load time, :mod:`sfumato.inference.memory`), ``"none"`` (all on
+    the GPU), ``"model"`` (in RAM, each part moved to the GPU while it runs) or
+    ``"sequential"`` (layers streamed one at a time); offloading needs the ``accelerate``
+    package. ``cpu_offload`` is the older switch for ``"model"``. ``vae_tiling``:
+    decode/encode in tiles always (``auto`` turns it on for areas too large for the free
+    memory). ``channels_last`` and ``compile`` speed up CUDA runs.
     ``max_models``: pipelines kept loaded (the least recently used is dropped first).
     """
 
     device: str | None = None
     dtype: str | None = None
     cpu_offload: bool = False
+    offload: str = "auto"
     vae_tiling: bool = False
     channels_last: bool = False
     compile: bool = False
