@@ -119,7 +119,7 @@ def _stability_controlnet(path: Path) -> Path:
 
     if not (path / "config.json").is_file():
         torch.manual_seed(37)
-        net = SD3ControlNetModel(
+        net: Any = SD3ControlNetModel(
             sample_size=8, num_layers=1, attention_head_dim=8, num_attention_heads=4, joint_attention_dim=None,
             pooled_projection_dim=48, use_pos_embed=False, force_zeros_for_pooled_projection=False,
         )  # fmt: skip
