@@ -111,8 +111,8 @@ def test_inpaint_equals_qwenimage_inpaint_pipeline(
 def test_controlnet_equals_qwenimage_controlnet_pipeline(
     shared_engine: Any, qwen: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With guidance: the ControlNet's residuals come from the conditional prompt and serve
-    both halves."""
+    """Two images with guidance: the ControlNet's residuals come from the conditional half
+    of the batch and serve both halves, as diffusers computes them from the prompt alone."""
     from diffusers import QwenImageControlNetModel, QwenImageControlNetPipeline
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_controlnet
 
@@ -122,17 +122,19 @@ def test_controlnet_equals_qwenimage_controlnet_pipeline(
     control = np.zeros((SIDE, SIDE, 3), np.uint8)
     control[8:56, 24:40] = 255
     spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
-    cfg = 3.0
-    req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=9, controls=(spec,))
-    ours = _run(shared_engine, req)
-    without = _run(shared_engine, req.replace(controls=()))
-    assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
+    req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=9, controls=(spec,), batch=2)
+    result = shared_engine.run(req, Recorder())
+    assert result.ok, result.error
+    without = _run(shared_engine, req.replace(controls=(), batch=1))
+    assert np.abs(result.images[0].astype(int) - without.astype(int)).mean() > 0.2  # the control acts
     net = QwenImageControlNetModel.from_pretrained(str(net_path), local_files_only=True)
     pipe = QwenImageControlNetPipeline(**model.pipe.components, controlnet=net)
     theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
-                  num_inference_steps=4, height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(9),
-                  output_type="np", **_guidance(cfg, req.negative)).images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+                  num_inference_steps=4, height=SIDE, width=SIDE, num_images_per_prompt=2,
+                  generator=[torch.Generator("cpu").manual_seed(s) for s in (9, 10)], output_type="np",
+                  **_guidance(3.0, req.negative)).images  # fmt: skip
+    for ours, reference in zip(result.images, theirs):
+        _assert_close(ours, reference)
 
 
 def test_only_qwenimage_controlnets_without_a_mask_input_are_taken(shared_engine: Any, qwen: Path) -> None:
