@@ -115,6 +115,8 @@ def joint_bias(masks: torch.Tensor, rows: list[list[int]], image_tokens: int, dt
     are its own). Image pad tokens are background image tokens without a place: they see
     every image token and the global prompt, and only the global prompt's tokens see them.
     Keys past a row's length (the batch padding) are masked."""
+    device = masks.device
+    masks = masks.detach().float().cpu()  # built on the CPU, then moved
     n, nx = image_tokens, _padded(image_tokens)
     lengths = [nx + _padded(sum(r)) for r in rows]
     size = max(lengths)
@@ -131,7 +133,7 @@ def joint_bias(masks: torch.Tensor, rows: list[list[int]], image_tokens: int, dt
         full[nx:, n:nx] = foreign[:, None]
         out[i, 0, : nx + text, : nx + text] = full
         out[i, 0, :, nx + text :] = NEGATIVE_BIAS
-    return out.to(masks.device, dtype)
+    return out.to(device, dtype)
 
 
 def caption_bias(rows: list[list[int]], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
