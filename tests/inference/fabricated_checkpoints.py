@@ -26,7 +26,9 @@ __all__ = [
     "tiny_flux",
     "tiny_flux2",
     "tiny_qwen3",
+    "qwenimage_vae_to_wan",
     "tiny_qwenimage",
+    "tiny_qwenimage_vae",
     "tiny_sd3",
     "tiny_t5",
     "tiny_vae16",
@@ -387,6 +389,64 @@ def vae_to_ldm(model: Any) -> dict[str, torch.Tensor]:
             if new.endswith("weight") and value.ndim == 2:
                 value = value[:, :, None, None]  # the original attention is made of 1×1 convolutions
         out[new] = value
+    return out
+
+
+def tiny_qwenimage_vae(seed: int = 10) -> Any:
+    """A tiny Qwen-Image VAE with the released block structure (four levels, two residual
+    blocks each: the structure ComfyUI's Wan-style names encode)."""
+    import diffusers
+
+    _seeded(seed)
+    return diffusers.AutoencoderKLQwenImage(
+        base_dim=4, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True],
+    ).eval()
+
+
+_WAN_RESIDUAL = {"norm1.gamma": "residual.0.gamma", "conv1.": "residual.2.", "norm2.gamma": "residual.3.gamma",
+                 "conv2.": "residual.6.", "conv_shortcut.": "shortcut."}  # fmt: skip
+
+
+def qwenimage_vae_to_wan(vae: Any) -> dict[str, torch.Tensor]:
+    """A diffusers Qwen-Image VAE's weights in the original Wan names ComfyUI's
+    ``qwen_image_vae.safetensors`` uses (decoder levels flattened: three residual blocks
+    and an upsampler per level)."""
+    out: dict[str, torch.Tensor] = {}
+
+    def residual(tail: str) -> str:
+        for new, old in _WAN_RESIDUAL.items():
+            if tail.startswith(new):
+                return old + tail[len(new):]
+        return tail
+
+    for key, value in vae.state_dict().items():
+        side, rest = key.split(".", 1)
+        if key.startswith(("quant_conv.", "post_quant_conv.")):
+            name = ("conv1." if key.startswith("quant_conv.") else "conv2.") + key.split(".", 1)[1]
+        elif rest.startswith("conv_in."):
+            name = f"{side}.conv1.{rest[len('conv_in.'):]}"
+        elif rest.startswith("norm_out."):
+            name = f"{side}.head.0.{rest[len('norm_out.'):]}"
+        elif rest.startswith("conv_out."):
+            name = f"{side}.head.2.{rest[len('conv_out.'):]}"
+        elif rest.startswith("mid_block.attentions.0."):
+            name = f"{side}.middle.1.{rest[len('mid_block.attentions.0.'):]}"
+        elif rest.startswith("mid_block.resnets."):
+            index, tail = rest[len("mid_block.resnets."):].split(".", 1)
+            name = f"{side}.middle.{2 * int(index)}.{residual(tail)}"
+        elif rest.startswith("down_blocks."):
+            index, tail = rest[len("down_blocks."):].split(".", 1)
+            name = f"encoder.downsamples.{index}.{residual(tail)}"
+        elif rest.startswith("up_blocks."):
+            level, tail = rest[len("up_blocks."):].split(".", 1)
+            if tail.startswith("upsamplers.0."):
+                name = f"decoder.upsamples.{4 * int(level) + 3}.{tail[len('upsamplers.0.'):]}"
+            else:
+                block, tail = tail[len("resnets."):].split(".", 1)
+                name = f"decoder.upsamples.{4 * int(level) + int(block)}.{residual(tail)}"
+        else:
+            raise AssertionError(f"unmapped: {key}")
+        out[name] = value.detach().clone()
     return out
 
 

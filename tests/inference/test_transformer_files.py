@@ -565,3 +565,16 @@ def test_flux_fill_gets_the_fill_pipeline(tmp_path: Path, flux_parts: dict[str, 
     assert (family, type(pipe).__name__) == ("flux", "FluxFillPipeline")
     assert (pipe.transformer.config.in_channels, pipe.transformer.config.out_channels) == (384, 64)
     _assert_same_weights(fill, pipe.transformer)
+
+
+def test_qwenimage_vae_in_comfyui_wan_names(tmp_path: Path) -> None:
+    from fabricated_checkpoints import qwenimage_vae_to_wan, tiny_qwenimage_vae
+    from sfumato.inference.model_assembly import load_vae
+    from sfumato.inference.model_parts import VaeKind
+
+    vae = tiny_qwenimage_vae()
+    path = save(tmp_path / "qwen_image_vae.safetensors", qwenimage_vae_to_wan(vae))
+    part = identify_part(path)
+    assert part is not None and part.vae is VaeKind.QWENIMAGE
+    loaded = load_vae(part, VaeKind.QWENIMAGE, "qwenimage", config=_config(tmp_path / "c", vae, "vae"))
+    _assert_same_weights(vae, loaded)
