@@ -318,3 +318,16 @@ def test_regions_cost_one_pass(shared_engine: Any, sd3: Path) -> None:
     finally:
         del transformer.forward
     assert calls == 3
+
+
+def test_sd3_is_a_supported_family_recognised_from_a_folder(sd3: Path) -> None:
+    from sfumato.inference.families import family_for_diffusers
+    from sfumato.planner.families import FAMILIES
+    from sfumato.vocabulary.config import read_json
+    from sfumato.vocabulary.families import SD3, SUPPORTED_FAMILIES
+
+    assert SD3 in SUPPORTED_FAMILIES
+    index = read_json(sd3 / "model_index.json") or {}
+    transformer = read_json(sd3 / "transformer" / "config.json") or {}
+    assert family_for_diffusers(index, transformer).name == SD3
+    assert (FAMILIES[SD3].native, FAMILIES[SD3].min_side, FAMILIES[SD3].max_side) == (1024, 512, 1536)
