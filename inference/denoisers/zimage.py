@@ -150,6 +150,11 @@ def caption_bias(rows: list[list[int]], device: torch.device, dtype: torch.dtype
     return out.to(device, dtype)
 
 
+#: what ``ZImageControlNetModel.from_transformer`` lends a ControlNet from the transformer
+_SHARED_WITH_CONTROLNET = ("t_scale", "t_embedder", "all_x_embedder", "cap_embedder", "rope_embedder",
+                           "noise_refiner", "context_refiner", "x_pad_token", "cap_pad_token")  # fmt: skip
+
+
 class ZImageDenoiser:
     """One Z-Image transformer call a step (module docstring)."""
 
@@ -285,3 +290,9 @@ class ZImageDenoiser:
             attention.set_processor(stock)
         self.installed = []
         self.biased = []
+        for control, _ in self.controls:
+            # The cached net must not keep this transformer's modules alive once the model
+            # leaves the cache; the next run shares them again.
+            for name in _SHARED_WITH_CONTROLNET:
+                setattr(control.net, name, None)
+        self.controls = []

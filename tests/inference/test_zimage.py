@@ -125,6 +125,8 @@ def test_controlnet_equals_zimage_controlnet_pipeline(
     ours = _run(shared_engine, req)
     without = _run(shared_engine, req.replace(controls=()))
     assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
+    cached = shared_engine.cache.controlnet(spec.model, spec.kind, model)
+    assert cached.noise_refiner is None and cached.x_pad_token is None  # the transformer's modules given back
     net = ZImageControlNetModel.from_pretrained(str(net_path), local_files_only=True)
     pipe = ZImageControlNetPipeline(**model.pipe.components, controlnet=net)
     theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
