@@ -139,10 +139,11 @@ class QwenImageDenoiser:
             padding = torch.zeros(tokens.shape[0], 1, 1, bias.shape[-1], device=device)
             padding[:, 0, 0, : tokens.shape[1]].masked_fill_(~self.valid, NEGATIVE_BIAS)
             self.attention = {"attention_mask": (bias + padding).clamp_min(NEGATIVE_BIAS).to(dtype)}
-            self._processors = dict(self.transformer.attn_processors)
-            self.transformer.set_attn_processor(biased_attention()())
         self.control_valid = text_valid(text.control_tokens, ())
         self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
+        if self.attention:  # last: nothing after it can fail before the engine owns close()
+            self._processors = dict(self.transformer.attn_processors)
+            self.transformer.set_attn_processor(biased_attention()())
 
     def _control_condition(self, model: LoadedModel, control: Any) -> torch.Tensor:
         """A Qwen-Image ControlNet's condition: the control image's packed latents, one per

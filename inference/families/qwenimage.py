@@ -80,6 +80,11 @@ class QwenImageFamily(FlowFamily):
             return "an inpainting ControlNet (it takes a mask beside the picture), which Sfumato does not run"
         return None
 
+    def embeds_guidance(self, pipe: Any) -> bool:
+        # No released Qwen-Image is guidance-distilled, but the transformer has the option
+        # (and the pipelines take ``guidance_scale`` for it): then one pass, the scale an input.
+        return bool(getattr(pipe.transformer.config, "guidance_embeds", False))
+
     # ----------------------------------------------------------------- the VAE
 
     def vae_scale(self, pipe: Any) -> int:
