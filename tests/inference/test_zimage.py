@@ -360,3 +360,29 @@ def test_comfyui_files_render_as_the_folder(fresh_engine: Any, zimage: Path, tmp
     from_files = _run(engine, req.replace(model=ModelRef(str(main))))
     assert engine.cache.get(ModelRef(str(main))).family.name == "zimage"
     assert np.abs(from_files.astype(int) - _run(engine, req).astype(int)).max() <= 1
+
+
+def test_a_union_2_controlnet_equals_the_pipeline(shared_engine: Any, zimage: Path, tmp_path: Path) -> None:
+    """The "Union 2.x" layout: control blocks in the noise refiner too and 33 control
+    channels (the inpainting ones zero, as ZImageControlNetPipeline sends them)."""
+    from diffusers import ZImageControlNetModel, ZImageControlNetPipeline
+    from tinyflow import _ZIMAGE, _Seeded, _wake
+
+    with _Seeded(7):
+        net = _wake(ZImageControlNetModel(control_layers_places=[0, 1], control_refiner_layers_places=[0],
+                                          add_control_noise_refiner="control_noise_refiner", control_in_dim=33,
+                                          **_ZIMAGE))  # fmt: skip
+    net.save_pretrained(str(tmp_path / "union2"), safe_serialization=True)
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    control[20:44, 8:56] = 255
+    spec = ControlSpec(kind=ControlKind.DEPTH, image=control, strength=0.7, model=ModelRef(str(tmp_path / "union2")))
+    req = request(zimage, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=10, controls=(spec,))
+    ours = _run(shared_engine, req)
+    assert np.abs(ours.astype(int) - _run(shared_engine, req.replace(controls=())).astype(int)).mean() > 0.2
+    net = ZImageControlNetModel.from_pretrained(str(tmp_path / "union2"), local_files_only=True)
+    pipe = ZImageControlNetPipeline(**model.pipe.components, controlnet=net)
+    theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.7,
+                  num_inference_steps=3, guidance_scale=0.0, height=SIDE, width=SIDE, generator=_seed(10),
+                  output_type="np").images[0]  # fmt: skip
+    _assert_close(ours, theirs)
