@@ -189,6 +189,15 @@ def test_refuses_other_samplers_and_controlnets(shared_engine: Any, klein: Path)
     assert result.error is not None and "controlnet" in str(result.error)
 
 
+def test_sides_are_multiples_of_16(shared_engine: Any, klein: Path) -> None:
+    """The planner sizes in 16 px (8 px of VAE, 2×2 patchified); the engine refuses others."""
+    from sfumato.planner.families import FAMILIES
+
+    assert FAMILIES["flux2"].multiple == 16
+    result = shared_engine.run(request(klein, width=72, height=SIDE, steps=2), Recorder())
+    assert result.error is not None and "multiples of 16" in str(result.error)
+
+
 def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
     left = box_mask(width, height, 0, 0, width // 2, height)
     right = box_mask(width, height, width // 2, 0, width, height)
