@@ -107,8 +107,9 @@ class SD3Family(FlowFamily):
     # ----------------------------------------------------------------- ControlNets
 
     def controlnet_mismatch(self, net: Any, pipe: Any) -> str | None:
-        """Not an SD3 ControlNet for this transformer: another family's net, or one of
-        another width (3.5 Large's on Medium)."""
+        """Not an SD3 ControlNet for this transformer: another family's net, one of another
+        width (3.5 Large's on Medium), or an inpainting ControlNet (Alimama's, whose control
+        input carries a mask channel the ControlNet pipeline's inpainting variant prepares)."""
         config, own = net.config, pipe.transformer.config
         if "pos_embed_max_size" not in config:
             return "not an SD3 ControlNet"
@@ -116,6 +117,8 @@ class SD3Family(FlowFamily):
         expected = int(own.num_attention_heads) * int(own.attention_head_dim)
         if width != expected:
             return f"an SD3 ControlNet of width {width}, the model's transformer is {expected} wide"
+        if int(config.get("extra_conditioning_channels", 0) or 0):
+            return "an SD3 inpainting ControlNet (it reads a mask beside the picture), which Sfumato does not drive"
         text = config.get("joint_attention_dim")
         if text is not None and int(text) != int(own.joint_attention_dim):
             return f"text width {text}, the model uses {own.joint_attention_dim}"

@@ -160,8 +160,8 @@ def test_controlnet_equals_sd3_controlnet_pipeline(
 
 
 def test_other_controlnets_are_told_apart(shared_engine: Any, sd3: Path) -> None:
-    """A FLUX ControlNet, or an SD3 one of another width (3.5 Large's on Medium), is named
-    as the wrong net instead of failing inside the transformer."""
+    """A FLUX ControlNet, an SD3 one of another width (3.5 Large's on Medium) or an SD3
+    inpainting ControlNet is named as the wrong net instead of failing inside the model."""
     from diffusers import FluxControlNetModel, SD3ControlNetModel
 
     model = shared_engine.cache.get(ModelRef(str(sd3)))
@@ -173,6 +173,9 @@ def test_other_controlnets_are_told_apart(shared_engine: Any, sd3: Path) -> None
     config = {**dict(own.config), "num_attention_heads": 2}
     wider = SD3ControlNetModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
     assert "width 16" in str(family.controlnet_mismatch(wider, pipe))
+    config = {**dict(own.config), "extra_conditioning_channels": 1}
+    inpainting = SD3ControlNetModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    assert "inpainting ControlNet" in str(family.controlnet_mismatch(inpainting, pipe))
 
 
 def test_a_folder_without_t5_runs_as_the_pipeline_does(
