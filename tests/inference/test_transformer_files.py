@@ -578,3 +578,63 @@ def test_qwenimage_vae_in_comfyui_wan_names(tmp_path: Path) -> None:
     assert part is not None and part.vae is VaeKind.QWENIMAGE
     loaded = load_vae(part, VaeKind.QWENIMAGE, "qwenimage", config=_config(tmp_path / "c", vae, "vae"))
     _assert_same_weights(vae, loaded)
+
+
+@pytest.mark.parametrize(("family", "variant"), [("flux", "dev"), ("chroma", None), ("sd3", "large"),
+                                                  ("flux2", "klein-4b"), ("zimage", None), ("qwenimage", None)])
+def test_full_size_files_are_told_and_fit_the_shipped_configs(family: str, variant: str | None) -> None:
+    """The released models' shapes, on the meta device (no memory): a full-size file of each
+    family in its original layout is recognised (variant included) and loads into the
+    shipped config unchanged, so the configs and the converters agree with the real sizes."""
+    import diffusers
+    from sfumato.inference.model_parts import identify_keys
+    from sfumato.inference.single_file import CONFIGS_DIR
+
+    config = json.loads((CONFIGS_DIR / family / "transformer" / "config.json").read_text())
+    with torch.device("meta"):
+        model = getattr(diffusers, config["_class_name"]).from_config(config)
+    original = FAMILIES[family][1](model)
+    if "pos_embed" in original:  # SD 3's saved position table: a real (zero-stride) tensor
+        shape = original["pos_embed"].shape
+        original["pos_embed"] = torch.zeros(1, 1, shape[-1]).expand(shape)
+    path = Path(f"{family}.safetensors")
+    part = identify_keys(path, {k: tuple(v.shape) for k, v in original.items()})
+    assert part is not None and (part.family, part.variant) == (family, variant)
+    loaded = load_transformer(path, part=part, state=original)
+    for key, value in config.items():
+        if not key.startswith("_"):
+            assert _same(loaded.config[key], value), key
+
+
+def _same(a: Any, b: Any) -> bool:
+    return list(a) == list(b) if isinstance(a, (list, tuple)) else a == b
+
+
+@pytest.mark.parametrize(("family", "variant", "sizes"), [
+    ("flux", "schnell", {"guidance_embeds": False}),
+    ("flux", "fill", {"in_channels": 384, "out_channels": 64}),
+    ("sd3", "medium", {"num_layers": 24, "num_attention_heads": 24, "caption_projection_dim": 1536,
+                       "pos_embed_max_size": 384, "dual_attention_layers": list(range(13))}),
+    ("flux2", "klein-9b", {"num_layers": 8, "num_single_layers": 24, "num_attention_heads": 32,
+                           "joint_attention_dim": 12288}),
+])
+def test_variants_share_the_shipped_config(family: str, variant: str, sizes: dict[str, Any]) -> None:
+    """FLUX.1 schnell and Fill, SD 3.5 medium and FLUX.2 Klein 9B (their released sizes, on
+    the meta device) load with the one shipped config of their family: the sizes their
+    weights show are read from them."""
+    import diffusers
+    from sfumato.inference.model_parts import identify_keys
+    from sfumato.inference.single_file import CONFIGS_DIR
+
+    config = {**json.loads((CONFIGS_DIR / family / "transformer" / "config.json").read_text()), **sizes}
+    with torch.device("meta"):
+        model = getattr(diffusers, config["_class_name"]).from_config(config)
+    original = FAMILIES[family][1](model)
+    if "pos_embed" in original:
+        shape = original["pos_embed"].shape
+        original["pos_embed"] = torch.zeros(1, 1, shape[-1]).expand(shape)
+    part = identify_keys(Path(f"{family}-{variant}.safetensors"), {k: tuple(v.shape) for k, v in original.items()})
+    assert part is not None and (part.family, part.variant) == (family, variant)
+    loaded = load_transformer(part.path, part=part, state=original)
+    for key, value in sizes.items():
+        assert _same(loaded.config[key], value), key
