@@ -12,8 +12,10 @@ denoiser (:mod:`sfumato.inference.denoisers.flux2`):
 - **the latents** the loop denoises are the VAE's, 2×2-patchified into 128 channels at
   1/16 of the picture and normalised by the VAE's batch-norm statistics
   (``running_mean``/``running_var``): exactly the tensor diffusers draws its noise in, so
-  a seed gives the same noise. Hence :meth:`Flux2Family.vae_scale` is 16 and the
-  transformer's patch is 1 (one token a latent pixel).
+  a seed gives the same noise. Hence :meth:`Flux2Family.vae_scale` is 16, sides are
+  multiples of 16 and the transformer's patch is 1 (one token a latent pixel). Regions,
+  the inpaint mask and x0 previews work on this 1/16 grid (previews fit their map over
+  the 128 channels).
 - **the schedule**: FLUX's sigmas, shifted by diffusers' ``compute_empirical_mu`` (fitted
   on the token count *and* the step count) instead of FLUX.1's linear ``mu``.
 - **guidance**: the distilled Klein (``is_distilled`` in the folder's
@@ -21,8 +23,9 @@ denoiser (:mod:`sfumato.inference.denoisers.flux2`):
   true classifier-free guidance above a scale of 1.
 - **reference images** are extra image tokens at time index 10, 20, …: the inpainting
   pipeline gives the model the whole init picture that way, and so does the engine
-  (:meth:`~sfumato.inference.denoisers.flux2.Flux2Denoiser`); editing with reference
-  images of one's own is not a mode yet.
+  (:class:`~sfumato.inference.denoisers.flux2.Flux2Denoiser`); editing with reference
+  images of one's own is not a mode yet (the denoiser's ``_references`` is where they
+  would join).
 
 diffusers has no FLUX.2 ControlNet, so the family refuses ControlNets. LoRAs merge through
 diffusers' FLUX.2 layout conversion (:mod:`sfumato.inference.lora`). diffusers has no Klein
