@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.flow import FlowFamily
+from sfumato.inference.families.flow import FlowFamily, flux_shift
 from sfumato.inference.families.t5 import needs_weighting, plain_text, weighted_t5
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.config import read_json
@@ -89,8 +89,6 @@ class SD3Family(FlowFamily):
         """The SD3 pipelines' call: ``steps`` timesteps and the scheduler's own spacing and
         shift (module docstring); ``mu`` for the token count where the config shifts
         dynamically (no released SD3 does), with SD3's default ``max_shift`` of 1.16."""
-        from sfumato.inference.families.flow import flux_shift
-
         config = scheduler.config
         kwargs: dict[str, Any] = {}
         if config.get("use_dynamic_shifting", False):
