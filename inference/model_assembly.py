@@ -326,13 +326,6 @@ def find_tokenizer(encoder: Encoder, family: str, *, config: Path | None = None,
         for parent in list(Path(file).parents)[:4]:
             candidates += [parent / n for n in names]
             candidates += [parent / "comfy" / "text_encoders" / n for n in _COMFY_TOKENIZERS.get(encoder, ())]
-    cls = transformers.AutoTokenizer
-    for candidate in candidates:
-        if _has_tokenizer(candidate):
-            try:
-                return cls.from_pretrained(str(candidate), local_files_only=True)
-            except (OSError, ValueError, TypeError) as error:
-                log.info("tokenizer in %s cannot be read: %s", candidate, error)
     from huggingface_hub import snapshot_download
 
     for repo, subfolder in _HUB_TOKENIZERS.get(encoder, ()):
@@ -340,9 +333,20 @@ def find_tokenizer(encoder: Encoder, family: str, *, config: Path | None = None,
             root = Path(snapshot_download(repo, local_files_only=True))
         except Exception:  # noqa: BLE001 - not cached (or no cache at all)
             continue
-        where = root / subfolder if subfolder else root
-        if _has_tokenizer(where):
-            return cls.from_pretrained(str(where), local_files_only=True)
+        candidates.append(root / subfolder if subfolder else root)
+    kind = "T5" if encoder is Encoder.T5XXL else "Qwen"
+    for candidate in candidates:
+        if not _has_tokenizer(candidate):
+            continue
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(candidate), local_files_only=True)
+        except (OSError, ValueError, TypeError) as error:
+            log.info("tokenizer in %s cannot be read: %s", candidate, error)
+            continue
+        # a "tokenizer" folder beside the files may be another model's: the class must fit
+        if kind in type(tokenizer).__name__:
+            return tokenizer
+        log.info("tokenizer in %s is a %s, not %s's", candidate, type(tokenizer).__name__, encoder.value)
     first = next(iter(near), None)
     place = (Path(first).parent / "tokenizer") if first is not None else folder / sub
     raise ModelNotFoundError(

@@ -638,3 +638,19 @@ def test_variants_share_the_shipped_config(family: str, variant: str, sizes: dic
     loaded = load_transformer(part.path, part=part, state=original)
     for key, value in sizes.items():
         assert _same(loaded.config[key], value), key
+
+
+def test_another_models_tokenizer_folder_is_not_taken_for_t5(tmp_path: Path, flux_parts: dict[str, Any]) -> None:
+    """A CLIP tokenizer in a ``tokenizer`` folder beside the T5 file is not T5's."""
+    t5_file = save(tmp_path / "text_encoders" / "t5xxl_fp16.safetensors", flux_parts["t5"].state_dict())
+    write_tiny_clip_tokenizer(tmp_path / "text_encoders" / "tokenizer")
+    with pytest.raises(ModelNotFoundError, match="T5-XXL tokenizer"):
+        find_tokenizer(Encoder.T5XXL, "flux", config=flux_parts["config"], near=[t5_file])
+
+
+def test_a_damaged_gguf_is_named(tmp_path: Path) -> None:
+    pytest.importorskip("gguf", reason="the gguf package is not installed (pip install gguf)")
+    path = tmp_path / "flux1-dev-Q4_K_S.gguf"
+    path.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
+    with pytest.raises(CorruptModelError, match="flux1-dev-Q4_K_S.gguf cannot be read as a GGUF file"):
+        identify_part(path)
