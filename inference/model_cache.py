@@ -237,6 +237,9 @@ class ModelCache:
             files = sorted(p for p in path.iterdir() if p.suffix in _CHECKPOINT_SUFFIXES)
             if len(files) == 1:
                 return self._load_file(files[0], family_hint)
+            main = _transformer_part_in(path)  # a transformer with its encoders and VAE beside it
+            if main is not None:
+                return self._load_file(main, family_hint)
             raise CorruptModelError(
                 f"{path} is neither a diffusers model folder (no model_index.json) nor a folder "
                 "holding one checkpoint file."
@@ -492,6 +495,19 @@ def _denoiser_config(pipe: Any) -> dict[str, Any]:
     """The config of a pipeline's UNet or transformer (what a family is recognised by)."""
     module = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
     return dict(module.config) if module is not None else {}
+
+
+def _transformer_part_in(folder: Path) -> Path | None:
+    """The one transformer (or whole checkpoint) of a transformer family among a folder's
+    files, when its text encoders and VAE lie beside it; ``None`` otherwise."""
+    from sfumato.inference.model_parts import Role, identify_part_cached
+
+    mains = [
+        p for p in sorted(folder.iterdir())
+        if p.suffix.lower() in (".safetensors", ".gguf") and p.is_file()
+        and (part := identify_part_cached(p)) is not None and part.role in (Role.TRANSFORMER, Role.CHECKPOINT)
+    ]
+    return mains[0] if len(mains) == 1 else None
 
 
 def _is_oom(error: BaseException) -> bool:

@@ -654,3 +654,28 @@ def test_a_damaged_gguf_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
     with pytest.raises(CorruptModelError, match="flux1-dev-Q4_K_S.gguf cannot be read as a GGUF file"):
         identify_part(path)
+
+
+def test_a_loose_folder_of_parts_loads_as_one_model(fresh_engine: Any, tmp_path: Path) -> None:
+    """A folder that is no diffusers folder but holds a FLUX.1 transformer with its text
+    encoders, VAE and T5 tokenizer beside it (a model someone copied together) loads whole."""
+    import shutil
+
+    from diffusers import FluxPipeline
+    from sfumato.inference.request import ModelRef
+    from tinyflow import tiny_flow_model
+
+    folder = tiny_flow_model("flux")
+    pipe = FluxPipeline.from_pretrained(str(folder))
+    loose = tmp_path / "my-flux"
+    save(loose / "flux1-dev.safetensors", flux_to_bfl(pipe.transformer))
+    save(loose / "clip_l.safetensors", {"text_model." + k: v for k, v in pipe.text_encoder.state_dict().items()})
+    save(loose / "t5xxl_fp16.safetensors", pipe.text_encoder_2.state_dict())
+    save(loose / "ae.safetensors", vae_to_ldm(pipe.vae))
+    shutil.copytree(folder / "tokenizer_2", loose / "tokenizer")
+    config = tmp_path / "config"
+    shutil.copytree(folder, config, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    engine = fresh_engine(single_file_configs={"flux": config})
+    model = engine.cache.get(ModelRef(str(loose)))
+    assert model.family.name == "flux" and type(model.pipe).__name__ == "FluxPipeline"
+    _assert_same_weights(pipe.transformer, model.pipe.transformer)
