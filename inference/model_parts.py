@@ -215,7 +215,9 @@ def identify_keys(path: Path, shapes: Mapping[str, tuple[int, ...]], *, quantize
         for encoder, prefixes in _CLIP_PREFIXES.items():
             for prefix in prefixes:
                 found = _encoder_in(_strip(shapes, prefix)) if any(k.startswith(prefix) for k in shapes) else None
-                if found is not None and found[0] is encoder:
+                named = prefix.startswith("text_encoders.")  # ComfyUI names the CLIP inside
+                clip = found is not None and found[0] in (Encoder.CLIP_L, Encoder.CLIP_G)
+                if found is not None and (found[0] is encoder or (named and clip and encoder is not Encoder.T5XXL)):
                     holds.add(encoder)
                     break
         for prefix in _VAE_PREFIXES:

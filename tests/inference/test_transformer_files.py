@@ -35,7 +35,7 @@ from fabricated_checkpoints import (
 )
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
 from sfumato.inference.model_assembly import find_tokenizer, load_model_file, load_text_encoder
-from sfumato.inference.model_parts import Encoder, identify_part
+from sfumato.inference.model_parts import Encoder, VaeKind, identify_part
 from sfumato.inference.transformer_files import load_transformer
 from tinymodels import write_tiny_clip_tokenizer
 
@@ -679,3 +679,28 @@ def test_a_loose_folder_of_parts_loads_as_one_model(fresh_engine: Any, tmp_path:
     model = engine.cache.get(ModelRef(str(loose)))
     assert model.family.name == "flux" and type(model.pipe).__name__ == "FluxPipeline"
     _assert_same_weights(pipe.transformer, model.pipe.transformer)
+
+
+def test_sd3_checkpoint_with_its_text_encoders(tmp_path: Path) -> None:
+    """SD 3's "incl_clips_t5" single file: the MMDiT, CLIP-L, CLIP-G, T5 and the VAE under
+    ComfyUI's names in one checkpoint; the T5 tokenizer beside it."""
+    import shutil
+
+    from diffusers import DiffusionPipeline
+    from tinyflow import tiny_flow_model
+
+    folder = tiny_flow_model("sd3")
+    reference = DiffusionPipeline.from_pretrained(str(folder))
+    sd = {COMFY + k: v for k, v in sd3_to_original(reference.transformer).items()}
+    for name, encoder in (("clip_l", reference.text_encoder), ("clip_g", reference.text_encoder_2),
+                          ("t5xxl", reference.text_encoder_3)):
+        sd.update({f"text_encoders.{name}.transformer.{k}": v for k, v in encoder.state_dict().items()})
+    sd.update({"first_stage_model." + k: v for k, v in vae_to_ldm(reference.vae).items()})
+    path = save(tmp_path / "checkpoints" / "sd3_medium_incl_clips_t5xxl.safetensors", sd)
+    shutil.copytree(folder / "tokenizer_3", tmp_path / "checkpoints" / "tokenizer")
+    part = identify_part(path)
+    assert part is not None and part.holds == {Encoder.CLIP_L, Encoder.CLIP_G, Encoder.T5XXL, VaeKind.LATENT16}
+    pipe, family = load_model_file(path, config=folder)
+    assert family == "sd3"
+    for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
+        _assert_same_weights(getattr(reference, name), getattr(pipe, name))
