@@ -79,7 +79,8 @@ def joint_attention_bias(
     """
     if masks.shape[0] != len(layout.spans):
         raise ValueError(f"{masks.shape[0]} region masks for {len(layout.spans)} region prompts")
-    cover = token_coverage(masks, patch).clamp(0.0, 1.0)  # (R, N)
+    # Built on the CPU in float32 (the masks are small), moved to the device once at the end.
+    cover = token_coverage(masks.detach().float().cpu(), patch).clamp(0.0, 1.0)  # (R, N)
     background = (1.0 - cover.sum(dim=0)).clamp(0.0, 1.0)  # (N,)
     per_owner = torch.cat([background[None], cover], dim=0)  # (R + 1, N): owner 0 is global
     logs = torch.where(per_owner > 0, per_owner.clamp_min(1e-30).log(), torch.full_like(per_owner, NEGATIVE_BIAS))
@@ -106,12 +107,12 @@ def attention_shares(
     """``(R,)``: for each region, the largest share of attention any image token wholly
     inside it gives to *other* prompts' text tokens (``probabilities``: ``(B, H, L, L)``
     softmax weights of one attention call). What "< 1e-3 leaks" is measured with."""
-    cover = token_coverage(masks, patch)
+    cover = token_coverage(masks.detach().float().cpu(), patch)
     owner = layout.owners()
     t, n = layout.text_length, cover.shape[1]
     text = slice(n, n + t) if layout.image_first else slice(0, t)
     image = slice(0, n) if layout.image_first else slice(t, t + n)
-    rows = probabilities[:, :, image, text].float()  # (B, H, N, T)
+    rows = probabilities[:, :, image, text].float().cpu()  # (B, H, N, T)
     shares = []
     for r in range(cover.shape[0]):
         inside = cover[r] >= 1.0 - 1e-6

@@ -467,6 +467,13 @@ class ModelCache:
             elif target.is_dir():
                 if not (target / "config.json").is_file():
                     raise CorruptModelError(f"{target} is not a ControlNet folder (no config.json).")
+                declared = str((read_json(target / "config.json") or {}).get("_class_name", ""))
+                if declared.endswith("ControlNetModel") and declared != class_name:
+                    raise UnsupportedModeError(
+                        f"The ControlNet {target.name} is a {declared}, for another model family "
+                        f"(this model takes a {class_name}).",
+                        "Choose a ControlNet made for this model's family.",
+                    )
                 from sfumato.inference.model_files import check_model_folder
 
                 check_model_folder(target)

@@ -313,3 +313,49 @@ def test_fill_is_chosen_and_fed_as_flux_fill_pipeline_feeds_it(shared_engine: An
     result = _run(shared_engine, req)
     inside = mask == 1
     assert np.abs(result[inside].astype(int) - init[inside].astype(int)).mean() > 5
+
+
+def test_union_controlnet_takes_the_layer_kinds_control_type(
+    shared_engine: Any, flux: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FLUX union ControlNet (``num_mode`` set, as InstantX's and Shakker-Labs' are) gets
+    the control type of the layer's kind (depth → 2) and equals FluxControlNetPipeline
+    given that ``control_mode``; a kind the union lacks is refused by name."""
+    from diffusers import FluxControlNetModel, FluxControlNetPipeline
+    from diffusers.pipelines.flux import pipeline_flux_controlnet
+    from tinyflow import _FLUX, _Seeded, _wake
+
+    _mode_latents(monkeypatch, pipeline_flux_controlnet)
+    with _Seeded(31):
+        net = _wake(FluxControlNetModel(patch_size=1, in_channels=64, guidance_embeds=True, num_mode=10, **_FLUX))
+    net.save_pretrained(str(tmp_path / "union"), safe_serialization=True)
+    model = shared_engine.cache.get(ModelRef(str(flux)))
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    control[:, : SIDE // 2] = 200
+    spec = ControlSpec(kind=ControlKind.DEPTH, image=control, strength=0.9, model=ModelRef(str(tmp_path / "union")))
+    req = request(flux, width=SIDE, height=SIDE, steps=3, cfg=3.5, seed=12, controls=(spec,))
+    ours = _run(shared_engine, req)
+    loaded = FluxControlNetModel.from_pretrained(str(tmp_path / "union"), local_files_only=True)
+    pipe = FluxControlNetPipeline(**model.pipe.components, controlnet=loaded)
+    kwargs = dict(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.9,
+                  num_inference_steps=3, guidance_scale=3.5, height=SIDE, width=SIDE, output_type="np")  # fmt: skip
+    theirs = pipe(**kwargs, control_mode=2, generator=torch.Generator("cpu").manual_seed(12)).images[0]
+    _assert_close(ours, theirs)
+    # The tiny net's control type moves few pixels, so the type the engine passes is read too.
+    engine_net = shared_engine.cache.controlnet(spec.model, spec.kind, model)
+    modes: list[Any] = []
+    real_forward = engine_net.forward
+    monkeypatch.setattr(engine_net, "forward", lambda *a, **kw: (modes.append(kw.get("controlnet_mode")), real_forward(*a, **kw))[1])
+    _run(shared_engine, req)
+    assert modes and all(m is not None and m.flatten().tolist() == [2] for m in modes)
+    segmentation = ControlSpec(kind=ControlKind.SEGMENTATION, image=control, model=ModelRef(str(tmp_path / "union")))
+    result = shared_engine.run(req.replace(controls=(segmentation,)), Recorder())
+    assert result.error is not None and "no segmentation control type" in str(result.error)
+
+
+def test_another_familys_controlnet_is_refused_by_name(shared_engine: Any, flux: Path) -> None:
+    control = np.zeros((SIDE, SIDE, 3), np.uint8)
+    spec = ControlSpec(kind=ControlKind.CANNY, image=control, model=ModelRef(str(tiny_flow_model("controlnet-sd3"))))
+    result = shared_engine.run(request(flux, width=SIDE, height=SIDE, steps=2, controls=(spec,)), Recorder())
+    assert result.error is not None
+    assert "SD3ControlNetModel, for another model family" in str(result.error), str(result.error)
