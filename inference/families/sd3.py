@@ -21,8 +21,8 @@ denoiser (:mod:`sfumato.inference.denoisers.sd3`):
   embeddings and control latents without the VAE shift; Stability's 3.5 Large blur, canny
   and depth nets, which borrow the transformer's position embedding and take no text).
 
-LoRAs are not offered: :mod:`sfumato.inference.lora` merges UNet and CLIP layer names
-only, and an SD3 LoRA names the transformer's.
+LoRAs merge into the transformer and the text encoders through
+:mod:`sfumato.inference.lora` (diffusers' own SD3 layout conversion first).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class SD3Family(FlowFamily):
     min_side_fraction = 0.5  # 512
     max_side_fraction = 1.5  # 1536 (3.5 Medium was trained up to 1440)
     pixel_fractions = (0.75, 1.25)
-    supported_modes = frozenset(Mode) - {Mode.LORA}
+    supported_modes = frozenset(Mode)
     pipelines = ("StableDiffusion3Pipeline", "StableDiffusion3InpaintPipeline")
     # No published factors are shipped: the map is fitted to the loaded VAE at load time.
     preview_factors = None

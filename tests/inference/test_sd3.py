@@ -242,13 +242,34 @@ def test_previews_are_x0_and_end_at_the_result(sd3: Path, shared_engine: Any, mo
     assert not torch.allclose(previewed[0], noise, atol=1e-2)
 
 
-def test_sd3_refuses_other_samplers_and_loras(shared_engine: Any, sd3: Path) -> None:
+def test_sd3_refuses_other_samplers(shared_engine: Any, sd3: Path) -> None:
     result = shared_engine.run(request(sd3, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
     assert result.error is not None and "flow matching" in str(result.error)
-    from sfumato.inference.families import get_family
-    from sfumato.inference.modes import Mode
 
-    assert Mode.LORA not in get_family("sd3").supported_modes
+
+def test_a_peft_sd3_lora_merges_acts_and_comes_off(shared_engine: Any, sd3: Path, tmp_path: Path) -> None:
+    """An SD3 LoRA in diffusers/PEFT form (``transformer.<module>.lora_A/B``, as SD3 LoRAs
+    are published) merges into the transformer: ``W + w·B@A``; the picture changes, and
+    without it the picture is the one before, byte for byte."""
+    from safetensors.torch import save_file
+    from sfumato.inference.request import LoraSpec
+
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    target = model.denoiser.transformer_blocks[0].attn.to_q
+    rank, out_features, in_features = 4, *target.weight.shape
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(rank, in_features, generator=g) * 0.5
+    b = torch.randn(out_features, rank, generator=g) * 0.5
+    path = tmp_path / "sd3_lora.safetensors"
+    save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": a,
+               "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": b}, str(path))  # fmt: skip
+    before = target.weight.detach().clone()
+    req = request(sd3, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=2)
+    plain = _run(shared_engine, req)
+    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.7),)))
+    torch.testing.assert_close(target.weight, before + 0.7 * (b @ a), rtol=1e-5, atol=1e-5)
+    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.2
+    assert np.array_equal(_run(shared_engine, req), plain)
 
 
 def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
