@@ -44,6 +44,7 @@ __all__ = [
     "Layout",
     "ModelPart",
     "Role",
+    "UNLOADED_VARIANTS",
     "VaeKind",
     "group_parts",
     "group_transformer_file",
@@ -290,6 +291,11 @@ def gguf_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
 
 # --------------------------------------------------------------------------- needs
 
+#: Variants recognised by their keys but not loaded: another architecture under the name.
+UNLOADED_VARIANTS = {
+    (QWENIMAGE, "2.1"): "{name} is Qwen-Image 2.1 (its own transformer, VAE and pipeline), which Sfumato cannot load yet",
+}
+
 #: What each family needs besides its transformer: text encoders, then the VAE.
 _NEEDS: dict[str, tuple[tuple[Encoder, ...], VaeKind]] = {
     FLUX: ((Encoder.CLIP_L, Encoder.T5XXL), VaeKind.LATENT16),
@@ -432,6 +438,8 @@ def _group(main: ModelPart, root: Path | None, encoders: list[ModelPart], vaes: 
     label = FAMILY_LABELS.get(family or "", family or "This model")
     if family not in _NEEDS:
         return GroupedModel(main, problem=f"{main.path.name} is a {label} model, which Sfumato cannot load.")
+    if (family, main.variant) in UNLOADED_VARIANTS:
+        return GroupedModel(main, problem=UNLOADED_VARIANTS[(family, main.variant)].format(name=main.path.name))
     needed_encoders, vae_kind = _NEEDS[family]
     chosen: list[ModelPart] = []
     missing: list[Encoder | VaeKind] = []

@@ -36,6 +36,7 @@ import torch
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
 from sfumato.inference.model_parts import (
     FAMILY_LABELS,
+    UNLOADED_VARIANTS,
     Layout,
     ModelPart,
     identify_part,
@@ -383,7 +384,7 @@ def _convert_flux(state: dict[str, torch.Tensor], chroma: bool) -> dict[str, tor
     return out
 
 
-def _convert_transformer(family: str, layout: Layout, state: dict[str, torch.Tensor], variant: str | None) -> tuple[
+def _convert_transformer(family: str, layout: Layout, state: dict[str, torch.Tensor]) -> tuple[
     dict[str, torch.Tensor], dict[str, torch.Tensor]
 ]:
     """``(weights in diffusers' names, tensors left without a place)`` for a transformer
@@ -402,8 +403,6 @@ def _convert_transformer(family: str, layout: Layout, state: dict[str, torch.Ten
     if family == ZIMAGE:
         return sfu.convert_z_image_transformer_checkpoint_to_diffusers(work), {}
     if family == QWENIMAGE:
-        if variant == "2.1":
-            return sfu.convert_qwen_image21_transformer_checkpoint_to_diffusers(work), {}
         return work, {}
     raise UnsupportedModeError(f"Sfumato cannot load a {family!r} transformer.")
 
@@ -432,6 +431,8 @@ def load_transformer(
             f"{path.name} holds no transformer Sfumato knows (FLUX.1, Chroma, SD 3.5, FLUX.2, Z-Image, Qwen-Image)."
         )
     family = part.family
+    if (family, part.variant) in UNLOADED_VARIANTS:
+        raise UnsupportedModeError(UNLOADED_VARIANTS[(family, part.variant)].format(name=path.name) + ".")
     dtype = torch_dtype or torch.float32
     folder = config_folder(family, config)
     name = f"transformer-{part.variant}" if part.variant and (folder / f"transformer-{part.variant}").is_dir() else "transformer"
@@ -441,7 +442,7 @@ def load_transformer(
     cls = getattr(diffusers, TRANSFORMER_CLASSES[family])
     label = FAMILY_LABELS[family]
     try:
-        weights, leftover = _convert_transformer(family, part.layout, bare, part.variant)
+        weights, leftover = _convert_transformer(family, part.layout, bare)
         if leftover:
             raise WeightsMismatch(f"has {len(leftover)} tensors it cannot place ({', '.join(sorted(leftover)[:3])})")
         model_config = _fit_transformer_config(family, base_config, weights)

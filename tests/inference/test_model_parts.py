@@ -234,3 +234,18 @@ def test_a_controlnet_is_no_transformer() -> None:
     assert identify_keys(Path("qwen-controlnet.safetensors"), qwen) is None
     # ... while their family is still told (the catalog offers them to that family)
     assert detect_family(xlabs) == FLUX and detect_family(qwen) == QWENIMAGE
+
+
+def test_qwen_image_21_is_told_and_refused_by_name(tmp_path: Path) -> None:
+    from sfumato.inference.errors import UnsupportedModeError
+    from sfumato.inference.transformer_files import load_transformer
+
+    sd = {COMFY + k: v for k, v in tiny_qwenimage().state_dict().items()}
+    sd[COMFY + "txt_in.text_norm.weight"] = torch.ones(24)
+    path = save(tmp_path / "models" / "diffusion_models" / "qwen_image_2.1.safetensors", sd)
+    part = identify_part(path)
+    assert part is not None and (part.family, part.variant) == (QWENIMAGE, "2.1")
+    group = group_transformer_file(path, part)
+    assert group is not None and group.problem is not None and "Qwen-Image 2.1" in group.problem
+    with pytest.raises(UnsupportedModeError, match="Qwen-Image 2.1"):
+        load_transformer(path)
