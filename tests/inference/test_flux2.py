@@ -57,6 +57,18 @@ def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
     assert diff.max() <= 1, f"max difference {diff.max()}"
 
 
+_EMBEDS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def _embeds(pipe: Any, prompt: str) -> torch.Tensor:
+    """The pipeline's own ``encode_prompt`` of ``prompt``, once per text encoder (the tiny
+    Qwen3's 28 layers are most of this file's time)."""
+    key = (id(pipe.text_encoder), prompt)
+    if key not in _EMBEDS:
+        _EMBEDS[key] = pipe.encode_prompt(prompt=prompt, device=torch.device("cpu"))[0]
+    return _EMBEDS[key]
+
+
 def _run(engine: Any, req: Any) -> np.ndarray:
     result = engine.run(req, Recorder())
     assert result.ok, result.error
@@ -81,9 +93,10 @@ def test_distilled_txt2img_equals_klein_pipeline(shared_engine: Any, klein: Path
 def test_base_txt2img_equals_klein_pipeline(shared_engine: Any, klein_base: Path, cfg: float) -> None:
     """Klein Base: true CFG against the empty prompt above a scale of 1, as diffusers does."""
     model = shared_engine.cache.get(ModelRef(str(klein_base)))
-    req = request(klein_base, width=SIDE, height=SIDE, steps=3, cfg=cfg, seed=7, prompt="a blue dog")
+    req = request(klein_base, width=SIDE, height=SIDE, steps=3, cfg=cfg, seed=7)
     ours = _run(shared_engine, req)
-    theirs = model.pipe(prompt=req.prompt, num_inference_steps=3, guidance_scale=cfg, height=SIDE, width=SIDE,
+    theirs = model.pipe(prompt_embeds=_embeds(model.pipe, req.prompt), negative_prompt_embeds=_embeds(model.pipe, ""),
+                        num_inference_steps=3, guidance_scale=cfg, height=SIDE, width=SIDE,
                         generator=torch.Generator("cpu").manual_seed(7), output_type="np").images[0]  # fmt: skip
     _assert_close(ours, theirs)
     if cfg > 1.0:
@@ -110,7 +123,7 @@ def test_img2img_equals_klein_pipeline_from_noised_init(shared_engine: Any, klei
 
     probe.set_timesteps(sigmas=sigmas, mu=compute_empirical_mu(TOKENS * TOKENS, steps))
     s = probe.sigmas[0]
-    theirs = pipe(prompt=req.prompt, latents=(1.0 - s) * x0 + s * noise, sigmas=sigmas, num_inference_steps=steps,
+    theirs = pipe(prompt_embeds=_embeds(pipe, req.prompt), latents=(1.0 - s) * x0 + s * noise, sigmas=sigmas, num_inference_steps=steps,
                   height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(seed),
                   output_type="np").images[0]  # fmt: skip
     _assert_close(ours, theirs)
@@ -134,7 +147,7 @@ def test_inpaint_equals_klein_inpaint_pipeline(shared_engine: Any, klein: Path, 
                   inpaint=InpaintSpec(mask))  # fmt: skip
     ours = _run(shared_engine, req)
     pipe = Flux2KleinInpaintPipeline(**model.pipe.components, is_distilled=True)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+    theirs = pipe(prompt_embeds=_embeds(pipe, req.prompt), image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
                   strength=strength, num_inference_steps=steps, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
     _assert_close(ours, theirs)
