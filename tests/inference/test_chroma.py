@@ -136,3 +136,26 @@ def test_chroma_refuses_controls_and_regions_by_name(shared_engine: Any, chroma:
                   {"regions": (RegionSpec(box_mask(SIDE, SIDE, 0, 0, 32, 64), "a cat"),)}):  # fmt: skip
         result = shared_engine.run(request(chroma, width=SIDE, height=SIDE, steps=2, **extra), Recorder())
         assert result.error is not None and "Chroma models cannot do" in str(result.error)
+
+
+def test_a_chroma_lora_merges_acts_and_comes_off(shared_engine: Any, chroma: Path, tmp_path: Path) -> None:
+    """A Chroma LoRA in diffusers/PEFT form merges into the transformer (``W + w·B@A``),
+    changes the picture, and without it the picture is the one before, byte for byte."""
+    from safetensors.torch import save_file
+    from sfumato.inference.request import LoraSpec
+
+    model = shared_engine.cache.get(ModelRef(str(chroma)))
+    target = model.denoiser.single_transformer_blocks[0].proj_out
+    rank, (out_features, in_features) = 4, target.weight.shape
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(rank, in_features, generator=g) * 0.5, torch.randn(out_features, rank, generator=g) * 0.5
+    path = tmp_path / "chroma_lora.safetensors"
+    save_file({"transformer.single_transformer_blocks.0.proj_out.lora_A.weight": a,
+               "transformer.single_transformer_blocks.0.proj_out.lora_B.weight": b}, str(path))  # fmt: skip
+    before = target.weight.detach().clone()
+    req = request(chroma, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=2)
+    plain = _run(shared_engine, req)
+    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.7),)))
+    torch.testing.assert_close(target.weight, before + 0.7 * (b @ a), rtol=1e-5, atol=1e-5)
+    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.2
+    assert np.array_equal(_run(shared_engine, req), plain)
