@@ -71,7 +71,7 @@ BUILTIN_CONTROLNET_LABEL = "built-in scribble ControlNet (demo model)"
 BUILTIN_MODEL_DIR = builtin_model_folder()
 BUILTIN_CONTROLNET_DIR = builtin_controlnet_folder()
 
-_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
+_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
 _SCAN_DEPTH = 3
 _NO_SYSTEM_ENV = "SFUMATO_NO_SYSTEM_MODEL_DIRS"
 
@@ -251,7 +251,7 @@ def _part_entry(path: Path, origin: Origin) -> ModelEntry | None | bool:
 
 
 def _file_entry(path: Path, origin: Origin, kind_hint: WeightsKind | None) -> ModelEntry | None:
-    if path.suffix.lower() in (".safetensors", ".gguf") and kind_hint in (None, WeightsKind.CHECKPOINT):
+    if path.suffix.lower() in (".safetensors", ".gguf", ".sft") and kind_hint in (None, WeightsKind.CHECKPOINT):
         entry = _part_entry(path, origin)
         if entry is not None:
             return entry or None

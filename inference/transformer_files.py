@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sfumato.inference.detect import read_safetensors_header
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
 from sfumato.inference.model_parts import (
     FAMILY_LABELS,
@@ -76,9 +77,19 @@ _COMFY = "model.diffusion_model."
 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of a ``.safetensors`` (or pickle) checkpoint, or of a ``.gguf`` file
-    (quantized tensors as diffusers' ``GGUFParameter``, still quantized)."""
+    """Every tensor of a ``.safetensors`` (or pickle) checkpoint, of a ``.sft`` (Black Forest
+    Labs' first name for safetensors files: ``flux1-dev.sft``, ``ae.sft``), or of a ``.gguf``
+    file (quantized tensors as diffusers' ``GGUFParameter``, still quantized)."""
     path = Path(path)
+    if path.suffix.lower() == ".sft":
+        read_safetensors_header(path)  # a truncated download is named before torch reads it
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise CorruptModelError(f"{path.name} cannot be read: {error}.") from error
     if path.suffix.lower() != ".gguf":
         return load_checkpoint_state_dict(path)
     try:

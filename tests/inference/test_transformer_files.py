@@ -704,3 +704,17 @@ def test_sd3_checkpoint_with_its_text_encoders(tmp_path: Path) -> None:
     assert family == "sd3"
     for name in ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
         _assert_same_weights(getattr(reference, name), getattr(pipe, name))
+
+
+def test_black_forest_labs_sft_files(tmp_path: Path, flux_parts: dict[str, Any]) -> None:
+    """``flux1-dev.sft`` and ``ae.sft`` (safetensors under Black Forest Labs' first name)."""
+    import shutil
+
+    models = _comfy_models(tmp_path, flux_parts)
+    for name in ("diffusion_models/flux1-dev", "vae/ae"):
+        (models / f"{name}.safetensors").rename(models / f"{name}.sft")
+    shutil.copytree(flux_parts["t5_tokenizer"], models / "text_encoders" / "tokenizer")
+    pipe, family = load_model_file(models / "diffusion_models" / "flux1-dev.sft", config=flux_parts["config"])
+    assert family == "flux"
+    _assert_same_weights(flux_parts["transformer"], pipe.transformer)
+    _assert_same_weights(flux_parts["vae"], pipe.vae)
