@@ -358,7 +358,9 @@ class ModelCache:
         if family.preview_factors is not None and family.preview_factors_fit(vae_config):
             preview = family.preview_factors
         else:
-            preview = fit_latent_rgb_map(pipe, family)
+            # 64 px a side at the stock 8× VAE; more for a 16× one (FLUX.2), so that the fit
+            # has far more latent pixels (samples) than unknowns.
+            preview = fit_latent_rgb_map(pipe, family, size=64 * max(1, vae_scale // 8))
             log.info("fitted a latent→RGB preview map for %s", key)
         taesd = None
         from sfumato.inference.devices import PreviewMode
