@@ -718,3 +718,40 @@ def test_black_forest_labs_sft_files(tmp_path: Path, flux_parts: dict[str, Any])
     assert family == "flux"
     _assert_same_weights(flux_parts["transformer"], pipe.transformer)
     _assert_same_weights(flux_parts["vae"], pipe.vae)
+
+
+@pytest.mark.parametrize("family", ["chroma", "sd3", "flux2", "zimage", "qwenimage"])
+def test_gguf_of_every_family_matches_its_dequantized_safetensors(tmp_path: Path, family: str) -> None:
+    """A GGUF transformer of each family (Q8_0 where a row is whole blocks) holds, once
+    dequantized, exactly what the same values loaded from a safetensors file hold (that
+    path is checked against the source model above), with its linears left quantized."""
+    gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pip install gguf)")
+    import numpy as np
+    from diffusers.quantizers.gguf.utils import dequantize_gguf_tensor
+
+    build, to_original = FAMILIES[family]
+    model = build()
+    config = _config(tmp_path / "config", model)
+    path = tmp_path / f"{family}-Q8_0.gguf"
+    writer = gguf.GGUFWriter(str(path), arch=family)
+    dequantized: dict[str, torch.Tensor] = {}
+    for key, value in to_original(model).items():
+        array = value.float().numpy()
+        if array.ndim == 2 and array.shape[1] % 32 == 0:
+            data = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(key, data, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            array = gguf.quants.dequantize(data, gguf.GGMLQuantizationType.Q8_0).astype(np.float16).astype(np.float32)
+        else:
+            writer.add_tensor(key, array)
+        dequantized[key] = torch.from_numpy(np.ascontiguousarray(array))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    from_gguf = load_transformer(path, config=config)
+    from_safetensors = load_transformer(save(tmp_path / f"{family}.safetensors", dequantized), config=config)
+    assert any(type(m).__name__ == "GGUFLinear" for m in from_gguf.modules())
+    got = from_gguf.state_dict()
+    for key, want in from_safetensors.state_dict().items():
+        value = dequantize_gguf_tensor(got[key]) if type(got[key]).__name__ == "GGUFParameter" else got[key]
+        assert torch.equal(value.float(), want.float()), key
