@@ -130,6 +130,33 @@ def _qwen_vl_names(weights: dict[str, torch.Tensor], model: torch.nn.Module) -> 
     return fixed
 
 
+_T5_GGUF_NAMES = {
+    "attn_q": "layer.0.SelfAttention.q", "attn_k": "layer.0.SelfAttention.k", "attn_v": "layer.0.SelfAttention.v",
+    "attn_o": "layer.0.SelfAttention.o", "attn_rel_b": "layer.0.SelfAttention.relative_attention_bias",
+    "attn_norm": "layer.0.layer_norm", "ffn_gate": "layer.1.DenseReluDense.wi_0",
+    "ffn_up": "layer.1.DenseReluDense.wi_1", "ffn_down": "layer.1.DenseReluDense.wo", "ffn_norm": "layer.1.layer_norm",
+}  # fmt: skip
+
+
+def _t5_from_llama_cpp_names(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A GGUF T5 encoder (city96's ``t5-v1_1-xxl-encoder-Q8_0.gguf``) names its tensors as
+    llama.cpp does (``enc.blk.N.attn_q``, ``token_embd``); transformers' names for them.
+    Its quantized weights are dequantized while filling: T5 casts its activations to its
+    weights' dtype, which a quantized weight's bytes are not."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in weights.items():
+        if key == "token_embd.weight":
+            out["shared.weight"] = value
+        elif key == "enc.output_norm.weight":
+            out["encoder.final_layer_norm.weight"] = value
+        elif key.startswith("enc.blk."):
+            block, name, part = key[len("enc.blk."):].split(".", 2)
+            out[f"encoder.block.{block}.{_T5_GGUF_NAMES.get(name, name)}.{part}"] = value
+        else:
+            out[key] = value
+    return out
+
+
 def _fit_qwen3_config(config: Any, weights: Mapping[str, torch.Tensor]) -> None:
     """Qwen3's sizes from its weights, so the shipped Qwen3-4B config also builds the
     Qwen3-8B that FLUX.2 Klein 9B reads (the head width, 128, is the same)."""
@@ -188,6 +215,8 @@ def load_text_encoder(
         def ignore(name: str) -> bool:
             return name.startswith(("text_projection", "logit_scale")) or name.endswith("position_ids")
     elif encoder is Encoder.T5XXL:
+        if "enc.blk.0.attn_q.weight" in weights:
+            weights = _t5_from_llama_cpp_names(weights)
         with torch.device("meta"):
             model = transformers.T5EncoderModel(model_config)
         embed = weights.get("shared.weight", weights.get("encoder.embed_tokens.weight"))

@@ -174,6 +174,8 @@ def _encoder_in(shapes: Mapping[str, tuple[int, ...]]) -> tuple[Encoder, int | N
         token = shape_of(shapes, f"{lead}embeddings.token_embedding.weight")
         if token is not None and f"{lead}encoder.layers.0.self_attn.q_proj.weight" in shapes:
             return (Encoder.CLIP_G if token[1] >= 1280 else Encoder.CLIP_L), token[1]
+    if "enc.blk.0.attn_q.weight" in shapes and "token_embd.weight" in shapes:  # llama.cpp's names (GGUF)
+        return Encoder.T5XXL, dim_of(shapes, 1, "token_embd.weight")
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in shapes:
         width = dim_of(shapes, 1, "shared.weight", "encoder.embed_tokens.weight")
         if width is None:

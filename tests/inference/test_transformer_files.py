@@ -755,3 +755,58 @@ def test_gguf_of_every_family_matches_its_dequantized_safetensors(tmp_path: Path
     for key, want in from_safetensors.state_dict().items():
         value = dequantize_gguf_tensor(got[key]) if type(got[key]).__name__ == "GGUFParameter" else got[key]
         assert torch.equal(value.float(), want.float()), key
+
+
+def test_gguf_t5_encoder_in_llama_cpp_names(tmp_path: Path) -> None:
+    """city96's GGUF T5-XXL encoders name their tensors as llama.cpp does; the encoder is
+    recognised from them and loads (dequantized) with exactly the file's values."""
+    gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pip install gguf)")
+    import numpy as np
+
+    t5 = tiny_t5()
+    names = {"SelfAttention.q": "attn_q", "SelfAttention.k": "attn_k", "SelfAttention.v": "attn_v",
+             "SelfAttention.o": "attn_o", "SelfAttention.relative_attention_bias": "attn_rel_b",
+             "0.layer_norm": "attn_norm", "DenseReluDense.wi_0": "ffn_gate", "DenseReluDense.wi_1": "ffn_up",
+             "DenseReluDense.wo": "ffn_down", "1.layer_norm": "ffn_norm"}  # fmt: skip
+    path = tmp_path / "text_encoders" / "t5-v1_1-xxl-encoder-Q8_0.gguf"
+    path.parent.mkdir(parents=True)
+    writer = gguf.GGUFWriter(str(path), arch="t5encoder")
+    expected: dict[str, torch.Tensor] = {}
+    for key, value in t5.state_dict().items():
+        if key == "encoder.embed_tokens.weight":
+            continue  # tied to shared.weight, written once
+        if key == "shared.weight":
+            name = "token_embd.weight"
+        elif key == "encoder.final_layer_norm.weight":
+            name = "enc.output_norm.weight"
+        else:
+            block, rest = key[len("encoder.block."):].split(".layer.", 1)
+            stem = rest.rsplit(".", 1)[0]
+            short = next(v for k, v in names.items() if stem.endswith(k))
+            name = f"enc.blk.{block}.{short}.weight"
+        array = value.float().numpy()
+        if array.ndim == 2 and array.shape[1] % 32 == 0 and name != "token_embd.weight":
+            data = gguf.quants.quantize(array, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(name, data, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            array = gguf.quants.dequantize(data, gguf.GGMLQuantizationType.Q8_0).astype(np.float16).astype(np.float32)
+        else:
+            writer.add_tensor(name, array)
+        expected[key] = torch.from_numpy(np.ascontiguousarray(array))
+    expected["encoder.embed_tokens.weight"] = expected["shared.weight"]
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+    part = identify_part(path)
+    assert part is not None and (part.encoder, part.quantized) == (Encoder.T5XXL, "gguf")
+    config = tmp_path / "config"
+    t5.config.architectures = ["T5EncoderModel"]
+    t5.config.save_pretrained(str(config / "text_encoder_2"))
+    loaded = load_text_encoder(part, Encoder.T5XXL, "flux", config=config)
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+    t5.load_state_dict(expected)  # the source with the file's (quantized) values
+    ids = torch.tensor([[4, 8, 1]])
+    with torch.no_grad():
+        assert torch.allclose(loaded(ids).last_hidden_state, t5(ids).last_hidden_state, atol=1e-6)
