@@ -502,10 +502,11 @@ def _inpaint_model_inputs(
 def _latent_size(model: LoadedModel, request: GenerationRequest) -> tuple[int, int]:
     """``(h, w)`` of the request's latents; refuses sides that are not multiples of the VAE's factor."""
     scale = model.vae_scale
-    if request.width % scale or request.height % scale:
+    multiple = max(scale, model.family.size_multiple)
+    if request.width % multiple or request.height % multiple:
         raise RequestError(
             f"the request is {request.width}x{request.height}; this model generates sizes that "
-            f"are multiples of {scale} (the planner chooses such sizes)"
+            f"are multiples of {multiple} (the planner chooses such sizes)"
         )
     return request.height // scale, request.width // scale
 

@@ -94,7 +94,7 @@ def _round_to(value: float, multiple: int) -> int:
 
 def _table_entry(family: Family) -> FamilyInfo:
     native = family.native_side
-    multiple = family.size_multiple(MULTIPLE)
+    multiple = family.size_multiple
     min_side, max_side = family.side_limits(native)
     fewest, most = family.pixel_fractions
     return FamilyInfo(

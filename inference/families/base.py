@@ -71,6 +71,10 @@ class Family(ABC):
     pipelines: tuple[str, str] = ("", "")
     #: the pipeline component that denoises: ``"unet"`` or ``"transformer"``
     denoiser_component: str = "unet"
+    #: generation sides are multiples of this many pixels: the VAE's factor (8), times the
+    #: latent patch a token takes where latents are packed into tokens (16 for the
+    #: transformer families)
+    size_multiple: int = 8
     #: the samplers this family can run; ``None``: all of them
     samplers: frozenset[Sampler] | None = None
     #: whether a prompt's tokens are padded (for the CFG layout, for regions) with
@@ -99,15 +103,13 @@ class Family(ABC):
         """Pixels per latent pixel along a side (8 for the stock VAEs)."""
         return int(2 ** (len(pipe.vae.config.block_out_channels) - 1))
 
-    def size_multiple(self, vae_scale: int) -> int:
-        """Generation sides must be multiples of this (the VAE factor; twice it for 2×2 patches)."""
-        return vae_scale
-
     def side_limits(self, native_side: int) -> tuple[int, int]:
-        """``(min_side, max_long_side)`` in pixels for a model of ``native_side``."""
+        """``(min_side, max_long_side)`` in pixels for a model of ``native_side``, in
+        multiples of :attr:`size_multiple`."""
+        m = self.size_multiple
         return (
-            int(round(native_side * self.min_side_fraction)),
-            int(round(native_side * self.max_side_fraction)),
+            int(round(native_side * self.min_side_fraction / m)) * m,
+            int(round(native_side * self.max_side_fraction / m)) * m,
         )
 
     def preview_factors_fit(self, vae_config: dict[str, Any]) -> bool:

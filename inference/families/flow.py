@@ -72,9 +72,7 @@ class FlowFamily(Family):
     samplers = frozenset({Sampler.DEFAULT, Sampler.EULER})
     #: latent pixels per token side
     patch = 2
-
-    def size_multiple(self, vae_scale: int) -> int:
-        return vae_scale * self.patch
+    size_multiple = 16
 
     def loaded_native_side(self, pipe: Any) -> int:
         return self.native_side

@@ -152,10 +152,6 @@ class Flux2Family(FlowFamily):
         """16: pixels per latent pixel of the patchified latents the loop denoises."""
         return int(2 ** (len(pipe.vae.config.block_out_channels) - 1)) * 2
 
-    def size_multiple(self, vae_scale: int) -> int:
-        """The VAE's factor (``vae_scale``: 8, what the planner passes) times the 2×2 patchify."""
-        return vae_scale * 2
-
     def latent_channels(self, pipe: Any) -> int:
         return int(pipe.vae.config.latent_channels) * 4
 

@@ -359,3 +359,8 @@ def test_another_familys_controlnet_is_refused_by_name(shared_engine: Any, flux:
     result = shared_engine.run(request(flux, width=SIDE, height=SIDE, steps=2, controls=(spec,)), Recorder())
     assert result.error is not None
     assert "SD3ControlNetModel, for another model family" in str(result.error), str(result.error)
+
+
+def test_sizes_off_the_token_grid_are_refused_by_name(shared_engine: Any, flux: Path) -> None:
+    result = shared_engine.run(request(flux, width=72, height=SIDE, steps=2), Recorder())
+    assert result.error is not None and "multiples of 16" in str(result.error)
