@@ -45,7 +45,12 @@ from sfumato.inference.detect import (
 )
 from sfumato.inference.errors import EngineError
 from sfumato.vocabulary.config import Config, load_config, read_json
-from sfumato.vocabulary.families import BUILTIN, builtin_controlnet_folder, builtin_model_folder
+from sfumato.vocabulary.families import (
+    BUILTIN,
+    PIPELINE_FAMILIES,
+    builtin_controlnet_folder,
+    builtin_model_folder,
+)
 from sfumato.vocabulary.kinds import ControlKind
 
 __all__ = [
@@ -216,6 +221,8 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
         unet = read_json(folder / "unet" / "config.json") or {}
         if "XL" in name:
             family: str | None = SDXL if "Refiner" not in name else "sdxl-refiner"
+        elif name in PIPELINE_FAMILIES:
+            family = PIPELINE_FAMILIES[name]
         elif name.startswith("StableDiffusion"):
             family = _family_from_cross_attention(unet.get("cross_attention_dim")) or SD15
         else:

@@ -68,7 +68,7 @@ from sfumato.inference.errors import EngineError
 from sfumato.inference.request import GenerationRequest, LoraSpec, SchedulerTweaks
 from sfumato.inference.steps import MIN_EFFECTIVE_STEPS
 from sfumato.vocabulary.config import read_json
-from sfumato.vocabulary.families import BUILTIN, SD15, SDXL
+from sfumato.vocabulary.families import BUILTIN, FLOW_FAMILIES, FLUX2, SD15, SDXL
 from sfumato.vocabulary.kinds import Sampler
 
 __all__ = [
@@ -76,6 +76,8 @@ __all__ = [
     "CONSISTENCY_SCHEDULE",
     "FastKind",
     "FastPreset",
+    "FLOW_FAST_LIVE",
+    "FLOW_LIVE",
     "ORDINARY_LIVE",
     "SchedulerTweaks",
     "detect_fast_presets",
@@ -172,6 +174,12 @@ def _consistency_floor(steps: int) -> float:
 ORDINARY_LIVE = FastPreset(
     "Live: DPM++ 2M Karras, 10 steps", FastKind.ORDINARY, Sampler.DPMPP_2M_KARRAS, steps=10, cfg=None
 )
+
+#: A flow-matching transformer (FLUX.1, Chroma, SD 3.5, FLUX.2, Z-Image, Qwen-Image) in live
+#: mode: its own Euler (the only sampler these run), 8 steps, the user's guidance.
+FLOW_LIVE = FastPreset("Live: Euler, 8 steps", FastKind.ORDINARY, Sampler.DEFAULT, steps=8, cfg=None)
+#: A step-distilled one (FLUX.1 schnell, Z-Image-Turbo, SD 3.5 Turbo, FLUX.2 Klein): 4 steps.
+FLOW_FAST_LIVE = FastPreset("Live: Euler, 4 steps", FastKind.ORDINARY, Sampler.DEFAULT, steps=4, cfg=None)
 
 #: The built-in demo model in live mode: its own DDIM (trailing spacing), 2 steps, no
 #: guidance pass — the fastest setting at which every colour of the txt2img semantic
@@ -451,6 +459,12 @@ def detect_fast_presets(
         path = Path(source).expanduser() if source != BUILTIN and Path(source).expanduser().exists() else None
     if source == BUILTIN:
         return (BUILTIN_LIVE,)
+    if family in FLOW_FAMILIES:
+        # The SD distillations (LCM, Turbo, Lightning LoRAs) do not apply; a name says
+        # whether the model was distilled to few steps.
+        name = _normalise(Path(source).name)
+        few = family == FLUX2 or any(word in name for word in ("schnell", "turbo", "lightning", "hyper"))
+        return (FLOW_FAST_LIVE, FLOW_LIVE) if few else (FLOW_LIVE, FLOW_FAST_LIVE)
     own = _model_preset(source, path)
     if own is not None:
         log.info("live preset for %s: %s (%s)", source, own.name, own.evidence)

@@ -18,6 +18,7 @@ __all__ = [
     "BUILTIN_CONTROLNET",
     "CHROMA",
     "FLOW_FAMILIES",
+    "PIPELINE_FAMILIES",
     "FLUX",
     "FLUX2",
     "QWENIMAGE",
@@ -30,6 +31,7 @@ __all__ = [
     "builtin_controlnet_folder",
     "builtin_model_folder",
     "models_folder",
+    "pipeline_names",
 ]
 
 #: Stable Diffusion 1.x (and fine-tunes of it), trained at 512².
@@ -76,3 +78,44 @@ def builtin_model_folder() -> Path:
 def builtin_controlnet_folder() -> Path:
     """Where the built-in scribble ControlNet lives (``resources/models/builtin-controlnet-scribble``)."""
     return models_folder() / BUILTIN_CONTROLNET
+
+
+#: diffusers pipeline class (a folder's ``model_index.json`` ``_class_name``) → the
+#: transformer family whose folders declare it. One table for the catalog (which lists a
+#: folder under its family without importing the engine) and the family plugins (whose
+#: folder test it is). Not here: FLUX.1 Kontext's, Qwen-Image-Edit's and Z-Image Omni's
+#: pipelines, which take reference pictures (another task), and SD's own, which the UNet
+#: families recognise by their UNet config.
+PIPELINE_FAMILIES: dict[str, str] = {
+    "FluxPipeline": FLUX,
+    "FluxImg2ImgPipeline": FLUX,
+    "FluxInpaintPipeline": FLUX,
+    "FluxFillPipeline": FLUX,
+    "FluxKontextPipeline": FLUX,
+    "ChromaPipeline": CHROMA,
+    "ChromaImg2ImgPipeline": CHROMA,
+    "ChromaInpaintPipeline": CHROMA,
+    "StableDiffusion3Pipeline": SD3,
+    "StableDiffusion3Img2ImgPipeline": SD3,
+    "StableDiffusion3InpaintPipeline": SD3,
+    "StableDiffusion3ControlNetPipeline": SD3,
+    "StableDiffusion3ControlNetInpaintingPipeline": SD3,
+    "StableDiffusion3PAGPipeline": SD3,
+    "Flux2KleinPipeline": FLUX2,
+    "Flux2KleinInpaintPipeline": FLUX2,
+    "Flux2KleinKVPipeline": FLUX2,
+    "ZImagePipeline": ZIMAGE,
+    "ZImageImg2ImgPipeline": ZIMAGE,
+    "ZImageInpaintPipeline": ZIMAGE,
+    "ZImageControlNetPipeline": ZIMAGE,
+    "ZImageControlNetInpaintPipeline": ZIMAGE,
+    "QwenImagePipeline": QWENIMAGE,
+    "QwenImageImg2ImgPipeline": QWENIMAGE,
+    "QwenImageInpaintPipeline": QWENIMAGE,
+    "QwenImageControlNetPipeline": QWENIMAGE,
+}
+
+
+def pipeline_names(family: str) -> tuple[str, ...]:
+    """The diffusers pipeline classes whose folders are ``family``'s."""
+    return tuple(name for name, owner in PIPELINE_FAMILIES.items() if owner == family)

@@ -45,9 +45,6 @@ class ChromaFamily(FlowFamily):
     pipelines = ("ChromaPipeline", "ChromaInpaintPipeline")
     masked_padding = True
 
-    def pipeline_names(self) -> tuple[str, ...]:
-        return ("ChromaPipeline", "ChromaImg2ImgPipeline", "ChromaInpaintPipeline")
-
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))
         return cls in self.pipeline_names() or (

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.families.base import Family
+from sfumato.vocabulary.families import pipeline_names
 from sfumato.vocabulary.kinds import Sampler
 
 if TYPE_CHECKING:
@@ -82,8 +83,9 @@ class FlowFamily(Family):
         return any(cls == name or cls.startswith(name) for name in self.pipeline_names())
 
     def pipeline_names(self) -> tuple[str, ...]:
-        """The diffusers pipeline class names a folder of this family declares."""
-        return self.pipelines
+        """The diffusers pipeline class names a folder of this family declares
+        (:data:`sfumato.vocabulary.families.PIPELINE_FAMILIES`)."""
+        return pipeline_names(self.name)
 
     def is_inpaint_config(self, config: dict[str, Any]) -> bool:
         return False

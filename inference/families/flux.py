@@ -45,9 +45,6 @@ class FluxFamily(FlowFamily):
     # (:func:`sfumato.inference.preview.fit_latent_rgb_map`, a few milliseconds).
     preview_factors = None
 
-    def pipeline_names(self) -> tuple[str, ...]:
-        return ("FluxPipeline", "FluxFillPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline", "FluxKontextPipeline")
-
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))
         if cls.startswith("Flux2") or cls.startswith("Chroma"):

@@ -135,9 +135,6 @@ class Flux2Family(FlowFamily):
     # The map is fitted to the loaded VAE (over the 128 patchified channels) at load time.
     preview_factors = None
 
-    def pipeline_names(self) -> tuple[str, ...]:
-        return ("Flux2KleinPipeline", "Flux2KleinInpaintPipeline", "Flux2KleinKVPipeline")
-
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         return str(model_index.get("_class_name", "")) in self.pipeline_names()
 

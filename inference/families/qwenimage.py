@@ -60,10 +60,6 @@ class QwenImageFamily(FlowFamily):
     preview_factors = None  # fitted to the loaded VAE (:func:`sfumato.inference.preview.fit_latent_rgb_map`)
     controlnet_class = "QwenImageControlNetModel"
 
-    def pipeline_names(self) -> tuple[str, ...]:
-        return ("QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline",
-                "QwenImageControlNetPipeline")  # fmt: skip
-
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         # Exact names: the Edit and Layered pipelines take reference pictures, another task.
         cls = str(model_index.get("_class_name", ""))

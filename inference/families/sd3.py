@@ -59,16 +59,6 @@ class SD3Family(FlowFamily):
     preview_factors = None
     controlnet_class = "SD3ControlNetModel"
 
-    def pipeline_names(self) -> tuple[str, ...]:
-        return (
-            "StableDiffusion3Pipeline",
-            "StableDiffusion3Img2ImgPipeline",
-            "StableDiffusion3InpaintPipeline",
-            "StableDiffusion3ControlNetPipeline",
-            "StableDiffusion3ControlNetInpaintingPipeline",
-            "StableDiffusion3PAGPipeline",
-        )
-
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))
         return cls in self.pipeline_names() or (

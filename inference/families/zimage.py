@@ -60,11 +60,6 @@ class ZImageFamily(FlowFamily):
     pipelines = ("ZImagePipeline", "ZImagePipeline")
     preview_factors = None  # fitted to the loaded VAE at load time, as for FLUX
 
-    def pipeline_names(self) -> tuple[str, ...]:
-        # Not ZImageOmniPipeline: its transformer also reads SigLIP image features.
-        return ("ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline", "ZImageControlNetPipeline",
-                "ZImageControlNetInpaintPipeline")  # fmt: skip
-
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))
         if cls in self.pipeline_names():

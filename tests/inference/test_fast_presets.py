@@ -278,3 +278,18 @@ def test_apply_sets_the_request_and_adds_the_lora_once(tmp_path: Path) -> None:
     assert fast.loras == (LoraSpec("style.safetensors", 0.5), LoraSpec("lcm.safetensors", 1.0))
     assert preset.apply(fast).loras == fast.loras
     assert ORDINARY_LIVE.apply(request).cfg == 6.5  # the user's guidance is kept
+
+
+@pytest.mark.parametrize(
+    ("name", "family", "steps"),
+    [("flux1-dev.safetensors", "flux", 8), ("flux1-schnell.safetensors", "flux", 4), ("z_image_turbo_bf16.safetensors", "zimage", 4),
+     ("chroma-unlocked-v50.safetensors", "chroma", 8), ("flux-2-klein-4b.safetensors", "flux2", 4)],  # fmt: skip
+)
+def test_flow_families_go_live_with_their_own_euler(name: str, family: str, steps: int, tmp_path: Path) -> None:
+    """A flow-matching model gets Euler (the only sampler it runs), not an SD preset: 4 steps
+    for the step-distilled ones, 8 otherwise; the SD distillation LoRAs are never offered."""
+    from sfumato.inference.fast_presets import FLOW_FAST_LIVE, FLOW_LIVE, detect_fast_presets
+
+    presets = detect_fast_presets(str(tmp_path / name), family=family, loras=[])
+    assert presets[0].steps == steps and presets[0].sampler is Sampler.DEFAULT
+    assert set(presets) == {FLOW_LIVE, FLOW_FAST_LIVE}
