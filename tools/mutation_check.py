@@ -81,7 +81,41 @@ INPAINT_TESTS = (
     "tests/semantic/test_semantic_inpaint.py",
 )
 
+FLUX = "tests/inference/test_flux.py::"
+
 MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        name="flow-noise-level",
+        behaviour="img2img on a flow-matching model (FLUX, SD 3.5...) starts from the wrong mix of picture and noise",
+        path="inference/latents.py",
+        old="return (1.0 - s) * x0 + s * noise",
+        new="return x0 + s * noise",
+        tests=(FLUX + "test_img2img_equals_flux_img2img_pipeline",),
+    ),
+    Mutation(
+        name="joint-region-bias",
+        behaviour="on the transformer families a region's picture reads every prompt, not its own",
+        path="inference/joint_regions.py",
+        old="text_image = logs[owner]  # (T, N): text token → image token",
+        new="text_image = torch.zeros_like(logs[owner])",
+        tests=(FLUX + "test_regions_keep_each_regions_attention_on_its_prompt",),
+    ),
+    Mutation(
+        name="flux-guidance",
+        behaviour="FLUX.1 dev ignores the guidance scale (its embedding always gets 1)",
+        path="inference/denoisers/flux.py",
+        old="torch.full([1], job.cfg, device=device, dtype=torch.float32)",
+        new="torch.full([1], 1.0, device=device, dtype=torch.float32)",
+        tests=(FLUX + "test_guidance_is_an_input_of_dev",),
+    ),
+    Mutation(
+        name="chroma-padding",
+        behaviour="Chroma reads the padding of a prompt shorter than its negative",
+        path="inference/denoisers/chroma.py",
+        old="attention_mask=self.mask,",
+        new="attention_mask=None,",
+        tests=("tests/inference/test_chroma.py::test_txt2img_equals_chroma_pipeline",),
+    ),
     Mutation(
         name="inpaint-context",
         behaviour="inpainting ignores the picture around the mask (txt2img of the area, pasted back)",
@@ -125,7 +159,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="controlnet-conditioning",
         behaviour="the sketch layer no longer steers the composition (ControlNet sees a blank image)",
-        path="inference/engine.py",
+        path="inference/denoisers/unet.py",
         old="controlnet_cond=control.image,",
         new="controlnet_cond=torch.zeros_like(control.image),",
         tests=(M + "test_two_controls_each_condition_the_result",),
@@ -133,15 +167,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="controlnet-second-skipped",
         behaviour="only the first control layer steers; the others are ignored",
-        path="inference/engine.py",
-        old="for control in job.controls:",
-        new="for control in job.controls[:1]:",
+        path="inference/denoisers/unet.py",
+        old="for control in self.job.controls:",
+        new="for control in self.job.controls[:1]:",
         tests=(M + "test_two_controls_each_condition_the_result",),
     ),
     Mutation(
         name="controlnet-strength",
         behaviour="a control layer's strength slider does nothing",
-        path="inference/engine.py",
+        path="inference/denoisers/unet.py",
         old="conditioning_scale=control.strength,",
         new="conditioning_scale=1.0,",
         tests=(M + "test_two_controls_each_condition_the_result",),
