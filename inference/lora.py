@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sfumato.inference.checkpoint_reading import load_checkpoint_state_dict
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
 from sfumato.inference.request import LoraSpec
-from sfumato.inference.single_file import load_checkpoint_state_dict
 
 __all__ = [
     "LoraLayer",

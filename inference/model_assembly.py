@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from sfumato.inference.checkpoint_reading import release_file_pages
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError
 from sfumato.inference.model_parts import (
     Encoder,
@@ -35,7 +36,7 @@ from sfumato.inference.model_parts import (
     identify_part,
     needs_of,
 )
-from sfumato.inference.single_file import CONFIGS_DIR, _release_file_pages, load_clip_tokenizer
+from sfumato.inference.single_file import CONFIGS_DIR, load_clip_tokenizer
 from sfumato.inference.transformer_files import (
     WeightsMismatch,
     config_folder,
@@ -498,7 +499,7 @@ def load_grouped_model(
     if device is not None:
         pipe.to(device)
     for path, read in cache.items():  # the unmapping below then holds the GIL ~1 ms, not 0.1-0.3 s
-        _release_file_pages(path, read)
+        release_file_pages(path, read)
     cache.clear()
     log.info("assembled %s from %s", type(pipe).__name__, ", ".join(p.name for p in group.files))
     return pipe

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from sfumato.inference.checkpoint_reading import load_checkpoint_state_dict
 from sfumato.inference.detect import read_safetensors_header
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
 from sfumato.inference.model_parts import (
@@ -42,10 +43,7 @@ from sfumato.inference.model_parts import (
     ModelPart,
     identify_part,
 )
-from sfumato.inference.single_file import (
-    CONFIGS_DIR,
-    load_checkpoint_state_dict,
-)
+from sfumato.inference.single_file import CONFIGS_DIR
 from sfumato.vocabulary.families import CHROMA, FLUX, FLUX2, QWENIMAGE, SD3, ZIMAGE
 
 __all__ = [

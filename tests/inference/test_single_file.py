@@ -230,20 +230,20 @@ def test_tokenizers_are_built_once_per_folder_and_pad_token(tmp_path: Path) -> N
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="madvise of a file mapping: Linux")
 def test_releasing_a_checkpoints_pages_keeps_its_values(tmp_path: Path) -> None:
     """The load drops the mapped file's pages without the GIL before freeing the state
-    dict (see ``_release_file_pages``); a tensor still reading them gets the same values."""
+    dict (see ``release_file_pages``); a tensor still reading them gets the same values."""
     from safetensors.torch import load_file
-    from sfumato.inference.single_file import _release_file_pages
+    from sfumato.inference.checkpoint_reading import release_file_pages
 
     generator = torch.Generator().manual_seed(0)
     original = {f"w{i}": torch.randn(256, 256, generator=generator) for i in range(8)}
     path = tmp_path / "model.safetensors"
     save_file(original, str(path))
     mapped = load_file(str(path))
-    assert _release_file_pages(path, mapped) is True
+    assert release_file_pages(path, mapped) is True
     for name, tensor in original.items():
         assert torch.equal(mapped[name], tensor)
     pickled = tmp_path / "model.ckpt"
     torch.save(original, pickled)
     loaded = torch.load(pickled, weights_only=True)
-    assert _release_file_pages(pickled, loaded) is False  # not a mapping of that file: untouched
+    assert release_file_pages(pickled, loaded) is False  # not a mapping of that file: untouched
     assert all(torch.equal(loaded[k], v) for k, v in original.items())
