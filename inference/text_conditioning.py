@@ -11,6 +11,9 @@ them out for one UNet pass per step:
   to its positive's length (and vice versa), so both halves share one token layout and
   the same attention bias serves both.
 - **control tokens**: the global prompt alone; ControlNets see no regions.
+- **regional token count**: with regions, a family whose prompts are padded to a fixed
+  length (FLUX's 512 T5 tokens) cuts every prompt — global and regional alike — to what
+  the longest needs (:meth:`~.families.base.Family.regional_token_count`).
 - **pooled**: the global prompt's pooled embedding (SDXL), for the family's extra UNet
   inputs (:meth:`~.families.base.Family.extra_unet_kwargs`); ``None`` for SD 1.x.
 - **the CFG batch layout**: with guidance (``cfg > 1``) every batched tensor is
@@ -172,6 +175,12 @@ def condition_text(
     encode = partial(encode_prompt, model, device=device, dtype=dtype, embeddings=embeddings)
     positives = [encode(p.positive, negative=False) for p in prompts]
     negatives = [encode(p.negative, negative=True) for p in prompts] if guided else []
+    if len(prompts) > 1:  # regions: the family may cut every prompt's padding alike
+        texts = [p.positive for p in prompts] + ([p.negative for p in prompts] if guided else [])
+        keep = model.family.regional_token_count(model.pipe, texts)
+        if keep is not None:
+            positives = [(tokens[:, :keep], pooled) for tokens, pooled in positives]
+            negatives = [(tokens[:, :keep], pooled) for tokens, pooled in negatives]
     masked = model.family.masked_padding
     pos_masks = [_ones(pos[0]) for pos in positives]
     neg_masks = [_ones(neg[0]) for neg in negatives]

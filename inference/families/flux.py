@@ -7,6 +7,14 @@ transformer's ``guidance_embeds``): one unguided pass, the scale (3.5 is typical
 schnell has none: it runs without guidance at a scale of 1, and with true
 classifier-free guidance (a negative prompt, a doubled batch) above 1.
 
+Regions: FLUX attends to all 512 T5 tokens of a prompt, padding included, so four
+regional prompts would add 2048 tokens to every attention call of every block. With
+regions every prompt — the global one and each region's alike, so a region repeating the
+global prompt reads exactly what the global prompt gives — is cut to the longest prompt's
+tokens plus padding up to a multiple of 64 (FLUX.1 schnell was trained with 256 and runs
+with fewer): the request's words all stay, the padding shrinks. Without regions the
+prompt keeps its 512 tokens, as diffusers encodes it.
+
 Fill (``in_channels`` 384) is chosen when the folder's transformer is Fill: it takes the
 masked picture's latents and the mask, 8×8 pixels a channel, packed beside the noise
 tokens (:meth:`FluxFamily.inpaint_model_input`).
@@ -30,6 +38,8 @@ __all__ = ["FluxFamily"]
 
 #: T5 tokens a FLUX prompt is padded to (diffusers' ``max_sequence_length`` default)
 T5_TOKENS = 512
+#: with regions, prompts are cut to a multiple of this (:meth:`FluxFamily.regional_token_count`)
+REGION_TOKEN_STEP = 64
 
 
 class FluxFamily(FlowFamily):
@@ -111,6 +121,12 @@ class FluxFamily(FlowFamily):
                         )
                     )
         return torch.cat(rows), pooled
+
+    def regional_token_count(self, pipe: Any, texts: list[str]) -> int | None:
+        """The longest prompt's T5 tokens (end token included) and at least one pad, rounded
+        up to a multiple of :data:`REGION_TOKEN_STEP`, at most 512 (module docstring)."""
+        longest = max(len(pipe.tokenizer_2(plain_text(text), add_special_tokens=True)["input_ids"]) for text in texts)
+        return min(T5_TOKENS, -(-(longest + 1) // REGION_TOKEN_STEP) * REGION_TOKEN_STEP)
 
     # ----------------------------------------------------------------- inpainting model
 

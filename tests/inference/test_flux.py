@@ -219,9 +219,10 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     assert calls == 2 * blocks
     assert max(leaks) < 1e-3, max(leaks)
     monkeypatch.setattr(flux_module, "dispatch_attention_fn", real)
-    # The left region repeats the global prompt, the right one differs: the change lands
-    # on the right (the tiny model's text acts weakly: measured 0.057 right, 0.022 left).
-    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    # Against the same regions both repeating the global prompt, only the right region's
+    # prompt differs: the change lands on the right.
+    same = (regions[0], RegionSpec(regions[1].mask, regions[0].prompt))
+    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=same)).astype(int))
     assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
 
 
@@ -364,3 +365,19 @@ def test_another_familys_controlnet_is_refused_by_name(shared_engine: Any, flux:
 def test_sizes_off_the_token_grid_are_refused_by_name(shared_engine: Any, flux: Path) -> None:
     result = shared_engine.run(request(flux, width=72, height=SIDE, steps=2), Recorder())
     assert result.error is not None and "multiples of 16" in str(result.error)
+
+
+def test_regions_cut_every_prompts_padding_alike(shared_engine: Any, flux: Path) -> None:
+    """With regions every prompt is cut to the longest one's T5 tokens rounded up to 64;
+    without, the prompt keeps diffusers' 512 tokens."""
+    from sfumato.inference.text_conditioning import PromptPair, condition_text
+
+    model = shared_engine.cache.get(ModelRef(str(flux)))
+    cpu = torch.device("cpu")
+    alone = condition_text(model, [PromptPair("a red cat")], guided=False, batch=1, device=cpu, dtype=torch.float32)
+    assert alone.tokens.shape[1] == 512
+    pairs = [PromptPair("a red cat"), PromptPair("a blue dog"), PromptPair("green forest painting of the house")]
+    text = condition_text(model, pairs, guided=False, batch=1, device=cpu, dtype=torch.float32)
+    longest = max(len(model.pipe.tokenizer_2(p.positive)["input_ids"]) for p in pairs)
+    assert text.region_spans == ((64, 128), (128, 192)) and text.tokens.shape[1] == 192 and longest + 1 <= 64
+    torch.testing.assert_close(text.tokens[:, :64], alone.tokens[:, :64])  # the same words, cut
