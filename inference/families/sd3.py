@@ -44,6 +44,8 @@ __all__ = ["SD3Family"]
 
 #: T5 tokens an SD3 prompt is padded to (the pipelines' ``max_sequence_length`` default)
 T5_TOKENS = 256
+#: the CLIP tokens before them (one 77-token window)
+CLIP_TOKENS = 77
 
 
 class SD3Family(FlowFamily):
@@ -113,6 +115,15 @@ class SD3Family(FlowFamily):
         return None
 
     # ----------------------------------------------------------------- conditioning
+
+    def regional_token_count(self, pipe: Any, texts: list[str]) -> int | None:
+        """With regions: the 77 CLIP tokens, then the T5 tokens the longest prompt needs
+        (end token and a pad) rounded up to 64, at most 256; without T5 only the CLIP
+        tokens (the pipeline's T5 part is zeros then) — as FLUX cuts its padding."""
+        if getattr(pipe, "text_encoder_3", None) is None:
+            return CLIP_TOKENS
+        longest = max(len(pipe.tokenizer_3(plain_text(text), add_special_tokens=True)["input_ids"]) for text in texts)
+        return CLIP_TOKENS + min(T5_TOKENS, -(-(longest + 1) // 64) * 64)
 
     def encode_prompts(
         self,

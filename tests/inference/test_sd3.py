@@ -317,10 +317,12 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     assert len(leaks) == joint_calls * 2 and max(leaks) < 1e-3, max(leaks)
     assert [block.attn.processor for block in blocks] == own
     monkeypatch.setattr(sd3_denoiser, "scaled_dot_product_attention", real)
-    # The left region repeats the global prompt, the right one differs: the change lands
-    # more on the right (the tiny model's text acts weakly: measured 0.84 right, 0.60 left;
-    # the left changes too, as its prompt's tokens now see only the left half).
-    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    # Against the same regions both repeating the global prompt, only the right region's
+    # prompt differs: the change lands more on the right (measured 1.31 right, 0.89 left:
+    # image tokens see each other, and the longer prompt keeps more T5 tokens for all).
+    regions = req.regions
+    same = (regions[0], RegionSpec(regions[1].mask, regions[0].prompt, regions[0].negative))
+    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=same)).astype(int))
     assert change[:, SIDE // 2 :].mean() > 1.25 * change[:, : SIDE // 2].mean()
 
 
@@ -355,3 +357,18 @@ def test_sd3_is_a_supported_family_recognised_from_a_folder(sd3: Path) -> None:
     transformer = read_json(sd3 / "transformer" / "config.json") or {}
     assert family_for_diffusers(index, transformer).name == SD3
     assert (FAMILIES[SD3].native, FAMILIES[SD3].min_side, FAMILIES[SD3].max_side) == (1024, 512, 1536)
+
+
+def test_regions_cut_the_t5_padding_of_every_prompt(shared_engine: Any, sd3: Path) -> None:
+    """With regions each prompt keeps its 77 CLIP tokens and the T5 tokens the longest
+    prompt needs, rounded up to 64; alone, the pipeline's 77 + 256."""
+    from sfumato.inference.text_conditioning import PromptPair, condition_text
+
+    model = shared_engine.cache.get(ModelRef(str(sd3)))
+    cpu = torch.device("cpu")
+    alone = condition_text(model, [PromptPair("a cat")], guided=False, batch=1, device=cpu, dtype=torch.float32)
+    assert alone.tokens.shape[1] == 77 + 256
+    text = condition_text(model, [PromptPair("a cat"), PromptPair("a dog")], guided=False, batch=1, device=cpu,
+                          dtype=torch.float32)  # fmt: skip
+    assert text.tokens.shape[1] == 2 * (77 + 64) and text.region_spans == ((141, 282),)
+    torch.testing.assert_close(text.tokens[:, :141], alone.tokens[:, :141])
