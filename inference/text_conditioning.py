@@ -13,7 +13,7 @@ them out for one UNet pass per step:
 - **control tokens**: the global prompt alone; ControlNets see no regions.
 - **regional token count**: with regions, a family whose prompts are padded to a fixed
   length (FLUX's 512 T5 tokens) cuts every prompt — global and regional alike — to what
-  the longest needs (:meth:`~.families.base.Family.regional_token_count`).
+  the longest needs (:meth:`~.families.base.Family.regional_tokens`).
 - **pooled**: the global prompt's pooled embedding (SDXL), for the family's extra UNet
   inputs (:meth:`~.families.base.Family.extra_unet_kwargs`); ``None`` for SD 1.x.
 - **the CFG batch layout**: with guidance (``cfg > 1``) every batched tensor is
@@ -21,9 +21,11 @@ them out for one UNet pass per step:
   :meth:`TextConditioning.unet_batch` and :meth:`TextConditioning.guide` are the two
   places the denoise loop meets that layout.
 - **masked padding**: families whose prompts have their own lengths and whose models
-  mask padding out (:attr:`~.families.base.Family.masked_padding`: Chroma, Qwen-Image)
-  are padded with zero vectors instead, and :attr:`TextConditioning.token_mask` marks
-  them, for the denoiser to turn into an attention mask.
+  mask padding out (:attr:`~.families.base.Family.masked_padding`: Chroma, Qwen-Image,
+  Z-Image) are padded with zero vectors instead, and :attr:`TextConditioning.token_mask`
+  marks them, for the denoiser to turn into an attention mask or to take each prompt's
+  real tokens alone (:meth:`TextConditioning.prompt_tokens`). The mask, not the vectors'
+  values, says what is padding: a real token may be all zeros.
 - **embedded guidance**: LCM-distilled UNets (a ``time_cond_proj_dim`` in their config,
   :func:`embedded_guidance_dim`) learnt the guided prediction in one pass: the scale goes
   in as an input (:func:`guidance_embedding`, the UNet's ``timestep_cond``) and the text is
@@ -154,6 +156,24 @@ class TextConditioning:
         uncond, cond = out.chunk(2)
         return uncond + cfg * (cond - uncond)
 
+    @property
+    def prompt_bounds(self) -> tuple[tuple[int, int], ...]:
+        """Each prompt's half-open range along T: the global prompt's, then each region's."""
+        total = self.tokens.shape[1]
+        return ((0, self.region_spans[0][0] if self.region_spans else total), *self.region_spans)
+
+    def prompt_tokens(self) -> list[list[torch.Tensor]]:
+        """Each batch row's prompts (the global one first, then each region's), each its
+        real tokens alone ``(T_i, D)``, the padding :attr:`token_mask` marks dropped: for a
+        model that takes every prompt at its own length (Z-Image)."""
+        return _real_tokens(self.tokens, self.token_mask, self.prompt_bounds)
+
+    def control_prompt_tokens(self) -> list[torch.Tensor]:
+        """Each batch row's global prompt, its real tokens alone (:attr:`control_tokens`,
+        :attr:`control_token_mask`)."""
+        bounds = ((0, self.control_tokens.shape[1]),)
+        return [prompts[0] for prompts in _real_tokens(self.control_tokens, self.control_token_mask, bounds)]
+
 
 def condition_text(
     model: LoadedModel,
@@ -177,10 +197,10 @@ def condition_text(
     negatives = [encode(p.negative, negative=True) for p in prompts] if guided else []
     if len(prompts) > 1:  # regions: the family may cut every prompt's padding alike
         texts = [p.positive for p in prompts] + ([p.negative for p in prompts] if guided else [])
-        keep = model.family.regional_token_count(model.pipe, texts)
+        keep = model.family.regional_tokens(model.pipe, texts, positives[0][0].shape[1])
         if keep is not None:
-            positives = [(tokens[:, :keep], pooled) for tokens, pooled in positives]
-            negatives = [(tokens[:, :keep], pooled) for tokens, pooled in negatives]
+            positives = [(tokens[:, keep], pooled) for tokens, pooled in positives]
+            negatives = [(tokens[:, keep], pooled) for tokens, pooled in negatives]
     masked = model.family.masked_padding
     pos_masks = [_ones(pos[0]) for pos in positives]
     neg_masks = [_ones(neg[0]) for neg in negatives]
@@ -247,6 +267,20 @@ def encode_prompt(
     else:
         model.prompt_cache.move_to_end(key)
     return cached
+
+
+def _real_tokens(
+    tokens: torch.Tensor, mask: torch.Tensor | None, bounds: tuple[tuple[int, int], ...]
+) -> list[list[torch.Tensor]]:
+    """For each batch row of ``tokens`` ``(B, T, D)``, each range of ``bounds`` with the
+    tokens ``mask`` ``(B, T)`` marks False left out (``None``: all kept)."""
+    rows = []
+    for i, row in enumerate(tokens):
+        if mask is None:
+            rows.append([row[start:end] for start, end in bounds])
+        else:
+            rows.append([row[start:end][mask[i, start:end]] for start, end in bounds])
+    return rows
 
 
 def _ones(tokens: torch.Tensor) -> torch.Tensor:

@@ -218,12 +218,12 @@ class Family(ABC):
         """A union ControlNet's control-type index for ``kind``; ``None`` for single-kind nets."""
         return None
 
-    def regional_token_count(self, pipe: Any, texts: list[str]) -> int | None:
-        """With regions, how many tokens every prompt's encoding is cut to (``texts``: every
-        prompt and negative of the request); ``None``: kept whole. Families whose prompts
-        are padded to a fixed length (FLUX's 512 T5 tokens) cut the padding, alike for the
-        global prompt and every region's, so that regions add their words, not 512 tokens
-        each, to every attention call."""
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
+        """With regions, the part of every prompt's ``length`` tokens that is kept
+        (``texts``: every prompt and negative of the request); ``None``: kept whole.
+        Families whose prompts are padded to a fixed length (FLUX's 512 T5 tokens) cut the
+        padding, alike for the global prompt and every region's, so that regions add their
+        words, not 512 tokens each, to every attention call."""
         return None
 
     # ----------------------------------------------------------------- conditioning

@@ -33,7 +33,7 @@ from sfumato.vocabulary.kinds import Sampler
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FlowFamily", "flux_shift", "pack_latents", "unpack_latents"]
+__all__ = ["FlowFamily", "flux_shift", "pack_latents", "round_up", "unpack_latents"]
 
 
 def flux_shift(
@@ -47,6 +47,11 @@ def flux_shift(
     ``base_shift`` at ``base_seq_len`` tokens to ``max_shift`` at ``max_seq_len``."""
     slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
     return image_seq_len * slope + base_shift - slope * base_seq_len
+
+
+def round_up(value: int, step: int) -> int:
+    """``value`` rounded up to a multiple of ``step``."""
+    return -(-value // step) * step
 
 
 def pack_latents(latents: torch.Tensor, patch: int = 2) -> torch.Tensor:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.flow import FlowFamily, pack_latents
+from sfumato.inference.families.flow import FlowFamily, pack_latents, round_up
 from sfumato.inference.families.t5 import needs_weighting, plain_text, weighted_t5
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import FLUX
@@ -38,7 +38,7 @@ __all__ = ["FluxFamily"]
 
 #: T5 tokens a FLUX prompt is padded to (diffusers' ``max_sequence_length`` default)
 T5_TOKENS = 512
-#: with regions, prompts are cut to a multiple of this (:meth:`FluxFamily.regional_token_count`)
+#: with regions, prompts are cut to a multiple of this (:meth:`FluxFamily.regional_tokens`)
 REGION_TOKEN_STEP = 64
 
 
@@ -122,11 +122,11 @@ class FluxFamily(FlowFamily):
                     )
         return torch.cat(rows), pooled
 
-    def regional_token_count(self, pipe: Any, texts: list[str]) -> int | None:
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
         """The longest prompt's T5 tokens (end token included) and at least one pad, rounded
-        up to a multiple of :data:`REGION_TOKEN_STEP`, at most 512 (module docstring)."""
+        up to a multiple of :data:`REGION_TOKEN_STEP` (module docstring)."""
         longest = max(len(pipe.tokenizer_2(plain_text(text), add_special_tokens=True)["input_ids"]) for text in texts)
-        return min(T5_TOKENS, -(-(longest + 1) // REGION_TOKEN_STEP) * REGION_TOKEN_STEP)
+        return slice(0, min(length, round_up(longest + 1, REGION_TOKEN_STEP)))
 
     # ----------------------------------------------------------------- inpainting model
 

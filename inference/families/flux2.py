@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.flow import FlowFamily
+from sfumato.inference.families.flow import FlowFamily, round_up
 from sfumato.inference.families.t5 import needs_weighting, plain_text
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import FLUX2
@@ -200,6 +200,22 @@ class Flux2Family(FlowFamily):
             scheduler.set_timesteps(device=device, sigmas=list(np.linspace(1.0, 1.0 / steps, steps)), mu=mu)
 
     # ----------------------------------------------------------------- conditioning
+
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
+        """With regions, every prompt's 512 Qwen3 tokens cut to what the longest templated
+        prompt takes and a pad, rounded up to 64, on the side the tokenizer pads — as FLUX
+        cuts its T5 padding (:mod:`.flux`)."""
+        tokenizer = pipe.tokenizer
+
+        def count(text: str) -> int:
+            messages = [{"role": "user", "content": plain_text(text)}]
+            templated = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True, enable_thinking=False
+            )
+            return len(tokenizer(templated)["input_ids"])
+
+        keep = min(length, round_up(max(count(text) for text in texts) + 1, 64))
+        return slice(length - keep, length) if tokenizer.padding_side == "left" else slice(0, keep)
 
     def encode_prompts(
         self,

@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.flow import FlowFamily, flux_shift
+from sfumato.inference.families.flow import FlowFamily, flux_shift, round_up
 from sfumato.inference.families.t5 import needs_weighting, plain_text, weighted_t5
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.config import read_json
@@ -116,14 +116,14 @@ class SD3Family(FlowFamily):
 
     # ----------------------------------------------------------------- conditioning
 
-    def regional_token_count(self, pipe: Any, texts: list[str]) -> int | None:
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
         """With regions: the 77 CLIP tokens, then the T5 tokens the longest prompt needs
-        (end token and a pad) rounded up to 64, at most 256; without T5 only the CLIP
-        tokens (the pipeline's T5 part is zeros then) — as FLUX cuts its padding."""
+        (end token and a pad) rounded up to 64; without T5 only the CLIP tokens (the
+        pipeline's T5 part is zeros then) — as FLUX cuts its padding."""
         if getattr(pipe, "text_encoder_3", None) is None:
-            return CLIP_TOKENS
+            return slice(0, CLIP_TOKENS)
         longest = max(len(pipe.tokenizer_3(plain_text(text), add_special_tokens=True)["input_ids"]) for text in texts)
-        return CLIP_TOKENS + min(T5_TOKENS, -(-(longest + 1) // 64) * 64)
+        return slice(0, min(length, CLIP_TOKENS + round_up(longest + 1, 64)))
 
     def encode_prompts(
         self,

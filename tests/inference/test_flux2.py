@@ -323,3 +323,20 @@ def test_lora_merges_into_the_transformer_and_unmerges(shared_engine: Any, klein
     torch.testing.assert_close(layer.weight, before + 0.8 * (up @ down), rtol=1e-5, atol=1e-5)
     assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.03  # one layer of a tiny model: 0.078
     assert np.array_equal(_run(shared_engine, req), plain)
+
+
+def test_regions_cut_the_qwen3_padding_of_every_prompt(shared_engine: Any) -> None:
+    """With regions each prompt keeps what the longest templated prompt takes and a pad,
+    rounded up to 64, instead of 512 tokens each; alone, the pipeline's 512."""
+    from sfumato.inference.text_conditioning import PromptPair, condition_text
+
+    folder = tiny_flow_model("flux2-klein")
+    model = shared_engine.cache.get(ModelRef(str(folder)))
+    cpu = torch.device("cpu")
+    alone = condition_text(model, [PromptPair("a cat")], guided=False, batch=1, device=cpu, dtype=torch.float32)
+    assert alone.tokens.shape[1] == 512
+    text = condition_text(model, [PromptPair("a cat"), PromptPair("a dog")], guided=False, batch=1, device=cpu,
+                          dtype=torch.float32)  # fmt: skip
+    keep = text.region_spans[0][0]
+    assert keep % 64 == 0 and keep < 512 and text.tokens.shape[1] == 2 * keep
+    torch.testing.assert_close(text.tokens[:, :keep], alone.tokens[:, :keep])
