@@ -1,9 +1,10 @@
 """Qwen-Image's call a step: pack the latents into 2×2 patch tokens, the text padding mask
-(every prompt's tokens up to its first zero row: :mod:`sfumato.inference.families.qwenimage`),
-the timestep over 1000, true CFG with Qwen-Image's rescale of each token's guided
-prediction to its conditional norm, ControlNet residuals (computed once from the
-conditional prompt, for both guidance halves, as diffusers does), and regions as one
-joint-attention bias (:mod:`sfumato.inference.joint_regions`).
+(the conditioning's :attr:`~sfumato.inference.text_conditioning.TextConditioning.token_mask`,
+:mod:`sfumato.inference.families.qwenimage`), the timestep over 1000, true CFG with
+Qwen-Image's rescale of each token's guided prediction to its conditional norm, ControlNet
+residuals (computed once from the conditional prompt, for both guidance halves, as
+diffusers does), and regions as one joint-attention bias
+(:mod:`sfumato.inference.joint_regions`).
 
 diffusers' Qwen-Image attention processor builds its mask from the text padding and
 refuses any other; with regions, :func:`biased_attention`'s processor (the same computation, with
@@ -24,24 +25,14 @@ from sfumato.inference.joint_regions import JointLayout, joint_attention_bias
 from sfumato.inference.model_cache import LoadedModel
 from sfumato.inference.regions import NEGATIVE_BIAS
 
-__all__ = ["QwenImageDenoiser", "biased_attention", "text_valid"]
+__all__ = ["QwenImageDenoiser", "biased_attention", "padding_mask"]
 
 
-def text_valid(tokens: torch.Tensor, spans: tuple[tuple[int, int], ...]) -> torch.Tensor:
-    """``(B, T)`` bool: the tokens that are text, not padding. The global prompt owns the
-    tokens before the first region's span; in each prompt's range, the tokens before its
-    first all-zero row are its text (the family appends at least one zero row to each)."""
-    b, t, _ = tokens.shape
-    zero = tokens.eq(0).all(dim=-1)  # (B, T)
-    starts = [0, *(s for s, _ in spans)]
-    ends = [spans[0][0] if spans else t, *(e for _, e in spans)]
-    valid = torch.zeros(b, t, dtype=torch.bool, device=tokens.device)
-    for start, end in zip(starts, ends):
-        part = zero[:, start:end]
-        first = torch.where(part.any(dim=1), part.int().argmax(dim=1), torch.full((b,), end - start, device=part.device))
-        index = torch.arange(end - start, device=tokens.device)[None]
-        valid[:, start:end] = index < first[:, None]
-    return valid
+def padding_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The transformer's ``encoder_hidden_states_mask`` for a conditioning's token mask
+    ``(B, T)``: the mask itself, ``None`` where every token is real (as diffusers' pipeline
+    passes it: no mask, no masked attention)."""
+    return None if mask is None or bool(mask.all()) else mask
 
 
 @cache
@@ -126,7 +117,7 @@ class QwenImageDenoiser:
         device, dtype = tokens.device, tokens.dtype
         h, w = job.lat_size
         self.img_shapes = [(1, h // 2, w // 2)] * tokens.shape[0]
-        self.valid = text_valid(tokens, text.region_spans)
+        self.valid = padding_mask(text.token_mask)
         self.guidance = None
         if model.family.embeds_guidance(model.pipe):
             self.guidance = torch.full([1], job.cfg, device=device, dtype=torch.float32).expand(tokens.shape[0])
@@ -137,9 +128,11 @@ class QwenImageDenoiser:
             layout = JointLayout(text.region_spans, tokens.shape[1])
             bias = joint_attention_bias(job.region_masks, layout, patch=2, dtype=torch.float32, device=device)
             padding = torch.zeros(tokens.shape[0], 1, 1, bias.shape[-1], device=device)
-            padding[:, 0, 0, : tokens.shape[1]].masked_fill_(~self.valid, NEGATIVE_BIAS)
+            if self.valid is not None:
+                padding[:, 0, 0, : tokens.shape[1]].masked_fill_(~self.valid, NEGATIVE_BIAS)
             self.attention = {"attention_mask": (bias + padding).clamp_min(NEGATIVE_BIAS).to(dtype)}
-        self.control_valid = text_valid(text.control_tokens, ())
+        control_mask = text.control_token_mask
+        self.control_valid = None if control_mask is None else padding_mask(control_mask[-job.batch :])  # cond half
         self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
         if self.attention:  # last: nothing after it can fail before the engine owns close()
             self._processors = dict(self.transformer.attn_processors)
@@ -185,7 +178,7 @@ class QwenImageDenoiser:
                 conditioning_scale=control.strength,
                 timestep=timestep[-b:],
                 encoder_hidden_states=text.control_tokens[-b:],
-                encoder_hidden_states_mask=self.control_valid[-b:],
+                encoder_hidden_states_mask=self.control_valid,
                 img_shapes=self.img_shapes[-b:],
                 return_dict=False,
             )

@@ -30,7 +30,7 @@ from sfumato.inference.joint_regions import JointLayout, joint_attention_bias
 from sfumato.inference.model_cache import LoadedModel
 from sfumato.inference.regions import NEGATIVE_BIAS
 
-__all__ = ["ZImageDenoiser", "caption_rows"]
+__all__ = ["ZImageDenoiser"]
 
 #: the transformer pads the image tokens and each caption to a multiple of this
 SEQ_MULTIPLE = 32
@@ -38,21 +38,6 @@ SEQ_MULTIPLE = 32
 
 def _padded(length: int) -> int:
     return length + (-length) % SEQ_MULTIPLE
-
-
-def caption_rows(tokens: torch.Tensor, spans: tuple[tuple[int, int], ...]) -> list[list[torch.Tensor]]:
-    """Each batch row's prompts (the global one first, then each region's), each without
-    its zero padding rows (:class:`~sfumato.inference.families.zimage.ZImageFamily`)."""
-    total = tokens.shape[1]
-    bounds = [(0, spans[0][0] if spans else total), *spans]
-    rows = []
-    for row in tokens:
-        prompts = []
-        for start, end in bounds:
-            segment = row[start:end]
-            prompts.append(segment[segment.abs().amax(dim=-1) > 0])
-        rows.append(prompts)
-    return rows
 
 
 def _filled(caption: torch.Tensor) -> torch.Tensor:
@@ -163,8 +148,8 @@ class ZImageDenoiser:
         self.family = model.family
         self.job = job
         text = job.text
-        rows = caption_rows(text.tokens, text.region_spans)
-        self.control_captions = [prompts[0] for prompts in caption_rows(text.control_tokens, ())]
+        rows = text.prompt_tokens()  # each prompt at its own length, as the transformer takes it
+        self.control_captions = text.control_prompt_tokens()
         self.guidance = job.cfg - 1.0 if text.guided else None
         h, w = job.lat_size
         self.image_tokens = (h // 2) * (w // 2)

@@ -7,12 +7,12 @@ What differs from FLUX:
 - **the prompt** is wrapped in a chat template (a system prompt asking for a detailed
   description, then the user turn); the first 34 tokens (the system prompt and
   ``<|im_start|>user\\n``) are dropped after the encoder. Sequences are as long as the
-  prompt, not padded to a fixed length: :meth:`QwenImageFamily.encode_prompts` appends one
-  zero row to every prompt's tokens, and the denoiser masks every prompt's tokens from its
-  first zero row on (:func:`sfumato.inference.denoisers.qwenimage.text_valid`). That one
-  row survives the engine's layout (a negative padded to its positive's length with empty
-  prompts, regions concatenated), so the padding is always found and always masked, as
-  diffusers masks it.
+  prompt, not padded to a fixed length: :meth:`QwenImageFamily.encode_prompts` returns each
+  prompt's real tokens, and where the engine's layout pads one (a negative to its
+  positive's length, regions side by side) the padding is masked
+  (:attr:`~.base.Family.masked_padding`): the denoiser hands the transformer
+  :attr:`~sfumato.inference.text_conditioning.TextConditioning.token_mask`, as diffusers
+  masks its own padding.
 - **guidance** is true classifier-free guidance with a negative prompt, followed by a
   rescale of each token's guided prediction to the norm of its conditional prediction
   (the denoiser does it; ``guidance_embeds`` is false in every released model).
@@ -59,6 +59,7 @@ class QwenImageFamily(FlowFamily):
     pipelines = ("QwenImagePipeline", "QwenImagePipeline")  # no inpainting model: one class
     preview_factors = None  # fitted to the loaded VAE (:func:`sfumato.inference.preview.fit_latent_rgb_map`)
     controlnet_class = "QwenImageControlNetModel"
+    masked_padding = True
 
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         # Exact names: the Edit and Layered pipelines take reference pictures, another task.
@@ -121,9 +122,10 @@ class QwenImageFamily(FlowFamily):
         negative: bool = False,
         embeddings: EmbeddingLibrary | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(tokens (N, T + 1, 3584), None)``: each prompt's Qwen2.5-VL hidden states after
-        the template, zero-padded to the longest and then one zero row more (the module
-        docstring: the zero rows are the padding the denoiser masks)."""
+        """``(tokens (N, T, 3584), None)``: each prompt's Qwen2.5-VL hidden states after the
+        template, its real tokens only. The engine encodes one prompt at a time and masks
+        any padding it adds (:attr:`masked_padding`); several prompts at once are
+        zero-padded to the longest."""
         import torch
 
         rows = []
@@ -134,7 +136,7 @@ class QwenImageFamily(FlowFamily):
                 else:
                     embeds, mask = pipe._get_qwen_prompt_embeds(prompt=[plain_text(prompt)], device=device)
                     rows.append(embeds[0, : int(mask[0].sum())][:QWEN_TOKENS])
-        length = max(r.shape[0] for r in rows) + 1
+        length = max(r.shape[0] for r in rows)
         return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, length - r.shape[0])) for r in rows]), None
 
 
@@ -145,7 +147,7 @@ def weighted_qwen(pipe: Any, prompt: str, device: torch.device) -> torch.Tensor:
     pipeline does, so the ids are the unweighted prompt's; each token takes the weight of
     the span its last character comes from. After the encoder (the template's prefix
     dropped) each token's state is multiplied by its weight and the whole rescaled to its
-    unweighted mean. A weight of 0 is taken as 0.001: a zero row is the padding mark."""
+    unweighted mean."""
     import torch
 
     text, char_weights = _weighted_text(prompt)
@@ -158,7 +160,7 @@ def weighted_qwen(pipe: Any, prompt: str, device: torch.device) -> torch.Tensor:
     weights = []
     for _, end in encoded["offset_mapping"]:
         at = end - 1 - len(prefix)
-        weights.append(max(char_weights[at], 1e-3) if 0 <= at < len(text) else 1.0)
+        weights.append(char_weights[at] if 0 <= at < len(text) else 1.0)
     input_ids = torch.tensor([encoded["input_ids"]], device=device)
     out = pipe.text_encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True)
     hidden = out.hidden_states[-1][:, drop:]

@@ -6,11 +6,12 @@ What sets it apart from FLUX (:mod:`.flux`):
 
 - **the caption** is Qwen3's second-to-last hidden state over the prompt wrapped in Qwen3's
   chat template (a user message, ``enable_thinking=True``), *without* its padding: each
-  prompt keeps its own length. :meth:`ZImageFamily.encode_prompts` returns it padded with
-  zero rows to :data:`CAPTION_TOKENS`, so a prompt and its negative share one layout in the
-  engine's CFG batch and regions get fixed spans; the denoiser drops the zero rows again
-  (a real hidden state is never all zeros) and hands the transformer each caption at its
-  own length, as diffusers' pipeline does.
+  prompt keeps its own length. :meth:`ZImageFamily.encode_prompts` returns its real tokens;
+  where the engine pads a prompt to share a layout (a negative to its positive's length in
+  the CFG batch) the padding is marked (:attr:`~.base.Family.masked_padding`), and the
+  denoiser hands the transformer each caption at its own length, the padding left out
+  (:meth:`~sfumato.inference.text_conditioning.TextConditioning.prompt_tokens`), as
+  diffusers' pipeline does.
 - **guidance** is true classifier-free guidance; diffusers' ``guidance_scale`` ``s`` means
   ``cond + s·(cond − uncond)``, the engine's scale ``c`` is ``uncond + c·(cond − uncond)``,
   so ``c = s + 1``: Turbo's ``guidance_scale=0`` is the engine's 1 (one unguided pass).
@@ -41,8 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPTION_TOKENS", "ZImageFamily", "weighted_qwen3"]
 
-#: Qwen3 tokens a Z-Image prompt is cut to (diffusers' ``max_sequence_length`` default),
-#: and the length :meth:`ZImageFamily.encode_prompts` pads every caption to with zero rows
+#: Qwen3 tokens a Z-Image prompt is cut to (diffusers' ``max_sequence_length`` default)
 CAPTION_TOKENS = 512
 
 #: the marker the chat template is rendered around, to find the prompt's place in it
@@ -59,6 +59,7 @@ class ZImageFamily(FlowFamily):
     supported_modes = frozenset(Mode)
     pipelines = ("ZImagePipeline", "ZImagePipeline")
     preview_factors = None  # fitted to the loaded VAE at load time, as for FLUX
+    masked_padding = True
 
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))
@@ -109,8 +110,10 @@ class ZImageFamily(FlowFamily):
         negative: bool = False,
         embeddings: EmbeddingLibrary | None = None,
     ) -> tuple[torch.Tensor, None]:
-        """``(captions (N, 512, D), None)``: each prompt's Qwen3 hidden states (layer −2),
-        its own length, then zero rows up to :data:`CAPTION_TOKENS` (module docstring)."""
+        """``(captions (N, T, D), None)``: each prompt's Qwen3 hidden states (layer −2), its
+        real tokens only (at most :data:`CAPTION_TOKENS`). The engine encodes one prompt at a
+        time and marks any padding it adds (:attr:`masked_padding`); several prompts at
+        once are zero-padded to the longest."""
         import torch
 
         rows = []
@@ -122,10 +125,9 @@ class ZImageFamily(FlowFamily):
                     caption = pipe._encode_prompt(
                         prompt=[plain_text(prompt)], device=device, max_sequence_length=CAPTION_TOKENS
                     )[0]
-                padded = caption.new_zeros(CAPTION_TOKENS, caption.shape[-1])
-                padded[: caption.shape[0]] = caption
-                rows.append(padded)
-        return torch.stack(rows), None
+                rows.append(caption)
+        longest = max(r.shape[0] for r in rows)
+        return torch.stack([torch.nn.functional.pad(r, (0, 0, 0, longest - r.shape[0])) for r in rows]), None
 
 
 def weighted_qwen3(tokenizer: Any, encoder: Any, prompt: str, max_length: int, device: torch.device) -> torch.Tensor:

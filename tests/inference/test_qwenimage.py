@@ -263,21 +263,50 @@ def test_regions_cost_one_pass(shared_engine: Any, qwen: Path) -> None:
     assert calls == 3
 
 
-def test_padding_is_one_zero_row_and_is_masked(shared_engine: Any, qwen: Path) -> None:
-    """Each prompt's tokens end in zero rows; the denoiser's mask keeps each prompt's text
-    up to them, also inside a negative padded with empty prompts to its positive's length."""
-    from sfumato.inference.denoisers.qwenimage import text_valid
+def test_prompts_are_their_real_tokens_and_the_padding_is_masked(shared_engine: Any, qwen: Path) -> None:
+    """A prompt is the pipeline's tokens, no padding rows; a shorter negative is padded with
+    zero vectors its token mask marks, and that mask is what the transformer gets (none
+    where every token is real, as diffusers passes it). Several prompts at once are
+    zero-padded to the longest."""
+    from sfumato.inference.denoisers.qwenimage import padding_mask
+    from sfumato.inference.text_conditioning import PromptPair, condition_text
 
     model = shared_engine.cache.get(ModelRef(str(qwen)))
     family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    assert family.masked_padding
     tokens, pooled = family.encode_prompts(pipe, ["a red cat on a mat"], cpu)
     embeds, mask = pipe._get_qwen_prompt_embeds(prompt=["a red cat on a mat"], device=cpu)
-    assert pooled is None and tokens.shape[1] == embeds.shape[1] + 1
-    assert torch.equal(tokens[:, :-1], embeds) and not tokens[0, -1].any()
+    assert pooled is None and bool(mask.all()) and torch.equal(tokens, embeds)
     empty, _ = family.encode_prompts(pipe, [""], cpu)
-    padded = torch.cat([empty, empty, tokens[:, :1]], dim=1)  # text_conditioning's layout
-    valid = text_valid(torch.cat([padded, tokens]), ())
-    assert valid[0].sum() == empty.shape[1] - 1 and valid[1].sum() == tokens.shape[1] - 1
+    assert 0 < empty.shape[1] < tokens.shape[1]
+    both, _ = family.encode_prompts(pipe, ["a red cat on a mat", ""], cpu)
+    assert torch.equal(both[:1], tokens) and torch.equal(both[1:, : empty.shape[1]], empty)
+    assert both.shape[1] == tokens.shape[1] and not both[1, empty.shape[1] :].any()
+    text = condition_text(model, [PromptPair("a red cat on a mat", "")], guided=True, batch=1, device=cpu,
+                          dtype=torch.float32)  # fmt: skip
+    assert text.token_mask is not None and text.tokens.shape[1] == tokens.shape[1]
+    assert int(text.token_mask[0].sum()) == empty.shape[1] and bool(text.token_mask[1].all())  # [uncond, cond]
+    torch.testing.assert_close(text.tokens[0, : empty.shape[1]], empty[0].float())
+    assert padding_mask(text.token_mask) is text.token_mask
+    assert padding_mask(text.token_mask[1:]) is None and padding_mask(None) is None
+
+
+def test_a_zero_weight_is_a_real_token(shared_engine: Any, qwen: Path) -> None:
+    """A weight of 0 makes a token's row all zeros; the mask, not the values, says what is
+    padding, so the token stays text (no weight is bumped to keep it from looking like one)."""
+    from sfumato.inference.denoisers.qwenimage import padding_mask
+    from sfumato.inference.text_conditioning import PromptPair, condition_text
+
+    model = shared_engine.cache.get(ModelRef(str(qwen)))
+    cpu = torch.device("cpu")
+    plain, _ = model.family.encode_prompts(model.pipe, ["a red cat"], cpu)
+    muted, _ = model.family.encode_prompts(model.pipe, ["a (red:0) cat"], cpu)
+    assert muted.shape == plain.shape
+    assert int((muted[0].abs().amax(dim=-1) == 0).sum()) >= 1  # "red"'s row(s)
+    text = condition_text(model, [PromptPair("a (red:0) cat")], guided=False, batch=1, device=cpu,
+                          dtype=torch.float32)  # fmt: skip
+    assert text.token_mask is not None and bool(text.token_mask.all())
+    assert padding_mask(text.token_mask) is None
 
 
 def test_weighted_prompt_changes_the_tokens(shared_engine: Any, qwen: Path) -> None:

@@ -68,3 +68,24 @@ def test_unguided_is_the_conditional_half_alone(shared_engine: Any, tiny_sd15: P
     assert torch.equal(guided.guide(out, 7.0), torch.full((2, 4, 8, 8), 7.0))
     cond = out[2:]
     assert plain.guide(cond, 7.0) is cond
+
+
+def test_prompt_tokens_are_each_prompts_real_tokens_by_the_mask() -> None:
+    """Each batch row's prompts, global first, their padding (the mask's False) left out
+    whatever its values, a real all-zero token kept; without a mask every token is real."""
+    from sfumato.inference.text_conditioning import TextConditioning
+
+    tokens = torch.arange(1, 2 * 7 * 2 + 1, dtype=torch.float32).view(2, 7, 2)
+    tokens[1, 1] = 0.0  # a real token that happens to be all zeros
+    mask = torch.tensor([[1, 1, 0, 1, 0, 1, 1], [1, 1, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    text = TextConditioning(tokens=tokens, region_spans=((3, 5), (5, 7)), control_tokens=tokens[:, :3],
+                            pooled=None, guided=True, token_mask=mask, control_token_mask=mask[:, :3])  # fmt: skip
+    assert text.prompt_bounds == ((0, 3), (3, 5), (5, 7))
+    rows = text.prompt_tokens()
+    assert [[len(p) for p in row] for row in rows] == [[2, 1, 2], [3, 2, 1]]
+    assert torch.equal(rows[0][0], tokens[0, :2]) and torch.equal(rows[0][1], tokens[0, 3:4])
+    assert torch.equal(rows[1][0], tokens[1, :3]) and torch.equal(rows[1][2], tokens[1, 5:6])
+    assert [len(c) for c in text.control_prompt_tokens()] == [2, 3]
+    plain = TextConditioning(tokens=tokens, region_spans=(), control_tokens=tokens, pooled=None, guided=False)
+    assert plain.prompt_bounds == ((0, 7),)
+    assert [torch.equal(p[0], t) for p, t in zip(plain.prompt_tokens(), tokens)] == [True, True]

@@ -178,7 +178,6 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     prompt's token reads another prompt's. The image-only refiner runs unbiased."""
     import diffusers.models.transformers.transformer_z_image as zmodule
     from sfumato.inference import joint_regions
-    from sfumato.inference.denoisers.zimage import caption_rows
     from sfumato.inference.regions import latent_masks
     from sfumato.inference.text_conditioning import condition_text, prompt_pairs
 
@@ -188,7 +187,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     text = condition_text(model, prompt_pairs(req), guided=cfg > 1, batch=1, device=torch.device("cpu"),
                           dtype=torch.float32)  # fmt: skip
     # each prompt padded to whole 32-token blocks of its own
-    rows = [[len(p) + (-len(p)) % 32 for p in prompts] for prompts in caption_rows(text.tokens, text.region_spans)]
+    rows = [[len(p) + (-len(p)) % 32 for p in prompts] for prompts in text.prompt_tokens()]
     masks = latent_masks([r.mask for r in req.regions], (SIDE // 8, SIDE // 8))
     n = (SIDE // 16) ** 2
     nx = n + (-n) % 32
@@ -268,14 +267,43 @@ def test_regions_with_a_controlnet_run(shared_engine: Any, zimage: Path) -> None
 
 
 def test_captions_keep_their_own_length(shared_engine: Any, zimage: Path) -> None:
-    """Each caption is the pipeline's (layer −2, no padding) followed by zero rows."""
+    """Each caption is the pipeline's (layer −2, no padding rows); a shorter negative is
+    padded with zero vectors its token mask marks, and the denoiser's captions leave them
+    out: each prompt at the pipeline's own length."""
+    from sfumato.inference.text_conditioning import PromptPair, condition_text
+
     model = shared_engine.cache.get(ModelRef(str(zimage)))
     family, pipe, cpu = model.family, model.pipe, torch.device("cpu")
+    assert family.masked_padding
     tokens, pooled = family.encode_prompts(pipe, ["a red cat"], cpu)
     theirs = pipe._encode_prompt(["a red cat"], device=cpu)[0]
-    assert pooled is None and tokens.shape == (1, 512, theirs.shape[-1])
-    assert torch.equal(tokens[0, : len(theirs)], theirs)
-    assert not tokens[0, len(theirs) :].any()
+    assert pooled is None and tokens.shape == (1, len(theirs), theirs.shape[-1])
+    assert torch.equal(tokens[0], theirs)
+    long = "a red cat on a mat in a sunlit kitchen"
+    text = condition_text(model, [PromptPair(long, "a red cat")], guided=True, batch=1, device=cpu,
+                          dtype=torch.float32)  # fmt: skip
+    longer = pipe._encode_prompt([long], device=cpu)[0]
+    assert text.token_mask is not None and text.tokens.shape[1] == len(longer) > len(theirs)
+    assert int(text.token_mask[0].sum()) == len(theirs) and bool(text.token_mask[1].all())
+    (negative,), (positive,) = text.prompt_tokens()  # [uncond, cond], the global prompt alone
+    torch.testing.assert_close(negative, theirs.float())
+    torch.testing.assert_close(positive, longer.float())
+    assert [len(c) for c in text.control_prompt_tokens()] == [len(theirs), len(longer)]
+
+
+def test_a_zero_weight_keeps_its_token(shared_engine: Any, zimage: Path) -> None:
+    """A weight of 0 makes a token's row all zeros: the caption still holds it (the mask,
+    not the values, says what is padding)."""
+    from sfumato.inference.text_conditioning import PromptPair, condition_text
+
+    model = shared_engine.cache.get(ModelRef(str(zimage)))
+    cpu = torch.device("cpu")
+    plain, _ = model.family.encode_prompts(model.pipe, ["a red cat"], cpu)
+    text = condition_text(model, [PromptPair("a (red:0) cat")], guided=False, batch=1, device=cpu,
+                          dtype=torch.float32)  # fmt: skip
+    assert int((text.tokens[0].abs().amax(dim=-1) == 0).sum()) >= 1  # "red"'s row(s)
+    ((caption,),) = text.prompt_tokens()
+    assert caption.shape == plain[0].shape
 
 
 def test_weighted_prompt_changes_the_caption(shared_engine: Any, zimage: Path) -> None:
