@@ -18,8 +18,9 @@ from pathlib import Path
 
 from sfumato.inference.errors import UnsupportedModeError
 from sfumato.inference.families import Family, all_families, family_for_diffusers
+from sfumato.inference.families.sd2 import single_file_kind
 from sfumato.vocabulary.config import read_json
-from sfumato.vocabulary.families import BUILTIN, SD15, SDXL, builtin_model_folder
+from sfumato.vocabulary.families import BUILTIN, SD2, SD15, SDXL, builtin_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,11 @@ def family_for_model(source: str, family: str | None = None) -> FamilyInfo:
         if native is None or native == table.native:
             return table
         return FamilyInfo.for_native(detected, native, table.multiple)
+    if family == SD2 and path.is_file():
+        # An SD 2.x file is 768-v or 512-base; its name or sidecar .yaml says which.
+        kind = single_file_kind(path)
+        if kind.sample_size is not None and kind.sample_size * MULTIPLE != FAMILIES[SD2].native:
+            return FamilyInfo.for_native(SD2, kind.sample_size * MULTIPLE)
     if family is not None and family in FAMILIES:
         return FAMILIES[family]
     return FAMILIES[SD15]

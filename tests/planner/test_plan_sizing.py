@@ -118,3 +118,17 @@ def test_a_folder_no_engine_family_loads_is_planned_as_sd15(tmp_path) -> None:
 def test_family_for_a_file_uses_the_given_family(tmp_path) -> None:
     assert family_for_model(str(tmp_path / "x.safetensors"), SDXL) == FAMILIES[SDXL]
     assert family_for_model("some/hub-id") == FAMILIES[SD15]
+
+
+def test_an_sd2_file_is_sized_by_what_its_name_or_yaml_says(tmp_path: Path) -> None:
+    """SD 2.x files are 768-v or 512-base: the planner sizes a '512-base' file at 512, a
+    768-v file (or one whose sidecar .yaml says v) at 768."""
+    base = tmp_path / "v2-1_512-ema-pruned.safetensors"
+    v768 = tmp_path / "v2-1_768-ema-pruned.safetensors"
+    custom = tmp_path / "my-finetune.safetensors"
+    for path in (base, v768, custom):
+        path.write_bytes(b"")
+    (tmp_path / "my-finetune.yaml").write_text('model:\n  params:\n    parameterization: "v"\n')
+    assert family_for_model(str(base), "sd2").native == 512
+    assert family_for_model(str(v768), "sd2").native == 768
+    assert family_for_model(str(custom), "sd2").native == 768
