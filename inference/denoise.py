@@ -27,7 +27,7 @@ takes them out again, whatever happened during the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -73,6 +73,8 @@ class DenoiseJob:
     inpaint_extra: torch.Tensor | None  # the inpainting model's extra input (mask, masked image)
     region_masks: torch.Tensor | None  # (R, h, w)
     controls: list[ControlInput]
+    #: the request's reference pictures as model-space latents ``(1, C, h, w)`` each
+    references: list[torch.Tensor] = field(default_factory=list)
     step_seconds: float = 0.0  # mean wall time of a denoising step (with events), measured
 
 

@@ -229,6 +229,8 @@ class Engine:
         if missing:
             names = ", ".join(sorted(m.value for m in missing))
             raise UnsupportedModeError(f"{model.family.label} models cannot do {names}.")
+        if request.references and not model.family.takes_references:
+            raise UnsupportedModeError(f"{model.family.label} models take no reference pictures.")
         self._apply_loras(model, request)
         strength = request.strength if request.init is not None else 1.0
         scheduler = make_scheduler(
@@ -344,7 +346,23 @@ class Engine:
             inpaint_extra=inpaint_extra,
             region_masks=self._region_masks(request, lat_size),
             controls=self._controls(model, request, text.copies),
+            references=self._references(model, request),
         )
+
+    def _references(self, model: LoadedModel, request: GenerationRequest) -> list[torch.Tensor]:
+        """Each reference picture's latents ``(1, C, h, w)``, in the engine's dtype."""
+        multiple = max(model.vae_scale, model.family.size_multiple)
+        latents = []
+        for i, reference in enumerate(request.references):
+            h, w = reference.image.shape[:2]
+            if h % multiple or w % multiple:
+                raise RequestError(
+                    f"reference {i + 1} is {w}x{h}; this model takes sides that are multiples of {multiple} "
+                    "(the planner chooses such sizes)"
+                )
+            image = np.ascontiguousarray(reference.image)
+            latents.append(model.family.encode_images(model.pipe, [image], self.device).to(self.dtype))
+        return latents
 
     def _image_inputs(
         self, model: LoadedModel, request: GenerationRequest, lat_size: tuple[int, int], copies: int

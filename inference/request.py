@@ -37,6 +37,7 @@ __all__ = [
     "InpaintSpec",
     "LoraSpec",
     "ModelRef",
+    "ReferenceImage",
     "RegionSpec",
     "RequestError",
     "Sampler",
@@ -226,6 +227,22 @@ class ControlSpec(_ArrayEqMixin):
 
 
 @dataclass(frozen=True, eq=False)
+class ReferenceImage(_ArrayEqMixin):
+    """A picture the model is shown beside the prompt (FLUX.2 Klein's reference images).
+
+    ``image`` is uint8 ``(H, W, 3)`` at the size the model should see it — chosen by the
+    planner like every size (each side a multiple of the family's size multiple); the
+    engine resamples nothing. Only families that take references accept them
+    (:attr:`~sfumato.inference.families.base.Family.takes_references`).
+    """
+
+    image: np.ndarray  # uint8 (H, W, 3)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _frozen_array(self.image, "reference image", np.uint8))
+
+
+@dataclass(frozen=True, eq=False)
 class GenerationRequest(_ArrayEqMixin):
     """Everything one generation needs. ``width``/``height`` is the size the model
     generates at, exactly, in pixels (a multiple of 8), and every image and mask of the
@@ -252,10 +269,11 @@ class GenerationRequest(_ArrayEqMixin):
     regions: tuple[RegionSpec, ...] = ()
     controls: tuple[ControlSpec, ...] = ()
     loras: tuple[LoraSpec, ...] = ()
+    references: tuple[ReferenceImage, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept lists from callers; store tuples so the request stays hashable.
-        for name in ("regions", "controls", "loras"):
+        for name in ("regions", "controls", "loras", "references"):
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
@@ -315,6 +333,10 @@ class GenerationRequest(_ArrayEqMixin):
             _check(self.init is not None, "inpainting needs an init image (the pixels around the mask)")
             _check_mask(self.inpaint.mask, shape, "inpaint mask")
             _check(float(self.inpaint.mask.max(initial=0.0)) > 0.0, "inpaint mask is empty: paint the area to regenerate")
+        for i, reference in enumerate(self.references):
+            image = reference.image
+            _check(image.ndim == 3 and image.shape[2] == 3, f"reference {i + 1} must be RGB (H, W, 3), got {image.shape}")
+            _check(min(image.shape[:2]) >= 8, f"reference {i + 1} is {image.shape[1]}x{image.shape[0]}; at least 8x8")
         for i, region in enumerate(self.regions):
             _check_mask(region.mask, shape, f"region {i + 1} mask")
             _check(bool(region.prompt.strip()), f"region {i + 1} has no prompt")
@@ -363,6 +385,8 @@ class GenerationRequest(_ArrayEqMixin):
             data["inpaint"] = {"fill": self.inpaint.fill.value}
         if self.regions:
             data["regions"] = [{"prompt": r.prompt, "negative": r.negative} for r in self.regions]
+        if self.references:  # left out when empty, as the scheduler tweaks
+            data["references"] = [{"width": r.image.shape[1], "height": r.image.shape[0]} for r in self.references]
         if self.controls:
             data["controls"] = [
                 {

@@ -83,11 +83,13 @@ class Flux2Denoiser:
 
     @staticmethod
     def _references(job: DenoiseJob) -> list[torch.Tensor]:
-        """The reference images' latents ``(1, C, h, w)``: the init picture when inpainting
-        (Klein's inpainting pipeline shows the model the whole picture), else none."""
+        """The reference images' latents ``(1, C, h, w)``: the request's reference pictures,
+        in order, then the init picture when inpainting (Klein's inpainting pipeline shows
+        the model the whole picture)."""
+        references = list(job.references)
         if job.denoise_mask is not None and job.init_latents is not None:
-            return [job.init_latents[:1]]
-        return []
+            references.append(job.init_latents[:1])
+        return references
 
     def __call__(self, latents: torch.Tensor, t: torch.Tensor, j: int, n: int) -> torch.Tensor:
         job = self.job

@@ -75,6 +75,8 @@ class Family(ABC):
     #: latent patch a token takes where latents are packed into tokens (16 for the
     #: transformer families)
     size_multiple: int = 8
+    #: whether the model takes reference pictures beside the prompt (FLUX.2 Klein)
+    takes_references: bool = False
     #: the samplers this family can run; ``None``: all of them
     samplers: frozenset[Sampler] | None = None
     #: whether a prompt's tokens are padded (for the CFG layout, for regions) with

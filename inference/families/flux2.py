@@ -201,6 +201,8 @@ class Flux2Family(FlowFamily):
 
     # ----------------------------------------------------------------- conditioning
 
+    takes_references = True
+
     def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
         """With regions, every prompt's 512 Qwen3 tokens cut to what the longest templated
         prompt takes and a pad, rounded up to 64, on the side the tokenizer pads — as FLUX
