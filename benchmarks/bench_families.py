@@ -25,14 +25,16 @@ unguided.
 Models. ``tests/tinyflow.py``'s test-sized folders are a few hundred KB: a step there is
 Python, not arithmetic. Here each family's folder keeps tinyflow's tokenizers, text
 encoders, VAE and scheduler and gets a wider, deeper transformer (inner width 192 in
-32-wide heads, 4 to 6 blocks; the real models' text/image token layout is kept, so FLUX,
-Chroma and Klein still see 512 text tokens, SD3 77 + 256) so that a step on one CPU
-thread takes tens to hundreds of milliseconds and the transformer dominates it, as it
-does at full size. Their absolute speed means nothing; the ratios are what is measured.
+32-wide heads; 4 to 12 blocks, more where a family's text sequence is short: Chroma,
+Z-Image and Qwen-Image send a prompt's real tokens, FLUX.1 and Klein 512, SD3 77 + 256, as
+the real pipelines do) so that a step on one CPU thread takes 50–100 ms on a quiet machine
+and the transformer dominates it, as it does at full size. At 128 px a picture is only 64
+image tokens, so the text's share of a step is far larger than at 1024² (4096 image
+tokens): the regions' ratio here is an upper bound of what it is at full size. Their absolute speed means nothing; the ratios are what is measured.
 The text and image tokens of one transformer call are printed per family (the regions'
 extra text tokens are where their cost comes from).
 
-    python benchmarks/bench_families.py [--families flux,sd3] [--repeats 5] [--steps 4] [--json out.json]
+    python benchmarks/bench_families.py [--families flux,sd3] [--repeats 7] [--steps 4] [--json out.json]
 
 On a GPU the full-size it/s against diffusers belongs to a device run (not in this
 script: the full-size families' weights are 4–40 GB even at random).
@@ -128,7 +130,7 @@ def _transformer(name: str) -> Any:
                                       joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
                                       axes_dims_rope=ROPE_3, **heads)  # fmt: skip
     if name == "chroma":
-        return ChromaTransformer2DModel(patch_size=1, in_channels=64, num_layers=2, num_single_layers=4,
+        return ChromaTransformer2DModel(patch_size=1, in_channels=64, num_layers=4, num_single_layers=8,
                                         joint_attention_dim=32, approximator_num_channels=16,
                                         approximator_hidden_dim=64, approximator_layers=1,
                                         axes_dims_rope=ROPE_3, **heads)  # fmt: skip
@@ -140,7 +142,7 @@ def _transformer(name: str) -> Any:
                                      **heads)  # fmt: skip
     if name == "zimage":
         net = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16,
-                                       dim=HEADS * HEAD_DIM, n_layers=4, n_refiner_layers=1, n_heads=HEADS,
+                                       dim=HEADS * HEAD_DIM, n_layers=10, n_refiner_layers=1, n_heads=HEADS,
                                        n_kv_heads=HEADS, norm_eps=1e-5, qk_norm=True, cap_feat_dim=16,
                                        rope_theta=256.0, t_scale=1000.0, axes_dims=list(ROPE_3),
                                        axes_lens=[1024, 512, 512])  # fmt: skip
@@ -149,7 +151,7 @@ def _transformer(name: str) -> Any:
             net.cap_pad_token.normal_(std=0.5)
         return net
     if name == "qwenimage":
-        return QwenImageTransformer2DModel(patch_size=2, in_channels=64, out_channels=16, num_layers=4,
+        return QwenImageTransformer2DModel(patch_size=2, in_channels=64, out_channels=16, num_layers=12,
                                            joint_attention_dim=16, guidance_embeds=False,
                                            axes_dims_rope=ROPE_3, **heads)  # fmt: skip
     if name == "flux2":
@@ -395,7 +397,7 @@ def main() -> None:
     parser.add_argument("--families", default=",".join(FAMILIES),
                         help=f"comma-separated, of: {', '.join(FAMILIES)}")  # fmt: skip
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--side", type=int, default=SIDE, help="picture side in px (a multiple of 32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None)
