@@ -14,13 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import flowtests as flow
 import numpy as np
 import pytest
 import torch
 from enginehelpers import Recorder, box_mask, request, smooth_image
 from PIL import Image
 from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
-from sfumato.vocabulary.kinds import ControlKind, Sampler
+from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
 SIDE = 64
@@ -36,40 +37,21 @@ def flux_schnell() -> Path:
     return tiny_flow_model("flux-schnell")
 
 
-def _u8(image: np.ndarray) -> np.ndarray:
-    return np.round(image * 255.0).astype(np.int16)
-
-
-def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
-    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
-    assert diff.max() <= 1, f"max difference {diff.max()}"
-
-
-def _run(engine: Any, req: Any) -> np.ndarray:
-    result = engine.run(req, Recorder())
-    assert result.ok, result.error
-    return result.images[0]
-
-
-def _mode_latents(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
-    monkeypatch.setattr(module, "retrieve_latents", lambda out, generator=None, sample_mode="sample": out.latent_dist.mode())
-
-
 @pytest.mark.parametrize("cfg", [1.0, 3.5])
 def test_txt2img_equals_flux_pipeline(shared_engine: Any, flux: Path, cfg: float) -> None:
     model = shared_engine.cache.get(ModelRef(str(flux)))
     assert model.family.name == "flux"
     req = request(flux, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat")
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     theirs = model.pipe(prompt=req.prompt, num_inference_steps=4, guidance_scale=cfg, height=SIDE, width=SIDE,
                         generator=torch.Generator("cpu").manual_seed(42), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_guidance_is_an_input_of_dev(shared_engine: Any, flux: Path) -> None:
     """dev's guidance scale changes the picture through the embedding, in one pass."""
-    a = _run(shared_engine, request(flux, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=1))
-    b = _run(shared_engine, request(flux, width=SIDE, height=SIDE, steps=3, cfg=4.0, seed=1))
+    a = flow.run_ok(shared_engine, request(flux, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=1))
+    b = flow.run_ok(shared_engine, request(flux, width=SIDE, height=SIDE, steps=3, cfg=4.0, seed=1))
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
 
 
@@ -78,45 +60,45 @@ def test_schnell_true_cfg_equals_pipeline(shared_engine: Any, flux_schnell: Path
     model = shared_engine.cache.get(ModelRef(str(flux_schnell)))
     req = request(flux_schnell, width=SIDE, height=SIDE, steps=3, cfg=2.5, seed=7, prompt="a blue dog",
                   negative="green sky")  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     theirs = model.pipe(prompt=req.prompt, negative_prompt=req.negative, true_cfg_scale=2.5, num_inference_steps=3,
                         height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(7),
                         output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_img2img_equals_flux_img2img_pipeline(shared_engine: Any, flux: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from diffusers import FluxImg2ImgPipeline
     from diffusers.pipelines.flux import pipeline_flux_img2img
 
-    _mode_latents(monkeypatch, pipeline_flux_img2img)
+    flow.latents_by_mode(monkeypatch, pipeline_flux_img2img)
     model = shared_engine.cache.get(ModelRef(str(flux)))
     init = smooth_image(SIDE, SIDE)
     req = request(flux, width=SIDE, height=SIDE, steps=8, cfg=3.5, seed=3, init=InitImage(init, 0.5))
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe = FluxImg2ImgPipeline(**model.pipe.components)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
                   guidance_scale=3.5, height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(3),
                   output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_inpaint_equals_flux_inpaint_pipeline(shared_engine: Any, flux: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from diffusers import FluxInpaintPipeline
     from diffusers.pipelines.flux import pipeline_flux_inpaint
 
-    _mode_latents(monkeypatch, pipeline_flux_inpaint)
+    flow.latents_by_mode(monkeypatch, pipeline_flux_inpaint)
     model = shared_engine.cache.get(ModelRef(str(flux)))
     init = smooth_image(SIDE, SIDE)
     mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
     req = request(flux, width=SIDE, height=SIDE, steps=4, cfg=3.5, seed=5, init=InitImage(init, 1.0),
                   inpaint=InpaintSpec(mask))  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe = FluxInpaintPipeline(**model.pipe.components)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
                   strength=1.0, num_inference_steps=4, guidance_scale=3.5, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_previews_are_x0_and_end_at_the_result(
@@ -124,30 +106,12 @@ def test_previews_are_x0_and_end_at_the_result(
 ) -> None:
     """Each step previews the predicted clean latents (``x − σ·v``); the last prediction
     is exactly what gets decoded, and the first is far from the noise it started from."""
-    from enginehelpers import run_keeping_latents
-    from sfumato.inference.preview import LatentPreviewer
-
-    previewed: list[torch.Tensor] = []
-    real = LatentPreviewer.__call__
-
-    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
-        previewed.append(latents.clone())
-        return real(self, latents)
-
-    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
     req = request(flux, width=SIDE, height=SIDE, steps=4, cfg=3.5, seed=2)
-    _, final, rec = run_keeping_latents(shared_engine, req, monkeypatch)
-    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
-    assert rec.previews[0].rgb.shape == (SIDE // 8, SIDE // 8, 3)
-    assert previewed[0].shape == (16, SIDE // 8, SIDE // 8)
-    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
-    noise = torch.randn((1, 16, SIDE // 8, SIDE // 8), generator=torch.Generator("cpu").manual_seed(2))[0]
-    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+    flow.check_previews_are_x0(shared_engine, req, monkeypatch, (16, SIDE // 8, SIDE // 8), (SIDE // 8, SIDE // 8, 3))
 
 
 def test_flow_families_refuse_other_samplers(shared_engine: Any, flux: Path) -> None:
-    result = shared_engine.run(request(flux, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
-    assert result.error is not None and "flow matching" in str(result.error)
+    flow.check_refuses_other_samplers(shared_engine, flux, SIDE)
 
 
 def test_controlnet_equals_flux_controlnet_pipeline(
@@ -156,28 +120,22 @@ def test_controlnet_equals_flux_controlnet_pipeline(
     from diffusers import FluxControlNetModel, FluxControlNetPipeline
     from diffusers.pipelines.flux import pipeline_flux_controlnet
 
-    _mode_latents(monkeypatch, pipeline_flux_controlnet)
+    flow.latents_by_mode(monkeypatch, pipeline_flux_controlnet)
     model = shared_engine.cache.get(ModelRef(str(flux)))
     net_path = tiny_flow_model("controlnet-flux")
     control = np.zeros((SIDE, SIDE, 3), np.uint8)
     control[8:56, 24:40] = 255
     spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
     req = request(flux, width=SIDE, height=SIDE, steps=4, cfg=3.5, seed=9, controls=(spec,))
-    ours = _run(shared_engine, req)
-    without = _run(shared_engine, req.replace(controls=()))
+    ours = flow.run_ok(shared_engine, req)
+    without = flow.run_ok(shared_engine, req.replace(controls=()))
     assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
     net = FluxControlNetModel.from_pretrained(str(net_path), local_files_only=True)
     pipe = FluxControlNetPipeline(**model.pipe.components, controlnet=net)
     theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
                   num_inference_steps=4, guidance_scale=3.5, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(9), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
-
-
-def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
-    left = box_mask(width, height, 0, 0, width // 2, height)
-    right = box_mask(width, height, width // 2, 0, width, height)
-    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_regions_keep_each_regions_attention_on_its_prompt(
@@ -186,64 +144,34 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     """At every attention call of every block, an image token inside a region gives less
     than 1e-3 of its attention to another prompt's text tokens."""
     import diffusers.models.transformers.transformer_flux as flux_module
-    from sfumato.inference import joint_regions
     from sfumato.inference.regions import latent_masks
-
-    regions = _regions(SIDE, SIDE)
-    masks = latent_masks([r.mask for r in regions], (SIDE // 8, SIDE // 8))
-    leaks: list[float] = []
-    calls = 0
-    real = flux_module.dispatch_attention_fn
-
-    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        assert attn_mask is not None, "a block ran without the region bias"
-        q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
-        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()
-        probs = scores.softmax(dim=-1)
-        text = attn_mask.shape[-1] - masks.shape[1] * masks.shape[2] // 4
-        layout = joint_regions.JointLayout(spans, text)
-        leaks.extend(joint_regions.attention_shares(probs, masks, layout, patch=2).tolist())
-        return real(query, key, value, attn_mask=attn_mask, **kw)
-
-    model = shared_engine.cache.get(ModelRef(str(flux)))
-    req = request(flux, width=SIDE, height=SIDE, steps=2, cfg=3.5, seed=4, regions=regions)
     from sfumato.inference.text_conditioning import condition_text, prompt_pairs
 
+    regions = flow.left_right_regions(SIDE, SIDE)
+    masks = latent_masks([r.mask for r in regions], (SIDE // 8, SIDE // 8))
+    model = shared_engine.cache.get(ModelRef(str(flux)))
+    req = request(flux, width=SIDE, height=SIDE, steps=2, cfg=3.5, seed=4, regions=regions)
     spans = condition_text(model, prompt_pairs(req), guided=False, batch=1, device=torch.device("cpu"),
                            dtype=torch.float32).region_spans  # fmt: skip
-    monkeypatch.setattr(flux_module, "dispatch_attention_fn", measuring)
-    ours = _run(shared_engine, req)
+    probe = flow.probe_region_leaks(monkeypatch, flux_module, "dispatch_attention_fn", spans=spans, masks=masks,
+                                    image_tokens=masks.shape[1] * masks.shape[2] // 4, patch=2)  # fmt: skip
+    ours = flow.run_ok(shared_engine, req)
     blocks = len(model.denoiser.transformer_blocks) + len(model.denoiser.single_transformer_blocks)
-    assert calls == 2 * blocks
-    assert max(leaks) < 1e-3, max(leaks)
-    monkeypatch.setattr(flux_module, "dispatch_attention_fn", real)
+    assert probe.calls == 2 * blocks
+    assert max(probe.leaks) < 1e-3, max(probe.leaks)
+    probe.stop()
     # Against the same regions both repeating the global prompt, only the right region's
     # prompt differs: the change lands on the right.
     same = (regions[0], RegionSpec(regions[1].mask, regions[0].prompt))
-    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=same)).astype(int))
+    change = np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(regions=same)).astype(int))
     assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
 
 
 def test_regions_cost_one_pass(shared_engine: Any, flux: Path) -> None:
     """Regions add tokens, not transformer calls."""
     model = shared_engine.cache.get(ModelRef(str(flux)))
-    calls = 0
-    transformer = model.denoiser
-    real_forward = transformer.forward
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return real_forward(*args, **kwargs)
-
-    transformer.forward = counting
-    try:
-        _run(shared_engine, request(flux, width=SIDE, height=SIDE, steps=3, cfg=3.5, regions=_regions(SIDE, SIDE)))
-    finally:
-        del transformer.forward
-    assert calls == 3
+    req = request(flux, width=SIDE, height=SIDE, steps=3, cfg=3.5, regions=flow.left_right_regions(SIDE, SIDE))
+    assert flow.count_denoiser_calls(model, lambda: flow.run_ok(shared_engine, req)) == 3
 
 
 def test_weighted_prompt_changes_the_t5_tokens(shared_engine: Any, flux: Path) -> None:
@@ -277,14 +205,13 @@ def test_kohya_flux_lora_with_fused_qkv_merges_and_unmerges(shared_engine: Any, 
                "lora_unet_double_blocks_0_img_attn_qkv.alpha": torch.tensor(alpha)}, str(path))  # fmt: skip
     before = {name: getattr(block, name).weight.detach().clone() for name in ("to_q", "to_k", "to_v")}
     req = request(flux, width=SIDE, height=SIDE, steps=3, cfg=3.5, seed=11)
-    plain = _run(shared_engine, req)
-    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.8),)))
-    for i, name in enumerate(("to_q", "to_k", "to_v")):
-        expected = before[name] + 0.8 * (alpha / rank) * (up[i * inner : (i + 1) * inner] @ down)
-        torch.testing.assert_close(getattr(block, name).weight, expected, rtol=1e-5, atol=1e-5)
-    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.2
-    again = _run(shared_engine, req)
-    assert np.array_equal(again, plain)
+
+    def merged() -> None:
+        for i, name in enumerate(("to_q", "to_k", "to_v")):
+            expected = before[name] + 0.8 * (alpha / rank) * (up[i * inner : (i + 1) * inner] @ down)
+            torch.testing.assert_close(getattr(block, name).weight, expected, rtol=1e-5, atol=1e-5)
+
+    flow.check_lora_acts_and_comes_off(shared_engine, req, LoraSpec(str(path), 0.8), min_change=0.2, merged=merged)
 
 
 def test_fill_is_chosen_and_fed_as_flux_fill_pipeline_feeds_it(shared_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -293,7 +220,7 @@ def test_fill_is_chosen_and_fed_as_flux_fill_pipeline_feeds_it(shared_engine: An
     (The pixels outside the mask are the planner's to keep: test_engine_modes, placement.)"""
     from diffusers.pipelines.flux import pipeline_flux_fill
 
-    _mode_latents(monkeypatch, pipeline_flux_fill)
+    flow.latents_by_mode(monkeypatch, pipeline_flux_fill)
     fill = tiny_flow_model("flux-fill")
     model = shared_engine.cache.get(ModelRef(str(fill)))
     assert model.family.name == "flux" and model.is_inpaint_model
@@ -311,7 +238,7 @@ def test_fill_is_chosen_and_fed_as_flux_fill_pipeline_feeds_it(shared_engine: An
     torch.testing.assert_close(ours, torch.cat([masked_tokens, mask_tokens], dim=-1), rtol=1e-5, atol=1e-5)
     req = request(fill, width=SIDE, height=SIDE, steps=3, cfg=3.5, seed=6, init=InitImage(init, 1.0),
                   inpaint=InpaintSpec(mask))  # fmt: skip
-    result = _run(shared_engine, req)
+    result = flow.run_ok(shared_engine, req)
     inside = mask == 1
     assert np.abs(result[inside].astype(int) - init[inside].astype(int)).mean() > 5
 
@@ -326,7 +253,7 @@ def test_union_controlnet_takes_the_layer_kinds_control_type(
     from diffusers.pipelines.flux import pipeline_flux_controlnet
     from tinyflow import _FLUX, _Seeded, _wake
 
-    _mode_latents(monkeypatch, pipeline_flux_controlnet)
+    flow.latents_by_mode(monkeypatch, pipeline_flux_controlnet)
     with _Seeded(31):
         net = _wake(FluxControlNetModel(patch_size=1, in_channels=64, guidance_embeds=True, num_mode=10, **_FLUX))
     net.save_pretrained(str(tmp_path / "union"), safe_serialization=True)
@@ -335,19 +262,19 @@ def test_union_controlnet_takes_the_layer_kinds_control_type(
     control[:, : SIDE // 2] = 200
     spec = ControlSpec(kind=ControlKind.DEPTH, image=control, strength=0.9, model=ModelRef(str(tmp_path / "union")))
     req = request(flux, width=SIDE, height=SIDE, steps=3, cfg=3.5, seed=12, controls=(spec,))
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     loaded = FluxControlNetModel.from_pretrained(str(tmp_path / "union"), local_files_only=True)
     pipe = FluxControlNetPipeline(**model.pipe.components, controlnet=loaded)
     kwargs = dict(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.9,
                   num_inference_steps=3, guidance_scale=3.5, height=SIDE, width=SIDE, output_type="np")  # fmt: skip
     theirs = pipe(**kwargs, control_mode=2, generator=torch.Generator("cpu").manual_seed(12)).images[0]
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
     # The tiny net's control type moves few pixels, so the type the engine passes is read too.
     engine_net = shared_engine.cache.controlnet(spec.model, spec.kind, model)
     modes: list[Any] = []
     real_forward = engine_net.forward
     monkeypatch.setattr(engine_net, "forward", lambda *a, **kw: (modes.append(kw.get("controlnet_mode")), real_forward(*a, **kw))[1])
-    _run(shared_engine, req)
+    flow.run_ok(shared_engine, req)
     assert modes and all(m is not None and m.flatten().tolist() == [2] for m in modes)
     segmentation = ControlSpec(kind=ControlKind.SEGMENTATION, image=control, model=ModelRef(str(tmp_path / "union")))
     result = shared_engine.run(req.replace(controls=(segmentation,)), Recorder())

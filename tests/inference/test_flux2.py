@@ -16,13 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import flowtests as flow
 import numpy as np
 import pytest
 import torch
 from enginehelpers import Recorder, box_mask, request, smooth_image
 from PIL import Image
-from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
-from sfumato.vocabulary.kinds import ControlKind, Sampler
+from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef
+from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
 SIDE = 64
@@ -48,15 +49,6 @@ def klein_base(klein: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def _u8(image: np.ndarray) -> np.ndarray:
-    return np.round(image * 255.0).astype(np.int16)
-
-
-def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
-    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
-    assert diff.max() <= 1, f"max difference {diff.max()}"
-
-
 _EMBEDS: dict[tuple[int, str], torch.Tensor] = {}
 
 
@@ -69,12 +61,6 @@ def _embeds(pipe: Any, prompt: str) -> torch.Tensor:
     return _EMBEDS[key]
 
 
-def _run(engine: Any, req: Any) -> np.ndarray:
-    result = engine.run(req, Recorder())
-    assert result.ok, result.error
-    return result.images[0]
-
-
 @pytest.mark.parametrize(("cfg", "width"), [(1.0, SIDE), (4.0, 96)])
 def test_distilled_txt2img_equals_klein_pipeline(shared_engine: Any, klein: Path, cfg: float, width: int) -> None:
     """The distilled Klein ignores the scale (one pass) in both; a wide picture keeps rows
@@ -82,11 +68,11 @@ def test_distilled_txt2img_equals_klein_pipeline(shared_engine: Any, klein: Path
     model = shared_engine.cache.get(ModelRef(str(klein)))
     assert model.family.name == "flux2"
     req = request(klein, width=width, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat")
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     assert ours.shape == (SIDE, width, 3)
     theirs = model.pipe(prompt=req.prompt, num_inference_steps=4, guidance_scale=cfg, height=SIDE, width=width,
                         generator=torch.Generator("cpu").manual_seed(42), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 @pytest.mark.parametrize("cfg", [1.0, 3.0])
@@ -94,13 +80,13 @@ def test_base_txt2img_equals_klein_pipeline(shared_engine: Any, klein_base: Path
     """Klein Base: true CFG against the empty prompt above a scale of 1, as diffusers does."""
     model = shared_engine.cache.get(ModelRef(str(klein_base)))
     req = request(klein_base, width=SIDE, height=SIDE, steps=3, cfg=cfg, seed=7)
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     theirs = model.pipe(prompt_embeds=_embeds(model.pipe, req.prompt), negative_prompt_embeds=_embeds(model.pipe, ""),
                         num_inference_steps=3, guidance_scale=cfg, height=SIDE, width=SIDE,
                         generator=torch.Generator("cpu").manual_seed(7), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
     if cfg > 1.0:
-        unguided = _run(shared_engine, req.replace(cfg=1.0))
+        unguided = flow.run_ok(shared_engine, req.replace(cfg=1.0))
         assert np.abs(ours.astype(int) - unguided.astype(int)).mean() > 0.5  # guidance acts
 
 
@@ -110,7 +96,7 @@ def test_img2img_equals_klein_pipeline_from_noised_init(shared_engine: Any, klei
     init = smooth_image(SIDE, SIDE)
     steps, strength, seed = 8, 0.5, 3
     req = request(klein, width=SIDE, height=SIDE, steps=steps, cfg=1.0, seed=seed, init=InitImage(init, strength))
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     # diffusers' side: its own encoding of the init, the same noise, the schedule's tail.
     start = steps - int(steps * strength)
     sigmas = list(np.linspace(1.0, 1.0 / steps, steps)[start:])
@@ -126,13 +112,13 @@ def test_img2img_equals_klein_pipeline_from_noised_init(shared_engine: Any, klei
     theirs = pipe(prompt_embeds=_embeds(pipe, req.prompt), latents=(1.0 - s) * x0 + s * noise, sigmas=sigmas, num_inference_steps=steps,
                   height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(seed),
                   output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
-    assert np.abs(ours.astype(int) - _run(shared_engine, req.replace(init=None)).astype(int)).mean() > 1.0
+    flow.assert_close_u8(ours, theirs)
+    assert np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(init=None)).astype(int)).mean() > 1.0
 
 
 def test_img2img_strength_zero_returns_the_init(shared_engine: Any, klein: Path) -> None:
     init = smooth_image(SIDE, SIDE)
-    out = _run(shared_engine, request(klein, width=SIDE, height=SIDE, steps=4, init=InitImage(init, 0.0)))
+    out = flow.run_ok(shared_engine, request(klein, width=SIDE, height=SIDE, steps=4, init=InitImage(init, 0.0)))
     assert np.array_equal(out, init)
 
 
@@ -145,12 +131,12 @@ def test_inpaint_equals_klein_inpaint_pipeline(shared_engine: Any, klein: Path, 
     mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
     req = request(klein, width=SIDE, height=SIDE, steps=steps, cfg=1.0, seed=5, init=InitImage(init, strength),
                   inpaint=InpaintSpec(mask))  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe = Flux2KleinInpaintPipeline(**model.pipe.components, is_distilled=True)
     theirs = pipe(prompt_embeds=_embeds(pipe, req.prompt), image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
                   strength=strength, num_inference_steps=steps, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_inpaint_keeps_the_known_latents(shared_engine: Any, klein: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,30 +158,12 @@ def test_previews_are_x0_and_end_at_the_result(
 ) -> None:
     """Each step previews the predicted clean latents (``x − σ·v``) of the 128 patchified
     channels; the last prediction is exactly what gets decoded."""
-    from enginehelpers import run_keeping_latents
-    from sfumato.inference.preview import LatentPreviewer
-
-    previewed: list[torch.Tensor] = []
-    real = LatentPreviewer.__call__
-
-    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
-        previewed.append(latents.clone())
-        return real(self, latents)
-
-    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
     req = request(klein, width=SIDE, height=SIDE, steps=4, seed=2)
-    _, final, rec = run_keeping_latents(shared_engine, req, monkeypatch)
-    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
-    assert rec.previews[0].rgb.shape == (TOKENS, TOKENS, 3)
-    assert previewed[0].shape == (128, TOKENS, TOKENS)
-    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
-    noise = torch.randn((1, 128, TOKENS, TOKENS), generator=torch.Generator("cpu").manual_seed(2))[0]
-    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+    flow.check_previews_are_x0(shared_engine, req, monkeypatch, (128, TOKENS, TOKENS), (TOKENS, TOKENS, 3))
 
 
 def test_refuses_other_samplers_and_controlnets(shared_engine: Any, klein: Path) -> None:
-    result = shared_engine.run(request(klein, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
-    assert result.error is not None and "flow matching" in str(result.error)
+    flow.check_refuses_other_samplers(shared_engine, klein, SIDE)
     control = np.zeros((SIDE, SIDE, 3), np.uint8)
     spec = ControlSpec(kind=ControlKind.CANNY, image=control, model=ModelRef(str(klein)))
     result = shared_engine.run(request(klein, width=SIDE, height=SIDE, steps=2, controls=(spec,)), Recorder())
@@ -211,12 +179,6 @@ def test_sides_are_multiples_of_16(shared_engine: Any, klein: Path) -> None:
     assert result.error is not None and "multiples of 16" in str(result.error)
 
 
-def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
-    left = box_mask(width, height, 0, 0, width // 2, height)
-    right = box_mask(width, height, width // 2, 0, width, height)
-    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
-
-
 @pytest.mark.parametrize("inpaint", [False, True])
 def test_regions_keep_each_regions_attention_on_its_prompt(
     shared_engine: Any, klein: Path, monkeypatch: pytest.MonkeyPatch, inpaint: bool
@@ -225,40 +187,25 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     than 1e-3 of its attention to another prompt's text tokens (also with inpainting's
     reference tokens after the image's)."""
     import diffusers.models.transformers.transformer_flux2 as flux2_module
-    from sfumato.inference import joint_regions
     from sfumato.inference.regions import latent_masks
     from sfumato.inference.text_conditioning import condition_text, prompt_pairs
 
-    regions = _regions(SIDE, SIDE)
+    regions = flow.left_right_regions(SIDE, SIDE)
     masks = latent_masks([r.mask for r in regions], (TOKENS, TOKENS))
-    image_tokens = TOKENS * TOKENS * (2 if inpaint else 1)
-    leaks: list[float] = []
-    calls = 0
-    real = flux2_module.dispatch_attention_fn
-
-    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        assert attn_mask is not None, "a block ran without the region bias"
-        q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
-        probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
-        layout = joint_regions.JointLayout(spans, attn_mask.shape[-1] - image_tokens)
-        leaks.extend(joint_regions.attention_shares(probs, masks, layout, patch=1).tolist())
-        return real(query, key, value, attn_mask=attn_mask, **kw)
-
     model = shared_engine.cache.get(ModelRef(str(klein)))
     req = request(klein, width=SIDE, height=SIDE, steps=2, seed=4, regions=regions)
     if inpaint:
         req = req.replace(init=InitImage(smooth_image(SIDE, SIDE), 1.0), inpaint=InpaintSpec(np.ones((SIDE, SIDE), np.float32)))
     spans = condition_text(model, prompt_pairs(req), guided=False, batch=1, device=torch.device("cpu"),
                            dtype=torch.float32).region_spans  # fmt: skip
-    monkeypatch.setattr(flux2_module, "dispatch_attention_fn", measuring)
-    ours = _run(shared_engine, req)
+    probe = flow.probe_region_leaks(monkeypatch, flux2_module, "dispatch_attention_fn", spans=spans, masks=masks,
+                                    image_tokens=TOKENS * TOKENS * (2 if inpaint else 1), patch=1)  # fmt: skip
+    ours = flow.run_ok(shared_engine, req)
     blocks = len(model.denoiser.transformer_blocks) + len(model.denoiser.single_transformer_blocks)
-    assert calls == 2 * blocks
-    assert max(leaks) < 1e-3, max(leaks)
-    monkeypatch.setattr(flux2_module, "dispatch_attention_fn", real)
-    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    assert probe.calls == 2 * blocks
+    assert max(probe.leaks) < 1e-3, max(probe.leaks)
+    probe.stop()
+    change = np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(regions=())).astype(int))
     left, right = change[:, : SIDE // 2].mean(), change[:, SIDE // 2 :].mean()
     assert right > 1.5 * left, (left, right)
 
@@ -266,22 +213,8 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
 def test_regions_cost_one_pass(shared_engine: Any, klein_base: Path) -> None:
     """Regions add tokens, not transformer calls (Klein Base with CFG: one doubled batch)."""
     model = shared_engine.cache.get(ModelRef(str(klein_base)))
-    calls = 0
-    transformer = model.denoiser
-    real_forward = transformer.forward
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return real_forward(*args, **kwargs)
-
-    transformer.forward = counting
-    try:
-        req = request(klein_base, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE))
-        _run(shared_engine, req)
-    finally:
-        del transformer.forward
-    assert calls == 3
+    req = request(klein_base, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=flow.left_right_regions(SIDE, SIDE))
+    assert flow.count_denoiser_calls(model, lambda: flow.run_ok(shared_engine, req)) == 3
 
 
 def test_weighted_prompts_reweigh_the_qwen3_tokens(shared_engine: Any, klein: Path) -> None:
@@ -304,25 +237,12 @@ def test_weighted_prompts_reweigh_the_qwen3_tokens(shared_engine: Any, klein: Pa
 def test_lora_merges_into_the_transformer_and_unmerges(shared_engine: Any, klein: Path, tmp_path: Path) -> None:
     """A diffusers-format FLUX.2 LoRA lands on its module (``W + weight · alpha/rank · B @ A``),
     changes the picture, and without it the picture is byte for byte the one before."""
-    from safetensors.torch import save_file
-    from sfumato.inference.request import LoraSpec
-
     model = shared_engine.cache.get(ModelRef(str(klein)))
-    layer = model.denoiser.transformer_blocks[0].attn.to_q
-    before = layer.weight.detach().clone()
-    rank = 4
-    g = torch.Generator().manual_seed(0)
-    down = torch.randn(rank, layer.weight.shape[1], generator=g) * 0.5
-    up = torch.randn(layer.weight.shape[0], rank, generator=g) * 0.5
-    path = tmp_path / "klein_lora.safetensors"
-    save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": down,
-               "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": up}, str(path))  # fmt: skip
     req = request(klein, width=SIDE, height=SIDE, steps=3, seed=11)
-    plain = _run(shared_engine, req)
-    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.8),)))
-    torch.testing.assert_close(layer.weight, before + 0.8 * (up @ down), rtol=1e-5, atol=1e-5)
-    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.03  # one layer of a tiny model: 0.078
-    assert np.array_equal(_run(shared_engine, req), plain)
+    # one layer of a tiny model: a mean change of 0.078
+    flow.check_peft_lora_merges(shared_engine, req, model.denoiser.transformer_blocks[0].attn.to_q,
+                                "transformer_blocks.0.attn.to_q", tmp_path / "klein_lora.safetensors", seed=0, weight=0.8,
+                                min_change=0.03)  # fmt: skip
 
 
 def test_regions_cut_the_qwen3_padding_of_every_prompt(shared_engine: Any) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import flowtests as flow
 import numpy as np
 import pytest
 import torch
 from enginehelpers import Recorder, box_mask, request, smooth_image
 from PIL import Image
 from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
-from sfumato.vocabulary.kinds import ControlKind, Sampler
+from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
 SIDE = 64
@@ -29,25 +30,6 @@ SIDE = 64
 @pytest.fixture(scope="module")
 def qwen() -> Path:
     return tiny_flow_model("qwenimage")
-
-
-def _u8(image: np.ndarray) -> np.ndarray:
-    return np.round(image * 255.0).astype(np.int16)
-
-
-def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
-    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
-    assert diff.max() <= 1, f"max difference {diff.max()}"
-
-
-def _run(engine: Any, req: Any) -> np.ndarray:
-    result = engine.run(req, Recorder())
-    assert result.ok, result.error
-    return result.images[0]
-
-
-def _mode_latents(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
-    monkeypatch.setattr(module, "retrieve_latents", lambda out, generator=None, sample_mode="sample": out.latent_dist.mode())
 
 
 def _guidance(cfg: float, negative: str) -> dict[str, Any]:
@@ -63,11 +45,11 @@ def test_txt2img_equals_qwenimage_pipeline(shared_engine: Any, qwen: Path, cfg: 
     assert model.family.name == "qwenimage"
     req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat",
                   negative="blue sky")  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     theirs = model.pipe(prompt=req.prompt, num_inference_steps=4, height=SIDE, width=SIDE,
                         generator=torch.Generator("cpu").manual_seed(42), output_type="np",
                         **_guidance(cfg, req.negative)).images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_img2img_equals_qwenimage_img2img_pipeline(
@@ -76,16 +58,16 @@ def test_img2img_equals_qwenimage_img2img_pipeline(
     from diffusers import QwenImageImg2ImgPipeline
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_img2img
 
-    _mode_latents(monkeypatch, pipeline_qwenimage_img2img)
+    flow.latents_by_mode(monkeypatch, pipeline_qwenimage_img2img)
     model = shared_engine.cache.get(ModelRef(str(qwen)))
     init = smooth_image(SIDE, SIDE)
     req = request(qwen, width=SIDE, height=SIDE, steps=8, cfg=3.0, seed=3, init=InitImage(init, 0.5))
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe = QwenImageImg2ImgPipeline(**model.pipe.components)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8, height=SIDE,
                   width=SIDE, generator=torch.Generator("cpu").manual_seed(3), output_type="np",
                   **_guidance(3.0, req.negative)).images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_inpaint_equals_qwenimage_inpaint_pipeline(
@@ -94,18 +76,18 @@ def test_inpaint_equals_qwenimage_inpaint_pipeline(
     from diffusers import QwenImageInpaintPipeline
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_inpaint
 
-    _mode_latents(monkeypatch, pipeline_qwenimage_inpaint)
+    flow.latents_by_mode(monkeypatch, pipeline_qwenimage_inpaint)
     model = shared_engine.cache.get(ModelRef(str(qwen)))
     init = smooth_image(SIDE, SIDE)
     mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
     req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, 1.0),
                   inpaint=InpaintSpec(mask))  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe = QwenImageInpaintPipeline(**model.pipe.components)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
                   strength=1.0, num_inference_steps=4, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_controlnet_equals_qwenimage_controlnet_pipeline(
@@ -116,7 +98,7 @@ def test_controlnet_equals_qwenimage_controlnet_pipeline(
     from diffusers import QwenImageControlNetModel, QwenImageControlNetPipeline
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_controlnet
 
-    _mode_latents(monkeypatch, pipeline_qwenimage_controlnet)
+    flow.latents_by_mode(monkeypatch, pipeline_qwenimage_controlnet)
     model = shared_engine.cache.get(ModelRef(str(qwen)))
     net_path = tiny_flow_model("controlnet-qwenimage")
     control = np.zeros((SIDE, SIDE, 3), np.uint8)
@@ -125,7 +107,7 @@ def test_controlnet_equals_qwenimage_controlnet_pipeline(
     req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=9, controls=(spec,), batch=2)
     result = shared_engine.run(req, Recorder())
     assert result.ok, result.error
-    without = _run(shared_engine, req.replace(controls=(), batch=1))
+    without = flow.run_ok(shared_engine, req.replace(controls=(), batch=1))
     assert np.abs(result.images[0].astype(int) - without.astype(int)).mean() > 0.2  # the control acts
     net = QwenImageControlNetModel.from_pretrained(str(net_path), local_files_only=True)
     pipe = QwenImageControlNetPipeline(**model.pipe.components, controlnet=net)
@@ -134,7 +116,7 @@ def test_controlnet_equals_qwenimage_controlnet_pipeline(
                   generator=[torch.Generator("cpu").manual_seed(s) for s in (9, 10)], output_type="np",
                   **_guidance(3.0, req.negative)).images  # fmt: skip
     for ours, reference in zip(result.images, theirs):
-        _assert_close(ours, reference)
+        flow.assert_close_u8(ours, reference)
 
 
 def test_only_qwenimage_controlnets_without_a_mask_input_are_taken(shared_engine: Any, qwen: Path) -> None:
@@ -166,35 +148,12 @@ def test_claims_the_qwenimage_pipelines_not_edit() -> None:
 def test_previews_are_x0_and_end_at_the_result(
     shared_engine: Any, qwen: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from enginehelpers import run_keeping_latents
-    from sfumato.inference.preview import LatentPreviewer
-
-    previewed: list[torch.Tensor] = []
-    real = LatentPreviewer.__call__
-
-    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
-        previewed.append(latents.clone())
-        return real(self, latents)
-
-    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
     req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=2)
-    _, final, rec = run_keeping_latents(shared_engine, req, monkeypatch)
-    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
-    assert previewed[0].shape == (16, SIDE // 8, SIDE // 8)
-    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
-    noise = torch.randn((1, 16, SIDE // 8, SIDE // 8), generator=torch.Generator("cpu").manual_seed(2))[0]
-    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+    flow.check_previews_are_x0(shared_engine, req, monkeypatch, (16, SIDE // 8, SIDE // 8))
 
 
 def test_refuses_other_samplers(shared_engine: Any, qwen: Path) -> None:
-    result = shared_engine.run(request(qwen, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
-    assert result.error is not None and "flow matching" in str(result.error)
-
-
-def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
-    left = box_mask(width, height, 0, 0, width // 2, height)
-    right = box_mask(width, height, width // 2, 0, width, height)
-    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+    flow.check_refuses_other_samplers(shared_engine, qwen, SIDE)
 
 
 def test_regions_keep_each_regions_attention_on_its_prompt(
@@ -204,63 +163,36 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     own padding), an image token inside a region gives less than 1e-3 of its attention to
     another prompt's text tokens or to padding."""
     import diffusers.models.transformers.transformer_qwenimage as qwen_module
-    from sfumato.inference import joint_regions
     from sfumato.inference.regions import latent_masks
     from sfumato.inference.text_conditioning import condition_text, prompt_pairs
 
-    regions = _regions(SIDE, SIDE)
+    regions = flow.left_right_regions(SIDE, SIDE)
     masks = latent_masks([r.mask for r in regions], (SIDE // 8, SIDE // 8))
     model = shared_engine.cache.get(ModelRef(str(qwen)))
     req = request(qwen, width=SIDE, height=SIDE, steps=2, cfg=3.0, seed=4, regions=regions, negative="blue")
     spans = condition_text(model, prompt_pairs(req), guided=True, batch=1, device=torch.device("cpu"),
                            dtype=torch.float32).region_spans  # fmt: skip
-    leaks: list[float] = []
-    calls = 0
-    real = qwen_module.dispatch_attention_fn
-
-    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        assert attn_mask is not None and attn_mask.shape[-2] > 1, "a block ran without the region bias"
-        q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
-        probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
-        text = attn_mask.shape[-1] - masks.shape[1] * masks.shape[2] // 4
-        layout = joint_regions.JointLayout(spans, text)
-        leaks.extend(joint_regions.attention_shares(probs, masks, layout, patch=2).tolist())
-        return real(query, key, value, attn_mask=attn_mask, **kw)
-
-    monkeypatch.setattr(qwen_module, "dispatch_attention_fn", measuring)
-    ours = _run(shared_engine, req)
-    assert calls == 2 * len(model.denoiser.transformer_blocks)
-    assert max(leaks) < 1e-3, max(leaks)
-    monkeypatch.setattr(qwen_module, "dispatch_attention_fn", real)
+    probe = flow.probe_region_leaks(monkeypatch, qwen_module, "dispatch_attention_fn", spans=spans, masks=masks,
+                                    image_tokens=masks.shape[1] * masks.shape[2] // 4, patch=2)  # fmt: skip
+    ours = flow.run_ok(shared_engine, req)
+    assert min(probe.mask_rows) > 1, "a block ran without the region bias"
+    assert probe.calls == 2 * len(model.denoiser.transformer_blocks)
+    assert max(probe.leaks) < 1e-3, max(probe.leaks)
+    probe.stop()
     processors = {type(p).__name__ for p in model.denoiser.attn_processors.values()}
     assert processors == {"QwenDoubleStreamAttnProcessor2_0"}  # put back after the run
     # Another prompt for the right region only: the change lands on the right (the tiny
     # model's text acts weakly: measured 0.39 right, 0.16 left, image tokens mixing freely).
     other = (regions[0], RegionSpec(regions[1].mask, "blue sky and light on the woman"))
-    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=other)).astype(int))
+    change = np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(regions=other)).astype(int))
     assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
 
 
 def test_regions_cost_one_pass(shared_engine: Any, qwen: Path) -> None:
     """Regions add tokens, not transformer calls; guidance doubles the batch, not the calls."""
     model = shared_engine.cache.get(ModelRef(str(qwen)))
-    calls = 0
-    transformer = model.denoiser
-    real_forward = transformer.forward
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return real_forward(*args, **kwargs)
-
-    transformer.forward = counting
-    try:
-        _run(shared_engine, request(qwen, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE)))
-    finally:
-        del transformer.forward
-    assert calls == 3
+    req = request(qwen, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=flow.left_right_regions(SIDE, SIDE))
+    assert flow.count_denoiser_calls(model, lambda: flow.run_ok(shared_engine, req)) == 3
 
 
 def test_prompts_are_their_real_tokens_and_the_padding_is_masked(shared_engine: Any, qwen: Path) -> None:
@@ -329,20 +261,8 @@ def test_weighted_prompt_changes_the_tokens(shared_engine: Any, qwen: Path) -> N
 def test_a_qwen_image_lora_merges_acts_and_comes_off(shared_engine: Any, qwen: Path, tmp_path: Path) -> None:
     """A Qwen-Image LoRA in diffusers/PEFT form merges into the transformer (``W + w·B@A``),
     changes the picture, and without it the picture is the one before, byte for byte."""
-    from safetensors.torch import save_file
-    from sfumato.inference.request import LoraSpec
-
     model = shared_engine.cache.get(ModelRef(str(qwen)))
-    target = model.denoiser.proj_out  # the tiny model's text and attention act weakly; its output layer does not
-    rank, (out_features, in_features) = 4, target.weight.shape
-    g = torch.Generator().manual_seed(1)
-    a, b = torch.randn(rank, in_features, generator=g) * 0.5, torch.randn(out_features, rank, generator=g) * 0.5
-    path = tmp_path / "qwen_lora.safetensors"
-    save_file({"transformer.proj_out.lora_A.weight": a, "transformer.proj_out.lora_B.weight": b}, str(path))
-    before = target.weight.detach().clone()
     req = request(qwen, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=2)
-    plain = _run(shared_engine, req)
-    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.7),)))
-    torch.testing.assert_close(target.weight, before + 0.7 * (b @ a), rtol=1e-5, atol=1e-5)
-    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.2
-    assert np.array_equal(_run(shared_engine, req), plain)
+    # the tiny model's text and attention act weakly; its output layer does not
+    flow.check_peft_lora_merges(shared_engine, req, model.denoiser.proj_out, "proj_out", tmp_path / "qwen_lora.safetensors",
+                                seed=1, weight=0.7, min_change=0.2)  # fmt: skip

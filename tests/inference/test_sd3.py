@@ -18,13 +18,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import flowtests as flow
 import numpy as np
 import pytest
 import torch
-from enginehelpers import Recorder, box_mask, request, smooth_image
+from enginehelpers import box_mask, request, smooth_image
 from PIL import Image
 from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
-from sfumato.vocabulary.kinds import ControlKind, Sampler
+from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
 SIDE = 64
@@ -35,72 +36,49 @@ def sd3() -> Path:
     return tiny_flow_model("sd3")
 
 
-def _u8(image: np.ndarray) -> np.ndarray:
-    return np.round(image * 255.0).astype(np.int16)
-
-
-def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
-    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
-    assert diff.max() <= 1, f"max difference {diff.max()}"
-
-
-def _run(engine: Any, req: Any) -> np.ndarray:
-    result = engine.run(req, Recorder())
-    assert result.ok, result.error
-    return result.images[0]
-
-
-def _mode_latents(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
-    monkeypatch.setattr(module, "retrieve_latents", lambda out, generator=None, sample_mode="sample": out.latent_dist.mode())
-
-
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator("cpu").manual_seed(seed)
-
-
 @pytest.mark.parametrize(("cfg", "negative"), [(1.0, ""), (4.5, "green sky")])
 def test_txt2img_equals_sd3_pipeline(shared_engine: Any, sd3: Path, cfg: float, negative: str) -> None:
     model = shared_engine.cache.get(ModelRef(str(sd3)))
     assert model.family.name == "sd3"
     req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat",
                   negative=negative)  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     theirs = model.pipe(prompt=req.prompt, negative_prompt=negative, num_inference_steps=4, guidance_scale=cfg,
-                        height=SIDE, width=SIDE, generator=_generator(42), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+                        height=SIDE, width=SIDE, generator=flow.cpu_generator(42), output_type="np").images[0]  # fmt: skip
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_img2img_equals_sd3_img2img_pipeline(shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from diffusers import StableDiffusion3Img2ImgPipeline
     from diffusers.pipelines.stable_diffusion_3 import pipeline_stable_diffusion_3_img2img
 
-    _mode_latents(monkeypatch, pipeline_stable_diffusion_3_img2img)
+    flow.latents_by_mode(monkeypatch, pipeline_stable_diffusion_3_img2img)
     model = shared_engine.cache.get(ModelRef(str(sd3)))
     init = smooth_image(SIDE, SIDE)
     req = request(sd3, width=SIDE, height=SIDE, steps=8, cfg=3.0, seed=3, init=InitImage(init, 0.5))
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe: Any = StableDiffusion3Img2ImgPipeline(**model.pipe.components)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
-                  guidance_scale=3.0, height=SIDE, width=SIDE, generator=_generator(3),
+                  guidance_scale=3.0, height=SIDE, width=SIDE, generator=flow.cpu_generator(3),
                   output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_inpaint_equals_sd3_inpaint_pipeline(shared_engine: Any, sd3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from diffusers import StableDiffusion3InpaintPipeline
     from diffusers.pipelines.stable_diffusion_3 import pipeline_stable_diffusion_3_inpaint
 
-    _mode_latents(monkeypatch, pipeline_stable_diffusion_3_inpaint)
+    flow.latents_by_mode(monkeypatch, pipeline_stable_diffusion_3_inpaint)
     model = shared_engine.cache.get(ModelRef(str(sd3)))
     init = smooth_image(SIDE, SIDE)
     mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
     req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=5, init=InitImage(init, 1.0),
                   inpaint=InpaintSpec(mask))  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe: Any = StableDiffusion3InpaintPipeline(**model.pipe.components)
     latents = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
                    strength=1.0, num_inference_steps=4, guidance_scale=3.0, height=SIDE, width=SIDE,
-                   generator=_generator(5), output_type="latent").images  # fmt: skip
+                   generator=flow.cpu_generator(5), output_type="latent").images  # fmt: skip
     # diffusers' SD3 inpaint pipeline (0.42) decodes ``latents / scaling_factor`` and forgets
     # the VAE's ``shift_factor`` (its txt2img and img2img pipelines add it): decode its
     # latents as they do, or every inpainted picture would be off by the shift.
@@ -108,7 +86,7 @@ def test_inpaint_equals_sd3_inpaint_pipeline(shared_engine: Any, sd3: Path, monk
     with torch.inference_mode():
         pixels = vae.decode(latents / vae.config.scaling_factor + vae.config.shift_factor).sample
     theirs = pipe.image_processor.postprocess(pixels, output_type="np")[0]
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def _stability_controlnet(path: Path) -> Path:
@@ -148,15 +126,15 @@ def test_controlnet_equals_sd3_controlnet_pipeline(
     control[8:56, 24:40] = 255
     spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
     req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=9, controls=(spec,))
-    ours = _run(shared_engine, req)
-    without = _run(shared_engine, req.replace(controls=()))
+    ours = flow.run_ok(shared_engine, req)
+    without = flow.run_ok(shared_engine, req.replace(controls=()))
     assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
     net = SD3ControlNetModel.from_pretrained(str(net_path), local_files_only=True)
     pipe: Any = StableDiffusion3ControlNetPipeline(**model.pipe.components, controlnet=net)
     theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
                   num_inference_steps=4, guidance_scale=3.0, height=SIDE, width=SIDE,
-                  generator=_generator(9), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+                  generator=flow.cpu_generator(9), output_type="np").images[0]  # fmt: skip
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_other_controlnets_are_told_apart(shared_engine: Any, sd3: Path) -> None:
@@ -194,15 +172,15 @@ def test_a_folder_without_t5_runs_as_the_pipeline_does(
     model = shared_engine.cache.get(ModelRef(str(folder)))
     assert model.pipe.text_encoder_3 is None
     req = request(folder, width=SIDE, height=SIDE, steps=3, cfg=3.0, seed=11, prompt="a (blue:1.3) dog")
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe: Any = StableDiffusion3Pipeline(**model.pipe.components)
     tokens, pooled = model.family.encode_prompts(pipe, ["a (blue:1.3) dog"], torch.device("cpu"))
     assert tokens.shape[1] == 77 + 256 and not tokens[:, 77:].any()
     empty, empty_pooled = model.family.encode_prompts(pipe, [""], torch.device("cpu"))
     theirs = pipe(prompt_embeds=tokens, pooled_prompt_embeds=pooled, negative_prompt_embeds=empty,
                   negative_pooled_prompt_embeds=empty_pooled, num_inference_steps=3, guidance_scale=3.0,
-                  height=SIDE, width=SIDE, generator=_generator(11), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+                  height=SIDE, width=SIDE, generator=flow.cpu_generator(11), output_type="np").images[0]  # fmt: skip
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_weighted_prompts_weigh_clip_and_t5(shared_engine: Any, sd3: Path) -> None:
@@ -222,60 +200,23 @@ def test_weighted_prompts_weigh_clip_and_t5(shared_engine: Any, sd3: Path) -> No
 def test_previews_are_x0_and_end_at_the_result(sd3: Path, shared_engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each step previews the predicted clean latents (``x − σ·v``); the last prediction
     is exactly what gets decoded."""
-    from enginehelpers import run_keeping_latents
-    from sfumato.inference.preview import LatentPreviewer
-
-    previewed: list[torch.Tensor] = []
-    real = LatentPreviewer.__call__
-
-    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
-        previewed.append(latents.clone())
-        return real(self, latents)
-
-    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
     req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=2)
-    _, final, rec = run_keeping_latents(shared_engine, req, monkeypatch)
-    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
-    assert previewed[0].shape == (16, SIDE // 8, SIDE // 8)
-    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
-    noise = torch.randn((1, 16, SIDE // 8, SIDE // 8), generator=_generator(2))[0]
-    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+    flow.check_previews_are_x0(shared_engine, req, monkeypatch, (16, SIDE // 8, SIDE // 8))
 
 
 def test_sd3_refuses_other_samplers(shared_engine: Any, sd3: Path) -> None:
-    result = shared_engine.run(request(sd3, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
-    assert result.error is not None and "flow matching" in str(result.error)
+    flow.check_refuses_other_samplers(shared_engine, sd3, SIDE)
 
 
 def test_a_peft_sd3_lora_merges_acts_and_comes_off(shared_engine: Any, sd3: Path, tmp_path: Path) -> None:
     """An SD3 LoRA in diffusers/PEFT form (``transformer.<module>.lora_A/B``, as SD3 LoRAs
     are published) merges into the transformer: ``W + w·B@A``; the picture changes, and
     without it the picture is the one before, byte for byte."""
-    from safetensors.torch import save_file
-    from sfumato.inference.request import LoraSpec
-
     model = shared_engine.cache.get(ModelRef(str(sd3)))
-    target = model.denoiser.transformer_blocks[0].attn.to_q
-    rank, out_features, in_features = 4, *target.weight.shape
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(rank, in_features, generator=g) * 0.5
-    b = torch.randn(out_features, rank, generator=g) * 0.5
-    path = tmp_path / "sd3_lora.safetensors"
-    save_file({"transformer.transformer_blocks.0.attn.to_q.lora_A.weight": a,
-               "transformer.transformer_blocks.0.attn.to_q.lora_B.weight": b}, str(path))  # fmt: skip
-    before = target.weight.detach().clone()
     req = request(sd3, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=2)
-    plain = _run(shared_engine, req)
-    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(path), 0.7),)))
-    torch.testing.assert_close(target.weight, before + 0.7 * (b @ a), rtol=1e-5, atol=1e-5)
-    assert np.abs(with_lora.astype(int) - plain.astype(int)).mean() > 0.2
-    assert np.array_equal(_run(shared_engine, req), plain)
-
-
-def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
-    left = box_mask(width, height, 0, 0, width // 2, height)
-    right = box_mask(width, height, width // 2, 0, width, height)
-    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+    flow.check_peft_lora_merges(shared_engine, req, model.denoiser.transformer_blocks[0].attn.to_q,
+                                "transformer_blocks.0.attn.to_q", tmp_path / "sd3_lora.safetensors", seed=0, weight=0.7,
+                                min_change=0.2)  # fmt: skip
 
 
 def test_regions_keep_each_regions_attention_on_its_prompt(
@@ -284,66 +225,41 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     """At every joint attention call of every block (both guidance halves), an image token
     inside a region gives less than 1e-3 of its attention to another prompt's text tokens;
     the image-only second attention runs unmasked, and the blocks' processors are put back."""
-    from sfumato.inference import joint_regions
     from sfumato.inference.denoisers import sd3 as sd3_denoiser
     from sfumato.inference.regions import latent_masks
     from sfumato.inference.text_conditioning import condition_text, prompt_pairs
 
-    regions = _regions(SIDE, SIDE)
+    regions = flow.left_right_regions(SIDE, SIDE)
     masks = latent_masks([r.mask for r in regions], (SIDE // 8, SIDE // 8))
-    image_tokens = masks.shape[1] * masks.shape[2] // 4
-    leaks: list[float] = []
-    joint_calls = 0
-    real = sd3_denoiser.scaled_dot_product_attention
-
-    def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
-        nonlocal joint_calls
-        joint_calls += 1
-        assert attn_mask is not None
-        scores = query.float() @ key.float().transpose(-1, -2) / query.shape[-1] ** 0.5 + attn_mask.float()
-        layout = joint_regions.JointLayout(spans, attn_mask.shape[-1] - image_tokens, image_first=True)
-        leaks.extend(joint_regions.attention_shares(scores.softmax(dim=-1), masks, layout, patch=2).tolist())
-        return real(query, key, value, attn_mask=attn_mask, **kw)
-
     model = shared_engine.cache.get(ModelRef(str(sd3)))
     blocks = model.denoiser.transformer_blocks
     own = [block.attn.processor for block in blocks]
     req = request(sd3, width=SIDE, height=SIDE, steps=2, cfg=3.0, seed=4, regions=regions)
     spans = condition_text(model, prompt_pairs(req), guided=True, batch=1, device=torch.device("cpu"),
                            dtype=torch.float32).region_spans  # fmt: skip
-    monkeypatch.setattr(sd3_denoiser, "scaled_dot_product_attention", measuring)
-    ours = _run(shared_engine, req)
-    assert joint_calls == 2 * len(blocks)
-    assert len(leaks) == joint_calls * 2 and max(leaks) < 1e-3, max(leaks)
+    # the denoiser's own joint attention takes (B, H, L, D), image tokens first
+    probe = flow.probe_region_leaks(monkeypatch, sd3_denoiser, "scaled_dot_product_attention", spans=spans, masks=masks,
+                                    image_tokens=masks.shape[1] * masks.shape[2] // 4, patch=2, image_first=True,
+                                    tokens_first=False)  # fmt: skip
+    ours = flow.run_ok(shared_engine, req)
+    assert probe.calls == 2 * len(blocks)
+    assert len(probe.leaks) == probe.calls * 2 and max(probe.leaks) < 1e-3, max(probe.leaks)
     assert [block.attn.processor for block in blocks] == own
-    monkeypatch.setattr(sd3_denoiser, "scaled_dot_product_attention", real)
+    probe.stop()
     # Against the same regions both repeating the global prompt, only the right region's
     # prompt differs: the change lands more on the right (measured 1.31 right, 0.89 left:
     # image tokens see each other, and the longer prompt keeps more T5 tokens for all).
     regions = req.regions
     same = (regions[0], RegionSpec(regions[1].mask, regions[0].prompt, regions[0].negative))
-    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=same)).astype(int))
+    change = np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(regions=same)).astype(int))
     assert change[:, SIDE // 2 :].mean() > 1.25 * change[:, : SIDE // 2].mean()
 
 
 def test_regions_cost_one_pass(shared_engine: Any, sd3: Path) -> None:
     """Regions add tokens, not transformer calls."""
     model = shared_engine.cache.get(ModelRef(str(sd3)))
-    calls = 0
-    transformer = model.denoiser
-    real_forward = transformer.forward
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return real_forward(*args, **kwargs)
-
-    transformer.forward = counting
-    try:
-        _run(shared_engine, request(sd3, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE)))
-    finally:
-        del transformer.forward
-    assert calls == 3
+    req = request(sd3, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=flow.left_right_regions(SIDE, SIDE))
+    assert flow.count_denoiser_calls(model, lambda: flow.run_ok(shared_engine, req)) == 3
 
 
 def test_sd3_is_a_supported_family_recognised_from_a_folder(sd3: Path) -> None:

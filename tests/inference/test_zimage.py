@@ -14,13 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import flowtests as flow
 import numpy as np
 import pytest
 import torch
 from enginehelpers import Recorder, box_mask, request, smooth_image
 from PIL import Image
-from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
-from sfumato.vocabulary.kinds import ControlKind, Sampler
+from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef
+from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
 SIDE = 64
@@ -31,29 +32,6 @@ def zimage() -> Path:
     return tiny_flow_model("zimage")
 
 
-def _u8(image: np.ndarray) -> np.ndarray:
-    return np.round(image * 255.0).astype(np.int16)
-
-
-def _assert_close(ours: np.ndarray, theirs: np.ndarray) -> None:
-    diff = np.abs(ours.astype(np.int16) - _u8(theirs))
-    assert diff.max() <= 1, f"max difference {diff.max()}"
-
-
-def _run(engine: Any, req: Any) -> np.ndarray:
-    result = engine.run(req, Recorder())
-    assert result.ok, result.error
-    return result.images[0]
-
-
-def _mode_latents(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
-    monkeypatch.setattr(module, "retrieve_latents", lambda out, generator=None, sample_mode="sample": out.latent_dist.mode())
-
-
-def _seed(seed: int) -> torch.Generator:
-    return torch.Generator("cpu").manual_seed(seed)
-
-
 @pytest.mark.parametrize("cfg", [1.0, 3.0])
 def test_txt2img_equals_zimage_pipeline(shared_engine: Any, zimage: Path, cfg: float) -> None:
     """cfg 1: one unguided pass (Turbo's ``guidance_scale=0``); 3: true CFG with a negative
@@ -62,15 +40,15 @@ def test_txt2img_equals_zimage_pipeline(shared_engine: Any, zimage: Path, cfg: f
     assert model.family.name == "zimage"
     req = request(zimage, width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=42, prompt="a red cat on a mat in the light",
                   negative="blue")  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     theirs = model.pipe(prompt=req.prompt, negative_prompt=req.negative, num_inference_steps=4, guidance_scale=cfg - 1,
-                        height=SIDE, width=SIDE, generator=_seed(42), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+                        height=SIDE, width=SIDE, generator=flow.cpu_generator(42), output_type="np").images[0]  # fmt: skip
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_guidance_changes_the_picture(shared_engine: Any, zimage: Path) -> None:
-    a = _run(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=1, negative="green"))
-    b = _run(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=4.0, seed=1, negative="green"))
+    a = flow.run_ok(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=1, negative="green"))
+    b = flow.run_ok(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=4.0, seed=1, negative="green"))
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.5
 
 
@@ -80,15 +58,15 @@ def test_img2img_equals_zimage_img2img_pipeline(
     from diffusers import ZImageImg2ImgPipeline
     from diffusers.pipelines.z_image import pipeline_z_image_img2img
 
-    _mode_latents(monkeypatch, pipeline_z_image_img2img)
+    flow.latents_by_mode(monkeypatch, pipeline_z_image_img2img)
     model = shared_engine.cache.get(ModelRef(str(zimage)))
     init = smooth_image(SIDE, SIDE)
     req = request(zimage, width=SIDE, height=SIDE, steps=8, cfg=2.0, seed=3, init=InitImage(init, 0.5))
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe = ZImageImg2ImgPipeline(**model.pipe.components)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
-                  guidance_scale=1.0, height=SIDE, width=SIDE, generator=_seed(3), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+                  guidance_scale=1.0, height=SIDE, width=SIDE, generator=flow.cpu_generator(3), output_type="np").images[0]  # fmt: skip
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_inpaint_equals_zimage_inpaint_pipeline(
@@ -97,18 +75,18 @@ def test_inpaint_equals_zimage_inpaint_pipeline(
     from diffusers import ZImageInpaintPipeline
     from diffusers.pipelines.z_image import pipeline_z_image_inpaint
 
-    _mode_latents(monkeypatch, pipeline_z_image_inpaint)
+    flow.latents_by_mode(monkeypatch, pipeline_z_image_inpaint)
     model = shared_engine.cache.get(ModelRef(str(zimage)))
     init = smooth_image(SIDE, SIDE)
     mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
     req = request(zimage, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, 1.0),
                   inpaint=InpaintSpec(mask))  # fmt: skip
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     pipe = ZImageInpaintPipeline(**model.pipe.components)
     theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
                   strength=1.0, num_inference_steps=4, guidance_scale=0.0, height=SIDE, width=SIDE,
-                  generator=_seed(5), output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+                  generator=flow.cpu_generator(5), output_type="np").images[0]  # fmt: skip
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_controlnet_equals_zimage_controlnet_pipeline(
@@ -122,51 +100,28 @@ def test_controlnet_equals_zimage_controlnet_pipeline(
     control[8:56, 24:40] = 255
     spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
     req = request(zimage, width=SIDE, height=SIDE, steps=4, cfg=2.0, seed=9, controls=(spec,))
-    ours = _run(shared_engine, req)
-    without = _run(shared_engine, req.replace(controls=()))
+    ours = flow.run_ok(shared_engine, req)
+    without = flow.run_ok(shared_engine, req.replace(controls=()))
     assert np.abs(ours.astype(int) - without.astype(int)).mean() > 0.2  # the control acts
     cached = shared_engine.cache.controlnet(spec.model, spec.kind, model)
     assert cached.noise_refiner is None and cached.x_pad_token is None  # the transformer's modules given back
     net = ZImageControlNetModel.from_pretrained(str(net_path), local_files_only=True)
     pipe = ZImageControlNetPipeline(**model.pipe.components, controlnet=net)
     theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.8,
-                  num_inference_steps=4, guidance_scale=1.0, height=SIDE, width=SIDE, generator=_seed(9),
+                  num_inference_steps=4, guidance_scale=1.0, height=SIDE, width=SIDE, generator=flow.cpu_generator(9),
                   output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
 
 
 def test_previews_are_x0_and_end_at_the_result(
     shared_engine: Any, zimage: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from enginehelpers import run_keeping_latents
-    from sfumato.inference.preview import LatentPreviewer
-
-    previewed: list[torch.Tensor] = []
-    real = LatentPreviewer.__call__
-
-    def recording(self: LatentPreviewer, latents: torch.Tensor) -> np.ndarray:
-        previewed.append(latents.clone())
-        return real(self, latents)
-
-    monkeypatch.setattr(LatentPreviewer, "__call__", recording)
-    _, final, rec = run_keeping_latents(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=4, seed=2),
-                                        monkeypatch)  # fmt: skip
-    assert [p.step for p in rec.previews] == [1, 2, 3, 4]
-    assert previewed[0].shape == (16, SIDE // 8, SIDE // 8)
-    torch.testing.assert_close(previewed[-1], final[0], rtol=1e-4, atol=1e-4)
-    noise = torch.randn((1, 16, SIDE // 8, SIDE // 8), generator=_seed(2))[0]
-    assert not torch.allclose(previewed[0], noise, atol=1e-2)
+    req = request(zimage, width=SIDE, height=SIDE, steps=4, seed=2)
+    flow.check_previews_are_x0(shared_engine, req, monkeypatch, (16, SIDE // 8, SIDE // 8))
 
 
 def test_zimage_refuses_other_samplers(shared_engine: Any, zimage: Path) -> None:
-    result = shared_engine.run(request(zimage, width=SIDE, height=SIDE, steps=2, sampler=Sampler.DPMPP_2M), Recorder())
-    assert result.error is not None and "flow matching" in str(result.error)
-
-
-def _regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:
-    left = box_mask(width, height, 0, 0, width // 2, height)
-    right = box_mask(width, height, width // 2, 0, width, height)
-    return RegionSpec(left, "a red cat"), RegionSpec(right, "green forest painting of the house")
+    flow.check_refuses_other_samplers(shared_engine, zimage, SIDE)
 
 
 @pytest.mark.parametrize("cfg", [1.0, 3.0])
@@ -182,7 +137,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     from sfumato.inference.text_conditioning import condition_text, prompt_pairs
 
     model = shared_engine.cache.get(ModelRef(str(zimage)))
-    req = request(zimage, width=SIDE, height=SIDE, steps=2, cfg=cfg, seed=4, regions=_regions(SIDE, SIDE),
+    req = request(zimage, width=SIDE, height=SIDE, steps=2, cfg=cfg, seed=4, regions=flow.left_right_regions(SIDE, SIDE),
                   negative="blue sky")  # fmt: skip
     text = condition_text(model, prompt_pairs(req), guided=cfg > 1, batch=1, device=torch.device("cpu"),
                           dtype=torch.float32)  # fmt: skip
@@ -222,7 +177,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
         return real(query, key, value, attn_mask=attn_mask, **kw)
 
     monkeypatch.setattr(zmodule, "dispatch_attention_fn", measuring)
-    ours = _run(shared_engine, req)
+    ours = flow.run_ok(shared_engine, req)
     transformer = model.denoiser
     assert kinds["image"] == 2 * len(transformer.noise_refiner)
     assert kinds["caption"] == 2 * len(transformer.context_refiner) * len(rows)
@@ -230,28 +185,15 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     assert max(leaks) < 1e-3, max(leaks)
     monkeypatch.setattr(zmodule, "dispatch_attention_fn", real)
     assert all(type(b.attention.processor).__name__ == "ZSingleStreamAttnProcessor" for b in transformer.layers)
-    change = np.abs(ours.astype(int) - _run(shared_engine, req.replace(regions=())).astype(int))
+    change = np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(regions=())).astype(int))
     assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
 
 
 def test_regions_cost_one_pass(shared_engine: Any, zimage: Path) -> None:
     """Regions add tokens, not transformer calls."""
     model = shared_engine.cache.get(ModelRef(str(zimage)))
-    calls = 0
-    transformer = model.denoiser
-    real_forward = transformer.forward
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return real_forward(*args, **kwargs)
-
-    transformer.forward = counting
-    try:
-        _run(shared_engine, request(zimage, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=_regions(SIDE, SIDE)))
-    finally:
-        del transformer.forward
-    assert calls == 3
+    req = request(zimage, width=SIDE, height=SIDE, steps=3, cfg=3.0, regions=flow.left_right_regions(SIDE, SIDE))
+    assert flow.count_denoiser_calls(model, lambda: flow.run_ok(shared_engine, req)) == 3
 
 
 def test_regions_with_a_controlnet_run(shared_engine: Any, zimage: Path) -> None:
@@ -261,9 +203,9 @@ def test_regions_with_a_controlnet_run(shared_engine: Any, zimage: Path) -> None
     control = np.zeros((SIDE, SIDE, 3), np.uint8)
     control[8:56, 24:40] = 255
     spec = ControlSpec(kind=ControlKind.CANNY, image=control, strength=0.8, model=ModelRef(str(net_path)))
-    req = request(zimage, width=SIDE, height=SIDE, steps=2, cfg=3.0, seed=6, regions=_regions(SIDE, SIDE))
-    with_control = _run(shared_engine, req.replace(controls=(spec,)))
-    assert np.abs(with_control.astype(int) - _run(shared_engine, req).astype(int)).mean() > 0.2
+    req = request(zimage, width=SIDE, height=SIDE, steps=2, cfg=3.0, seed=6, regions=flow.left_right_regions(SIDE, SIDE))
+    with_control = flow.run_ok(shared_engine, req.replace(controls=(spec,)))
+    assert np.abs(with_control.astype(int) - flow.run_ok(shared_engine, req).astype(int)).mean() > 0.2
 
 
 def test_captions_keep_their_own_length(shared_engine: Any, zimage: Path) -> None:
@@ -354,7 +296,7 @@ def test_a_lora_changes_the_picture_and_comes_off(shared_engine: Any, zimage: Pa
     from sfumato.inference.request import LoraSpec
 
     model = shared_engine.cache.get(ModelRef(str(zimage)))
-    g = _seed(0)
+    g = flow.cpu_generator(0)
     state = {}
     for i in range(len(model.denoiser.layers)):
         for proj in ("to_q", "to_k", "to_v"):
@@ -362,11 +304,8 @@ def test_a_lora_changes_the_picture_and_comes_off(shared_engine: Any, zimage: Pa
             state[f"transformer.layers.{i}.attention.{proj}.lora_B.weight"] = torch.randn(32, 4, generator=g) * 0.5
     save_file(state, str(tmp_path / "zimage_lora.safetensors"))
     req = request(zimage, width=SIDE, height=SIDE, steps=2, seed=8)
-    before = _run(shared_engine, req)
-    with_lora = _run(shared_engine, req.replace(loras=(LoraSpec(str(tmp_path / "zimage_lora.safetensors")),)))
-    after = _run(shared_engine, req)
-    assert np.abs(with_lora.astype(int) - before.astype(int)).mean() > 0.5
-    assert np.array_equal(before, after)
+    lora = LoraSpec(str(tmp_path / "zimage_lora.safetensors"))
+    flow.check_lora_acts_and_comes_off(shared_engine, req, lora, min_change=0.5)
 
 
 def test_comfyui_files_render_as_the_folder(fresh_engine: Any, zimage: Path, tmp_path: Path) -> None:
@@ -385,9 +324,9 @@ def test_comfyui_files_render_as_the_folder(fresh_engine: Any, zimage: Path, tmp
     engine = fresh_engine()
     engine.cache.single_file_configs["zimage"] = zimage
     req = request(zimage, width=SIDE, height=SIDE, steps=2, seed=12)
-    from_files = _run(engine, req.replace(model=ModelRef(str(main))))
+    from_files = flow.run_ok(engine, req.replace(model=ModelRef(str(main))))
     assert engine.cache.get(ModelRef(str(main))).family.name == "zimage"
-    assert np.abs(from_files.astype(int) - _run(engine, req).astype(int)).max() <= 1
+    assert np.abs(from_files.astype(int) - flow.run_ok(engine, req).astype(int)).max() <= 1
 
 
 def test_a_union_2_controlnet_equals_the_pipeline(shared_engine: Any, zimage: Path, tmp_path: Path) -> None:
@@ -406,11 +345,11 @@ def test_a_union_2_controlnet_equals_the_pipeline(shared_engine: Any, zimage: Pa
     control[20:44, 8:56] = 255
     spec = ControlSpec(kind=ControlKind.DEPTH, image=control, strength=0.7, model=ModelRef(str(tmp_path / "union2")))
     req = request(zimage, width=SIDE, height=SIDE, steps=3, cfg=1.0, seed=10, controls=(spec,))
-    ours = _run(shared_engine, req)
-    assert np.abs(ours.astype(int) - _run(shared_engine, req.replace(controls=())).astype(int)).mean() > 0.2
+    ours = flow.run_ok(shared_engine, req)
+    assert np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(controls=())).astype(int)).mean() > 0.2
     net = ZImageControlNetModel.from_pretrained(str(tmp_path / "union2"), local_files_only=True)
     pipe = ZImageControlNetPipeline(**model.pipe.components, controlnet=net)
     theirs = pipe(prompt=req.prompt, control_image=Image.fromarray(control), controlnet_conditioning_scale=0.7,
-                  num_inference_steps=3, guidance_scale=0.0, height=SIDE, width=SIDE, generator=_seed(10),
+                  num_inference_steps=3, guidance_scale=0.0, height=SIDE, width=SIDE, generator=flow.cpu_generator(10),
                   output_type="np").images[0]  # fmt: skip
-    _assert_close(ours, theirs)
+    flow.assert_close_u8(ours, theirs)
