@@ -254,6 +254,25 @@ def _calls(transformer: Any) -> Iterator[list[dict[str, Any]]]:
         handle.remove()
 
 
+def _preview_cost(model: Any, device: Any, side: int) -> float:
+    """Median seconds of one preview measured directly, as the loop makes it (x0 arithmetic,
+    the family's linear latent→RGB map, the copy to numpy): the preview ratio's whole cost,
+    far below the noise of a whole-run ratio."""
+    import torch
+    from sfumato.inference.preview import LatentPreviewer
+
+    side = side // model.vae_scale
+    previewer = LatentPreviewer(model.preview, device, torch.float32)
+    sample = torch.randn((1, model.family.latent_channels(model.pipe), side, side))
+    eps = torch.randn_like(sample)
+    costs = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        previewer((sample - 0.5 * eps)[0])
+        costs.append(time.perf_counter() - t0)
+    return statistics.median(costs)
+
+
 def measure_family(name: str, workdir: Path, steps: int, repeats: int, side: int = SIDE) -> dict[str, Any]:
     import torch
     from sfumato.inference.devices import EngineOptions, PreviewMode
@@ -315,11 +334,14 @@ def measure_family(name: str, workdir: Path, steps: int, repeats: int, side: int
     }
 
     step = engine.run(base).metadata.get("seconds_per_step", 0.0)
+    preview_s = _preview_cost(model, engine.device, side)
     result: dict[str, Any] = {
         "label": spec.label,
         "pipeline": spec.pipeline,
         "transformer_params": sum(p.numel() for p in model.denoiser.parameters()),
         "engine_step_ms": 1000 * float(step),
+        "preview_ms": 1000 * preview_s,
+        "preview_fraction_of_step": preview_s / float(step) if step else None,
         "calls": calls,
         "build_s": build_s,
         "ratios": {},
@@ -370,7 +392,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_family(name: str, fam: dict[str, Any]) -> None:
     print(f"\n{fam['label']} ({fam['pipeline']}): transformer {fam['transformer_params'] / 1e6:.1f} M params, "
-          f"engine step {fam['engine_step_ms']:.0f} ms")  # fmt: skip
+          f"engine step {fam['engine_step_ms']:.0f} ms, a preview {fam['preview_ms']:.3f} ms")  # fmt: skip
     for side, call in fam["calls"].items():
         print(f"  one call, {side}: batch {call['batch']}, text tokens {call['text']}, image tokens {call['image']}"
               + f", {call['calls_per_step']} call(s) a step")  # fmt: skip
