@@ -18,8 +18,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from enginehelpers import Recorder, box_mask, request, run_keeping_latents
-from sfumato.inference.request import GenerationRequest, LoraSpec, RegionSpec
+from enginehelpers import Recorder, box_mask, request, run_keeping_latents, smooth_image
+from PIL import Image
+from sfumato.inference.request import (
+    GenerationRequest,
+    InitImage,
+    InpaintSpec,
+    LoraSpec,
+    RegionSpec,
+)
 from sfumato.vocabulary.kinds import Sampler
 
 
@@ -55,6 +62,26 @@ def latents_by_mode(monkeypatch: pytest.MonkeyPatch, module: Any) -> None:
 
 def cpu_generator(seed: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(seed)
+
+
+def centre_inpaint(
+    model: Path, side: int, *, steps: int, cfg: float, seed: int, strength: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, GenerationRequest]:
+    """(init, mask, request) of an inpaint over a smooth ``side``-square picture: the centre
+    half masked, on whole 16-px tokens, so the engine and a pipeline see the same mask."""
+    init = smooth_image(side, side)
+    mask = box_mask(side, side, side // 4, side // 4, 3 * side // 4, 3 * side // 4)
+    req = request(model, width=side, height=side, steps=steps, cfg=cfg, seed=seed, init=InitImage(init, strength),
+                  inpaint=InpaintSpec(mask))  # fmt: skip
+    return init, mask, req
+
+
+def pipeline_images(init: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Image.Image]:
+    """An init picture (uint8) and inpaint mask (0..1) as diffusers' pipelines take them."""
+    images = {"image": Image.fromarray(init)}
+    if mask is not None:
+        images["mask_image"] = Image.fromarray((mask * 255).astype(np.uint8))
+    return images
 
 
 def left_right_regions(width: int, height: int) -> tuple[RegionSpec, RegionSpec]:

@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 import torch
 from enginehelpers import Recorder, box_mask, request, smooth_image
-from PIL import Image
-from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
+from sfumato.inference.request import ControlSpec, InitImage, ModelRef, RegionSpec
 from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
@@ -71,7 +70,7 @@ def test_img2img_equals_chroma_img2img_pipeline(
     init = smooth_image(SIDE, SIDE)
     req = request(chroma, width=SIDE, height=SIDE, steps=8, cfg=3.0, seed=3, init=InitImage(init, 0.5))
     ours = flow.run_ok(shared_engine, req)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init), strength=0.5, num_inference_steps=8,
                   guidance_scale=3.0, height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(3),
                   output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)
@@ -90,12 +89,9 @@ def test_inpaint_equals_chroma_inpaint_pipeline(
     # diffusers 0.42's inpaint pipeline reads a FLUX-only config field Chroma lacks.
     config = type(pipe.transformer.config)({**pipe.transformer.config, "guidance_embeds": False})
     monkeypatch.setattr(pipe.transformer, "_internal_dict", config)
-    init = smooth_image(SIDE, SIDE)
-    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)
-    req = request(chroma, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, 1.0),
-                  inpaint=InpaintSpec(mask))  # fmt: skip
+    init, mask, req = flow.centre_inpaint(chroma, SIDE, steps=4, cfg=1.0, seed=5)
     ours = flow.run_ok(shared_engine, req)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init, mask),
                   strength=1.0, num_inference_steps=4, guidance_scale=1.0, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)

@@ -77,7 +77,7 @@ def test_img2img_equals_flux_img2img_pipeline(shared_engine: Any, flux: Path, mo
     req = request(flux, width=SIDE, height=SIDE, steps=8, cfg=3.5, seed=3, init=InitImage(init, 0.5))
     ours = flow.run_ok(shared_engine, req)
     pipe = FluxImg2ImgPipeline(**model.pipe.components)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init), strength=0.5, num_inference_steps=8,
                   guidance_scale=3.5, height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(3),
                   output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)
@@ -89,13 +89,10 @@ def test_inpaint_equals_flux_inpaint_pipeline(shared_engine: Any, flux: Path, mo
 
     flow.latents_by_mode(monkeypatch, pipeline_flux_inpaint)
     model = shared_engine.cache.get(ModelRef(str(flux)))
-    init = smooth_image(SIDE, SIDE)
-    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
-    req = request(flux, width=SIDE, height=SIDE, steps=4, cfg=3.5, seed=5, init=InitImage(init, 1.0),
-                  inpaint=InpaintSpec(mask))  # fmt: skip
+    init, mask, req = flow.centre_inpaint(flux, SIDE, steps=4, cfg=3.5, seed=5)
     ours = flow.run_ok(shared_engine, req)
     pipe = FluxInpaintPipeline(**model.pipe.components)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init, mask),
                   strength=1.0, num_inference_steps=4, guidance_scale=3.5, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)

@@ -127,13 +127,10 @@ def test_inpaint_equals_klein_inpaint_pipeline(shared_engine: Any, klein: Path, 
     from diffusers import Flux2KleinInpaintPipeline
 
     model = shared_engine.cache.get(ModelRef(str(klein)))
-    init = smooth_image(SIDE, SIDE)
-    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
-    req = request(klein, width=SIDE, height=SIDE, steps=steps, cfg=1.0, seed=5, init=InitImage(init, strength),
-                  inpaint=InpaintSpec(mask))  # fmt: skip
+    init, mask, req = flow.centre_inpaint(klein, SIDE, steps=steps, cfg=1.0, seed=5, strength=strength)
     ours = flow.run_ok(shared_engine, req)
     pipe = Flux2KleinInpaintPipeline(**model.pipe.components, is_distilled=True)
-    theirs = pipe(prompt_embeds=_embeds(pipe, req.prompt), image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+    theirs = pipe(prompt_embeds=_embeds(pipe, req.prompt), **flow.pipeline_images(init, mask),
                   strength=strength, num_inference_steps=steps, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)

@@ -18,9 +18,9 @@ import flowtests as flow
 import numpy as np
 import pytest
 import torch
-from enginehelpers import Recorder, box_mask, request, smooth_image
+from enginehelpers import Recorder, request, smooth_image
 from PIL import Image
-from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
+from sfumato.inference.request import ControlSpec, InitImage, ModelRef, RegionSpec
 from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
@@ -64,7 +64,7 @@ def test_img2img_equals_qwenimage_img2img_pipeline(
     req = request(qwen, width=SIDE, height=SIDE, steps=8, cfg=3.0, seed=3, init=InitImage(init, 0.5))
     ours = flow.run_ok(shared_engine, req)
     pipe = QwenImageImg2ImgPipeline(**model.pipe.components)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8, height=SIDE,
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init), strength=0.5, num_inference_steps=8, height=SIDE,
                   width=SIDE, generator=torch.Generator("cpu").manual_seed(3), output_type="np",
                   **_guidance(3.0, req.negative)).images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)
@@ -78,13 +78,10 @@ def test_inpaint_equals_qwenimage_inpaint_pipeline(
 
     flow.latents_by_mode(monkeypatch, pipeline_qwenimage_inpaint)
     model = shared_engine.cache.get(ModelRef(str(qwen)))
-    init = smooth_image(SIDE, SIDE)
-    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
-    req = request(qwen, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, 1.0),
-                  inpaint=InpaintSpec(mask))  # fmt: skip
+    init, mask, req = flow.centre_inpaint(qwen, SIDE, steps=4, cfg=1.0, seed=5)
     ours = flow.run_ok(shared_engine, req)
     pipe = QwenImageInpaintPipeline(**model.pipe.components)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init, mask),
                   strength=1.0, num_inference_steps=4, height=SIDE, width=SIDE,
                   generator=torch.Generator("cpu").manual_seed(5), output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)

@@ -22,9 +22,9 @@ import flowtests as flow
 import numpy as np
 import pytest
 import torch
-from enginehelpers import box_mask, request, smooth_image
+from enginehelpers import request, smooth_image
 from PIL import Image
-from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef, RegionSpec
+from sfumato.inference.request import ControlSpec, InitImage, ModelRef, RegionSpec
 from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
@@ -58,7 +58,7 @@ def test_img2img_equals_sd3_img2img_pipeline(shared_engine: Any, sd3: Path, monk
     req = request(sd3, width=SIDE, height=SIDE, steps=8, cfg=3.0, seed=3, init=InitImage(init, 0.5))
     ours = flow.run_ok(shared_engine, req)
     pipe: Any = StableDiffusion3Img2ImgPipeline(**model.pipe.components)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init), strength=0.5, num_inference_steps=8,
                   guidance_scale=3.0, height=SIDE, width=SIDE, generator=flow.cpu_generator(3),
                   output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)
@@ -70,13 +70,10 @@ def test_inpaint_equals_sd3_inpaint_pipeline(shared_engine: Any, sd3: Path, monk
 
     flow.latents_by_mode(monkeypatch, pipeline_stable_diffusion_3_inpaint)
     model = shared_engine.cache.get(ModelRef(str(sd3)))
-    init = smooth_image(SIDE, SIDE)
-    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
-    req = request(sd3, width=SIDE, height=SIDE, steps=4, cfg=3.0, seed=5, init=InitImage(init, 1.0),
-                  inpaint=InpaintSpec(mask))  # fmt: skip
+    init, mask, req = flow.centre_inpaint(sd3, SIDE, steps=4, cfg=3.0, seed=5)
     ours = flow.run_ok(shared_engine, req)
     pipe: Any = StableDiffusion3InpaintPipeline(**model.pipe.components)
-    latents = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+    latents = pipe(prompt=req.prompt, **flow.pipeline_images(init, mask),
                    strength=1.0, num_inference_steps=4, guidance_scale=3.0, height=SIDE, width=SIDE,
                    generator=flow.cpu_generator(5), output_type="latent").images  # fmt: skip
     # diffusers' SD3 inpaint pipeline (0.42) decodes ``latents / scaling_factor`` and forgets

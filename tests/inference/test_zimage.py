@@ -18,9 +18,9 @@ import flowtests as flow
 import numpy as np
 import pytest
 import torch
-from enginehelpers import Recorder, box_mask, request, smooth_image
+from enginehelpers import Recorder, request, smooth_image
 from PIL import Image
-from sfumato.inference.request import ControlSpec, InitImage, InpaintSpec, ModelRef
+from sfumato.inference.request import ControlSpec, InitImage, ModelRef
 from sfumato.vocabulary.kinds import ControlKind
 from tinyflow import tiny_flow_model
 
@@ -64,7 +64,7 @@ def test_img2img_equals_zimage_img2img_pipeline(
     req = request(zimage, width=SIDE, height=SIDE, steps=8, cfg=2.0, seed=3, init=InitImage(init, 0.5))
     ours = flow.run_ok(shared_engine, req)
     pipe = ZImageImg2ImgPipeline(**model.pipe.components)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), strength=0.5, num_inference_steps=8,
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init), strength=0.5, num_inference_steps=8,
                   guidance_scale=1.0, height=SIDE, width=SIDE, generator=flow.cpu_generator(3), output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)
 
@@ -77,13 +77,10 @@ def test_inpaint_equals_zimage_inpaint_pipeline(
 
     flow.latents_by_mode(monkeypatch, pipeline_z_image_inpaint)
     model = shared_engine.cache.get(ModelRef(str(zimage)))
-    init = smooth_image(SIDE, SIDE)
-    mask = box_mask(SIDE, SIDE, 16, 16, 48, 48)  # whole 16-px tokens: both sides see the same mask
-    req = request(zimage, width=SIDE, height=SIDE, steps=4, cfg=1.0, seed=5, init=InitImage(init, 1.0),
-                  inpaint=InpaintSpec(mask))  # fmt: skip
+    init, mask, req = flow.centre_inpaint(zimage, SIDE, steps=4, cfg=1.0, seed=5)
     ours = flow.run_ok(shared_engine, req)
     pipe = ZImageInpaintPipeline(**model.pipe.components)
-    theirs = pipe(prompt=req.prompt, image=Image.fromarray(init), mask_image=Image.fromarray((mask * 255).astype(np.uint8)),
+    theirs = pipe(prompt=req.prompt, **flow.pipeline_images(init, mask),
                   strength=1.0, num_inference_steps=4, guidance_scale=0.0, height=SIDE, width=SIDE,
                   generator=flow.cpu_generator(5), output_type="np").images[0]  # fmt: skip
     flow.assert_close_u8(ours, theirs)
