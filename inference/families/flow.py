@@ -116,3 +116,18 @@ class FlowFamily(Family):
             scheduler.set_timesteps(steps, device=device, mu=mu)
         else:
             scheduler.set_timesteps(device=device, sigmas=list(sigmas), mu=mu)
+        _mend_single_step(scheduler)
+
+
+def _mend_single_step(scheduler: Any) -> None:
+    """Qwen-Image's scheduler stretches its sigmas to end at ``shift_terminal``; with one step
+    that stretch divides 0 by 0 (diffusers' own pipeline then draws NaN). One step from pure
+    noise has the single sigma 1: put it back, and its timestep."""
+    import torch
+
+    sigmas = scheduler.sigmas
+    if not bool(torch.isnan(sigmas).any()):
+        return
+    scheduler.sigmas = torch.nan_to_num(sigmas, nan=1.0)
+    scale = float(scheduler.config.get("num_train_timesteps", 1000))
+    scheduler.timesteps = (scheduler.sigmas[:-1] * scale).to(scheduler.timesteps.dtype)
