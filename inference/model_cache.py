@@ -402,7 +402,7 @@ class ModelCache:
                 self._controlnets.move_to_end(key)
                 net, family_name = cached
             else:
-                net = self._load_controlnet(target, family_hint, model.family.controlnet_class)
+                net = self._load_controlnet(target, family_hint, model.family.controlnet_class, model.family.label)
                 family_name = family_hint
                 while len(self._controlnets) >= max(1, self.options.max_controlnets):
                     self._controlnets.popitem(last=False)
@@ -455,7 +455,9 @@ class ModelCache:
         source = getattr(found, "source", None)
         return str(source) if source else None
 
-    def _load_controlnet(self, target: Path | str, family: str, class_name: str = "ControlNetModel") -> Any:
+    def _load_controlnet(
+        self, target: Path | str, family: str, class_name: str = "ControlNetModel", label: str = "this model's family"
+    ) -> Any:
         import diffusers
 
         ControlNetModel = getattr(diffusers, class_name)  # noqa: N806
@@ -474,7 +476,7 @@ class ModelCache:
                     raise UnsupportedModeError(
                         f"The ControlNet {target.name} is a {declared}, for another model family "
                         f"(this model takes a {class_name}).",
-                        "Choose a ControlNet made for this model's family.",
+                        f"Choose a {label} ControlNet.",
                     )
                 from sfumato.inference.model_files import check_model_folder
 

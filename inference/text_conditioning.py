@@ -199,8 +199,12 @@ def condition_text(
         texts = [p.positive for p in prompts] + ([p.negative for p in prompts] if guided else [])
         keep = model.family.regional_tokens(model.pipe, texts, positives[0][0].shape[1])
         if keep is not None:
-            positives = [(tokens[:, keep], pooled) for tokens, pooled in positives]
-            negatives = [(tokens[:, keep], pooled) for tokens, pooled in negatives]
+
+            def cut(tokens: torch.Tensor) -> torch.Tensor:
+                return torch.cat([tokens[:, part] for part in keep], dim=1)
+
+            positives = [(cut(tokens), pooled) for tokens, pooled in positives]
+            negatives = [(cut(tokens), pooled) for tokens, pooled in negatives]
     masked = model.family.masked_padding
     pos_masks = [_ones(pos[0]) for pos in positives]
     neg_masks = [_ones(neg[0]) for neg in negatives]

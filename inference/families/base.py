@@ -220,8 +220,8 @@ class Family(ABC):
         """A union ControlNet's control-type index for ``kind``; ``None`` for single-kind nets."""
         return None
 
-    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
-        """With regions, the part of every prompt's ``length`` tokens that is kept
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> list[slice] | None:
+        """With regions, the parts of every prompt's ``length`` tokens that are kept, joined
         (``texts``: every prompt and negative of the request); ``None``: kept whole.
         Families whose prompts are padded to a fixed length (FLUX's 512 T5 tokens) cut the
         padding, alike for the global prompt and every region's, so that regions add their

@@ -122,11 +122,11 @@ class FluxFamily(FlowFamily):
                     )
         return torch.cat(rows), pooled
 
-    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> list[slice] | None:
         """The longest prompt's T5 tokens (end token included) and at least one pad, rounded
         up to a multiple of :data:`REGION_TOKEN_STEP` (module docstring)."""
         longest = max(len(pipe.tokenizer_2(plain_text(text), add_special_tokens=True)["input_ids"]) for text in texts)
-        return slice(0, min(length, round_up(longest + 1, REGION_TOKEN_STEP)))
+        return [slice(0, min(length, round_up(longest + 1, REGION_TOKEN_STEP)))]
 
     # ----------------------------------------------------------------- inpainting model
 

@@ -203,7 +203,7 @@ class Flux2Family(FlowFamily):
 
     takes_references = True
 
-    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> list[slice] | None:
         """With regions, every prompt's 512 Qwen3 tokens cut to what the longest templated
         prompt takes and a pad, rounded up to 64, on the side the tokenizer pads — as FLUX
         cuts its T5 padding (:mod:`.flux`)."""
@@ -217,7 +217,7 @@ class Flux2Family(FlowFamily):
             return len(tokenizer(templated)["input_ids"])
 
         keep = min(length, round_up(max(count(text) for text in texts) + 1, 64))
-        return slice(length - keep, length) if tokenizer.padding_side == "left" else slice(0, keep)
+        return [slice(length - keep, length) if tokenizer.padding_side == "left" else slice(0, keep)]
 
     def encode_prompts(
         self,

@@ -116,14 +116,19 @@ class SD3Family(FlowFamily):
 
     # ----------------------------------------------------------------- conditioning
 
-    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> slice | None:
-        """With regions: the 77 CLIP tokens, then the T5 tokens the longest prompt needs
-        (end token and a pad) rounded up to 64; without T5 only the CLIP tokens (the
-        pipeline's T5 part is zeros then) — as FLUX cuts its padding."""
-        if getattr(pipe, "text_encoder_3", None) is None:
-            return slice(0, CLIP_TOKENS)
-        longest = max(len(pipe.tokenizer_3(plain_text(text), add_special_tokens=True)["input_ids"]) for text in texts)
-        return slice(0, min(length, CLIP_TOKENS + round_up(longest + 1, 64)))
+    def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> list[slice] | None:
+        """With regions: of the 77 CLIP tokens, those the longest prompt takes (start, words,
+        end and a pad) rounded up to 8; then the T5 tokens it needs (end token and a pad)
+        rounded up to 64, none without T5 (the pipeline's T5 part is zeros then) — the
+        padding cut as FLUX cuts it. SD 3's text tokens carry no positions, so the cut parts
+        join seamlessly."""
+        plain = [plain_text(text) for text in texts]
+        clip = max(len(pipe.tokenizer(text, truncation=True, max_length=CLIP_TOKENS)["input_ids"]) for text in plain)
+        keep = [slice(0, min(CLIP_TOKENS, round_up(clip + 1, 8)))]
+        if getattr(pipe, "text_encoder_3", None) is not None:
+            longest = max(len(pipe.tokenizer_3(text, add_special_tokens=True)["input_ids"]) for text in plain)
+            keep.append(slice(CLIP_TOKENS, min(length, CLIP_TOKENS + round_up(longest + 1, 64))))
+        return keep
 
     def encode_prompts(
         self,

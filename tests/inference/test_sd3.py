@@ -273,8 +273,9 @@ def test_sd3_is_a_supported_family_recognised_from_a_folder(sd3: Path) -> None:
 
 
 def test_regions_cut_the_t5_padding_of_every_prompt(shared_engine: Any, sd3: Path) -> None:
-    """With regions each prompt keeps its 77 CLIP tokens and the T5 tokens the longest
-    prompt needs, rounded up to 64; alone, the pipeline's 77 + 256."""
+    """With regions each prompt keeps the CLIP tokens the longest prompt takes and a pad
+    (rounded up to 8) and the T5 tokens it needs (rounded up to 64); alone, the
+    pipeline's 77 + 256."""
     from sfumato.inference.text_conditioning import PromptPair, condition_text
 
     model = shared_engine.cache.get(ModelRef(str(sd3)))
@@ -283,5 +284,9 @@ def test_regions_cut_the_t5_padding_of_every_prompt(shared_engine: Any, sd3: Pat
     assert alone.tokens.shape[1] == 77 + 256
     text = condition_text(model, [PromptPair("a cat"), PromptPair("a dog")], guided=False, batch=1, device=cpu,
                           dtype=torch.float32)  # fmt: skip
-    assert text.tokens.shape[1] == 2 * (77 + 64) and text.region_spans == ((141, 282),)
-    torch.testing.assert_close(text.tokens[:, :141], alone.tokens[:, :141])
+    clip = len(model.pipe.tokenizer("a cat")["input_ids"])  # start, the words, end
+    kept = -(-(clip + 1) // 8) * 8
+    each = kept + 64
+    assert text.tokens.shape[1] == 2 * each and text.region_spans == ((each, 2 * each),)
+    torch.testing.assert_close(text.tokens[:, :kept], alone.tokens[:, :kept])
+    torch.testing.assert_close(text.tokens[:, kept:each], alone.tokens[:, 77 : 77 + 64])
