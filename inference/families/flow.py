@@ -112,10 +112,12 @@ class FlowFamily(Family):
                 config.get("base_shift", 0.5),
                 config.get("max_shift", 1.15),
             )
-        if config.get("use_flow_sigmas", False):
-            scheduler.set_timesteps(steps, device=device, mu=mu)
-        else:
-            scheduler.set_timesteps(device=device, sigmas=list(sigmas), mu=mu)
+        # One step with a terminal shift divides 0 by 0 inside diffusers (mended below).
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if config.get("use_flow_sigmas", False):
+                scheduler.set_timesteps(steps, device=device, mu=mu)
+            else:
+                scheduler.set_timesteps(device=device, sigmas=list(sigmas), mu=mu)
         _mend_single_step(scheduler)
 
 
