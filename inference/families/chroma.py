@@ -43,13 +43,8 @@ class ChromaFamily(FlowFamily):
     pixel_fractions = (0.75, 1.25)
     supported_modes = frozenset({Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT, Mode.LORA})
     pipelines = ("ChromaPipeline", "ChromaInpaintPipeline")
+    transformer_class = "ChromaTransformer2DModel"
     masked_padding = True
-
-    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
-        cls = str(model_index.get("_class_name", ""))
-        return cls in self.pipeline_names() or (
-            cls == "" and unet_config.get("_class_name") == "ChromaTransformer2DModel"
-        )
 
     def encode_prompts(
         self,

@@ -83,9 +83,17 @@ class FlowFamily(Family):
     def loaded_native_side(self, pipe: Any) -> int:
         return self.native_side
 
+    #: the diffusers transformer class, for a folder that names no pipeline class
+    transformer_class: str = ""
+
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
+        """A folder of this family declares one of its pipeline classes exactly (not
+        Kontext's, Qwen-Image-Edit's or Z-Image Omni's, which take reference pictures), or,
+        naming none, holds this family's transformer."""
         cls = str(model_index.get("_class_name", ""))
-        return any(cls == name or cls.startswith(name) for name in self.pipeline_names())
+        if cls:
+            return cls in self.pipeline_names()
+        return bool(self.transformer_class) and unet_config.get("_class_name") == self.transformer_class
 
     def pipeline_names(self) -> tuple[str, ...]:
         """The diffusers pipeline class names a folder of this family declares

@@ -51,17 +51,10 @@ class FluxFamily(FlowFamily):
     pixel_fractions = (0.75, 1.25)  # FLUX is at ease from about 0.8 to 1.3 megapixels
     supported_modes = frozenset(Mode)
     pipelines = ("FluxPipeline", "FluxFillPipeline")
+    transformer_class = "FluxTransformer2DModel"
     # No published factors are shipped: the map is fitted to the loaded VAE at load time
     # (:func:`sfumato.inference.preview.fit_latent_rgb_map`, a few milliseconds).
     preview_factors = None
-
-    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
-        cls = str(model_index.get("_class_name", ""))
-        if cls.startswith("Flux2") or cls.startswith("Chroma"):
-            return False
-        return cls in self.pipeline_names() or (
-            cls == "" and unet_config.get("_class_name") == "FluxTransformer2DModel"
-        )
 
     def is_inpaint_config(self, config: dict[str, Any]) -> bool:
         # Fill's transformer takes 64 noise + 64 masked-image + 256 mask channels a token.

@@ -130,13 +130,11 @@ class Flux2Family(FlowFamily):
     pixel_fractions = (0.75, 1.5)
     supported_modes = frozenset({Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT, Mode.REGIONS, Mode.LORA})
     pipelines = ("Flux2KleinPipeline", "Flux2KleinInpaintPipeline")
+    transformer_class = "Flux2Transformer2DModel"
     #: the loop's latents are already patchified: one token a latent pixel
     patch = 1
     # The map is fitted to the loaded VAE (over the 128 patchified channels) at load time.
     preview_factors = None
-
-    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
-        return str(model_index.get("_class_name", "")) in self.pipeline_names()
 
     def embeds_guidance(self, pipe: Any) -> bool:
         """The distilled Klein learnt its guided prediction: one pass, whatever the scale

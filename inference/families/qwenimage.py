@@ -57,16 +57,10 @@ class QwenImageFamily(FlowFamily):
     pixel_fractions = (0.6, 1.2)
     supported_modes = frozenset(Mode)
     pipelines = ("QwenImagePipeline", "QwenImagePipeline")  # no inpainting model: one class
+    transformer_class = "QwenImageTransformer2DModel"
     preview_factors = None  # fitted to the loaded VAE (:func:`sfumato.inference.preview.fit_latent_rgb_map`)
     controlnet_class = "QwenImageControlNetModel"
     masked_padding = True
-
-    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
-        # Exact names: the Edit and Layered pipelines take reference pictures, another task.
-        cls = str(model_index.get("_class_name", ""))
-        return cls in self.pipeline_names() or (
-            cls == "" and unet_config.get("_class_name") == "QwenImageTransformer2DModel"
-        )
 
     def controlnet_mismatch(self, net: Any, pipe: Any) -> str | None:
         expected = int(pipe.transformer.config.joint_attention_dim)

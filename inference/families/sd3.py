@@ -57,15 +57,10 @@ class SD3Family(FlowFamily):
     pixel_fractions = (0.75, 1.25)
     supported_modes = frozenset(Mode)
     pipelines = ("StableDiffusion3Pipeline", "StableDiffusion3InpaintPipeline")
+    transformer_class = "SD3Transformer2DModel"
     # No published factors are shipped: the map is fitted to the loaded VAE at load time.
     preview_factors = None
     controlnet_class = "SD3ControlNetModel"
-
-    def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
-        cls = str(model_index.get("_class_name", ""))
-        return cls in self.pipeline_names() or (
-            cls == "" and unet_config.get("_class_name") == "SD3Transformer2DModel"
-        )
 
     def load_folder(self, path: Path, *, torch_dtype: torch.dtype, inpaint: bool) -> Any:
         """Load the folder; one without T5 (no ``text_encoder_3`` in its index, or none on

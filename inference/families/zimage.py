@@ -58,16 +58,13 @@ class ZImageFamily(FlowFamily):
     pixel_fractions = (0.75, 2.0)
     supported_modes = frozenset(Mode)
     pipelines = ("ZImagePipeline", "ZImagePipeline")
+    transformer_class = "ZImageTransformer2DModel"
     preview_factors = None  # fitted to the loaded VAE at load time, as for FLUX
     masked_padding = True
 
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
-        cls = str(model_index.get("_class_name", ""))
-        if cls in self.pipeline_names():
-            return True
-        return cls == "" and unet_config.get("_class_name") == "ZImageTransformer2DModel" and not unet_config.get(
-            "siglip_feat_dim"
-        )
+        # Not Z-Image Omni, whose transformer also reads SigLIP image features.
+        return super().matches_diffusers(model_index, unet_config) and not unet_config.get("siglip_feat_dim")
 
     def set_timesteps(self, scheduler: Any, steps: int, lat_size: tuple[int, int], device: torch.device) -> None:
         """Z-Image's schedule: FLUX's (:meth:`FlowFamily.set_timesteps`: sigmas from 1 to
