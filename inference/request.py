@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from sfumato.vocabulary.errors import RequestError
-from sfumato.vocabulary.kinds import ControlKind, Mode, Sampler
+from sfumato.vocabulary.kinds import ControlKind, Mode, ReferenceKind, Sampler
 
 __all__ = [
     "ControlKind",
@@ -38,6 +38,7 @@ __all__ = [
     "LoraSpec",
     "ModelRef",
     "ReferenceImage",
+    "ReferenceKind",
     "RegionSpec",
     "RequestError",
     "Sampler",
@@ -228,18 +229,32 @@ class ControlSpec(_ArrayEqMixin):
 
 @dataclass(frozen=True, eq=False)
 class ReferenceImage(_ArrayEqMixin):
-    """A picture the model is shown beside the prompt (FLUX.2 Klein's reference images).
+    """A picture the model is shown beside the prompt: a reference layer's pixels.
 
     ``image`` is uint8 ``(H, W, 3)`` at the size the model should see it — chosen by the
-    planner like every size (each side a multiple of the family's size multiple); the
-    engine resamples nothing. Only families that take references accept them
-    (:attr:`~sfumato.inference.families.base.Family.takes_references`).
+    planner like every size; the engine resamples nothing except where the model's image
+    encoder has a fixed input size (IP-Adapter's CLIP vision encoder).
+
+    ``kind`` says what to follow (style, composition, face, content); ``strength``
+    (0..2) scales its influence and ``start``/``end`` (fractions of the schedule, as for
+    controls) when it applies. ``mask`` is ``None`` for the whole picture, or a float32
+    ``(height, width)`` mask at the request's size: a reference layer inside a region
+    applies where that region does. Families that take references as extra latents
+    (FLUX.2 Klein) use the picture only; which family takes what is
+    :attr:`~sfumato.inference.families.base.Family.takes_references`.
     """
 
     image: np.ndarray  # uint8 (H, W, 3)
+    kind: ReferenceKind = ReferenceKind.CONTENT
+    strength: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+    mask: np.ndarray | None = None  # float32 (height, width) of the request, or None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image, "reference image", np.uint8))
+        if self.mask is not None:
+            object.__setattr__(self, "mask", _frozen_array(self.mask, "reference mask", np.float32))
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,6 +352,16 @@ class GenerationRequest(_ArrayEqMixin):
             image = reference.image
             _check(image.ndim == 3 and image.shape[2] == 3, f"reference {i + 1} must be RGB (H, W, 3), got {image.shape}")
             _check(min(image.shape[:2]) >= 8, f"reference {i + 1} is {image.shape[1]}x{image.shape[0]}; at least 8x8")
+            _check(
+                _finite(reference.strength) and 0.0 <= reference.strength <= 2.0,
+                f"reference {i + 1}: strength must be between 0 and 2, got {reference.strength}",
+            )
+            _check(
+                _finite(reference.start) and _finite(reference.end) and 0.0 <= reference.start < reference.end <= 1.0,
+                f"reference {i + 1}: need 0 <= start < end <= 1, got start={reference.start}, end={reference.end}",
+            )
+            if reference.mask is not None:
+                _check_mask(reference.mask, shape, f"reference {i + 1} mask")
         for i, region in enumerate(self.regions):
             _check_mask(region.mask, shape, f"region {i + 1} mask")
             _check(bool(region.prompt.strip()), f"region {i + 1} has no prompt")
@@ -386,7 +411,18 @@ class GenerationRequest(_ArrayEqMixin):
         if self.regions:
             data["regions"] = [{"prompt": r.prompt, "negative": r.negative} for r in self.regions]
         if self.references:  # left out when empty, as the scheduler tweaks
-            data["references"] = [{"width": r.image.shape[1], "height": r.image.shape[0]} for r in self.references]
+            data["references"] = [
+                {
+                    "kind": r.kind.value,
+                    "strength": r.strength,
+                    "start": r.start,
+                    "end": r.end,
+                    "width": r.image.shape[1],
+                    "height": r.image.shape[0],
+                    "regional": r.mask is not None,
+                }
+                for r in self.references
+            ]
         if self.controls:
             data["controls"] = [
                 {

@@ -6,7 +6,7 @@ from enum import Enum
 
 from sfumato.vocabulary.errors import RequestError
 
-__all__ = ["ControlKind", "Mode", "Sampler"]
+__all__ = ["ControlKind", "Mode", "ReferenceKind", "Sampler"]
 
 
 class Mode(Enum):
@@ -97,4 +97,25 @@ class ControlKind(Enum):
         except ValueError:
             raise RequestError(
                 f"unknown control kind {text!r}; known kinds: " + ", ".join(k.value for k in cls)
+            ) from None
+
+
+class ReferenceKind(Enum):
+    """What a reference layer/image asks the model to follow (IP-Adapter's layer-wise
+    scales for SD 1.x/SDXL; families that take reference pictures as extra latents
+    follow the picture whatever the kind)."""
+
+    STYLE = "style"  # colours, brushwork, mood; not the layout
+    COMPOSITION = "composition"  # the layout; not the style
+    FACE = "face"  # keep this person's face
+    CONTENT = "content"  # the picture as a whole
+
+    @classmethod
+    def parse(cls, text: str) -> ReferenceKind:
+        """The kind named by ``text`` (any case); :class:`RequestError` if there is none."""
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            raise RequestError(
+                f"unknown reference kind {text!r}; known kinds: " + ", ".join(k.value for k in cls)
             ) from None

@@ -47,7 +47,9 @@ def test_klein_with_references_equals_the_pipeline(shared_engine: Any, klein: Pa
     plain = shared_engine.run(req.replace(references=()), Recorder())
     # The tiny model reads its references weakly (measured: 0.07 levels on average).
     assert not np.array_equal(plain.images[0], result.images[0])
-    assert result.metadata["references"] == [{"width": p.shape[1], "height": p.shape[0]} for p in pictures]
+    assert [(r["width"], r["height"], r["kind"], r["regional"]) for r in result.metadata["references"]] == [
+        (p.shape[1], p.shape[0], "content", False) for p in pictures
+    ]
 
 
 def test_a_reference_off_the_grid_is_refused_by_name(shared_engine: Any, klein: Path) -> None:
