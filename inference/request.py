@@ -239,7 +239,9 @@ class ReferenceImage(_ArrayEqMixin):
     (0..2) scales its influence and ``start``/``end`` (fractions of the schedule, as for
     controls) when it applies. ``mask`` is ``None`` for the whole picture, or a float32
     ``(height, width)`` mask at the request's size: a reference layer inside a region
-    applies where that region does. Families that take references as extra latents
+    applies where that region does. ``model`` names the adapter that reads the picture
+    (an IP-Adapter file, FLUX Redux); ``None`` lets the engine find the family's default
+    in the user's folders, as for controls. Families that take references as extra latents
     (FLUX.2 Klein) use the picture only; which family takes what is
     :attr:`~sfumato.inference.families.base.Family.takes_references`.
     """
@@ -250,6 +252,7 @@ class ReferenceImage(_ArrayEqMixin):
     start: float = 0.0
     end: float = 1.0
     mask: np.ndarray | None = None  # float32 (height, width) of the request, or None
+    model: ModelRef | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image, "reference image", np.uint8))
