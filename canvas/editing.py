@@ -78,7 +78,7 @@ def set_property(
     doc: Document, layer: Layer, name: str, value: Any, merge_id: object | None = None
 ) -> None:
     """Set one layer property (name, opacity, visible, locked, blend, x, y, role, prompt,
-    negative, control, generation). Calls with the same ``merge_id`` merge into one undo step."""
+    negative, control, reference, generation). Calls with the same ``merge_id`` merge into one undo step."""
     doc.execute(SetProperties(doc, layer, {name: value}, merge_id))
 
 

@@ -230,6 +230,9 @@ def describe_document(doc: Any) -> dict[str, Any]:
         if layer.control is not None:
             control = layer.control
             item["control"] = {"kind": control.kind.value, "strength": control.strength, "start": control.start, "end": control.end}
+        if layer.reference is not None:
+            ref = layer.reference
+            item["reference"] = {"kind": ref.kind.value, "strength": ref.strength, "start": ref.start, "end": ref.end}
         if layer.generation is not None:
             item["generation"] = layer.generation
         return item
@@ -263,6 +266,9 @@ def _print_layers(layers: list[dict[str, Any]], depth: int) -> None:
         if "control" in item:
             c = item["control"]
             print(f"{'  ' * depth}    control {c['kind']}, strength {c['strength']:g}, schedule {c['start']:g}..{c['end']:g}")
+        if "reference" in item:
+            r = item["reference"]
+            print(f"{'  ' * depth}    reference {r['kind']}, strength {r['strength']:g}, schedule {r['start']:g}..{r['end']:g}")
         if "generation" in item:
             g = item["generation"]
             print(f"{'  ' * depth}    generated: seed {g.get('seed')}, {g.get('steps')} steps, {g.get('mode', '?')}")

@@ -1,7 +1,7 @@
 """Undoable changes to one layer's properties: :class:`SetProperties`.
 
 Every layer has ``name opacity visible locked blend x y``; pixel layers also ``role prompt
-negative control generation``. Values are checked on the way in (:class:`InvalidEditError`);
+negative control reference generation``. Values are checked on the way in (:class:`InvalidEditError`);
 a locked layer refuses to move (:class:`LayerLockedError`) but can still be renamed,
 hidden or unlocked. Consecutive changes sharing a ``merge_id`` are one undo step.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from sfumato.canvas.edits.commands import InvalidEditError, LayerLockedError, require_in_document
 from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.history import Command
-from sfumato.canvas.model.layers import ControlSettings, Layer, PixelLayer, Role
+from sfumato.canvas.model.layers import ControlSettings, Layer, PixelLayer, ReferenceSettings, Role
 from sfumato.canvas.pixels.blend import BlendMode
 
 
@@ -40,6 +40,20 @@ def _check_generation(value: Any) -> dict[str, Any] | None:
     return None if value is None else dict(value)
 
 
+def _check_reference(value: Any) -> ReferenceSettings | None:
+    if value is None:
+        return None
+    if not isinstance(value, ReferenceSettings):
+        raise InvalidEditError(f"reference settings cannot be {value!r}")
+    for name, low, high in (("strength", 0.0, 2.0), ("start", 0.0, 1.0), ("end", 0.0, 1.0)):
+        v = getattr(value, name)
+        if not isinstance(v, int | float) or isinstance(v, bool) or not low <= v <= high:
+            raise InvalidEditError(f"reference {name} must be between {low:g} and {high:g}, got {v!r}")
+    if value.start >= value.end:
+        raise InvalidEditError(f"reference start ({value.start}) must be below its end ({value.end})")
+    return value
+
+
 _LAYER_PROPERTIES: dict[str, Callable[[Any], Any]] = {
     "name": _check_type(str, "a layer name"),
     "opacity": _check_opacity,
@@ -54,13 +68,14 @@ _PIXEL_PROPERTIES: dict[str, Callable[[Any], Any]] = {
     "prompt": _check_type(str, "a prompt"),
     "negative": _check_type(str, "a negative prompt"),
     "control": _check_type((ControlSettings, type(None)), "control settings"),
+    "reference": _check_reference,
     "generation": _check_generation,
 }
 _LABELS = {
     "name": "Rename Layer", "opacity": "Layer Opacity", "visible": "Layer Visibility",
     "locked": "Lock Layer", "blend": "Blend Mode", "x": "Move Layer", "y": "Move Layer",
     "role": "Layer Role", "prompt": "Region Prompt", "negative": "Region Negative Prompt",
-    "control": "Control Settings", "generation": "Generation Parameters",
+    "control": "Control Settings", "reference": "Reference Settings", "generation": "Generation Parameters",
 }
 PROPERTY_NAMES = frozenset(_LAYER_PROPERTIES) | frozenset(_PIXEL_PROPERTIES)
 
@@ -95,6 +110,13 @@ class SetProperties(Command):
             and layer.control is None
         ):
             checked["control"] = ControlSettings()
+        if (
+            isinstance(layer, PixelLayer)
+            and checked.get("role") is Role.REFERENCE
+            and "reference" not in checked
+            and layer.reference is None
+        ):
+            checked["reference"] = ReferenceSettings()
         self.doc = doc
         self.layer = layer
         self.new = checked

@@ -55,11 +55,18 @@ from sfumato.canvas.files.recipe_parameters import (
 )
 from sfumato.canvas.model.document import Document, Recipe
 from sfumato.canvas.model.geometry import Rect
-from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.layers import (
+    ControlSettings,
+    GroupLayer,
+    Layer,
+    PixelLayer,
+    ReferenceSettings,
+    Role,
+)
 from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.vocabulary.errors import RequestError
-from sfumato.vocabulary.kinds import ControlKind, Sampler
+from sfumato.vocabulary.kinds import ControlKind, ReferenceKind, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -308,16 +315,30 @@ class _Reader:
                     kind = ControlKind.parse(control_text)
                 except RequestError as exc:
                     self._bad(f"{where}: sfumato:control: {exc}")
-            strength = self._float(element, "strength", where, 1.0, 0.0, 2.0)
-            start = self._float(element, "start", where, 0.0, 0.0, 1.0)
-            end = self._float(element, "end", where, 1.0, 0.0, 1.0)
-            if start >= end:
-                self._bad(f"{where}: sfumato:start ({start}) must be below sfumato:end ({end})")
-                start, end = 0.0, 1.0
-            layer.control = ControlSettings(kind, strength, start, end)
+            layer.control = ControlSettings(kind, *self._timing(element, where))
+        reference_text = element.get(_S + "reference")
+        if reference_text is not None or layer.role is Role.REFERENCE:
+            reference_kind = ReferenceKind.CONTENT
+            if reference_text is not None:
+                try:
+                    reference_kind = ReferenceKind.parse(reference_text)
+                except RequestError as exc:
+                    self._bad(f"{where}: sfumato:reference: {exc}")
+            layer.reference = ReferenceSettings(reference_kind, *self._timing(element, where))
         generation = element.get(_S + "generation")
         if generation is not None:
             layer.generation = self._generation(generation, where)
+
+    def _timing(self, element: ET.Element, where: str) -> tuple[float, float, float]:
+        """A control or reference layer's ``sfumato:strength`` (0..2), ``sfumato:start``
+        and ``sfumato:end`` (fractions of the schedule, start below end)."""
+        strength = self._float(element, "strength", where, 1.0, 0.0, 2.0)
+        start = self._float(element, "start", where, 0.0, 0.0, 1.0)
+        end = self._float(element, "end", where, 1.0, 0.0, 1.0)
+        if start >= end:
+            self._bad(f"{where}: sfumato:start ({start}) must be below sfumato:end ({end})")
+            start, end = 0.0, 1.0
+        return strength, start, end
 
     def _generation(self, text: str, where: str) -> dict[str, Any] | None:
         try:

@@ -4,7 +4,7 @@ What the writer puts in the zip (the format is described in :mod:`sfumato.canvas
 ``mimetype`` (stored, first), ``stack.xml``, one PNG per pixel layer cropped to its content
 (``data/layerNNNN.png``), ``mergedimage.png`` (the flattened picture, with the A1111
 ``parameters`` text of the recipe) and ``Thumbnails/thumbnail.png``. Layers that are not
-part of the picture (masks, regions, control sketches) are written ``visibility="hidden"``
+part of the picture (masks, regions, control sketches, reference pictures) are written ``visibility="hidden"``
 for other programs, with Sfumato's own visibility in ``sfumato:visible``. Attributes of
 other programs read from the file are written back.
 
@@ -224,7 +224,7 @@ class _StackWriter:
         self.jobs.append((src, layer, bounds))
         attrs = {"src": src, **self._common(layer, x, y)}
         if not layer.role.is_image:
-            # Masks, regions and control sketches are not part of the picture: other
+            # Masks, regions, control sketches and reference pictures are not part of the picture: other
             # programs must not draw them over it (a region is an opaque block), so they
             # are hidden there; Sfumato keeps its own visibility in sfumato:visible.
             attrs["visibility"] = "hidden"
@@ -246,6 +246,11 @@ def _role_attributes(layer: PixelLayer) -> dict[str, str]:
         attrs[_S + "strength"] = _num(layer.control.strength)
         attrs[_S + "start"] = _num(layer.control.start)
         attrs[_S + "end"] = _num(layer.control.end)
+    if layer.reference is not None:
+        attrs[_S + "reference"] = layer.reference.kind.value
+        attrs[_S + "strength"] = _num(layer.reference.strength)
+        attrs[_S + "start"] = _num(layer.reference.start)
+        attrs[_S + "end"] = _num(layer.reference.end)
     if layer.generation is not None:
         try:
             text = json.dumps(

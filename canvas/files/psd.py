@@ -10,7 +10,7 @@ Export (:func:`save_psd`) writes:
   are positioned in document space, so group offsets are folded into the layers);
 - groups as isolated groups (blend mode ``normal`` rather than Photoshop's default
   ``pass through``), as Sfumato composites them;
-- ``inpaint-mask``, ``region`` and ``control`` layers hidden (they are not part of the
+- ``inpaint-mask``, ``region``, ``control`` and ``reference`` layers hidden (they are not part of the
   picture), so the PSD's composite matches ``sfumato flatten``;
 - a composite image (what viewers without layer support show), computed by psd-tools
   from the layers when saving.

@@ -16,7 +16,7 @@ from typing import Any
 from sfumato.canvas.model.geometry import Rect
 from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.canvas.pixels.blend import BlendMode
-from sfumato.vocabulary.kinds import ControlKind
+from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
 
 
 class Role(Enum):
@@ -27,6 +27,7 @@ class Role(Enum):
     REGION = "region"  # alpha = where this layer's prompt applies
     CONTROL = "control"  # a sketch/edge/depth image that steers the composition
     GENERATED = "generated"  # a result, carrying the parameters that made it
+    REFERENCE = "reference"  # a picture to follow (style, composition, face, content)
 
     @property
     def is_image(self) -> bool:
@@ -50,6 +51,18 @@ class ControlSettings:
     """How a control layer steers generation; see :class:`ControlSpec` in the request."""
 
     kind: ControlKind = ControlKind.SCRIBBLE
+    strength: float = 1.0  # 0..2
+    start: float = 0.0  # fraction of the schedule, 0..1
+    end: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """How a reference layer's picture guides generation; see :class:`ReferenceImage` in
+    the request. The layer's pixels are the picture; a reference layer inside a region's
+    group (or under a region's name) applies to that region only."""
+
+    kind: ReferenceKind = ReferenceKind.CONTENT
     strength: float = 1.0  # 0..2
     start: float = 0.0  # fraction of the schedule, 0..1
     end: float = 1.0
@@ -107,7 +120,7 @@ class PixelLayer(Layer):
     """A layer of pixels with a role.
 
     Role-specific data: ``prompt``/``negative`` (region), ``control`` (control),
-    ``generation`` (generated: the JSON-ready summary of the request that made it).
+    ``reference`` (reference), ``generation`` (generated: the JSON-ready summary of the request that made it).
     """
 
     def __init__(
@@ -119,6 +132,7 @@ class PixelLayer(Layer):
         prompt: str = "",
         negative: str = "",
         control: ControlSettings | None = None,
+        reference: ReferenceSettings | None = None,
         generation: dict[str, Any] | None = None,
         **props: Any,
     ) -> None:
@@ -129,6 +143,9 @@ class PixelLayer(Layer):
         self.negative = negative
         self.control = control if control is not None else (
             ControlSettings() if role is Role.CONTROL else None
+        )
+        self.reference = reference if reference is not None else (
+            ReferenceSettings() if role is Role.REFERENCE else None
         )
         self.generation = generation
 
@@ -210,6 +227,7 @@ def copy_layer(layer: Layer, name: str | None = None) -> Layer:
         generation = None if layer.generation is None else dict(layer.generation)
         return PixelLayer(
             new_name, layer.surface.copy(), role=layer.role, prompt=layer.prompt,
-            negative=layer.negative, control=layer.control, generation=generation, **props,
+            negative=layer.negative, control=layer.control, reference=layer.reference,
+            generation=generation, **props,
         )
     raise TypeError(f"cannot copy a layer of type {type(layer).__name__}")

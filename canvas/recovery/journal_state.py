@@ -14,9 +14,16 @@ import dataclasses
 from typing import Any
 
 from sfumato.canvas.model.document import Document, Recipe
-from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.layers import (
+    ControlSettings,
+    GroupLayer,
+    Layer,
+    PixelLayer,
+    ReferenceSettings,
+    Role,
+)
 from sfumato.canvas.pixels.blend import BlendMode
-from sfumato.vocabulary.kinds import ControlKind
+from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
 
 _COMMON = ("name", "opacity", "visible", "locked", "x", "y")
 _PIXEL = ("prompt", "negative")
@@ -36,6 +43,9 @@ def _node(layer: Layer) -> dict[str, Any]:
             node[name] = getattr(layer, name)
         c = layer.control
         node["control"] = None if c is None else [c.kind.value, c.strength, c.start, c.end]
+        r = layer.reference
+        if r is not None:  # absent when None, so journals written before it read the same
+            node["reference"] = [r.kind.value, r.strength, r.start, r.end]
         node["generation"] = layer.generation
     return node
 
@@ -71,6 +81,8 @@ def _set_props(layer: Layer, node: dict[str, Any]) -> None:
             setattr(layer, name, node[name])
         c = node["control"]
         layer.control = None if c is None else ControlSettings(ControlKind(c[0]), c[1], c[2], c[3])
+        r = node.get("reference")
+        layer.reference = None if r is None else ReferenceSettings(ReferenceKind(r[0]), r[1], r[2], r[3])
         layer.generation = node["generation"]
 
 

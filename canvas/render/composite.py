@@ -15,7 +15,7 @@ Semantics (W3C Compositing and Blending Level 1, the OpenRaster composite ops):
   GIMP and MyPaint write — ``x``/``y`` are document coordinates. See
   :func:`sfumato.canvas.model.layers.document_offset`.
 - Only image layers make up the picture: paint and generated layers and groups
-  (:func:`is_image_layer`). Inpaint-mask, region and control layers are left out of
+  (:func:`is_image_layer`). Inpaint-mask, region, control and reference layers are left out of
   :func:`flatten` by default; pass ``include`` to choose other layers (e.g. the planner
   flattens one control layer alone over white with ``include=only(layer)`` and
   ``background=(255, 255, 255, 255)``).

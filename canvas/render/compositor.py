@@ -43,7 +43,7 @@ TileKey = tuple[int, int]
 
 # Layer properties that do not change a single composited pixel.
 _SILENT_PROPERTIES = frozenset(
-    {"name", "locked", "prompt", "negative", "control", "generation"}
+    {"name", "locked", "prompt", "negative", "control", "reference", "generation"}
 )
 
 _OVERLAY_MASK_RGB = (255, 32, 32)
@@ -67,9 +67,10 @@ def overlay_color(layer: PixelLayer) -> tuple[int, int, int]:
 
 def overlay_pixels(layer: PixelLayer, px: np.ndarray) -> np.ndarray:
     """How a non-image layer looks in the window: inpaint masks red, regions a per-layer
-    hue, control layers as they are, each at reduced strength (straight RGBA uint8)."""
+    hue, control and reference layers as they are, each at reduced strength (straight RGBA
+    uint8)."""
     out = np.empty_like(px)
-    if layer.role is Role.CONTROL:
+    if layer.role in (Role.CONTROL, Role.REFERENCE):
         out[..., :3] = px[..., :3]
         strength = _OVERLAY_CONTROL_ALPHA
     else:
@@ -110,7 +111,7 @@ class Compositor:
     only over the dab's rect, from float conversions of their pixels kept between dabs
     (at most ``source_cache_bytes``).
 
-    ``overlays=True`` also shows non-image layers (inpaint mask, region, control) above
+    ``overlays=True`` also shows non-image layers (inpaint mask, region, control, reference) above
     the picture as tinted overlays (:func:`overlay_pixels`); :func:`flatten` never does.
     """
 
