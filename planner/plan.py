@@ -11,7 +11,7 @@ torch-free. Mode rules:
   canvas;
 - otherwise (an empty canvas, or strength 1) → **txt2img** ("Generate") of the canvas.
 
-Regions and controls combine with any mode. All request arrays are at the *generation
+Regions, controls and reference pictures combine with any mode. All request arrays are at the *generation
 size* (``plan.size``, a multiple of 8 near the model's native resolution); the area is in
 document pixels, and :func:`sfumato.planner.placement.place_result` scales the result
 back onto it.
@@ -51,6 +51,7 @@ from sfumato.planner.prompts import (
     split_tags,
 )
 from sfumato.planner.recipe import GenerationSettings
+from sfumato.planner.references import PlannedReference, plan_references
 from sfumato.planner.regions import PlannedRegion, plan_regions
 from sfumato.planner.resample import resize_image, resize_mask
 from sfumato.planner.sizing import Size, generation_size
@@ -70,8 +71,9 @@ class Plan:
     - ``size``: the generation size (``request.width`` × ``request.height``).
     - ``paste_mask``: inpaint only — float32 ``(area.h, area.w)`` in [0, 1], the alpha
       the result is placed with (0 outside the mask, so those pixels stay untouched).
-    - ``regions`` / ``controls``: what the request's regions and controls came from
-      (layer names; masks at the generation size), for display and tests.
+    - ``regions`` / ``controls`` / ``references``: what the request's regions, controls
+      and reference pictures came from (layer names; masks at the generation size), for
+      display and tests.
     - ``notes``: things the user may want to know (dropped regions, skipped controls).
     - ``prompts``: the prompts as the generation record stores them (wildcards resolved,
       LoRA tags kept; the request holds them without tags), :mod:`sfumato.planner.prompts`.
@@ -85,6 +87,7 @@ class Plan:
     paste_mask: np.ndarray | None = None
     regions: tuple[PlannedRegion, ...] = ()
     controls: tuple[PlannedControl, ...] = ()
+    references: tuple[PlannedReference, ...] = ()
     notes: tuple[str, ...] = field(default=())
     prompts: RecordedPrompts | None = None
 
@@ -192,6 +195,8 @@ def plan(
     notes += lora_notes
     planned_controls, control_notes = plan_controls(doc, area, size, settings.control_model_map)
     notes += control_notes
+    planned_references, reference_notes = plan_references(doc, size, info, planned_regions)
+    notes += reference_notes
 
     request = GenerationRequest(
         prompt=main.text,
@@ -213,6 +218,7 @@ def plan(
         ),
         controls=tuple(c.spec for c in planned_controls),
         loras=lora_specs,
+        references=tuple(r.spec for r in planned_references),
     )
     try:
         request.validate()
@@ -223,8 +229,9 @@ def plan(
         raise ModelCannotError(" ".join(problems))
     assert request.mode is mode, (request.mode, mode)  # the request says what the plan decided
     log.info(
-        "plan: %s over %s at %s (%s), %d region(s), %d control(s)",
+        "plan: %s over %s at %s (%s), %d region(s), %d control(s), %d reference(s)",
         mode.value, area, size, info.name, len(request.regions), len(request.controls),
+        len(request.references),
     )
     return Plan(
         mode=mode,
@@ -235,6 +242,7 @@ def plan(
         paste_mask=pasted,
         regions=tuple(planned_regions),
         controls=tuple(planned_controls),
+        references=tuple(planned_references),
         notes=tuple(notes),
         prompts=RecordedPrompts(
             main.recorded,

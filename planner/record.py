@@ -12,6 +12,9 @@ The record is the request's :meth:`~sfumato.inference.request.GenerationRequest.
 the plan recorded them (``Plan.prompts``: wildcards resolved, ``<lora:...>`` tags kept, as
 A1111 writes them, so a re-run gives the same prompt and LoRAs), plus
 
+- ``references``: the request's summary of each reference picture (kind, strength,
+  start/end, the size it was given at, whether a region mask applied) with the name of
+  the reference ``layer`` it came from (the pixels stay in the document's layer);
 - ``area``: ``[x, y, w, h]`` of the plan's area, in document pixels;
 - ``seed``: this image's seed (the engine's ``seeds`` list, else ``request.seed +
   batch_index``, the engine's batch convention); ``batch_index`` when the batch has
@@ -57,6 +60,10 @@ def generation_record(
             record["regions"] = [
                 {"prompt": prompt, "negative": negative} for prompt, negative in plan.prompts.regions
             ]
+    if "references" in record and len(plan.references) == len(record["references"]):
+        record["references"] = [
+            {**entry, "layer": ref.layer_name} for entry, ref in zip(record["references"], plan.references, strict=True)
+        ]
     area = plan.area
     record["area"] = [area.x, area.y, area.w, area.h]
     record["seed"] = result_seed(plan, metadata, batch_index)

@@ -45,13 +45,16 @@ BACKGROUND_THRESHOLD = 0.95
 class PlannedRegion:
     """One region over the area: a float32 mask (area or generation size) and its texts.
 
-    ``layer_name`` is ``None`` for the background region.
+    ``layer_name`` is ``None`` for the background region; ``layer_id`` is the region
+    layer's :attr:`~sfumato.canvas.model.layers.Layer.id` (``None`` for the background),
+    how reference layers in a region's group find its mask.
     """
 
     mask: np.ndarray
     prompt: str
     negative: str
     layer_name: str | None
+    layer_id: int | None = None
 
     @property
     def coverage(self) -> float:
@@ -108,6 +111,7 @@ def plan_regions(
             prompt=text,
             negative=region_prompt(layer.negative, negative, include_prompt),
             layer_name=layer.name,
+            layer_id=layer.id,
         ))
     if not regions:
         return [], notes
