@@ -11,8 +11,8 @@ Regions: FLUX attends to all 512 T5 tokens of a prompt, padding included, so fou
 regional prompts would add 2048 tokens to every attention call of every block. With
 regions every prompt — the global one and each region's alike, so a region repeating the
 global prompt reads exactly what the global prompt gives — is cut to the longest prompt's
-tokens plus padding up to a multiple of 64 (FLUX.1 schnell was trained with 256 and runs
-with fewer): the request's words all stay, the padding shrinks. Without regions the
+tokens plus padding up to a multiple of 64 (:data:`.flow.REGION_TOKEN_STEP`; FLUX.1
+schnell was trained with 256 and runs with fewer): the request's words all stay, the padding shrinks. Without regions the
 prompt keeps its 512 tokens, as diffusers encodes it.
 
 Fill (``in_channels`` 384) is chosen when the folder's transformer is Fill: it takes the
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.flow import FlowFamily, pack_latents, round_up
+from sfumato.inference.families.flow import REGION_TOKEN_STEP, FlowFamily, pack_latents, round_up
 from sfumato.inference.families.t5 import needs_weighting, plain_text, weighted_t5
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import FLUX
@@ -38,8 +38,6 @@ __all__ = ["FluxFamily"]
 
 #: T5 tokens a FLUX prompt is padded to (diffusers' ``max_sequence_length`` default)
 T5_TOKENS = 512
-#: with regions, prompts are cut to a multiple of this (:meth:`FluxFamily.regional_tokens`)
-REGION_TOKEN_STEP = 64
 
 
 class FluxFamily(FlowFamily):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.flow import FlowFamily, round_up
+from sfumato.inference.families.flow import REGION_TOKEN_STEP, FlowFamily, round_up
 from sfumato.inference.families.t5 import needs_weighting, plain_text
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import FLUX2
@@ -203,7 +203,7 @@ class Flux2Family(FlowFamily):
 
     def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> list[slice] | None:
         """With regions, every prompt's 512 Qwen3 tokens cut to what the longest templated
-        prompt takes and a pad, rounded up to 64, on the side the tokenizer pads — as FLUX
+        prompt takes and a pad, rounded up to :data:`.flow.REGION_TOKEN_STEP`, on the side the tokenizer pads — as FLUX
         cuts its T5 padding (:mod:`.flux`)."""
         tokenizer = pipe.tokenizer
 
@@ -214,7 +214,7 @@ class Flux2Family(FlowFamily):
             )
             return len(tokenizer(templated)["input_ids"])
 
-        keep = min(length, round_up(max(count(text) for text in texts) + 1, 64))
+        keep = min(length, round_up(max(count(text) for text in texts) + 1, REGION_TOKEN_STEP))
         return [slice(length - keep, length) if tokenizer.padding_side == "left" else slice(0, keep)]
 
     def encode_prompts(

@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.flow import FlowFamily, flux_shift, round_up
+from sfumato.inference.families.flow import REGION_TOKEN_STEP, FlowFamily, flux_shift, round_up
 from sfumato.inference.families.t5 import needs_weighting, plain_text, weighted_t5
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.config import read_json
@@ -114,7 +114,7 @@ class SD3Family(FlowFamily):
     def regional_tokens(self, pipe: Any, texts: list[str], length: int) -> list[slice] | None:
         """With regions: of the 77 CLIP tokens, those the longest prompt takes (start, words,
         end and a pad) rounded up to 8; then the T5 tokens it needs (end token and a pad)
-        rounded up to 64, none without T5 (the pipeline's T5 part is zeros then) — the
+        rounded up to :data:`.flow.REGION_TOKEN_STEP`, none without T5 (the pipeline's T5 part is zeros then) — the
         padding cut as FLUX cuts it. SD 3's text tokens carry no positions, so the cut parts
         join seamlessly."""
         plain = [plain_text(text) for text in texts]
@@ -122,7 +122,7 @@ class SD3Family(FlowFamily):
         keep = [slice(0, min(CLIP_TOKENS, round_up(clip + 1, 8)))]
         if getattr(pipe, "text_encoder_3", None) is not None:
             longest = max(len(pipe.tokenizer_3(text, add_special_tokens=True)["input_ids"]) for text in plain)
-            keep.append(slice(CLIP_TOKENS, min(length, CLIP_TOKENS + round_up(longest + 1, 64))))
+            keep.append(slice(CLIP_TOKENS, min(length, CLIP_TOKENS + round_up(longest + 1, REGION_TOKEN_STEP))))
         return keep
 
     def encode_prompts(

@@ -294,7 +294,8 @@ def test_sizes_off_the_token_grid_are_refused_by_name(shared_engine: Any, flux: 
 
 
 def test_regions_cut_every_prompts_padding_alike(shared_engine: Any, flux: Path) -> None:
-    """With regions every prompt is cut to the longest one's T5 tokens rounded up to 64;
+    """With regions every prompt is cut to the longest one's T5 tokens and a pad, rounded
+    up to 64;
     without, the prompt keeps diffusers' 512 tokens."""
     from sfumato.inference.text_conditioning import PromptPair, condition_text
 
@@ -305,5 +306,6 @@ def test_regions_cut_every_prompts_padding_alike(shared_engine: Any, flux: Path)
     pairs = [PromptPair("a red cat"), PromptPair("a blue dog"), PromptPair("green forest painting of the house")]
     text = condition_text(model, pairs, guided=False, batch=1, device=cpu, dtype=torch.float32)
     longest = max(len(model.pipe.tokenizer_2(p.positive)["input_ids"]) for p in pairs)
-    assert text.region_spans == ((64, 128), (128, 192)) and text.tokens.shape[1] == 192 and longest + 1 <= 64
-    torch.testing.assert_close(text.tokens[:, :64], alone.tokens[:, :64])  # the same words, cut
+    each = -(-(longest + 1) // 64) * 64
+    assert text.region_spans == ((each, 2 * each), (2 * each, 3 * each)) and text.tokens.shape[1] == 3 * each
+    torch.testing.assert_close(text.tokens[:, :each], alone.tokens[:, :each])  # the same words, cut
