@@ -75,6 +75,11 @@ class DenoiseJob:
     controls: list[ControlInput]
     #: the request's reference pictures as model-space latents ``(1, C, h, w)`` each
     references: list[torch.Tensor] = field(default_factory=list)
+    #: the request's reference pictures through IP-Adapters (SD 1.x, SDXL): encoded
+    #: :class:`~sfumato.inference.reference_adapters.ReferenceInput` each
+    adapters: list[Any] = field(default_factory=list)
+    #: an instruction edit: the first of ``references`` is the picture to edit (the init)
+    edit: bool = False
     step_seconds: float = 0.0  # mean wall time of a denoising step (with events), measured
 
 

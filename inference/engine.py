@@ -231,6 +231,11 @@ class Engine:
             raise UnsupportedModeError(f"{model.family.label} models cannot do {names}.")
         if request.references and not model.family.takes_references:
             raise UnsupportedModeError(f"{model.family.label} models take no reference pictures.")
+        if request.edit and not (model.family.edits or model.family.takes_references):
+            raise UnsupportedModeError(
+                f"{model.family.label} models do not edit by instruction; choose an edit model "
+                "(FLUX.1 Kontext, Qwen-Image-Edit or FLUX.2 Klein)."
+            )
         self._apply_loras(model, request)
         strength = request.strength if request.init is not None else 1.0
         scheduler = make_scheduler(
@@ -346,11 +351,24 @@ class Engine:
             inpaint_extra=inpaint_extra,
             region_masks=self._region_masks(request, lat_size),
             controls=self._controls(model, request, text.copies),
-            references=self._references(model, request),
+            references=self._edit_context(model, request) + self._references(model, request),
+            edit=request.edit,
         )
 
+    def _edit_context(self, model: LoadedModel, request: GenerationRequest) -> list[torch.Tensor]:
+        """An edit's picture (the init image as given, no fill) as latents ``(1, C, h, w)``:
+        the first of the job's references, which the family's denoiser shows the model."""
+        if not request.edit:
+            return []
+        assert request.init is not None
+        image = np.ascontiguousarray(request.init.image)
+        return [model.family.encode_images(model.pipe, [image], self.device).to(self.dtype)]
+
     def _references(self, model: LoadedModel, request: GenerationRequest) -> list[torch.Tensor]:
-        """Each reference picture's latents ``(1, C, h, w)``, in the engine's dtype."""
+        """Each reference picture's latents ``(1, C, h, w)``, in the engine's dtype (the
+        families that take references as latents; IP-Adapter families: none)."""
+        if model.family.reference_adapter is not None:
+            return []
         multiple = max(model.vae_scale, model.family.size_multiple)
         latents = []
         for i, reference in enumerate(request.references):
@@ -363,6 +381,27 @@ class Engine:
             image = np.ascontiguousarray(reference.image)
             latents.append(model.family.encode_images(model.pipe, [image], self.device).to(self.dtype))
         return latents
+
+    def _reference_adapters(self, model: LoadedModel, request: GenerationRequest, guided: bool) -> list[Any]:
+        """Each reference picture through its IP-Adapter's image encoder (SD 1.x, SDXL):
+        :class:`~sfumato.inference.reference_adapters.ReferenceInput` in the UNet batch's layout."""
+        if model.family.reference_adapter is None or not request.references:
+            return []
+        from sfumato.inference.reference_adapters import ReferenceInput, reference_embeds
+
+        inputs = []
+        for reference in request.references:
+            if reference.kind not in model.family.reference_kinds:
+                raise UnsupportedModeError(f"{model.family.label} models take no {reference.kind.value} references.")
+            adapter = self.cache.reference_adapter(reference.model, reference.kind, model)
+            cond, uncond = adapter.encoder.encode(reference.image, adapter.reads_hidden_states, self.device)
+            embeds = reference_embeds(cond.to(self.dtype), uncond.to(self.dtype), request.batch, guided)
+            mask = None
+            if reference.mask is not None:
+                mask = torch.from_numpy(np.array(reference.mask))[None, None].to(device=self.device, dtype=self.dtype)
+            inputs.append(ReferenceInput(adapter, embeds, reference.strength, reference.kind, reference.start,
+                                         reference.end, mask, model.family))  # fmt: skip
+        return inputs
 
     def _image_inputs(
         self, model: LoadedModel, request: GenerationRequest, lat_size: tuple[int, int], copies: int

@@ -288,6 +288,12 @@ class GenerationRequest(_ArrayEqMixin):
     controls: tuple[ControlSpec, ...] = ()
     loras: tuple[LoraSpec, ...] = ()
     references: tuple[ReferenceImage, ...] = ()
+    #: an instruction edit ("make it night"): ``init`` is the picture to edit (the visible
+    #: canvas over the area), shown to the model beside the prompt; ``inpaint``, optional,
+    #: is the selection (the result is placed through the paste mask, as an inpaint's);
+    #: ``references`` are extra pictures (Qwen-Image-Edit-Plus, FLUX.2 Klein). Models that
+    #: edit: :attr:`sfumato.inference.families.base.Family.edits`.
+    edit: bool = False
 
     def __post_init__(self) -> None:
         # Accept lists from callers; store tuples so the request stays hashable.
@@ -298,7 +304,9 @@ class GenerationRequest(_ArrayEqMixin):
 
     @property
     def mode(self) -> Mode:
-        """What this request does, from its inputs: inpaint, img2img or txt2img."""
+        """What this request does, from its inputs: edit, inpaint, img2img or txt2img."""
+        if self.edit:
+            return Mode.EDIT
         if self.inpaint is not None:
             return Mode.INPAINT
         if self.init is not None:
@@ -347,6 +355,9 @@ class GenerationRequest(_ArrayEqMixin):
                 _finite(self.init.strength) and 0.0 <= self.init.strength <= 1.0,
                 f"strength must be between 0 and 1, got {self.init.strength}",
             )
+        _check(isinstance(self.edit, bool), f"edit must be True or False, got {self.edit!r}")
+        if self.edit:
+            _check(self.init is not None, "an edit needs the picture to edit (init): the visible canvas over the area")
         if self.inpaint is not None:
             _check(self.init is not None, "inpainting needs an init image (the pixels around the mask)")
             _check_mask(self.inpaint.mask, shape, "inpaint mask")

@@ -21,7 +21,10 @@ __all__ = [
     "PIPELINE_FAMILIES",
     "FLUX",
     "FLUX2",
+    "FLUX_KONTEXT",
     "QWENIMAGE",
+    "QWENIMAGE_EDIT",
+    "QWENIMAGE_EDIT_PLUS",
     "SD15",
     "SD2",
     "SD3",
@@ -52,10 +55,18 @@ CHROMA = "chroma"
 ZIMAGE = "zimage"
 #: Qwen-Image (and 2.1): an MMDiT over Qwen2.5-VL, with a video-style VAE.
 QWENIMAGE = "qwenimage"
+#: FLUX.1 Kontext [dev]: FLUX.1 made for instruction edits (the picture as context tokens).
+FLUX_KONTEXT = "flux-kontext"
+#: Qwen-Image-Edit (and 2509's single-picture use): Qwen-Image made for instruction edits,
+#: the picture read by Qwen2.5-VL's vision tower and given as context latents.
+QWENIMAGE_EDIT = "qwenimage-edit"
+#: Qwen-Image-Edit-Plus (2509, 2511): Qwen-Image-Edit with several pictures.
+QWENIMAGE_EDIT_PLUS = "qwenimage-edit-plus"
 #: The families the engine can load, in the order pickers list them.
-SUPPORTED_FAMILIES = (SD15, SDXL, SD2, SD3, FLUX, FLUX2, ZIMAGE, QWENIMAGE, CHROMA)
+SUPPORTED_FAMILIES = (SD15, SDXL, SD2, SD3, FLUX, FLUX_KONTEXT, FLUX2, ZIMAGE, QWENIMAGE, QWENIMAGE_EDIT,
+                      QWENIMAGE_EDIT_PLUS, CHROMA)  # fmt: skip
 #: The families whose denoiser is a transformer trained with flow matching.
-FLOW_FAMILIES = (SD3, FLUX, FLUX2, CHROMA, ZIMAGE, QWENIMAGE)
+FLOW_FAMILIES = (SD3, FLUX, FLUX_KONTEXT, FLUX2, CHROMA, ZIMAGE, QWENIMAGE, QWENIMAGE_EDIT, QWENIMAGE_EDIT_PLUS)
 
 #: The model source that names the built-in demo model (also its folder's name).
 BUILTIN = "builtin"
@@ -83,15 +94,18 @@ def builtin_controlnet_folder() -> Path:
 #: diffusers pipeline class (a folder's ``model_index.json`` ``_class_name``) → the
 #: transformer family whose folders declare it. One table for the catalog (which lists a
 #: folder under its family without importing the engine) and the family plugins (whose
-#: folder test it is). Not here: FLUX.1 Kontext's, Qwen-Image-Edit's and Z-Image Omni's
-#: pipelines, which take reference pictures (another task), and SD's own, which the UNet
-#: families recognise by their UNet config.
+#: folder test it is). The instruction-edit models (FLUX.1 Kontext, Qwen-Image-Edit and
+#: -Edit-Plus) are families of their own: their folders hold the same parts as their base
+#: model's, and only the pipeline class a folder declares tells them apart. Not here:
+#: Z-Image Omni's pipeline, which takes reference pictures (another task), and SD's own,
+#: which the UNet families recognise by their UNet config.
 PIPELINE_FAMILIES: dict[str, str] = {
     "FluxPipeline": FLUX,
     "FluxImg2ImgPipeline": FLUX,
     "FluxInpaintPipeline": FLUX,
     "FluxFillPipeline": FLUX,
-    "FluxKontextPipeline": FLUX,
+    "FluxKontextPipeline": FLUX_KONTEXT,
+    "FluxKontextInpaintPipeline": FLUX_KONTEXT,
     "ChromaPipeline": CHROMA,
     "ChromaImg2ImgPipeline": CHROMA,
     "ChromaInpaintPipeline": CHROMA,
@@ -113,6 +127,9 @@ PIPELINE_FAMILIES: dict[str, str] = {
     "QwenImageImg2ImgPipeline": QWENIMAGE,
     "QwenImageInpaintPipeline": QWENIMAGE,
     "QwenImageControlNetPipeline": QWENIMAGE,
+    "QwenImageEditPipeline": QWENIMAGE_EDIT,
+    "QwenImageEditInpaintPipeline": QWENIMAGE_EDIT,
+    "QwenImageEditPlusPipeline": QWENIMAGE_EDIT_PLUS,
 }
 
 

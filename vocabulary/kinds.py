@@ -10,9 +10,11 @@ __all__ = ["ControlKind", "Mode", "ReferenceKind", "Sampler"]
 
 
 class Mode(Enum):
-    """What a generation does. Exactly one of txt2img, img2img and inpaint (the window's
-    button says which: ``label``); a request may add regions, ControlNets and LoRAs, which
-    model families declare they support."""
+    """What a generation does. Exactly one of txt2img, img2img, inpaint and edit (the
+    window's button says which: ``label``); a request may add regions, ControlNets and
+    LoRAs, which model families declare they support. Edit is an instruction-edit model's
+    ("make it night"): the picture goes to the model beside the prompt as context, and
+    the result is made from noise (:attr:`sfumato.inference.families.base.Family.edits`)."""
 
     TXT2IMG = "txt2img"
     IMG2IMG = "img2img"
@@ -20,14 +22,15 @@ class Mode(Enum):
     REGIONS = "regions"
     CONTROLNET = "controlnet"
     LORA = "lora"
+    EDIT = "edit"
 
     @property
     def label(self) -> str:
-        """The button's word: Generate, Refine, Inpaint (the others: their name)."""
+        """The button's word: Generate, Refine, Inpaint, Edit (the others: their name)."""
         return _MODE_LABELS.get(self, self.value)
 
 
-_MODE_LABELS = {Mode.TXT2IMG: "Generate", Mode.IMG2IMG: "Refine", Mode.INPAINT: "Inpaint"}
+_MODE_LABELS = {Mode.TXT2IMG: "Generate", Mode.IMG2IMG: "Refine", Mode.INPAINT: "Inpaint", Mode.EDIT: "Edit"}
 
 
 class Sampler(Enum):

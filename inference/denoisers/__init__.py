@@ -13,13 +13,14 @@ from sfumato.inference.denoisers.sd3 import SD3Denoiser
 from sfumato.inference.denoisers.unet import UNetDenoiser
 from sfumato.inference.denoisers.zimage import ZImageDenoiser
 from sfumato.inference.model_cache import LoadedModel
-from sfumato.vocabulary.families import CHROMA, FLUX, FLUX2, QWENIMAGE, SD3, ZIMAGE
+from sfumato.vocabulary.families import CHROMA, FLUX, FLUX2, FLUX_KONTEXT, QWENIMAGE, SD3, ZIMAGE
 
 __all__ = ["make_denoiser"]
 
 #: family name → its denoiser; families not named here are UNet families
 _DENOISERS: dict[str, Callable[[LoadedModel, DenoiseJob], Denoiser]] = {
     FLUX: FluxDenoiser,
+    FLUX_KONTEXT: FluxDenoiser,  # the picture to edit: extra image tokens (FluxDenoiser.context)
     CHROMA: ChromaDenoiser,
     SD3: SD3Denoiser,
     FLUX2: Flux2Denoiser,

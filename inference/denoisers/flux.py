@@ -2,7 +2,10 @@
 (``(0, row, col)`` for image tokens, zeros for text), the timestep over 1000, the guidance
 embedding (dev) or true CFG (schnell above a scale of 1), the joint-attention region bias
 (:mod:`sfumato.inference.joint_regions`), ControlNet residuals (the FLUX ControlNets and
-their union variants), and FLUX Fill's masked-picture tokens beside the noise."""
+their union variants), FLUX Fill's masked-picture tokens beside the noise, and FLUX.1
+Kontext's context: the picture to edit (the job's first reference, :mod:`..families.kontext`)
+packed like the noise and appended to the image tokens with ids ``(1, row, col)``, as
+``FluxKontextPipeline`` does; the prediction keeps the noise tokens' part."""
 
 from __future__ import annotations
 
@@ -17,9 +20,11 @@ from sfumato.inference.model_cache import LoadedModel
 __all__ = ["FluxDenoiser", "image_ids"]
 
 
-def image_ids(rows: int, cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``(rows·cols, 3)`` FLUX position ids of the image tokens: ``(0, row, col)``."""
+def image_ids(rows: int, cols: int, device: torch.device, dtype: torch.dtype, index: int = 0) -> torch.Tensor:
+    """``(rows·cols, 3)`` FLUX position ids of the image tokens: ``(index, row, col)`` (0 for
+    the noise, 1 for Kontext's context picture)."""
     ids = torch.zeros(rows, cols, 3)
+    ids[..., 0] = index
     ids[..., 1] = torch.arange(rows)[:, None]
     ids[..., 2] = torch.arange(cols)[None, :]
     return ids.reshape(rows * cols, 3).to(device=device, dtype=dtype)
@@ -37,6 +42,15 @@ class FluxDenoiser:
         device, dtype = tokens.device, tokens.dtype
         h, w = job.lat_size
         self.img_ids = image_ids(h // 2, w // 2, device, dtype)
+        #: the noise's ids, what a ControlNet sees (the context is the transformer's alone)
+        self.noise_ids = self.img_ids
+        self.noise_tokens = self.img_ids.shape[0]
+        self.context: torch.Tensor | None = None
+        if job.references:  # Kontext's picture to edit (FLUX.1 takes no other references)
+            self.context = torch.cat([pack_latents(x) for x in job.references], dim=1).to(dtype)
+            self.context = self.context.expand(tokens.shape[0], -1, -1)
+            context_ids = [image_ids(x.shape[-2] // 2, x.shape[-1] // 2, device, dtype, 1) for x in job.references]
+            self.img_ids = torch.cat([self.img_ids, *context_ids])
         self.txt_ids = torch.zeros(tokens.shape[1], 3, device=device, dtype=dtype)
         self.control_txt_ids = torch.zeros(job.text.control_tokens.shape[1], 3, device=device, dtype=dtype)
         rows = tokens.shape[0]
@@ -48,6 +62,9 @@ class FluxDenoiser:
         if job.region_masks is not None:
             layout = JointLayout(job.text.region_spans, tokens.shape[1])
             bias = joint_attention_bias(job.region_masks, layout, patch=2, dtype=dtype, device=device)
+            extra = self.img_ids.shape[0] - self.noise_tokens
+            if extra:  # context tokens see and are seen by every token alike
+                bias = torch.nn.functional.pad(bias, (0, extra, 0, extra))
             self.attention = {"attention_mask": bias}
         self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
 
@@ -69,7 +86,7 @@ class FluxDenoiser:
         timestep = t.expand(x.shape[0]).to(x.dtype) / 1000
         residuals = self._control_residuals(x, timestep, j, n)
         out = self.transformer(
-            hidden_states=x,
+            hidden_states=x if self.context is None else torch.cat([x, self.context], dim=1),
             timestep=timestep,
             guidance=self.guidance,
             pooled_projections=job.text.pooled,
@@ -79,7 +96,7 @@ class FluxDenoiser:
             joint_attention_kwargs=self.attention or None,
             return_dict=False,
             **residuals,
-        )[0]
+        )[0][:, : self.noise_tokens]
         return job.text.guide(unpack_latents(out, job.lat_size), self.cfg)
 
     def _control_residuals(self, x: torch.Tensor, timestep: torch.Tensor, j: int, n: int) -> dict[str, Any]:
@@ -104,7 +121,7 @@ class FluxDenoiser:
                 pooled_projections=self.job.text.pooled,
                 encoder_hidden_states=self.job.text.control_tokens,
                 txt_ids=self.control_txt_ids,
-                img_ids=self.img_ids,
+                img_ids=self.noise_ids,
                 return_dict=False,
             )
             repeat = repeat or getattr(net, "input_hint_block", None) is not None
@@ -121,3 +138,4 @@ class FluxDenoiser:
 
     def close(self) -> None:
         self.attention = {}
+        self.context = None

@@ -85,9 +85,10 @@ class Flux2Denoiser:
     def _references(job: DenoiseJob) -> list[torch.Tensor]:
         """The reference images' latents ``(1, C, h, w)``: the request's reference pictures,
         in order, then the init picture when inpainting (Klein's inpainting pipeline shows
-        the model the whole picture)."""
+        the model the whole picture) — unless the run is an edit, whose picture is already
+        the first reference."""
         references = list(job.references)
-        if job.denoise_mask is not None and job.init_latents is not None:
+        if job.denoise_mask is not None and job.init_latents is not None and not job.edit:
             references.append(job.init_latents[:1])
         return references
 

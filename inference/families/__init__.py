@@ -13,6 +13,7 @@ from sfumato.inference.families.base import Family, PreviewFactors
 from sfumato.inference.families.chroma import ChromaFamily
 from sfumato.inference.families.flux import FluxFamily
 from sfumato.inference.families.flux2 import Flux2Family
+from sfumato.inference.families.kontext import FluxKontextFamily
 from sfumato.inference.families.qwenimage import QwenImageFamily
 from sfumato.inference.families.sd2 import SD2Family
 from sfumato.inference.families.sd3 import SD3Family
@@ -41,6 +42,7 @@ def register(family: Family) -> Family:
 register(SD15Family())
 register(SDXLFamily())
 register(FluxFamily())
+register(FluxKontextFamily())
 register(ChromaFamily())
 register(SD2Family())
 register(SD3Family())

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.modes import Mode
+from sfumato.vocabulary.kinds import ReferenceKind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,8 +76,26 @@ class Family(ABC):
     #: latent patch a token takes where latents are packed into tokens (16 for the
     #: transformer families)
     size_multiple: int = 8
-    #: whether the model takes reference pictures beside the prompt (FLUX.2 Klein)
+    #: whether the model takes reference pictures beside the prompt (FLUX.2 Klein; SD 1.x
+    #: and SDXL through an IP-Adapter)
     takes_references: bool = False
+    #: how references reach the model: ``None`` as extra latents (FLUX.2 Klein), or
+    #: ``"ip-adapter"`` (an IP-Adapter file and its CLIP vision encoder, found by
+    #: :func:`sfumato.inference.catalog.find_reference_adapter`)
+    reference_adapter: str | None = None
+    #: the reference kinds this family tells apart (the others are refused by name);
+    #: families that take references as latents follow the picture whatever the kind
+    reference_kinds: frozenset[ReferenceKind] = frozenset(ReferenceKind)
+    #: IP-Adapter layer-wise scales per kind: attention-processor name prefixes → factor of
+    #: the reference's strength (layers named nowhere get 0); a kind not listed acts on
+    #: every layer at its strength (content, face)
+    reference_layers: dict[ReferenceKind, dict[str, float]] = {}
+    #: whether the model is made for instruction edits ("make it night": FLUX.1 Kontext,
+    #: Qwen-Image-Edit): the planner then plans an edit (``GenerationRequest.edit``) where
+    #: there is a picture. The engine also takes edits from families that take reference
+    #: pictures (FLUX.2 Klein: the picture is its first reference), and refuses them from
+    #: the others by name.
+    edits: bool = False
     #: the samplers this family can run; ``None``: all of them
     samplers: frozenset[Sampler] | None = None
     #: whether a prompt's tokens are padded (for the CFG layout, for regions) with
@@ -261,6 +280,18 @@ class Family(ABC):
         ``gen_size`` is ``(width, height)`` in pixels. SD 1.x needs none.
         """
         return {}
+
+    def reference_layer_scale(self, kind: ReferenceKind, processor_name: str) -> float:
+        """The factor of a reference's strength at the attention processor
+        ``processor_name`` (``"up_blocks.0.attentions.1.transformer_blocks.0.attn2.processor"``)
+        for a reference of ``kind``: :attr:`reference_layers`, else 1 everywhere."""
+        layers = self.reference_layers.get(kind)
+        if layers is None:
+            return 1.0
+        for prefix, factor in layers.items():
+            if processor_name.startswith(prefix + "."):
+                return factor
+        return 0.0
 
     # ----------------------------------------------------------------- misc
 
