@@ -8,9 +8,10 @@ weights. Places searched, in this order:
    ``resources/models/builtin-controlnet-scribble/`` (when present);
 2. the user's configured ``model_paths`` (:mod:`sfumato.vocabulary.config`): files, diffusers
    folders, or folders scanned a few levels deep;
-3. ComfyUI's ``~/ComfyUI/models/{checkpoints,controlnet,loras}``;
+3. ComfyUI's ``~/ComfyUI/models/{checkpoints,controlnet,loras,ipadapter,clip_vision}``;
 4. AUTOMATIC1111 / Forge ``~/stable-diffusion-webui[-forge]/models/{Stable-diffusion,
-   ControlNet,Lora}``;
+   ControlNet,Lora,ipadapter,clip_vision}`` (sd-webui-controlnet keeps IP-Adapters among
+   the ControlNets: they are told apart by their keys, or for a pickle by their name);
 5. the Hugging Face hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or
    ``~/.cache/huggingface/hub``): ``models--org--name`` snapshots with a
    ``model_index.json`` (pipelines) or a ControlNet ``config.json``.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -38,9 +40,11 @@ from sfumato.inference.detect import (
     SD15,
     SDXL,
     SUPPORTED_FAMILIES,
+    IPAdapterInfo,
     WeightsKind,
     detect_weights_kind,
     guess_family,
+    image_encoder_info,
     read_safetensors_header,
 )
 from sfumato.inference.errors import EngineError
@@ -51,7 +55,7 @@ from sfumato.vocabulary.families import (
     builtin_controlnet_folder,
     builtin_model_folder,
 )
-from sfumato.vocabulary.kinds import ControlKind
+from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
 
 __all__ = [
     "BUILTIN_CONTROLNET_DIR",
@@ -63,6 +67,8 @@ __all__ = [
     "WeightsKind",
     "find_controlnet",
     "find_default_model",
+    "find_image_encoder",
+    "find_reference_adapter",
     "find_loras",
     "list_models",
     "system_model_dirs",
@@ -148,6 +154,8 @@ def system_model_dirs(home: Path | None = None) -> list[tuple[Path, Origin, Weig
         (comfy / "unet", Origin.COMFYUI, WeightsKind.CHECKPOINT),
         (comfy / "controlnet", Origin.COMFYUI, WeightsKind.CONTROLNET),
         (comfy / "loras", Origin.COMFYUI, WeightsKind.LORA),
+        (comfy / "ipadapter", Origin.COMFYUI, WeightsKind.IP_ADAPTER),
+        (comfy / "clip_vision", Origin.COMFYUI, WeightsKind.CLIP_VISION),
     ]
     for webui in ("stable-diffusion-webui", "stable-diffusion-webui-forge"):
         models = home / webui / "models"
@@ -155,6 +163,8 @@ def system_model_dirs(home: Path | None = None) -> list[tuple[Path, Origin, Weig
             (models / "Stable-diffusion", Origin.A1111, WeightsKind.CHECKPOINT),
             (models / "ControlNet", Origin.A1111, WeightsKind.CONTROLNET),
             (models / "Lora", Origin.A1111, WeightsKind.LORA),
+            (models / "ipadapter", Origin.A1111, WeightsKind.IP_ADAPTER),
+            (models / "clip_vision", Origin.A1111, WeightsKind.CLIP_VISION),
         ]
     return dirs
 
@@ -229,6 +239,8 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
             family = None
         return ModelEntry(WeightsKind.CHECKPOINT, source or str(folder), label or folder.name, family, origin, location)
     config = read_json(folder / "config.json") or {}
+    if "CLIPVisionModelWithProjection" in (config.get("architectures") or ()):
+        return ModelEntry(WeightsKind.CLIP_VISION, source or str(folder), label or folder.name, None, origin, location)
     if config.get("_class_name") == "ControlNetModel":
         family = _family_from_cross_attention(config.get("cross_attention_dim"))
         return ModelEntry(WeightsKind.CONTROLNET, source or str(folder), label or folder.name, family, origin, location)
@@ -266,6 +278,10 @@ def _file_entry(path: Path, origin: Origin, kind_hint: WeightsKind | None) -> Mo
     if kind is None or (kind_hint is not None and kind is WeightsKind.CHECKPOINT):
         # A header cannot tell a checkpoint from a file it fails to read; the folder can.
         kind = kind_hint or kind or WeightsKind.CHECKPOINT
+        if kind is WeightsKind.CONTROLNET and _ADAPTER_NAME.search(path.name.lower()):
+            kind = WeightsKind.IP_ADAPTER  # a pickled IP-Adapter among A1111's ControlNets
+    if kind is WeightsKind.IP_ADAPTER and family is None:
+        family = _family_from_name(path.name)
     return ModelEntry(kind, str(path), path.stem, family, origin, problem=problem)
 
 
@@ -464,6 +480,118 @@ def find_controlnet(
         if entry.family is None and entry.origin is not Origin.BUILTIN:
             return entry
     return None
+
+
+_ADAPTER_NAME = re.compile(r"ip[-_]?adapter")
+
+
+def _family_from_name(name: str) -> str | None:
+    """An IP-Adapter's family from its file name (``ip-adapter_sd15``, ``..._sdxl_vit-h``)."""
+    text = name.lower()
+    if "sdxl" in text or "_xl" in text:
+        return SDXL
+    if "sd15" in text or "sd1.5" in text or "sd_15" in text:
+        return SD15
+    return None
+
+
+def _adapter_words(entry: ModelEntry) -> str:
+    return (entry.label + " " + Path(entry.source).name).lower()
+
+
+def _is_faceid(entry: ModelEntry) -> bool:
+    return "faceid" in _adapter_words(entry).replace("-", "").replace("_", "")
+
+
+def _is_face(entry: ModelEntry) -> bool:
+    return "face" in _adapter_words(entry) and not _is_faceid(entry)
+
+
+def find_reference_adapter(
+    family: str, kind: ReferenceKind | None = None, *, entries: Iterable[ModelEntry] | None = None
+) -> ModelEntry | None:
+    """The first installed IP-Adapter for ``family`` (``"sd15"``, ``"sdxl"``) that suits
+    reference pictures of ``kind``, as :func:`find_controlnet` finds ControlNets.
+
+    A face reference takes a face adapter (``ip-adapter-plus-face``, ``-full-face``: its
+    name says ``face``); the other kinds take an adapter that is not one (a plain or plus
+    adapter; ``plus`` is preferred, it reads the picture in more detail). FaceID adapters
+    are never chosen (they need InsightFace, which Sfumato does not run). An adapter of
+    unknown family counts only when none of the right family is installed.
+    """
+    pool = list(list_models(WeightsKind.IP_ADAPTER) if entries is None else entries)
+    usable = [e for e in pool if e.kind is WeightsKind.IP_ADAPTER and e.problem is None and not _is_faceid(e)]
+    if kind is ReferenceKind.FACE:
+        usable = [e for e in usable if _is_face(e)]
+    else:
+        usable = [e for e in usable if not _is_face(e)]
+    usable.sort(key=lambda e: "plus" not in _adapter_words(e))  # stable: origins keep their order
+    for wanted in (family, None):
+        for entry in usable:
+            if entry.family == wanted:
+                return entry
+    return None
+
+
+def find_image_encoder(
+    adapter: IPAdapterInfo, adapter_path: Path | None = None, *, entries: Iterable[ModelEntry] | None = None
+) -> Path | None:
+    """The installed CLIP vision encoder that ``adapter`` reads pictures with: one whose
+    widths fit it (:meth:`~sfumato.inference.detect.ImageEncoderInfo.serves`), looked for
+    first beside the adapter (an ``image_encoder`` or ``clip_vision`` folder next to it or
+    one level up: the h94/IP-Adapter repository's layout), then in the catalog's
+    ``clip_vision`` folders. A pickled encoder (``.bin``/``.pth``) whose widths cannot be
+    read counts when its name says the model (``vit-h``/``clip_h``, ``bigg``/``clip_g``)."""
+    candidates: list[Path] = []
+    if adapter_path is not None:
+        for base in (adapter_path.parent, adapter_path.parent.parent):
+            for name in ("image_encoder", "clip_vision"):
+                candidates.append(base / name)
+                candidates.append(base / "models" / name)
+    pool = list(list_models(WeightsKind.CLIP_VISION) if entries is None else entries)
+    candidates += [e.path for e in pool if e.kind is WeightsKind.CLIP_VISION and e.problem is None and e.path]
+    for candidate in candidates:
+        for path in _encoder_files(candidate):
+            if _encoder_serves(path, adapter):
+                return path
+    return None
+
+
+def _encoder_files(candidate: Path) -> list[Path]:
+    try:
+        if candidate.is_file():
+            return [candidate]
+        if not candidate.is_dir():
+            return []
+        if (candidate / "config.json").is_file():
+            return [candidate]
+        return sorted(p for p in candidate.iterdir() if p.suffix.lower() in _FILE_SUFFIXES and p.is_file())
+    except OSError:
+        return []
+
+
+def _encoder_serves(path: Path, adapter: IPAdapterInfo) -> bool:
+    from sfumato.inference.detect import ImageEncoderInfo
+
+    if path.is_dir():
+        config = read_json(path / "config.json") or {}
+        vision = config.get("vision_config", config)
+        try:
+            info = ImageEncoderInfo(int(vision["hidden_size"]), int(config.get("projection_dim", vision.get("projection_dim", 0))),
+                                    int(vision.get("image_size", 224)), int(vision.get("patch_size", 14)), 0, 0)  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            return False
+        return info.serves(adapter)
+    if path.suffix.lower() == ".safetensors":
+        try:
+            found = image_encoder_info(read_safetensors_header(path).shapes)
+        except EngineError:
+            return False
+        return found is not None and found.serves(adapter)
+    name = path.name.lower().replace("-", "").replace("_", "")
+    big = "bigg" in name or "clipg" in name
+    huge = "vith" in name or "cliph" in name
+    return (big and adapter.encoder_width in (1280, 1664)) or (huge and adapter.encoder_width in (1024, 1280))
 
 
 def find_loras(family: str | None = None, *, config: Config | None = None) -> list[ModelEntry]:

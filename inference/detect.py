@@ -48,10 +48,14 @@ __all__ = [
     "SafetensorsHeader",
     "TensorInfo",
     "WeightsKind",
+    "IPAdapterInfo",
+    "ImageEncoderInfo",
     "check_model_path",
     "detect_family",
     "detect_weights_kind",
     "guess_family",
+    "image_encoder_info",
+    "ip_adapter_info",
     "is_inpaint_unet",
     "open_model_file",
     "read_safetensors_header",
@@ -77,6 +81,8 @@ class WeightsKind(Enum):
     CHECKPOINT = "checkpoint"  # a whole model (UNet, usually with VAE and text encoders)
     CONTROLNET = "controlnet"
     LORA = "lora"
+    IP_ADAPTER = "ip-adapter"  # an image-prompt adapter (IP-Adapter), read beside a model
+    CLIP_VISION = "clip-vision"  # a CLIP vision image encoder, what an IP-Adapter reads pictures with
 
 
 @dataclass(frozen=True)
@@ -331,6 +337,10 @@ def detect_weights_kind(keys: Iterable[str]) -> WeightsKind:
         for k in names
     ):
         return WeightsKind.LORA
+    if any(k.startswith(("image_proj.", "ip_adapter.")) for k in names):
+        return WeightsKind.IP_ADAPTER
+    if "visual_projection.weight" in names and any(k.startswith("vision_model.") for k in names):
+        return WeightsKind.CLIP_VISION
     if any(
         k.startswith(("control_model.", "controlnet_cond_embedding.", "controlnet_down_blocks."))
         or k.startswith("input_hint_block.")
@@ -360,8 +370,14 @@ def guess_family(
     if "v1" in arch or "sd_1" in arch:
         return SD15
     names = list(keys)
-    if detect_weights_kind(names) is WeightsKind.LORA:
+    kind = detect_weights_kind(names)
+    if kind is WeightsKind.LORA:
         return _lora_family(names)
+    if kind is WeightsKind.IP_ADAPTER:
+        info = ip_adapter_info(keys) if isinstance(keys, Mapping) else None
+        return None if info is None else info.family
+    if kind is WeightsKind.CLIP_VISION:
+        return None  # an image encoder serves every family whose adapters read its width
     try:
         return detect_family(keys if isinstance(keys, Mapping) else names)
     except UnsupportedModeError as error:
@@ -385,3 +401,134 @@ def _lora_family(names: list[str]) -> str | None:
     if any("attentions" in k for k in names):
         return SD15
     return None
+
+
+# --------------------------------------------------------------------------- IP-Adapters
+
+#: the image encoders IP-Adapters were trained with, by (what the adapter reads, width):
+#: ComfyUI's file names for them (``models/clip_vision``), as ComfyUI_IPAdapter_plus asks
+_ENCODER_FILES = {
+    ("embeds", 1024): "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+    ("hidden", 1280): "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+    ("embeds", 1280): "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors",
+    ("hidden", 1664): "CLIP-ViT-bigG-14-laion2B-39B-b160k.safetensors",
+    ("embeds", 768): "clip-vit-large-patch14.safetensors",
+    ("hidden", 1024): "clip-vit-large-patch14.safetensors",
+}
+
+_CROSS_ATTENTION_FAMILIES = {768: SD15, 1024: SD2, 2048: SDXL}
+
+
+@dataclass(frozen=True)
+class IPAdapterInfo:
+    """What an IP-Adapter file is, read from its tensor names and shapes (no weights).
+
+    ``variant``: ``"plain"`` (the image embedding through a linear projection, 4 tokens),
+    ``"plus"`` (the encoder's penultimate hidden states through a resampler), ``"full"``
+    (full-face: all hidden states), ``"faceid"`` / ``"faceid-plus"`` (InsightFace face
+    embeddings: not supported). ``reads``: ``"embeds"`` (the encoder's projected image
+    embedding) or ``"hidden"`` (its penultimate hidden states), ``encoder_width`` their
+    width; ``cross_attention_dim`` the text width of the UNet it steers (768 SD 1.x,
+    2048 SDXL); ``layers`` how many cross-attention layers it has weights for.
+    """
+
+    variant: str
+    reads: str
+    encoder_width: int
+    cross_attention_dim: int
+    layers: int
+    tokens: int
+
+    @property
+    def family(self) -> str | None:
+        return _CROSS_ATTENTION_FAMILIES.get(self.cross_attention_dim)
+
+    @property
+    def faceid(self) -> bool:
+        return self.variant.startswith("faceid")
+
+    @property
+    def encoder_file(self) -> str:
+        """The file name of the image encoder this adapter was trained with (ComfyUI's)."""
+        return _ENCODER_FILES.get(
+            (self.reads, self.encoder_width),
+            f"a CLIP vision encoder whose {'image embeddings' if self.reads == 'embeds' else 'hidden states'} "
+            f"are {self.encoder_width} wide",
+        )
+
+
+def _flat_shapes(shapes: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """``{"image_proj": {k: t}, "ip_adapter": {...}}`` or flat ``"image_proj.k"`` names → flat shapes."""
+    flat: dict[str, tuple[int, ...]] = {}
+    for key, value in shapes.items():
+        if isinstance(value, Mapping):
+            for inner, tensor in value.items():
+                shape = _shape_of({inner: tensor}, inner)
+                if shape is not None:
+                    flat[f"{key}.{inner}"] = shape
+        else:
+            shape = _shape_of(shapes, key)
+            if shape is not None:
+                flat[key] = shape
+    return flat
+
+
+def ip_adapter_info(shapes: Mapping[str, Any]) -> IPAdapterInfo | None:
+    """An IP-Adapter's :class:`IPAdapterInfo` from its names → shapes (a safetensors
+    header's, or a loaded state dict, flat or split into ``image_proj``/``ip_adapter``);
+    ``None`` when the keys are no IP-Adapter's."""
+    flat = _flat_shapes(shapes)
+    proj = {k[len("image_proj."):]: v for k, v in flat.items() if k.startswith("image_proj.")}
+    attn = {k[len("ip_adapter."):]: v for k, v in flat.items() if k.startswith("ip_adapter.")}
+    first_k = attn.get("1.to_k_ip.weight")
+    if not proj or first_k is None or len(first_k) != 2:
+        return None
+    cross = first_k[1]
+    layers = sum(1 for k in attn if k.endswith(".to_k_ip.weight"))
+    lora = any("_lora." in k for k in attn)
+    if "perceiver_resampler.proj_in.weight" in proj:
+        return IPAdapterInfo("faceid-plus", "hidden", proj["perceiver_resampler.proj_in.weight"][1], cross, layers, 4)
+    if "proj.weight" in proj and not lora:
+        rows, width = proj["proj.weight"]
+        return IPAdapterInfo("plain", "embeds", width, cross, layers, max(1, rows // max(1, cross)))
+    if "proj.3.weight" in proj:
+        return IPAdapterInfo("full", "hidden", proj["proj.0.weight"][1], cross, layers, 257)
+    if "latents" in proj and "proj_in.weight" in proj:
+        return IPAdapterInfo("plus", "hidden", proj["proj_in.weight"][1], cross, layers, proj["latents"][1])
+    if "norm.weight" in proj or lora:
+        width = proj.get("proj.0.weight", (0, 0))[1]
+        return IPAdapterInfo("faceid", "faceid", width, cross, layers, 4)
+    return None
+
+
+@dataclass(frozen=True)
+class ImageEncoderInfo:
+    """A CLIP vision encoder's widths: ``hidden`` (its hidden states), ``projection``
+    (its projected image embedding), ``image_size`` (the square it reads)."""
+
+    hidden: int
+    projection: int
+    image_size: int
+    patch: int
+    layers: int
+    intermediate: int
+
+    def serves(self, adapter: IPAdapterInfo) -> bool:
+        """Whether ``adapter`` reads what this encoder gives, at its width."""
+        width = self.projection if adapter.reads == "embeds" else self.hidden
+        return width == adapter.encoder_width
+
+
+def image_encoder_info(shapes: Mapping[str, Any]) -> ImageEncoderInfo | None:
+    """A CLIP vision encoder's widths from its tensor names → shapes (the transformers
+    layout, ``vision_model.*`` and ``visual_projection.weight``); ``None`` otherwise."""
+    proj = _shape_of(shapes, "visual_projection.weight")
+    cls = _shape_of(shapes, "vision_model.embeddings.class_embedding")
+    patch = _shape_of(shapes, "vision_model.embeddings.patch_embedding.weight")
+    positions = _shape_of(shapes, "vision_model.embeddings.position_embedding.weight")
+    fc1 = _shape_of(shapes, "vision_model.encoder.layers.0.mlp.fc1.weight")
+    if proj is None or cls is None or patch is None or positions is None or fc1 is None:
+        return None
+    side = int(round((positions[0] - 1) ** 0.5)) * patch[-1]
+    layers = len({k.split(".")[3] for k in shapes if k.startswith("vision_model.encoder.layers.")})
+    return ImageEncoderInfo(cls[0], proj[0], side, patch[-1], layers, fc1[0])

@@ -353,6 +353,7 @@ class Engine:
             controls=self._controls(model, request, text.copies),
             references=self._edit_context(model, request) + self._references(model, request),
             edit=request.edit,
+            adapters=self._reference_adapters(model, request, text.guided),
         )
 
     def _edit_context(self, model: LoadedModel, request: GenerationRequest) -> list[torch.Tensor]:

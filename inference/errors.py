@@ -12,6 +12,7 @@ __all__ = [
     "CorruptModelError",
     "EngineError",
     "InvalidRequestError",
+    "MissingImageEncoderError",
     "ModelNotFoundError",
     "NetworkUnavailableError",
     "OutOfMemoryError",
@@ -43,6 +44,22 @@ class ModelNotFoundError(EngineError):
     """The model reference points at nothing: no file, no folder, no cached hub id."""
 
     default_hint = "Check the model path in the model picker, or choose another model."
+
+
+class MissingImageEncoderError(ModelNotFoundError):
+    """An IP-Adapter was found but not the image encoder it reads pictures with.
+
+    ``expected`` names the encoder's file (ComfyUI's name for it), ``folder`` where to put it.
+    """
+
+    def __init__(self, adapter: str, expected: str, folder: str) -> None:
+        self.adapter = adapter
+        self.expected = expected
+        self.folder = folder
+        super().__init__(
+            f"The IP-Adapter {adapter} needs its image encoder, {expected}, which is not installed.",
+            f"Put {expected} in {folder} (or in a clip_vision folder of your model paths).",
+        )
 
 
 class CorruptModelError(EngineError):

@@ -4,7 +4,8 @@ One :class:`LoadedModel` per model source holds the diffusers pipeline (its comp
 UNet, VAE, text encoders, tokenizers, scheduler config), the family plugin and the
 preview map. The engine's own denoise loop uses the components directly, so switching
 txt2img → img2img → inpaint → ControlNet → regions never reloads anything. ControlNets
-are cached separately.
+are cached separately, and so are IP-Adapters (made ready for one model's UNet) and the
+CLIP vision encoders they read pictures with (:mod:`.reference_adapters`).
 
 Model references (``ModelRef.source``):
 
@@ -49,7 +50,7 @@ from sfumato.inference.memory import (
 from sfumato.inference.request import LoraSpec, ModelRef
 from sfumato.vocabulary.config import read_json
 from sfumato.vocabulary.families import BUILTIN, BUILTIN_CONTROLNET, SDXL, models_folder
-from sfumato.vocabulary.kinds import ControlKind
+from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
 
 __all__ = ["LoadedModel", "ModelCache"]
 
@@ -121,10 +122,13 @@ class ModelCache:
         self.single_file_configs = dict(single_file_configs or {})
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._controlnets: OrderedDict[str, tuple[Any, str]] = OrderedDict()
+        self._adapters: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._encoders: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.RLock()
         #: how many pipelines / ControlNets were loaded from disk (tests count reloads)
         self.load_count = 0
         self.controlnet_load_count = 0
+        self.adapter_load_count = 0
 
     # ------------------------------------------------------------------ resolve
 
@@ -205,6 +209,8 @@ class ModelCache:
         with self._lock:
             self._models.clear()
             self._controlnets.clear()
+            self._adapters.clear()
+            self._encoders.clear()
             release_memory(self.choice.device)
 
     def _load(self, key: str, target: Path | str, family_hint: str | None) -> LoadedModel:
@@ -415,6 +421,69 @@ class ModelCache:
                     f"Choose a {model.family.label} ControlNet.",
                 )
             return net
+
+    # ------------------------------------------------------------------ IP-Adapters
+
+    def reference_adapter(self, ref: ModelRef | None, kind: ReferenceKind, model: LoadedModel) -> Any:
+        """The IP-Adapter for a reference of ``kind`` on ``model`` (``ref``, else the
+        catalog's choice for the family), made ready for its UNet, with its image encoder
+        (:class:`~sfumato.inference.reference_adapters.AdapterWeights`).
+
+        Raises :class:`UnsupportedModeError` when none is installed (or it is FaceID, or
+        of another family) and :class:`MissingImageEncoderError` naming the encoder file
+        it needs and the folder to put it in.
+        """
+        from sfumato.inference.reference_adapters import load_adapter
+
+        with self._lock:
+            target = self._default_adapter(kind, model) if ref is None else self.resolve(ref.source)
+            if isinstance(target, str):
+                raise ModelNotFoundError(f"IP-Adapter not found: {target} (hub ids are not read for adapters).")
+            cache_key = (str(target), model.key)
+            adapter = self._adapters.get(cache_key)
+            if adapter is not None:
+                self._adapters.move_to_end(cache_key)
+                return adapter
+            device, dtype = self.choice.device, self.choice.dtype
+            adapter = load_adapter(target, model.unet, model.family.label, device, dtype)
+            adapter.encoder = self._image_encoder(adapter)
+            while len(self._adapters) >= max(1, self.options.max_controlnets):
+                self._adapters.popitem(last=False)
+            self._adapters[cache_key] = adapter
+            self.adapter_load_count += 1
+            return adapter
+
+    def _default_adapter(self, kind: ReferenceKind, model: LoadedModel) -> Path:
+        import sfumato.inference.catalog as catalog
+
+        found = catalog.find_reference_adapter(model.family.name, kind)
+        if found is None or found.path is None:
+            what = "face IP-Adapter (ip-adapter-plus-face or ip-adapter-full-face)" if kind is ReferenceKind.FACE else "IP-Adapter"
+            example = "ip-adapter_sdxl_vit-h.safetensors" if model.family.name == SDXL else "ip-adapter_sd15.safetensors"
+            raise UnsupportedModeError(
+                f"No {what} is installed for {model.family.label}: reference pictures need one.",
+                f"Put one (e.g. {example}) in ComfyUI/models/ipadapter, or pick one in the reference layer's settings.",
+            )
+        return found.path
+
+    def _image_encoder(self, adapter: Any) -> Any:
+        import sfumato.inference.catalog as catalog
+        from sfumato.inference.errors import MissingImageEncoderError
+        from sfumato.inference.reference_adapters import load_image_encoder
+
+        path = catalog.find_image_encoder(adapter.info, adapter.path)
+        if path is None:
+            raise MissingImageEncoderError(adapter.path.name, adapter.info.encoder_file, "ComfyUI/models/clip_vision")
+        key = str(path)
+        encoder = self._encoders.get(key)
+        if encoder is None:
+            encoder = load_image_encoder(path, self.choice.device, self.choice.dtype)
+            while len(self._encoders) >= 2:
+                self._encoders.popitem(last=False)
+            self._encoders[key] = encoder
+        else:
+            self._encoders.move_to_end(key)
+        return encoder
 
     def _default_controlnet(self, kind: ControlKind, model: LoadedModel) -> Path | str:
         """An installed ControlNet for ``kind`` (the catalog's choice), else the built-in

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from sfumato.inference.denoise import DenoiseJob
+from sfumato.inference.reference_adapters import ReferenceAttention
 from sfumato.inference.regions import RegionalAttention
 
 __all__ = ["UNetDenoiser"]
@@ -19,27 +20,42 @@ class UNetDenoiser:
         self.job = job
         self.guidance = {} if job.timestep_cond is None else {"timestep_cond": job.timestep_cond}
         self.regional: RegionalAttention | None = None
+        self.references: ReferenceAttention | None = None
+        self.unet_kwargs = job.unet_kwargs
         if job.region_masks is not None:
             self.regional = RegionalAttention(unet).install()
             self.regional.set_regions(job.region_masks, job.text.region_spans)
+        if job.adapters:
+            # In front of the regional processors (installed first), removed first.
+            try:
+                self.references = ReferenceAttention(unet, job.adapters).install()
+            except BaseException:
+                self.close()
+                raise
+            self.unet_kwargs = self.references.unet_kwargs(job.unet_kwargs)
 
     def __call__(self, latents: torch.Tensor, t: torch.Tensor, j: int, n: int) -> torch.Tensor:
         job = self.job
         model_in = job.scheduler.scale_model_input(job.text.unet_batch(latents), t)
         residuals = self._control_residuals(model_in, t, j, n)
         unet_in = model_in if job.inpaint_extra is None else torch.cat([model_in, job.inpaint_extra], dim=1)
+        if self.references is not None:
+            self.references.set_step(j, n)
         out = self.unet(
             unet_in,
             t,
             encoder_hidden_states=job.text.tokens,
             return_dict=False,
-            **job.unet_kwargs,
+            **self.unet_kwargs,
             **self.guidance,
             **residuals,
         )[0]
         return job.text.guide(out, job.cfg)
 
     def close(self) -> None:
+        if self.references is not None:
+            self.references.remove()
+            self.references = None
         if self.regional is not None:
             self.regional.remove()
             self.regional = None

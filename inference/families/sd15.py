@@ -14,6 +14,7 @@ from sfumato.inference.families.clip import (
 )
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SD15
+from sfumato.vocabulary.kinds import ReferenceKind
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +30,20 @@ class SD15Family(Family):
     max_side_fraction = 1.5  # 768
     pixel_fractions = (1.0, 1.5)  # 512² to 512 × 768
     supported_modes = frozenset(Mode)
+    takes_references = True
+    reference_adapter = "ip-adapter"
+    # Layer-wise IP-Adapter scales: ComfyUI_IPAdapter_plus's "style transfer" and
+    # "composition" weight types for SD 1.5 (its cross-attention index k counts the
+    # SpatialTransformers in forward order: down 0-5, mid 6, up 7-15), written as
+    # diffusers' block names; SDXL's are InstantStyle's (docs/engine.md, "References").
+    reference_layers = {
+        ReferenceKind.STYLE: {
+            "down_blocks.0.attentions.0": 1.0, "down_blocks.0.attentions.1": 1.0,
+            "down_blocks.1.attentions.0": 1.0, "down_blocks.1.attentions.1": 1.0,
+            "up_blocks.1.attentions.2": 1.0, "up_blocks.2.attentions": 1.0, "up_blocks.3.attentions": 1.0,
+        },
+        ReferenceKind.COMPOSITION: {"down_blocks.2.attentions.0": 0.25, "down_blocks.2.attentions.1": 1.0},
+    }  # fmt: skip
     default_scheduler = "PNDMScheduler"
     # Community-standard factors (ComfyUI/InvokeAI) for the SD 1.x VAE: latent → RGB in [-1, 1].
     pipelines = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")

@@ -20,6 +20,7 @@ from sfumato.inference.families.clip import (
 )
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import SDXL
+from sfumato.vocabulary.kinds import ReferenceKind
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +36,15 @@ class SDXLFamily(Family):
     max_side_fraction = 1.25  # 1280
     pixel_fractions = (0.765625, 1.0)  # 896² to 1024²: its aspect buckets are about 1 megapixel
     supported_modes = frozenset(Mode)
+    takes_references = True
+    reference_adapter = "ip-adapter"
+    # Layer-wise IP-Adapter scales: InstantStyle's blocks for SDXL (style:
+    # up_blocks.0.attentions.1, composition: down_blocks.2.attentions.1), the same as
+    # ComfyUI_IPAdapter_plus's "style transfer" and "composition" weight types.
+    reference_layers = {
+        ReferenceKind.STYLE: {"up_blocks.0.attentions.1": 1.0},
+        ReferenceKind.COMPOSITION: {"down_blocks.2.attentions.1": 1.0},
+    }
     default_scheduler = "EulerDiscreteScheduler"
     # Community-standard factors (ComfyUI) for the SDXL VAE: latent → RGB in [-1, 1].
     pipelines = ("StableDiffusionXLPipeline", "StableDiffusionXLInpaintPipeline")
