@@ -3,7 +3,9 @@
 All arrays are numpy in the request's pixel space (top-left origin): images uint8
 ``(H, W, 3)`` RGB, masks float32 ``(H, W)`` in [0, 1] (1 = regenerate).
 
-1. :func:`apply_fill` — what the masked pixels start from (keep, blur fill, grey, noise).
+1. :func:`apply_fill` — what the masked pixels start from (keep, blur fill, grey, noise,
+   and the model-free infills an outpaint starts from: OpenCV's Telea and Navier–Stokes
+   inpainting, edge extension).
 2. each latent pixel joins the denoising at the step its mask value allows (differential
    diffusion, see :func:`join_thresholds`).
 
@@ -48,6 +50,33 @@ def _blur_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.clip(result, 0, 255).astype(np.uint8)
 
 
+#: OpenCV's inpainting radius (pixels around each filled pixel it reads)
+INPAINT_RADIUS = 5
+_CV2_METHODS = {FillMode.TELEA: cv2.INPAINT_TELEA, FillMode.NAVIER_STOKES: cv2.INPAINT_NS}
+
+
+def _cv2_fill(image: np.ndarray, hole: np.ndarray, fill: FillMode) -> np.ndarray:
+    """``hole`` filled by OpenCV's inpainting (Telea or Navier–Stokes)."""
+    if hole.all():
+        return np.full_like(image, 127)
+    return cv2.inpaint(np.ascontiguousarray(image), hole.astype(np.uint8), INPAINT_RADIUS, _CV2_METHODS[fill])
+
+
+def _edge_fill(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Each pixel of ``hole`` takes the colour of the nearest pixel outside it (Euclidean),
+    so an outpainted border continues the picture's edge colours straight outwards."""
+    if hole.all():
+        return np.full_like(image, 127)
+    # Labels of the nearest zero (known) pixel, one label per known pixel.
+    _, labels = cv2.distanceTransformWithLabels(
+        hole.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    known = ~hole
+    colours = np.zeros((int(labels.max()) + 1, 3), np.uint8)
+    colours[labels[known]] = image[known]
+    return colours[labels]
+
+
 def apply_fill(image: np.ndarray, mask: np.ndarray, fill: FillMode, seed: int = 0) -> np.ndarray:
     """``image`` with the masked area pre-filled per ``fill``, blended by the mask value."""
     if fill is FillMode.KEEP:
@@ -59,6 +88,10 @@ def apply_fill(image: np.ndarray, mask: np.ndarray, fill: FillMode, seed: int = 
         filler = np.random.default_rng(seed).integers(0, 256, size=image.shape, dtype=np.uint8)
     elif fill is FillMode.BLUR:
         filler = _blur_fill(image, hole)
+    elif fill in _CV2_METHODS:
+        filler = _cv2_fill(image, hole, fill)
+    elif fill is FillMode.EDGE:
+        filler = _edge_fill(image, hole)
     else:  # pragma: no cover - exhaustive
         raise ValueError(fill)
     m = mask[..., None].astype(np.float32)

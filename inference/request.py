@@ -62,6 +62,10 @@ class FillMode(Enum):
     BLUR = "blur"  # the surroundings smeared into the hole (removes the old object)
     NEUTRAL = "neutral"  # flat grey
     NOISE = "noise"  # random noise (most freedom)
+    # Model-free infills for outpainting (a border no paint covers) and for removals:
+    TELEA = "telea"  # OpenCV's fast-marching inpaint (Telea 2004): smooth, follows edges in
+    NAVIER_STOKES = "navier-stokes"  # OpenCV's fluid-dynamics inpaint (Bertalmio 2001)
+    EDGE = "edge"  # each pixel takes the colour of the nearest known pixel (edge extend)
 
 
 @dataclass(frozen=True)
