@@ -8,12 +8,20 @@ Everything here is Qt-free.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sfumato.canvas import editing
 from sfumato.canvas.model.document import Document
-from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.layers import (
+    ControlSettings,
+    GroupLayer,
+    Layer,
+    PixelLayer,
+    ReferenceSettings,
+    Role,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +31,7 @@ ROLE_NAMES = {
     Role.REGION: "Region",
     Role.CONTROL: "Control",
     Role.GENERATED: "Generated",
+    Role.REFERENCE: "Reference",
 }
 
 
@@ -65,10 +74,40 @@ def add_layer(
                 unique_name(doc, name or ROLE_NAMES[role]),
                 role=role,
                 control=ControlSettings() if role is Role.CONTROL else None,
+                reference=ReferenceSettings() if role is Role.REFERENCE else None,
             )
     parent, index = insertion_point(doc)
     editing.add_layer(doc, layer, parent, index, activate)
     return layer
+
+
+def reference_layer_from_image(doc: Document, path: str | Path) -> PixelLayer:
+    """A new reference layer (not yet in ``doc``) holding the PNG/JPEG/WebP at ``path``
+    at its own size, centred on the canvas (the planner reads a reference layer's own
+    pixels wherever they lie, so nothing is cut or scaled here)."""
+    from sfumato.canvas.files.imageio import load_image_layer
+
+    path = Path(path)
+    layer = load_image_layer(path, name=unique_name(doc, path.stem or "Reference"))
+    bounds = layer.surface.bounds()
+    layer.role = Role.REFERENCE
+    layer.reference = ReferenceSettings()
+    layer.x = (doc.width - bounds.w) // 2 - bounds.x
+    layer.y = (doc.height - bounds.h) // 2 - bounds.y
+    return layer
+
+
+def add_reference_image(doc: Document, path: str | Path) -> PixelLayer:
+    """Add the image at ``path`` as a reference layer above the active one: one undo step."""
+    layer = reference_layer_from_image(doc, path)
+    add_layer(doc, Role.REFERENCE, layer=layer)
+    return layer
+
+
+def set_role(doc: Document, layer: PixelLayer, role: Role) -> None:
+    """Give ``layer`` another role (a control or reference layer gets default settings
+    when it has none); one undo step."""
+    set_property(doc, layer, "role", role)
 
 
 def remove_layer(doc: Document, layer: Layer) -> None:

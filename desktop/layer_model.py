@@ -8,7 +8,7 @@ a little later (coalesced by a timer).
 
 Columns: 0 = the layer (name, thumbnail, visibility check box); 1 = what the layer means
 to the generator (a region's prompt, editable in place; a control layer's kind, strength
-and range).
+and range; a reference layer's kind, strength and range).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ ROLE_BADGES = {
     Role.REGION: "region",
     Role.CONTROL: "control",
     Role.GENERATED: "generated",
+    Role.REFERENCE: "reference",
 }
 
 AnyIndex = QModelIndex | QPersistentModelIndex
@@ -124,6 +125,13 @@ def control_summary(layer: PixelLayer) -> str:
     if c is None:
         return ""
     return f"{c.kind.value} · {c.strength:.2f} · {round(c.start * 100)}–{round(c.end * 100)}%"
+
+
+def reference_summary(layer: PixelLayer) -> str:
+    r = layer.reference
+    if r is None:
+        return ""
+    return f"{r.kind.value} · {r.strength:.2f} · {round(r.start * 100)}–{round(r.end * 100)}%"
 
 
 class LayerTreeModel(QAbstractItemModel):
@@ -268,6 +276,8 @@ class LayerTreeModel(QAbstractItemModel):
                     return layer.prompt or "(click to type this region's prompt)"
                 if layer.role is Role.CONTROL:
                     return control_summary(layer)
+                if layer.role is Role.REFERENCE:
+                    return reference_summary(layer)
                 return ROLE_BADGES[layer.role] + (" · locked" if layer.locked else "")
             if role == Qt.ItemDataRole.EditRole and layer.role is Role.REGION:
                 return layer.prompt

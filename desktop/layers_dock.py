@@ -3,24 +3,43 @@
 The tree is a :class:`~sfumato.desktop.layer_model.LayerTreeModel` (drag to reorder and
 into groups; check box = visibility; double-click a name to rename, a region's prompt
 column to edit the prompt in place). Below it, the active layer's opacity, blend mode,
-lock, and role settings: a region's prompt and negative prompt, a control layer's kind,
-strength and range with a "From image" action. Every change is an undoable command;
-widgets are refreshed from the document with their signals blocked.
+lock, role, and role settings: a region's prompt and negative prompt, a control layer's
+kind, strength and range with a "From image" action, a reference layer's kind, strength
+and range. Every change is an undoable command; widgets are refreshed from the document
+with their signals blocked.
+
+Image files dropped onto the dock become reference layers ("paint in the style of
+this"), one undo step each; "Reference from image…" in the add menu does the same
+through a file dialog. (Dropped anywhere else on the window, an image is imported as a
+paint layer.)
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QSignalBlocker, QSize, Qt, Signal
-from PySide6.QtGui import QAction
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QSignalBlocker,
+    QSize,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -40,17 +59,43 @@ from PySide6.QtWidgets import (
 )
 from sfumato.canvas import editing
 from sfumato.canvas.model.document import Document, LayerPropertyChanged, RecipeChanged
-from sfumato.canvas.model.layers import ControlSettings, GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.layers import (
+    ControlSettings,
+    GroupLayer,
+    Layer,
+    PixelLayer,
+    ReferenceSettings,
+    Role,
+)
 from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.desktop import layer_actions
 from sfumato.desktop.layer_model import THUMB, LayerTreeModel
 from sfumato.desktop.prompt_editor import attach_prompt_editing
-from sfumato.vocabulary.kinds import ControlKind
+from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
 
 log = logging.getLogger(__name__)
 
 MIN_ROWS = 4  # the layer list shows at least this many rows, whatever the properties need
 DOCK_WIDTH = 310  # the dock's preferred width (the user's own width is kept by the layout)
+#: the files a drop onto the dock turns into reference layers
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".webp"})
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp)"
+#: the roles a layer can be given from the window (``generated`` comes from Accept only)
+CHOOSABLE_ROLES = (Role.PAINT, Role.INPAINT_MASK, Role.REGION, Role.CONTROL, Role.REFERENCE)
+REFERENCE_KIND_TIPS = {
+    ReferenceKind.STYLE: "Follow its colours, brushwork and mood, not its layout",
+    ReferenceKind.COMPOSITION: "Follow its layout, not its style",
+    ReferenceKind.FACE: "Keep this person's face",
+    ReferenceKind.CONTENT: "Follow the picture as a whole",
+}
+
+
+def image_paths(mime: QMimeData) -> list[Path]:
+    """The local image files (PNG, JPEG, WebP) in dropped data."""
+    return [
+        Path(url.toLocalFile()) for url in mime.urls()
+        if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in IMAGE_SUFFIXES
+    ]
 
 
 def control_image_from_document(doc: Document, kind: ControlKind) -> np.ndarray:
@@ -112,6 +157,14 @@ class LayerProperties(QWidget):
         for mode in BlendMode:
             self.blend.addItem(mode.label, mode)
         self.locked = QCheckBox("Lock")
+        self.role = QComboBox()
+        self.role.setToolTip("What this layer means to the generator")
+        for role in (*CHOOSABLE_ROLES, Role.GENERATED):
+            self.role.addItem(layer_actions.ROLE_NAMES[role], role)
+        role_items = self.role.model()
+        assert isinstance(role_items, QStandardItemModel)
+        generated_item = role_items.item(self.role.count() - 1)
+        generated_item.setEnabled(False)  # shown for results, never chosen
 
         self.prompt = _PromptEdit("Prompt for this region")
         self.negative = QLineEdit()
@@ -142,6 +195,13 @@ class LayerProperties(QWidget):
         range_row.addWidget(self.start)
         range_row.addWidget(QLabel("to"))
         range_row.addWidget(self.end)
+        self.reference_kind = QComboBox()
+        for rkind in ReferenceKind:
+            self.reference_kind.addItem(rkind.value.capitalize(), rkind)
+            self.reference_kind.setItemData(
+                self.reference_kind.count() - 1, REFERENCE_KIND_TIPS[rkind], Qt.ItemDataRole.ToolTipRole
+            )
+        self.reference_kind.setToolTip("What the generation takes from this picture")
         self.from_image = QPushButton("From image")
         self.from_image.setToolTip(
             "Replace this control layer with the visible picture run through its preprocessor"
@@ -152,16 +212,20 @@ class LayerProperties(QWidget):
         self.form.addRow("Opacity", opacity_row)
         self.form.addRow("Blend", self.blend)
         self.form.addRow("", self.locked)
+        self.form.addRow("Role", self.role)
         self.form.addRow("Prompt", self.prompt)
         self.form.addRow("Negative", self.negative)
         self.form.addRow("", self.include_prompt)
         self.form.addRow("Generates", self.effective)
         self.form.addRow("Control", self.kind)
+        self.form.addRow("Reference", self.reference_kind)
         self.form.addRow("Strength", self.strength)
         self.form.addRow("Range", range_row)
         self.form.addRow("", self.from_image)
         self._region_rows = [self.prompt, self.negative, self.include_prompt, self.effective]
-        self._control_rows = [self.kind, self.strength, range_row, self.from_image]
+        self._control_rows = [self.kind, self.from_image]
+        self._reference_rows = [self.reference_kind]
+        self._schedule_rows = [self.strength, range_row]  # control and reference layers
 
         self.opacity.valueChanged.connect(self._on_opacity)
         self.opacity.sliderReleased.connect(self._new_merge)
@@ -172,7 +236,11 @@ class LayerProperties(QWidget):
         self.negative.editingFinished.connect(self._new_merge)
         self.negative.textEdited.connect(lambda t: self._set("negative", t))
         self.include_prompt.toggled.connect(self._on_include_prompt)
+        self.role.activated.connect(self._on_role)
         self.kind.activated.connect(lambda _i: self._set_control(kind=self.kind.currentData()))
+        self.reference_kind.activated.connect(
+            lambda _i: self._set_control(kind=self.reference_kind.currentData())
+        )
         self.strength.valueChanged.connect(lambda v: self._set_control(strength=float(v)))
         self.start.valueChanged.connect(lambda v: self._set_control(start=float(v)))
         self.end.valueChanged.connect(lambda v: self._set_control(end=float(v)))
@@ -188,6 +256,9 @@ class LayerProperties(QWidget):
         role = layer.role if isinstance(layer, PixelLayer) else None
         self._set_rows_visible(self._region_rows, role is Role.REGION)
         self._set_rows_visible(self._control_rows, role is Role.CONTROL)
+        self._set_rows_visible(self._reference_rows, role is Role.REFERENCE)
+        self._set_rows_visible(self._schedule_rows, role in (Role.CONTROL, Role.REFERENCE))
+        self._set_rows_visible([self.role], role is not None)
         self.refresh()
 
     def _set_rows_visible(self, fields: Sequence[object], visible: bool) -> None:
@@ -211,13 +282,17 @@ class LayerProperties(QWidget):
                 with QSignalBlocker(self.negative):
                     self.negative.setText(layer.negative)
             c = layer.control or ControlSettings()
+            r = layer.reference or ReferenceSettings()
+            timing = r if layer.role is Role.REFERENCE else c
             with QSignalBlocker(self.kind), QSignalBlocker(self.strength), QSignalBlocker(
                 self.start
-            ), QSignalBlocker(self.end):
+            ), QSignalBlocker(self.end), QSignalBlocker(self.role), QSignalBlocker(self.reference_kind):
+                self.role.setCurrentIndex(max(0, self.role.findData(layer.role)))
                 self.kind.setCurrentIndex(max(0, self.kind.findData(c.kind)))
-                self.strength.setValue(c.strength)
-                self.start.setValue(c.start)
-                self.end.setValue(c.end)
+                self.reference_kind.setCurrentIndex(max(0, self.reference_kind.findData(r.kind)))
+                self.strength.setValue(timing.strength)
+                self.start.setValue(timing.start)
+                self.end.setValue(timing.end)
 
     def _show_effective_prompt(self, layer: PixelLayer) -> None:
         """What the region generates from, as the planner will build it."""
@@ -265,12 +340,25 @@ class LayerProperties(QWidget):
     def _on_blend(self, _index: int) -> None:
         self._set("blend", self.blend.currentData(), merge=False)
 
+    def _on_role(self, _index: int) -> None:
+        role = self.role.currentData()
+        layer = self._layer
+        if not isinstance(layer, PixelLayer) or not isinstance(role, Role) or role is layer.role:
+            return
+        self._set("role", role, merge=False)
+        self.show_layer(self._doc, layer)  # the rows of the new role
+
     def _set_control(self, **changes: object) -> None:
+        """Change the control settings of a control layer, the reference settings of a
+        reference layer (the strength and range editors serve both)."""
         layer = self._layer
         if not isinstance(layer, PixelLayer):
             return
         from dataclasses import replace
 
+        if layer.role is Role.REFERENCE:
+            self._set("reference", replace(layer.reference or ReferenceSettings(), **changes))  # type: ignore[arg-type]
+            return
         current = layer.control or ControlSettings()
         self._set("control", replace(current, **changes))  # type: ignore[arg-type]
 
@@ -329,11 +417,18 @@ class LayersDock(QWidget):
             (Role.INPAINT_MASK, "Inpaint mask"),
             (Role.REGION, "Region (prompt)"),
             (Role.CONTROL, "Control (sketch)"),
+            (Role.REFERENCE, "Reference (picture to follow)"),
         ):
             action = QAction(f"Add {text}", self)
             action.triggered.connect(lambda _=False, r=role: self.add_layer(r))
             add_menu.addAction(action)
             self.add_actions[role] = action
+        self.reference_from_image = QAction("New Reference Layer from Image…", self)
+        self.reference_from_image.setToolTip(
+            "Add a picture to follow (style, composition, a face); or drop image files on the Layers dock"
+        )
+        self.reference_from_image.triggered.connect(lambda: self.add_reference_from_file())
+        add_menu.addAction(self.reference_from_image)
         add_button = QToolButton()
         add_button.setText("+ Add")
         add_button.setToolTip("Add a layer")
@@ -377,6 +472,11 @@ class LayersDock(QWidget):
         layout.addWidget(self.splitter, 1)
         self.model.active_layer_changed.connect(self._show_active)
         self.model.modelReset.connect(self._after_reset)
+        # Image files dropped on the dock (the list included) become reference layers; the
+        # list's own drags (reordering) go on as before.
+        self.setAcceptDrops(True)
+        self.tree.viewport().installEventFilter(self)
+        self._last_dir = ""
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
         """A size that does not follow the content: the main window sizes docks from their
@@ -400,7 +500,9 @@ class LayersDock(QWidget):
             return
         # A region's resulting text (shown under its prompt) includes the main prompt.
         active_changed = isinstance(event, LayerPropertyChanged) and event.layer is self._doc.active
-        if active_changed or isinstance(event, RecipeChanged):
+        if active_changed and isinstance(event, LayerPropertyChanged) and event.name == "role":
+            self.properties.show_layer(self._doc, self._doc.active)  # the new role's rows
+        elif active_changed or isinstance(event, RecipeChanged):
             self.properties.refresh()
 
     def _after_reset(self) -> None:
@@ -453,6 +555,78 @@ class LayersDock(QWidget):
             active = doc.active
             self._guard("move the layer", lambda: layer_actions.move_layer(doc, active, parent, target))
 
+    # -- reference pictures ----------------------------------------------------------------
+    def add_reference_images(self, paths: Sequence[Path]) -> list[PixelLayer]:
+        """Add each image file as a reference layer above the active layer (one undo step
+        each); a file that cannot be read is reported, the others are still added."""
+        doc = self._doc
+        added: list[PixelLayer] = []
+        if doc is None:
+            return added
+        for path in paths:
+            try:
+                added.append(layer_actions.add_reference_image(doc, path))
+            except Exception as exc:  # noqa: BLE001 - a bad file is a message, not a crash
+                log.info("reference from %s refused: %s", path, exc)
+                self.message.emit(f"Cannot use {path.name} as a reference: {exc}")
+        if added:
+            names = ", ".join(layer.name for layer in added)
+            self.message.emit(f"Added reference layer {names}")
+        return added
+
+    def add_reference_from_file(self, path: Path | None = None) -> PixelLayer | None:
+        """"New reference layer from image…": a file dialog, unless ``path`` is given."""
+        if self._doc is None:
+            return None
+        if path is None:
+            name, _ = QFileDialog.getOpenFileName(self, "New reference layer from image", self._last_dir, IMAGE_FILTER)
+            if not name:
+                return None
+            path = Path(name)
+            self._last_dir = str(path.parent)
+        added = self.add_reference_images([path])
+        return added[0] if added else None
+
+    def _drop_target(self, event: QEvent) -> bool:
+        """Handle a drag of image files over the dock; ``True`` when it was one."""
+        if not isinstance(event, QDragEnterEvent | QDragMoveEvent | QDropEvent):
+            return False
+        if self._doc is None or not image_paths(event.mimeData()):
+            return False
+        if isinstance(event, QDragEnterEvent | QDragMoveEvent):
+            event.acceptProposedAction()
+            return True
+        event.acceptProposedAction()
+        self.add_reference_images(image_paths(event.mimeData()))
+        return True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if watched is self.tree.viewport() and event.type() in (
+            QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop
+        ) and self._drop_target(event):
+            return True
+        return super().eventFilter(watched, event)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        if not self._drop_target(event):
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802 - Qt API
+        if not self._drop_target(event):
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        if not self._drop_target(event):
+            super().dropEvent(event)
+
+    def set_role(self, layer: PixelLayer, role: Role) -> None:
+        """Give ``layer`` another role (the context menu's Role submenu); undoable."""
+        doc = self._doc
+        if doc is not None:
+            self._guard("change the role", lambda: layer_actions.set_role(doc, layer, role))
+            if layer is doc.active:
+                self.properties.show_layer(doc, layer)
+
     def _context_menu(self, pos: object) -> None:
         index = self.tree.indexAt(pos)  # type: ignore[arg-type]
         layer = self.model.layer(index)
@@ -471,6 +645,12 @@ class LayersDock(QWidget):
                                lambda: self._guard("select", lambda: select_layer_alpha(doc, layer)))
             if isinstance(layer, PixelLayer) and layer.role is Role.CONTROL:
                 menu.addAction("Control from image", self.properties.run_from_image)
+            if isinstance(layer, PixelLayer):
+                roles = menu.addMenu("Role")
+                for role in CHOOSABLE_ROLES:
+                    action = roles.addAction(layer_actions.ROLE_NAMES[role], partial(self.set_role, layer, role))
+                    action.setCheckable(True)
+                    action.setChecked(layer.role is role)
             menu.addAction("Delete", lambda: self._guard("delete", lambda: layer_actions.remove_layer(doc, layer)))
         menu.exec(self.tree.viewport().mapToGlobal(pos))  # type: ignore[arg-type]
 

@@ -352,8 +352,12 @@ class MainWindow(QMainWindow):
             (Role.INPAINT_MASK, "New Inpaint &Mask", None),
             (Role.REGION, "New &Region", None),
             (Role.CONTROL, "New &Control Layer", None),
+            (Role.REFERENCE, "New R&eference Layer", None),
         ):
             a(f"add_{role.value if role else 'group'}", text, partial(self.add_layer, role), shortcut)
+        a("add_reference_image", "New Reference Layer from &Image…",
+          lambda: self.layers_dock.add_reference_from_file(),
+          tip="A picture to follow (style, composition, a face); or drop image files on the Layers dock")
         a("duplicate_layer", "&Duplicate Layer", self.duplicate_layer, "Ctrl+J")  # Krita's keys
         a("merge_down", "&Merge Down", self.merge_down, "Ctrl+E")
         a("delete_layer", "De&lete Layer", self.delete_layer, "Shift+Delete")
@@ -366,6 +370,14 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         self.menus.update(build_menu_bar(self.menuBar(), self.actions))
+        # The reference layer's two entries follow "New Control Layer" in the Layer menu.
+        # TODO(window_menus): list "add_reference", "add_reference_image" in MENU_BAR there.
+        layer_menu = self.menus["layer"]
+        entries = layer_menu.actions()
+        after = entries.index(self.actions["add_control"]) + 1
+        before = entries[after] if after < len(entries) else None
+        for name in ("add_reference", "add_reference_image"):
+            layer_menu.insertAction(before, self.actions[name])  # type: ignore[arg-type]
         self.recent_menu = self.menus["recent"]
         self._fill_recent_menu(self.settings.recent_files())
 
