@@ -333,6 +333,7 @@ class Engine:
             device=self.device,
             dtype=self.dtype,
             embeddings=EmbeddingLibrary(find_embeddings(dirs=self.embedding_dirs)),
+            pictures=_edit_pictures(request),
         )
         init_latents, denoise_mask, inpaint_extra = self._image_inputs(model, request, lat_size, text.copies)
         return DenoiseJob(
@@ -535,6 +536,14 @@ def _emit_last(emit: Callable[[Event], None], event: Event) -> None:
         emit(event)
     except Exception:
         log.exception("the event callback failed on %s", type(event).__name__)
+
+
+def _edit_pictures(request: GenerationRequest) -> tuple[np.ndarray, ...]:
+    """An edit's pictures, in the order the model is shown them: the picture to edit (the
+    init), then the references; none for other requests."""
+    if not request.edit or request.init is None:
+        return ()
+    return (np.ascontiguousarray(request.init.image), *(np.ascontiguousarray(r.image) for r in request.references))
 
 
 def _inpaint_model_inputs(

@@ -184,15 +184,18 @@ def condition_text(
     device: torch.device,
     dtype: torch.dtype,
     embeddings: EmbeddingLibrary | None = None,
+    pictures: Sequence[Any] = (),
 ) -> TextConditioning:
     """Encode ``prompts`` (the global pair first, then each region's) for ``batch`` images.
 
     Negatives are encoded only when ``guided``. ``embeddings``: the textual-inversion
-    files the prompts may name.
+    files the prompts may name. ``pictures``: an edit's pictures (uint8 ``(H, W, 3)``), for
+    families whose text encoder reads them beside every prompt
+    (:attr:`~sfumato.inference.families.base.Family.prompt_reads_pictures`: Qwen-Image-Edit).
     """
     if not prompts:
         raise ValueError("condition_text needs at least the global prompt")
-    encode = partial(encode_prompt, model, device=device, dtype=dtype, embeddings=embeddings)
+    encode = partial(encode_prompt, model, device=device, dtype=dtype, embeddings=embeddings, pictures=pictures)
     positives = [encode(p.positive, negative=False) for p in prompts]
     negatives = [encode(p.negative, negative=True) for p in prompts] if guided else []
     if len(prompts) > 1:  # regions: the family may cut every prompt's padding alike
@@ -253,16 +256,23 @@ def encode_prompt(
     device: torch.device,
     dtype: torch.dtype,
     embeddings: EmbeddingLibrary | None = None,
+    pictures: Sequence[Any] = (),
 ) -> _Encoded:
     """``(tokens (1, T, D), pooled (1, P) or None)`` for one prompt, in ``dtype``, through
-    the model's LRU ``prompt_cache`` (keyed by the prompt, the side, and the embedding
-    files it names, if any)."""
+    the model's LRU ``prompt_cache`` (keyed by the prompt, the side, the embedding files it
+    names, if any, and the pictures an edit model's text encoder reads with it)."""
     used = () if embeddings is None else embeddings.fingerprint(prompt)
     key: tuple[Any, ...] = (prompt, negative, used) if used else (prompt, negative)
+    seen: dict[str, Any] = {}
+    if pictures and model.family.prompt_reads_pictures:
+        import hashlib
+
+        seen = {"pictures": pictures}
+        key += tuple((p.shape, hashlib.blake2b(p.tobytes(), digest_size=16).hexdigest()) for p in pictures)
     cached = model.prompt_cache.get(key)
     if cached is None:
         tokens, pooled = model.family.encode_prompts(
-            model.pipe, [prompt], device, negative=negative, embeddings=embeddings
+            model.pipe, [prompt], device, negative=negative, embeddings=embeddings, **seen
         )
         cached = (tokens.to(dtype), None if pooled is None else pooled.to(dtype))
         model.prompt_cache[key] = cached

@@ -1,9 +1,9 @@
 """Tiny instruction-edit folders, made from ``tinyflow``'s: FLUX.1 Kontext and Qwen-Image-Edit
 (-Plus) have their base models' parts exactly (Kontext's transformer has FLUX.1 dev's keys,
 Qwen-Image-Edit's has Qwen-Image's), so each is a copy of the base folder that declares the
-edit pipeline — plus, for Qwen-Image-Edit, the ``Qwen2VLProcessor`` that reads the picture
-through Qwen2.5-VL's vision tower (built here, offline, from ``tinyflow.qwen_tokenizer``
-and a ``Qwen2VLImageProcessor`` with the real patch 14, merge 2 and temporal patch 2)::
+edit pipeline — plus, for Qwen-Image-Edit, the ``processor`` folder that reads the picture
+through Qwen2.5-VL's vision tower (written here, offline: ``tinyflow.qwen_tokenizer`` and a
+``Qwen2VLImageProcessor`` with the real patch 14, merge 2 and temporal patch 2)::
 
     from tinyedit import tiny_edit_model
     path = tiny_edit_model("kontext")         # one build per test process
@@ -15,10 +15,11 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tinyflow import qwen_tokenizer, tiny_flow_model
 
-__all__ = ["EDIT_KINDS", "build_tiny_kontext", "build_tiny_qwenimage_edit", "tiny_edit_model"]
+__all__ = ["EDIT_KINDS", "build_tiny_kontext", "build_tiny_qwenimage_edit", "tiny_edit_model", "tiny_image_processor"]
 
 
 def _declare(base: Path, path: Path, class_name: str, **entries: list[str | None]) -> Path:
@@ -41,16 +42,20 @@ def build_tiny_kontext(path: Path) -> Path:
     return _declare(tiny_flow_model("flux"), Path(path), "FluxKontextPipeline")
 
 
-def _write_processor(folder: Path) -> None:
-    """A ``Qwen2VLProcessor`` (tokenizer, image processor, chat template) saved in ``folder``."""
-    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor
+def tiny_image_processor() -> Any:
+    """Qwen2.5-VL's image processor with the real patch 14, merge 2, temporal patch 2, and
+    at most 64 merged patches a picture (the real one allows 16384)."""
+    from transformers import Qwen2VLImageProcessor
 
-    image_processor = Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2,
-                                            min_pixels=56 * 56, max_pixels=28 * 28 * 64)  # fmt: skip
-    tokenizer = qwen_tokenizer()
-    processor = Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                                 chat_template=tokenizer.chat_template)  # fmt: skip
-    processor.save_pretrained(str(folder))
+    return Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2, min_pixels=56 * 56,
+                                 max_pixels=28 * 28 * 64)  # fmt: skip
+
+
+def _write_processor(folder: Path) -> None:
+    """A ``Qwen2VLProcessor`` folder's files (image processor, tokenizer) in ``folder``.
+    Written part by part: transformers 5 builds no ``Qwen2VLProcessor`` without torchvision."""
+    tiny_image_processor().save_pretrained(str(folder))
+    qwen_tokenizer().save_pretrained(str(folder))
 
 
 def build_tiny_qwenimage_edit(path: Path, *, plus: bool = False) -> Path:

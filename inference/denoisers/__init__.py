@@ -13,7 +13,17 @@ from sfumato.inference.denoisers.sd3 import SD3Denoiser
 from sfumato.inference.denoisers.unet import UNetDenoiser
 from sfumato.inference.denoisers.zimage import ZImageDenoiser
 from sfumato.inference.model_cache import LoadedModel
-from sfumato.vocabulary.families import CHROMA, FLUX, FLUX2, FLUX_KONTEXT, QWENIMAGE, SD3, ZIMAGE
+from sfumato.vocabulary.families import (
+    CHROMA,
+    FLUX,
+    FLUX2,
+    FLUX_KONTEXT,
+    QWENIMAGE,
+    QWENIMAGE_EDIT,
+    QWENIMAGE_EDIT_PLUS,
+    SD3,
+    ZIMAGE,
+)
 
 __all__ = ["make_denoiser"]
 
@@ -25,6 +35,8 @@ _DENOISERS: dict[str, Callable[[LoadedModel, DenoiseJob], Denoiser]] = {
     SD3: SD3Denoiser,
     FLUX2: Flux2Denoiser,
     QWENIMAGE: QwenImageDenoiser,
+    QWENIMAGE_EDIT: QwenImageDenoiser,  # the pictures: extra image tokens (QwenImageDenoiser.context)
+    QWENIMAGE_EDIT_PLUS: QwenImageDenoiser,
     ZIMAGE: ZImageDenoiser,
 }
 

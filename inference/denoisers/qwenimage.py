@@ -6,6 +6,11 @@ residuals (computed once from the conditional prompt, for both guidance halves, 
 diffusers does), and regions as one joint-attention bias
 (:mod:`sfumato.inference.joint_regions`).
 
+Qwen-Image-Edit (:mod:`sfumato.inference.families.qwenimage_edit`): the edit's pictures
+(the job's references, the picture to edit first) packed like the noise and appended to
+the image tokens, each one more frame of ``img_shapes``, as ``QwenImageEditPipeline`` and
+``QwenImageEditPlusPipeline`` give them; the prediction keeps the noise tokens' part.
+
 diffusers' Qwen-Image attention processor builds its mask from the text padding and
 refuses any other; with regions, :func:`biased_attention`'s processor (the same computation, with
 an external bias) replaces it for the run and :meth:`QwenImageDenoiser.close` puts the
@@ -116,7 +121,14 @@ class QwenImageDenoiser:
         tokens = text.tokens
         device, dtype = tokens.device, tokens.dtype
         h, w = job.lat_size
-        self.img_shapes = [(1, h // 2, w // 2)] * tokens.shape[0]
+        self.img_shapes: list[Any] = [(1, h // 2, w // 2)] * tokens.shape[0]
+        self.noise_tokens = (h // 2) * (w // 2)
+        self.context: torch.Tensor | None = None
+        if job.references:  # Qwen-Image-Edit's pictures (Qwen-Image takes no references)
+            self.context = torch.cat([pack_latents(x) for x in job.references], dim=1).to(dtype)
+            self.context = self.context.expand(tokens.shape[0], -1, -1)
+            frames = [(1, x.shape[-2] // 2, x.shape[-1] // 2) for x in job.references]
+            self.img_shapes = [[(1, h // 2, w // 2), *frames]] * tokens.shape[0]
         self.valid = padding_mask(text.token_mask)
         self.guidance = None
         if model.family.embeds_guidance(model.pipe):
@@ -149,7 +161,7 @@ class QwenImageDenoiser:
         x = pack_latents(job.text.unet_batch(latents))
         timestep = t.expand(x.shape[0]).to(x.dtype) / 1000
         out = self.transformer(
-            hidden_states=x,
+            hidden_states=x if self.context is None else torch.cat([x, self.context], dim=1),
             timestep=timestep,
             guidance=self.guidance,
             encoder_hidden_states=job.text.tokens,
@@ -158,7 +170,7 @@ class QwenImageDenoiser:
             attention_kwargs=self.attention or None,
             controlnet_block_samples=self._control_residuals(x, timestep, j, n),
             return_dict=False,
-        )[0]
+        )[0][:, : self.noise_tokens]
         if job.text.guided:
             uncond, cond = out.chunk(2)
             guided = uncond + self.cfg * (cond - uncond)
@@ -192,3 +204,4 @@ class QwenImageDenoiser:
             self.transformer.set_attn_processor(self._processors)
             self._processors = None
         self.attention = {}
+        self.context = None

@@ -15,6 +15,7 @@ from sfumato.inference.families.flux import FluxFamily
 from sfumato.inference.families.flux2 import Flux2Family
 from sfumato.inference.families.kontext import FluxKontextFamily
 from sfumato.inference.families.qwenimage import QwenImageFamily
+from sfumato.inference.families.qwenimage_edit import QwenImageEditFamily, QwenImageEditPlusFamily
 from sfumato.inference.families.sd2 import SD2Family
 from sfumato.inference.families.sd3 import SD3Family
 from sfumato.inference.families.sd15 import SD15Family
@@ -48,6 +49,8 @@ register(SD2Family())
 register(SD3Family())
 register(Flux2Family())
 register(QwenImageFamily())
+register(QwenImageEditFamily())
+register(QwenImageEditPlusFamily())
 register(ZImageFamily())
 
 

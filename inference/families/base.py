@@ -96,6 +96,10 @@ class Family(ABC):
     #: pictures (FLUX.2 Klein: the picture is its first reference), and refuses them from
     #: the others by name.
     edits: bool = False
+    #: whether the text encoder reads an edit's pictures beside the prompt: then
+    #: :meth:`encode_prompts` takes them as ``pictures`` (uint8 ``(H, W, 3)`` each;
+    #: Qwen-Image-Edit's Qwen2.5-VL reads them with its vision tower)
+    prompt_reads_pictures: bool = False
     #: the samplers this family can run; ``None``: all of them
     samplers: frozenset[Sampler] | None = None
     #: whether a prompt's tokens are padded (for the CFG layout, for regions) with

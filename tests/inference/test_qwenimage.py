@@ -138,8 +138,10 @@ def test_claims_the_qwenimage_pipelines_not_edit() -> None:
     for cls in ("QwenImagePipeline", "QwenImageImg2ImgPipeline", "QwenImageControlNetPipeline"):
         index = {"_class_name": cls, "transformer": ["diffusers", "QwenImageTransformer2DModel"]}
         assert family_for_diffusers(index, transformer).name == "qwenimage"
+    # The Edit pipelines' folders are the edit families' (tests/inference/test_qwen_edit.py).
+    assert family_for_diffusers({**index, "_class_name": "QwenImageEditPipeline"}, transformer).name == "qwenimage-edit"
     with pytest.raises(UnsupportedModeError):
-        family_for_diffusers({**index, "_class_name": "QwenImageEditPipeline"}, transformer)
+        family_for_diffusers({**index, "_class_name": "QwenImageLayeredPipeline"}, transformer)
 
 
 def test_previews_are_x0_and_end_at_the_result(
