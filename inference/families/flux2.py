@@ -23,9 +23,9 @@ denoiser (:mod:`sfumato.inference.denoisers.flux2`):
   true classifier-free guidance above a scale of 1.
 - **reference images** are extra image tokens at time index 10, 20, …: the inpainting
   pipeline gives the model the whole init picture that way, and so does the engine
-  (:class:`~sfumato.inference.denoisers.flux2.Flux2Denoiser`); editing with reference
-  images of one's own is not a mode yet (the denoiser's ``_references`` is where they
-  would join).
+  (:class:`~sfumato.inference.denoisers.flux2.Flux2Denoiser`); the request's reference
+  pictures join them, and an edit (``GenerationRequest.edit``) shows the picture to edit
+  as the first reference, as ``Flux2KleinPipeline(image=[picture, ...])`` does.
 
 diffusers has no FLUX.2 ControlNet, so the family refuses ControlNets. LoRAs merge through
 diffusers' FLUX.2 layout conversion (:mod:`sfumato.inference.lora`). diffusers has no Klein
@@ -128,7 +128,8 @@ class Flux2Family(FlowFamily):
     min_side_fraction = 0.5  # 512
     max_side_fraction = 2.0  # FLUX.2 generates up to 4 megapixels
     pixel_fractions = (0.75, 1.5)
-    supported_modes = frozenset({Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT, Mode.REGIONS, Mode.LORA})
+    #: edits: the picture to edit is the first reference picture (:attr:`takes_references`)
+    supported_modes = frozenset({Mode.TXT2IMG, Mode.IMG2IMG, Mode.INPAINT, Mode.REGIONS, Mode.LORA, Mode.EDIT})
     pipelines = ("Flux2KleinPipeline", "Flux2KleinInpaintPipeline")
     transformer_class = "Flux2Transformer2DModel"
     #: the loop's latents are already patchified: one token a latent pixel

@@ -126,3 +126,21 @@ def test_an_edit_needs_its_picture() -> None:
         req.validate()
     assert _edit(Path("m"), SIDE, SIDE).summary()["mode"] == "edit"
     assert _edit(Path("m"), SIDE, SIDE).replace(edit=False).summary()["mode"] == "img2img"
+
+
+def test_klein_edits_with_the_picture_as_its_first_reference(shared_engine: Any) -> None:
+    """FLUX.2 Klein takes reference pictures, so it takes edits: the picture to edit is its
+    first reference, as ``Flux2KleinPipeline(image=[picture, ...])`` gives it."""
+    klein = tiny_flow_model("flux2-klein")
+    model = shared_engine.cache.get(ModelRef(str(klein)))
+    assert not model.family.edits and model.family.takes_references
+    req = _edit(klein, SIDE, SIDE).replace(cfg=1.0)
+    result = shared_engine.run(req, Recorder())
+    assert result.ok, result.error
+    assert req.init is not None
+    theirs = model.pipe(prompt=req.prompt, image=[Image.fromarray(req.init.image)], num_inference_steps=3,
+                        guidance_scale=1.0, height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(7),
+                        output_type="np").images[0]  # fmt: skip
+    flow.assert_close_u8(result.images[0], theirs)
+    plain = shared_engine.run(req.replace(edit=False, init=None), Recorder())
+    assert not np.array_equal(plain.images[0], result.images[0])  # the picture counts
