@@ -21,7 +21,10 @@ pixels' colours never bleed into opaque ones. Values are float32 throughout.
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 
@@ -29,7 +32,10 @@ import numpy as np
 from sfumato.canvas.model.geometry import Rect
 from sfumato.canvas.model.tiles import TILE, TiledSurface
 
-__all__ = ["AxisWeights", "Filter", "axis_weights", "resample_bands", "resize", "scale_surface"]
+__all__ = [
+    "AxisWeights", "Filter", "axis_weights", "default_workers", "output_span", "resample_bands",
+    "resize", "scale_surface",
+]
 
 _LANCZOS_A = 3
 
@@ -67,12 +73,15 @@ class AxisWeights:
     def apply(self, values: np.ndarray, axis: int, origin: int) -> np.ndarray:
         """Resample ``values`` (float32) along ``axis``, whose index 0 is source
         coordinate ``origin``; the result holds the outputs of :attr:`dst` on that axis."""
-        moved = np.moveaxis(values, axis, 0)
+        moved = np.ascontiguousarray(np.moveaxis(values, axis, 0), np.float32)
         index = self.index - origin
         out = np.zeros((index.shape[0], *moved.shape[1:]), np.float32)
+        tap = np.empty_like(out)
         shape = (-1,) + (1,) * (moved.ndim - 1)
         for t in range(index.shape[1]):
-            out += moved[index[:, t]] * self.weight[:, t].reshape(shape)
+            np.take(moved, index[:, t], axis=0, out=tap, mode="clip")  # valid already; unbuffered
+            tap *= self.weight[:, t].reshape(shape)
+            out += tap
         return np.moveaxis(out, 0, axis)
 
 
@@ -138,24 +147,48 @@ def resample_bands(
     scale_y: float,
     kind: Filter,
     band_starts: Callable[[int, int], list[int]] | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Resample the picture over ``src`` to ``dst`` a band of output rows at a time.
 
     ``read(rect)`` returns float32 ``(rect.h, rect.w, C)`` values of the source (``rect``
-    inside ``src``, same coordinates as ``src``); yields ``(row, values)``: float32
-    ``(h, dst.w, C)`` outputs for rows ``row .. row + h`` (``dst``'s coordinates).
-    ``band_starts(a, b)`` splits the output rows (default: 256 a band).
+    inside ``src``, same coordinates as ``src``); yields ``(row, values)``, top band
+    first: float32 ``(h, dst.w, C)`` outputs for rows ``row .. row + h`` (``dst``'s
+    coordinates), passed through ``finish`` when given. ``band_starts(a, b)`` splits the
+    output rows (default: 256 a band); ``workers`` > 1 resamples bands on that many
+    threads (numpy releases the GIL; ``read`` and ``finish`` must be thread-safe).
     """
     wx = axis_weights((src.x, src.x1), (dst.x, dst.x1), scale_x, kind)
     wy = axis_weights((src.y, src.y1), (dst.y, dst.y1), scale_y, kind)
     cuts = band_starts(dst.y, dst.y1) if band_starts else list(range(dst.y, dst.y1, TILE))
     cuts = sorted({c for c in cuts if dst.y <= c < dst.y1} | {dst.y}) + [dst.y1]
-    for r0, r1 in zip(cuts[:-1], cuts[1:]):
+
+    def band(r0: int, r1: int) -> tuple[int, np.ndarray]:
         rows = wy.part(r0, r1)
         a, b = rows.source_span()
         values = read(Rect(src.x, a, src.w, b - a))
-        across = wx.apply(values, 1, src.x)
-        yield r0, rows.apply(across, 0, a)
+        out = rows.apply(wx.apply(values, 1, src.x), 0, a)
+        return r0, out if finish is None else finish(out)
+
+    spans = list(zip(cuts[:-1], cuts[1:]))
+    if workers <= 1 or len(spans) == 1:
+        for r0, r1 in spans:
+            yield band(r0, r1)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future[tuple[int, np.ndarray]]] = deque()
+        for r0, r1 in spans:  # at most 2 × workers bands in flight
+            pending.append(pool.submit(band, r0, r1))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def default_workers() -> int:
+    """Threads for resampling a big picture: the cores, at most 8."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 def resize(values: np.ndarray, width: int, height: int, kind: Filter) -> np.ndarray:
@@ -180,11 +213,17 @@ def _premultiplied(pixels: np.ndarray) -> np.ndarray:
 
 
 def _straight(values: np.ndarray) -> np.ndarray:
-    alpha = np.clip(values[..., 3:4], 0.0, 1.0)
-    a8 = np.floor(alpha * 255 + 0.5)
-    colour = values[..., :3] / np.maximum(alpha, np.float32(1e-6))
-    colour = np.where(a8 > 0, np.clip(np.floor(colour + 0.5), 0, 255), 0)
-    return np.concatenate([colour, a8], axis=2).astype(np.uint8)
+    """Premultiplied float values (colour 0..255, alpha 0..1) → straight RGBA uint8."""
+    alpha = values[..., 3:4]
+    np.clip(alpha, 0.0, 1.0, out=alpha)
+    colour = values[..., :3]
+    colour /= np.maximum(alpha, np.float32(1e-6))
+    alpha *= np.float32(255)
+    values += np.float32(0.5)
+    np.clip(values, 0, 255, out=values)
+    out = values.astype(np.uint8)
+    out[out[..., 3] == 0] = 0  # no colour where nothing shows
+    return out
 
 
 def scale_surface(
@@ -194,6 +233,7 @@ def scale_surface(
     scale_x: float,
     scale_y: float,
     kind: Filter,
+    workers: int | None = None,
 ) -> TiledSurface:
     """A new surface holding ``surface`` scaled by ``scale_x``/``scale_y`` in document space.
 
@@ -201,8 +241,10 @@ def scale_surface(
     where the new surface's origin sits in the scaled one (the layer's scaled offsets);
     the content's bounds in document space scale to rounded bounds (see
     :func:`output_span`), so a layer lands where it belongs whatever its offsets' rounding.
-    Straight RGBA uint8 in and out, resampled premultiplied.
+    Straight RGBA uint8 in and out, resampled premultiplied; ``workers`` threads (default
+    :func:`default_workers`).
     """
+    workers = default_workers() if workers is None else workers
     out = TiledSurface()
     bounds = surface.bounds()
     if bounds.empty:
@@ -218,9 +260,9 @@ def scale_surface(
         first = (a - ny) // TILE * TILE + ny
         return list(range(first, b, TILE))
 
-    for row, values in resample_bands(
+    for row, pixels in resample_bands(
         lambda r: _premultiplied(surface.read(r.translate(-ox, -oy))),
-        src, dst, scale_x, scale_y, kind, bands,
+        src, dst, scale_x, scale_y, kind, bands, _straight, workers,
     ):
-        out.write(dst.x - nx, row - ny, _straight(values))
+        out.write(dst.x - nx, row - ny, pixels)
     return out

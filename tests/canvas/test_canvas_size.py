@@ -428,3 +428,15 @@ def test_weights_sum_to_one_inside_the_domain() -> None:
         assert w.index.min() >= 3 and w.index.max() < 20
     assert output_span(5, 15, 0.5) == (3, 8)
     assert output_span(4, 5, 0.1) == (0, 1)  # never empty
+
+
+def test_threads_change_nothing() -> None:
+    from sfumato.canvas.pixels.resample import scale_surface
+
+    px = np.random.default_rng(5).integers(0, 256, (700, 300, 4), dtype=np.uint8)
+    surface = TiledSurface.from_array(px, 7, -3)
+    one = scale_surface(surface, (4, 9), (9, 17), 1.7, 1.3, Filter.LANCZOS, workers=1)
+    three = scale_surface(surface, (4, 9), (9, 17), 1.7, 1.3, Filter.LANCZOS, workers=3)
+    assert one.tile_keys() == three.tile_keys() and len(one.tile_keys()) > 4
+    for key in one.tile_keys():
+        np.testing.assert_array_equal(one.tile(key), three.tile(key))
