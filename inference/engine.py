@@ -262,6 +262,8 @@ class Engine:
             metadata.update(steps_run=0)
             return [np.array(request.init.image) for _ in range(request.batch)], metadata
         job = self._prepare(model, request, scheduler, steps)
+        if job.adapters:
+            metadata.update(reference_adapters=[reference.adapter.name for reference in job.adapters])
         _check_cancel(cancel)
         latents = self._denoise(model, request, job, emit, cancel)
         with self._vae_tiling(model, request):

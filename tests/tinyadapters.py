@@ -14,8 +14,10 @@ pictures in 8-px patches (24-wide image embeddings, GELU, one head: what the eng
 from a bare file's shapes). The adapter is a plain IP-Adapter (``image_proj.proj``,
 ``image_proj.norm``, ``ip_adapter.{1,3,...}.to_{k,v}_ip``) for the tiny UNet of
 ``family`` (:mod:`tinymodels`), seeded random weights large enough to move the picture.
-``variant="faceid"`` writes a FaceID-shaped file (a ``norm`` and an MLP projection),
-``name`` another file name (``ip-adapter-plus-face_...`` for a face adapter).
+``variant="plus"`` writes an IP-Adapter Plus (a 4-layer perceiver resampler over the
+encoder's penultimate hidden states, 4 tokens, in the original ``layers.i.0.to_kv`` layout),
+``variant="faceid"`` a FaceID-shaped file (a ``norm`` and an MLP projection), ``name``
+another file name (``ip-adapter-plus-face_...`` for a face adapter).
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def tiny_adapter_state(unet: Any, *, seed: int = 11, embed_dim: int = 24, varian
         state["image_proj.proj.0.weight"] = torch.randn(embed_dim * 2, 512, generator=g)
         state["image_proj.proj.2.weight"] = torch.randn(cross * 4, embed_dim * 2, generator=g)
         state["image_proj.norm.weight"] = torch.ones(cross)
+    elif variant == "plus":
+        state.update({f"image_proj.{k}": v for k, v in _plus_projection(cross, seed).items()})
     else:
         state["image_proj.proj.weight"] = torch.randn(cross * 4, embed_dim, generator=g) * 0.5
         state["image_proj.proj.bias"] = torch.randn(cross * 4, generator=g) * 0.1
@@ -82,6 +86,43 @@ def tiny_adapter_state(unet: Any, *, seed: int = 11, embed_dim: int = 24, varian
         state[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross, generator=g) * 0.6
         key_id += 2
     return {k: v.contiguous() for k, v in state.items()}
+
+
+def _plus_projection(cross: int, seed: int, encoder_hidden: int = 32) -> dict[str, Any]:
+    """A random IP-Adapter Plus resampler in the original (tencent-ailab) key layout: built
+    as diffusers' ``IPAdapterPlusImageProjection`` and renamed back, so that diffusers'
+    converter reads it again."""
+    import re
+
+    import torch
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+
+    fork = torch.random.fork_rng(devices=[])
+    with fork:
+        torch.manual_seed(seed)
+        module = IPAdapterPlusImageProjection(embed_dims=encoder_hidden, output_dims=cross, hidden_dims=64, depth=4,
+                                              dim_head=64, heads=1, num_queries=4)  # fmt: skip
+    ours = module.state_dict()
+    out: dict[str, Any] = {}
+    for key, value in ours.items():
+        m = re.match(r"layers\.(\d)\.(.*)", key)
+        if m is None:
+            out[key] = value
+            continue
+        i, rest = m.groups()
+        if rest.startswith("attn.to_v"):
+            continue
+        renamed = {
+            "ln0.weight": "0.norm1.weight", "ln0.bias": "0.norm1.bias", "ln1.weight": "0.norm2.weight",
+            "ln1.bias": "0.norm2.bias", "attn.to_q.weight": "0.to_q.weight", "attn.to_out.0.weight": "0.to_out.weight",
+            "ff.0.weight": "1.0.weight", "ff.0.bias": "1.0.bias", "ff.1.net.0.proj.weight": "1.1.weight",
+            "ff.1.net.2.weight": "1.3.weight",
+        }  # fmt: skip
+        if rest == "attn.to_k.weight":
+            out[f"layers.{i}.0.to_kv.weight"] = torch.cat([value, ours[f"layers.{i}.attn.to_v.weight"]])
+        else:
+            out[f"layers.{i}.{renamed[rest]}"] = value
+    return out
 
 
 def build_tiny_ip_adapter(

@@ -101,6 +101,26 @@ def test_sd15_with_a_reference_equals_diffusers_load_ip_adapter(shared_engine: A
     assert _max_diff(ours, theirs) <= 1
 
 
+def test_an_ip_adapter_plus_reads_hidden_states_as_diffusers(shared_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """IP-Adapter Plus (a resampler over the encoder's penultimate hidden states; the CFG
+    negative is a black picture's encoding): equal to diffusers; a batch of two keeps
+    image 0 (seed) and records the adapter."""
+    files = build_tiny_ip_adapter(tmp_path_factory.mktemp("ipa-plus"), "sd15", variant="plus",
+                                  name="ip-adapter-plus_tiny.safetensors")  # fmt: skip
+    req = request(tiny_model("sd15"), width=SIDE, height=SIDE, steps=3, cfg=5.0, seed=3, references=(_ref(files),))
+    ours = _ok(shared_engine, req)
+    assert _levels(ours, _ok(shared_engine, req.replace(references=()))) > 2.0
+    pipe = _diffusers_sd15(files, [files.weight_name])
+    theirs = pipe(prompt=req.prompt, ip_adapter_image=Image.fromarray(_picture()), num_inference_steps=3,
+                  guidance_scale=5.0, height=SIDE, width=SIDE, generator=torch.Generator("cpu").manual_seed(3),
+                  output_type="np").images[0]  # fmt: skip
+    assert _max_diff(ours, theirs) <= 1
+    result = shared_engine.run(req.replace(batch=2), Recorder())
+    assert result.ok, result.error
+    assert np.abs(result.images[0].astype(np.int16) - ours).max() <= 1
+    assert result.metadata["reference_adapters"] == ["ip-adapter-plus_tiny"]
+
+
 def test_two_adapters_with_their_strengths_equal_diffusers(shared_engine: Any, sd15_files: AdapterFiles) -> None:
     """Several references at once: two adapter files, each with its picture and scale, as
     diffusers' list of adapters and ``set_ip_adapter_scale([...])``."""
