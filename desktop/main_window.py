@@ -46,12 +46,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from sfumato.canvas import editing
-from sfumato.canvas.model.document import Document, RecipeChanged
+from sfumato.canvas.model.document import Document, DocumentReset, RecipeChanged
 from sfumato.canvas.model.history import HistoryChanged
 from sfumato.canvas.model.layers import PixelLayer, Role
 from sfumato.canvas.paint import selection
 from sfumato.canvas.recovery.recovery import Recovered
-from sfumato.desktop import help_menu, layer_actions
+from sfumato.desktop import canvas_size_dialog, help_menu, layer_actions
 from sfumato.desktop.brush_panel import BrushPanel
 from sfumato.desktop.canvas_view import CanvasView
 from sfumato.desktop.files import DocumentFiles, new_document
@@ -253,6 +253,8 @@ class MainWindow(QMainWindow):
     def _on_document_event(self, event: object) -> None:
         if isinstance(event, RecipeChanged):
             self._settings_timer.start()
+        elif isinstance(event, DocumentReset) and self._document is not None:  # resized
+            self._size_label.setText(f"{self._document.width} × {self._document.height}")
 
     def _on_history(self, _event: HistoryChanged | None) -> None:
         doc = self._document
@@ -361,6 +363,10 @@ class MainWindow(QMainWindow):
         a("duplicate_layer", "&Duplicate Layer", self.duplicate_layer, "Ctrl+J")  # Krita's keys
         a("merge_down", "&Merge Down", self.merge_down, "Ctrl+E")
         a("delete_layer", "De&lete Layer", self.delete_layer, "Shift+Delete")
+        a("canvas_size", "&Canvas Size…", lambda: canvas_size_dialog.change_canvas_size(self), "Ctrl+Alt+C",
+          "Grow or crop the canvas (the picture stays where the anchor says)")
+        a("image_size", "&Image Size…", lambda: canvas_size_dialog.change_image_size(self), None,
+          "Resample the whole picture to a new size (Lanczos or area)")
 
         a("shortcuts", "&Keyboard Shortcuts", lambda: help_menu.show_shortcuts(self.menus, self),
           "Ctrl+/", "Every shortcut of the window, by menu")

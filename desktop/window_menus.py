@@ -59,6 +59,7 @@ MENU_BAR: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
         "fit", "actual", "zoom_in", "zoom_out", None, "show_ai_layers", None,
         Submenu("docks", "&Docks"),
     )),
+    ("image", "&Image", ("canvas_size", "image_size")),
     ("layer", "&Layer", (
         "add_paint", "add_group", "add_inpaint-mask", "add_region", "add_control", None,
         "import", "duplicate_layer", "merge_down", "delete_layer",
