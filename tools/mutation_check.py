@@ -264,7 +264,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="placement-mask",
         behaviour="an inpaint result layer is opaque over its whole area, hiding the painting around the mask",
         path="planner/placement.py",
-        old="if alpha is None and plan.mode is Mode.INPAINT:",
+        old="if alpha is None and plan.paste_mask is not None:",
         new="if False:",
         tests=("tests/planner/test_plan_placement.py",),
     ),
@@ -323,6 +323,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         old="        if backup:\n            keep_backup(target)",
         new="        pass",
         tests=("tests/canvas/test_save_full_disk.py",),
+    ),
+    Mutation(
+        name="reference-negative-embeds",
+        behaviour="a reference picture steers the unconditional half of guidance too (no zero "
+        "negative image embeds), so guidance cancels what the picture asks",
+        path="inference/reference_adapters.py",
+        old="    return torch.cat([torch.cat([uncond[None]] * batch), cond])",
+        new="    return torch.cat([cond, cond])",
+        tests=("tests/inference/test_ip_adapter.py::test_sd15_with_a_reference_equals_diffusers_load_ip_adapter",),
+    ),
+    Mutation(
+        name="reference-mask",
+        behaviour="a reference layer inside a region steers the whole picture",
+        path="inference/reference_adapters.py",
+        old="        if any(r.mask is not None for r in self.references):",
+        new="        if False:",
+        tests=("tests/inference/test_ip_adapter.py::test_a_masked_reference_adds_nothing_to_the_attention_outside_its_mask",),
     ),
 )
 
