@@ -194,7 +194,8 @@ class GenerationController(QObject):
     def refresh_mode(self) -> str:
         """Recompute the main button's label (Generate / Refine / Inpaint); returns it."""
         doc = self._doc
-        mode = Mode.TXT2IMG if doc is None else detect_mode(doc, float(self.dock.strength.value()))
+        mode = Mode.TXT2IMG if doc is None else detect_mode(doc, float(self.dock.strength.value()),
+                                                           edits=self.dock.model_edits())  # fmt: skip
         label = mode.label
         if label != self.dock.mode_label:
             self.dock.set_mode_label(label)
@@ -236,7 +237,7 @@ class GenerationController(QObject):
         self.dock.show_notes(())
         self.dock.set_last_seed(settings.seed)
         self._set_running_actions(True)
-        label = detect_mode(doc, settings.strength).label
+        label = detect_mode(doc, settings.strength, edits=self.dock.model_edits()).label
         self.window.show_message(f"{label}: seed {settings.seed}")
         return True
 

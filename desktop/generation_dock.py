@@ -14,9 +14,11 @@ The batch size is not part of the recipe (it is how many tries, not what to make
 kept in the dock. A random seed is stored as ``seed = None`` (drawn at each run); the
 seed actually used is shown next to the "reuse" button.
 
-The main button's text names what it will do (Generate / Refine / Inpaint): the
+The main button's text names what it will do (Generate / Refine / Inpaint / Edit): the
 controller calls :meth:`GenerationDock.set_mode_label` from the planner's cheap
-:func:`~sfumato.planner.plan.detect_mode`.
+:func:`~sfumato.planner.plan.detect_mode`. With an instruction-edit model
+(:meth:`GenerationDock.model_edits`: FLUX.1 Kontext, Qwen-Image-Edit) the prompt box asks
+for the change to make rather than a description of the picture.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from sfumato.canvas.model.document import Document, DocumentReset, Recipe, Recip
 from sfumato.desktop.prompt_editor import attach_prompt_editing
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
 from sfumato.inference.request import MAX_STEPS, Sampler
+from sfumato.planner.plan import model_edits
 from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
 from sfumato.planner.styles import Style, StyleBook
 from sfumato.vocabulary.families import SUPPORTED_FAMILIES
@@ -59,6 +62,9 @@ log = logging.getLogger(__name__)
 __all__ = ["GenerationDock"]
 
 BUILTIN_PICKER_LABEL = "Built-in demo model (shapes and colours only)"
+#: the prompt box's hint: a description of the picture, or (an edit model) the change to make
+DESCRIBE_HINT = "Describe the picture (Ctrl+Enter generates)"
+INSTRUCTION_HINT = "Describe the change: make it night, remove the lamp post… (Ctrl+Enter edits)"
 
 _USER_FOCUS = (
     Qt.FocusReason.MouseFocusReason,
@@ -157,7 +163,7 @@ class GenerationDock(QWidget):
         self._last_seed: int | None = None
         self._entries: list[ModelEntry] = []
 
-        self.prompt = _PromptEdit("Describe the picture (Ctrl+Enter generates)", 3)
+        self.prompt = _PromptEdit(DESCRIBE_HINT, 3)
         self.negative = _PromptEdit("What to avoid (negative prompt)", 2)
         self.style = QComboBox()
         self.style.setObjectName("stylePicker")
@@ -439,6 +445,7 @@ class GenerationDock(QWidget):
             self._loading = was
 
     def _model_changed(self, _index: int) -> None:
+        self.prompt.setPlaceholderText(INSTRUCTION_HINT if self.model_edits() else DESCRIBE_HINT)
         source = self.current_model()
         self._write(model=source)
         if not self._loading:
@@ -462,6 +469,10 @@ class GenerationDock(QWidget):
             if entry.source == source:
                 return entry.family if entry.family in SUPPORTED_FAMILIES else None
         return None
+
+    def model_edits(self) -> bool:
+        """Whether the chosen model is made for instruction edits ("make it night")."""
+        return model_edits(self.current_family())
 
     def sampler_choice(self) -> Sampler:
         """The sampler picked in the dock."""

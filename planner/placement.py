@@ -6,7 +6,7 @@ summary, the area, this batch image's seed and what the engine reported), which 
 OpenRaster writer saves as ``sfumato:generation``.
 
 - txt2img / img2img: the layer is opaque over the area.
-- inpaint: the layer's alpha is the plan's paste mask (``round(paste × 255)``), so it is
+- inpaint (and an edit in a selection): the layer's alpha is the plan's paste mask (``round(paste × 255)``), so it is
   transparent — and the flattened picture byte-identical — wherever the mask was 0.
 
 Adding the layer is one undoable command (:class:`PlaceResultCommand`) executed through
@@ -26,7 +26,7 @@ from sfumato.canvas.edits.structure_commands import AddLayer
 from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer, Role
 from sfumato.canvas.model.tiles import TiledSurface
-from sfumato.planner.plan import Mode, Plan
+from sfumato.planner.plan import Plan
 from sfumato.planner.record import generation_record
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
@@ -52,7 +52,7 @@ def result_pixels(plan: Plan, image: np.ndarray, alpha: np.ndarray | None = None
     rgb = resize_image(np.ascontiguousarray(image[..., :3]), Size(area.w, area.h))
     out = np.empty((area.h, area.w, 4), np.uint8)
     out[..., :3] = rgb
-    if alpha is None and plan.mode is Mode.INPAINT:
+    if alpha is None and plan.paste_mask is not None:  # an inpaint, or an edit in a selection
         alpha = plan.paste_mask
     if alpha is not None:
         if alpha.shape != (area.h, area.w):

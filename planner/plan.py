@@ -9,7 +9,12 @@ torch-free. Mode rules:
   **inpaint** over the mask's context area;
 - otherwise visible paint content and strength < 1 → **img2img** ("Refine") of the whole
   canvas;
-- otherwise (an empty canvas, or strength 1) → **txt2img** ("Generate") of the canvas.
+- otherwise (an empty canvas, or strength 1) → **txt2img** ("Generate") of the canvas;
+- with an instruction-edit model (its family's ``edits``: FLUX.1 Kontext, Qwen-Image-Edit)
+  and visible paint → **edit** ("Edit"): the visible canvas over the area is the picture
+  to edit (``request.edit``, ``init`` at strength 1: the model redraws it from noise, the
+  picture its context); with a mask or a selection the area is the mask's context area and
+  the mask is the request's inpaint mask, placed through the paste mask as an inpaint's.
 
 Regions, controls and reference pictures combine with any mode. All request arrays are at the *generation
 size* (``plan.size``, a multiple of 8 near the model's native resolution); the area is in
@@ -27,6 +32,7 @@ from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.geometry import Rect
 from sfumato.canvas.render.composite import flatten
 from sfumato.inference.request import (
+    FillMode,
     GenerationRequest,
     InitImage,
     InpaintSpec,
@@ -35,7 +41,7 @@ from sfumato.inference.request import (
     RequestError,
 )
 from sfumato.planner.area import plan_area
-from sfumato.planner.capabilities import check_request
+from sfumato.planner.capabilities import check_request, family_named
 from sfumato.planner.controls import PlannedControl, plan_controls
 from sfumato.planner.errors import EmptyMaskError, ModelCannotError, PlanError
 from sfumato.planner.families import FamilyInfo, family_for_model
@@ -60,7 +66,7 @@ from sfumato.vocabulary.kinds import Mode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Mode", "Plan", "detect_mode", "has_paint", "plan"]
+__all__ = ["Mode", "Plan", "detect_mode", "has_paint", "model_edits", "plan"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,12 +111,15 @@ def has_paint(doc: Document) -> bool:
     )
 
 
-def detect_mode(doc: Document, strength: float) -> Mode:
-    """The mode :func:`plan` would choose (cheap: no pixels are composited).
+def detect_mode(doc: Document, strength: float, *, edits: bool = False) -> Mode:
+    """The mode :func:`plan` would choose (cheap: no pixels are composited). ``edits``: the
+    model is an instruction-edit model (:func:`model_edits`).
 
     A visible but empty mask layer still counts as inpaint here (the button says
     "Inpaint"; planning then explains that the mask is empty).
     """
+    if edits and has_paint(doc):
+        return Mode.EDIT
     try:
         if mask_source(doc) is not None:
             return Mode.INPAINT
@@ -119,6 +128,12 @@ def detect_mode(doc: Document, strength: float) -> Mode:
     if strength < 1.0 and has_paint(doc):
         return Mode.IMG2IMG
     return Mode.TXT2IMG
+
+
+def model_edits(family_name: str | None) -> bool:
+    """Whether the family called ``family_name`` is made for instruction edits."""
+    family = family_named(family_name)
+    return bool(family is not None and family.edits)
 
 
 def plan(
@@ -148,9 +163,11 @@ def plan(
             "folder) or pick one in the window"
         )
     info = family or family_for_model(settings.model, settings.model_family)
-    mode = detect_mode(doc, settings.strength)
-    source = mask_source(doc) if mode is Mode.INPAINT else None  # an empty mask raises here
-    if area is None or mode is Mode.INPAINT:
+    mode = detect_mode(doc, settings.strength, edits=model_edits(settings.model_family or info.name))
+    edit = mode is Mode.EDIT
+    # an empty mask raises here; an edit takes the mask or selection when there is one
+    source = mask_source(doc) if mode is Mode.INPAINT or edit else None
+    if area is None or mode is Mode.INPAINT or source is not None:
         area = plan_area(doc.rect, None if source is None else source.bounds, info.native)
     elif area.empty or not doc.rect.contains(area):
         raise PlanError(f"the area {area} is not inside the document ({doc.width}x{doc.height})")
@@ -162,15 +179,14 @@ def plan(
     pasted: np.ndarray | None = None
     if mode is not Mode.TXT2IMG:
         picture = over_white(flatten(doc, area))
-        init = InitImage(resize_image(picture, size), strength=settings.strength)
-    if mode is Mode.INPAINT:
-        assert source is not None
+        init = InitImage(resize_image(picture, size), strength=1.0 if edit else settings.strength)
+    if source is not None:
         area_mask = source.read(area)
         if not float(area_mask.max(initial=0.0)) > 0.0:
             raise EmptyMaskError("the inpaint mask is empty: paint where to regenerate")
         pasted = paste_mask(area_mask, paste_feather(area_mask))
-        denoise = resize_mask(denoise_mask(area_mask, settings.strength), size)
-        inpaint = InpaintSpec(denoise, fill=settings.fill)
+        denoise = resize_mask(denoise_mask(area_mask, 1.0 if edit else settings.strength), size)
+        inpaint = InpaintSpec(denoise, fill=FillMode.KEEP if edit else settings.fill)
 
     lists = Wildcards(wildcards)
     prompt = resolve_prompt(settings.prompt, settings.seed, lists)
@@ -219,6 +235,7 @@ def plan(
         controls=tuple(c.spec for c in planned_controls),
         loras=lora_specs,
         references=tuple(r.spec for r in planned_references),
+        edit=edit,
     )
     try:
         request.validate()
