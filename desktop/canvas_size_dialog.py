@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -43,11 +44,11 @@ from sfumato.canvas.model.history import HistoryBusyError
 
 log = logging.getLogger(__name__)
 
-#: The arrow each anchor's button shows: which way the picture is held.
+#: What a button of the anchor grid shows, by its place relative to the chosen anchor
+#: (columns, rows): a dot on the anchor, arrows pointing where the canvas changes.
 _ARROWS = {
-    Anchor.TOP_LEFT: "↖", Anchor.TOP: "↑", Anchor.TOP_RIGHT: "↗",
-    Anchor.LEFT: "←", Anchor.CENTER: "•", Anchor.RIGHT: "→",
-    Anchor.BOTTOM_LEFT: "↙", Anchor.BOTTOM: "↓", Anchor.BOTTOM_RIGHT: "↘",
+    (0, 0): "●", (-1, -1): "↖", (0, -1): "↑", (1, -1): "↗", (-1, 0): "←", (1, 0): "→",
+    (-1, 1): "↙", (0, 1): "↓", (1, 1): "↘",
 }
 
 
@@ -107,15 +108,16 @@ class CanvasSizeDialog(QDialog):
             for c, anchor in enumerate(row):
                 button = QToolButton()
                 button.setObjectName(f"anchor_{anchor.value}")
-                button.setText(_ARROWS[anchor])
                 button.setToolTip(f"Keep the picture at the {anchor.value.replace('-', ' ')}")
                 button.setCheckable(True)
                 button.setFixedSize(28, 28)
                 self.anchor_group.addButton(button)
                 self.anchor_buttons[anchor] = button
                 grid.addWidget(button, r, c)
+        grid.setContentsMargins(0, 0, 0, 0)
         anchor_box = QWidget()
         anchor_box.setLayout(grid)
+        anchor_box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.anchor_buttons[Anchor.CENTER].setChecked(True)
 
         self.side_boxes: dict[str, QSpinBox] = {}
@@ -174,7 +176,15 @@ class CanvasSizeDialog(QDialog):
     def spec(self) -> CanvasSizeSpec:
         return CanvasSizeSpec(self.margins(), self.crop_layers.isChecked())
 
+    def _show_anchor(self) -> None:
+        chosen = self.anchor()
+        for anchor, button in self.anchor_buttons.items():
+            dx = round(2 * (anchor.fx - chosen.fx))
+            dy = round(2 * (anchor.fy - chosen.fy))
+            button.setText(_ARROWS.get((dx, dy), ""))
+
     def _size_edited(self, *_args: object) -> None:
+        self._show_anchor()
         m = CanvasMargins.for_size(*self.old_size, self.width_box.value(), self.height_box.value(), self.anchor())
         boxes = self.side_boxes
         with _Blocked(*boxes.values()):
