@@ -63,6 +63,9 @@ class SD2Family(SD15Family):
     default_scheduler = "DDIMScheduler"
     pipelines = ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline")
     # preview_factors / reference_vae: SD 1.x's (the SD 2.x VAE is the SD 1.x VAE).
+    # No IP-Adapter was published for SD 2.x (h94's are SD 1.5 and SDXL): no references.
+    takes_references = False
+    reference_adapter = None
 
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))
