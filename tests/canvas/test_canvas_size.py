@@ -440,3 +440,14 @@ def test_threads_change_nothing() -> None:
     assert one.tile_keys() == three.tile_keys() and len(one.tile_keys()) > 4
     for key in one.tile_keys():
         np.testing.assert_array_equal(one.tile(key), three.tile(key))
+
+
+def test_ora_keeps_the_pixels_beyond_the_canvas(tmp_path: Path) -> None:
+    doc, a, _g, _b = make_document()
+    resize_canvas(doc, CanvasMargins(left=-10, top=-10))  # "a" half outside, at (-5, -3)
+    save_ora(doc, tmp_path / "cropped.ora")
+    back = load_ora(tmp_path / "cropped.ora")
+    got = back.find("a")
+    assert isinstance(got, PixelLayer) and got.document_bounds() == Rect(-5, -3, 10, 10)
+    resize_canvas(back, CanvasMargins(left=10, top=10))
+    assert flatten(back)[7:17, 5:15].tolist() == block(10, 10, RED).tolist()
