@@ -1,1 +1,2 @@
-"""The undoable commands that change a document (structure, properties, pixels, the document)."""
+"""The undoable commands that change a document (structure, properties, pixels, the document,
+its size: :mod:`sfumato.canvas.edits.canvas_size`)."""
