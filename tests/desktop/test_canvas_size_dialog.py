@@ -106,8 +106,12 @@ def test_the_image_size_dialog_looks_right(qtbot, tmp_path) -> None:  # noqa: AN
 
 # -- the window ----------------------------------------------------------------------------
 def test_the_image_menu_lists_both(window) -> None:  # noqa: ANN001
+    from sfumato.desktop.shortcuts_sheet import shortcut_rows
+
     texts = [a.text() for a in window.menus["image"].actions()]
     assert texts == ["&Canvas Size…", "&Image Size…"]
+    listed = {(menu, text): keys for menu, text, keys in shortcut_rows(window.menus)}
+    assert listed[("Image", "Canvas Size…")] == "Ctrl+Alt+C"
 
 
 def test_canvas_size_from_the_menu_is_one_undo_step(window, monkeypatch) -> None:  # noqa: ANN001
