@@ -94,8 +94,9 @@ class CanvasMargins:
     def for_size(cls, width: int, height: int, new_width: int, new_height: int,
                  anchor: Anchor = Anchor.CENTER) -> CanvasMargins:
         """The margins that take a ``width``×``height`` canvas to the new size, the
-        picture held at ``anchor``; an odd centred change puts the extra pixel on the
-        right or bottom (the left and top get ``floor(change / 2)``)."""
+        picture held at ``anchor``. A centred side gets ``floor(change / 2)`` on the left
+        or top: growing by an odd amount adds the extra pixel on the right or bottom,
+        cropping by an odd amount removes it on the left or top."""
         dx, dy = new_width - width, new_height - height
         left = math.floor(dx * anchor.fx)
         top = math.floor(dy * anchor.fy)
@@ -117,6 +118,7 @@ def _check_size(width: int, height: int) -> None:
 
 
 def _set_size(doc: Document, width: int, height: int) -> None:
+    """The model has no size mutator; these commands are the only ones that change it."""
     doc.width, doc.height = width, height
 
 
@@ -167,8 +169,11 @@ class ResizeCanvas(Command):
 
     def __init__(self, doc: Document, margins: CanvasMargins, crop_layers: bool = False,
                  label: str = "Canvas Size") -> None:
-        if not isinstance(margins, CanvasMargins):
-            raise InvalidEditError(f"canvas margins cannot be {margins!r}")
+        if not isinstance(margins, CanvasMargins) or not all(
+            isinstance(v, int) and not isinstance(v, bool)
+            for v in (margins.left, margins.top, margins.right, margins.bottom)
+        ):
+            raise InvalidEditError(f"canvas margins must be whole pixels, got {margins!r}")
         _check_size(*margins.new_size(doc.width, doc.height))
         self.doc = doc
         self.margins = margins

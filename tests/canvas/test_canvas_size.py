@@ -392,6 +392,8 @@ def test_image_size_refuses_bad_sizes() -> None:
         ScaleImage(doc, 10.5, 10)  # type: ignore[arg-type]
     with pytest.raises(InvalidEditError):
         ResizeCanvas(doc, CanvasMargins(left=-100))
+    with pytest.raises(InvalidEditError, match="whole pixels"):
+        ResizeCanvas(doc, CanvasMargins(left=2.5))  # type: ignore[arg-type]
 
 
 # -- the resampler -------------------------------------------------------------------------
