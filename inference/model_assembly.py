@@ -439,12 +439,14 @@ def assemble_pipeline(
 
 
 #: FLUX.1 variants whose transformer reads more than the noise: their own pipelines.
-_VARIANT_PIPELINES = {(FLUX, "fill"): "FluxFillPipeline", (FLUX, "control"): "FluxControlPipeline"}
+_VARIANT_PIPELINES = {(FLUX, "fill"): "FluxFillPipeline", (FLUX, "control"): "FluxControlPipeline",
+                      (FLUX, "kontext"): "FluxKontextPipeline"}  # fmt: skip
 
 
 def _pipeline_class(family: str, variant: str | None) -> str:
     """The diffusers pipeline class for a family's variant (FLUX.1 Fill takes the masked
-    image and the mask beside the noise; Depth/Canny the control image's latents)."""
+    image and the mask beside the noise; Depth/Canny the control image's latents; Kontext
+    the picture to edit)."""
     return _VARIANT_PIPELINES.get((family, variant or ""), PIPELINE_CLASSES[family])
 
 

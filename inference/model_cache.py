@@ -271,7 +271,7 @@ class ModelCache:
         part = identify_part(path)
         if part is None or part.role not in (Role.TRANSFORMER, Role.CHECKPOINT) or part.family is None:
             return None
-        family = get_family(part.family)  # a family without a plugin is refused before any loading
+        family = get_family(part.model_family)  # a family without a plugin is refused before any loading
         from sfumato.inference.model_assembly import load_model_file
 
         pipe, _ = load_model_file(path, config=self.single_file_configs.get(part.family),

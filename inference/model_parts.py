@@ -34,7 +34,16 @@ from sfumato.inference.transformer_keys import (
     transformer_family,
     transformer_of,
 )
-from sfumato.vocabulary.families import CHROMA, FLUX, FLUX2, QWENIMAGE, SD3, ZIMAGE
+from sfumato.vocabulary.families import (
+    CHROMA,
+    FLUX,
+    FLUX2,
+    FLUX_KONTEXT,
+    QWENIMAGE,
+    SD3,
+    ZIMAGE,
+    is_kontext_name,
+)
 
 __all__ = [
     "COMFY_FOLDERS",
@@ -121,7 +130,8 @@ class ModelPart:
 
     ``family`` is the transformer's family (for a transformer or a whole checkpoint);
     ``variant`` a finer name when the keys tell it (FLUX.1 ``"dev"``/``"schnell"``/
-    ``"fill"``/``"control"``, SD 3.5 ``"large"``/``"medium"``, FLUX.2 ``"klein-4b"``...).
+    ``"fill"``/``"control"``, SD 3.5 ``"large"``/``"medium"``, FLUX.2 ``"klein-4b"``...),
+    or, for FLUX.1 Kontext, whose keys are dev's, the file name (``"kontext"``).
     ``width`` is the text width: what a transformer's text input takes, what an
     encoder gives (T5-XXL 4096, Qwen3-4B 2560), so a Qwen3-8B is not paired with a
     transformer made for Qwen3-4B. ``holds`` names what a whole checkpoint carries
@@ -140,6 +150,12 @@ class ModelPart:
     holds: frozenset[Encoder | VaeKind] = frozenset()
     prefix: str = ""
     quantized: str | None = None
+
+    @property
+    def model_family(self) -> str | None:
+        """The family plugin that runs this transformer: :attr:`family`, except FLUX.1
+        Kontext (a FLUX.1 transformer of variant ``"kontext"``), which is its own."""
+        return FLUX_KONTEXT if (self.family, self.variant) == (FLUX, "kontext") else self.family
 
     @property
     def label(self) -> str:
@@ -228,9 +244,12 @@ def identify_keys(path: Path, shapes: Mapping[str, tuple[int, ...]], *, quantize
             if vae is not None:
                 holds.add(vae)
                 break
+        variant = transformer.variant
+        if transformer.family == FLUX and variant == "dev" and is_kontext_name(Path(path).name):
+            variant = "kontext"  # dev's keys exactly: only the name tells
         return ModelPart(
             Path(path), Role.CHECKPOINT if holds else Role.TRANSFORMER, transformer.layout, transformer.family,
-            transformer.variant, width=transformer.width, holds=frozenset(holds), prefix=transformer.prefix,
+            variant, width=transformer.width, holds=frozenset(holds), prefix=transformer.prefix,
             quantized=quantized,
         )
     # A file is an encoder or a VAE only when that is all it holds (an SD 1.x checkpoint

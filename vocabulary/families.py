@@ -33,6 +33,7 @@ __all__ = [
     "SUPPORTED_FAMILIES",
     "builtin_controlnet_folder",
     "builtin_model_folder",
+    "is_kontext_name",
     "models_folder",
     "pipeline_names",
 ]
@@ -136,3 +137,9 @@ PIPELINE_FAMILIES: dict[str, str] = {
 def pipeline_names(family: str) -> tuple[str, ...]:
     """The diffusers pipeline classes whose folders are ``family``'s."""
     return tuple(name for name, owner in PIPELINE_FAMILIES.items() if owner == family)
+
+
+def is_kontext_name(name: str) -> bool:
+    """Whether a FLUX.1 file's name says it is Kontext: its weights cannot (they have FLUX.1
+    dev's keys and shapes exactly), so a single file is told by its name."""
+    return "kontext" in name.lower()

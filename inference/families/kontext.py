@@ -11,7 +11,8 @@ in a header says it. A diffusers folder says it by its pipeline class
 (``model_index.json``'s ``_class_name``: ``FluxKontextPipeline`` or
 ``FluxKontextInpaintPipeline``; :data:`sfumato.vocabulary.families.PIPELINE_FAMILIES`).
 A single file says it by its name: a FLUX.1 transformer whose file name holds "kontext"
-(:func:`is_kontext_name`). Everything else — text encoders, VAE, schedule, LoRAs' key
+(:func:`sfumato.vocabulary.families.is_kontext_name`; the part's ``variant`` is then
+``"kontext"`` and :attr:`sfumato.inference.model_parts.ModelPart.model_family` this family). Everything else — text encoders, VAE, schedule, LoRAs' key
 layout — is FLUX.1's (:mod:`.flux`).
 
 What the engine does with an edit request (``GenerationRequest.edit``): ``init`` is the
@@ -25,19 +26,13 @@ as ``FluxKontextInpaintPipeline`` does. Without an edit Kontext runs as FLUX.1 d
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sfumato.inference.families.flux import FluxFamily
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import FLUX_KONTEXT
 
-__all__ = ["FluxKontextFamily", "is_kontext_name"]
-
-
-def is_kontext_name(path: str | Path) -> bool:
-    """Whether a FLUX.1 file's name says it is Kontext (its keys cannot: they are dev's)."""
-    return "kontext" in Path(path).name.lower()
+__all__ = ["FluxKontextFamily"]
 
 
 class FluxKontextFamily(FluxFamily):

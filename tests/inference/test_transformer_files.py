@@ -810,3 +810,27 @@ def test_gguf_t5_encoder_in_llama_cpp_names(tmp_path: Path) -> None:
     ids = torch.tensor([[4, 8, 1]])
     with torch.no_grad():
         assert torch.allclose(loaded(ids).last_hidden_state, t5(ids).last_hidden_state, atol=1e-6)
+
+
+def test_flux_kontext_is_told_by_its_file_name(tmp_path: Path, flux_parts: dict[str, Any]) -> None:
+    """FLUX.1 Kontext has dev's keys exactly: a FLUX.1 dev file named "kontext" is Kontext's
+    (its own family, assembled as FluxKontextPipeline); the same weights named otherwise, dev."""
+    import shutil
+
+    from sfumato.inference.model_parts import identify_part
+
+    models = tmp_path / "models"
+    weights = flux_to_bfl(flux_parts["transformer"])
+    save(models / "diffusion_models" / "flux1-kontext-dev.safetensors", weights)
+    dev = identify_part(save(tmp_path / "flux1-dev.safetensors", weights))
+    assert dev is not None and (dev.variant, dev.model_family) == ("dev", "flux")
+    kontext = identify_part(models / "diffusion_models" / "flux1-kontext-dev.safetensors")
+    assert kontext is not None and (kontext.family, kontext.variant, kontext.model_family) == ("flux", "kontext",
+                                                                                              "flux-kontext")  # fmt: skip
+    save(models / "text_encoders" / "clip_l.safetensors", _clip_file(flux_parts["clip"]))
+    save(models / "text_encoders" / "t5xxl_fp16.safetensors", flux_parts["t5"].state_dict())
+    save(models / "vae" / "ae.safetensors", vae_to_ldm(flux_parts["vae"]))
+    shutil.copytree(flux_parts["t5_tokenizer"], models / "text_encoders" / "tokenizer")
+    pipe, _ = load_model_file(models / "diffusion_models" / "flux1-kontext-dev.safetensors", config=flux_parts["config"])
+    assert type(pipe).__name__ == "FluxKontextPipeline"
+    _assert_same_weights(flux_parts["transformer"], pipe.transformer)
