@@ -11,6 +11,7 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog
+from sfumato.canvas import editing
 from sfumato.canvas.model.layers import ReferenceSettings, Role
 from sfumato.vocabulary.kinds import ReferenceKind
 
@@ -124,3 +125,37 @@ def test_reference_from_image_action_and_menu(window, tmp_path: Path, monkeypatc
     window.actions["add_reference"].trigger()
     refs = list(doc.pixel_layers(Role.REFERENCE))
     assert len(refs) == 2 and all(r.reference == ReferenceSettings() for r in refs)
+
+
+def test_generation_dock_names_a_model_that_takes_no_references(window, monkeypatch) -> None:  # noqa: ANN001
+    """A Chroma model takes no reference pictures: a reference layer says so under the
+    Generation dock and Generate waits; hiding the layer, or choosing FLUX.2 Klein, lets
+    it go again."""
+    from genfixtures import FakeEngine
+    from sfumato.desktop import models_dock
+    from sfumato.desktop.generation_controller import install_generation
+    from sfumato.inference.catalog import ModelEntry, Origin, WeightsKind
+    from sfumato.vocabulary.kinds import Sampler
+
+    entries = [
+        ModelEntry(WeightsKind.CHECKPOINT, "/models/chroma.safetensors", "chroma", "chroma", Origin.CONFIGURED),
+        ModelEntry(WeightsKind.CHECKPOINT, "/models/klein.safetensors", "klein", "flux2", Origin.CONFIGURED),
+    ]
+    monkeypatch.setattr(models_dock, "list_models", lambda: entries)
+    controller = install_generation(window, FakeEngine)  # type: ignore[arg-type]
+    dock = controller.dock
+    dock.choose_model("/models/chroma.safetensors")
+    dock.sampler.setCurrentIndex(dock.sampler.findData(Sampler.EULER))
+    assert dock.problems_text == "" and dock.generate_button.isEnabled()
+    ref = window.layers_dock.add_layer(Role.REFERENCE)
+    controller.refresh_mode()
+    assert "Chroma models take no reference pictures" in dock.problems_text
+    assert not dock.generate_button.isEnabled()
+    editing.set_property(window.document, ref, "visible", False)
+    controller.refresh_mode()
+    assert dock.problems_text == "" and dock.generate_button.isEnabled()
+    editing.set_property(window.document, ref, "visible", True)
+    dock.choose_model("/models/klein.safetensors")
+    controller.refresh_mode()
+    assert dock.problems_text == "" and dock.generate_button.isEnabled()
+    controller.shutdown()
