@@ -133,3 +133,26 @@ def test_family_without_references_is_named_before_and_at_plan_time() -> None:
     settings = GenerationSettings(prompt="x", model="m", model_family=SD3, sampler=Sampler.EULER)
     with pytest.raises(ModelCannotError, match="reference pictures"):
         plan(doc, settings, family=FamilyInfo.for_native(SD3, 64, 16))
+
+
+def test_an_edited_reference_is_planned_afresh() -> None:
+    """Plans reuse a reference's sized picture while its pixels stay the same (live mode
+    plans every stroke); painting on it gives the new picture."""
+    from sfumato.canvas import editing
+
+    ref = layer("look", rgba(32, 32, (10, 200, 10)), role=Role.REFERENCE)
+    doc = document(64, 64, ref)
+    first = plan(doc, SETTINGS, family=KLEIN).request.references[0].image
+    again = plan(doc, SETTINGS, family=KLEIN).request.references[0].image
+    assert np.array_equal(first, again) and (first == (10, 200, 10)).all()
+    editing.put_pixels(doc, ref, rgba(32, 16, (250, 0, 0)), 0, 0)
+    edited = plan(doc, SETTINGS, family=KLEIN).request.references[0].image
+    assert (edited[:, :12] == (250, 0, 0)).all() and (edited[:, 20:] == (10, 200, 10)).all()
+    # a copy of the layer tree (what the worker plans from) gives the same picture
+    from sfumato.canvas.model.document import Document
+    from sfumato.canvas.model.layers import copy_layer
+
+    root = copy_layer(doc.root)
+    assert isinstance(root, GroupLayer)
+    copy = Document(doc.width, doc.height, root=root)
+    assert np.array_equal(plan(copy, SETTINGS, family=KLEIN).request.references[0].image, edited)
