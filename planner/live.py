@@ -37,6 +37,7 @@ from sfumato.canvas.model.document import (
     PixelsChanged,
 )
 from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import Role
 
 __all__ = [
     "Cancel",
@@ -78,8 +79,12 @@ def affects_picture(event: Any) -> bool:
 
 
 def changed_rect(event: Any) -> Rect | None:
-    """The document rectangle an event changed, or ``None`` for "anywhere"."""
-    return event.rect if isinstance(event, PixelsChanged) else None
+    """The document rectangle an event changed, or ``None`` for "anywhere". Pixels of a
+    reference layer are a picture the whole generation follows, wherever they lie: they
+    change "anywhere" (the live window stays where it was)."""
+    if isinstance(event, PixelsChanged) and event.layer.role is not Role.REFERENCE:
+        return event.rect
+    return None
 
 
 @dataclass(frozen=True)

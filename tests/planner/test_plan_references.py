@@ -156,3 +156,21 @@ def test_an_edited_reference_is_planned_afresh() -> None:
     assert isinstance(root, GroupLayer)
     copy = Document(doc.width, doc.height, root=root)
     assert np.array_equal(plan(copy, SETTINGS, family=KLEIN).request.references[0].image, edited)
+
+
+def test_live_mode_reads_a_reference_edit_as_a_change_anywhere() -> None:
+    """Painting on a reference layer changes the whole picture's guide, not the pixels
+    under the brush: live mode keeps its window (``None``) instead of following it."""
+    from sfumato.canvas import editing
+    from sfumato.planner.live import affects_picture, changed_rect
+
+    ref = layer("look", rgba(8, 8, (1, 2, 3)), role=Role.REFERENCE)
+    paint = layer("paint", rgba(8, 8, (1, 2, 3)))
+    doc = document(64, 64, ref, paint)
+    events: list[object] = []
+    doc.changed.connect(events.append)
+    editing.put_pixels(doc, ref, rgba(4, 4, (9, 9, 9)), 40, 40)
+    editing.put_pixels(doc, paint, rgba(4, 4, (9, 9, 9)), 40, 40)
+    ref_event, paint_event = (e for e in events if type(e).__name__ == "PixelsChanged")
+    assert affects_picture(ref_event) and changed_rect(ref_event) is None
+    assert changed_rect(paint_event) is not None
