@@ -16,6 +16,7 @@ from a bare file's shapes). The adapter is a plain IP-Adapter (``image_proj.proj
 ``family`` (:mod:`tinymodels`), seeded random weights large enough to move the picture.
 ``variant="plus"`` writes an IP-Adapter Plus (a 4-layer perceiver resampler over the
 encoder's penultimate hidden states, 4 tokens, in the original ``layers.i.0.to_kv`` layout),
+``variant="full"`` a full-face adapter (an MLP over all the hidden states),
 ``variant="faceid"`` a FaceID-shaped file (a ``norm`` and an MLP projection), ``name``
 another file name (``ip-adapter-plus-face_...`` for a face adapter).
 """
@@ -71,6 +72,13 @@ def tiny_adapter_state(unet: Any, *, seed: int = 11, embed_dim: int = 24, varian
         state["image_proj.norm.weight"] = torch.ones(cross)
     elif variant == "plus":
         state.update({f"image_proj.{k}": v for k, v in _plus_projection(cross, seed).items()})
+    elif variant == "full":  # full face: an MLP and a norm over every hidden state (32 wide)
+        state["image_proj.proj.0.weight"] = torch.randn(32, 32, generator=g) * 0.3
+        state["image_proj.proj.0.bias"] = torch.zeros(32)
+        state["image_proj.proj.2.weight"] = torch.randn(cross, 32, generator=g) * 0.3
+        state["image_proj.proj.2.bias"] = torch.zeros(cross)
+        state["image_proj.proj.3.weight"] = torch.ones(cross)
+        state["image_proj.proj.3.bias"] = torch.zeros(cross)
     else:
         state["image_proj.proj.weight"] = torch.randn(cross * 4, embed_dim, generator=g) * 0.5
         state["image_proj.proj.bias"] = torch.randn(cross * 4, generator=g) * 0.1

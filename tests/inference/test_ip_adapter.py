@@ -101,13 +101,20 @@ def test_sd15_with_a_reference_equals_diffusers_load_ip_adapter(shared_engine: A
     assert _max_diff(ours, theirs) <= 1
 
 
-def test_an_ip_adapter_plus_reads_hidden_states_as_diffusers(shared_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """IP-Adapter Plus (a resampler over the encoder's penultimate hidden states; the CFG
-    negative is a black picture's encoding): equal to diffusers; a batch of two keeps
-    image 0 (seed) and records the adapter."""
-    files = build_tiny_ip_adapter(tmp_path_factory.mktemp("ipa-plus"), "sd15", variant="plus",
-                                  name="ip-adapter-plus_tiny.safetensors")  # fmt: skip
-    req = request(tiny_model("sd15"), width=SIDE, height=SIDE, steps=3, cfg=5.0, seed=3, references=(_ref(files),))
+@pytest.mark.parametrize("variant", ["plus", "full"])
+def test_plus_and_full_face_adapters_read_hidden_states_as_diffusers(
+    shared_engine: Any, tmp_path_factory: pytest.TempPathFactory, variant: str
+) -> None:
+    """IP-Adapter Plus (a resampler over the encoder's penultimate hidden states) and
+    full-face (an MLP over all of them; a face reference's adapter), the CFG negative a
+    black picture's encoding: equal to diffusers; a batch of two keeps image 0 (seed) and
+    records the adapter."""
+    name = {"plus": "ip-adapter-plus_tiny", "full": "ip-adapter-full-face_tiny"}[variant]
+    files = build_tiny_ip_adapter(tmp_path_factory.mktemp("ipa-" + variant), "sd15", variant=variant,
+                                  name=name + ".safetensors")  # fmt: skip
+    kind = ReferenceKind.FACE if variant == "full" else ReferenceKind.CONTENT
+    req = request(tiny_model("sd15"), width=SIDE, height=SIDE, steps=3, cfg=5.0, seed=3,
+                  references=(_ref(files, kind=kind),))  # fmt: skip
     ours = _ok(shared_engine, req)
     assert _levels(ours, _ok(shared_engine, req.replace(references=()))) > 2.0
     pipe = _diffusers_sd15(files, [files.weight_name])
@@ -118,7 +125,7 @@ def test_an_ip_adapter_plus_reads_hidden_states_as_diffusers(shared_engine: Any,
     result = shared_engine.run(req.replace(batch=2), Recorder())
     assert result.ok, result.error
     assert np.abs(result.images[0].astype(np.int16) - ours).max() <= 1
-    assert result.metadata["reference_adapters"] == ["ip-adapter-plus_tiny"]
+    assert result.metadata["reference_adapters"] == [name]
 
 
 def test_two_adapters_with_their_strengths_equal_diffusers(shared_engine: Any, sd15_files: AdapterFiles) -> None:
