@@ -18,6 +18,7 @@ __all__ = [
     "OutOfMemoryError",
     "UnsafeModelError",
     "UnsupportedModeError",
+    "UnsupportedUpscalerError",
 ]
 
 
@@ -107,3 +108,13 @@ class InvalidRequestError(EngineError):
     """The request itself is inconsistent (sizes disagree, values out of range)."""
 
     default_hint = "This is a bug in the caller; the message names the field."
+
+
+class UnsupportedUpscalerError(EngineError):
+    """A super-resolution file of an architecture Sfumato cannot run (not ESRGAN/RRDBNet,
+    and spandrel, which reads the others, is not installed or does not know it either)."""
+
+    default_hint = (
+        "Use an ESRGAN or Real-ESRGAN file, or install spandrel for the other architectures: "
+        "pip install 'sfumato[upscale]' (it needs the torchvision build that matches your torch)."
+    )
