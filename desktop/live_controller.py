@@ -67,7 +67,7 @@ from sfumato.planner.live import (
 )
 from sfumato.planner.live_area import plan_live, window_blend
 from sfumato.planner.placement import place_result
-from sfumato.planner.plan import Mode, Plan
+from sfumato.planner.plan import Plan
 from sfumato.planner.recipe import GenerationSettings, settings_from_recipe
 from sfumato.planner.styles import Style, StyleError, recipe_style, with_recipe_style
 
@@ -392,7 +392,7 @@ class LiveController(QObject):
     def _on_planned(self, job: int, planned: Plan) -> None:
         if job in self._jobs:
             self._plans[job] = planned
-            if planned.mode is not Mode.INPAINT and planned.area != self._doc_rect():
+            if planned.paste_mask is None and planned.area != self._doc_rect():
                 self._window = planned.area
 
     def _on_progress(self, job: int, step: int, total: int) -> None:
@@ -448,7 +448,7 @@ class LiveController(QObject):
         return self._doc.rect if self._doc is not None else Rect(0, 0, 0, 0)
 
     def _alpha(self, planned: Plan) -> np.ndarray | None:
-        if planned.mode is Mode.INPAINT:
+        if planned.paste_mask is not None:  # inpaint, expand, an edit of a selection
             return planned.paste_mask
         return window_blend(planned.area, self._doc_rect())
 
@@ -456,7 +456,7 @@ class LiveController(QObject):
         """Blend ``frame`` into the live image (an inpaint frame replaces it: only its mask
         is new) and show it."""
         canvas = self._doc_rect()
-        if self._image is None or frame.plan.mode is Mode.INPAINT:
+        if self._image is None or frame.plan.paste_mask is not None:
             self._reset_image()
             self._scale = min(1.0, LIVE_MAX_SIDE / max(canvas.w, canvas.h, 1))
             self._image = QImage(
@@ -495,7 +495,7 @@ class LiveController(QObject):
             return None
         layer = place_result(
             doc, frame.plan, frame.image, metadata=frame.metadata,
-            alpha=None if frame.plan.mode is Mode.INPAINT else frame.alpha,
+            alpha=None if frame.plan.paste_mask is not None else frame.alpha,
         )
         self.window.show_message(f"Added {layer.name!r} from the live frame (undo removes it).")
         self.applied.emit(layer)

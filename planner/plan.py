@@ -7,6 +7,10 @@ torch-free. Mode rules:
 
 - a visible ``inpaint-mask`` layer with pixels, or (without mask layers) a selection →
   **inpaint** over the mask's context area;
+- otherwise, a picture on a canvas partly bare (grown around it, or a solid picture on
+  an empty canvas: :mod:`sfumato.planner.outpaint`) → **expand** ("Expand"): an inpaint of
+  the bare canvas at full strength, over its context area, starting from a model-free
+  infill; the picture stays byte-identical;
 - otherwise visible paint content and strength < 1 → **img2img** ("Refine") of the whole
   canvas;
 - otherwise (an empty canvas, or strength 1) → **txt2img** ("Generate") of the canvas;
@@ -47,6 +51,7 @@ from sfumato.planner.errors import EmptyMaskError, ModelCannotError, PlanError
 from sfumato.planner.families import FamilyInfo, family_for_model
 from sfumato.planner.layerpixels import over_white
 from sfumato.planner.mask import denoise_mask, mask_source, paste_feather, paste_mask
+from sfumato.planner.outpaint import bare_bounds, expand_fill, expands, uncovered
 from sfumato.planner.prompts import (
     LoraLookup,
     RecordedPrompts,
@@ -125,6 +130,8 @@ def detect_mode(doc: Document, strength: float, *, edits: bool = False) -> Mode:
             return Mode.INPAINT
     except EmptyMaskError:
         return Mode.INPAINT
+    if expands(doc):
+        return Mode.EXPAND
     if strength < 1.0 and has_paint(doc):
         return Mode.IMG2IMG
     return Mode.TXT2IMG
@@ -164,10 +171,12 @@ def plan(
         )
     info = family or family_for_model(settings.model, settings.model_family)
     mode = detect_mode(doc, settings.strength, edits=model_edits(settings.model_family or info.name))
-    edit = mode is Mode.EDIT
+    edit, expand = mode is Mode.EDIT, mode is Mode.EXPAND
     # an empty mask raises here; an edit takes the mask or selection when there is one
     source = mask_source(doc) if mode is Mode.INPAINT or edit else None
-    if area is None or mode is Mode.INPAINT or source is not None:
+    if expand:  # around the bare canvas, as an inpaint around its mask
+        area = plan_area(doc.rect, bare_bounds(doc), info.native)
+    elif area is None or mode is Mode.INPAINT or source is not None:
         area = plan_area(doc.rect, None if source is None else source.bounds, info.native)
     elif area.empty or not doc.rect.contains(area):
         raise PlanError(f"the area {area} is not inside the document ({doc.width}x{doc.height})")
@@ -179,7 +188,7 @@ def plan(
     pasted: np.ndarray | None = None
     if mode is not Mode.TXT2IMG:
         picture = over_white(flatten(doc, area))
-        init = InitImage(resize_image(picture, size), strength=1.0 if edit else settings.strength)
+        init = InitImage(resize_image(picture, size), strength=1.0 if edit or expand else settings.strength)
     if source is not None:
         area_mask = source.read(area)
         if not float(area_mask.max(initial=0.0)) > 0.0:
@@ -187,6 +196,12 @@ def plan(
         pasted = paste_mask(area_mask, paste_feather(area_mask))
         denoise = resize_mask(denoise_mask(area_mask, 1.0 if edit else settings.strength), size)
         inpaint = InpaintSpec(denoise, fill=FillMode.KEEP if edit else settings.fill)
+    elif expand:
+        area_mask = uncovered(doc, area)
+        pasted = (area_mask > 0).astype(np.float32)  # unfeathered: nothing lies beneath to fade into
+        fill = expand_fill(settings.fill)
+        inpaint = InpaintSpec(resize_mask(denoise_mask(area_mask, 1.0), size), fill=fill)
+        notes.append(f"Expand: the canvas no picture covers is painted, starting from a {fill.value} infill")
 
     lists = Wildcards(wildcards)
     prompt = resolve_prompt(settings.prompt, settings.seed, lists)
@@ -244,7 +259,8 @@ def plan(
     problems = check_request(request, request.model.family)
     if problems:
         raise ModelCannotError(" ".join(problems))
-    assert request.mode is mode, (request.mode, mode)  # the request says what the plan decided
+    # the request says what the plan decided (an expand is an inpaint of the bare canvas)
+    assert request.mode is (Mode.INPAINT if expand else mode), (request.mode, mode)
     log.info(
         "plan: %s over %s at %s (%s), %d region(s), %d control(s), %d reference(s)",
         mode.value, area, size, info.name, len(request.regions), len(request.controls),

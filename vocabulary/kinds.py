@@ -14,7 +14,9 @@ class Mode(Enum):
     window's button says which: ``label``); a request may add regions, ControlNets and
     LoRAs, which model families declare they support. Edit is an instruction-edit model's
     ("make it night"): the picture goes to the model beside the prompt as context, and
-    the result is made from noise (:attr:`sfumato.inference.families.base.Family.edits`)."""
+    the result is made from noise (:attr:`sfumato.inference.families.base.Family.edits`).
+    Expand is the planner's word for an inpaint of the canvas no picture covers
+    (:mod:`sfumato.planner.outpaint`); its request is an inpaint."""
 
     TXT2IMG = "txt2img"
     IMG2IMG = "img2img"
@@ -23,14 +25,16 @@ class Mode(Enum):
     CONTROLNET = "controlnet"
     LORA = "lora"
     EDIT = "edit"
+    EXPAND = "expand"
 
     @property
     def label(self) -> str:
-        """The button's word: Generate, Refine, Inpaint, Edit (the others: their name)."""
+        """The button's word: Generate, Refine, Inpaint, Edit, Expand (the others: their name)."""
         return _MODE_LABELS.get(self, self.value)
 
 
-_MODE_LABELS = {Mode.TXT2IMG: "Generate", Mode.IMG2IMG: "Refine", Mode.INPAINT: "Inpaint", Mode.EDIT: "Edit"}
+_MODE_LABELS = {Mode.TXT2IMG: "Generate", Mode.IMG2IMG: "Refine", Mode.INPAINT: "Inpaint", Mode.EDIT: "Edit",
+                Mode.EXPAND: "Expand"}
 
 
 class Sampler(Enum):
