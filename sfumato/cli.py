@@ -39,6 +39,7 @@ SUBCOMMANDS: list[str] = [
     "sfumato.render_cli:add_models_parser",
     "sfumato.render_cli:add_styles_parser",
     "sfumato.recover_cli:add_recover_parser",
+    "sfumato.upscale_cli:add_upscale_parser",
 ]
 
 ORA_SUFFIXES = (".ora",)
