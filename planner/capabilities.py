@@ -34,6 +34,7 @@ MODE_WORDS = {
     Mode.REGIONS: "regional prompts",
     Mode.CONTROLNET: "control layers (ControlNet)",
     Mode.LORA: "LoRAs",
+    Mode.EDIT: "instruction edits (choose an edit model: FLUX.1 Kontext, Qwen-Image-Edit, FLUX.2 Klein)",
 }
 
 

@@ -25,9 +25,10 @@ strength, the schedule and the region mask. FLUX.2 Klein takes the picture as ex
 image tokens and uses it whole: a kind other than ``content``, a strength other than 1,
 a start/end other than 0..1 or a region mask changes nothing there. The plan says so in
 its notes (the Generation dock shows them), and the request still carries the values, so
-the record says what the document asked for. :data:`WHOLE_PICTURE_FAMILIES` names those
-families (the engine's :attr:`~sfumato.inference.families.base.Family.takes_references`
-says only whether a family takes references at all).
+the record says what the document asked for. The family says which way it reads them
+(:func:`takes_pictures_whole`: it takes references, with no adapter —
+:attr:`~sfumato.inference.families.base.Family.reference_adapter` — to read kinds and
+strengths; FLUX.2 Klein, Qwen-Image-Edit-Plus).
 """
 
 from __future__ import annotations
@@ -49,24 +50,30 @@ from sfumato.canvas.model.layers import (
     document_offset,
 )
 from sfumato.inference.request import ReferenceImage
+from sfumato.planner.capabilities import family_named
+from sfumato.planner.errors import ModelCannotError
 from sfumato.planner.families import FamilyInfo
 from sfumato.planner.layerpixels import layer_rgba, over_white
 from sfumato.planner.regions import PlannedRegion
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
-from sfumato.vocabulary.families import FLUX2
 from sfumato.vocabulary.kinds import ReferenceKind
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "WHOLE_PICTURE_FAMILIES", "PlannedReference", "plan_references", "reference_group", "reference_size",
+    "PlannedReference", "plan_references", "reference_group", "reference_size", "takes_pictures_whole",
     "whole_picture_notes",
 ]
 
-#: Families that take a reference picture whole, as extra latents (kind, strength,
-#: schedule and region mask do not apply there), by name → the name the artist knows.
-WHOLE_PICTURE_FAMILIES = {FLUX2: "FLUX.2 Klein"}
+def takes_pictures_whole(family_name: str) -> str | None:
+    """The label of the family ``family_name`` when it takes reference pictures whole, as
+    extra latents (kind, strength, schedule and region mask do not apply there); else
+    ``None``."""
+    family = family_named(family_name)
+    if family is None or not family.takes_references or family.reference_adapter is not None:
+        return None
+    return family.label
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,6 +166,26 @@ def _sized_picture(layer: PixelLayer, family: FamilyInfo) -> np.ndarray | None:
     return picture
 
 
+def _check_adapters(references: list[PlannedReference], family_name: str) -> None:
+    """Raise :class:`ModelCannotError` before anything runs when a family that reads
+    references through an adapter (IP-Adapter: SD 1.x, SDXL) has none installed for a
+    kind the references ask for, saying what to put where."""
+    family = family_named(family_name)
+    if not references or family is None or family.reference_adapter != "ip-adapter":
+        return
+    from sfumato.inference.catalog import find_reference_adapter
+
+    for kind in sorted({r.spec.kind for r in references}, key=lambda k: k.value):
+        if find_reference_adapter(family.name, kind) is None:
+            what = "a face IP-Adapter (ip-adapter-plus-face…)" if kind is ReferenceKind.FACE else "an IP-Adapter"
+            raise ModelCannotError(
+                f"{family.label} reads reference pictures through {what} for {family.label}, and none "
+                "is installed: put the adapter file (e.g. ip-adapter-plus_sd15.safetensors, "
+                "ip-adapter-plus_sdxl_vit-h.safetensors) in ComfyUI/models/ipadapter and its CLIP "
+                "vision encoder in ComfyUI/models/clip_vision (or a models folder added in the settings)"
+            )
+
+
 def plan_references(
     doc: Document,
     size: Size,
@@ -212,6 +239,7 @@ def plan_references(
             region_names=names,
         ))
     notes += whole_picture_notes(out, family.name)
+    _check_adapters(out, family.name)
     for note in notes:
         log.info(note)
     return out, notes
@@ -219,8 +247,9 @@ def plan_references(
 
 def whole_picture_notes(references: list[PlannedReference], family_name: str) -> list[str]:
     """Sentences naming what of ``references`` a family that takes pictures whole
-    (:data:`WHOLE_PICTURE_FAMILIES`) leaves unused; empty for other families."""
-    if family_name not in WHOLE_PICTURE_FAMILIES:
+    (:func:`takes_pictures_whole`) leaves unused; empty for other families."""
+    label = takes_pictures_whole(family_name)
+    if label is None:
         return []
     notes = []
     for ref in references:
@@ -236,7 +265,7 @@ def whole_picture_notes(references: list[PlannedReference], family_name: str) ->
             unused.append(f"its region ({', '.join(ref.region_names)})")
         if unused:
             notes.append(
-                f"reference layer {ref.layer_name!r}: {WHOLE_PICTURE_FAMILIES[family_name]} "
+                f"reference layer {ref.layer_name!r}: {label} "
                 "uses the picture whole; "
                 + ", ".join(unused) + " will not apply"
             )
