@@ -25,6 +25,7 @@ from sfumato.inference.fast_presets import lora_preset
 from sfumato.inference.request import LoraSpec, SchedulerTweaks
 from sfumato.planner.errors import PlanError
 from sfumato.vocabulary.config import load_config
+from sfumato.vocabulary.families import lora_family
 from sfumato.vocabulary.prompt_tags import (
     LoraTag,
     PromptTagError,
@@ -152,7 +153,8 @@ def _find(name: str, entries: Sequence[ModelEntry], family: str | None) -> Model
         if wanted.endswith(suffix):
             wanted = wanted[: -len(suffix)]
     named = [e for e in entries if e.kind is WeightsKind.LORA and _stem(e) == wanted]
-    fitting = [e for e in named if family is None or e.family in (family, None)]
+    base = lora_family(family)  # an edit model (FLUX.1 Kontext, Qwen-Image-Edit) takes its base model's
+    fitting = [e for e in named if base is None or e.family in (base, None)]
     usable = [e for e in fitting if e.problem is None]
     if usable:
         exact = [e for e in usable if _stem(e, fold=False) == name]
@@ -162,7 +164,7 @@ def _find(name: str, entries: Sequence[ModelEntry], family: str | None) -> Model
     if named:
         raise PlanError(
             f"the LoRA {name!r} ({named[0].source}) is for {named[0].family} models, and the model "
-            f"is {family}: use a LoRA made for {family}"
+            f"is {family}: use a LoRA made for {base}"
         )
     raise PlanError(
         f"no LoRA named {name!r} in {_lora_folders()}; put {name}.safetensors in one of them "

@@ -22,6 +22,7 @@ __all__ = [
     "FLUX",
     "FLUX2",
     "FLUX_KONTEXT",
+    "LORA_FAMILIES",
     "QWENIMAGE",
     "QWENIMAGE_EDIT",
     "QWENIMAGE_EDIT_PLUS",
@@ -34,6 +35,7 @@ __all__ = [
     "builtin_controlnet_folder",
     "builtin_model_folder",
     "is_kontext_name",
+    "lora_family",
     "models_folder",
     "pipeline_names",
 ]
@@ -63,6 +65,17 @@ FLUX_KONTEXT = "flux-kontext"
 QWENIMAGE_EDIT = "qwenimage-edit"
 #: Qwen-Image-Edit-Plus (2509, 2511): Qwen-Image-Edit with several pictures.
 QWENIMAGE_EDIT_PLUS = "qwenimage-edit-plus"
+#: The family whose LoRAs an edit model takes: the same transformer with the same keys,
+#: so a LoRA file reads as its base family's (:func:`lora_family`).
+LORA_FAMILIES = {FLUX_KONTEXT: FLUX, QWENIMAGE_EDIT: QWENIMAGE, QWENIMAGE_EDIT_PLUS: QWENIMAGE}
+
+
+def lora_family(family: str | None) -> str | None:
+    """The family of the LoRAs a model of ``family`` takes (an edit model takes its base
+    model's); ``None`` stays ``None``."""
+    return LORA_FAMILIES.get(family, family) if family else family
+
+
 #: The families the engine can load, in the order pickers list them.
 SUPPORTED_FAMILIES = (SD15, SDXL, SD2, SD3, FLUX, FLUX_KONTEXT, FLUX2, ZIMAGE, QWENIMAGE, QWENIMAGE_EDIT,
                       QWENIMAGE_EDIT_PLUS, CHROMA)  # fmt: skip

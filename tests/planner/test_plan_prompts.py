@@ -58,6 +58,18 @@ def test_a_lora_of_another_family_is_refused_with_the_reason() -> None:
         make("<lora:bigstyle>, a cat")
 
 
+def test_an_edit_model_takes_its_base_models_loras() -> None:
+    """FLUX.1 Kontext is FLUX.1's transformer with the same keys: a FLUX LoRA reads as
+    ``flux`` and fits it; an SDXL LoRA still does not."""
+    kontext = FamilyInfo.for_native("flux-kontext", 64, 16)
+    entries = [lora("/loras/inkwash.safetensors", "flux"), lora("/xl/bigstyle.safetensors", "sdxl")]
+    settings = GenerationSettings(prompt="make it night <lora:inkwash:0.6>", model="m", seed=1)
+    p = plan(document(64, 64), settings, family=kontext, loras=lambda: entries)
+    assert p.request.loras == (LoraSpec("/loras/inkwash.safetensors", 0.6),)
+    with pytest.raises(PlanError, match=r"'bigstyle'.*sdxl.*made for flux"):
+        plan(document(64, 64), settings.replace(prompt="<lora:bigstyle>"), family=kontext, loras=lambda: entries)
+
+
 def test_a_malformed_tag_is_a_plan_error() -> None:
     with pytest.raises(PlanError, match="<lora:tiny:lots>"):
         make("a cat, <lora:tiny:lots>")
