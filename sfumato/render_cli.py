@@ -76,6 +76,8 @@ def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
             "then the built-in demo model."
         ),
     )
+    from sfumato.inference.request import FillMode  # numpy only; the engine is not imported
+
     p.add_argument("input", metavar="IN.ora", help="the document to render")
     p.add_argument("-o", "--output", metavar="OUT.png", required=True, help="the flattened result")
     p.add_argument("--layered", metavar="OUT.ora", help="also write the document with the result as a layer")
@@ -90,6 +92,9 @@ def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cfg", type=float, help="classifier-free guidance scale")
     p.add_argument("--sampler", help="sampler name, e.g. euler_a or 'DPM++ 2M Karras'")
     p.add_argument("--batch", type=int, help="how many images (seeds seed, seed+1, ...)")
+    p.add_argument("--fill", choices=[f.value for f in FillMode],
+                   help="what an inpaint's masked area (an Expand's bare canvas) starts from; "
+                        "default: keep for an inpaint, telea for an Expand")
     p.add_argument("--style", metavar="NAME", help="apply a style (`sfumato styles` lists them); "
                    "default: the document's")
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
@@ -303,6 +308,7 @@ def _note(args: argparse.Namespace, text: str) -> None:
 def _render(args: argparse.Namespace) -> int:
     from sfumato.canvas.files.ora import load_ora, save_ora
     from sfumato.canvas.files.parameters import format_parameters
+    from sfumato.inference.request import FillMode
     from sfumato.planner.errors import PlanError
     from sfumato.planner.placement import insertion_index, result_layer
     from sfumato.planner.plan import plan
@@ -331,6 +337,7 @@ def _render(args: argparse.Namespace) -> int:
             prompt=args.prompt, negative=args.negative, model=model.source,
             model_family=model.family, seed=args.seed, steps=args.steps,
             strength=args.strength, cfg=args.cfg, sampler=args.sampler, batch=args.batch,
+            fill=None if args.fill is None else FillMode(args.fill),
             control_models=parse_controlnets(args.controlnet),
         )
         if style is not None:

@@ -203,3 +203,27 @@ def test_engine_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err.strip()
     assert err.startswith("sfumato: error:") and "\n" not in err
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("fill", [None, "edge"])
+def test_render_expands_a_grown_canvas(tmp_path: Path, models: tuple[Path, Path], fill: str | None) -> None:
+    """A picture whose canvas grew 32 px to the right renders as an Expand: the picture's
+    pixels keep their bytes, the border is painted (no transparency), and the record says
+    which infill it started from (Telea unless --fill chose another)."""
+    from sfumato.canvas.edits.canvas_size import Anchor, resize_canvas_to
+
+    model, _ = models
+    doc = document(64, 64, layer("paint", gradient(64, 64)))
+    resize_canvas_to(doc, 96, 64, Anchor.LEFT)
+    doc.recipe = Recipe(prompt="a cat", seed=5, steps=2)
+    source, out, layered = tmp_path / "in.ora", tmp_path / "out.png", tmp_path / "out.ora"
+    save_ora(doc, source)
+    extra = [] if fill is None else ["--fill", fill]
+    assert main(["render", str(source), "-o", str(out), "--model", str(model), "--layered", str(layered), "-q",
+                 *extra]) == 0  # fmt: skip
+    after = np.asarray(Image.open(out).convert("RGBA"))
+    assert after.shape == (64, 96, 4)
+    assert np.array_equal(after[:, :64], gradient(64, 64))
+    assert (after[..., 3] == 255).all()
+    gen = next(iter(load_ora(layered).pixel_layers(Role.GENERATED))).generation
+    assert gen is not None and gen["mode"] == "inpaint" and gen["inpaint"] == {"fill": fill or "telea"}
