@@ -66,6 +66,7 @@ __all__ = [
     "Origin",
     "WeightsKind",
     "find_controlnet",
+    "find_depth_estimator",
     "find_default_model",
     "find_image_encoder",
     "find_reference_adapter",
@@ -600,3 +601,85 @@ def find_loras(family: str | None = None, *, config: Config | None = None) -> li
     if family is None:
         return loras
     return [e for e in loras if e.family in (family, None)]
+
+
+# --------------------------------------------------------------------------- depth estimators
+
+#: what to download for "depth from the picture" when no estimator is installed
+DEPTH_ESTIMATOR_DOWNLOAD = "depth-anything/Depth-Anything-V2-Small-hf"
+#: where to put it (one of the folders :func:`find_depth_estimator` searches)
+DEPTH_ESTIMATOR_FOLDER = "~/ComfyUI/models/annotators"
+
+_DEPTH_TYPES = ("depth_anything", "dpt")
+
+
+def depth_estimator_dirs(home: Path | None = None) -> list[Path]:
+    """The preprocessor folders where depth estimators are looked for (existing or not):
+    ComfyUI's ``models/annotators`` and comfyui_controlnet_aux's ``ckpts``, A1111's
+    sd-webui-controlnet ``annotator/downloads`` and Forge's ``models/ControlNetPreprocessor``."""
+    home = _home() if home is None else home
+    comfy = home / "ComfyUI"
+    dirs = [comfy / "models" / "annotators", comfy / "custom_nodes" / "comfyui_controlnet_aux" / "ckpts"]
+    for webui in ("stable-diffusion-webui", "stable-diffusion-webui-forge"):
+        dirs.append(home / webui / "extensions" / "sd-webui-controlnet" / "annotator" / "downloads")
+        dirs.append(home / webui / "models" / "ControlNetPreprocessor")
+    return dirs
+
+
+def _depth_folders(root: Path, depth: int = 4) -> Iterator[Path]:
+    """Transformers depth-estimator folders (``config.json`` whose ``model_type`` is Depth
+    Anything's or DPT's, with a ``preprocessor_config.json``) in ``root``, ``depth`` levels down."""
+    try:
+        if not root.is_dir():
+            return
+        config = read_json(root / "config.json")
+        if config is not None:
+            if config.get("model_type") in _DEPTH_TYPES and (root / "preprocessor_config.json").is_file():
+                yield root
+            return
+        if depth <= 0:
+            return
+        children = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                          key=lambda p: p.name.lower())  # fmt: skip
+    except OSError:
+        return
+    for child in children:
+        yield from _depth_folders(child, depth - 1)
+
+
+def _depth_rank(folder: Path) -> int:
+    """Depth Anything V2 first, then V1, then DPT (MiDaS)."""
+    config = read_json(folder / "config.json") or {}
+    text = str(folder).lower().replace("_", "-")
+    if config.get("model_type") == "depth_anything":
+        return 0 if "v2" in text else 1
+    return 2
+
+
+def find_depth_estimator(*, config: Config | None = None, home: Path | None = None) -> Path | None:
+    """The installed depth estimator folder for "depth from the picture", or ``None``.
+
+    Searched: the configured ``model_paths`` (a depth folder itself, or folders a few
+    levels deep), then the preprocessor folders of :func:`depth_estimator_dirs` and the
+    Hugging Face cache's ``depth-anything``/``dpt`` snapshots (unless
+    ``SFUMATO_NO_SYSTEM_MODEL_DIRS`` is set). The configured folders win; elsewhere Depth
+    Anything V2 is preferred over V1 and DPT. Original ``.pth`` checkpoints are not read.
+    """
+    config = load_config() if config is None else config
+    for raw in config.model_paths:
+        found = sorted(_depth_folders(Path(raw).expanduser()), key=_depth_rank)
+        if found:
+            return found[0]
+    if not _system_dirs_enabled() and home is None:
+        return None
+    candidates: list[Path] = []
+    for root in depth_estimator_dirs(home):
+        candidates += _depth_folders(root)
+    hub = _hub_cache_dir() if home is None else home / ".cache" / "huggingface" / "hub"
+    with contextlib.suppress(OSError):
+        for repo in sorted(hub.glob("models--*")):
+            name = repo.name.lower()
+            if "depth" in name or "dpt" in name:
+                candidates += _depth_folders(repo / "snapshots", depth=1)
+    candidates.sort(key=_depth_rank)
+    return candidates[0] if candidates else None

@@ -204,6 +204,35 @@ class Engine:
             memory="" if loaded.memory is None else f"{loaded.memory.placement.value}: {loaded.memory.reason}",
         )
 
+    def estimate_depth(
+        self, image: np.ndarray, model: ModelRef | None = None, cancel: CancelFlag | None = None
+    ) -> np.ndarray:
+        """A depth map of ``image`` (uint8 ``(H, W, 3)``): uint8 ``(H, W)``, near = 255, the
+        size of the picture (:mod:`.depth`). ``model`` names a depth estimator folder, else
+        the catalog's (:func:`~sfumato.inference.catalog.find_depth_estimator`). The
+        estimator stays loaded for the next call.
+
+        Runs on the engine's device, one job at a time with generations (call it from the
+        worker thread). Raises the typed :class:`EngineError` (a missing estimator is a
+        :class:`~sfumato.inference.errors.MissingDepthEstimatorError` naming what to put
+        where) and :class:`CancelledError` when ``cancel`` is set before the map is made;
+        the engine stays usable either way.
+        """
+        try:
+            _check_cancel(cancel)
+            with self._lock:
+                _check_cancel(cancel)
+                estimator = self.cache.depth_estimator(model)
+                _check_cancel(cancel)
+                depth = estimator(image)
+        except CancelledError:
+            raise
+        except Exception as raw:
+            release_memory(self.device)
+            raise self._as_engine_error(raw) from raw
+        _check_cancel(cancel)
+        return depth
+
     # ------------------------------------------------------------------ errors
 
     def _as_engine_error(self, raw: BaseException) -> EngineError:

@@ -118,3 +118,20 @@ class UnsupportedUpscalerError(EngineError):
         "Use an ESRGAN or Real-ESRGAN file, or install spandrel for the other architectures: "
         "pip install 'sfumato[upscale]' (it needs the torchvision build that matches your torch)."
     )
+
+
+class MissingDepthEstimatorError(ModelNotFoundError):
+    """No depth estimator is installed for "depth from the picture".
+
+    ``expected`` names what to download (a transformers folder: ``config.json``,
+    ``model.safetensors``, ``preprocessor_config.json``), ``folder`` where to put it.
+    """
+
+    def __init__(self, expected: str, folder: str, message: str | None = None) -> None:
+        self.expected = expected
+        self.folder = folder
+        super().__init__(
+            message or "No depth estimator is installed: a depth map from the picture needs one.",
+            f"Put {expected} (the whole folder: config.json, model.safetensors, preprocessor_config.json) "
+            f"in {folder}, or add its folder to your model paths.",
+        )

@@ -124,11 +124,13 @@ class ModelCache:
         self._controlnets: OrderedDict[str, tuple[Any, str]] = OrderedDict()
         self._adapters: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._encoders: OrderedDict[str, Any] = OrderedDict()
+        self._depth: tuple[str, Any] | None = None
         self._lock = threading.RLock()
         #: how many pipelines / ControlNets were loaded from disk (tests count reloads)
         self.load_count = 0
         self.controlnet_load_count = 0
         self.adapter_load_count = 0
+        self.depth_load_count = 0
 
     # ------------------------------------------------------------------ resolve
 
@@ -211,6 +213,7 @@ class ModelCache:
             self._controlnets.clear()
             self._adapters.clear()
             self._encoders.clear()
+            self._depth = None
             release_memory(self.choice.device)
 
     def _load(self, key: str, target: Path | str, family_hint: str | None) -> LoadedModel:
@@ -421,6 +424,43 @@ class ModelCache:
                     f"Choose a {model.family.label} ControlNet.",
                 )
             return net
+
+    # ------------------------------------------------------------------ depth
+
+    def depth_estimator(self, ref: ModelRef | None) -> Any:
+        """The depth estimator ``ref`` names (a transformers folder, or a file in one), else
+        the catalog's (:func:`~sfumato.inference.catalog.find_depth_estimator`), loaded on
+        the engine's device; the last one stays loaded.
+
+        Raises :class:`~sfumato.inference.errors.MissingDepthEstimatorError` when none is
+        installed, naming what to download and where to put it.
+        """
+        from sfumato.inference.depth import depth_folder, load_depth_estimator
+
+        with self._lock:
+            if ref is None:
+                import sfumato.inference.catalog as catalog
+                from sfumato.inference.errors import MissingDepthEstimatorError
+
+                found = catalog.find_depth_estimator()
+                if found is None:
+                    raise MissingDepthEstimatorError(catalog.DEPTH_ESTIMATOR_DOWNLOAD, catalog.DEPTH_ESTIMATOR_FOLDER)
+                target = found
+            else:
+                resolved = self.resolve(ref.source)
+                if isinstance(resolved, str):
+                    raise ModelNotFoundError(
+                        f"Depth estimator not found: {resolved} (hub ids are not read for depth estimators)."
+                    )
+                target = depth_folder(resolved)
+            key = str(Path(target).resolve())
+            if self._depth is not None and self._depth[0] == key:
+                return self._depth[1]
+            self._depth = None
+            estimator = load_depth_estimator(Path(target), self.choice.device, self.choice.dtype)
+            self._depth = (key, estimator)
+            self.depth_load_count += 1
+            return estimator
 
     # ------------------------------------------------------------------ IP-Adapters
 
