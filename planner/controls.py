@@ -11,6 +11,12 @@ For each visible ``control`` layer, top first:
    white-on-black lines; depth/pose/segmentation maps pass through).
 
 A control layer with nothing painted inside the area is skipped (with a note).
+
+A **pose** layer with a skeleton (``ControlSettings.pose``) is drawn from the skeleton
+instead (:func:`sfumato.planner.pose.render_pose_control`: OpenPose's colour map, the
+keypoints mapped from the area onto the generation size, limbs as thick as at any size);
+its pixels (the same drawing at the document's scale, for display) are not read. A
+skeleton with no people is skipped (with a note).
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.geometry import Rect
-from sfumato.canvas.model.layers import ControlSettings, PixelLayer, Role
+from sfumato.canvas.model.layers import ControlSettings, PixelLayer, Role, document_offset
 from sfumato.inference.preprocess import preprocess
 from sfumato.inference.request import ControlSpec, ModelRef
 from sfumato.planner.layerpixels import layer_rgba, over_white
+from sfumato.planner.pose import render_pose_control
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
 from sfumato.vocabulary.kinds import ControlKind
@@ -109,11 +116,19 @@ def plan_controls(
         if not layer.effectively_visible():
             continue
         settings = layer.control or ControlSettings()
-        paper = _layer_over_white(layer, area)
-        if paper is None:
-            notes.append(f"control layer {layer.name!r} skipped: nothing painted in the area")
-            continue
-        image = _preprocessed(settings.kind, resize_image(paper, size))
+        if settings.kind is ControlKind.POSE and settings.pose is not None:
+            if not settings.pose.people:
+                notes.append(f"pose layer {layer.name!r} skipped: it has no people")
+                continue
+            image = render_pose_control(
+                settings.pose, document_offset(layer), area, (size.width, size.height)
+            )
+        else:
+            paper = _layer_over_white(layer, area)
+            if paper is None:
+                notes.append(f"control layer {layer.name!r} skipped: nothing painted in the area")
+                continue
+            image = _preprocessed(settings.kind, resize_image(paper, size))
         source = (models or {}).get(settings.kind)
         out.append(PlannedControl(
             spec=ControlSpec(

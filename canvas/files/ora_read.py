@@ -57,12 +57,14 @@ from sfumato.canvas.model.document import Document, Recipe
 from sfumato.canvas.model.geometry import Rect
 from sfumato.canvas.model.layers import (
     ControlSettings,
+    ControlSource,
     GroupLayer,
     Layer,
     PixelLayer,
     ReferenceSettings,
     Role,
 )
+from sfumato.canvas.model.pose import Pose, PoseError
 from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.vocabulary.errors import RequestError
@@ -224,7 +226,7 @@ class _Reader:
         name = element.get("name") or f"Layer {self.layer_count}"
         layer = PixelLayer(name)
         self._common(element, layer)
-        self._roles(element, layer)
+        self._roles(element, layer, gx, gy)
         own = element.get(_S + "visible")
         if own is not None and not layer.role.is_image:  # see _StackWriter._layer
             layer.visible = own.strip().lower() != "false"
@@ -293,7 +295,8 @@ class _Reader:
             )
         return round(value)
 
-    def _roles(self, element: ET.Element, layer: PixelLayer) -> None:
+    def _roles(self, element: ET.Element, layer: PixelLayer, gx: int = 0, gy: int = 0) -> None:
+        """``gx``, ``gy``: the enclosing groups' offsets (the layer's own are 0 once read)."""
         role_text = element.get(_S + "role")
         if role_text is not None:
             try:
@@ -315,7 +318,10 @@ class _Reader:
                     kind = ControlKind.parse(control_text)
                 except RequestError as exc:
                     self._bad(f"{where}: sfumato:control: {exc}")
-            layer.control = ControlSettings(kind, *self._timing(element, where))
+            layer.control = ControlSettings(
+                kind, *self._timing(element, where),
+                pose=self._pose(element, where, gx, gy), source=self._source(element, where),
+            )
         reference_text = element.get(_S + "reference")
         if reference_text is not None or layer.role is Role.REFERENCE:
             reference_kind = ReferenceKind.CONTENT
@@ -339,6 +345,28 @@ class _Reader:
             self._bad(f"{where}: sfumato:start ({start}) must be below sfumato:end ({end})")
             start, end = 0.0, 1.0
         return strength, start, end
+
+    def _pose(self, element: ET.Element, where: str, gx: int, gy: int) -> Pose | None:
+        """``sfumato:pose``: OpenPose JSON in document pixels → the layer's surface space."""
+        text = element.get(_S + "pose")
+        if text is None:
+            return None
+        try:
+            return Pose.from_text(text, -gx, -gy)
+        except PoseError as exc:
+            self._bad(f"{where}: sfumato:pose: {exc}")
+            return None
+
+    def _source(self, element: ET.Element, where: str) -> ControlSource | None:
+        text = element.get(_S + "source")
+        if text is None:
+            return None
+        try:
+            return ControlSource(text.strip().lower())
+        except ValueError:
+            known = ", ".join(s.value for s in ControlSource)
+            self._bad(f"{where}: sfumato:source={text!r} is not a known source ({known})")
+            return None
 
     def _generation(self, text: str, where: str) -> dict[str, Any] | None:
         try:

@@ -37,7 +37,7 @@ from sfumato.canvas.files.ora_archive import SFUMATO as _S
 from sfumato.canvas.files.recipe_parameters import document_parameters
 from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.geometry import Rect
-from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer, Role
+from sfumato.canvas.model.layers import GroupLayer, Layer, PixelLayer, Role, document_offset
 from sfumato.canvas.render.composite import flatten
 from sfumato.vocabulary.atomic_file import atomic_write
 
@@ -67,7 +67,7 @@ def save_ora(doc: Document, path: str | Path, backup: bool = False) -> None:
     path = Path(path)
     workers = max(1, min(SAVE_THREADS, os.cpu_count() or 1))
     try:
-        writer = _StackWriter(doc.active)
+        writer = _StackWriter(doc.active, size=(doc.width, doc.height))
         image = _image_element(doc)
         root_stack = ET.SubElement(image, "stack")
         for child in doc.root.children:
@@ -182,6 +182,7 @@ class _StackWriter:
 
     active: Layer | None
     jobs: list[tuple[str, PixelLayer, Rect]] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # the canvas, for a pose's canvas_width/canvas_height
 
     def element(self, layer: Layer) -> ET.Element:
         if isinstance(layer, GroupLayer):
@@ -229,11 +230,11 @@ class _StackWriter:
             # are hidden there; Sfumato keeps its own visibility in sfumato:visible.
             attrs["visibility"] = "hidden"
             attrs[_S + "visible"] = "true" if layer.visible else "false"
-        attrs.update(_role_attributes(layer))
+        attrs.update(_role_attributes(layer, self.size))
         return ET.Element("layer", attrs)
 
 
-def _role_attributes(layer: PixelLayer) -> dict[str, str]:
+def _role_attributes(layer: PixelLayer, size: tuple[int, int] = (0, 0)) -> dict[str, str]:
     attrs: dict[str, str] = {}
     if layer.role is not Role.PAINT:
         attrs[_S + "role"] = layer.role.value
@@ -246,6 +247,12 @@ def _role_attributes(layer: PixelLayer) -> dict[str, str]:
         attrs[_S + "strength"] = _num(layer.control.strength)
         attrs[_S + "start"] = _num(layer.control.start)
         attrs[_S + "end"] = _num(layer.control.end)
+        if layer.control.pose is not None:
+            # OpenPose JSON in document pixels (the model keeps layer pixels)
+            dx, dy = document_offset(layer)
+            attrs[_S + "pose"] = layer.control.pose.to_text(size[0], size[1], dx, dy)
+        if layer.control.source is not None:
+            attrs[_S + "source"] = layer.control.source.value
     if layer.reference is not None:
         attrs[_S + "reference"] = layer.reference.kind.value
         attrs[_S + "strength"] = _num(layer.reference.strength)

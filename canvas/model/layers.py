@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.pose import Pose
 from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
@@ -46,14 +47,30 @@ class Role(Enum):
             ) from None
 
 
+class ControlSource(Enum):
+    """Where a control layer's pixels come from when it has none: ``CANVAS`` = the
+    flattened picture run through the kind's estimator (``sfumato render`` fills an empty
+    depth layer so before planning)."""
+
+    CANVAS = "canvas"
+
+
 @dataclass(frozen=True)
 class ControlSettings:
-    """How a control layer steers generation; see :class:`ControlSpec` in the request."""
+    """How a control layer steers generation; see :class:`ControlSpec` in the request.
+
+    ``pose`` (pose layers): the editable skeleton, in the layer's surface space (see
+    :mod:`sfumato.canvas.model.pose`); when set, the planner draws it instead of reading
+    the layer's pixels, and the pixels hold the same drawing for display (re-rendered by
+    every pose edit). ``source``: see :class:`ControlSource`.
+    """
 
     kind: ControlKind = ControlKind.SCRIBBLE
     strength: float = 1.0  # 0..2
     start: float = 0.0  # fraction of the schedule, 0..1
     end: float = 1.0
+    pose: Pose | None = None
+    source: ControlSource | None = None
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ from typing import Any
 from sfumato.canvas.model.document import Document, Recipe
 from sfumato.canvas.model.layers import (
     ControlSettings,
+    ControlSource,
     GroupLayer,
     Layer,
     PixelLayer,
     ReferenceSettings,
     Role,
 )
+from sfumato.canvas.model.pose import Pose
 from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
 
@@ -43,6 +45,13 @@ def _node(layer: Layer) -> dict[str, Any]:
             node[name] = getattr(layer, name)
         c = layer.control
         node["control"] = None if c is None else [c.kind.value, c.strength, c.start, c.end]
+        if c is not None and (c.pose is not None or c.source is not None):
+            # appended only when set, so journals written before them read the same;
+            # the pose in the layer's own pixels (OpenPose JSON, canvas size unused)
+            node["control"] += [
+                None if c.pose is None else c.pose.to_json(0, 0),
+                None if c.source is None else c.source.value,
+            ]
         r = layer.reference
         if r is not None:  # absent when None, so journals written before it read the same
             node["reference"] = [r.kind.value, r.strength, r.start, r.end]
@@ -80,7 +89,11 @@ def _set_props(layer: Layer, node: dict[str, Any]) -> None:
         for name in _PIXEL:
             setattr(layer, name, node[name])
         c = node["control"]
-        layer.control = None if c is None else ControlSettings(ControlKind(c[0]), c[1], c[2], c[3])
+        layer.control = None if c is None else ControlSettings(
+            ControlKind(c[0]), c[1], c[2], c[3],
+            pose=Pose.from_json(c[4]) if len(c) > 4 and c[4] is not None else None,
+            source=ControlSource(c[5]) if len(c) > 5 and c[5] is not None else None,
+        )
         r = node.get("reference")
         layer.reference = None if r is None else ReferenceSettings(ReferenceKind(r[0]), r[1], r[2], r[3])
         layer.generation = node["generation"]
