@@ -266,7 +266,7 @@ def _part_entry(path: Path, origin: Origin) -> ModelEntry | None | bool:
     if part.role in (Role.TEXT_ENCODER, Role.VAE):
         return False
     group = group_transformer_file(path, part)
-    return ModelEntry(WeightsKind.CHECKPOINT, str(path), path.stem, part.family, origin,
+    return ModelEntry(WeightsKind.CHECKPOINT, str(path), path.stem, part.model_family, origin,
                       problem=group.problem if group is not None else None)
 
 

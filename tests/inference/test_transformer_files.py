@@ -834,3 +834,8 @@ def test_flux_kontext_is_told_by_its_file_name(tmp_path: Path, flux_parts: dict[
     pipe, _ = load_model_file(models / "diffusion_models" / "flux1-kontext-dev.safetensors", config=flux_parts["config"])
     assert type(pipe).__name__ == "FluxKontextPipeline"
     _assert_same_weights(flux_parts["transformer"], pipe.transformer)
+    # the catalog lists it as Kontext too, so the window plans edits for it
+    from sfumato.inference.catalog import Origin, _part_entry
+
+    entry = _part_entry(models / "diffusion_models" / "flux1-kontext-dev.safetensors", Origin.CONFIGURED)
+    assert entry and entry.family == "flux-kontext" and entry.problem is None
