@@ -54,6 +54,7 @@ from sfumato.vocabulary.families import (
     PIPELINE_FAMILIES,
     builtin_controlnet_folder,
     builtin_model_folder,
+    lora_family,
 )
 from sfumato.vocabulary.kinds import ControlKind, ReferenceKind
 
@@ -596,11 +597,13 @@ def _encoder_serves(path: Path, adapter: IPAdapterInfo) -> bool:
 
 
 def find_loras(family: str | None = None, *, config: Config | None = None) -> list[ModelEntry]:
-    """Installed LoRAs, optionally only those for ``family`` (unknown family included)."""
+    """Installed LoRAs, optionally only those for ``family`` (unknown family included; an
+    edit model's are its base model's: :func:`~sfumato.vocabulary.families.lora_family`)."""
     loras = list_models(WeightsKind.LORA, config=config)
     if family is None:
         return loras
-    return [e for e in loras if e.family in (family, None)]
+    base = lora_family(family)
+    return [e for e in loras if e.family in (base, None)]
 
 
 # --------------------------------------------------------------------------- depth estimators
