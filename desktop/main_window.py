@@ -376,14 +376,6 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         self.menus.update(build_menu_bar(self.menuBar(), self.actions))
-        # The reference layer's two entries follow "New Control Layer" in the Layer menu.
-        # TODO(window_menus): list "add_reference", "add_reference_image" in MENU_BAR there.
-        layer_menu = self.menus["layer"]
-        entries = layer_menu.actions()
-        after = entries.index(self.actions["add_control"]) + 1
-        before = entries[after] if after < len(entries) else None
-        for name in ("add_reference", "add_reference_image"):
-            layer_menu.insertAction(before, self.actions[name])  # type: ignore[arg-type]
         self.recent_menu = self.menus["recent"]
         self._fill_recent_menu(self.settings.recent_files())
 

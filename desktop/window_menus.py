@@ -61,7 +61,8 @@ MENU_BAR: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
     )),
     ("image", "&Image", ("canvas_size", "image_size")),
     ("layer", "&Layer", (
-        "add_paint", "add_group", "add_inpaint-mask", "add_region", "add_control", None,
+        "add_paint", "add_group", "add_inpaint-mask", "add_region", "add_control", "add_reference",
+        "add_reference_image", None,
         "import", "duplicate_layer", "merge_down", "delete_layer",
     )),
     ("select", "&Select", (
