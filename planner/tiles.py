@@ -14,9 +14,10 @@ weights of all tiles covering a pixel sum to 1 (to float rounding): a constant p
 stays exactly constant, no seam and no gain, even where three tiles overlap (a short side
 just above ``tile`` with a large overlap).
 
-Memory: :class:`TileBlender` keeps the finished picture as ``uint8`` and a ``float32``
-band only as tall as the tiles of the current row (plus the rows the next row overlaps),
-so a 8192² result costs its 192 MiB of bytes and a band, never a float copy of it all.
+Memory: :class:`TileBlender` keeps the finished picture as ``uint8`` and one ``float32``
+band as tall as a tile (the current row of tiles; what the row above left unfinished lies
+inside it), allocated once: a 8192² result in 1024 px tiles costs its 192 MiB of bytes and
+a 96 MiB band, never a float copy of it all.
 
 Coordinates are pixels, top-left origin, ``(x, y, w, h)`` like :class:`~sfumato.canvas.model.geometry.Rect`.
 """
@@ -150,7 +151,10 @@ class TileBlender:
         self.picture = np.zeros((grid.height, grid.width, channels), dtype=np.uint8)
         self._wx = axis_weights(grid.columns, grid.width)
         self._wy = axis_weights(grid.rows, grid.height)
-        self._band = np.zeros((0, grid.width, channels), dtype=np.float32)
+        # one row of tiles at a time: the rows from the current tile row's top to its bottom
+        # (what the row before left unfinished lies inside them)
+        tallest = max(end - start for start, end in grid.rows)
+        self._band = np.zeros((tallest, grid.width, channels), dtype=np.float32)
         self._band_top = 0  # picture row of the band's first row
         self._next = 0  # index of the tile expected next
 
@@ -168,14 +172,10 @@ class TileBlender:
         self._next += 1
         if tile.column == 0:
             self._finish_rows(tile.y)
-            top = self._band_top
-            if tile.y + tile.h - top > self._band.shape[0]:  # grow the band down to this row's bottom
-                extra = tile.y + tile.h - top - self._band.shape[0]
-                grown = np.zeros((extra, self.grid.width, self._band.shape[2]), dtype=np.float32)
-                self._band = np.concatenate([self._band, grown]) if self._band.shape[0] else grown
         weight = np.outer(self._wy[tile.row], self._wx[tile.column]).astype(np.float32)
         y = tile.y - self._band_top
-        self._band[y : y + tile.h, tile.x : tile.x + tile.w] += image.astype(np.float32) * weight[..., None]
+        band = self._band[y : y + tile.h, tile.x : tile.x + tile.w]
+        band += image.astype(np.float32) * weight[..., None]
 
     def result(self) -> np.ndarray:
         """The blended picture (uint8), once every tile has been added."""
@@ -185,11 +185,16 @@ class TileBlender:
         return self.picture
 
     def _finish_rows(self, until: int) -> None:
-        """Round the band's rows above picture row ``until`` into the picture."""
-        done = until - self._band_top
+        """Round the band's rows above picture row ``until`` into the picture and move the
+        band down to start there (in place: no second band is ever allocated)."""
+        done = min(until - self._band_top, self._band.shape[0])
         if done <= 0:
             return
         rows = self._band[:done]
-        self.picture[self._band_top : self._band_top + rows.shape[0]] = np.clip(np.rint(rows), 0, 255).astype(np.uint8)
-        self._band = self._band[done:].copy()
+        np.rint(rows, out=rows)
+        np.clip(rows, 0, 255, out=rows)
+        self.picture[self._band_top : self._band_top + done] = rows  # exact integers: the cast is exact
+        keep = self._band.shape[0] - done
+        self._band[:keep] = self._band[done:]
+        self._band[keep:] = 0.0
         self._band_top = until
