@@ -425,9 +425,24 @@ class CanvasView(QWidget):
     def event(self, event: QEvent) -> bool:
         if self._input.gesture(event):
             return True
+        # a tool that takes keys (the Pose tool: Delete, M) gets them before the window's
+        # shortcuts (Clear Layer, the mask brush)
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and self._tool_wants_key(event)):
+            event.accept()
+            return True
         return super().event(event)
 
+    def _tool_wants_key(self, event: QKeyEvent) -> bool:
+        wants = getattr(self.active_tool(), "wants_key", None)
+        return bool(wants is not None and wants(event.key(), event.modifiers()))
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if self._tool_wants_key(event):
+            tool = self.active_tool()
+            if tool is not None and tool.key_press(event.key(), event.modifiers()):  # type: ignore[attr-defined]
+                self.update()
+                return
         if not self._input.key_press(event):
             super().keyPressEvent(event)
 

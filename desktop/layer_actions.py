@@ -21,7 +21,10 @@ from sfumato.canvas.model.layers import (
     PixelLayer,
     ReferenceSettings,
     Role,
+    document_offset,
 )
+from sfumato.canvas.model.pose import Person, Pose
+from sfumato.vocabulary.kinds import ControlKind
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +147,77 @@ def set_layer_offset(doc: Document, layer: Layer, x: int, y: int, merge_id: obje
     one undo step."""
     if (layer.x, layer.y) != (x, y):
         editing.set_offset(doc, layer, x, y, merge_id)
+
+
+# -- pose layers ---------------------------------------------------------------------------------
+def is_pose_layer(layer: Layer | None) -> bool:
+    """Whether ``layer`` is a control layer of kind ``pose`` (skeleton or not)."""
+    return (
+        isinstance(layer, PixelLayer) and layer.role is Role.CONTROL
+        and layer.control is not None and layer.control.kind is ControlKind.POSE
+    )
+
+
+def set_pose(doc: Document, layer: PixelLayer, pose: Pose, label: str = "Edit Pose") -> None:
+    """Give the pose layer ``layer`` the skeleton ``pose`` (layer space) and redraw its
+    pixels to match (OpenPose's colour map on transparency): one undo step."""
+    from sfumato.canvas.edits.pose_commands import set_pose as execute_set_pose
+    from sfumato.planner.pose import pose_layer_pixels
+
+    drawn = pose_layer_pixels(pose)
+    if drawn is None:
+        execute_set_pose(doc, layer, pose, None, label=label)
+        return
+    rgba, x, y = drawn
+    ox, oy = document_offset(layer)
+    execute_set_pose(doc, layer, pose, rgba, x + ox, y + oy, label=label)
+
+
+def add_pose_layer(doc: Document, people: int = 1) -> PixelLayer:
+    """A new pose layer above the active one holding ``people`` standing skeletons
+    (side by side, centred on the canvas), drawn in its pixels: one undo step."""
+    from sfumato.canvas.model.tiles import TiledSurface
+    from sfumato.planner.pose import pose_layer_pixels
+
+    height = 0.7 * min(doc.height, doc.width * 1.5)
+    step = doc.width / (people + 1)
+    pose = Pose(tuple(
+        Person.standing(step * (i + 1), doc.height / 2, height) for i in range(people)
+    ))
+    surface = TiledSurface()
+    drawn = pose_layer_pixels(pose)
+    if drawn is not None:
+        surface.write(drawn[1], drawn[2], drawn[0])
+    layer = PixelLayer(
+        unique_name(doc, "Pose"), surface, role=Role.CONTROL,
+        control=ControlSettings(kind=ControlKind.POSE, pose=pose),
+    )
+    add_layer(doc, Role.CONTROL, layer=layer)
+    return layer
+
+
+# -- depth from the picture ----------------------------------------------------------------------
+def visible_picture(doc: Document) -> np.ndarray:
+    """The visible picture over white, uint8 RGB at the document's size (what "Depth from
+    Image" reads: paint and generated layers, as flattening does)."""
+    from sfumato.canvas.render.composite import flatten
+
+    return np.ascontiguousarray(flatten(doc, background=(255, 255, 255, 255))[..., :3])
+
+
+def depth_pixels(depth: np.ndarray) -> np.ndarray:
+    """A depth map (uint8 ``(H, W)``, near = 255) as opaque grey straight RGBA."""
+    grey = np.asarray(depth, np.uint8)
+    return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+
+
+def replace_layer_pixels(doc: Document, layer: PixelLayer, rgba: np.ndarray, label: str) -> None:
+    """Make ``rgba`` (document-sized, placed at document (0, 0)) the layer's only pixels:
+    what it held elsewhere (beyond the canvas, after a move) goes too. One undo step."""
+    from sfumato.canvas.edits.pixel_commands import ClearLayer, PutPixels
+    from sfumato.canvas.model.history import MacroCommand
+
+    doc.execute(MacroCommand(label, [
+        ClearLayer(doc, layer, use_selection=False),
+        PutPixels(doc, layer, rgba, 0, 0, label=label),
+    ]))

@@ -136,9 +136,12 @@ class _PromptEdit(QPlainTextEdit):
 class LayerProperties(QWidget):
     """Editors for the active layer; hidden rows for roles it doesn't have.
 
-    ``message(text)`` reports an edit the document refused (a locked layer, ...)."""
+    ``message(text)`` reports an edit the document refused (a locked layer, ...);
+    ``depth_requested()``: "From image" on a depth control layer (the window runs the
+    depth estimator on its worker)."""
 
     message = Signal(str)
+    depth_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -367,6 +370,9 @@ class LayerProperties(QWidget):
         if self._doc is None or not isinstance(layer, PixelLayer) or layer.role is not Role.CONTROL:
             return
         kind = (layer.control or ControlSettings()).kind
+        if kind is ControlKind.DEPTH:
+            self.depth_requested.emit()  # a model's work: the window sends it to the worker
+            return
         rgba = control_image_from_document(self._doc, kind)
         if layer.x or layer.y:
             editing.set_offset(self._doc, layer, 0, 0)
@@ -406,6 +412,7 @@ class LayersDock(QWidget):
 
         self.properties = LayerProperties()
         self.properties.message.connect(self.message)
+        self.depth_requested = self.properties.depth_requested
 
         self.add_actions: dict[Role | None, QAction] = {}
         buttons = QHBoxLayout()

@@ -47,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 from sfumato.canvas import editing
 from sfumato.canvas.model.document import Document, DocumentReset, RecipeChanged
+from sfumato.canvas.model.geometry import Rect
 from sfumato.canvas.model.history import HistoryChanged
 from sfumato.canvas.model.layers import PixelLayer, Role
 from sfumato.canvas.paint import selection
@@ -54,14 +55,17 @@ from sfumato.canvas.recovery.recovery import Recovered
 from sfumato.desktop import canvas_size_dialog, help_menu, layer_actions
 from sfumato.desktop.brush_panel import BrushPanel
 from sfumato.desktop.canvas_view import CanvasView
+from sfumato.desktop.depth_action import DepthFromImage
 from sfumato.desktop.files import DocumentFiles, new_document
 from sfumato.desktop.journal_keeper import JournalKeeper
 from sfumato.desktop.layers_dock import LayersDock
+from sfumato.desktop.pose_tool import pose_estimator_message
 from sfumato.desktop.recovery_dialog import offer_recovery
 from sfumato.desktop.selection_overlay import SelectionOverlay
 from sfumato.desktop.settings import AppSettings
 from sfumato.desktop.tool_controller import ToolController
 from sfumato.desktop.tool_settings import ToolSettings
+from sfumato.desktop.tools import ToolError
 from sfumato.desktop.viewport import Viewport
 from sfumato.desktop.window_menus import (
     TOOL_SHORTCUTS,
@@ -120,6 +124,9 @@ class MainWindow(QMainWindow):
         self.tool_settings.changed.connect(lambda _v: self.view.refresh_cursor())
         self.selection_overlay = SelectionOverlay(self.view)
 
+        self.depth_job = DepthFromImage(lambda: getattr(self._generation, "worker", None), self)
+        self.depth_job.message.connect(self.show_message)
+
         self.files = DocumentFiles(self, self.settings, lambda: self._document)
         self.files.document_opened.connect(self.set_document)
         self.files.path_changed.connect(lambda _p: self._update_title())
@@ -137,6 +144,7 @@ class MainWindow(QMainWindow):
         self.layers_dock = LayersDock()
         self.add_dock(self.layers_dock, DockArea.RightDockWidgetArea, title="Layers", name="layers")
         self.layers_dock.message.connect(self.show_message)
+        self.layers_dock.depth_requested.connect(self.depth_from_image)
         self.brush_panel = BrushPanel(self.tool_settings)
         self.add_dock(self.brush_panel, DockArea.RightDockWidgetArea, title="Brush", name="brush")
         self.view.viewport_changed.connect(self._show_zoom)
@@ -360,6 +368,23 @@ class MainWindow(QMainWindow):
         a("add_reference_image", "New Reference Layer from &Image…",
           lambda: self.layers_dock.add_reference_from_file(),
           tip="A picture to follow (style, composition, a face); or drop image files on the Layers dock")
+        a("add_pose", "New P&ose Layer", self.add_pose_layer,
+          tip="A pose control layer holding a standing skeleton; edit it with the Pose tool (P)")
+        a("pose_tool", "&Pose Tool", None, "P", "Drag the joints of the active pose layer's skeleton (P)")
+        self.actions["pose_tool"].setCheckable(True)
+        self.actions["pose_tool"].toggled.connect(self.tools.set_pose_mode)
+        self.tools.pose_mode_changed.connect(self.actions["pose_tool"].setChecked)
+        self.tool_actions.triggered.connect(lambda _a: self.tools.set_pose_mode(False))
+        a("pose_add_person", "Add Person to Pose", self.add_pose_person,
+          tip="A standing skeleton in the middle of the view, on the active pose layer")
+        a("pose_delete_person", "Delete Person from Pose", lambda: self._pose_edit("delete_selected"),
+          tip="Remove the selected person of the pose (Delete, with the Pose tool)")
+        a("pose_mirror", "Mirror Person", lambda: self._pose_edit("mirror_selected"),
+          tip="Swap the selected person's left and right (M, with the Pose tool)")
+        a("pose_from_image", "Pose from Image", lambda: self.show_message(pose_estimator_message()),
+          tip="Find the people's poses in the visible picture")
+        a("depth_from_image", "Depth from &Image", self.depth_from_image,
+          tip="Fill the active depth control layer with the visible picture's depth map")
         a("duplicate_layer", "&Duplicate Layer", self.duplicate_layer, "Ctrl+J")  # Krita's keys
         a("merge_down", "&Merge Down", self.merge_down, "Ctrl+E")
         a("delete_layer", "De&lete Layer", self.delete_layer, "Shift+Delete")
@@ -443,6 +468,38 @@ class MainWindow(QMainWindow):
         if self._document is not None:
             self._guarded("add a layer", lambda: layer_actions.add_layer(self._document, role))  # type: ignore[arg-type]
 
+    def add_pose_layer(self) -> None:
+        doc = self._document
+        if doc is None:
+            return
+        self._guarded("add a pose layer", lambda: layer_actions.add_pose_layer(doc))
+        self.tools.set_pose_mode(True)
+
+    def add_pose_person(self) -> None:
+        doc = self._document
+        if doc is None:
+            return
+        seen = self.view.visible_document_rect().intersect(Rect(0, 0, doc.width, doc.height))
+        if seen.empty:
+            seen = Rect(0, 0, doc.width, doc.height)
+        self._pose_edit("add_person", seen.x + seen.w / 2, seen.y + seen.h / 2, 0.7 * seen.h)
+
+    def _pose_edit(self, what: str, *args: float) -> None:
+        """Run a Pose tool edit; its refusals (no pose layer, no person chosen) are messages."""
+        try:
+            getattr(self.tools.pose_tool, what)(*args)
+        except ToolError as exc:
+            self.show_message(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a refused edit is a message, the model is unchanged
+            self.show_message(f"Cannot edit the pose: {exc}")
+            return
+        self.tools.set_pose_mode(True)
+        self.view.update()
+
+    def depth_from_image(self) -> None:
+        self.depth_job.run(self._document, self._document.active if self._document else None)
+
     def duplicate_layer(self) -> None:
         doc = self._document
         if doc is not None and doc.active is not None:
@@ -463,6 +520,9 @@ class MainWindow(QMainWindow):
 
     def clear_layer(self) -> None:
         doc = self._document
+        if self.tools.pose_mode and doc is not None and layer_actions.is_pose_layer(doc.active):
+            self._pose_edit("delete_selected")  # Delete with the Pose tool removes a person
+            return
         if doc is not None and isinstance(doc.active, PixelLayer):
             active = doc.active
             self._guarded("clear the layer", lambda: editing.clear_layer(doc, active))

@@ -1,6 +1,9 @@
 """Owns one instance of each tool and knows which is active; the bridge between the
 canvas view (which asks for the active tool) and the tools (which ask for the document,
-the brush settings, and a way to talk to the user)."""
+the brush settings, and a way to talk to the user).
+
+The Pose tool (:mod:`~sfumato.desktop.pose_tool`) is held apart from the brush panel's
+tools: :meth:`set_pose_mode` turns it on, choosing any other tool turns it off."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.geometry import Rect
+from sfumato.desktop.pose_tool import PoseTool
 from sfumato.desktop.tool_settings import ToolKind, ToolSettings
 from sfumato.desktop.tools import TOOL_CLASSES, Tool
 
@@ -21,6 +25,7 @@ class ToolController(QObject):
 
     message = Signal(str)
     repaint_requested = Signal(object)  # a document-space Rect, or None for everything
+    pose_mode_changed = Signal(bool)
 
     def __init__(
         self,
@@ -32,6 +37,9 @@ class ToolController(QObject):
         self._settings = settings
         self._document = document
         self._tools: dict[ToolKind, Tool] = {kind: cls(self) for kind, cls in TOOL_CLASSES.items()}
+        self.pose_tool = PoseTool(self)
+        self._pose_mode = False
+        settings.tool_changed.connect(lambda _kind: self.set_pose_mode(False))
 
     # -- ToolHost ----------------------------------------------------------------------------
     @property
@@ -50,12 +58,27 @@ class ToolController(QObject):
 
     # -- ToolProvider ------------------------------------------------------------------------
     def active_tool(self) -> Tool | None:
+        if self._pose_mode:
+            return self.pose_tool
         return self._tools.get(self._settings.tool)
+
+    @property
+    def pose_mode(self) -> bool:
+        return self._pose_mode
+
+    def set_pose_mode(self, on: bool) -> None:
+        """Make the Pose tool the active tool (``on``) or give the brush panel's tool back."""
+        if on == self._pose_mode:
+            return
+        self.pose_tool.cancel()
+        self._pose_mode = on
+        self.pose_mode_changed.emit(on)
+        self.request_repaint()
 
     def tool(self, kind: ToolKind) -> Tool:
         return self._tools[kind]
 
     def cancel_all(self) -> None:
         """Abort whatever any tool has in progress (before the document is replaced)."""
-        for tool in self._tools.values():
+        for tool in (*self._tools.values(), self.pose_tool):
             tool.cancel()

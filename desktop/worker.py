@@ -60,7 +60,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EngineFactory", "FailureKind", "GenerationWorker", "PlanInput", "Work", "failure_kind"]
+__all__ = [
+    "DepthInput", "EngineFactory", "FailureKind", "GenerationWorker", "PlanInput", "Work", "failure_kind",
+]
 
 #: Makes the engine, called once on the worker thread (tests pass a CPU engine on tiny models).
 EngineFactory = Callable[[], "Engine"]
@@ -92,8 +94,20 @@ def snapshot_document(doc: Document) -> Document:
 
 
 
-#: What :meth:`GenerationWorker.submit` takes: a ready request, or a document to plan.
-Work: TypeAlias = GenerationRequest | PlanInput
+@dataclass(frozen=True, eq=False)
+class DepthInput:
+    """A job that makes a depth map instead of a picture ("Depth from Image"): ``image``
+    is uint8 RGB ``(H, W, 3)`` (the visible picture), ``model`` a depth estimator folder
+    (``None``: the catalog's). The result comes back as ``estimated(job, depth)``, uint8
+    ``(H, W)`` with near = 255; failures and cancels as for a generation."""
+
+    image: np.ndarray
+    model: str | None = None
+
+
+#: What :meth:`GenerationWorker.submit` takes: a ready request, a document to plan, or a
+#: picture to estimate depth from.
+Work: TypeAlias = GenerationRequest | PlanInput | DepthInput
 
 
 class FailureKind(Enum):
@@ -270,7 +284,8 @@ class GenerationWorker(QThread):
     - ``finished(job, images, metadata)``: ``images`` a tuple of uint8 ``(H, W, 3)`` at
       the request's size, ``metadata`` the engine's ``Finished.metadata`` dict;
     - ``failed(job, message, kind)``: ``message`` for the user, ``kind`` a :class:`FailureKind`;
-    - ``cancelled(job)``.
+    - ``cancelled(job)``;
+    - ``estimated(job, depth)``: a :class:`DepthInput` job's map, uint8 ``(H, W)``.
 
     Tuples and dicts travel as ``object`` (a ``dict`` signal type would pass through a
     ``QVariantMap`` and lose its key order).
@@ -285,6 +300,7 @@ class GenerationWorker(QThread):
     finished = Signal(int, object, object)  # tuple[np.ndarray, ...], dict[str, Any]
     failed = Signal(int, str, FailureKind)
     cancelled = Signal(int)
+    estimated = Signal(int, np.ndarray)
 
     def __init__(self, engine_factory: EngineFactory | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -308,8 +324,10 @@ class GenerationWorker(QThread):
     def submit(self, work: Work) -> int:
         """Queue ``work`` and return its job id (latest wins: a waiting job is dropped and
         reported cancelled, a running one cancelled); starts the thread on first use."""
-        if not isinstance(work, GenerationRequest | PlanInput):
-            raise TypeError(f"submit takes a GenerationRequest or a PlanInput, not {type(work).__name__}")
+        if not isinstance(work, GenerationRequest | PlanInput | DepthInput):
+            raise TypeError(
+                f"submit takes a GenerationRequest, a PlanInput or a DepthInput, not {type(work).__name__}"
+            )
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the generation worker has been shut down")
@@ -473,6 +491,9 @@ class GenerationWorker(QThread):
         if job.cancel.is_set():
             self.cancelled.emit(job.id)
             return
+        if isinstance(job.work, DepthInput):
+            self._run_depth(job, job.work)
+            return
         request = self._request(job)
         if request is None:
             return
@@ -511,3 +532,28 @@ class GenerationWorker(QThread):
                 self.cancelled.emit(job.id)
 
         engine.run(request, on_event, job.cancel)
+
+    def _run_depth(self, job: _Job, work: DepthInput) -> None:
+        from sfumato.inference.errors import CancelledError, EngineError
+        from sfumato.inference.request import ModelRef
+
+        job.work = None
+        self.started_job.emit(job.id)
+        if self._engine is None:
+            self.loading.emit(job.id, "Starting the engine (PyTorch)…")
+            with collections_paused():
+                self._ensure_engine(job)
+        engine = self._engine
+        if engine is None:
+            return
+        self.loading.emit(job.id, "Estimating depth…")
+        model = None if work.model is None else ModelRef(work.model)
+        try:
+            depth = engine.estimate_depth(work.image, model, job.cancel)
+        except CancelledError:
+            self.cancelled.emit(job.id)
+            return
+        except EngineError as error:
+            self.failed.emit(job.id, error.user_message, failure_kind(error))
+            return
+        self.estimated.emit(job.id, depth)
