@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sfumato.inference.detect import (
+    MISTOLINE_KINDS,
     SD2,
     SD15,
     SDXL,
@@ -45,7 +46,11 @@ from sfumato.inference.detect import (
     detect_weights_kind,
     guess_family,
     image_encoder_info,
+    is_mistoline,
+    is_union_controlnet,
+    is_union_controlnet_config,
     read_safetensors_header,
+    union_kinds,
 )
 from sfumato.inference.errors import EngineError
 from sfumato.vocabulary.config import Config, load_config, read_json
@@ -243,8 +248,10 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
     config = read_json(folder / "config.json") or {}
     if "CLIPVisionModelWithProjection" in (config.get("architectures") or ()):
         return ModelEntry(WeightsKind.CLIP_VISION, source or str(folder), label or folder.name, None, origin, location)
-    if config.get("_class_name") == "ControlNetModel":
+    if config.get("_class_name") == "ControlNetModel" or is_union_controlnet_config(config):
         family = _family_from_cross_attention(config.get("cross_attention_dim"))
+        if family is None and config.get("addition_embed_type") == "text_time":
+            family = SDXL  # SDXL's ControlNets embed its size conditioning, whatever their width
         return ModelEntry(WeightsKind.CONTROLNET, source or str(folder), label or folder.name, family, origin, location)
     return None
 
@@ -463,18 +470,36 @@ def find_controlnet(
     Names are matched case-insensitively against words such as ``scribble``, ``canny``,
     ``softedge``/``hed``; a ControlNet of unknown family counts as a match only when no
     entry of the right family does (never the built-in demo ControlNet). The user's configured folders win over ComfyUI,
-    A1111 and the hub.
+    A1111 and the hub. When no net is named for the kind: MistoLine (named ``mistoline``,
+    SDXL) for every line kind (scribble, lineart, softedge, canny), then a union ControlNet
+    of the family (xinsir's Union/ProMax: named ``union``, or recognised by its config or
+    tensor names) for every kind its control types cover.
     """
-    pool = list(list_models(WeightsKind.CONTROLNET) if entries is None else entries)
+    pool = [e for e in (list_models(WeightsKind.CONTROLNET) if entries is None else entries)
+            if e.kind is WeightsKind.CONTROLNET and e.problem is None]  # fmt: skip
     words = _CONTROL_WORDS[kind]
 
     def named(entry: ModelEntry) -> bool:
         text = (entry.label + " " + Path(entry.source).name).lower()
         return any(word in text for word in words)
 
-    matches = [e for e in pool if e.kind is WeightsKind.CONTROLNET and e.problem is None and named(e)]
+    found = _first_of_family([e for e in pool if named(e)], family)
+    if found is not None:
+        return found
+    if kind in MISTOLINE_KINDS and family == SDXL:
+        found = _first_of_family([e for e in pool if is_mistoline(e.label + " " + Path(e.source).name)], family)
+        if found is not None:
+            return found
+    if kind in union_kinds(family):
+        return _first_of_family([e for e in pool if _is_union_entry(e)], family)
+    return None
+
+
+def _first_of_family(matches: list[ModelEntry], family: str) -> ModelEntry | None:
+    """The first of ``matches`` of ``family``, else the first of unknown family (never the
+    built-in demo ControlNet, which stands last)."""
     # The built-in demo ControlNet only when nothing real is installed.
-    matches.sort(key=lambda e: e.origin is Origin.BUILTIN)
+    matches = sorted(matches, key=lambda e: e.origin is Origin.BUILTIN)
     for entry in matches:
         if entry.family == family:
             return entry
@@ -482,6 +507,34 @@ def find_controlnet(
         if entry.family is None and entry.origin is not Origin.BUILTIN:
             return entry
     return None
+
+
+_union_cache: dict[tuple[str, int, int], bool] = {}
+
+
+def _is_union_entry(entry: ModelEntry) -> bool:
+    """Whether a ControlNet entry is a union ControlNet: by its name (``union``), a
+    folder's config, or a ``.safetensors`` file's tensor names (cached by mtime/size)."""
+    if "union" in (entry.label + " " + Path(entry.source).name).lower():
+        return True
+    path = entry.path
+    if path is None:
+        return False
+    try:
+        if path.is_dir():
+            return is_union_controlnet_config(read_json(path / "config.json") or {})
+        if path.suffix.lower() != ".safetensors":
+            return False
+        stat = path.stat()
+    except OSError:
+        return False
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _union_cache:
+        try:
+            _union_cache[key] = is_union_controlnet(read_safetensors_header(path).shapes)
+        except EngineError:
+            _union_cache[key] = False
+    return _union_cache[key]
 
 
 _ADAPTER_NAME = re.compile(r"ip[-_]?adapter")

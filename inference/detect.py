@@ -37,7 +37,8 @@ from typing import Any
 
 from sfumato.inference.errors import CorruptModelError, ModelNotFoundError, UnsupportedModeError
 from sfumato.inference.transformer_keys import transformer_family
-from sfumato.vocabulary.families import SD2, SD15, SDXL, SUPPORTED_FAMILIES
+from sfumato.vocabulary.families import FLUX, SD2, SD15, SDXL, SUPPORTED_FAMILIES
+from sfumato.vocabulary.kinds import ControlKind
 from sfumato.vocabulary.regular_file import NotRegularFileError, open_regular, special_kind
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "SD15",
     "SDXL",
     "SUPPORTED_FAMILIES",
+    "UNION_CONTROL_TYPES",
     "SafetensorsHeader",
     "TensorInfo",
     "WeightsKind",
@@ -57,6 +59,10 @@ __all__ = [
     "image_encoder_info",
     "ip_adapter_info",
     "is_inpaint_unet",
+    "is_mistoline",
+    "is_union_controlnet",
+    "is_union_controlnet_config",
+    "union_kinds",
     "open_model_file",
     "read_safetensors_header",
     "read_safetensors_keys",
@@ -532,3 +538,63 @@ def image_encoder_info(shapes: Mapping[str, Any]) -> ImageEncoderInfo | None:
     side = int(round((positions[0] - 1) ** 0.5)) * patch[-1]
     layers = len({k.split(".")[3] for k in shapes if k.startswith("vision_model.encoder.layers.")})
     return ImageEncoderInfo(cls[0], proj[0], side, patch[-1], layers, fc1[0])
+
+
+# --------------------------------------------------------------------------- union ControlNets
+
+#: SDXL union ControlNets' control types (xinsir's ControlNet Union and ProMax, diffusers'
+#: ``ControlNetUnionModel``; ``control_mode`` of ``StableDiffusionXLControlNetUnionPipeline``):
+#: 0 openpose, 1 depth, 2 thick lines (scribble, HED, PiDiNet, TEED), 3 thin lines (canny,
+#: lineart, anime lineart, MLSD), 4 normal map, 5 segmentation; ProMax adds 6 tile and
+#: 7 repaint (inpaint), which no control kind asks for.
+UNION_CONTROL_TYPES: dict[ControlKind, int] = {
+    ControlKind.POSE: 0,
+    ControlKind.DEPTH: 1,
+    ControlKind.SCRIBBLE: 2,
+    ControlKind.SOFTEDGE: 2,
+    ControlKind.LINEART: 3,
+    ControlKind.CANNY: 3,
+    ControlKind.SEGMENTATION: 5,
+}
+
+#: the kinds a union ControlNet of each family takes (FLUX.1: InstantX/Shakker-Labs' union,
+#: as :meth:`sfumato.inference.families.flux.FluxFamily.control_mode` maps them)
+_UNION_KINDS: dict[str, frozenset[ControlKind]] = {
+    SDXL: frozenset(UNION_CONTROL_TYPES),
+    FLUX: frozenset({ControlKind.CANNY, ControlKind.DEPTH, ControlKind.POSE, ControlKind.LINEART,
+                     ControlKind.SCRIBBLE, ControlKind.SOFTEDGE}),  # fmt: skip
+}
+
+#: the kinds MistoLine (TheMistoAI's SDXL ControlNet for any line) is offered for
+MISTOLINE_KINDS = frozenset({ControlKind.SCRIBBLE, ControlKind.LINEART, ControlKind.SOFTEDGE, ControlKind.CANNY})
+
+_UNION_KEYS = ("task_embedding", "transformer_layes.", "control_add_embedding.", "spatial_ch_projs.")
+
+
+def union_kinds(family: str | None) -> frozenset[ControlKind]:
+    """The control kinds a union ControlNet of ``family`` takes (none for families without one)."""
+    return _UNION_KINDS.get(family or "", frozenset())
+
+
+def is_union_controlnet(keys: Iterable[str]) -> bool:
+    """Whether a ControlNet's tensor names are a union ControlNet's (xinsir's Union/ProMax:
+    a task embedding, the control-type embedding and the small transformer that mixes the
+    conditions), in the diffusers layout or under ComfyUI's/LDM's ``control_model.``."""
+    for key in keys:
+        name = key[len("control_model."):] if key.startswith("control_model.") else key
+        if name.startswith(_UNION_KEYS):
+            return True
+    return False
+
+
+def is_union_controlnet_config(config: Mapping[str, Any]) -> bool:
+    """Whether a ControlNet folder's ``config.json`` is a union ControlNet's (diffusers'
+    ``ControlNetUnionModel``, xinsir's own ``ControlNetModel_Union``, or any config that
+    counts control types)."""
+    name = str(config.get("_class_name", ""))
+    return "num_control_type" in config or ("ControlNet" in name and "Union" in name)
+
+
+def is_mistoline(name: str) -> bool:
+    """Whether a ControlNet's file or folder name says MistoLine."""
+    return "mistoline" in name.lower().replace("-", "").replace("_", "")

@@ -411,7 +411,8 @@ class ModelCache:
                 self._controlnets.move_to_end(key)
                 net, family_name = cached
             else:
-                net = self._load_controlnet(target, family_hint, model.family.controlnet_class, model.family.label)
+                net = self._load_controlnet(target, family_hint, model.family.controlnet_class, model.family.label,
+                                            model.family.union_controlnet_class)  # fmt: skip
                 family_name = family_hint
                 while len(self._controlnets) >= max(1, self.options.max_controlnets):
                     self._controlnets.popitem(last=False)
@@ -565,15 +566,31 @@ class ModelCache:
         return str(source) if source else None
 
     def _load_controlnet(
-        self, target: Path | str, family: str, class_name: str = "ControlNetModel", label: str = "this model's family"
+        self,
+        target: Path | str,
+        family: str,
+        class_name: str = "ControlNetModel",
+        label: str = "this model's family",
+        union_class: str | None = None,
     ) -> Any:
         import diffusers
 
-        ControlNetModel = getattr(diffusers, class_name)  # noqa: N806
-
         device, dtype = self.choice.device, self.choice.dtype
+        union = _is_union_controlnet(target)
+        if union and union_class is None and class_name == "ControlNetModel":
+            raise UnsupportedModeError(
+                f"The ControlNet {Path(str(target)).name} is a union ControlNet (SDXL); {label} models take none.",
+                f"Choose a {label} ControlNet.",
+            )
+        if union and union_class is not None:
+            class_name = union_class
+        ControlNetModel = getattr(diffusers, class_name)  # noqa: N806
         try:
-            if isinstance(target, str):
+            if union and isinstance(target, Path) and target.is_file():
+                from sfumato.inference.controlnets import load_union_controlnet_file
+
+                net = load_union_controlnet_file(target, torch_dtype=dtype, device=device)
+            elif isinstance(target, str):
                 net = ControlNetModel.from_pretrained(
                     target, torch_dtype=dtype, local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1"
                 )
@@ -581,7 +598,7 @@ class ModelCache:
                 if not (target / "config.json").is_file():
                     raise CorruptModelError(f"{target} is not a ControlNet folder (no config.json).")
                 declared = str((read_json(target / "config.json") or {}).get("_class_name", ""))
-                if declared.endswith("ControlNetModel") and declared != class_name:
+                if declared.endswith("ControlNetModel") and declared != class_name and not union:
                     raise UnsupportedModeError(
                         f"The ControlNet {target.name} is a {declared}, for another model family "
                         f"(this model takes a {class_name}).",
@@ -609,6 +626,30 @@ class ModelCache:
         if self.options.channels_last:
             net.to(memory_format=torch.channels_last)
         return net
+
+
+def _is_union_controlnet(target: Path | str) -> bool:
+    """Whether the ControlNet at ``target`` is a union ControlNet (xinsir's Union/ProMax):
+    by a folder's (or a cached hub id's) config, or a ``.safetensors`` file's tensor names."""
+    from sfumato.inference.detect import (
+        is_union_controlnet,
+        is_union_controlnet_config,
+        read_safetensors_keys,
+    )
+
+    try:
+        if isinstance(target, str):
+            import diffusers
+
+            config = diffusers.ControlNetModel.load_config(target, local_files_only=True)
+            return is_union_controlnet_config(config)
+        if target.is_dir():
+            return is_union_controlnet_config(read_json(target / "config.json") or {})
+        if target.suffix.lower() == ".safetensors":
+            return is_union_controlnet(read_safetensors_keys(target))
+    except Exception:  # noqa: BLE001 - unreadable here: the loader says what is wrong
+        return False
+    return False
 
 
 def _denoiser_config(pipe: Any) -> dict[str, Any]:

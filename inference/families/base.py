@@ -232,6 +232,10 @@ class Family(ABC):
 
     #: the diffusers class of this family's ControlNets
     controlnet_class: str = "ControlNetModel"
+    #: the diffusers class of this family's union ControlNets, when they have their own
+    #: (SDXL: ``ControlNetUnionModel``); ``None``: union nets load as :attr:`controlnet_class`
+    #: (FLUX's union nets are ``FluxControlNetModel`` with a ``num_mode``) or do not exist
+    union_controlnet_class: str | None = None
 
     def controlnet_mismatch(self, net: Any, pipe: Any) -> str | None:
         """Why ``net`` cannot steer ``pipe``'s denoiser (another family's ControlNet), else ``None``."""

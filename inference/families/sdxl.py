@@ -59,6 +59,23 @@ class SDXLFamily(Family):
     )
     reference_vae = {"latent_channels": 4, "block_out_channels": [128, 256, 512, 512], "scaling_factor": 0.13025}
 
+    union_controlnet_class = "ControlNetUnionModel"
+
+    def control_mode(self, net: Any, kind: Any) -> int | None:
+        """A union ControlNet's (xinsir's Union/ProMax) control type for ``kind``
+        (:data:`sfumato.inference.detect.UNION_CONTROL_TYPES`); ``None`` for other nets."""
+        count = getattr(net.config, "num_control_type", None)
+        if not count:
+            return None
+        from sfumato.inference.detect import UNION_CONTROL_TYPES
+
+        index = UNION_CONTROL_TYPES.get(kind)
+        if index is None or index >= int(count):
+            from sfumato.inference.errors import UnsupportedModeError
+
+            raise UnsupportedModeError(f"This SDXL union ControlNet has no {kind.value} control type.")
+        return index
+
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))
         if cls.startswith("StableDiffusionXL"):
