@@ -341,6 +341,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         new="        if False:",
         tests=("tests/inference/test_ip_adapter.py::test_a_masked_reference_adds_nothing_to_the_attention_outside_its_mask",),
     ),
+    Mutation(
+        name="union-control-type",
+        behaviour="a depth layer on an SDXL union ControlNet is read as thick lines (the wrong control type)",
+        path="inference/detect.py",
+        old="    ControlKind.DEPTH: 1,",
+        new="    ControlKind.DEPTH: 2,",
+        tests=("tests/inference/test_union_controlnet.py::test_one_layer_equals_the_union_pipeline",),
+    ),
 )
 
 
