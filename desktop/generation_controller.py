@@ -197,6 +197,7 @@ class GenerationController(QObject):
         mode = Mode.TXT2IMG if doc is None else detect_mode(doc, float(self.dock.strength.value()),
                                                            edits=self.dock.model_edits())  # fmt: skip
         label = mode.label
+        self.dock.show_fill(mode in (Mode.INPAINT, Mode.EXPAND))
         if label != self.dock.mode_label:
             self.dock.set_mode_label(label)
             action = self.window.actions.get("generate")

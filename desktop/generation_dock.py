@@ -51,9 +51,15 @@ from sfumato.canvas import editing
 from sfumato.canvas.model.document import Document, DocumentReset, Recipe, RecipeChanged
 from sfumato.desktop.prompt_editor import attach_prompt_editing
 from sfumato.inference.catalog import BUILTIN_SOURCE, ModelEntry
-from sfumato.inference.request import MAX_STEPS, Sampler
+from sfumato.inference.request import MAX_STEPS, FillMode, Sampler
 from sfumato.planner.plan import model_edits
-from sfumato.planner.recipe import DEFAULT_CFG, DEFAULT_STEPS, DEFAULT_STRENGTH, MAX_SEED
+from sfumato.planner.recipe import (
+    DEFAULT_CFG,
+    DEFAULT_STEPS,
+    DEFAULT_STRENGTH,
+    MAX_SEED,
+    recipe_fill,
+)
 from sfumato.planner.styles import Style, StyleBook
 from sfumato.vocabulary.families import SUPPORTED_FAMILIES
 
@@ -65,6 +71,16 @@ BUILTIN_PICKER_LABEL = "Built-in demo model (shapes and colours only)"
 #: the prompt box's hint: a description of the picture, or (an edit model) the change to make
 DESCRIBE_HINT = "Describe the picture (Ctrl+Enter generates)"
 INSTRUCTION_HINT = "Describe the change: make it night, remove the lamp post… (Ctrl+Enter edits)"
+#: the Fill box's entries: what an inpaint's masked area (an Expand's new canvas) starts from
+FILL_LABELS = {
+    FillMode.KEEP: "Original pixels (Expand: Telea)",
+    FillMode.BLUR: "Blur of the surroundings",
+    FillMode.TELEA: "Telea infill",
+    FillMode.NAVIER_STOKES: "Navier–Stokes infill",
+    FillMode.EDGE: "Extend the edges",
+    FillMode.NEUTRAL: "Flat grey",
+    FillMode.NOISE: "Noise",
+}
 
 _USER_FOCUS = (
     Qt.FocusReason.MouseFocusReason,
@@ -188,6 +204,13 @@ class GenerationDock(QWidget):
         self.steps.setToolTip(f"Denoising steps, 1–{MAX_STEPS}: more is slower and rarely better past 50")
         self.cfg = cfg_box()
         self.sampler = sampler_box()
+        self.fill = QComboBox()
+        for fill, label in FILL_LABELS.items():
+            self.fill.addItem(label, fill)
+        self.fill.setToolTip(
+            "What the masked area (an Expand's new canvas) starts from before the model paints it: "
+            "the original pixels keep what is there, an infill removes it"
+        )
         self.batch = RangeSpinBox("Batch sizes")
         self.batch.setRange(1, 16)
         self.batch.setToolTip("How many images to make at once (staged as a batch)")
@@ -251,6 +274,7 @@ class GenerationDock(QWidget):
         form.addRow("Steps", self.steps)
         form.addRow("CFG", self.cfg)
         form.addRow("Sampler", self.sampler)
+        form.addRow("Fill", self.fill)
         seed_row = QHBoxLayout()
         seed_row.addWidget(self.seed)
         seed_row.addWidget(self.random_seed)
@@ -274,6 +298,8 @@ class GenerationDock(QWidget):
         layout.addWidget(self.notes)
         layout.addStretch(1)
         self._layout = layout
+        self._form = form
+        self.show_fill(False)
 
         self.generate_button.clicked.connect(lambda _=False: self.generate_requested.emit())
         self.cancel_button.clicked.connect(lambda _=False: self.cancel_requested.emit())
@@ -283,6 +309,7 @@ class GenerationDock(QWidget):
         self.steps.valueChanged.connect(lambda v: self._write(steps=int(v)))
         self.cfg.valueChanged.connect(lambda v: self._write(cfg=float(v)))
         self.sampler.currentIndexChanged.connect(lambda _i: self._write(sampler=self.sampler_choice().value))
+        self.fill.currentIndexChanged.connect(lambda _i: self._write(fill=recipe_fill(self.fill_choice())))
         self.seed.textEdited.connect(lambda _t: self._write_seed())
         self.random_seed.toggled.connect(self._random_toggled)
         self.reuse_seed.clicked.connect(lambda _=False: self.reuse_last_seed())
@@ -358,6 +385,8 @@ class GenerationDock(QWidget):
             except Exception:  # noqa: BLE001 - an unknown name in a file: show the default
                 sampler = Sampler.DEFAULT
             self.sampler.setCurrentIndex(max(0, self.sampler.findData(sampler)))
+            fill = FillMode(recipe.fill) if recipe.fill in {f.value for f in FillMode} else FillMode.KEEP
+            self.fill.setCurrentIndex(max(0, self.fill.findData(fill)))
             self.random_seed.setChecked(recipe.seed is None)
             self.seed.setEnabled(recipe.seed is not None)
             if recipe.seed is not None:
@@ -478,6 +507,15 @@ class GenerationDock(QWidget):
         """The sampler picked in the dock."""
         data = self.sampler.currentData()
         return data if isinstance(data, Sampler) else Sampler.DEFAULT
+
+    def fill_choice(self) -> FillMode:
+        """The fill picked in the dock."""
+        data = self.fill.currentData()
+        return data if isinstance(data, FillMode) else FillMode.KEEP
+
+    def show_fill(self, visible: bool) -> None:
+        """Show the Fill row (for an inpaint or an Expand: the only modes it changes)."""
+        self._form.setRowVisible(self.fill, visible)
 
     def overrides(self) -> dict[str, Any]:
         """The fields not kept in the recipe, for ``settings_from_recipe(**overrides)``:

@@ -21,12 +21,11 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import numpy as np
 from sfumato.vocabulary.errors import RequestError
-from sfumato.vocabulary.kinds import ControlKind, Mode, ReferenceKind, Sampler
+from sfumato.vocabulary.kinds import ControlKind, FillMode, Mode, ReferenceKind, Sampler
 
 __all__ = [
     "ControlKind",
@@ -53,19 +52,6 @@ MAX_STEPS = 1000
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 #: The ``prediction_type`` values diffusers' schedulers know (what the UNet predicts).
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
-
-
-class FillMode(Enum):
-    """What the masked area starts from before denoising (inpainting)."""
-
-    KEEP = "keep"  # the original pixels (best for small changes)
-    BLUR = "blur"  # the surroundings smeared into the hole (removes the old object)
-    NEUTRAL = "neutral"  # flat grey
-    NOISE = "noise"  # random noise (most freedom)
-    # Model-free infills for outpainting (a border no paint covers) and for removals:
-    TELEA = "telea"  # OpenCV's fast-marching inpaint (Telea 2004): smooth, follows edges in
-    NAVIER_STOKES = "navier-stokes"  # OpenCV's fluid-dynamics inpaint (Bertalmio 2001)
-    EDGE = "edge"  # each pixel takes the colour of the nearest known pixel (edge extend)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_STEPS",
     "DEFAULT_STRENGTH",
     "GenerationSettings",
+    "recipe_fill",
     "recipe_from_settings",
     "settings_from_recipe",
 ]
@@ -114,6 +115,11 @@ def settings_from_recipe(
             sampler = Sampler.from_label(str(sampler))
     except RequestError as error:
         raise PlanError(str(error)) from None
+    fill = pick("fill", FillMode.KEEP)
+    try:
+        fill = fill if isinstance(fill, FillMode) else FillMode(str(fill))
+    except ValueError:
+        raise PlanError(f"unknown fill {fill!r}; choose one of: " + ", ".join(f.value for f in FillMode)) from None
     settings = GenerationSettings(
         prompt=str(pick("prompt", "")),
         negative=str(pick("negative", "")),
@@ -125,7 +131,7 @@ def settings_from_recipe(
         strength=float(pick("strength", DEFAULT_STRENGTH)),
         sampler=sampler,
         batch=int(given.get("batch", 1)),
-        fill=given.get("fill", FillMode.KEEP),
+        fill=fill,
         control_models=given.get("control_models", ()),
         regions_include_prompt=bool(pick("regions_include_prompt", True)),
     )
@@ -148,11 +154,17 @@ def _check(s: GenerationSettings) -> None:
 
 def recipe_from_settings(settings: GenerationSettings, base: Recipe | None = None) -> Recipe:
     """The document recipe that reproduces ``settings`` (what the window saves back): every
-    recipe field is the setting of the same name (the sampler by its value); the fields
-    settings do not hold (the style) are ``base``'s, else unset."""
+    recipe field is the setting of the same name (the sampler and the fill by their
+    values, the default fill unset); the fields settings do not hold (the style) are
+    ``base``'s, else unset."""
     names = {f.name for f in dataclasses.fields(GenerationSettings)}
     rest = base or Recipe()
     values = {
         f.name: getattr(settings if f.name in names else rest, f.name) for f in dataclasses.fields(Recipe)
     }
-    return Recipe(**{**values, "sampler": settings.sampler.value})
+    return Recipe(**{**values, "sampler": settings.sampler.value, "fill": recipe_fill(settings.fill)})
+
+
+def recipe_fill(fill: FillMode) -> str | None:
+    """The recipe's spelling of ``fill``: its value, the default (keep) left unset."""
+    return None if fill is FillMode.KEEP else fill.value

@@ -6,7 +6,7 @@ from enum import Enum
 
 from sfumato.vocabulary.errors import RequestError
 
-__all__ = ["ControlKind", "Mode", "ReferenceKind", "Sampler"]
+__all__ = ["ControlKind", "FillMode", "Mode", "ReferenceKind", "Sampler"]
 
 
 class Mode(Enum):
@@ -126,3 +126,17 @@ class ReferenceKind(Enum):
             raise RequestError(
                 f"unknown reference kind {text!r}; known kinds: " + ", ".join(k.value for k in cls)
             ) from None
+
+
+class FillMode(Enum):
+    """What the masked area starts from before denoising (inpainting; an Expand's bare
+    canvas, where ``keep`` means Telea: there is nothing to keep)."""
+
+    KEEP = "keep"  # the original pixels (best for small changes)
+    BLUR = "blur"  # the surroundings smeared into the hole (removes the old object)
+    NEUTRAL = "neutral"  # flat grey
+    NOISE = "noise"  # random noise (most freedom)
+    # Model-free infills for outpainting (a border no paint covers) and for removals:
+    TELEA = "telea"  # OpenCV's fast-marching inpaint (Telea 2004): smooth, follows edges in
+    NAVIER_STOKES = "navier-stokes"  # OpenCV's fluid-dynamics inpaint (Bertalmio 2001)
+    EDGE = "edge"  # each pixel takes the colour of the nearest known pixel (edge extend)

@@ -68,7 +68,7 @@ from sfumato.canvas.model.pose import Pose, PoseError
 from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.canvas.pixels.blend import BlendMode
 from sfumato.vocabulary.errors import RequestError
-from sfumato.vocabulary.kinds import ControlKind, ReferenceKind, Sampler
+from sfumato.vocabulary.kinds import ControlKind, FillMode, ReferenceKind, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -399,6 +399,11 @@ class _Reader:
                 recipe.sampler = Sampler.from_label(text).value
             except RequestError as exc:
                 self._bad(f"{where}: sfumato:sampler: {exc}")
+        if (text := image.get(_S + "fill")) is not None:
+            try:
+                recipe.fill = FillMode(text.strip().lower()).value
+            except ValueError:
+                self._bad(f"{where}: sfumato:fill={text!r}; known fills: " + ", ".join(f.value for f in FillMode))
         if (text := image.get(_S + "regions-include-prompt")) is not None:
             flag = text.strip().lower()
             if flag in ("true", "false"):

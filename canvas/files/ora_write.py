@@ -154,6 +154,8 @@ def _image_element(doc: Document) -> ET.Element:
         attrs[_S + "strength"] = _num(recipe.strength)
     if recipe.sampler:
         attrs[_S + "sampler"] = _xml_text(recipe.sampler)
+    if recipe.fill:
+        attrs[_S + "fill"] = _xml_text(recipe.fill)
     if recipe.regions_include_prompt is not None:
         attrs[_S + "regions-include-prompt"] = "true" if recipe.regions_include_prompt else "false"
     if recipe.style:

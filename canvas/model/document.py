@@ -38,6 +38,9 @@ class Recipe:
     cfg: float | None = None
     strength: float | None = None
     sampler: str | None = None
+    #: What an inpaint's masked area (an Expand's bare canvas) starts from: a
+    #: :class:`~sfumato.vocabulary.kinds.FillMode` value; ``None`` = the default (keep).
+    fill: str | None = None
     #: Whether each region's prompt is followed by the document's prompt ("triangle, a
     #: blue background"); ``None`` = the default, yes (Krita AI Diffusion does the same).
     regions_include_prompt: bool | None = None
