@@ -95,6 +95,9 @@ def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--fill", choices=[f.value for f in FillMode],
                    help="what an inpaint's masked area (an Expand's bare canvas) starts from; "
                         "default: keep for an inpaint, telea for an Expand")
+    p.add_argument("--depth-model", metavar="PATH",
+                   help="depth estimator folder for depth control layers filled from the picture "
+                        "(sfumato:source=\"canvas\"); default: the one the catalog finds")
     p.add_argument("--style", metavar="NAME", help="apply a style (`sfumato styles` lists them); "
                    "default: the document's")
     p.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
@@ -326,6 +329,9 @@ def _render(args: argparse.Namespace) -> int:
             raise RenderError(f"cannot write {target}: the folder {target.parent} does not exist")
     doc = load_ora(source)  # file errors are one line each (sfumato.cli reports them)
 
+    engine_holder: list[Any] = []
+    _fill_depth_layers(args, doc, engine_holder)
+
     style = _style(args, doc.recipe)
     model = resolve_model(args.model, (style.model if style else None) or doc.recipe.model)
     if model.origin == "built-in":
@@ -355,7 +361,7 @@ def _render(args: argparse.Namespace) -> int:
     _note(args, f"{planned.mode.label.lower()}: {planned.area.w}x{planned.area.h} area at "
                 f"{planned.area.x},{planned.area.y}, generated at {planned.size}, seed {settings.seed}")
 
-    images, metadata = _run_engine(args, planned.request)
+    images, metadata = _run_engine(args, planned.request, engine_holder)
 
     paths = batch_output_paths(output, len(images))
     layers = []
@@ -412,17 +418,78 @@ def _quiet_libraries() -> None:
             library_logging.disable_progress_bar()
 
 
-def _run_engine(args: argparse.Namespace, request: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def _depth_layers_to_fill(doc: Any) -> list[Any]:
+    """Visible depth control layers with no pixels whose file says ``sfumato:source="canvas"``."""
+    from sfumato.canvas.model.layers import ControlSource, Role
+    from sfumato.vocabulary.kinds import ControlKind
+
+    return [
+        layer for layer in doc.pixel_layers(Role.CONTROL)
+        if layer.control is not None and layer.control.kind is ControlKind.DEPTH
+        and layer.control.source is ControlSource.CANVAS
+        and layer.effectively_visible() and layer.surface.bounds().empty
+    ]
+
+
+def _fill_depth_layers(args: argparse.Namespace, doc: Any, engine_holder: list[Any]) -> None:
+    """Fill each empty ``source="canvas"`` depth layer with the depth map of the visible
+    picture (over white, as the window's Depth from Image reads it), before planning."""
+    layers = _depth_layers_to_fill(doc)
+    if not layers:
+        return
+    import numpy as np
+
+    from sfumato.canvas.model.layers import document_offset
+    from sfumato.canvas.render.composite import flatten
+    from sfumato.inference.errors import EngineError
+    from sfumato.inference.request import ModelRef
+
+    picture = np.ascontiguousarray(flatten(doc, background=(255, 255, 255, 255))[..., :3])
+    source = getattr(args, "depth_model", None)
+    try:
+        engine = _engine(args, engine_holder)
+        _note(args, "estimating depth from the picture for " + ", ".join(repr(lyr.name) for lyr in layers) + "…")
+        with warnings.catch_warnings():
+            if not getattr(args, "debug", False):
+                warnings.simplefilter("ignore")
+            depth = engine.estimate_depth(picture, None if source is None else ModelRef(source))
+    except EngineError as error:
+        raise RenderError(error.user_message) from None
+    grey = np.asarray(depth, np.uint8)
+    rgba = np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    for layer in layers:
+        ox, oy = document_offset(layer)
+        layer.surface.write(-ox, -oy, rgba)  # the document's pixels, wherever the layer sits
+
+
+def _engine(args: argparse.Namespace, holder: list[Any]) -> Any:
+    """The one engine of this render (made on first use, kept in ``holder``)."""
+    if holder:
+        return holder[0]
+    if not getattr(args, "debug", False):
+        _quiet_libraries()
+    _note(args, "starting the engine (importing PyTorch and diffusers)…")
+    try:
+        from sfumato.inference.engine import Engine
+    except ImportError as error:
+        raise RenderError(f"the inference engine cannot start: {error}") from None
+    with warnings.catch_warnings():
+        if not getattr(args, "debug", False):
+            warnings.simplefilter("ignore")
+        holder.append(Engine(device=getattr(args, "device", None)))
+    return holder[0]
+
+
+def _run_engine(
+    args: argparse.Namespace, request: Any, engine_holder: list[Any] | None = None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The engine's images (uint8 RGB at the generation size) and its ``Finished.metadata``."""
     from sfumato.inference.errors import EngineError
 
     debug = bool(getattr(args, "debug", False))
-    if not debug:
-        _quiet_libraries()
-    _note(args, "starting the engine (importing PyTorch and diffusers)…")
+    holder = [] if engine_holder is None else engine_holder
     try:
         from sfumato.inference.cancel import CancelToken
-        from sfumato.inference.engine import Engine
     except ImportError as error:
         raise RenderError(f"the inference engine cannot start: {error}") from None
     progress = _Progress(sys.stderr, not args.quiet)
@@ -431,7 +498,7 @@ def _run_engine(args: argparse.Namespace, request: Any) -> tuple[tuple[Any, ...]
         with warnings.catch_warnings():
             if not debug:
                 warnings.simplefilter("ignore")
-            engine = Engine(device=args.device)
+            engine = _engine(args, holder)
             _note(args, f"loading {request.model.source} on {engine.device}…")
             result = engine.run(request, progress, cancel)
     except EngineError as error:
