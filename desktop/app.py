@@ -47,9 +47,11 @@ def create_window(path: Path | None = None):  # noqa: ANN201 - MainWindow
     """A main window, with ``path`` opened when given."""
     from sfumato.desktop.generation_controller import install_generation
     from sfumato.desktop.main_window import MainWindow
+    from sfumato.desktop.upscale_dialog import install_upscale
 
     window = MainWindow()
-    install_generation(window)  # docks, overlays, worker thread (torch loads on first run)
+    controller = install_generation(window)  # docks, overlays, worker thread (torch loads on first run)
+    install_upscale(window, controller)  # Image > Upscale..., through the same worker
     if path is not None:
         window.files.open_path(path)
     return window

@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DepthInput", "EngineFactory", "FailureKind", "GenerationWorker", "PlanInput", "Work", "failure_kind",
+    "DepthInput", "EngineFactory", "FailureKind", "GenerationWorker", "PlanInput", "UpscaleInput", "Work",
+    "failure_kind",
 ]
 
 #: Makes the engine, called once on the worker thread (tests pass a CPU engine on tiny models).
@@ -105,9 +106,24 @@ class DepthInput:
     model: str | None = None
 
 
-#: What :meth:`GenerationWorker.submit` takes: a ready request, a document to plan, or a
-#: picture to estimate depth from.
-Work: TypeAlias = GenerationRequest | PlanInput | DepthInput
+@dataclass(frozen=True, eq=False)
+class UpscaleInput:
+    """A job that makes a picture larger ("Upscale…"): ``picture`` uint8 RGB at
+    ``plan.source``, ``plan`` the planner's :class:`~sfumato.planner.upscale.UpscalePlan`
+    (with a refine when it has a model), ``upscaler`` a super-resolution file (``None``:
+    Lanczos). The loop is the planner's :func:`~sfumato.planner.upscale.upscale_picture`,
+    each tile one engine run with the job's cancel token. Progress comes as
+    ``progress(job, permille, 1000)`` over the whole refine, the result as
+    ``finished(job, (picture,), metadata)``."""
+
+    picture: np.ndarray
+    plan: Any
+    upscaler: str | None = None
+
+
+#: What :meth:`GenerationWorker.submit` takes: a ready request, a document to plan, a
+#: picture to estimate depth from, or one to upscale.
+Work: TypeAlias = GenerationRequest | PlanInput | DepthInput | UpscaleInput
 
 
 class FailureKind(Enum):
@@ -324,9 +340,10 @@ class GenerationWorker(QThread):
     def submit(self, work: Work) -> int:
         """Queue ``work`` and return its job id (latest wins: a waiting job is dropped and
         reported cancelled, a running one cancelled); starts the thread on first use."""
-        if not isinstance(work, GenerationRequest | PlanInput | DepthInput):
+        if not isinstance(work, GenerationRequest | PlanInput | DepthInput | UpscaleInput):
             raise TypeError(
-                f"submit takes a GenerationRequest, a PlanInput or a DepthInput, not {type(work).__name__}"
+                "submit takes a GenerationRequest, a PlanInput, a DepthInput or an UpscaleInput, "
+                f"not {type(work).__name__}"
             )
         with self._cond:
             if self._stopping:
@@ -494,6 +511,9 @@ class GenerationWorker(QThread):
         if isinstance(job.work, DepthInput):
             self._run_depth(job, job.work)
             return
+        if isinstance(job.work, UpscaleInput):
+            self._run_upscale(job, job.work)
+            return
         request = self._request(job)
         if request is None:
             return
@@ -532,6 +552,71 @@ class GenerationWorker(QThread):
                 self.cancelled.emit(job.id)
 
         engine.run(request, on_event, job.cancel)
+
+    def _run_upscale(self, job: _Job, work: UpscaleInput) -> None:
+        """The planner's upscale loop with this thread's engine: a super-resolution file
+        on the engine's device, then one engine run per tile (see :class:`UpscaleInput`)."""
+        from sfumato.inference.errors import CancelledError, EngineError
+        from sfumato.inference.events import Progress
+        from sfumato.planner.upscale import UpscaleProgress, upscale_picture
+
+        job.work = None
+        self.started_job.emit(job.id)
+        plan = work.plan
+        engine = None
+        if plan.refine or work.upscaler:
+            if self._engine is None:
+                self.loading.emit(job.id, "Starting the engine (PyTorch)…")
+                with collections_paused():
+                    self._ensure_engine(job)
+            engine = self._engine
+            if engine is None:
+                return
+        try:
+            super_resolve = None
+            if work.upscaler:
+                from sfumato.inference.upscalers import load_upscaler
+
+                self.loading.emit(job.id, f"Loading {model_label(work.upscaler)}…")
+                upscaler = load_upscaler(work.upscaler, device=engine.device, dtype=engine.dtype)
+
+                def super_resolve(picture: np.ndarray) -> np.ndarray:
+                    return upscaler.upscale(picture, cancel=job.cancel)
+
+            def run_tile(request: GenerationRequest, on_step: Callable[[int, int], None]) -> np.ndarray:
+                if request.model.source not in self._loaded:
+                    self.loading.emit(job.id, f"Loading {model_label(request.model.source)}…")
+                    self._load_model(engine, request)
+
+                def on_event(event: Any) -> None:
+                    if isinstance(event, Progress):
+                        on_step(event.step, event.total)
+
+                result = engine.run(request, on_event, job.cancel)
+                if result.error is not None:
+                    raise result.error
+                if result.cancelled:
+                    raise CancelledError()
+                return result.images[0]
+
+            def on_progress(progress: UpscaleProgress) -> None:
+                if progress.stage == "enlarge":
+                    self.loading.emit(job.id, "Enlarging…")
+                else:
+                    self.progress.emit(job.id, round(1000 * progress.fraction), 1000)
+
+            picture = upscale_picture(work.picture, plan, super_resolve=super_resolve,
+                                      run_tile=run_tile if plan.refine else None,
+                                      on_progress=on_progress, cancel=job.cancel)  # fmt: skip
+        except CancelledError:
+            self.cancelled.emit(job.id)
+            return
+        except EngineError as error:
+            self.failed.emit(job.id, error.user_message, failure_kind(error))
+            return
+        metadata = {"upscale": plan.scale, "width": plan.size.width, "height": plan.size.height,
+                    "upscaler": work.upscaler, "refined": bool(plan.refine)}  # fmt: skip
+        self.finished.emit(job.id, (picture,), metadata)
 
     def _run_depth(self, job: _Job, work: DepthInput) -> None:
         from sfumato.inference.errors import CancelledError, EngineError
