@@ -64,6 +64,8 @@ class PoseTool(Tool):
             raise ToolError(NO_LAYER)
         if layer.locked or any(g.locked for g in layer.ancestors()):
             raise ToolError(f"Layer {layer.name!r} is locked; unlock it to edit the pose.")
+        if not layer.effectively_visible():
+            raise ToolError(f"Layer {layer.name!r} is hidden; show it to edit the pose.")
         return layer
 
     @staticmethod

@@ -98,3 +98,16 @@ def test_depth_from_image_refuses_other_layers_and_reports_a_missing_estimator(
     assert "failed" in shown[-1]
     assert doc.history.undo_count == steps
 
+
+
+def test_the_docks_from_image_on_a_depth_layer_runs_the_estimator(depth_window, depth_model: Path, qtbot) -> None:  # noqa: ANN001
+    window = depth_window
+    doc = window.document
+    _picture(doc)
+    layer = layer_actions.add_layer(doc, Role.CONTROL)
+    editing.set_property(doc, layer, "control", ControlSettings(ControlKind.DEPTH))
+    window.depth_job.model = str(depth_model)
+    with qtbot.waitSignal(window.depth_job.placed, timeout=60_000):
+        window.layers_dock.properties.from_image.click()
+    assert doc.history.undo_label == "Depth from Image"
+    assert layer.document_bounds() == Rect(0, 0, doc.width, doc.height)
