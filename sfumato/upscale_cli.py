@@ -31,9 +31,8 @@ class UpscaleError(Exception):
 
 
 def add_upscale_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``upscale`` on an ``argparse`` sub-parser collection."""
-    from sfumato.planner.upscale import DEFAULT_OVERLAP, DEFAULT_STRENGTH, SCALES
-
+    """Register ``upscale`` on an ``argparse`` sub-parser collection (imports nothing
+    heavy: the planner checks the values and holds the defaults)."""
     p = subparsers.add_parser(
         "upscale",
         help="enlarge a picture 2-4x (super-resolution or Lanczos), optionally refined tile by tile",
@@ -47,15 +46,14 @@ def add_upscale_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("input", metavar="IN", type=Path, help="an .ora document or a PNG/JPEG/WebP picture")
     p.add_argument("-o", "--output", metavar="OUT.png", type=Path, required=True, help="the PNG to write")
-    p.add_argument("--scale", type=int, choices=SCALES, default=2, help="factor per side (default 2)")
+    p.add_argument("--scale", type=int, default=2, help="factor per side: 2, 3 or 4 (default 2)")
     p.add_argument("--upscaler", metavar="PATH", help="super-resolution model file (ESRGAN family, .pth or "
                    ".safetensors; ComfyUI models/upscale_models, A1111 models/ESRGAN); default Lanczos")
     p.add_argument("--model", metavar="PATH|ID", help="refine with this model (checkpoint, diffusers folder, "
                    "catalog id, 'builtin'); without it there is no refine")
-    p.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
-                   help=f"refine strength, 0..1 (default {DEFAULT_STRENGTH})")
+    p.add_argument("--strength", type=float, help="refine strength, above 0 and at most 1 (default 0.3)")
     p.add_argument("--tile", type=int, help="refine tile side in pixels (default: the model's native size)")
-    p.add_argument("--overlap", type=int, help=f"tile overlap in pixels (default {DEFAULT_OVERLAP}, at most a quarter of the tile)")
+    p.add_argument("--overlap", type=int, help="tile overlap in pixels (default 64, at most a quarter of the tile)")
     p.add_argument("--prompt", help="the refine prompt (default: the document's)")
     p.add_argument("--negative", help="the refine negative prompt (default: the document's)")
     p.add_argument("--steps", type=int, help="denoising steps of each tile's schedule")
@@ -118,7 +116,7 @@ def upscale_main(args: argparse.Namespace) -> int:
     from sfumato.canvas.files.parameters import format_parameters
     from sfumato.inference.errors import EngineError
     from sfumato.planner.errors import PlanError
-    from sfumato.planner.upscale import plan_upscale
+    from sfumato.planner.upscale import DEFAULT_STRENGTH, plan_upscale
 
     output: Path = args.output
     if output.suffix.lower() != ".png":
@@ -128,14 +126,15 @@ def upscale_main(args: argparse.Namespace) -> int:
     if args.upscaler and not Path(args.upscaler).expanduser().is_file():
         raise UpscaleError(f"--upscaler {args.upscaler}: no such file")
     if args.model is None:
-        for flag in ("prompt", "negative", "steps", "cfg", "sampler", "tile", "overlap"):
+        for flag in ("prompt", "negative", "steps", "cfg", "sampler", "tile", "overlap", "strength"):
             if getattr(args, flag) is not None:
                 raise UpscaleError(f"--{flag} is for the refine, which needs --model (a model to refine with)")
     picture, doc = read_picture(args.input)
     height, width = picture.shape[:2]
     settings = _settings(args, doc) if args.model is not None else None
     try:
-        plan = plan_upscale(width, height, args.scale, settings, strength=args.strength,
+        strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+        plan = plan_upscale(width, height, args.scale, settings, strength=strength,
                             tile=args.tile, overlap=args.overlap)  # fmt: skip
     except PlanError as error:
         raise UpscaleError(str(error)) from None

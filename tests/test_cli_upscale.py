@@ -115,6 +115,8 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     torch.save({"x": Path("y")}, str(evil))  # a class instance: needs code to unpickle
     one_line_error(capsys, cli.main(["upscale", str(source), "-o", str(tmp_path / "o.png"), "--upscaler", str(evil), "--device", "cpu", "-q"]),
                    "4x-evil.pth", "refused")  # fmt: skip
+    one_line_error(capsys, cli.main(["upscale", str(source), "-o", str(tmp_path / "o.png"), "--scale", "5"]), "2, 3, 4")
+    one_line_error(capsys, cli.main(["upscale", str(source), "-o", str(tmp_path / "o.png"), "--strength", "0.5"]), "--model")
     big = png(tmp_path / "big.png", np.zeros((8, 5000, 3), np.uint8))
     one_line_error(capsys, cli.main(["upscale", str(big), "-o", str(tmp_path / "o.png"), "--scale", "4"]), "16384")
     assert not (tmp_path / "o.png").exists()
