@@ -168,8 +168,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="controlnet-second-skipped",
         behaviour="only the first control layer steers; the others are ignored",
         path="inference/denoisers/unet.py",
-        old="for control in self.job.controls:",
-        new="for control in self.job.controls[:1]:",
+        old="for net, controls in _union_groups([c for c in self.job.controls if c.active(j, n)]):",
+        new="for net, controls in _union_groups([c for c in self.job.controls[:1] if c.active(j, n)]):",
         tests=(M + "test_two_controls_each_condition_the_result",),
     ),
     Mutation(
