@@ -48,8 +48,10 @@ def _draw_person(canvas: np.ndarray, person: Person, dx: float, dy: float, sx: f
         mx, my = (pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2
         length = math.hypot(pa[0] - pb[0], pa[1] - pb[1])
         angle = math.degrees(math.atan2(pa[1] - pb[1], pa[0] - pb[0]))
-        polygon = cv2.ellipse2Poly((int(mx), int(my)), (int(length / 2), STICK_WIDTH), int(angle), 0, 360, 1)
-        cv2.fillConvexPoly(canvas, polygon, [int(c * LIMB_SHADE) for c in color])
+        polygon = np.asarray(
+            cv2.ellipse2Poly((int(mx), int(my)), (int(length / 2), STICK_WIDTH), int(angle), 0, 360, 1), np.int32
+        )
+        cv2.fillConvexPoly(canvas, polygon, tuple(int(c * LIMB_SHADE) for c in color))
     for p, color in zip(pts, COLORS, strict=True):
         if p is not None:
             cv2.circle(canvas, (int(p[0]), int(p[1])), JOINT_RADIUS, color, thickness=-1)
