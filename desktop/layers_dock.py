@@ -373,6 +373,11 @@ class LayerProperties(QWidget):
         if kind is ControlKind.DEPTH:
             self.depth_requested.emit()  # a model's work: the window sends it to the worker
             return
+        if kind is ControlKind.POSE:  # the pixels of a pose layer are drawn from its skeleton
+            from sfumato.desktop.pose_tool import pose_estimator_message
+
+            self.message.emit(pose_estimator_message())
+            return
         rgba = control_image_from_document(self._doc, kind)
         if layer.x or layer.y:
             editing.set_offset(self._doc, layer, 0, 0)

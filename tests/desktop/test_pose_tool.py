@@ -164,3 +164,12 @@ def test_pose_from_image_says_it_is_not_available(window) -> None:  # noqa: ANN0
     window.statusBar().messageChanged.connect(shown.append)
     window.actions["pose_from_image"].trigger()
     assert any("not available" in m and "Pose tool" in m for m in shown)
+
+
+def test_the_docks_from_image_on_a_pose_layer_keeps_the_skeleton(window, pose_layer) -> None:  # noqa: ANN001
+    shown: list[str] = []
+    window.layers_dock.message.connect(shown.append)
+    before = window.document.history.undo_count
+    window.layers_dock.properties.from_image.click()
+    assert window.document.history.undo_count == before
+    assert shown and "Pose tool" in shown[-1]
