@@ -173,3 +173,12 @@ def test_the_docks_from_image_on_a_pose_layer_keeps_the_skeleton(window, pose_la
     window.layers_dock.properties.from_image.click()
     assert window.document.history.undo_count == before
     assert shown and "Pose tool" in shown[-1]
+
+
+def test_the_entries_are_in_the_menus(window) -> None:  # noqa: ANN001
+    layer_menu = window.menus["layer"].actions()
+    for name in ("add_pose", "pose_add_person", "pose_delete_person", "pose_mirror",
+                 "pose_from_image", "depth_from_image"):
+        assert window.actions[name] in layer_menu, name
+    assert window.actions["pose_tool"] in window.menus["tools"].actions()
+    assert window.actions["pose_tool"].shortcut().toString() == "P"
