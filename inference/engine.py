@@ -17,7 +17,9 @@ because that is what lets every mode combine in one pass per step:
   encodes and lays them out), masked cross-attention (:mod:`.regions`); still one UNet
   pass per step.
 - **ControlNet**: any number of controls, each with its own model, strength and
-  ``[start, end)`` fraction of the run's steps; residuals are summed.
+  ``[start, end)`` fraction of the run's steps; residuals are summed. The controls on one
+  SDXL union ControlNet run as one call with their images and control types
+  (:mod:`.controlnets`).
 - **guidance**: classifier-free guidance doubles the UNet batch (unconditional and
   conditional halves, :mod:`.text_conditioning`); an LCM-distilled UNet whose config has a
   ``time_cond_proj_dim`` instead takes the scale as an embedding (``timestep_cond`` on
