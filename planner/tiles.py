@@ -14,10 +14,10 @@ weights of all tiles covering a pixel sum to 1 (to float rounding): a constant p
 stays exactly constant, no seam and no gain, even where three tiles overlap (a short side
 just above ``tile`` with a large overlap).
 
-Memory: :class:`TileBlender` keeps the finished picture as ``uint8`` and one ``float32``
-band as tall as a tile (the current row of tiles; what the row above left unfinished lies
-inside it), allocated once: a 8192² result in 1024 px tiles costs its 192 MiB of bytes and
-a 96 MiB band, never a float copy of it all.
+Memory: :class:`TileBlender` rounds each pixel into the ``uint8`` picture as soon as its
+last tile is in, and keeps float32 sums only for the overlaps still open (about
+``overlap × width`` pixels): a 8192² result in 1024 px tiles with 64 px overlaps costs
+its 192 MiB of bytes and 6 MiB of sums, never a float copy of it all.
 
 Coordinates are pixels, top-left origin, ``(x, y, w, h)`` like :class:`~sfumato.canvas.model.geometry.Rect`.
 """
@@ -140,28 +140,39 @@ def tile_grid(width: int, height: int, tile: int, overlap: int) -> TileGrid:
 class TileBlender:
     """Accumulates tile results into one ``uint8`` picture with the grid's feathered weights.
 
-    Tiles must be added in raster order (:class:`TileGrid`'s). Rows above the current tile
-    row are final as soon as it starts (no later tile reaches them) and are rounded into
-    :attr:`picture`; only the band still open is kept in float32. :meth:`result` rounds
-    the rest and returns the picture.
+    Tiles must be added in raster order (:class:`TileGrid`'s). A pixel is rounded into
+    :attr:`picture` as soon as the last tile covering it has been added; until then its
+    weighted sum is kept in float32, in one of two places:
+
+    - the *carry*: the rows the next row of tiles overlaps (``end of this row − start of
+      the next`` rows, the whole width), handed from one tile row to the next. One buffer
+      serves both rows: a column range's old sums are read and its new ones written by
+      the same tile, and no later tile of the row touches those columns;
+    - the *pending* columns: within the current tile row, the columns the next tile of the
+      row overlaps (the row's height × the overlap).
+
+    So besides the picture the blend holds about ``overlap × width`` float pixels, never a
+    row of tiles.
     """
 
     def __init__(self, grid: TileGrid, channels: int = 3) -> None:
         self.grid = grid
+        self.channels = channels
         self.picture = np.zeros((grid.height, grid.width, channels), dtype=np.uint8)
         self._wx = axis_weights(grid.columns, grid.width)
         self._wy = axis_weights(grid.rows, grid.height)
-        # one row of tiles at a time: the rows from the current tile row's top to its bottom
-        # (what the row before left unfinished lies inside them)
-        tallest = max(end - start for start, end in grid.rows)
-        self._band = np.zeros((tallest, grid.width, channels), dtype=np.float32)
-        self._band_top = 0  # picture row of the band's first row
+        rows = grid.rows
+        most = max((rows[i][1] - rows[i + 1][0] for i in range(len(rows) - 1)), default=0)
+        self._carry = np.zeros((most, grid.width, channels), np.float32)
+        self._carry_rows = 0  # how many of its rows hold sums (from the current row's top)
+        self._pending: np.ndarray | None = None  # float (row height, cols) from the tile before
         self._next = 0  # index of the tile expected next
 
     @property
     def band_bytes(self) -> int:
-        """Bytes the open float band holds now (for memory figures)."""
-        return int(self._band.nbytes)
+        """Bytes of float sums the blend holds now (the carry and the pending columns)."""
+        pending = 0 if self._pending is None else self._pending.nbytes
+        return int(self._carry.nbytes + pending)
 
     def add(self, tile: Tile, image: np.ndarray) -> None:
         """Add ``image``, uint8 (or float) ``(tile.h, tile.w, C)``, the result for ``tile``."""
@@ -170,31 +181,32 @@ class TileBlender:
         if image.shape[:2] != (tile.h, tile.w):
             raise ValueError(f"tile {tile.index} is {tile.w}x{tile.h} but its result is {image.shape[1]}x{image.shape[0]}")
         self._next += 1
-        if tile.column == 0:
-            self._finish_rows(tile.y)
+        grid = self.grid
+        columns, rows = grid.columns, grid.rows
         weight = np.outer(self._wy[tile.row], self._wx[tile.column]).astype(np.float32)
-        y = tile.y - self._band_top
-        band = self._band[y : y + tile.h, tile.x : tile.x + tile.w]
-        band += image.astype(np.float32) * weight[..., None]
+        acc = image[..., : self.channels].astype(np.float32)
+        acc *= weight[..., None]
+        if tile.column > 0 and self._pending is not None:  # the previous tile's columns over this one
+            acc[:, : self._pending.shape[1]] += self._pending
+        last_column = tile.column == len(columns) - 1
+        last_row = tile.row == len(rows) - 1
+        close = tile.w if last_column else columns[tile.column + 1][0] - tile.x  # columns done after this tile
+        self._pending = None if last_column else acc[:, close:].copy()
+        done = acc[:, :close]
+        cols = slice(tile.x, tile.x + close)
+        if self._carry_rows:  # what the rows above left on this row's top rows
+            done[: self._carry_rows] += self._carry[: self._carry_rows, cols]
+        final = tile.h if last_row else rows[tile.row + 1][0] - tile.y  # rows done after this row
+        np.rint(done[:final], out=done[:final])
+        np.clip(done[:final], 0, 255, out=done[:final])
+        self.picture[tile.y : tile.y + final, cols] = done[:final]
+        if final < tile.h:  # the rows the next tile row overlaps: the next row's carry
+            self._carry[: tile.h - final, cols] = done[final:]
+        if last_column:  # the row is done: the carry now holds the next row's top rows
+            self._carry_rows = 0 if last_row else tile.h - final
 
     def result(self) -> np.ndarray:
         """The blended picture (uint8), once every tile has been added."""
         if self._next != len(self.grid):
             raise ValueError(f"{len(self.grid) - self._next} tile(s) were not added")
-        self._finish_rows(self.grid.height)
         return self.picture
-
-    def _finish_rows(self, until: int) -> None:
-        """Round the band's rows above picture row ``until`` into the picture and move the
-        band down to start there (in place: no second band is ever allocated)."""
-        done = min(until - self._band_top, self._band.shape[0])
-        if done <= 0:
-            return
-        rows = self._band[:done]
-        np.rint(rows, out=rows)
-        np.clip(rows, 0, 255, out=rows)
-        self.picture[self._band_top : self._band_top + done] = rows  # exact integers: the cast is exact
-        keep = self._band.shape[0] - done
-        self._band[:keep] = self._band[done:]
-        self._band[keep:] = 0.0
-        self._band_top = until

@@ -65,6 +65,28 @@ def test_grid_weights_sum_to_one_and_a_constant_blends_exactly(w: int, h: int, t
     assert (out == colour).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(w=st.integers(1, 260), h=st.integers(1, 260), tile=st.integers(16, 80), overlap=st.integers(0, 40),
+       seed=st.integers(0, 2**16))  # fmt: skip
+def test_the_streaming_blend_equals_the_weighted_sum(w: int, h: int, tile: int, overlap: int, seed: int) -> None:
+    """Random tile results: rounding each pixel as soon as its last tile is in gives the same
+    bytes as summing every weighted tile over the whole picture first."""
+    overlap = min(overlap, tile // 2)
+    grid = tile_grid(w, h, tile, overlap)
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, (t.h, t.w, 3), dtype=np.uint8) for t in grid]
+    total = np.zeros((h, w, 3), np.float32)
+    blender = TileBlender(grid)
+    for t, image in zip(grid, images):
+        total[t.slices] += image.astype(np.float32) * grid.weight(t)[..., None]
+        blender.add(t, image)
+    expected = np.clip(np.rint(total), 0, 255).astype(np.uint8)
+    assert np.abs(blender.result().astype(int) - expected.astype(int)).max() <= 1  # float order only
+    rows = grid.rows
+    most = max((rows[i][1] - rows[i + 1][0] for i in range(len(rows) - 1)), default=0)
+    assert blender.band_bytes <= (most * w + tile * tile) * 3 * 4  # the open overlaps, never a tile row
+
+
 def test_bad_tiles_are_refused() -> None:
     with pytest.raises(ValueError, match="overlap"):
         axis_spans(100, 32, 32)
