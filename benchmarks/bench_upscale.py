@@ -11,7 +11,7 @@
   loop with a stand-in for the engine that returns its init picture, under
   ``tracemalloc`` (numpy's allocations are traced): the peak over what was traced before
   it, against the buffers the job must hold (the source, the enlarged picture, the
-  output) and the blend's float band. One tile's generation is measured on the real
+  output) and the blend's float sums of the open overlaps. One tile's generation is measured on the real
   engine as the growth of the process's peak RSS over its first 64² generation (torch's
   allocations are not traced). Target: peak <= buffers + 2 × one tile's generation.
 
@@ -214,7 +214,7 @@ def main() -> None:
     print(f"{'memory of a ' + m['output'] + ' refine (MiB)':44} {m['peak_bytes'] / mib:9.1f}  "
           f"{m['target_bytes'] / mib:9.1f} {'':7} {'':7}  {'yes' if m['ok'] else 'NO'}")  # fmt: skip
     print(f"  buffers (enlarged + output) {m['buffers_bytes'] / mib:.1f} MiB, beyond them "
-          f"{m['beyond_buffers_bytes'] / mib:.2f} MiB (widest blend band {m['band_bytes'] / mib:.2f} MiB, "
+          f"{m['beyond_buffers_bytes'] / mib:.2f} MiB (the blend's open overlaps {m['band_bytes'] / mib:.2f} MiB, "
           f"one tile's arrays {m['tile_arrays_bytes'] / 1024:.0f} KiB); one tile's generation "
           f"{m['tile_generation_bytes'] / mib:.1f} MiB; {m['tiles']} tiles, loop alone {m['loop_seconds_without_model']:.1f} s")  # fmt: skip
     if args.json:

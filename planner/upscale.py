@@ -28,7 +28,7 @@ Decisions (each stated once, here):
 - **Strength** :data:`DEFAULT_STRENGTH` (0.3): the picture's composition and colours stay,
   detail is redrawn; img2img of every tile, the prompt and LoRAs of the whole picture.
 - **Memory**: one tile's request and result at a time, plus the output picture and the
-  blend's open band (:class:`~sfumato.planner.tiles.TileBlender`).
+  blend's open overlaps (:class:`~sfumato.planner.tiles.TileBlender`).
 - **Cancel**: the engine checks its flag every step; this loop checks it before every tile.
 """
 
