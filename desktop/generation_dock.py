@@ -298,7 +298,6 @@ class GenerationDock(QWidget):
         layout.addWidget(self.notes)
         layout.addStretch(1)
         self._layout = layout
-        self._form = form
         self.show_fill(False)
 
         self.generate_button.clicked.connect(lambda _=False: self.generate_requested.emit())
@@ -513,9 +512,10 @@ class GenerationDock(QWidget):
         data = self.fill.currentData()
         return data if isinstance(data, FillMode) else FillMode.KEEP
 
-    def show_fill(self, visible: bool) -> None:
-        """Show the Fill row (for an inpaint or an Expand: the only modes it changes)."""
-        self._form.setRowVisible(self.fill, visible)
+    def show_fill(self, used: bool) -> None:
+        """Enable the Fill box when the button inpaints or expands (the only modes it
+        changes); it stays in place otherwise, so the dock does not jump as the mode does."""
+        self.fill.setEnabled(used)
 
     def overrides(self) -> dict[str, Any]:
         """The fields not kept in the recipe, for ``settings_from_recipe(**overrides)``:

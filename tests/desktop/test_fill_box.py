@@ -1,4 +1,4 @@
-"""The Generation dock's Fill box: shown only when the button inpaints or expands, and
+"""The Generation dock's Fill box: enabled only when the button inpaints or expands, and
 the choice is the document's (its recipe: saved in the .ora, undoable, read by the plan)."""
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ def test_the_fill_box_follows_the_mode_and_writes_the_recipe(window: Any) -> Non
         doc.root.append(PixelLayer("picture", TiledSurface.from_array(picture)))
         window.set_document(doc)
         assert controller.refresh_mode() == "Generate"  # strength 1 on a covered canvas
-        assert not dock.fill.isVisibleTo(dock)
+        assert not dock.fill.isEnabled() and dock.fill.isVisibleTo(dock)
         resize_canvas_to(doc, 96, 64, Anchor.LEFT)
         assert controller.refresh_mode() == "Expand"
-        assert dock.fill.isVisibleTo(dock)
+        assert dock.fill.isEnabled()
         dock.fill.setCurrentIndex(dock.fill.findData(FillMode.EDGE))
         assert doc.recipe.fill == "edge"
         assert settings_from_recipe(doc.recipe, **dock.overrides()).fill is FillMode.EDGE
