@@ -26,6 +26,7 @@ the document at its new size.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -36,7 +37,7 @@ from sfumato.canvas.edits.document_commands import StoredCoverage
 from sfumato.canvas.model.document import MAX_SIDE, Document, DocumentReset
 from sfumato.canvas.model.geometry import Rect
 from sfumato.canvas.model.history import Command
-from sfumato.canvas.model.layers import Layer, PixelLayer, document_offset
+from sfumato.canvas.model.layers import ControlSettings, Layer, PixelLayer, document_offset
 from sfumato.canvas.model.tiles import TILE, Snapshot, TiledSurface, tile_rect
 from sfumato.canvas.pixels.resample import Filter, resize, scale_surface
 
@@ -251,6 +252,8 @@ class ScaleImage(Command):
         self._offsets: list[tuple[Layer, tuple[int, int], tuple[int, int]]] = []  # old, new x/y
         self._pixels: list[tuple[PixelLayer, Snapshot, Snapshot]] = []  # layer, before, after
         self._selection: tuple[StoredCoverage | None, StoredCoverage | None] = (None, None)
+        #: pose layers' skeletons (in their layers' pixels) before and after
+        self._poses: list[tuple[PixelLayer, ControlSettings, ControlSettings]] = []
 
     def redo(self) -> None:
         doc = self.doc
@@ -260,6 +263,8 @@ class ScaleImage(Command):
             layer.x, layer.y = x, y
         for layer, _before, after in self._pixels:
             layer.surface.restore(after)
+        for layer, _before_control, after_control in self._poses:
+            layer.control = after_control
         new = self._selection[1]
         doc.selection = None if new is None else new.load()
         _set_size(doc, *self.size)
@@ -281,10 +286,16 @@ class ScaleImage(Command):
                     x, y = x + gx, y + gy
             return x, y
 
-        pixels = []
+        pixels, poses = [], []
         for layer in doc.pixel_layers():
-            scaled = scale_surface(layer.surface, document_offset(layer), new_offset(layer), sx, sy, self.kind)
+            old_xy, new_xy_doc = document_offset(layer), new_offset(layer)
+            scaled = scale_surface(layer.surface, old_xy, new_xy_doc, sx, sy, self.kind)
             pixels.append((layer, layer.surface.snapshot(), scaled.snapshot()))
+            control = layer.control
+            if control is not None and control.pose is not None:  # keypoints are in the layer's pixels
+                pose = control.pose.translated(*old_xy).scaled(sx, sy).translated(-new_xy_doc[0], -new_xy_doc[1])
+                poses.append((layer, control, dataclasses.replace(control, pose=pose)))
+        self._poses = poses
         old_sel = None if doc.selection is None else StoredCoverage.store(doc.selection)
         new_sel = None
         if doc.selection is not None:
@@ -300,6 +311,8 @@ class ScaleImage(Command):
             layer.x, layer.y = x, y
         for layer, before, _after in self._pixels:
             layer.surface.restore(before)
+        for layer, before_control, _after_control in self._poses:
+            layer.control = before_control
         old = self._selection[0]
         doc.selection = None if old is None else old.load()
         _set_size(doc, *self._old_size)

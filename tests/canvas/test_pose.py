@@ -220,6 +220,26 @@ def test_canvas_size_and_layer_move_keep_the_skeleton_on_the_picture() -> None:
     assert nose_on_document() == nose
 
 
+def test_image_size_scales_the_skeleton_with_the_picture() -> None:
+    from sfumato.canvas.edits.canvas_size import scale_image
+
+    pose = Pose((_person(8),))
+    doc, layer = _pose_doc(pose)
+    editing.set_offset(doc, layer, 10, 4)  # an offset layer: its keypoints are in its own pixels
+    before = layer.control.pose.people[0].keypoints  # type: ignore[union-attr]
+    width, height = doc.width, doc.height
+    scale_image(doc, width * 2, height * 2)
+    after = layer.control.pose.people[0].keypoints  # type: ignore[union-attr]
+    ox, oy = document_offset(layer)
+    assert (ox, oy) == (20, 8)
+    for old, new in zip(before, after, strict=True):
+        assert (old is None) == (new is None)
+        if old is not None and new is not None:  # the same place on the (doubled) picture
+            assert new[0] + ox == pytest.approx((old[0] + 10) * 2) and new[1] + oy == pytest.approx((old[1] + 4) * 2)
+    doc.undo()
+    assert layer.control.pose.people[0].keypoints == before  # type: ignore[union-attr]
+
+
 def test_journal_recovers_the_pose(tmp_path: Path) -> None:
     doc = Document(120, 90)
     journal = Journal(doc, tmp_path / "j", name="doc")
