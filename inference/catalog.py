@@ -47,6 +47,7 @@ from sfumato.inference.detect import (
     guess_family,
     image_encoder_info,
     is_mistoline,
+    is_original_depth_anything,
     is_union_controlnet,
     is_union_controlnet_config,
     read_safetensors_header,
@@ -683,9 +684,15 @@ def depth_estimator_dirs(home: Path | None = None) -> list[Path]:
 
 
 def _depth_folders(root: Path, depth: int = 4) -> Iterator[Path]:
-    """Transformers depth-estimator folders (``config.json`` whose ``model_type`` is Depth
-    Anything's or DPT's, with a ``preprocessor_config.json``) in ``root``, ``depth`` levels down."""
+    """Depth estimators in ``root``, ``depth`` levels down: transformers folders
+    (``config.json`` whose ``model_type`` is Depth Anything's or DPT's, with a
+    ``preprocessor_config.json``) and original Depth Anything checkpoints
+    (``depth_anything_v2_vits.pth``, ``depth_anything_vitl14.pth``)."""
     try:
+        if root.is_file():
+            if is_original_depth_anything(root):
+                yield root
+            return
         if not root.is_dir():
             return
         config = read_json(root / "config.json")
@@ -695,21 +702,24 @@ def _depth_folders(root: Path, depth: int = 4) -> Iterator[Path]:
             return
         if depth <= 0:
             return
-        children = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                          key=lambda p: p.name.lower())  # fmt: skip
+        children = sorted((p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: p.name.lower())
     except OSError:
         return
     for child in children:
         yield from _depth_folders(child, depth - 1)
 
 
-def _depth_rank(folder: Path) -> int:
-    """Depth Anything V2 first, then V1, then DPT (MiDaS)."""
-    config = read_json(folder / "config.json") or {}
-    text = str(folder).lower().replace("_", "-")
+def _depth_rank(found: Path) -> tuple[bool, int, bool]:
+    """``(metric, model, original)``, smallest first: relative depth before metric; Depth
+    Anything V2, then V1, then DPT; a transformers folder before an original checkpoint."""
+    text = str(found).lower().replace("_", "-")
+    if found.is_file():
+        return "metric" in text, 0 if "v2" in text else 1, True
+    config = read_json(found / "config.json") or {}
+    metric = config.get("depth_estimation_type") == "metric"
     if config.get("model_type") == "depth_anything":
-        return 0 if "v2" in text else 1
-    return 2
+        return metric, 0 if "v2" in text else 1, False
+    return metric, 2, False
 
 
 def find_depth_estimator(*, config: Config | None = None, home: Path | None = None) -> Path | None:
@@ -719,7 +729,9 @@ def find_depth_estimator(*, config: Config | None = None, home: Path | None = No
     levels deep), then the preprocessor folders of :func:`depth_estimator_dirs` and the
     Hugging Face cache's ``depth-anything``/``dpt`` snapshots (unless
     ``SFUMATO_NO_SYSTEM_MODEL_DIRS`` is set). The configured folders win; elsewhere Depth
-    Anything V2 is preferred over V1 and DPT. Original ``.pth`` checkpoints are not read.
+    Anything V2 is preferred over V1 and DPT, relative depth over metric, and a
+    transformers folder over an original checkpoint (``depth_anything_v2_vits.pth``, which
+    :mod:`.depth` also reads) of the same rank.
     """
     config = load_config() if config is None else config
     for raw in config.model_paths:

@@ -60,6 +60,7 @@ __all__ = [
     "ip_adapter_info",
     "is_inpaint_unet",
     "is_mistoline",
+    "is_original_depth_anything",
     "is_union_controlnet",
     "is_union_controlnet_config",
     "union_kinds",
@@ -598,3 +599,16 @@ def is_union_controlnet_config(config: Mapping[str, Any]) -> bool:
 def is_mistoline(name: str) -> bool:
     """Whether a ControlNet's file or folder name says MistoLine."""
     return "mistoline" in name.lower().replace("-", "").replace("_", "")
+
+
+# --------------------------------------------------------------------------- depth estimators
+
+#: what comfyui_controlnet_aux and sd-webui-controlnet download for Depth Anything: the
+#: authors' own files (``depth_anything_v2_vits.pth``, ``depth_anything_vitl14.pth``,
+#: ``depth_anything_v2_metric_hypersim_vitl.pth``)
+_ORIGINAL_DEPTH_ANYTHING = re.compile(r"depth[-_]?anything.*\.(pth|pt|safetensors)$")
+
+
+def is_original_depth_anything(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names an original Depth Anything (V1/V2) checkpoint."""
+    return bool(_ORIGINAL_DEPTH_ANYTHING.search(Path(path).name.lower()))

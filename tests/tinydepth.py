@@ -67,8 +67,7 @@ def _depth_anything():  # type: ignore[no-untyped-def]
     backbone = Dinov2Config(
         hidden_size=16,
         num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=32,
+        num_attention_heads=1,  # one head: as wide as the real models' 64-wide heads allow
         patch_size=14,
         image_size=_SIDE,
         out_features=["stage1", "stage2", "stage3", "stage4"],

@@ -16,7 +16,12 @@ from sfumato.inference.catalog import (
     DEPTH_ESTIMATOR_FOLDER,
     find_depth_estimator,
 )
-from sfumato.inference.depth import estimate_depth, load_depth_estimator, normalise_depth
+from sfumato.inference.depth import (
+    estimate_depth,
+    load_depth_estimator,
+    normalise_depth,
+    original_key_map,
+)
 from sfumato.inference.errors import (
     CancelledError,
     CorruptModelError,
@@ -101,10 +106,14 @@ def test_a_missing_estimator_says_what_to_put_where(fresh_engine: Any) -> None:
 
 def test_wrong_files_are_typed_errors(fresh_engine: Any, tmp_path: Path, depth_dir: Path) -> None:
     engine = fresh_engine()
-    pth = tmp_path / "depth_anything_v2_vits.pth"
-    pth.write_bytes(b"not read")
-    with pytest.raises(UnsupportedModeError, match="original"):
-        engine.estimate_depth(_picture(), ModelRef(str(pth)))
+    midas = tmp_path / "dpt_hybrid-midas-501f0c75.pt"
+    midas.write_bytes(b"not read")
+    with pytest.raises(UnsupportedModeError, match="original depth checkpoint"):
+        engine.estimate_depth(_picture(), ModelRef(str(midas)))
+    broken = tmp_path / "depth_anything_v2_vits.pth"
+    broken.write_bytes(b"not a pickle")
+    with pytest.raises(CorruptModelError):
+        engine.estimate_depth(_picture(), ModelRef(str(broken)))
     other = tmp_path / "bert"
     other.mkdir()
     (other / "config.json").write_text('{"model_type": "bert"}')
@@ -127,7 +136,52 @@ def test_the_catalog_finds_estimators_in_the_preprocessor_folders(tmp_path: Path
     shutil.copytree(tiny_depth_model(depth_dir), aux / "Depth-Anything-V2-Small-hf")
     # Depth Anything V2 is preferred over DPT.
     assert find_depth_estimator(config=Config(), home=home) == aux / "Depth-Anything-V2-Small-hf"
+    # An original checkpoint where comfyui_controlnet_aux puts it counts, after a folder.
+    v2 = aux / "Depth-Anything-V2-Small" / "depth_anything_v2_vits.pth"
+    v2.parent.mkdir(parents=True)
+    v2.write_bytes(b"weights")
+    assert find_depth_estimator(config=Config(), home=home) == aux / "Depth-Anything-V2-Small-hf"
+    shutil.rmtree(aux / "Depth-Anything-V2-Small-hf")
+    assert find_depth_estimator(config=Config(), home=home) == v2
     # A configured folder wins.
     mine = tmp_path / "mine" / "depth"
     shutil.copytree(tiny_depth_model(depth_dir, "dpt"), mine)
     assert find_depth_estimator(config=Config(model_paths=[str(tmp_path / "mine")]), home=home) == mine
+
+
+def _as_original(folder: Path, file: Path) -> Path:
+    """The tiny Depth Anything's weights in the authors' layout (the renaming undone, the
+    attention's query/key/value fused into ``qkv``), saved as a ``.pth``."""
+    from safetensors.torch import load_file
+
+    ours = load_file(str(folder / "model.safetensors"))
+    layers = 1 + max(int(k.split(".")[3]) for k in ours if k.startswith("backbone.encoder.layer."))
+    state = {original: ours[name] for original, name in original_key_map(layers) if name in ours}
+    for i in range(layers):
+        parts = [f"backbone.encoder.layer.{i}.attention.attention.{p}." for p in ("query", "key", "value")]
+        state[f"pretrained.blocks.{i}.attn.qkv.weight"] = torch.cat([ours[p + "weight"] for p in parts])
+        state[f"pretrained.blocks.{i}.attn.qkv.bias"] = torch.cat([ours[p + "bias"] for p in parts])
+    assert len(state) == len(ours) - 4 * layers  # every tensor renamed, none left over
+    torch.save(state, file)
+    return file
+
+
+def test_an_original_depth_anything_checkpoint_reads_as_its_transformers_folder(
+    fresh_engine: Any, depth_dir: Path, tmp_path: Path
+) -> None:
+    """comfyui_controlnet_aux's files are the authors' (``depth_anything_v2_vits.pth``):
+    renamed as transformers converts them, sized from the tensors, they predict what the
+    converted folder predicts (with the same input processing)."""
+    folder = tiny_depth_model(depth_dir)
+    original = _as_original(folder, tmp_path / "depth_anything_v2_vits.pth")
+    converted = load_depth_estimator(original)
+    reference = load_depth_estimator(folder)
+    assert converted.model.config.backbone_config.out_indices == reference.model.config.backbone_config.out_indices
+    ours, theirs = converted.model.state_dict(), reference.model.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    picture = _picture()
+    converted.processor = reference.processor  # the real files are processed at 518 px
+    assert np.array_equal(converted(picture), reference(picture))
+    # Through the engine, at the converted repositories' 518 px: a map of the picture's size.
+    depth = fresh_engine().estimate_depth(picture, ModelRef(str(original)))
+    assert depth.shape == picture.shape[:2] and depth.dtype == np.uint8 and depth.max() == 255
