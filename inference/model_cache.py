@@ -429,7 +429,8 @@ class ModelCache:
     # ------------------------------------------------------------------ depth
 
     def depth_estimator(self, ref: ModelRef | None) -> Any:
-        """The depth estimator ``ref`` names (a transformers folder, or a file in one), else
+        """The depth estimator ``ref`` names (a transformers folder, a file in one, or an
+        original Depth Anything checkpoint), else
         the catalog's (:func:`~sfumato.inference.catalog.find_depth_estimator`), loaded on
         the engine's device; the last one stays loaded.
 
@@ -577,9 +578,9 @@ class ModelCache:
 
         device, dtype = self.choice.device, self.choice.dtype
         union = _is_union_controlnet(target)
-        if union and union_class is None and class_name == "ControlNetModel":
+        if union and union_class is None:
             raise UnsupportedModeError(
-                f"The ControlNet {Path(str(target)).name} is a union ControlNet (SDXL); {label} models take none.",
+                f"The ControlNet {Path(str(target)).name} is an SDXL union ControlNet; {label} models take none.",
                 f"Choose a {label} ControlNet.",
             )
         if union and union_class is not None:
