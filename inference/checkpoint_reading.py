@@ -93,14 +93,39 @@ def load_checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
     checkpoint, unknown file type) or :class:`UnsafeModelError` (a pickle that needs
     more than tensors and plain containers).
     """
-    path = Path(path)
+    return read_weights_file(
+        path,
+        missing="Model file not found: {path}",
+        folder=("{path} is a folder, not a single-file checkpoint.",
+                "Load it as a diffusers model folder, or choose a .safetensors file."),
+        unknown=("{name} is not a model file Sfumato knows ({suffix}).", "Use a .safetensors checkpoint."),
+    )  # fmt: skip
+
+
+def read_weights_file(
+    path: Path,
+    *,
+    missing: str,
+    missing_hint: str | None = None,
+    folder: tuple[str, str],
+    unknown: tuple[str, str],
+    wrappers: tuple[str, ...] = ("state_dict",),
+    strip_prefix: str = "",
+) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (``.safetensors``, or a pickle read with
+    ``weights_only`` after a static look at it), on the CPU, unwrapped from the first of
+    ``wrappers`` that holds a dictionary (repeatedly), keys without ``strip_prefix``.
+
+    The messages name the file's kind for its callers (a checkpoint, an upscaler):
+    ``missing`` (with ``{path}``) and its hint, ``folder`` and ``unknown`` (message and
+    hint; ``{path}``, ``{name}``, ``{suffix}``). Raises :class:`ModelNotFoundError`,
+    :class:`CorruptModelError` or :class:`UnsafeModelError`.
+    """
+    path = Path(path).expanduser()
     if not path.exists():
-        raise ModelNotFoundError(f"Model file not found: {path}")
+        raise ModelNotFoundError(missing.format(path=path), missing_hint)
     if path.is_dir():
-        raise CorruptModelError(
-            f"{path} is a folder, not a single-file checkpoint.",
-            "Load it as a diffusers model folder, or choose a .safetensors file.",
-        )
+        raise CorruptModelError(folder[0].format(path=path), folder[1])
     with open_model_file(path) as handle:  # a named pipe or device is refused, never read
         size = os.fstat(handle.fileno()).st_size
         head = handle.read(8)
@@ -119,16 +144,18 @@ def load_checkpoint_state_dict(path: Path) -> dict[str, torch.Tensor]:
     elif suffix in PICKLE_SUFFIXES:
         state = _load_pickle(path, head)
     else:
-        raise CorruptModelError(
-            f"{path.name} is not a model file Sfumato knows ({suffix or 'no extension'}).",
-            "Use a .safetensors checkpoint.",
-        )
-    # Some checkpoints nest the weights under "state_dict" (with "global_step" etc.).
-    while isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
+        raise CorruptModelError(unknown[0].format(path=path, name=path.name, suffix=suffix or "no extension"), unknown[1])
+    unwrapped = True
+    while unwrapped and isinstance(state, dict):  # e.g. {"state_dict": {...}, "global_step": …}
+        unwrapped = False
+        for wrapper in wrappers:
+            if isinstance(state.get(wrapper), dict):
+                state, unwrapped = state[wrapper], True
+                break
     if not isinstance(state, dict):
         raise CorruptModelError(f"{path.name} does not contain a dictionary of weights.")
-    tensors = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    tensors = {k.removeprefix(strip_prefix) if strip_prefix else k: v for k, v in state.items()
+               if isinstance(k, str) and isinstance(v, torch.Tensor)}  # fmt: skip
     if not tensors:
         raise CorruptModelError(f"{path.name} contains no weights.")
     return tensors

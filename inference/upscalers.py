@@ -44,7 +44,6 @@ import torch.nn.functional as F
 from sfumato.inference.errors import (
     CancelledError,
     CorruptModelError,
-    ModelNotFoundError,
     UnsupportedUpscalerError,
 )
 from torch import nn
@@ -222,45 +221,18 @@ def rrdb_info(state: dict[str, torch.Tensor]) -> UpscalerInfo | None:
 # ----------------------------------------------------------------------------- loading
 def read_upscaler_weights(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of an upscaler file (CPU), unwrapped from ``params_ema``/``params``."""
-    from sfumato.inference.checkpoint_reading import PICKLE_SUFFIXES, _load_pickle
-    from sfumato.inference.detect import open_model_file, read_safetensors_header
+    from sfumato.inference.checkpoint_reading import read_weights_file
 
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelNotFoundError(f"Upscaler file not found: {path}",
-                                 "Choose an ESRGAN-family file (ComfyUI's models/upscale_models, A1111's models/ESRGAN).")  # fmt: skip
-    if path.is_dir():
-        raise CorruptModelError(f"{path} is a folder, not an upscaler file.", "Choose a .pth or .safetensors file.")
-    suffix = path.suffix.lower()
-    with open_model_file(path) as handle:  # a pipe or a device is refused, never read
-        head = handle.read(8)
-    if not head:
-        raise CorruptModelError(f"{path.name} is empty (0 bytes); the download or copy did not finish.")
-    if suffix == ".safetensors":
-        read_safetensors_header(path)
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state: Any = load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-            raise CorruptModelError(f"{path.name} cannot be read: {error}.") from error
-    elif suffix in PICKLE_SUFFIXES:
-        state = _load_pickle(path, head)
-    else:
-        raise CorruptModelError(f"{path.name} is not an upscaler file Sfumato reads ({suffix or 'no extension'}).",
-                                "Use a .pth or .safetensors super-resolution model.")  # fmt: skip
-    for wrapper in ("params_ema", "params", "state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-            break
-    if not isinstance(state, dict):
-        raise CorruptModelError(f"{path.name} does not contain a dictionary of weights.")
-    tensors = {k.removeprefix("module."): v for k, v in state.items()
-               if isinstance(k, str) and isinstance(v, torch.Tensor)}  # fmt: skip
-    if not tensors:
-        raise CorruptModelError(f"{path.name} contains no weights.")
-    return tensors
+    return read_weights_file(
+        path,
+        missing="Upscaler file not found: {path}",
+        missing_hint="Choose an ESRGAN-family file (ComfyUI's models/upscale_models, A1111's models/ESRGAN).",
+        folder=("{path} is a folder, not an upscaler file.", "Choose a .pth or .safetensors file."),
+        unknown=("{name} is not an upscaler file Sfumato reads ({suffix}).",
+                 "Use a .pth or .safetensors super-resolution model."),
+        wrappers=("params_ema", "params", "state_dict", "model"),
+        strip_prefix="module.",
+    )  # fmt: skip
 
 
 Network = Callable[[torch.Tensor], torch.Tensor]
