@@ -401,27 +401,8 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         self.menus.update(build_menu_bar(self.menuBar(), self.actions))
-        self._add_pose_entries()
         self.recent_menu = self.menus["recent"]
         self._fill_recent_menu(self.settings.recent_files())
-
-    def _add_pose_entries(self) -> None:
-        """The pose and depth entries (issue 20): after "New Reference Layer from Image…"
-        in the Layer menu, the Pose tool after the tools in the Tools menu.
-        TODO(window_menus): list them in MENU_BAR there and drop this."""
-        listed = {a for menu in self.menus.values() for a in menu.actions()}
-        layer_menu, tools_menu = self.menus["layer"], self.menus["tools"]
-        entries = layer_menu.actions()
-        anchor = self.actions.get("add_reference_image") or self.actions["add_control"]
-        after = entries.index(anchor) + 1 if anchor in entries else len(entries)
-        before = entries[after] if after < len(entries) else None
-        for name in ("add_pose", "pose_add_person", "pose_delete_person", "pose_mirror",
-                     "pose_from_image", "depth_from_image"):
-            if self.actions[name] not in listed:
-                layer_menu.insertAction(before, self.actions[name])  # type: ignore[arg-type]
-        if self.actions["pose_tool"] not in listed:
-            separator = next((e for e in tools_menu.actions() if e.isSeparator()), None)
-            tools_menu.insertAction(separator, self.actions["pose_tool"])  # type: ignore[arg-type]
 
     def _build_toolbars(self) -> None:
         self.toolbar, self.tool_bar = build_toolbars(self, self.actions)

@@ -62,14 +62,15 @@ MENU_BAR: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
     ("image", "&Image", ("canvas_size", "image_size")),
     ("layer", "&Layer", (
         "add_paint", "add_group", "add_inpaint-mask", "add_region", "add_control", "add_reference",
-        "add_reference_image", None,
+        "add_reference_image", "add_pose", "pose_add_person", "pose_delete_person", "pose_mirror",
+        "pose_from_image", "depth_from_image", None,
         "import", "duplicate_layer", "merge_down", "delete_layer",
     )),
     ("select", "&Select", (
         "select_all", "deselect", "invert_selection", None,
         "grow_selection", "shrink_selection", "feather_selection",
     )),
-    ("tools", "&Tools", (*(tool_action_name(k) for k in TOOL_SHORTCUTS), None, "size_down", "size_up")),
+    ("tools", "&Tools", (*(tool_action_name(k) for k in TOOL_SHORTCUTS), "pose_tool", None, "size_down", "size_up")),
     ("generate", "&Generate", ("generate", "cancel")),
     ("help", "&Help", ("shortcuts", "user_guide", None, "about")),
 )
