@@ -3,7 +3,9 @@
 ``sfumato upscale IN -o OUT.png --scale 4`` enlarges IN (an .ora, flattened as the canvas
 shows it; or a PNG/JPEG/WebP) with a super-resolution model (``--upscaler PATH``: an
 ESRGAN-family file) or Lanczos, and with ``--model`` refines the result tile by tile as
-img2img at ``--strength`` (default 0.3) with the document's (or ``--prompt``'s) prompt.
+img2img at ``--strength`` (default 0.3) with the document's (or ``--prompt``'s) prompt;
+an .ora's region and control layers are planned over each tile. ``--scale 1`` keeps the
+size: a tiled refine alone.
 The decisions are the planner's (:mod:`sfumato.planner.upscale`); this module reads,
 runs the models with a progress bar on a terminal, and writes the PNG with a
 ``parameters`` chunk.
@@ -46,7 +48,8 @@ def add_upscale_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("input", metavar="IN", type=Path, help="an .ora document or a PNG/JPEG/WebP picture")
     p.add_argument("-o", "--output", metavar="OUT.png", type=Path, required=True, help="the PNG to write")
-    p.add_argument("--scale", type=int, default=2, help="factor per side: 2, 3 or 4 (default 2)")
+    p.add_argument("--scale", type=int, default=2, help="factor per side: 2, 3 or 4 (default 2); 1 keeps the "
+                   "size and only refines in tiles (needs --model)")
     p.add_argument("--upscaler", metavar="PATH", help="super-resolution model file (ESRGAN family, .pth or "
                    ".safetensors; ComfyUI models/upscale_models, A1111 models/ESRGAN); default Lanczos")
     p.add_argument("--model", metavar="PATH|ID", help="refine with this model (checkpoint, diffusers folder, "
@@ -134,8 +137,9 @@ def upscale_main(args: argparse.Namespace) -> int:
     settings = _settings(args, doc) if args.model is not None else None
     try:
         strength = DEFAULT_STRENGTH if args.strength is None else args.strength
+        document = doc if settings is not None and args.input.suffix.lower() == ".ora" else None
         plan = plan_upscale(width, height, args.scale, settings, strength=strength,
-                            tile=args.tile, overlap=args.overlap)  # fmt: skip
+                            tile=args.tile, overlap=args.overlap, document=document)  # fmt: skip
     except PlanError as error:
         raise UpscaleError(str(error)) from None
     for note in plan.notes:
@@ -259,16 +263,10 @@ def _tile_runner(engine: Any, cancel: Any) -> Any:
 
 
 def _record(args: argparse.Namespace, plan: Any, upscaler: str | None) -> dict[str, Any]:
-    """The ``parameters`` text's fields: the refine's request summary (A1111's keys) plus
-    the upscale's own (``Upscale``, ``Upscaler``, ``Tile``)."""
-    extra = {"Upscale": f"{plan.scale}x", "Upscaler": upscaler or "Lanczos"}
-    if not plan.refine:
-        return {"width": plan.size.width, "height": plan.size.height, "extra": extra}
-    summary = dict(plan.template.summary())
-    summary.update(mode="img2img", strength=plan.strength, width=plan.size.width, height=plan.size.height)
-    extra["Tile"] = f"{plan.grid.tile} px, overlap {plan.grid.overlap}, seed + tile index"
-    summary["extra"] = extra
-    return summary
+    """The ``parameters`` text's fields (:func:`~sfumato.planner.upscale.upscale_record`)."""
+    from sfumato.planner.upscale import upscale_record
+
+    return upscale_record(plan, upscaler)
 
 
 def _with_alpha(rgb: Any) -> Any:

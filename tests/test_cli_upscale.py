@@ -120,3 +120,38 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     big = png(tmp_path / "big.png", np.zeros((8, 5000, 3), np.uint8))
     one_line_error(capsys, cli.main(["upscale", str(big), "-o", str(tmp_path / "o.png"), "--scale", "4"]), "16384")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_ora_with_regions_refines_each_tile_with_its_regions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--scale 1 refines at the same size; the document's regions are planned per tile."""
+    from sfumato.canvas.model.layers import Role
+
+    from sfumato import upscale_cli
+
+    doc = Document(256, 64, recipe=Recipe(prompt="a wall", seed=5, steps=2))
+    rgba = np.dstack([resize_image(picture(), Size(256, 64)), np.full((64, 256), 255, np.uint8)])
+    doc.root.append(PixelLayer("left", TiledSurface.from_array(np.full((64, 128, 4), 255, np.uint8)),
+                               role=Role.REGION, prompt="red"))  # fmt: skip
+    doc.root.append(PixelLayer("right", TiledSurface.from_array(np.full((64, 128, 4), 255, np.uint8)),
+                               role=Role.REGION, prompt="blue", x=128))  # fmt: skip
+    doc.root.append(PixelLayer("paint", TiledSurface.from_array(rgba)))
+    save_ora(doc, tmp_path / "doc.ora")
+    seen: list = []
+
+    def stub(_engine, _cancel):  # noqa: ANN001, ANN202
+        def run_tile(request, _on_step):  # noqa: ANN001, ANN202
+            seen.append(request)
+            return request.init.image
+
+        return run_tile
+
+    monkeypatch.setattr(upscale_cli, "_tile_runner", stub)
+    out = tmp_path / "out.png"
+    args = ["upscale", str(tmp_path / "doc.ora"), "-o", str(out), "--scale", "1", "--model", "builtin",
+            "--tile", "64", "--overlap", "16", "-q", "--device", "cpu"]  # fmt: skip
+    assert cli.main(args) == 0
+    assert read(out).shape == (64, 256, 3)
+    assert "Upscale: 1x" in parameters(out)
+    regions = [[r.prompt for r in request.regions] for request in seen]
+    assert regions[0] == ["red, a wall"] and regions[-1] == ["blue, a wall"]
+    assert ["red, a wall", "blue, a wall"] in regions  # the tile over the boundary gets both
