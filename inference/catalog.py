@@ -74,6 +74,8 @@ __all__ = [
     "WeightsKind",
     "find_controlnet",
     "find_depth_estimator",
+    "find_person_detector",
+    "find_pose_estimator",
     "find_default_model",
     "find_image_encoder",
     "find_reference_adapter",
@@ -164,6 +166,7 @@ def system_model_dirs(home: Path | None = None) -> list[tuple[Path, Origin, Weig
         (comfy / "loras", Origin.COMFYUI, WeightsKind.LORA),
         (comfy / "ipadapter", Origin.COMFYUI, WeightsKind.IP_ADAPTER),
         (comfy / "clip_vision", Origin.COMFYUI, WeightsKind.CLIP_VISION),
+        (comfy / "style_models", Origin.COMFYUI, WeightsKind.REDUX),  # FLUX.1 Redux
     ]
     for webui in ("stable-diffusion-webui", "stable-diffusion-webui-forge"):
         models = home / webui / "models"
@@ -236,6 +239,8 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
     index = read_json(folder / "model_index.json") or {}
     if index:
         name = str(index.get("_class_name", ""))
+        if name == "FluxPriorReduxPipeline":  # FLUX.1-Redux-dev: reference pictures for FLUX.1
+            return ModelEntry(WeightsKind.REDUX, source or str(folder), label or folder.name, "flux", origin, location)
         unet = read_json(folder / "unet" / "config.json") or {}
         if "XL" in name:
             family: str | None = SDXL if "Refiner" not in name else "sdxl-refiner"
@@ -247,6 +252,8 @@ def _folder_entry(folder: Path, origin: Origin, source: str | None = None, label
             family = None
         return ModelEntry(WeightsKind.CHECKPOINT, source or str(folder), label or folder.name, family, origin, location)
     config = read_json(folder / "config.json") or {}
+    if config.get("model_type") in ("siglip_vision_model", "siglip") and "SiglipVisionModel" in (config.get("architectures") or ()):
+        return ModelEntry(WeightsKind.CLIP_VISION, source or str(folder), label or folder.name, None, origin, location)
     if "CLIPVisionModelWithProjection" in (config.get("architectures") or ()):
         return ModelEntry(WeightsKind.CLIP_VISION, source or str(folder), label or folder.name, None, origin, location)
     if config.get("_class_name") == "ControlNetModel" or is_union_controlnet_config(config):
@@ -567,7 +574,9 @@ def find_reference_adapter(
     family: str, kind: ReferenceKind | None = None, *, entries: Iterable[ModelEntry] | None = None
 ) -> ModelEntry | None:
     """The first installed IP-Adapter for ``family`` (``"sd15"``, ``"sdxl"``) that suits
-    reference pictures of ``kind``, as :func:`find_controlnet` finds ControlNets.
+    reference pictures of ``kind``, as :func:`find_controlnet` finds ControlNets; for
+    ``"flux"`` the first FLUX.1 Redux (ComfyUI's ``style_models`` file or the diffusers
+    ``FLUX.1-Redux-dev`` folder), whatever the kind.
 
     A face reference takes a face adapter (``ip-adapter-plus-face``, ``-full-face``: its
     name says ``face``); the other kinds take an adapter that is not one (a plain or plus
@@ -575,6 +584,9 @@ def find_reference_adapter(
     are never chosen (they need InsightFace, which Sfumato does not run). An adapter of
     unknown family counts only when none of the right family is installed.
     """
+    if family == "flux":  # FLUX.1 reads every kind through Redux (the picture whole)
+        reduxes = list(list_models(WeightsKind.REDUX) if entries is None else entries)
+        return next((e for e in reduxes if e.kind is WeightsKind.REDUX and e.problem is None), None)
     pool = list(list_models(WeightsKind.IP_ADAPTER) if entries is None else entries)
     usable = [e for e in pool if e.kind is WeightsKind.IP_ADAPTER and e.problem is None and not _is_faceid(e)]
     if kind is ReferenceKind.FACE:
@@ -751,3 +763,78 @@ def find_depth_estimator(*, config: Config | None = None, home: Path | None = No
                 candidates += _depth_folders(repo / "snapshots", depth=1)
     candidates.sort(key=_depth_rank)
     return candidates[0] if candidates else None
+
+
+# --------------------------------------------------------------------------- pose estimators
+
+#: what to download for "Pose from Image" when no pose estimator is installed
+POSE_ESTIMATOR_DOWNLOAD = "usyd-community/vitpose-base-simple"
+#: where to put it (one of the folders :func:`find_pose_estimator` searches)
+POSE_ESTIMATOR_FOLDER = "~/ComfyUI/models/annotators"
+#: the person detector that finds the boxes VitPose reads (optional)
+PERSON_DETECTOR_DOWNLOAD = "PekingU/rtdetr_r50vd_coco_o365"
+
+_POSE_TYPES = ("vitpose",)
+_DETECTOR_TYPES = ("rt_detr", "rt_detr_v2")
+
+
+def _typed_folders(root: Path, types: tuple[str, ...], depth: int = 4) -> Iterator[Path]:
+    """transformers folders in ``root``, ``depth`` levels down, whose ``config.json`` has
+    one of the ``model_type``s ``types`` and that hold a ``preprocessor_config.json``."""
+    try:
+        if not root.is_dir():
+            return
+        config = read_json(root / "config.json")
+        if config is not None:
+            if config.get("model_type") in types and (root / "preprocessor_config.json").is_file():
+                yield root
+            return
+        if depth <= 0:
+            return
+        children = sorted((p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()),
+                          key=lambda p: p.name.lower())  # fmt: skip
+    except OSError:
+        return
+    for child in children:
+        yield from _typed_folders(child, types, depth - 1)
+
+
+def _find_typed(types: tuple[str, ...], hub_words: tuple[str, ...], config: Config | None, home: Path | None) -> Path | None:
+    config = load_config() if config is None else config
+    for raw in config.model_paths:
+        found = list(_typed_folders(Path(raw).expanduser(), types))
+        if found:
+            return found[0]
+    if not _system_dirs_enabled() and home is None:
+        return None
+    candidates: list[Path] = []
+    for root in depth_estimator_dirs(home):
+        candidates += _typed_folders(root, types)
+    hub = _hub_cache_dir() if home is None else home / ".cache" / "huggingface" / "hub"
+    with contextlib.suppress(OSError):
+        for repo in sorted(hub.glob("models--*")):
+            name = repo.name.lower().replace("_", "").replace("-", "")
+            if any(word in name for word in hub_words):
+                candidates += _typed_folders(repo / "snapshots", types, depth=1)
+    return candidates[0] if candidates else None
+
+
+def find_pose_estimator(*, config: Config | None = None, home: Path | None = None) -> Path | None:
+    """The installed VitPose folder for "Pose from Image", or ``None``.
+
+    Searched as :func:`find_depth_estimator` searches: the configured ``model_paths``
+    first, then the preprocessor folders of :func:`depth_estimator_dirs` (ComfyUI's
+    ``models/annotators``, comfyui_controlnet_aux's ``ckpts``, ...) and the Hugging Face
+    cache's ``vitpose`` snapshots (unless ``SFUMATO_NO_SYSTEM_MODEL_DIRS`` is set). A
+    folder counts by its ``config.json`` (``model_type: "vitpose"``) and its
+    ``preprocessor_config.json``, whatever its name (``vitpose-base-simple`` or
+    ``usyd-community/vitpose-base-simple``).
+    """
+    return _find_typed(_POSE_TYPES, ("vitpose",), config, home)
+
+
+def find_person_detector(*, config: Config | None = None, home: Path | None = None) -> Path | None:
+    """The installed person detector (RT-DETR, ``model_type`` ``rt_detr``/``rt_detr_v2``,
+    e.g. ``PekingU/rtdetr_r50vd_coco_o365``) that finds the boxes VitPose reads, or
+    ``None``; searched where :func:`find_pose_estimator` searches."""
+    return _find_typed(_DETECTOR_TYPES, ("rtdetr",), config, home)

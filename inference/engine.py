@@ -235,6 +235,36 @@ class Engine:
         _check_cancel(cancel)
         return depth
 
+    def estimate_pose(self, image: np.ndarray, model: ModelRef | None = None, cancel: CancelFlag | None = None) -> Any:
+        """The people in ``image`` (uint8 ``(H, W, 3)``) as a
+        :class:`~sfumato.inference.pose_estimation.PoseEstimate`: OpenPose body-18 keypoints
+        in image pixels. ``model`` names a VitPose folder, else the catalog's
+        (:func:`~sfumato.inference.catalog.find_pose_estimator`); the catalog's person
+        detector finds the boxes (none: the whole picture is one person, and the estimate's
+        note says so). Both stay loaded for the next call.
+
+        Like :meth:`estimate_depth`: one job at a time with generations, typed errors (a
+        missing estimator is a :class:`~sfumato.inference.errors.MissingPoseEstimatorError`
+        naming what to put where), :class:`CancelledError` when ``cancel`` is set first.
+        """
+        from sfumato.inference.pose_estimation import PoseModels
+
+        try:
+            _check_cancel(cancel)
+            with self._lock:
+                folder = None if model is None else self.cache.resolve(model.source)
+                models = self.__dict__.setdefault("_pose_models", PoseModels())  # kept loaded
+                estimator = models.get(folder, self.device, self.dtype)
+                _check_cancel(cancel)
+                estimate = estimator(image, lambda: _check_cancel(cancel))
+        except CancelledError:
+            raise
+        except Exception as raw:
+            release_memory(self.device)
+            raise self._as_engine_error(raw) from raw
+        _check_cancel(cancel)
+        return estimate
+
     # ------------------------------------------------------------------ errors
 
     def _as_engine_error(self, raw: BaseException) -> EngineError:
@@ -262,7 +292,8 @@ class Engine:
             raise UnsupportedModeError(f"{model.family.label} models cannot do {names}.")
         if request.references and not model.family.takes_references:
             raise UnsupportedModeError(f"{model.family.label} models take no reference pictures.")
-        if request.edit and not (model.family.edits or model.family.takes_references):
+        latents_references = model.family.takes_references and model.family.reference_adapter is None
+        if request.edit and not (model.family.edits or latents_references):
             raise UnsupportedModeError(
                 f"{model.family.label} models do not edit by instruction; choose an edit model "
                 "(FLUX.1 Kontext, Qwen-Image-Edit or FLUX.2 Klein)."
@@ -422,6 +453,8 @@ class Engine:
         :class:`~sfumato.inference.reference_adapters.ReferenceInput` in the UNet batch's layout."""
         if model.family.reference_adapter is None or not request.references:
             return []
+        if model.family.reference_adapter == "redux":
+            return self._redux_references(model, request)
         from sfumato.inference.reference_adapters import ReferenceInput, reference_embeds
 
         inputs = []
@@ -436,6 +469,43 @@ class Engine:
                 mask = torch.from_numpy(np.array(reference.mask))[None, None].to(device=self.device, dtype=self.dtype)
             inputs.append(ReferenceInput(adapter, embeds, reference.strength, reference.kind, reference.start,
                                          reference.end, mask, model.family))  # fmt: skip
+        return inputs
+
+    def _redux_references(self, model: LoadedModel, request: GenerationRequest) -> list[Any]:
+        """Each reference picture through FLUX.1 Redux (:mod:`.redux`): its tokens in T5's
+        space times its strength; references at strength 0 are left out."""
+        import sfumato.inference.catalog as catalog
+        from sfumato.inference.redux import ReduxCache, ReduxInput
+
+        cache = self.__dict__.setdefault("_redux", ReduxCache())  # kept loaded, like adapters
+        inputs = []
+        for i, reference in enumerate(request.references):
+            if reference.mask is not None:
+                raise UnsupportedModeError(
+                    f"{model.family.label} reads reference pictures through Redux, which Sfumato applies to "
+                    f"the whole picture only: reference {i + 1} lies in a region.",
+                    "Move the reference layer out of the region's group.",
+                )
+            if reference.strength == 0:
+                continue
+            if reference.model is not None:
+                target = self.cache.resolve(reference.model.source)
+            else:
+                found = catalog.find_reference_adapter(model.family.name, reference.kind)
+                target = None if found is None else found.path
+            if not isinstance(target, Path):
+                raise UnsupportedModeError(
+                    f"No FLUX.1 Redux is installed for {model.family.label}: reference pictures need one.",
+                    "Put flux1-redux-dev.safetensors in ComfyUI/models/style_models and "
+                    "sigclip_vision_patch14_384.safetensors in ComfyUI/models/clip_vision "
+                    "(or the FLUX.1-Redux-dev folder in a models folder added in the settings).",
+                )
+            encoders = [e.path for e in catalog.list_models(catalog.WeightsKind.CLIP_VISION)
+                        if e.problem is None and e.path is not None]  # fmt: skip
+            redux = cache.get(target, encoders, self.device, self.dtype)
+            tokens = redux.encode(np.ascontiguousarray(reference.image), self.device, self.dtype)
+            inputs.append(ReduxInput(redux, tokens * reference.strength, reference.strength, reference.start,
+                                     reference.end))  # fmt: skip
         return inputs
 
     def _image_inputs(

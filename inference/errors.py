@@ -13,6 +13,8 @@ __all__ = [
     "EngineError",
     "InvalidRequestError",
     "MissingImageEncoderError",
+    "MissingReduxEncoderError",
+    "MissingPoseEstimatorError",
     "ModelNotFoundError",
     "NetworkUnavailableError",
     "OutOfMemoryError",
@@ -60,6 +62,23 @@ class MissingImageEncoderError(ModelNotFoundError):
         super().__init__(
             f"The IP-Adapter {adapter} needs its image encoder, {expected}, which is not installed.",
             f"Put {expected} in {folder} (or in a clip_vision folder of your model paths).",
+        )
+
+
+class MissingReduxEncoderError(MissingImageEncoderError):
+    """A FLUX.1 Redux was found but not the SigLIP vision encoder it reads pictures with.
+
+    ``expected`` names the encoder's file (ComfyUI's name for it), ``folder`` where to put it.
+    """
+
+    def __init__(self, adapter: str, expected: str, folder: str) -> None:
+        self.adapter = adapter
+        self.expected = expected
+        self.folder = folder
+        ModelNotFoundError.__init__(
+            self,
+            f"The FLUX.1 Redux {adapter} needs its SigLIP image encoder, {expected}, which is not installed.",
+            f"Put {expected} in {folder} (or the FLUX.1-Redux-dev folder's image_encoder beside it).",
         )
 
 
@@ -134,4 +153,22 @@ class MissingDepthEstimatorError(ModelNotFoundError):
             message or "No depth estimator is installed: a depth map from the picture needs one.",
             f"Put {expected} (the whole folder: config.json, model.safetensors, preprocessor_config.json) "
             f"in {folder}, or add its folder to your model paths.",
+        )
+
+
+class MissingPoseEstimatorError(ModelNotFoundError):
+    """No pose estimator is installed for "Pose from Image".
+
+    ``expected`` names what to download (a transformers VitPose folder: ``config.json``,
+    ``model.safetensors``, ``preprocessor_config.json``), ``folder`` where to put it.
+    """
+
+    def __init__(self, expected: str, folder: str, message: str | None = None) -> None:
+        self.expected = expected
+        self.folder = folder
+        super().__init__(
+            message or "No pose estimator is installed: finding the pose in a picture needs one (VitPose).",
+            f"Put {expected} (the whole folder: config.json, model.safetensors, preprocessor_config.json) "
+            f"in {folder}, or add its folder to your model paths. For several people, put a person "
+            f"detector beside it (PekingU/rtdetr_r50vd_coco_o365).",
         )
