@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import (
+    SIGNAL,
     QEvent,
     QItemSelectionModel,
     QMimeData,
@@ -138,10 +139,12 @@ class LayerProperties(QWidget):
 
     ``message(text)`` reports an edit the document refused (a locked layer, ...);
     ``depth_requested()``: "From image" on a depth control layer (the window runs the
-    depth estimator on its worker)."""
+    depth estimator on its worker); ``pose_requested()``: "From image" on a pose layer
+    (the window runs the pose estimator: :mod:`sfumato.desktop.pose_action`)."""
 
     message = Signal(str)
     depth_requested = Signal()
+    pose_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -374,9 +377,12 @@ class LayerProperties(QWidget):
             self.depth_requested.emit()  # a model's work: the window sends it to the worker
             return
         if kind is ControlKind.POSE:  # the pixels of a pose layer are drawn from its skeleton
+            if self.receivers(SIGNAL("pose_requested()")):
+                self.pose_requested.emit()  # a model's work: the window sends it to the worker
+                return
             from sfumato.desktop.pose_tool import pose_estimator_message
 
-            self.message.emit(pose_estimator_message())
+            self.message.emit(pose_estimator_message())  # a window that runs no estimator
             return
         rgba = control_image_from_document(self._doc, kind)
         if layer.x or layer.y:
@@ -418,6 +424,7 @@ class LayersDock(QWidget):
         self.properties = LayerProperties()
         self.properties.message.connect(self.message)
         self.depth_requested = self.properties.depth_requested
+        self.pose_requested = self.properties.pose_requested
 
         self.add_actions: dict[Role | None, QAction] = {}
         buttons = QHBoxLayout()

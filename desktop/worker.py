@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DepthInput", "EngineFactory", "FailureKind", "GenerationWorker", "PlanInput", "UpscaleInput", "Work",
+    "DepthInput", "EngineFactory", "FailureKind", "GenerationWorker", "PlanInput", "PoseInput", "UpscaleInput",
+    "Work",
     "failure_kind",
 ]
 
@@ -107,6 +108,18 @@ class DepthInput:
 
 
 @dataclass(frozen=True, eq=False)
+class PoseInput:
+    """A job that finds the people's poses in a picture ("Pose from Image"): ``image`` is
+    uint8 RGB ``(H, W, 3)`` (the visible picture), ``model`` a VitPose folder (``None``:
+    the catalog's). The result comes back as ``posed(job, estimate)``, the engine's
+    :class:`~sfumato.inference.pose_estimation.PoseEstimate` (OpenPose body-18 keypoints in
+    the picture's pixels); failures and cancels as for a generation."""
+
+    image: np.ndarray
+    model: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class UpscaleInput:
     """A job that makes a picture larger ("Upscale…"): ``picture`` uint8 RGB at
     ``plan.source``, ``plan`` the planner's :class:`~sfumato.planner.upscale.UpscalePlan`
@@ -123,7 +136,7 @@ class UpscaleInput:
 
 #: What :meth:`GenerationWorker.submit` takes: a ready request, a document to plan, a
 #: picture to estimate depth from, or one to upscale.
-Work: TypeAlias = GenerationRequest | PlanInput | DepthInput | UpscaleInput
+Work: TypeAlias = GenerationRequest | PlanInput | DepthInput | PoseInput | UpscaleInput
 
 
 class FailureKind(Enum):
@@ -301,7 +314,8 @@ class GenerationWorker(QThread):
       the request's size, ``metadata`` the engine's ``Finished.metadata`` dict;
     - ``failed(job, message, kind)``: ``message`` for the user, ``kind`` a :class:`FailureKind`;
     - ``cancelled(job)``;
-    - ``estimated(job, depth)``: a :class:`DepthInput` job's map, uint8 ``(H, W)``.
+    - ``estimated(job, depth)``: a :class:`DepthInput` job's map, uint8 ``(H, W)``;
+    - ``posed(job, estimate)``: a :class:`PoseInput` job's people (a ``PoseEstimate``).
 
     Tuples and dicts travel as ``object`` (a ``dict`` signal type would pass through a
     ``QVariantMap`` and lose its key order).
@@ -317,6 +331,7 @@ class GenerationWorker(QThread):
     failed = Signal(int, str, FailureKind)
     cancelled = Signal(int)
     estimated = Signal(int, np.ndarray)
+    posed = Signal(int, object)  # PoseEstimate
 
     def __init__(self, engine_factory: EngineFactory | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -340,9 +355,9 @@ class GenerationWorker(QThread):
     def submit(self, work: Work) -> int:
         """Queue ``work`` and return its job id (latest wins: a waiting job is dropped and
         reported cancelled, a running one cancelled); starts the thread on first use."""
-        if not isinstance(work, GenerationRequest | PlanInput | DepthInput | UpscaleInput):
+        if not isinstance(work, GenerationRequest | PlanInput | DepthInput | PoseInput | UpscaleInput):
             raise TypeError(
-                "submit takes a GenerationRequest, a PlanInput, a DepthInput or an UpscaleInput, "
+                "submit takes a GenerationRequest, a PlanInput, a DepthInput, a PoseInput or an UpscaleInput, "
                 f"not {type(work).__name__}"
             )
         with self._cond:
@@ -511,6 +526,9 @@ class GenerationWorker(QThread):
         if isinstance(job.work, DepthInput):
             self._run_depth(job, job.work)
             return
+        if isinstance(job.work, PoseInput):
+            self._run_pose(job, job.work)
+            return
         if isinstance(job.work, UpscaleInput):
             self._run_upscale(job, job.work)
             return
@@ -642,3 +660,28 @@ class GenerationWorker(QThread):
             self.failed.emit(job.id, error.user_message, failure_kind(error))
             return
         self.estimated.emit(job.id, depth)
+
+    def _run_pose(self, job: _Job, work: PoseInput) -> None:
+        from sfumato.inference.errors import CancelledError, EngineError
+        from sfumato.inference.request import ModelRef
+
+        job.work = None
+        self.started_job.emit(job.id)
+        if self._engine is None:
+            self.loading.emit(job.id, "Starting the engine (PyTorch)…")
+            with collections_paused():
+                self._ensure_engine(job)
+        engine = self._engine
+        if engine is None:
+            return
+        self.loading.emit(job.id, "Finding the pose…")
+        model = None if work.model is None else ModelRef(work.model)
+        try:
+            estimate = engine.estimate_pose(work.image, model, job.cancel)
+        except CancelledError:
+            self.cancelled.emit(job.id)
+            return
+        except EngineError as error:
+            self.failed.emit(job.id, error.user_message, failure_kind(error))
+            return
+        self.posed.emit(job.id, estimate)
