@@ -126,8 +126,10 @@ class UpscaleInput:
     (with a refine when it has a model), ``upscaler`` a super-resolution file (``None``:
     Lanczos). The loop is the planner's :func:`~sfumato.planner.upscale.upscale_picture`,
     each tile one engine run with the job's cancel token. Progress comes as
-    ``progress(job, permille, 1000)`` over the whole refine, the result as
-    ``finished(job, (picture,), metadata)``."""
+    ``progress(job, permille, 1000)`` over the whole refine and, for each tile's steps, as
+    ``upscale_tile(job, UpscaleProgress)``; the engine's step previews of a tile as
+    ``tile_preview(job, rgb, tile)`` (the planner's :class:`~sfumato.planner.tiles.Tile`,
+    in the result's pixels); the result as ``finished(job, (picture,), metadata)``."""
 
     picture: np.ndarray
     plan: Any
@@ -332,6 +334,8 @@ class GenerationWorker(QThread):
     cancelled = Signal(int)
     estimated = Signal(int, np.ndarray)
     posed = Signal(int, object)  # PoseEstimate
+    upscale_tile = Signal(int, object)  # UpscaleProgress of a refine
+    tile_preview = Signal(int, np.ndarray, object)  # a tile's step preview and its Tile
 
     def __init__(self, engine_factory: EngineFactory | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -575,12 +579,14 @@ class GenerationWorker(QThread):
         """The planner's upscale loop with this thread's engine: a super-resolution file
         on the engine's device, then one engine run per tile (see :class:`UpscaleInput`)."""
         from sfumato.inference.errors import CancelledError, EngineError
-        from sfumato.inference.events import Progress
+        from sfumato.inference.events import Preview, Progress
         from sfumato.planner.upscale import UpscaleProgress, upscale_picture
 
         job.work = None
         self.started_job.emit(job.id)
         plan = work.plan
+        tiles = plan.grid.tiles if plan.refine else ()
+        current = [0]  # the tile being refined (raster index)
         engine = None
         if plan.refine or work.upscaler:
             if self._engine is None:
@@ -609,6 +615,8 @@ class GenerationWorker(QThread):
                 def on_event(event: Any) -> None:
                     if isinstance(event, Progress):
                         on_step(event.step, event.total)
+                    elif isinstance(event, Preview) and not job.cancel.is_set() and current[0] < len(tiles):
+                        self.tile_preview.emit(job.id, event.rgb, tiles[current[0]])
 
                 result = engine.run(request, on_event, job.cancel)
                 if result.error is not None:
@@ -621,7 +629,9 @@ class GenerationWorker(QThread):
                 if progress.stage == "enlarge":
                     self.loading.emit(job.id, "Enlarging…")
                 else:
+                    current[0] = progress.tile
                     self.progress.emit(job.id, round(1000 * progress.fraction), 1000)
+                    self.upscale_tile.emit(job.id, progress)
 
             picture = upscale_picture(work.picture, plan, super_resolve=super_resolve,
                                       run_tile=run_tile if plan.refine else None,

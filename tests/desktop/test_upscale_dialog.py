@@ -1,5 +1,6 @@
 """Image → Upscale… in the window: the dialog, Lanczos and the built-in model's tiled refine
-on the worker thread into a new document, Esc cancels, a refused file is a message."""
+on the worker thread into a new document or into this one (one undo step, tile previews
+over the canvas), the dock's "tile k of n", Esc cancels, a refused file is a message."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ import numpy as np
 import pytest
 import torch
 from sfumato.canvas.model.document import Document, Recipe
-from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.geometry import Rect
+from sfumato.canvas.model.layers import PixelLayer, Role
 from sfumato.canvas.model.tiles import TiledSurface
 from sfumato.desktop.layer_actions import visible_picture
-from sfumato.desktop.upscale_dialog import UpscaleChoice, UpscaleDialog, install_upscale
+from sfumato.desktop.upscale_dialog import (
+    Destination,
+    UpscaleChoice,
+    UpscaleDialog,
+    install_upscale,
+)
 from sfumato.planner.resample import resize_image
 from sfumato.planner.sizing import Size
 
@@ -55,6 +62,12 @@ def test_the_dialog_says_what_it_will_do(qtbot) -> None:  # noqa: ANN001
     dialog.upscaler.setText("")
     assert not dialog.strength.isEnabled()
     assert dialog.choice() == UpscaleChoice(scale=3, upscaler=None, refine=False, strength=0.4, tile=None)
+    assert dialog.into_new.isChecked() and dialog.choice().destination is Destination.NEW_DOCUMENT
+    dialog.into_this.setChecked(True)
+    assert dialog.choice().destination is Destination.THIS_DOCUMENT
+    again = UpscaleDialog(300, 200, dialog.choice())
+    qtbot.addWidget(again)
+    assert again.into_this.isChecked() and not again.into_new.isChecked()
 
 
 def test_the_menu_entry_is_in_the_image_menu(upscale_window) -> None:  # noqa: ANN001
@@ -109,3 +122,72 @@ def test_a_pickle_with_code_is_refused_in_the_dock(upscale_window, qtbot, tmp_pa
     qtbot.waitUntil(lambda: not job.busy, timeout=60_000)
     assert "4x-evil.pth" in window.generation_controller.dock.error_text
     assert job.start(window.document, UpscaleChoice(scale=2, upscaler=str(tmp_path / "none.pth"))) is None
+
+
+def dock_formats(window) -> list[str]:  # noqa: ANN001
+    """The dock's progress text after each tile step the worker reports."""
+    formats: list[str] = []
+    window.generation_controller.worker.upscale_tile.connect(
+        lambda *_a: formats.append(window.generation_controller.dock.progress.format()))
+    return formats
+
+
+def test_refine_into_this_document_is_one_undo_step_with_tile_previews(upscale_window, qtbot) -> None:  # noqa: ANN001
+    window, job = upscale_window
+    doc = window.document
+    before = visible_picture(doc)
+    undo_steps = doc.history.undo_count
+    shown: list[Rect] = []
+    job.preview_shown.connect(shown.append)
+    choice = UpscaleChoice(scale=2, refine=True, strength=0.3, tile=32, destination=Destination.THIS_DOCUMENT)
+    assert job.start(doc, choice) is not None
+    formats = dock_formats(window)  # connected after the job's own slots
+    qtbot.waitUntil(lambda: not job.busy, timeout=120_000)
+    assert window.document is doc and (doc.width, doc.height) == (96, 80)
+    top = doc.root.children[0]
+    assert isinstance(top, PixelLayer) and top.role is Role.GENERATED
+    assert top.generation["extra"]["Upscale"] == "2x" and top.generation["strength"] == 0.3
+    assert doc.history.undo_count == undo_steps + 1
+    # each tile's previews were drawn over the canvas where the tile lies (document pixels)
+    assert len({(r.x, r.y) for r in shown}) > 1
+    assert all(Rect(0, 0, 48, 40).contains(r) for r in shown)
+    assert not window.generation_controller.preview.visible  # cleared at the end
+    assert any(f.startswith("Tile 1 of ") and ", step " in f for f in formats)
+    doc.undo()  # one step: the layer goes and the size comes back
+    assert (doc.width, doc.height) == (48, 40)
+    assert all(layer is not top for layer in doc.root.children)
+    assert (visible_picture(doc) == before).all()
+
+
+def test_into_a_new_document_the_dock_says_which_tile(upscale_window, qtbot) -> None:  # noqa: ANN001
+    window, job = upscale_window
+    old = window.document
+    shown: list[Rect] = []
+    job.preview_shown.connect(shown.append)
+    assert job.start(old, UpscaleChoice(scale=2, refine=True, tile=64)) is not None
+    formats = dock_formats(window)
+    qtbot.waitUntil(lambda: window.document is not old, timeout=120_000)
+    assert shown == []  # no canvas to draw on: the dock says where the refine is
+    steps = [f for f in formats if f.startswith("Tile ")]
+    assert steps and all(" of 4" in f.split(",")[0] for f in steps), steps
+    assert any(f.startswith("Tile 4 of 4, step ") for f in steps)
+
+
+def test_regions_of_the_open_document_go_to_the_tiles(upscale_window, qtbot) -> None:  # noqa: ANN001
+    window, job = upscale_window
+    doc = window.document
+    left = PixelLayer("left", TiledSurface.from_array(np.full((40, 24, 4), 255, np.uint8)), role=Role.REGION,
+                      prompt="red")  # fmt: skip
+    doc.root.insert(0, left)
+    submitted: list = []
+    worker = window.generation_controller.worker
+    original = worker.submit
+    worker.submit = lambda work: (submitted.append(work), original(work))[1]  # type: ignore[method-assign]
+    try:
+        assert job.start(doc, UpscaleChoice(scale=2, refine=True, tile=64)) is not None
+    finally:
+        worker.submit = original  # type: ignore[method-assign]
+    plan = submitted[0].plan
+    assert plan.document is not None and plan.document is not doc  # a snapshot, planned on the worker
+    assert "1 region(s) planned over each tile" in plan.notes
+    qtbot.waitUntil(lambda: not job.busy, timeout=120_000)
