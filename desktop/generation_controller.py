@@ -28,7 +28,11 @@ One generation, step by step (all on the GUI thread except the engine run):
 5. Failures show in the dock's banner and the status bar; the worker stays usable.
 
 The button label follows the document cheaply: document events are coalesced (one
-:func:`~sfumato.planner.plan.detect_mode` call per burst, no compositing).
+:func:`~sfumato.planner.plan.detect_mode` call per burst, no compositing). A whole-canvas
+Refine larger than the model generates in one go (the planner's
+:func:`~sfumato.planner.upscale.tiled_refine_reason`) is offered as a tiled refine at full
+resolution in the dock (:meth:`UpscaleJob.refine_in_tiles
+<sfumato.desktop.upscale_dialog.UpscaleJob.refine_in_tiles>`).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ from sfumato.desktop.worker import (
 from sfumato.inference.detect import WeightsKind
 from sfumato.planner.capabilities import document_problems
 from sfumato.planner.errors import PlanError
+from sfumato.planner.families import FamilyInfo, family_for_model
 from sfumato.planner.plan import Mode, Plan, detect_mode
 from sfumato.planner.recipe import settings_from_recipe
 from sfumato.planner.styles import (
@@ -77,6 +82,7 @@ from sfumato.planner.styles import (
     style_recipe_values,
     with_recipe_style,
 )
+from sfumato.planner.upscale import tiled_refine_reason
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +161,8 @@ class GenerationController(QObject):
         self.dock.strength.valueChanged.connect(lambda _v: self._mode_timer.start())
         self.models.models_changed.connect(self.dock.set_models)
         self.dock.style_chosen.connect(self.use_style)
+        self.dock.tiled_refine_requested.connect(self.refine_in_tiles)
+        self._families: dict[tuple[str, str | None], FamilyInfo] = {}
         self.models.model_chosen.connect(self.dock.choose_model)
         self.history.reapply.connect(self.staging.stage)
         self.history.reuse_seed.connect(self.dock.use_seed)
@@ -206,7 +214,32 @@ class GenerationController(QObject):
             self.mode_changed.emit(label)
         problems = () if doc is None else document_problems(doc, mode, self.dock.current_family(), self.dock.sampler_choice())
         self.dock.show_model_problems(problems)
+        self.dock.show_tiled_offer(self.tiled_refine_reason(mode))
         return label
+
+    def tiled_refine_reason(self, mode: Mode) -> str | None:
+        """Why this whole-canvas Refine is better done in tiles (the planner decides), or
+        ``None``: not a Refine, no model, or the canvas fits the model."""
+        doc = self._doc
+        model = self.dock.current_model() or (doc.recipe.model if doc is not None else None)
+        if doc is None or mode is not Mode.IMG2IMG or not model:
+            return None
+        key = (model, self.dock.current_family())
+        info = self._families.get(key)
+        if info is None:  # reads a folder's config at most: once per model
+            info = self._families[key] = family_for_model(*key)
+        return tiled_refine_reason(doc.width, doc.height, info)
+
+    def refine_in_tiles(self) -> bool:
+        """The dock's offer taken: the whole canvas refined in tiles at full resolution
+        into this document (:mod:`sfumato.desktop.upscale_dialog`); False when the window
+        has no upscale job or it could not start."""
+        job = getattr(self.window, "upscale_job", None)
+        if job is None:
+            return False
+        if self.live is not None:
+            self.live.stop()
+        return job.refine_in_tiles() is not None
 
     # -- generate / cancel -----------------------------------------------------------------
     def generate(self) -> bool:

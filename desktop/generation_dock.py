@@ -23,6 +23,7 @@ for the change to make rather than a description of the picture.
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -168,6 +169,7 @@ class GenerationDock(QWidget):
     model_chosen = Signal(object)  # str | None
     style_chosen = Signal(object)  # Style | None
     error_dismissed = Signal()
+    tiled_refine_requested = Signal()  # the offer under a too-large Refine was taken
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -241,6 +243,13 @@ class GenerationDock(QWidget):
         self.notes.setWordWrap(True)
         self.notes.setStyleSheet("color: palette(mid);")
         self.notes.hide()
+        # a whole-canvas Refine beyond the model's size: why, and a link to refine in tiles
+        self.tiled_offer = QLabel("")
+        self.tiled_offer.setObjectName("tiledRefineOffer")
+        self.tiled_offer.setWordWrap(True)
+        self.tiled_offer.setTextFormat(Qt.TextFormat.RichText)
+        self.tiled_offer.linkActivated.connect(lambda _link: self.tiled_refine_requested.emit())
+        self.tiled_offer.hide()
         self.model_problems = QLabel("")
         self.model_problems.setObjectName("modelProblems")
         self.model_problems.setWordWrap(True)
@@ -296,6 +305,7 @@ class GenerationDock(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.banner)
         layout.addWidget(self.notes)
+        layout.addWidget(self.tiled_offer)
         layout.addStretch(1)
         self._layout = layout
         self.show_fill(False)
@@ -567,6 +577,19 @@ class GenerationDock(QWidget):
     def show_notes(self, notes: Sequence[str]) -> None:
         self.notes.setText("\n".join(notes))
         self.notes.setVisible(bool(notes))
+
+    def show_tiled_offer(self, reason: str | None) -> None:
+        """Under a Refine too large for the model (``reason``, the planner's words), the
+        link "Refine in tiles at full resolution"; ``None`` hides it."""
+        text = "" if reason is None else (
+            f"{html.escape(reason)} <a href=\"tiled-refine\">Refine in tiles at full resolution</a>")
+        if text != self.tiled_offer.text():
+            self.tiled_offer.setText(text)
+        self.tiled_offer.setVisible(reason is not None)
+
+    @property
+    def tiled_offer_text(self) -> str:
+        return self.tiled_offer.text() if not self.tiled_offer.isHidden() else ""
 
     def show_error(self, message: str) -> None:
         self.banner_text.setText(message)
