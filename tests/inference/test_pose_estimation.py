@@ -187,3 +187,43 @@ def test_other_folders_are_refused_with_what_to_use(pose_model: Path, tmp_path: 
         load_pose_estimator(tmp_path)  # no config.json
     with pytest.raises(Exception, match="uint8"):
         estimate_pose(np.zeros((4, 4), np.float32), pose_model)
+
+
+def test_a_person_detector_gives_one_skeleton_per_person_box(pose_model: Path, tmp_path: Path) -> None:
+    from sfumato.inference.pose_estimation import load_person_detector, padded_window
+    from tinypose import tiny_person_detector
+
+    detector_dir = tiny_person_detector(tmp_path)
+    picture = _picture(60, 80)
+    boxes = load_person_detector(detector_dir)(picture)
+    assert len(boxes) > 1, "the tiny detector's queries are all confident people"
+    assert all(score >= 0.5 for _, score in boxes)
+    estimate = estimate_pose(picture, pose_model, detector_dir)
+    assert estimate.note is None
+    assert [p.box for p in estimate.people] == [box for box, _ in boxes]
+    assert all(len(p.keypoints) == 18 for p in estimate.people)
+    # Each skeleton was read in its own box's window.
+    for person in estimate.people:
+        x0, y0, w, h = padded_window(person.box, INPUT_SIZE[1], INPUT_SIZE[0])
+        for p in person.keypoints:
+            if p is not None:
+                assert x0 - 1e-6 <= p[0] <= x0 + w + 1e-6 and y0 - 1e-6 <= p[1] <= y0 + h + 1e-6
+    # A detector that finds nobody: no people, and the note says why.
+    nobody = estimate_pose(picture, pose_model, tiny_person_detector(tmp_path, people=False))
+    assert nobody.people == () and "nobody" in (nobody.note or "")
+
+
+def test_the_engine_uses_the_installed_person_detector(pose_model: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    import sfumato.inference.catalog as catalog
+    from sfumato.inference.engine import Engine
+    from tinypose import tiny_person_detector
+
+    home = tmp_path / "home"
+    detector_dir = tiny_person_detector(home / "ComfyUI" / "models" / "annotators" / "PekingU")
+    assert catalog.find_person_detector(config=Config(), home=home) == detector_dir
+    monkeypatch.setattr(catalog, "find_person_detector", lambda: detector_dir)
+    engine = Engine(device="cpu", dtype="float32", models_root=tmp_path)
+    picture = _picture(60, 80)
+    estimate = engine.estimate_pose(picture, ModelRef(str(pose_model)))
+    assert estimate == estimate_pose(picture, pose_model, detector_dir)
+    assert len(estimate.people) >= 1 and estimate.note is None
