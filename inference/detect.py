@@ -90,6 +90,7 @@ class WeightsKind(Enum):
     LORA = "lora"
     IP_ADAPTER = "ip-adapter"  # an image-prompt adapter (IP-Adapter), read beside a model
     CLIP_VISION = "clip-vision"  # a CLIP vision image encoder, what an IP-Adapter reads pictures with
+    REDUX = "redux"  # FLUX.1 Redux (ComfyUI's style_models), what FLUX.1 reads reference pictures with
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,10 @@ def detect_weights_kind(keys: Iterable[str]) -> WeightsKind:
         return WeightsKind.IP_ADAPTER
     if "visual_projection.weight" in names and any(k.startswith("vision_model.") for k in names):
         return WeightsKind.CLIP_VISION
+    if "redux_up.weight" in names and "redux_down.weight" in names:
+        return WeightsKind.REDUX
+    if "vision_model.post_layernorm.weight" in names and "vision_model.pre_layrnorm.weight" not in names:
+        return WeightsKind.CLIP_VISION  # SigLIP (ComfyUI's sigclip_vision_patch14_384), what Redux reads with
     if any(
         k.startswith(("control_model.", "controlnet_cond_embedding.", "controlnet_down_blocks."))
         or k.startswith("input_hint_block.")
@@ -385,6 +390,8 @@ def guess_family(
         return None if info is None else info.family
     if kind is WeightsKind.CLIP_VISION:
         return None  # an image encoder serves every family whose adapters read its width
+    if kind is WeightsKind.REDUX:
+        return "flux"
     try:
         return detect_family(keys if isinstance(keys, Mapping) else names)
     except UnsupportedModeError as error:

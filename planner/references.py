@@ -168,12 +168,29 @@ def _sized_picture(layer: PixelLayer, family: FamilyInfo) -> np.ndarray | None:
 
 def _check_adapters(references: list[PlannedReference], family_name: str) -> None:
     """Raise :class:`ModelCannotError` before anything runs when a family that reads
-    references through an adapter (IP-Adapter: SD 1.x, SDXL) has none installed for a
-    kind the references ask for, saying what to put where."""
+    references through an adapter (IP-Adapter: SD 1.x, SDXL; Redux: FLUX.1) has none
+    installed for a kind the references ask for, saying what to put where; Redux takes no
+    reference inside a region (it is applied to the whole picture)."""
     family = family_named(family_name)
-    if not references or family is None or family.reference_adapter != "ip-adapter":
+    if not references or family is None or family.reference_adapter not in ("ip-adapter", "redux"):
         return
     from sfumato.inference.catalog import find_reference_adapter
+
+    if family.reference_adapter == "redux":
+        regional = [r.layer_name for r in references if r.spec.mask is not None]
+        if regional:
+            raise ModelCannotError(
+                f"{family.label} reads reference pictures through Redux, which applies to the whole picture: "
+                f"the reference layer {regional[0]!r} lies in a region's group; move it out of the group"
+            )
+        if find_reference_adapter(family.name, None) is None:
+            raise ModelCannotError(
+                f"{family.label} reads reference pictures through FLUX.1 Redux, and none is installed: put "
+                "flux1-redux-dev.safetensors in ComfyUI/models/style_models and its SigLIP encoder "
+                "sigclip_vision_patch14_384.safetensors in ComfyUI/models/clip_vision (or the "
+                "FLUX.1-Redux-dev folder in a models folder added in the settings)"
+            )
+        return
 
     for kind in sorted({r.spec.kind for r in references}, key=lambda k: k.value):
         if find_reference_adapter(family.name, kind) is None:

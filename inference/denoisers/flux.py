@@ -5,10 +5,13 @@ embedding (dev) or true CFG (schnell above a scale of 1), the joint-attention re
 their union variants), FLUX Fill's masked-picture tokens beside the noise, and FLUX.1
 Kontext's context: the picture to edit (the job's first reference, :mod:`..families.kontext`)
 packed like the noise and appended to the image tokens with ids ``(1, row, col)``, as
-``FluxKontextPipeline`` does; the prediction keeps the noise tokens' part."""
+``FluxKontextPipeline`` does; the prediction keeps the noise tokens' part. FLUX.1 Redux
+references (:mod:`sfumato.inference.redux`, the job's ``adapters``) append their picture
+tokens to the prompt's on the steps they are active (:meth:`FluxDenoiser._text`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -67,6 +70,10 @@ class FluxDenoiser:
                 bias = torch.nn.functional.pad(bias, (0, extra, 0, extra))
             self.attention = {"attention_mask": bias}
         self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
+        #: FLUX.1 Redux references (:mod:`sfumato.inference.redux`): their tokens follow the
+        #: prompt's on the steps they are active; the joint inputs per set of active ones
+        self.redux = [r for r in job.adapters if getattr(r, "tokens", None) is not None]
+        self._joint: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, dict[str, Any]]] = {}
 
     def _control_condition(self, model: LoadedModel, control: Any) -> torch.Tensor:
         """A FLUX ControlNet's condition: the control image's packed latents (or the image
@@ -85,19 +92,72 @@ class FluxDenoiser:
             x = torch.cat([x, job.inpaint_extra], dim=-1)
         timestep = t.expand(x.shape[0]).to(x.dtype) / 1000
         residuals = self._control_residuals(x, timestep, j, n)
+        tokens, txt_ids, attention = self._text(j, n)
         out = self.transformer(
             hidden_states=x if self.context is None else torch.cat([x, self.context], dim=1),
             timestep=timestep,
             guidance=self.guidance,
             pooled_projections=job.text.pooled,
-            encoder_hidden_states=job.text.tokens,
-            txt_ids=self.txt_ids,
+            encoder_hidden_states=tokens,
+            txt_ids=txt_ids,
             img_ids=self.img_ids,
-            joint_attention_kwargs=self.attention or None,
+            joint_attention_kwargs=attention or None,
             return_dict=False,
             **residuals,
         )[0][:, : self.noise_tokens]
         return job.text.guide(unpack_latents(out, job.lat_size), self.cfg)
+
+    def _text(self, j: int, n: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """``(text tokens, their ids, joint attention kwargs)`` at step ``j`` of ``n``: the
+        prompts', then the tokens of each Redux reference active at this step (ids zero, as
+        ``FluxPipeline`` gives all text), each weighted by its strength through the
+        attention bias (``log strength`` on its keys; none at strength 1). Under true CFG the negative rows read no picture,
+        as diffusers' negative is text alone: they get zero tokens that the attention bias
+        hides from every query (``exp`` of the bias is exactly 0), and the region bias, if
+        any, counts the picture's tokens as the global prompt's."""
+        active = tuple(i for i, r in enumerate(self.redux) if r.active(j, n))
+        if not active:
+            return self.job.text.tokens, self.txt_ids, self.attention
+        hit = self._joint.get(active)
+        if hit is not None:
+            return hit
+        job = self.job
+        tokens = job.text.tokens
+        rows, length = tokens.shape[0], tokens.shape[1]
+        extra = torch.cat([self.redux[i].tokens for i in active], dim=1).to(tokens.dtype)
+        count = extra.shape[1]
+        if job.text.guided:
+            half = rows // 2
+            extra_rows = torch.cat([extra.new_zeros((half, count, extra.shape[2])), extra.expand(half, -1, -1)])
+        else:
+            extra_rows = extra.expand(rows, -1, -1)
+        joint = torch.cat([tokens, extra_rows], dim=1)
+        txt_ids = torch.zeros(joint.shape[1], 3, device=tokens.device, dtype=self.txt_ids.dtype)
+        total = joint.shape[1] + self.img_ids.shape[0]
+        bias: torch.Tensor | None = None
+        if job.region_masks is not None:
+            layout = JointLayout(job.text.region_spans, joint.shape[1])
+            bias = joint_attention_bias(job.region_masks, layout, patch=2, dtype=tokens.dtype, device=tokens.device)
+            extra_image = self.img_ids.shape[0] - self.noise_tokens
+            if extra_image:
+                bias = torch.nn.functional.pad(bias, (0, extra_image, 0, extra_image))
+        strengths = [self.redux[i].strength for i in active]
+        if job.text.guided or any(s != 1.0 for s in strengths):
+            # the strength s multiplies each picture token's attention weight before the
+            # softmax renormalises (log s added to its logits: ComfyUI's "attn_bias"
+            # strength); FLUX normalises keys and context, so scaling the tokens would not
+            hide = torch.zeros((rows, 1, 1, total), device=tokens.device, dtype=tokens.dtype)
+            start = length
+            for i, strength in zip(active, strengths):
+                size = self.redux[i].tokens.shape[1]
+                hide[:, :, :, start : start + size] = math.log(strength)
+                start += size
+            if job.text.guided:
+                hide[: rows // 2, :, :, length : length + count] = float("-inf")
+            bias = hide if bias is None else bias + hide
+        attention = {} if bias is None else {"attention_mask": bias}
+        self._joint[active] = (joint, txt_ids, attention)
+        return joint, txt_ids, attention
 
     def _control_residuals(self, x: torch.Tensor, timestep: torch.Tensor, j: int, n: int) -> dict[str, Any]:
         blocks: list[torch.Tensor] | None = None
@@ -139,3 +199,4 @@ class FluxDenoiser:
     def close(self) -> None:
         self.attention = {}
         self.context = None
+        self._joint = {}

@@ -18,6 +18,9 @@ prompt keeps its 512 tokens, as diffusers encodes it.
 Fill (``in_channels`` 384) is chosen when the folder's transformer is Fill: it takes the
 masked picture's latents and the mask, 8×8 pixels a channel, packed beside the noise
 tokens (:meth:`FluxFamily.inpaint_model_input`).
+
+Reference pictures go through FLUX.1 Redux (:attr:`FluxFamily.reference_adapter`,
+:mod:`sfumato.inference.redux`): the picture's tokens follow the prompt's.
 """
 
 from __future__ import annotations
@@ -59,6 +62,12 @@ class FluxFamily(FlowFamily):
         return int(config.get("in_channels", 64)) > 64
 
     controlnet_class = "FluxControlNetModel"
+    #: reference pictures through FLUX.1 Redux (:mod:`sfumato.inference.redux`): the
+    #: picture's SigLIP tokens mapped into T5's space, appended to the prompt's tokens;
+    #: every kind reads the picture whole, the strength scales the tokens, start/end say
+    #: when they are read; a reference inside a region is refused by name
+    takes_references = True
+    reference_adapter = "redux"
 
     def controlnet_mismatch(self, net: Any, pipe: Any) -> str | None:
         expected = int(pipe.transformer.config.joint_attention_dim)

@@ -45,6 +45,9 @@ class FluxKontextFamily(FluxFamily):
     pipelines = ("FluxKontextPipeline", "FluxKontextInpaintPipeline")
     #: a folder naming no pipeline class is FLUX.1's: only the class tells Kontext apart
     transformer_class = ""
+    #: FLUX.1's Redux references are not offered on Kontext (not tested there yet)
+    takes_references = False
+    reference_adapter = None
 
     def is_inpaint_config(self, config: dict[str, Any]) -> bool:
         return False
