@@ -306,9 +306,11 @@ def load_pose_estimator(
     device = torch.device(device)
     processor = read_json(folder / "preprocessor_config.json") or {}
     try:
-        model = transformers.VitPoseForPoseEstimation.from_pretrained(str(folder), local_files_only=True, dtype=dtype)
-        size = model.config.backbone_config.image_size
-        size = (int(size[0]), int(size[1])) if isinstance(size, list | tuple) else (int(size), int(size))
+        model: Any = transformers.VitPoseForPoseEstimation.from_pretrained(
+            str(folder), local_files_only=True, dtype=dtype
+        )
+        side: Any = model.config.backbone_config.image_size  # (height, width), or one side
+        size = (int(side[0]), int(side[1])) if isinstance(side, list | tuple) else (int(side), int(side))
         mean = np.asarray(processor.get("image_mean", [0.485, 0.456, 0.406]), np.float64).reshape(3)
         std = np.asarray(processor.get("image_std", [0.229, 0.224, 0.225]), np.float64).reshape(3)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as error:
@@ -383,7 +385,7 @@ class PoseModels:
                 catalog.POSE_ESTIMATOR_DOWNLOAD, catalog.POSE_ESTIMATOR_FOLDER,
                 f"Pose estimator not found: {model} (hub ids are not downloaded; Sfumato reads folders offline).",
             )  # fmt: skip
-        folder = pose_folder(model)
+        folder = pose_folder(Path(model))
         detector = catalog.find_person_detector()
         found = None
         if detector is not None:

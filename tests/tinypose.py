@@ -32,7 +32,7 @@ def tiny_pose_model(tmp_dir: Path, *, seed: int = 0) -> Path:
     path = Path(tmp_dir) / "vitpose-tiny-simple"
     if (path / "config.json").is_file():
         return path
-    backbone = VitPoseBackboneConfig(
+    backbone = VitPoseBackboneConfig(  # type: ignore[call-arg]  # out_indices: a backbone keyword
         image_size=list(INPUT_SIZE), patch_size=[8, 8], hidden_size=16, num_hidden_layers=2,
         num_attention_heads=2, mlp_ratio=2, out_indices=[2],
     )  # fmt: skip
@@ -66,17 +66,17 @@ def tiny_person_detector(tmp_dir: Path, *, seed: int = 0, people: bool = True) -
     path = Path(tmp_dir) / ("rtdetr-tiny" if people else "rtdetr-tiny-nobody")
     if (path / "config.json").is_file():
         return path
-    backbone = RTDetrResNetConfig(
+    backbone = RTDetrResNetConfig(  # type: ignore[call-arg]  # out_features: a backbone keyword
         embedding_size=8, hidden_sizes=[8, 8, 16, 16], depths=[1, 1, 1, 1], layer_type="basic",
         out_features=["stage2", "stage3", "stage4"],
     )  # fmt: skip
     labels = {0: "person", 1: "cat", 2: "dog"}
     config = RTDetrConfig(
-        backbone_config=backbone, use_pretrained_backbone=False, encoder_in_channels=[8, 16, 16],
+        backbone_config=backbone, encoder_in_channels=[8, 16, 16],
         feat_strides=[8, 16, 32], encoder_hidden_dim=16, encoder_ffn_dim=32, encoder_attention_heads=2,
         encode_proj_layers=[2], d_model=16, decoder_in_channels=[16, 16, 16], decoder_ffn_dim=32,
         decoder_attention_heads=2, decoder_layers=1, num_feature_levels=3, num_queries=10,
-        num_denoising=0, anchor_image_size=None, num_labels=3, id2label=labels,
+        num_denoising=0, anchor_image_size=None, id2label=labels,
         label2id={v: k for k, v in labels.items()},
     )  # fmt: skip
     with torch.random.fork_rng(devices=[]):
