@@ -473,7 +473,8 @@ class Engine:
 
     def _redux_references(self, model: LoadedModel, request: GenerationRequest) -> list[Any]:
         """Each reference picture through FLUX.1 Redux (:mod:`.redux`): its tokens in T5's
-        space times its strength; references at strength 0 are left out."""
+        space and its strength (an attention bias, :mod:`.denoisers.flux`); references at
+        strength 0 are left out."""
         import sfumato.inference.catalog as catalog
         from sfumato.inference.redux import ReduxCache, ReduxInput
 
@@ -504,7 +505,7 @@ class Engine:
                         if e.problem is None and e.path is not None]  # fmt: skip
             redux = cache.get(target, encoders, self.device, self.dtype)
             tokens = redux.encode(np.ascontiguousarray(reference.image), self.device, self.dtype)
-            inputs.append(ReduxInput(redux, tokens * reference.strength, reference.strength, reference.start,
+            inputs.append(ReduxInput(redux, tokens, reference.strength, reference.start,
                                      reference.end))  # fmt: skip
         return inputs
 
