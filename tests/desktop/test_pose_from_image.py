@@ -29,9 +29,10 @@ def pose_window(window, tmp_path: Path):  # noqa: ANN001, ANN201
     from sfumato.inference.engine import Engine
 
     controller = install_generation(window, lambda: Engine(device="cpu", dtype="float32", models_root=tmp_path))
-    job = PoseFromImage(lambda: controller.worker, window)
-    window.layers_dock.pose_requested.connect(lambda: job.run(window.document, window.document.active))
-    window.pose_job = job
+    if not isinstance(getattr(window, "pose_job", None), PoseFromImage):  # a window that does not wire it yet
+        job = PoseFromImage(lambda: controller.worker, window)
+        window.layers_dock.pose_requested.connect(lambda: job.run(window.document, window.document.active))
+        window.pose_job = job
     yield window
     controller.shutdown()
 
