@@ -204,7 +204,8 @@ class PoseEstimator:
             note = WHOLE_PICTURE_NOTE
         in_h, in_w = self.size
         windows = [padded_window(box, in_w, in_h) for box, _ in found]
-        crops = torch.stack([self._crop(image, window) for window in windows])
+        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, H, W)
+        crops = torch.stack([self._crop(pixels, window) for window in windows])
         kwargs: dict[str, Any] = {}
         if int(getattr(self.model.config.backbone_config, "num_experts", 1)) > 1:
             kwargs["dataset_index"] = torch.zeros(len(windows), dtype=torch.long, device=self.device)  # COCO
@@ -217,18 +218,18 @@ class PoseEstimator:
             people.append(EstimatedPerson(openpose_from_coco(points, scores, self.threshold), box, score))
         return PoseEstimate(tuple(people), note)
 
-    def _crop(self, image: np.ndarray, window: tuple[float, float, float, float]) -> torch.Tensor:
-        """The normalised ``(3, h, w)`` input of one window (corners aligned: input pixel
-        ``u`` of ``w`` is picture ``x0 + u · width / (w − 1)``, as VitPose's warp)."""
+    def _crop(self, pixels: torch.Tensor, window: tuple[float, float, float, float]) -> torch.Tensor:
+        """The normalised ``(3, h, w)`` input of one window of ``pixels`` (``(1, 3, H, W)``,
+        0–1; corners aligned: input pixel ``u`` of ``w`` is picture ``x0 + u · width / (w − 1)``,
+        as VitPose's warp; zeros outside the picture)."""
         in_h, in_w = self.size
-        height, width = image.shape[:2]
+        height, width = pixels.shape[-2:]
         x0, y0, bw, bh = window
         xs = x0 + np.arange(in_w) * bw / max(in_w - 1, 1)
         ys = y0 + np.arange(in_h) * bh / max(in_h - 1, 1)
         gx = torch.from_numpy(xs / max(width - 1, 1) * 2 - 1).float()
         gy = torch.from_numpy(ys / max(height - 1, 1) * 2 - 1).float()
         grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None]  # (1, h, w, 2)
-        pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
         crop = torch.nn.functional.grid_sample(pixels, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
         mean = torch.from_numpy(self.mean).float()[:, None, None]
         std = torch.from_numpy(self.std).float()[:, None, None]

@@ -65,6 +65,7 @@ def test_pose_from_image_sets_the_skeleton_in_one_undo_step(pose_window, pose_mo
     old_bounds = layer.surface.bounds()
     old_pixels = layer.surface.read(old_bounds).copy()
     steps = doc.history.undo_count
+    picture = layer_actions.visible_picture(doc)  # what the job reads
 
     window.pose_job.model = str(pose_model)
     with qtbot.waitSignal(window.pose_job.placed, timeout=60_000):
@@ -72,7 +73,7 @@ def test_pose_from_image_sets_the_skeleton_in_one_undo_step(pose_window, pose_mo
 
     assert doc.history.undo_count == steps + 1
     assert doc.history.undo_label == "Pose from Image"
-    expected = estimate_pose(layer_actions.visible_picture(doc), pose_model).people
+    expected = estimate_pose(picture, pose_model).people
     pose = _pose(layer)
     assert len(pose.people) == 1 and len(pose.people[0].keypoints) == 18
     for got, want in zip(pose.people[0].keypoints, expected[0].keypoints, strict=True):
