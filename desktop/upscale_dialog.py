@@ -346,8 +346,8 @@ class UpscaleJob(QObject):
         return self._job is not None and self._job[0] == job
 
     def _release_dock(self, text: str) -> None:
-        self.controller.preview.clear()
         if not self.controller.busy:  # a generation that replaced this job owns the dock now
+            self.controller.preview.clear()  # the tiles' previews
             self.dock.set_busy(False, text)
 
     def _on_tile(self, job: int, progress: UpscaleProgress) -> None:
