@@ -172,3 +172,21 @@ def test_catalog_finds_redux_and_planner_stops_without_it(redux: ReduxFiles) -> 
     planned = [PlannedReference(ReferenceImage(_picture()), "swatch")]
     with pytest.raises(ModelCannotError, match="style_models"):
         _check_adapters(planned, "flux")
+
+
+def test_with_regions_and_true_cfg_the_picture_counts_as_the_global_prompt(shared_engine: Any, redux: ReduxFiles) -> None:
+    """Regions (the joint-attention bias) with a Redux reference under true CFG and a batch
+    of two: the picture's tokens join the global prompt's in the bias; image 0 of the batch
+    is the single run's."""
+    from enginehelpers import box_mask
+    from sfumato.inference.request import RegionSpec
+
+    schnell = tiny_flow_model("flux-schnell")
+    region = RegionSpec(mask=box_mask(SIDE, SIDE, 0, 0, 32, SIDE), prompt="a green field")
+    req = request(schnell, width=SIDE, height=SIDE, steps=2, cfg=2.0, seed=4, regions=(region,),
+                  references=(_ref(redux.folder, strength=1.5),))  # fmt: skip
+    one = flow.run_ok(shared_engine, req)
+    assert flow.mean_change(one, flow.run_ok(shared_engine, req.replace(references=()))) > 0.1
+    result = shared_engine.run(req.replace(batch=2))
+    assert result.ok, result.error
+    assert np.abs(result.images[0].astype(int) - one.astype(int)).max() <= 1
