@@ -317,7 +317,11 @@ class GenerationWorker(QThread):
     - ``failed(job, message, kind)``: ``message`` for the user, ``kind`` a :class:`FailureKind`;
     - ``cancelled(job)``;
     - ``estimated(job, depth)``: a :class:`DepthInput` job's map, uint8 ``(H, W)``;
-    - ``posed(job, estimate)``: a :class:`PoseInput` job's people (a ``PoseEstimate``).
+    - ``posed(job, estimate)``: a :class:`PoseInput` job's people (a ``PoseEstimate``);
+    - ``upscale_tile(job, progress)``: an :class:`UpscaleInput` refine's tile and step (an
+      ``UpscaleProgress``), after its ``progress``;
+    - ``tile_preview(job, rgb, tile)``: a step preview of the tile being refined (a
+      ``Tile``, in the result's pixels).
 
     Tuples and dicts travel as ``object`` (a ``dict`` signal type would pass through a
     ``QVariantMap`` and lose its key order).
