@@ -217,8 +217,8 @@ def _load_encoder(path: Path, dtype: torch.dtype) -> tuple[Any, Any]:
         if missing or unexpected:
             raise CorruptModelError(f"{path.name} does not fit a SigLIP vision encoder: missing {missing[:3]}, "
                                     f"unexpected {unexpected[:3]}")  # fmt: skip
-        model.to(dtype=dtype)
-    side = int(model.config.image_size)
+        model.to(dtype=dtype)  # type: ignore[call-arg]
+    side = int(model.config.image_size)  # type: ignore[arg-type]
     return model, SiglipImageProcessor(size={"height": side, "width": side})
 
 
