@@ -47,9 +47,8 @@ def build_tiny_redux(root: Path, *, text_width: int = 32, seed: int = 0) -> Redu
     side = SIGLIP["image_size"]
     processor = SiglipImageProcessor(size={"height": side, "width": side})
     folder = root / "FLUX.1-Redux-dev"
-    FluxPriorReduxPipeline(image_encoder=encoder, feature_extractor=processor, image_embedder=embedder).save_pretrained(
-        str(folder)
-    )
+    prior = FluxPriorReduxPipeline(image_encoder=encoder, feature_extractor=processor, image_embedder=embedder)
+    prior.save_pretrained(str(folder))  # type: ignore[attr-defined]
     models = root / "ComfyUI" / "models"
     (models / "style_models").mkdir(parents=True)
     (models / "clip_vision").mkdir(parents=True)
