@@ -190,3 +190,39 @@ def test_with_regions_and_true_cfg_the_picture_counts_as_the_global_prompt(share
     result = shared_engine.run(req.replace(batch=2))
     assert result.ok, result.error
     assert np.abs(result.images[0].astype(int) - one.astype(int)).max() <= 1
+
+
+def test_a_flux_plan_with_a_reference_needs_redux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(f) planned from a document: no Redux in the ComfyUI folders stops the plan with
+    what to put where; the files installed there let it through; a reference inside a
+    region's group is stopped by name."""
+    from plandocs import document, gradient, layer
+    from sfumato.canvas.model.layers import ReferenceSettings, Role
+    from sfumato.planner.errors import ModelCannotError
+    from sfumato.planner.families import FamilyInfo
+    from sfumato.planner.plan import plan
+    from sfumato.planner.recipe import GenerationSettings
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SFUMATO_NO_SYSTEM_MODEL_DIRS", "0")
+    for var in ("HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(var, raising=False)
+    family = FamilyInfo.for_native("flux", 64, 16)
+    settings = GenerationSettings(prompt="a garden", model="tiny", model_family="flux", seed=1, steps=2)
+    reference = layer("look", gradient(32, 32), role=Role.REFERENCE, reference=ReferenceSettings())
+    doc = document(64, 64, reference, layer("paint", gradient(64, 64)))
+    with pytest.raises(ModelCannotError) as caught:
+        plan(doc, settings, family=family)
+    message = str(caught.value)
+    assert "Redux" in message and "ComfyUI/models/style_models" in message and "sigclip_vision" in message
+    build_tiny_redux(tmp_path)  # ComfyUI/models/style_models + clip_vision under home
+    planned = plan(doc, settings, family=family)
+    assert len(planned.references) == 1
+    from plandocs import rgba
+    from sfumato.canvas.model.layers import GroupLayer
+
+    sky_look = layer("sky look", gradient(16, 16), role=Role.REFERENCE)
+    sky = layer("sky", rgba(64, 32, alpha=255), role=Role.REGION, prompt="a stormy sky")
+    doc.root.append(GroupLayer("Sky", [sky_look, sky]))
+    with pytest.raises(ModelCannotError, match="'sky look' lies in a region"):
+        plan(doc, settings, family=family)
