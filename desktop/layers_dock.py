@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import (
-    SIGNAL,
     QEvent,
     QItemSelectionModel,
     QMimeData,
@@ -377,12 +376,7 @@ class LayerProperties(QWidget):
             self.depth_requested.emit()  # a model's work: the window sends it to the worker
             return
         if kind is ControlKind.POSE:  # the pixels of a pose layer are drawn from its skeleton
-            if self.receivers(SIGNAL("pose_requested()")):
-                self.pose_requested.emit()  # a model's work: the window sends it to the worker
-                return
-            from sfumato.desktop.pose_tool import pose_estimator_message
-
-            self.message.emit(pose_estimator_message())  # a window that runs no estimator
+            self.pose_requested.emit()  # a model's work: the window sends it to the worker
             return
         rgba = control_image_from_document(self._doc, kind)
         if layer.x or layer.y:

@@ -59,7 +59,7 @@ from sfumato.desktop.depth_action import DepthFromImage
 from sfumato.desktop.files import DocumentFiles, new_document
 from sfumato.desktop.journal_keeper import JournalKeeper
 from sfumato.desktop.layers_dock import LayersDock
-from sfumato.desktop.pose_tool import pose_estimator_message
+from sfumato.desktop.pose_action import PoseFromImage
 from sfumato.desktop.recovery_dialog import offer_recovery
 from sfumato.desktop.selection_overlay import SelectionOverlay
 from sfumato.desktop.settings import AppSettings
@@ -126,6 +126,8 @@ class MainWindow(QMainWindow):
 
         self.depth_job = DepthFromImage(lambda: getattr(self._generation, "worker", None), self)
         self.depth_job.message.connect(self.show_message)
+        self.pose_job = PoseFromImage(lambda: getattr(self._generation, "worker", None), self)
+        self.pose_job.message.connect(self.show_message)
 
         self.files = DocumentFiles(self, self.settings, lambda: self._document)
         self.files.document_opened.connect(self.set_document)
@@ -145,6 +147,7 @@ class MainWindow(QMainWindow):
         self.add_dock(self.layers_dock, DockArea.RightDockWidgetArea, title="Layers", name="layers")
         self.layers_dock.message.connect(self.show_message)
         self.layers_dock.depth_requested.connect(self.depth_from_image)
+        self.layers_dock.pose_requested.connect(self.pose_from_image)
         self.brush_panel = BrushPanel(self.tool_settings)
         self.add_dock(self.brush_panel, DockArea.RightDockWidgetArea, title="Brush", name="brush")
         self.view.viewport_changed.connect(self._show_zoom)
@@ -381,7 +384,7 @@ class MainWindow(QMainWindow):
           tip="Remove the selected person of the pose (Delete, with the Pose tool)")
         a("pose_mirror", "Mirror Person", lambda: self._pose_edit("mirror_selected"),
           tip="Swap the selected person's left and right (M, with the Pose tool)")
-        a("pose_from_image", "Pose from Image", lambda: self.show_message(pose_estimator_message()),
+        a("pose_from_image", "Pose from Image", self.pose_from_image,
           tip="Find the people's poses in the visible picture")
         a("depth_from_image", "Depth from &Image", self.depth_from_image,
           tip="Fill the active depth control layer with the visible picture's depth map")
@@ -499,6 +502,9 @@ class MainWindow(QMainWindow):
 
     def depth_from_image(self) -> None:
         self.depth_job.run(self._document, self._document.active if self._document else None)
+
+    def pose_from_image(self) -> None:
+        self.pose_job.run(self._document, self._document.active if self._document else None)
 
     def duplicate_layer(self) -> None:
         doc = self._document

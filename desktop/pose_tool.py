@@ -260,13 +260,3 @@ class PoseTool(Tool):
                     painter.setBrush(QColor(*color))
                     painter.drawEllipse(p, HANDLE_RADIUS, HANDLE_RADIUS)
         painter.restore()
-
-
-def pose_estimator_message() -> str:
-    """What "Pose from Image" says: no pose estimator runs in this version."""
-    return (
-        "Pose from Image is not available yet: this version of Sfumato has no pose estimator "
-        "(finding people in a picture needs one, e.g. DWPose through onnxruntime, which is not "
-        "wired in). Draw the pose instead: Layer ▸ New Pose Layer, then drag the joints with the "
-        "Pose tool (P)."
-    )
