@@ -547,11 +547,7 @@ class GenerationWorker(QThread):
             self.cancelled.emit(job.id)
             return
         self.started_job.emit(job.id)
-        if self._engine is None:
-            self.loading.emit(job.id, "Starting the engine (PyTorch)…")
-            with collections_paused():
-                self._ensure_engine(job)
-        engine = self._engine
+        engine = self._engine_ready(job)
         if engine is None:
             return
         if job.cancel.is_set():  # cancelled while the engine started: the next job may want another model
@@ -593,11 +589,7 @@ class GenerationWorker(QThread):
         current = [0]  # the tile being refined (raster index)
         engine = None
         if plan.refine or work.upscaler:
-            if self._engine is None:
-                self.loading.emit(job.id, "Starting the engine (PyTorch)…")
-                with collections_paused():
-                    self._ensure_engine(job)
-            engine = self._engine
+            engine = self._engine_ready(job)
             if engine is None:
                 return
         try:
@@ -606,12 +598,14 @@ class GenerationWorker(QThread):
                 from sfumato.inference.upscalers import load_upscaler
 
                 self.loading.emit(job.id, f"Loading {model_label(work.upscaler)}…")
+                assert engine is not None  # started above for an upscaler file
                 upscaler = load_upscaler(work.upscaler, device=engine.device, dtype=engine.dtype)
 
                 def super_resolve(picture: np.ndarray) -> np.ndarray:
                     return upscaler.upscale(picture, cancel=job.cancel)
 
             def run_tile(request: GenerationRequest, on_step: Callable[[int, int], None]) -> np.ndarray:
+                assert engine is not None  # started above for a refine
                 if request.model.source not in self._loaded:
                     self.loading.emit(job.id, f"Loading {model_label(request.model.source)}…")
                     self._load_model(engine, request)
@@ -651,51 +645,45 @@ class GenerationWorker(QThread):
         self.finished.emit(job.id, (picture,), metadata)
 
     def _run_depth(self, job: _Job, work: DepthInput) -> None:
-        from sfumato.inference.errors import CancelledError, EngineError
         from sfumato.inference.request import ModelRef
 
-        job.work = None
-        self.started_job.emit(job.id)
-        if self._engine is None:
-            self.loading.emit(job.id, "Starting the engine (PyTorch)…")
-            with collections_paused():
-                self._ensure_engine(job)
-        engine = self._engine
-        if engine is None:
-            return
-        self.loading.emit(job.id, "Estimating depth…")
         model = None if work.model is None else ModelRef(work.model)
-        try:
-            depth = engine.estimate_depth(work.image, model, job.cancel)
-        except CancelledError:
-            self.cancelled.emit(job.id)
-            return
-        except EngineError as error:
-            self.failed.emit(job.id, error.user_message, failure_kind(error))
-            return
-        self.estimated.emit(job.id, depth)
+        self._run_estimate(job, "Estimating depth…", lambda engine: engine.estimate_depth(work.image, model, job.cancel),
+                           self.estimated)  # fmt: skip
 
     def _run_pose(self, job: _Job, work: PoseInput) -> None:
-        from sfumato.inference.errors import CancelledError, EngineError
         from sfumato.inference.request import ModelRef
+
+        model = None if work.model is None else ModelRef(work.model)
+        self._run_estimate(job, "Finding the pose…", lambda engine: engine.estimate_pose(work.image, model, job.cancel),
+                           self.posed)  # fmt: skip
+
+    def _run_estimate(self, job: _Job, doing: str, estimate: Callable[[Engine], Any], done: Any) -> None:
+        """One estimator job (depth, pose) on this thread's engine: ``done`` gets its result;
+        a cancel or an engine error is reported as for a generation."""
+        from sfumato.inference.errors import CancelledError, EngineError
 
         job.work = None
         self.started_job.emit(job.id)
-        if self._engine is None:
-            self.loading.emit(job.id, "Starting the engine (PyTorch)…")
-            with collections_paused():
-                self._ensure_engine(job)
-        engine = self._engine
+        engine = self._engine_ready(job)
         if engine is None:
             return
-        self.loading.emit(job.id, "Finding the pose…")
-        model = None if work.model is None else ModelRef(work.model)
+        self.loading.emit(job.id, doing)
         try:
-            estimate = engine.estimate_pose(work.image, model, job.cancel)
+            result = estimate(engine)
         except CancelledError:
             self.cancelled.emit(job.id)
             return
         except EngineError as error:
             self.failed.emit(job.id, error.user_message, failure_kind(error))
             return
-        self.posed.emit(job.id, estimate)
+        done.emit(job.id, result)
+
+    def _engine_ready(self, job: _Job) -> Engine | None:
+        """This thread's engine, started (and said so) the first time a job needs it;
+        ``None`` when it could not start (the failure is already reported)."""
+        if self._engine is None:
+            self.loading.emit(job.id, "Starting the engine (PyTorch)…")
+            with collections_paused():
+                self._ensure_engine(job)
+        return self._engine
