@@ -480,13 +480,7 @@ class Engine:
 
         cache = self.__dict__.setdefault("_redux", ReduxCache())  # kept loaded, like adapters
         inputs = []
-        for i, reference in enumerate(request.references):
-            if reference.mask is not None:
-                raise UnsupportedModeError(
-                    f"{model.family.label} reads reference pictures through Redux, which Sfumato applies to "
-                    f"the whole picture only: reference {i + 1} lies in a region.",
-                    "Move the reference layer out of the region's group.",
-                )
+        for reference in request.references:
             if reference.strength == 0:
                 continue
             if reference.model is not None:
@@ -505,8 +499,8 @@ class Engine:
                         if e.problem is None and e.path is not None]  # fmt: skip
             redux = cache.get(target, encoders, self.device, self.dtype)
             tokens = redux.encode(np.ascontiguousarray(reference.image), self.device, self.dtype)
-            inputs.append(ReduxInput(redux, tokens, reference.strength, reference.start,
-                                     reference.end))  # fmt: skip
+            inputs.append(ReduxInput(redux, tokens, reference.strength, reference.start, reference.end,
+                                     None if reference.mask is None else np.array(reference.mask)))  # fmt: skip
         return inputs
 
     def _image_inputs(

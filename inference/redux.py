@@ -27,8 +27,10 @@ prompt's T5 tokens; the FLUX transformer then reads them as more text. Here:
   reference of strength 0 is left out, so the run is the plain one byte for byte. Under true CFG
   (FLUX.1 schnell above 1) the negative reads no picture, as diffusers' pipeline encodes
   ``negative_prompt`` as text alone: its rows get zero tokens the attention bias hides.
-- **kinds** all read the picture whole (Redux has no layer-wise weights); a reference with
-  a region mask is refused by name (not done yet).
+- **kinds** all read the picture whole (Redux has no layer-wise weights);
+- **masks**: a reference inside a region reads like one more regional prompt in the
+  joint-attention bias (:mod:`.joint_regions`): the picture's tokens and the image tokens
+  attend to each other with ``log(coverage)`` of its mask, and to no other prompt's text.
 """
 
 from __future__ import annotations
@@ -282,13 +284,17 @@ class ReduxCache:
 @dataclass
 class ReduxInput:
     """One reference of a run through Redux: its tokens ``(1, T, D)``, its strength (> 0:
-    the attention bias ``log strength``) and its ``[start, end)`` fraction of the steps."""
+    the attention bias ``log strength``), its ``[start, end)`` fraction of the steps and
+    its region mask, if any."""
 
     adapter: Redux
     tokens: torch.Tensor
     strength: float
     start: float
     end: float
+    #: float32 ``(H, W)`` at the request's size: where the picture applies (a reference
+    #: inside a region), or ``None`` for everywhere
+    mask: np.ndarray | None = None
 
     def active(self, j: int, n: int) -> bool:
         """Whether the picture's tokens are read at step ``j`` of ``n`` (as a control's range)."""

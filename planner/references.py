@@ -169,20 +169,13 @@ def _sized_picture(layer: PixelLayer, family: FamilyInfo) -> np.ndarray | None:
 def _check_adapters(references: list[PlannedReference], family_name: str) -> None:
     """Raise :class:`ModelCannotError` before anything runs when a family that reads
     references through an adapter (IP-Adapter: SD 1.x, SDXL; Redux: FLUX.1) has none
-    installed for a kind the references ask for, saying what to put where; Redux takes no
-    reference inside a region (it is applied to the whole picture)."""
+    installed for a kind the references ask for, saying what to put where."""
     family = family_named(family_name)
     if not references or family is None or family.reference_adapter not in ("ip-adapter", "redux"):
         return
     from sfumato.inference.catalog import find_reference_adapter
 
     if family.reference_adapter == "redux":
-        regional = [r.layer_name for r in references if r.spec.mask is not None]
-        if regional:
-            raise ModelCannotError(
-                f"{family.label} reads reference pictures through Redux, which applies to the whole picture: "
-                f"the reference layer {regional[0]!r} lies in a region's group; move it out of the group"
-            )
         if find_reference_adapter(family.name, None) is None:
             raise ModelCannotError(
                 f"{family.label} reads reference pictures through FLUX.1 Redux, and none is installed: put "

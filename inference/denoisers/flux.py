@@ -114,7 +114,8 @@ class FluxDenoiser:
         attention bias (``log strength`` on its keys; none at strength 1). Under true CFG the negative rows read no picture,
         as diffusers' negative is text alone: they get zero tokens that the attention bias
         hides from every query (``exp`` of the bias is exactly 0), and the region bias, if
-        any, counts the picture's tokens as the global prompt's."""
+        any, counts the picture's tokens as the global prompt's — or, for a reference with a
+        mask, as a regional prompt of their own (:meth:`_masked_pictures`)."""
         active = tuple(i for i, r in enumerate(self.redux) if r.active(j, n))
         if not active:
             return self.job.text.tokens, self.txt_ids, self.attention
@@ -141,6 +142,8 @@ class FluxDenoiser:
             extra_image = self.img_ids.shape[0] - self.noise_tokens
             if extra_image:
                 bias = torch.nn.functional.pad(bias, (0, extra_image, 0, extra_image))
+        if any(self.redux[i].mask is not None for i in active):
+            bias = self._masked_pictures(active, bias, length, joint.shape[1], total, tokens)
         strengths = [self.redux[i].strength for i in active]
         if job.text.guided or any(s != 1.0 for s in strengths):
             # the strength s multiplies each picture token's attention weight before the
@@ -158,6 +161,36 @@ class FluxDenoiser:
         attention = {} if bias is None else {"attention_mask": bias}
         self._joint[active] = (joint, txt_ids, attention)
         return joint, txt_ids, attention
+
+    def _masked_pictures(
+        self, active: tuple[int, ...], bias: torch.Tensor | None, first: int, text: int, total: int,
+        tokens: torch.Tensor,
+    ) -> torch.Tensor:
+        """``bias`` ``(1, 1, L, L)`` (zeros when ``None``) with each masked reference's
+        tokens made a regional prompt of its own (:mod:`sfumato.inference.joint_regions`):
+        they and the noise's image tokens attend to each other with ``log(coverage)`` of
+        its mask, and they neither see nor are seen by any other text token."""
+        from sfumato.inference.joint_regions import token_coverage
+        from sfumato.inference.regions import NEGATIVE_BIAS, latent_masks
+
+        out = torch.zeros((1, 1, total, total), device=tokens.device, dtype=tokens.dtype) if bias is None else bias.clone()
+        noise = slice(text, text + self.noise_tokens)
+        start = first
+        for i in active:
+            reference = self.redux[i]
+            span = slice(start, start + reference.tokens.shape[1])
+            start = span.stop
+            if reference.mask is None:
+                continue
+            cover = token_coverage(latent_masks([reference.mask], self.job.lat_size), 2)[0].clamp(0.0, 1.0)
+            logs = torch.where(cover > 0, cover.clamp_min(1e-30).log(), torch.full_like(cover, NEGATIVE_BIAS))
+            logs = logs.clamp_min(NEGATIVE_BIAS).to(device=out.device, dtype=out.dtype)
+            out[0, 0, :text, span] = NEGATIVE_BIAS
+            out[0, 0, span, :text] = NEGATIVE_BIAS
+            out[0, 0, span, span] = 0.0
+            out[0, 0, noise, span] = logs[:, None]
+            out[0, 0, span, noise] = logs[None, :]
+        return out
 
     def _control_residuals(self, x: torch.Tensor, timestep: torch.Tensor, j: int, n: int) -> dict[str, Any]:
         blocks: list[torch.Tensor] | None = None

@@ -65,7 +65,7 @@ class FluxFamily(FlowFamily):
     #: reference pictures through FLUX.1 Redux (:mod:`sfumato.inference.redux`): the
     #: picture's SigLIP tokens mapped into T5's space, appended to the prompt's tokens;
     #: every kind reads the picture whole, the strength scales the tokens, start/end say
-    #: when they are read; a reference inside a region is refused by name
+    #: when they are read, a region's mask where (one more regional prompt in the bias)
     takes_references = True
     reference_adapter = "redux"
 

@@ -5,8 +5,9 @@ The engine's loop with a Redux reference equals diffusers' ``FluxPriorReduxPipel
 embedded guidance, and schnell's true CFG where the negative reads no picture); the
 reference changes the picture; strength 0 is the plain run byte for byte; the step range
 reads the tokens only there; ComfyUI's two files give the diffusers folder's picture; a
-missing SigLIP encoder is a typed error naming the file; the planner stops a FLUX plan
-with a reference when no Redux is installed, and a reference inside a region.
+missing SigLIP encoder is a typed error naming the file; a reference inside a region acts
+there (its tokens a regional prompt of their own); the planner stops a FLUX plan with a
+reference when no Redux is installed.
 """
 
 from __future__ import annotations
@@ -144,14 +145,28 @@ def test_missing_encoder_is_named(shared_engine: Any, flux: Path, redux: ReduxFi
     assert "clip_vision" in result.error.user_message
 
 
-def test_no_redux_installed_and_a_regional_reference_are_refused(shared_engine: Any, flux: Path, redux: ReduxFiles) -> None:
-    """The engine refuses a FLUX reference with no Redux installed, and one with a mask, by name."""
+def test_no_redux_installed_is_refused_by_name(shared_engine: Any, flux: Path) -> None:
+    """The engine refuses a FLUX reference with no Redux installed, saying what to put where."""
     req = request(flux, width=SIDE, height=SIDE, steps=2, cfg=3.5, references=(ReferenceImage(_picture()),))
     result = shared_engine.run(req)
-    assert isinstance(result.error, UnsupportedModeError) and "Redux" in result.error.user_message
-    mask = np.ones((SIDE, SIDE), np.float32)
-    result = shared_engine.run(req.replace(references=(_ref(redux.folder, mask=mask),)))
-    assert isinstance(result.error, UnsupportedModeError) and "region" in result.error.user_message
+    assert isinstance(result.error, UnsupportedModeError) and "style_models" in result.error.user_message
+
+
+@pytest.mark.parametrize(("kind", "cfg"), [("flux", 3.5), ("flux-schnell", 2.5)])
+def test_a_masked_reference_acts_inside_its_mask(shared_engine: Any, redux: ReduxFiles, kind: str, cfg: float) -> None:
+    """A reference inside a region: its tokens are a regional prompt of their own in the
+    joint-attention bias (dev; schnell under true CFG). An empty mask is the plain run; a
+    left-half mask changes the left half more than the right."""
+    req = request(tiny_flow_model(kind), width=SIDE, height=SIDE, steps=4, cfg=cfg, seed=21, negative="green sky")
+    plain = flow.run_ok(shared_engine, req).astype(int)
+    empty = np.zeros((SIDE, SIDE), np.float32)
+    nowhere = flow.run_ok(shared_engine, req.replace(references=(_ref(redux.folder, mask=empty, strength=2.0),)))
+    assert np.abs(nowhere.astype(int) - plain).max() <= 1
+    left = empty.copy()
+    left[:, : SIDE // 2] = 1.0
+    masked = flow.run_ok(shared_engine, req.replace(references=(_ref(redux.folder, mask=left, strength=2.0),)))
+    change = np.abs(masked.astype(int) - plain).mean(axis=(0, 2))
+    assert change[: SIDE // 2].mean() > 1.5 * change[SIDE // 2 :].mean() and change[: SIDE // 2].mean() > 0.2
 
 
 def test_catalog_finds_redux_and_planner_stops_without_it(redux: ReduxFiles) -> None:
@@ -194,8 +209,8 @@ def test_with_regions_and_true_cfg_the_picture_counts_as_the_global_prompt(share
 
 def test_a_flux_plan_with_a_reference_needs_redux(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """(f) planned from a document: no Redux in the ComfyUI folders stops the plan with
-    what to put where; the files installed there let it through; a reference inside a
-    region's group is stopped by name."""
+    what to put where; the files installed there let it through, a reference inside a
+    region's group with that region's mask."""
     from plandocs import document, gradient, layer
     from sfumato.canvas.model.layers import ReferenceSettings, Role
     from sfumato.planner.errors import ModelCannotError
@@ -224,5 +239,6 @@ def test_a_flux_plan_with_a_reference_needs_redux(tmp_path: Path, monkeypatch: p
     sky_look = layer("sky look", gradient(16, 16), role=Role.REFERENCE)
     sky = layer("sky", rgba(64, 32, alpha=255), role=Role.REGION, prompt="a stormy sky")
     doc.root.append(GroupLayer("Sky", [sky_look, sky]))
-    with pytest.raises(ModelCannotError, match="'sky look' lies in a region"):
-        plan(doc, settings, family=family)
+    planned = plan(doc, settings, family=family)
+    by_name = {r.layer_name: r for r in planned.references}
+    assert by_name["sky look"].spec.mask is not None and by_name["look"].spec.mask is None
