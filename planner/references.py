@@ -25,10 +25,9 @@ strength, the schedule and the region mask. FLUX.2 Klein takes the picture as ex
 image tokens and uses it whole: a kind other than ``content``, a strength other than 1,
 a start/end other than 0..1 or a region mask changes nothing there. The plan says so in
 its notes (the Generation dock shows them), and the request still carries the values, so
-the record says what the document asked for. The family says which way it reads them
-(:func:`takes_pictures_whole`: it takes references, with no adapter —
-:attr:`~sfumato.inference.families.base.Family.reference_adapter` — to read kinds and
-strengths; FLUX.2 Klein, Qwen-Image-Edit-Plus).
+the record says what the document asked for. The family says which settings it follows
+(:attr:`~sfumato.inference.families.base.Family.reference_settings`; FLUX.1's Redux
+follows all but the kind), and :func:`unfollowed_notes` names the rest.
 """
 
 from __future__ import annotations
@@ -62,19 +61,8 @@ from sfumato.vocabulary.kinds import ReferenceKind
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "PlannedReference", "plan_references", "reference_group", "reference_size", "takes_pictures_whole",
-    "whole_picture_notes",
+    "PlannedReference", "plan_references", "reference_group", "reference_size", "unfollowed_notes",
 ]
-
-def takes_pictures_whole(family_name: str) -> str | None:
-    """The label of the family ``family_name`` when it takes reference pictures whole, as
-    extra latents (kind, strength, schedule and region mask do not apply there); else
-    ``None``."""
-    family = family_named(family_name)
-    if family is None or not family.takes_references or family.reference_adapter is not None:
-        return None
-    return family.label
-
 
 @dataclass(frozen=True, eq=False)
 class PlannedReference:
@@ -248,35 +236,34 @@ def plan_references(
             layer_name=layer.name,
             region_names=names,
         ))
-    notes += whole_picture_notes(out, family.name)
+    notes += unfollowed_notes(out, family.name)
     _check_adapters(out, family.name)
     for note in notes:
         log.info(note)
     return out, notes
 
 
-def whole_picture_notes(references: list[PlannedReference], family_name: str) -> list[str]:
-    """Sentences naming what of ``references`` a family that takes pictures whole
-    (:func:`takes_pictures_whole`) leaves unused; empty for other families."""
-    label = takes_pictures_whole(family_name)
-    if label is None:
+def unfollowed_notes(references: list[PlannedReference], family_name: str) -> list[str]:
+    """Sentences naming what each of ``references`` sets that the family does not follow
+    (:attr:`~sfumato.inference.families.base.Family.reference_settings`: FLUX.2 Klein reads
+    the picture whole, FLUX.1's Redux every kind alike); empty when it follows them all."""
+    family = family_named(family_name)
+    if family is None or not family.takes_references:
         return []
+    follows = family.reference_settings
     notes = []
     for ref in references:
         spec = ref.spec
         unused = []
-        if spec.kind is not ReferenceKind.CONTENT:
+        if "kind" not in follows and spec.kind is not ReferenceKind.CONTENT:
             unused.append(f"its kind ({spec.kind.value})")
-        if spec.strength != 1.0:
+        if "strength" not in follows and spec.strength != 1.0:
             unused.append(f"its strength ({spec.strength:g})")
-        if (spec.start, spec.end) != (0.0, 1.0):
+        if "range" not in follows and (spec.start, spec.end) != (0.0, 1.0):
             unused.append(f"its schedule ({spec.start:g}..{spec.end:g})")
-        if ref.region_names:
+        if "region" not in follows and ref.region_names:
             unused.append(f"its region ({', '.join(ref.region_names)})")
         if unused:
-            notes.append(
-                f"reference layer {ref.layer_name!r}: {label} "
-                "uses the picture whole; "
-                + ", ".join(unused) + " will not apply"
-            )
+            how = "uses the picture whole" if not follows else "reads the whole picture for every kind"
+            notes.append(f"reference layer {ref.layer_name!r}: {family.label} {how}; " + ", ".join(unused) + " will not apply")
     return notes

@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     import torch
     from sfumato.inference.embeddings import EmbeddingLibrary
     from sfumato.inference.request import Sampler
-__all__ = ["Family", "PreviewFactors"]
+__all__ = ["REFERENCE_SETTINGS", "Family", "PreviewFactors"]
+
+#: the settings of a reference layer a family may follow (:attr:`Family.reference_settings`)
+REFERENCE_SETTINGS = frozenset({"kind", "strength", "range", "region"})
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,13 @@ class Family(ABC):
     takes_references: bool = False
     #: how references reach the model: ``None`` as extra latents (FLUX.2 Klein), or
     #: ``"ip-adapter"`` (an IP-Adapter file and its CLIP vision encoder, found by
-    #: :func:`sfumato.inference.catalog.find_reference_adapter`)
+    #: :func:`sfumato.inference.catalog.find_reference_adapter`), or ``"redux"`` (FLUX.1)
     reference_adapter: str | None = None
+    #: which of a reference layer's settings the family follows (:data:`REFERENCE_SETTINGS`:
+    #: the kind, the strength, the step range, a region); the planner notes the others
+    #: where a layer sets them. A family that takes references as latents follows none: it
+    #: reads the picture whole.
+    reference_settings: frozenset[str] = frozenset()
     #: the reference kinds this family tells apart (the others are refused by name);
     #: families that take references as latents follow the picture whatever the kind
     reference_kinds: frozenset[ReferenceKind] = frozenset(ReferenceKind)

@@ -64,10 +64,11 @@ class FluxFamily(FlowFamily):
     controlnet_class = "FluxControlNetModel"
     #: reference pictures through FLUX.1 Redux (:mod:`sfumato.inference.redux`): the
     #: picture's SigLIP tokens mapped into T5's space, appended to the prompt's tokens;
-    #: every kind reads the picture whole, the strength scales the tokens, start/end say
+    #: every kind reads the picture whole, the strength weights the tokens, start/end say
     #: when they are read, a region's mask where (one more regional prompt in the bias)
     takes_references = True
     reference_adapter = "redux"
+    reference_settings = frozenset({"strength", "range", "region"})
 
     def controlnet_mismatch(self, net: Any, pipe: Any) -> str | None:
         expected = int(pipe.transformer.config.joint_attention_dim)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.base import Family, PreviewFactors
+from sfumato.inference.families.base import REFERENCE_SETTINGS, Family, PreviewFactors
 from sfumato.inference.families.clip import (
     emphasize,
     encode_chunks,
@@ -32,6 +32,7 @@ class SD15Family(Family):
     supported_modes = frozenset(Mode)
     takes_references = True
     reference_adapter = "ip-adapter"
+    reference_settings = REFERENCE_SETTINGS  # layer-wise scales, the scale, the steps, ip_adapter_masks
     # Layer-wise IP-Adapter scales: ComfyUI_IPAdapter_plus's "style transfer" and
     # "composition" weight types for SD 1.5 (its cross-attention index k counts the
     # SpatialTransformers in forward order: down 0-5, mid 6, up 7-15), written as

@@ -66,6 +66,7 @@ class SD2Family(SD15Family):
     # No IP-Adapter was published for SD 2.x (h94's are SD 1.5 and SDXL): no references.
     takes_references = False
     reference_adapter = None
+    reference_settings: frozenset[str] = frozenset()
 
     def matches_diffusers(self, model_index: dict[str, Any], unet_config: dict[str, Any]) -> bool:
         cls = str(model_index.get("_class_name", ""))

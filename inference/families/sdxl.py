@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sfumato.inference.families.base import Family, PreviewFactors
+from sfumato.inference.families.base import REFERENCE_SETTINGS, Family, PreviewFactors
 from sfumato.inference.families.clip import (
     emphasize,
     encode_chunks,
@@ -38,6 +38,7 @@ class SDXLFamily(Family):
     supported_modes = frozenset(Mode)
     takes_references = True
     reference_adapter = "ip-adapter"
+    reference_settings = REFERENCE_SETTINGS
     # Layer-wise IP-Adapter scales: InstantStyle's blocks for SDXL (style:
     # up_blocks.0.attentions.1, composition: down_blocks.2.attentions.1), the same as
     # ComfyUI_IPAdapter_plus's "style transfer" and "composition" weight types.

@@ -52,3 +52,23 @@ def test_an_installed_adapter_lets_the_plan_through_and_a_face_needs_a_face_adap
     assert [r.spec.kind for r in planned.references] == [ReferenceKind.STYLE]
     with pytest.raises(ModelCannotError, match="face IP-Adapter"):
         plan(_doc(ReferenceKind.FACE), _settings(), family=SD15)
+
+
+def test_what_a_family_does_not_follow_is_noted() -> None:
+    """SD 1.x (IP-Adapter) follows every setting, FLUX.1's Redux all but the kind, FLUX.2
+    Klein none (it reads the picture whole)."""
+    import numpy as np
+    from sfumato.inference.request import ReferenceImage
+    from sfumato.planner.references import PlannedReference, unfollowed_notes
+
+    picture = np.zeros((16, 16, 3), np.uint8)
+    styled = PlannedReference(ReferenceImage(picture, kind=ReferenceKind.STYLE, strength=0.5, start=0.2), "look",
+                              region_names=("sky",))  # fmt: skip
+    assert unfollowed_notes([styled], "sd15") == []
+    (flux,) = unfollowed_notes([styled], "flux")
+    assert "its kind (style)" in flux and "strength" not in flux and "schedule" not in flux and "region" not in flux
+    (klein,) = unfollowed_notes([styled], "flux2")
+    for part in ("its kind (style)", "its strength (0.5)", "its schedule (0.2..1)", "its region (sky)", "whole"):
+        assert part in klein, part
+    plain = PlannedReference(ReferenceImage(picture), "plain")
+    assert unfollowed_notes([plain], "flux2") == []  # nothing set that it ignores
