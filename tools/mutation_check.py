@@ -349,6 +349,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         new="    ControlKind.DEPTH: 2,",
         tests=("tests/inference/test_union_controlnet.py::test_one_layer_equals_the_union_pipeline",),
     ),
+    Mutation(
+        name="expand-paste-feathered",
+        behaviour="an Expand pastes its border through an inpaint's inward fade: a half-transparent seam beside the picture",
+        path="planner/plan.py",
+        old="        pasted = (area_mask > 0).astype(np.float32)  # unfeathered: nothing lies beneath to fade into",
+        new="        pasted = paste_mask(area_mask, paste_feather(area_mask))",
+        tests=("tests/planner/test_plan_outpaint.py::test_the_picture_stays_byte_identical_and_the_border_is_filled",),
+    ),
+    Mutation(
+        name="tile-blend-unweighted",
+        behaviour="tiled refine adds overlapping tiles without their feather weights: the overlaps come out too bright",
+        path="planner/tiles.py",
+        old="        acc *= weight[..., None]",
+        new="        acc *= 1.0",
+        tests=("tests/planner/test_tiles.py::test_identity_refine_of_a_constant_picture_is_exact",),
+    ),
+    Mutation(
+        name="pose-limbs-full-colour",
+        behaviour="pose limbs drawn at full colour, not OpenPose's 0.6 shade the pose ControlNets were trained on",
+        path="planner/pose.py",
+        old="LIMB_SHADE = 0.6",
+        new="LIMB_SHADE = 1.0",
+        tests=("tests/planner/test_pose_render.py::test_hand_made_skeletons_match_openpose_pixel_for_pixel",),
+    ),
 )
 
 
