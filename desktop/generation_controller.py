@@ -133,6 +133,7 @@ class GenerationController(QObject):
         self.staging = StagingArea(view, lambda: self.window.document)
         self._doc: Document | None = None
         self._current: int | None = None  # the job whose events the window shows
+        self._planned_size: tuple[int, int] | None = None  # the canvas the last run was planned on
         self._plan: Plan | None = None  # its plan, once the worker made it
         self._engine_ready = False
         #: Live mode (:mod:`sfumato.desktop.live_controller`), stopped before a normal run.
@@ -193,11 +194,29 @@ class GenerationController(QObject):
         self.refresh_mode()
 
     def _on_document_event(self, event: object) -> None:
+        if isinstance(event, DocumentReset):
+            self._drop_if_resized()
         if isinstance(event, _MODE_EVENTS):
             if isinstance(event, PixelsChanged) and not _matters_for_mode(event.layer):
                 return
             if not self._mode_timer.isActive():
                 self._mode_timer.start()
+
+    def _drop_if_resized(self) -> None:
+        """A run or a staged result planned for another canvas size would land in the wrong
+        place (its area is in the old document's pixels): cancel or discard it, and say so."""
+        doc = self._doc
+        if doc is None or self._planned_size is None or self._planned_size == (doc.width, doc.height):
+            return
+        old, self._planned_size = self._planned_size, None
+        if self._current is None and not self.staging.active:
+            return
+        self.cancel_job()
+        self.staging.discard()
+        self.window.show_message(
+            f"The canvas changed size ({old[0]}×{old[1]} → {doc.width}×{doc.height}): the result "
+            "planned for the old size was dropped; generate again."
+        )
 
     def refresh_mode(self) -> str:
         """Recompute the main button's label (Generate / Refine / Inpaint); returns it."""
@@ -264,6 +283,7 @@ class GenerationController(QObject):
             self._show_failure(f"Cannot generate: {error}", FailureKind.PLAN)
             return False
         self._current = self.worker.submit(PlanInput(snapshot_document(doc), settings))
+        self._planned_size = (doc.width, doc.height)
         self._plan = None
         self.preview.clear()
         self.staging.discard()
