@@ -47,7 +47,6 @@ from sfumato.inference.detect import (
     guess_family,
     image_encoder_info,
     is_mistoline,
-    is_original_depth_anything,
     is_union_controlnet,
     is_union_controlnet_config,
     read_safetensors_header,
@@ -73,14 +72,14 @@ __all__ = [
     "Origin",
     "WeightsKind",
     "find_controlnet",
-    "find_depth_estimator",
-    "find_person_detector",
-    "find_pose_estimator",
     "find_default_model",
     "find_image_encoder",
     "find_reference_adapter",
     "find_loras",
+    "home_dir",
+    "hub_cache_dir",
     "list_models",
+    "system_dirs_enabled",
     "system_model_dirs",
 ]
 
@@ -147,13 +146,14 @@ class ModelEntry:
 # --------------------------------------------------------------------------- roots
 
 
-def _home() -> Path:
+def home_dir() -> Path:
+    """The user's home, where ComfyUI's and A1111's folders are looked for."""
     return Path(os.path.expanduser("~"))
 
 
 def system_model_dirs(home: Path | None = None) -> list[tuple[Path, Origin, WeightsKind]]:
     """The ComfyUI and A1111/Forge model folders under ``home`` (existing or not)."""
-    home = _home() if home is None else home
+    home = home_dir() if home is None else home
     dirs: list[tuple[Path, Origin, WeightsKind]] = []
     comfy = home / "ComfyUI" / "models"
     dirs += [
@@ -180,16 +180,19 @@ def system_model_dirs(home: Path | None = None) -> list[tuple[Path, Origin, Weig
     return dirs
 
 
-def _hub_cache_dir() -> Path:
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache (``HF_HUB_CACHE``, ``HF_HOME``, or the default)."""
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if os.environ.get(var):
             return Path(os.environ[var]).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    return _home() / ".cache" / "huggingface" / "hub"
+    return home_dir() / ".cache" / "huggingface" / "hub"
 
 
-def _system_dirs_enabled() -> bool:
+def system_dirs_enabled() -> bool:
+    """Whether ComfyUI's, A1111's and the hub's folders are searched
+    (``SFUMATO_NO_SYSTEM_MODEL_DIRS`` turns them off; the tests do)."""
     return os.environ.get(_NO_SYSTEM_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
 
 
@@ -396,11 +399,11 @@ def _all_entries(config: Config) -> Iterator[ModelEntry]:
     yield from _entries_safely(_builtin_entries(), "the built-in models")
     for raw in config.model_paths:
         yield from _entries_safely(_scan(Path(raw).expanduser(), Origin.CONFIGURED, None), str(raw))
-    if not _system_dirs_enabled():
+    if not system_dirs_enabled():
         return
     for folder, origin, kind in system_model_dirs():
         yield from _entries_safely(_scan(folder, origin, kind), str(folder))
-    yield from _entries_safely(_scan_hub(_hub_cache_dir()), "the Hugging Face cache")
+    yield from _entries_safely(_scan_hub(hub_cache_dir()), "the Hugging Face cache")
 
 
 def list_models(kind: WeightsKind | None = None, *, config: Config | None = None) -> list[ModelEntry]:
@@ -670,171 +673,3 @@ def find_loras(family: str | None = None, *, config: Config | None = None) -> li
         return loras
     base = lora_family(family)
     return [e for e in loras if e.family in (base, None)]
-
-
-# --------------------------------------------------------------------------- depth estimators
-
-#: what to download for "depth from the picture" when no estimator is installed
-DEPTH_ESTIMATOR_DOWNLOAD = "depth-anything/Depth-Anything-V2-Small-hf"
-#: where to put it (one of the folders :func:`find_depth_estimator` searches)
-DEPTH_ESTIMATOR_FOLDER = "~/ComfyUI/models/annotators"
-
-_DEPTH_TYPES = ("depth_anything", "dpt")
-
-
-def depth_estimator_dirs(home: Path | None = None) -> list[Path]:
-    """The preprocessor folders where depth estimators are looked for (existing or not):
-    ComfyUI's ``models/annotators`` and comfyui_controlnet_aux's ``ckpts``, A1111's
-    sd-webui-controlnet ``annotator/downloads`` and Forge's ``models/ControlNetPreprocessor``."""
-    home = _home() if home is None else home
-    comfy = home / "ComfyUI"
-    dirs = [comfy / "models" / "annotators", comfy / "custom_nodes" / "comfyui_controlnet_aux" / "ckpts"]
-    for webui in ("stable-diffusion-webui", "stable-diffusion-webui-forge"):
-        dirs.append(home / webui / "extensions" / "sd-webui-controlnet" / "annotator" / "downloads")
-        dirs.append(home / webui / "models" / "ControlNetPreprocessor")
-    return dirs
-
-
-def _depth_folders(root: Path, depth: int = 4) -> Iterator[Path]:
-    """Depth estimators in ``root``, ``depth`` levels down: transformers folders
-    (``config.json`` whose ``model_type`` is Depth Anything's or DPT's, with a
-    ``preprocessor_config.json``) and original Depth Anything checkpoints
-    (``depth_anything_v2_vits.pth``, ``depth_anything_vitl14.pth``)."""
-    try:
-        if root.is_file():
-            if is_original_depth_anything(root):
-                yield root
-            return
-        if not root.is_dir():
-            return
-        config = read_json(root / "config.json")
-        if config is not None:
-            if config.get("model_type") in _DEPTH_TYPES and (root / "preprocessor_config.json").is_file():
-                yield root
-            return
-        if depth <= 0:
-            return
-        children = sorted((p for p in root.iterdir() if not p.name.startswith(".")), key=lambda p: p.name.lower())
-    except OSError:
-        return
-    for child in children:
-        yield from _depth_folders(child, depth - 1)
-
-
-def _depth_rank(found: Path) -> tuple[bool, int, bool]:
-    """``(metric, model, original)``, smallest first: relative depth before metric; Depth
-    Anything V2, then V1, then DPT; a transformers folder before an original checkpoint."""
-    text = str(found).lower().replace("_", "-")
-    if found.is_file():
-        return "metric" in text, 0 if "v2" in text else 1, True
-    config = read_json(found / "config.json") or {}
-    metric = config.get("depth_estimation_type") == "metric"
-    if config.get("model_type") == "depth_anything":
-        return metric, 0 if "v2" in text else 1, False
-    return metric, 2, False
-
-
-def find_depth_estimator(*, config: Config | None = None, home: Path | None = None) -> Path | None:
-    """The installed depth estimator folder for "depth from the picture", or ``None``.
-
-    Searched: the configured ``model_paths`` (a depth folder itself, or folders a few
-    levels deep), then the preprocessor folders of :func:`depth_estimator_dirs` and the
-    Hugging Face cache's ``depth-anything``/``dpt`` snapshots (unless
-    ``SFUMATO_NO_SYSTEM_MODEL_DIRS`` is set). The configured folders win; elsewhere Depth
-    Anything V2 is preferred over V1 and DPT, relative depth over metric, and a
-    transformers folder over an original checkpoint (``depth_anything_v2_vits.pth``, which
-    :mod:`.depth` also reads) of the same rank.
-    """
-    config = load_config() if config is None else config
-    for raw in config.model_paths:
-        found = sorted(_depth_folders(Path(raw).expanduser()), key=_depth_rank)
-        if found:
-            return found[0]
-    if not _system_dirs_enabled() and home is None:
-        return None
-    candidates: list[Path] = []
-    for root in depth_estimator_dirs(home):
-        candidates += _depth_folders(root)
-    hub = _hub_cache_dir() if home is None else home / ".cache" / "huggingface" / "hub"
-    with contextlib.suppress(OSError):
-        for repo in sorted(hub.glob("models--*")):
-            name = repo.name.lower()
-            if "depth" in name or "dpt" in name:
-                candidates += _depth_folders(repo / "snapshots", depth=1)
-    candidates.sort(key=_depth_rank)
-    return candidates[0] if candidates else None
-
-
-# --------------------------------------------------------------------------- pose estimators
-
-#: what to download for "Pose from Image" when no pose estimator is installed
-POSE_ESTIMATOR_DOWNLOAD = "usyd-community/vitpose-base-simple"
-#: where to put it (one of the folders :func:`find_pose_estimator` searches)
-POSE_ESTIMATOR_FOLDER = "~/ComfyUI/models/annotators"
-#: the person detector that finds the boxes VitPose reads (optional)
-PERSON_DETECTOR_DOWNLOAD = "PekingU/rtdetr_r50vd_coco_o365"
-
-_POSE_TYPES = ("vitpose",)
-_DETECTOR_TYPES = ("rt_detr", "rt_detr_v2")
-
-
-def _typed_folders(root: Path, types: tuple[str, ...], depth: int = 4) -> Iterator[Path]:
-    """transformers folders in ``root``, ``depth`` levels down, whose ``config.json`` has
-    one of the ``model_type``s ``types`` and that hold a ``preprocessor_config.json``."""
-    try:
-        if not root.is_dir():
-            return
-        config = read_json(root / "config.json")
-        if config is not None:
-            if config.get("model_type") in types and (root / "preprocessor_config.json").is_file():
-                yield root
-            return
-        if depth <= 0:
-            return
-        children = sorted((p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir()),
-                          key=lambda p: p.name.lower())  # fmt: skip
-    except OSError:
-        return
-    for child in children:
-        yield from _typed_folders(child, types, depth - 1)
-
-
-def _find_typed(types: tuple[str, ...], hub_words: tuple[str, ...], config: Config | None, home: Path | None) -> Path | None:
-    config = load_config() if config is None else config
-    for raw in config.model_paths:
-        found = list(_typed_folders(Path(raw).expanduser(), types))
-        if found:
-            return found[0]
-    if not _system_dirs_enabled() and home is None:
-        return None
-    candidates: list[Path] = []
-    for root in depth_estimator_dirs(home):
-        candidates += _typed_folders(root, types)
-    hub = _hub_cache_dir() if home is None else home / ".cache" / "huggingface" / "hub"
-    with contextlib.suppress(OSError):
-        for repo in sorted(hub.glob("models--*")):
-            name = repo.name.lower().replace("_", "").replace("-", "")
-            if any(word in name for word in hub_words):
-                candidates += _typed_folders(repo / "snapshots", types, depth=1)
-    return candidates[0] if candidates else None
-
-
-def find_pose_estimator(*, config: Config | None = None, home: Path | None = None) -> Path | None:
-    """The installed VitPose folder for "Pose from Image", or ``None``.
-
-    Searched as :func:`find_depth_estimator` searches: the configured ``model_paths``
-    first, then the preprocessor folders of :func:`depth_estimator_dirs` (ComfyUI's
-    ``models/annotators``, comfyui_controlnet_aux's ``ckpts``, ...) and the Hugging Face
-    cache's ``vitpose`` snapshots (unless ``SFUMATO_NO_SYSTEM_MODEL_DIRS`` is set). A
-    folder counts by its ``config.json`` (``model_type: "vitpose"``) and its
-    ``preprocessor_config.json``, whatever its name (``vitpose-base-simple`` or
-    ``usyd-community/vitpose-base-simple``).
-    """
-    return _find_typed(_POSE_TYPES, ("vitpose",), config, home)
-
-
-def find_person_detector(*, config: Config | None = None, home: Path | None = None) -> Path | None:
-    """The installed person detector (RT-DETR, ``model_type`` ``rt_detr``/``rt_detr_v2``,
-    e.g. ``PekingU/rtdetr_r50vd_coco_o365``) that finds the boxes VitPose reads, or
-    ``None``; searched where :func:`find_pose_estimator` searches."""
-    return _find_typed(_DETECTOR_TYPES, ("rtdetr",), config, home)

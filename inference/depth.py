@@ -24,7 +24,7 @@ to white-is-near; metric models (Depth Anything V2 *Metric*, ``depth_estimation_
 processor's input size (518 px for the real models), is resized bicubically to the
 picture's size before it is normalised, as ``post_process_depth_estimation`` does.
 
-Where the folders are found is the catalog's business (:func:`sfumato.inference.catalog.find_depth_estimator`);
+Where the folders are found is the annotators module's business (:func:`sfumato.inference.annotators.find_depth_estimator`);
 the engine runs this on its device (:meth:`sfumato.inference.engine.Engine.estimate_depth`).
 """
 

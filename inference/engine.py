@@ -211,7 +211,7 @@ class Engine:
     ) -> np.ndarray:
         """A depth map of ``image`` (uint8 ``(H, W, 3)``): uint8 ``(H, W)``, near = 255, the
         size of the picture (:mod:`.depth`). ``model`` names a depth estimator folder, else
-        the catalog's (:func:`~sfumato.inference.catalog.find_depth_estimator`). The
+        the catalog's (:func:`~sfumato.inference.annotators.find_depth_estimator`). The
         estimator stays loaded for the next call.
 
         Runs on the engine's device, one job at a time with generations (call it from the
@@ -239,7 +239,7 @@ class Engine:
         """The people in ``image`` (uint8 ``(H, W, 3)``) as a
         :class:`~sfumato.inference.pose_estimation.PoseEstimate`: OpenPose body-18 keypoints
         in image pixels. ``model`` names a VitPose folder, else the catalog's
-        (:func:`~sfumato.inference.catalog.find_pose_estimator`); the catalog's person
+        (:func:`~sfumato.inference.annotators.find_pose_estimator`); the catalog's person
         detector finds the boxes (none: the whole picture is one person, and the estimate's
         note says so). Both stay loaded for the next call.
 

@@ -431,7 +431,7 @@ class ModelCache:
     def depth_estimator(self, ref: ModelRef | None) -> Any:
         """The depth estimator ``ref`` names (a transformers folder, a file in one, or an
         original Depth Anything checkpoint), else
-        the catalog's (:func:`~sfumato.inference.catalog.find_depth_estimator`), loaded on
+        the installed one (:func:`~sfumato.inference.annotators.find_depth_estimator`), loaded on
         the engine's device; the last one stays loaded.
 
         Raises :class:`~sfumato.inference.errors.MissingDepthEstimatorError` when none is
@@ -441,12 +441,12 @@ class ModelCache:
 
         with self._lock:
             if ref is None:
-                import sfumato.inference.catalog as catalog
+                import sfumato.inference.annotators as annotators
                 from sfumato.inference.errors import MissingDepthEstimatorError
 
-                found = catalog.find_depth_estimator()
+                found = annotators.find_depth_estimator()
                 if found is None:
-                    raise MissingDepthEstimatorError(catalog.DEPTH_ESTIMATOR_DOWNLOAD, catalog.DEPTH_ESTIMATOR_FOLDER)
+                    raise MissingDepthEstimatorError(annotators.DEPTH_ESTIMATOR_DOWNLOAD, annotators.DEPTH_ESTIMATOR_FOLDER)
                 target = found
             else:
                 resolved = self.resolve(ref.source)

@@ -27,8 +27,8 @@ below :data:`KEYPOINT_THRESHOLD` is absent (``None``). Keypoints are in the pict
 pixels (``x`` right, ``y`` down; pixel centres at integers).
 
 Where the folders are found is the catalog's business
-(:func:`~sfumato.inference.catalog.find_pose_estimator`,
-:func:`~sfumato.inference.catalog.find_person_detector`); the engine keeps them loaded
+(:func:`~sfumato.inference.annotators.find_pose_estimator`,
+:func:`~sfumato.inference.annotators.find_person_detector`); the engine keeps them loaded
 (:meth:`sfumato.inference.engine.Engine.estimate_pose`).
 """
 
@@ -374,20 +374,20 @@ class PoseModels:
 
         Raises :class:`~sfumato.inference.errors.MissingPoseEstimatorError` naming what to
         download and where to put it when there is no estimator."""
-        import sfumato.inference.catalog as catalog
+        import sfumato.inference.annotators as annotators
         from sfumato.inference.errors import MissingPoseEstimatorError
 
         if model is None:
-            model = catalog.find_pose_estimator()
+            model = annotators.find_pose_estimator()
             if model is None:
-                raise MissingPoseEstimatorError(catalog.POSE_ESTIMATOR_DOWNLOAD, catalog.POSE_ESTIMATOR_FOLDER)
+                raise MissingPoseEstimatorError(annotators.POSE_ESTIMATOR_DOWNLOAD, annotators.POSE_ESTIMATOR_FOLDER)
         elif isinstance(model, str):
             raise MissingPoseEstimatorError(
-                catalog.POSE_ESTIMATOR_DOWNLOAD, catalog.POSE_ESTIMATOR_FOLDER,
+                annotators.POSE_ESTIMATOR_DOWNLOAD, annotators.POSE_ESTIMATOR_FOLDER,
                 f"Pose estimator not found: {model} (hub ids are not downloaded; Sfumato reads folders offline).",
             )  # fmt: skip
         folder = pose_folder(Path(model))
-        detector = catalog.find_person_detector()
+        detector = annotators.find_person_detector()
         found = None
         if detector is not None:
             key = str(Path(detector).resolve())

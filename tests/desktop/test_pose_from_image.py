@@ -93,7 +93,7 @@ def test_pose_from_image_sets_the_skeleton_in_one_undo_step(pose_window, pose_mo
 
 
 def test_without_an_estimator_the_message_names_what_to_put_where(pose_window, qtbot) -> None:  # noqa: ANN001
-    from sfumato.inference.catalog import POSE_ESTIMATOR_DOWNLOAD, POSE_ESTIMATOR_FOLDER
+    from sfumato.inference.annotators import POSE_ESTIMATOR_DOWNLOAD, POSE_ESTIMATOR_FOLDER
 
     window = pose_window
     doc = window.document

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from sfumato.inference.cancel import CancelToken
-from sfumato.inference.catalog import (
+from sfumato.inference.annotators import (
     DEPTH_ESTIMATOR_DOWNLOAD,
     DEPTH_ESTIMATOR_FOLDER,
     find_depth_estimator,
 )
+from sfumato.inference.cancel import CancelToken
 from sfumato.inference.depth import (
     estimate_depth,
     load_depth_estimator,

@@ -9,13 +9,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from sfumato.inference.cancel import CancelToken
-from sfumato.inference.catalog import (
+from sfumato.inference.annotators import (
     POSE_ESTIMATOR_DOWNLOAD,
     POSE_ESTIMATOR_FOLDER,
     find_person_detector,
     find_pose_estimator,
 )
+from sfumato.inference.cancel import CancelToken
 from sfumato.inference.errors import (
     CancelledError,
     CorruptModelError,
@@ -214,14 +214,14 @@ def test_a_person_detector_gives_one_skeleton_per_person_box(pose_model: Path, t
 
 
 def test_the_engine_uses_the_installed_person_detector(pose_model: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    import sfumato.inference.catalog as catalog
+    import sfumato.inference.annotators as annotators
     from sfumato.inference.engine import Engine
     from tinypose import tiny_person_detector
 
     home = tmp_path / "home"
     detector_dir = tiny_person_detector(home / "ComfyUI" / "models" / "annotators" / "PekingU")
-    assert catalog.find_person_detector(config=Config(), home=home) == detector_dir
-    monkeypatch.setattr(catalog, "find_person_detector", lambda: detector_dir)
+    assert annotators.find_person_detector(config=Config(), home=home) == detector_dir
+    monkeypatch.setattr(annotators, "find_person_detector", lambda: detector_dir)
     engine = Engine(device="cpu", dtype="float32", models_root=tmp_path)
     picture = _picture(60, 80)
     estimate = engine.estimate_pose(picture, ModelRef(str(pose_model)))
