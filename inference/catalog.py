@@ -75,6 +75,7 @@ __all__ = [
     "find_default_model",
     "find_image_encoder",
     "find_reference_adapter",
+    "encoder_files",
     "find_loras",
     "home_dir",
     "hub_cache_dir",
@@ -622,13 +623,15 @@ def find_image_encoder(
     pool = list(list_models(WeightsKind.CLIP_VISION) if entries is None else entries)
     candidates += [e.path for e in pool if e.kind is WeightsKind.CLIP_VISION and e.problem is None and e.path]
     for candidate in candidates:
-        for path in _encoder_files(candidate):
+        for path in encoder_files(candidate):
             if _encoder_serves(path, adapter):
                 return path
     return None
 
 
-def _encoder_files(candidate: Path) -> list[Path]:
+def encoder_files(candidate: Path, suffixes: tuple[str, ...] = _FILE_SUFFIXES) -> list[Path]:
+    """The image encoders ``candidate`` may hold: itself (a file, or a transformers
+    folder with a ``config.json``), else the weight files in it (of ``suffixes``)."""
     try:
         if candidate.is_file():
             return [candidate]
@@ -636,7 +639,7 @@ def _encoder_files(candidate: Path) -> list[Path]:
             return []
         if (candidate / "config.json").is_file():
             return [candidate]
-        return sorted(p for p in candidate.iterdir() if p.suffix.lower() in _FILE_SUFFIXES and p.is_file())
+        return sorted(p for p in candidate.iterdir() if p.suffix.lower() in suffixes and p.is_file())
     except OSError:
         return []
 

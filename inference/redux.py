@@ -86,6 +86,8 @@ def redux_encoder_path(redux: Path, width: int, candidates: list[Path]) -> Path 
     """The SigLIP encoder a Redux of input ``width`` reads with: the diffusers folder's
     ``image_encoder``, else one beside the file (``image_encoder``, ``../clip_vision``),
     else the first of ``candidates`` (the catalog's clip_vision entries) whose width fits."""
+    from sfumato.inference.catalog import encoder_files
+
     look: list[Path] = []
     if redux.is_dir():
         look.append(redux / "image_encoder")
@@ -93,23 +95,10 @@ def redux_encoder_path(redux: Path, width: int, candidates: list[Path]) -> Path 
         look += [redux.parent / "image_encoder", redux.parent.parent / "clip_vision"]
     look += candidates
     for candidate in look:
-        for path in _files(candidate):
+        for path in encoder_files(candidate, (".safetensors",)):
             if _siglip_width(path) == width:
                 return path
     return None
-
-
-def _files(candidate: Path) -> list[Path]:
-    try:
-        if candidate.is_file():
-            return [candidate]
-        if not candidate.is_dir():
-            return []
-        if (candidate / "config.json").is_file():
-            return [candidate]
-        return sorted(p for p in candidate.iterdir() if p.suffix.lower() == ".safetensors" and p.is_file())
-    except OSError:
-        return []
 
 
 def _siglip_width(path: Path) -> int | None:
