@@ -256,18 +256,25 @@ class ScaleImage(Command):
         self._poses: list[tuple[PixelLayer, ControlSettings, ControlSettings]] = []
 
     def redo(self) -> None:
-        doc = self.doc
         if not self._pixels and not self._offsets:
             self._compute()
-        for layer, _old, (x, y) in self._offsets:
-            layer.x, layer.y = x, y
-        for layer, _before, after in self._pixels:
-            layer.surface.restore(after)
-        for layer, _before_control, after_control in self._poses:
-            layer.control = after_control
-        new = self._selection[1]
-        doc.selection = None if new is None else new.load()
-        _set_size(doc, *self.size)
+        self._apply(after=True)
+
+    def undo(self) -> None:
+        self._apply(after=False)
+
+    def _apply(self, *, after: bool) -> None:
+        """Put the document in its state after the change (``after``) or before it."""
+        doc, side = self.doc, 1 if after else 0
+        for layer, *offsets in self._offsets:
+            layer.x, layer.y = offsets[side]
+        for layer, *surfaces in self._pixels:
+            layer.surface.restore(surfaces[side])
+        for layer, *controls in self._poses:
+            layer.control = controls[side]
+        selection = self._selection[side]
+        doc.selection = None if selection is None else selection.load()
+        _set_size(doc, *(self.size if after else self._old_size))
         doc.changed.emit(DocumentReset())
 
     def _compute(self) -> None:
@@ -304,19 +311,6 @@ class ScaleImage(Command):
         self._offsets = [(layer, (layer.x, layer.y), xy) for layer, xy in new_xy.items()]
         self._pixels = pixels
         self._selection = (old_sel, new_sel)
-
-    def undo(self) -> None:
-        doc = self.doc
-        for layer, (x, y), _new in self._offsets:
-            layer.x, layer.y = x, y
-        for layer, before, _after in self._pixels:
-            layer.surface.restore(before)
-        for layer, before_control, _after_control in self._poses:
-            layer.control = before_control
-        old = self._selection[0]
-        doc.selection = None if old is None else old.load()
-        _set_size(doc, *self._old_size)
-        doc.changed.emit(DocumentReset())
 
     def nbytes(self) -> int:
         pixels = sum(_snapshot_bytes(before, after) for _, before, after in self._pixels)
