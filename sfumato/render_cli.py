@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from sfumato.canvas import editing
 from sfumato.vocabulary.families import BUILTIN
+from sfumato.vocabulary.kinds import FillMode
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,6 @@ def add_render_parser(subparsers: Any) -> argparse.ArgumentParser:
             "then the built-in demo model."
         ),
     )
-    from sfumato.inference.request import FillMode  # numpy only; the engine is not imported
-
     p.add_argument("input", metavar="IN.ora", help="the document to render")
     p.add_argument("-o", "--output", metavar="OUT.png", required=True, help="the flattened result")
     p.add_argument("--layered", metavar="OUT.ora", help="also write the document with the result as a layer")
@@ -311,7 +310,6 @@ def _note(args: argparse.Namespace, text: str) -> None:
 def _render(args: argparse.Namespace) -> int:
     from sfumato.canvas.files.ora import load_ora, save_ora
     from sfumato.canvas.files.parameters import format_parameters
-    from sfumato.inference.request import FillMode
     from sfumato.planner.errors import PlanError
     from sfumato.planner.placement import insertion_index, result_layer
     from sfumato.planner.plan import plan
