@@ -31,10 +31,10 @@ from __future__ import annotations
 import numpy as np
 from sfumato.canvas.model.document import Document
 from sfumato.canvas.model.geometry import Rect
-from sfumato.canvas.model.layers import PixelLayer
+from sfumato.canvas.model.layers import PixelLayer, document_offset
+from sfumato.canvas.model.tiles import TILE, tile_rect
 from sfumato.canvas.render.composite import flatten
 from sfumato.inference.request import FillMode
-from sfumato.planner.layerpixels import layer_rgba
 
 __all__ = ["EXPAND_FILL", "bare_bounds", "expand_fill", "expands", "uncovered"]
 
@@ -70,11 +70,23 @@ def _bare_cells(canvas: Rect, rects: list[Rect]) -> list[Rect]:
 
 def _solid(layer: PixelLayer, canvas: Rect) -> bool:
     """Whether ``layer`` is opaque over its whole bounds, at full opacity, and covers at
-    least :data:`SOLID_SHARE` of ``canvas``."""
-    bounds = layer.document_bounds()
-    if layer.opacity < 1.0 or bounds.intersect(canvas).area < SOLID_SHARE * canvas.area:
+    least :data:`SOLID_SHARE` of ``canvas``. Reads the layer tile by tile and stops at the
+    first tile that is not opaque (a sketch's first stroke tile), so the window can ask
+    it on every change."""
+    if layer.opacity < 1.0:
         return False
-    return bool((layer_rgba(layer, bounds)[..., 3] == 255).all())
+    surface = layer.surface
+    bounds = surface.bounds()  # surface space
+    if bounds.translate(*document_offset(layer)).intersect(canvas).area < SOLID_SHARE * canvas.area:
+        return False
+    for key in bounds.tiles(TILE):
+        if not surface.has_tile(key):
+            return False
+        tile = tile_rect(key)
+        alpha = surface.tile(key)[tile.intersect(bounds).slices(tile.x, tile.y)][..., 3]
+        if not bool((alpha == 255).all()):
+            return False
+    return True
 
 
 def expands(doc: Document) -> bool:

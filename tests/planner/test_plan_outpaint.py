@@ -126,3 +126,17 @@ def test_no_expand_when(change: str) -> None:
         mask[20:30, 20:30, 3] = 255
         doc.root.insert(0, layer("mask", mask, role=Role.INPAINT_MASK))
         assert detect_mode(doc, 0.5) is Mode.INPAINT
+
+
+def test_a_picture_over_several_tiles_is_solid_until_one_pixel_is_bare() -> None:
+    """The solid-picture test reads 256-px tiles one by one: a 600 × 400 picture spans six
+    of them, and one transparent pixel in the last makes it no longer solid."""
+    picture = gradient(400, 600)
+    doc = document(600, 400, layer("background", picture, x=0, y=0))
+    resize_canvas_to(doc, 700, 400, Anchor.LEFT)
+    assert expands(doc)
+    holed = picture.copy()
+    holed[390, 590, 3] = 0  # in tile (2, 1)
+    doc = document(600, 400, layer("background", holed))
+    resize_canvas_to(doc, 700, 400, Anchor.LEFT)
+    assert not expands(doc)
