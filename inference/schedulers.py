@@ -106,7 +106,10 @@ def make_scheduler(
 
 def _family_scheduler(family: Family, sampler: Sampler, config: dict[str, Any], overrides: dict[str, Any]) -> Any:
     """The scheduler of a family with its own samplers: the config's flow-matching class
-    (Euler when it names another), for one of the samplers the family can run."""
+    (Euler when it names another), for one of the samplers the family can run. A model's
+    own sigma grid (``sample_sigmas``: Qwen-Image 2.1, put there when it loads) is no
+    setting of the class: it goes around ``from_config`` and back into the new config,
+    where the family's ``set_timesteps`` reads it."""
     import diffusers
 
     allowed = family.samplers or frozenset()
@@ -118,7 +121,11 @@ def _family_scheduler(family: Family, sampler: Sampler, config: dict[str, Any], 
         )
     name = str(config.get("_class_name", ""))
     cls = getattr(diffusers, name, None) if name.startswith("FlowMatch") else None
-    return (cls or diffusers.FlowMatchEulerDiscreteScheduler).from_config(config, **overrides)
+    grid = config.pop("sample_sigmas", None)
+    scheduler = (cls or diffusers.FlowMatchEulerDiscreteScheduler).from_config(config, **overrides)
+    if grid:
+        scheduler.register_to_config(sample_sigmas=grid)
+    return scheduler
 
 
 def schedule_limit(scheduler: SchedulerMixin) -> int | None:

@@ -124,8 +124,8 @@ def native_size_from_folder(folder: Path) -> int | None:
     """The native side of a diffusers-format model folder, read from its config JSONs.
 
     ``unet/config.json`` (or ``transformer/config.json``) ``sample_size`` is the latent
-    side; the VAE downsamples by ``2 ** (len(block_out_channels) - 1)``
-    (``vae/config.json``). Returns ``None`` when the folder's denoiser config gives no
+    side; the VAE downsamples by its ``scale_factor_spatial`` where it says one, else by
+    ``2 ** (len(block_out_channels) - 1)`` (``vae/config.json``). Returns ``None`` when the folder's denoiser config gives no
     size (FLUX's transformer has none: the family's native size holds). Never imports torch.
     """
     unet = _denoiser_config(folder)
@@ -138,7 +138,11 @@ def native_size_from_folder(folder: Path) -> int | None:
         return None
     vae = read_json(folder / "vae" / "config.json") or {}
     blocks = vae.get("block_out_channels")
-    factor = 2 ** (len(blocks) - 1) if isinstance(blocks, list) and blocks else 8
+    spatial = vae.get("scale_factor_spatial")  # the video VAEs that say it (Qwen-Image 2.1: 16)
+    if isinstance(spatial, int) and spatial > 0:
+        factor = spatial
+    else:
+        factor = 2 ** (len(blocks) - 1) if isinstance(blocks, list) and blocks else 8
     return int(sample * factor)
 
 

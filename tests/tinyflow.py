@@ -74,6 +74,7 @@ __all__ = [
     "build_tiny_flux2_klein",
     "build_tiny_flux_controlnet",
     "build_tiny_qwenimage",
+    "build_tiny_qwenimage21",
     "build_tiny_qwenimage_controlnet",
     "build_tiny_sd3",
     "build_tiny_sd3_controlnet",
@@ -531,6 +532,83 @@ def build_tiny_qwenimage_controlnet(path: Path, *, seed: int = 0) -> Path:
     return path
 
 
+# Qwen-Image 2.1: 2 heads of 16, RoPE axes 4+6+6, text width = the Qwen3-VL hidden size 16,
+# 16 latent channels (the real 64) at the real 16x (five VAE levels).
+_QWEN21_LATENTS = 16
+
+
+def _qwen3_vl(tokenizer: Any) -> Any:
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen3VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer), "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8, "max_position_embeddings": 2048,
+            "rope_theta": 1000000.0, "tie_word_embeddings": True, "bos_token_id": None,
+            "eos_token_id": ids("<|im_end|>"), "pad_token_id": ids("<|endoftext|>"),
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "mrope_interleaved": True},
+        },
+        vision_config={"depth": 1, "hidden_size": 16, "intermediate_size": 32, "num_heads": 2, "out_hidden_size": 16,
+                       "deepstack_visual_indexes": [0], "patch_size": 16, "num_position_embeddings": 64},
+        tie_word_embeddings=True, image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )  # fmt: skip
+    return Qwen3VLForConditionalGeneration(config).eval()
+
+
+def build_tiny_qwenimage21(path: Path, *, seed: int = 0, sample_sigmas: list[float] | None = None) -> Path:
+    """A tiny Qwen-Image 2.1 folder (``QwenImage21Pipeline``: Qwen3-VL with a one-block vision
+    tower, the RGBA ``AutoencoderKLQwenImage21`` at the real 16x with latent statistics, a
+    2-block single-stream transformer). The processor folder holds the tokenizer alone
+    (transformers builds Qwen3-VL's processor only with torchvision); ``model_index.json``
+    names it as the real folders do, written here because the pipeline cannot save it.
+    ``sample_sigmas``: a shipped sigma grid (2.1 Turbo's kind)."""
+    path = Path(path)
+    if _done(path):
+        return path
+    import json
+
+    from diffusers import AutoencoderKLQwenImage21, QwenImage21Transformer2DModel
+
+    tokenizer = qwen_tokenizer()
+    z = _QWEN21_LATENTS
+    with _Seeded(seed + 70):
+        text_encoder = _qwen3_vl(tokenizer)
+    with _Seeded(seed + 71):
+        transformer = QwenImage21Transformer2DModel(
+            in_channels=z, out_channels=z, num_layers=2, attention_head_dim=16, num_attention_heads=2,
+            context_in_dim=16, axes_dims_rope=(4, 6, 6),
+        )  # fmt: skip
+    with _Seeded(seed + 72):
+        vae = AutoencoderKLQwenImage21(
+            base_dim=4, decoder_base_dim=4, z_dim=z, dim_mult=[1, 2, 2, 2, 2], num_res_blocks=1,
+            temperal_downsample=[False, True, True, True], latents_mean=[0.1 * (i - 8) for i in range(z)],
+            latents_std=[1.0 + 0.05 * i for i in range(z)],
+        )  # fmt: skip
+    scheduler = _flow_scheduler(
+        use_dynamic_shifting=True, base_shift=0.5, max_shift=0.9, base_image_seq_len=256, max_image_seq_len=8192,
+        shift=1.0, time_shift_type="exponential",
+    )  # fmt: skip
+    scratch = path.with_name(path.name + ".part")
+    shutil.rmtree(scratch, ignore_errors=True)
+    for name, part in (("text_encoder", text_encoder), ("transformer", transformer), ("vae", vae)):
+        part.save_pretrained(str(scratch / name), safe_serialization=True)
+    scheduler.save_pretrained(str(scratch / "scheduler"))
+    tokenizer.save_pretrained(str(scratch / "processor"))
+    index: dict[str, Any] = {
+        "_class_name": "QwenImage21Pipeline", "_diffusers_version": "0.42.1",
+        "processor": ["transformers", "Qwen3VLProcessor"], "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+        "text_encoder": ["transformers", "Qwen3VLForConditionalGeneration"],
+        "transformer": ["diffusers", "QwenImage21Transformer2DModel"], "vae": ["diffusers", "AutoencoderKLQwenImage21"],
+    }  # fmt: skip
+    if sample_sigmas is not None:
+        index["sample_sigmas"] = sample_sigmas
+    (scratch / "model_index.json").write_text(json.dumps(index, indent=2))
+    scratch.rename(path)
+    return path
+
+
 def build_tiny_flux2_klein(path: Path, *, distilled: bool = True, seed: int = 0) -> Path:
     """A tiny FLUX.2 Klein folder (``Flux2KleinPipeline``: a 28-layer Qwen3 (hidden 16) read
     at layers 9/18/27, ``AutoencoderKLFlux2`` with 32 latent channels and random batch-norm
@@ -579,6 +657,8 @@ _KINDS: dict[str, Callable[[Path], Path]] = {
     "sd3": lambda p: build_tiny_sd3(p),
     "zimage": lambda p: build_tiny_zimage(p),
     "qwenimage": lambda p: build_tiny_qwenimage(p),
+    "qwenimage21": lambda p: build_tiny_qwenimage21(p),
+    "qwenimage21-turbo": lambda p: build_tiny_qwenimage21(p, sample_sigmas=[1.0, 0.9, 0.6, 0.2]),
     "flux2-klein": lambda p: build_tiny_flux2_klein(p),
     "controlnet-flux": lambda p: build_tiny_flux_controlnet(p),
     "controlnet-sd3": lambda p: build_tiny_sd3_controlnet(p),

@@ -26,6 +26,7 @@ __all__ = [
     "QWENIMAGE",
     "QWENIMAGE_EDIT",
     "QWENIMAGE_EDIT_PLUS",
+    "QWENIMAGE21",
     "SD15",
     "SD2",
     "SD3",
@@ -56,8 +57,11 @@ FLUX2 = "flux2"
 CHROMA = "chroma"
 #: Z-Image and Z-Image-Turbo: a single-stream DiT over a Qwen3 text encoder.
 ZIMAGE = "zimage"
-#: Qwen-Image (and 2.1): an MMDiT over Qwen2.5-VL, with a video-style VAE.
+#: Qwen-Image (and its 2512 release): an MMDiT over Qwen2.5-VL, with a video-style VAE.
 QWENIMAGE = "qwenimage"
+#: Qwen-Image 2.1 (and Turbo): another architecture under the name — a single-stream,
+#: block-causal transformer over Qwen3-VL, with a 16× RGBA VAE of 64 latent channels.
+QWENIMAGE21 = "qwenimage21"
 #: FLUX.1 Kontext [dev]: FLUX.1 made for instruction edits (the picture as context tokens).
 FLUX_KONTEXT = "flux-kontext"
 #: Qwen-Image-Edit (and 2509's single-picture use): Qwen-Image made for instruction edits,
@@ -78,9 +82,10 @@ def lora_family(family: str | None) -> str | None:
 
 #: The families the engine can load, in the order pickers list them.
 SUPPORTED_FAMILIES = (SD15, SDXL, SD2, SD3, FLUX, FLUX_KONTEXT, FLUX2, ZIMAGE, QWENIMAGE, QWENIMAGE_EDIT,
-                      QWENIMAGE_EDIT_PLUS, CHROMA)  # fmt: skip
+                      QWENIMAGE_EDIT_PLUS, QWENIMAGE21, CHROMA)  # fmt: skip
 #: The families whose denoiser is a transformer trained with flow matching.
-FLOW_FAMILIES = (SD3, FLUX, FLUX_KONTEXT, FLUX2, CHROMA, ZIMAGE, QWENIMAGE, QWENIMAGE_EDIT, QWENIMAGE_EDIT_PLUS)
+FLOW_FAMILIES = (SD3, FLUX, FLUX_KONTEXT, FLUX2, CHROMA, ZIMAGE, QWENIMAGE, QWENIMAGE_EDIT, QWENIMAGE_EDIT_PLUS,
+                 QWENIMAGE21)  # fmt: skip
 
 #: The model source that names the built-in demo model (also its folder's name).
 BUILTIN = "builtin"
@@ -144,6 +149,7 @@ PIPELINE_FAMILIES: dict[str, str] = {
     "QwenImageEditPipeline": QWENIMAGE_EDIT,
     "QwenImageEditInpaintPipeline": QWENIMAGE_EDIT,
     "QwenImageEditPlusPipeline": QWENIMAGE_EDIT_PLUS,
+    "QwenImage21Pipeline": QWENIMAGE21,
 }
 
 

@@ -9,6 +9,7 @@ from sfumato.inference.denoisers.chroma import ChromaDenoiser
 from sfumato.inference.denoisers.flux import FluxDenoiser
 from sfumato.inference.denoisers.flux2 import Flux2Denoiser
 from sfumato.inference.denoisers.qwenimage import QwenImageDenoiser
+from sfumato.inference.denoisers.qwenimage21 import QwenImage21Denoiser
 from sfumato.inference.denoisers.sd3 import SD3Denoiser
 from sfumato.inference.denoisers.unet import UNetDenoiser
 from sfumato.inference.denoisers.zimage import ZImageDenoiser
@@ -19,6 +20,7 @@ from sfumato.vocabulary.families import (
     FLUX2,
     FLUX_KONTEXT,
     QWENIMAGE,
+    QWENIMAGE21,
     QWENIMAGE_EDIT,
     QWENIMAGE_EDIT_PLUS,
     SD3,
@@ -37,6 +39,7 @@ _DENOISERS: dict[str, Callable[[LoadedModel, DenoiseJob], Denoiser]] = {
     QWENIMAGE: QwenImageDenoiser,
     QWENIMAGE_EDIT: QwenImageDenoiser,  # the pictures: extra image tokens (QwenImageDenoiser.context)
     QWENIMAGE_EDIT_PLUS: QwenImageDenoiser,
+    QWENIMAGE21: QwenImage21Denoiser,
     ZIMAGE: ZImageDenoiser,
 }
 

@@ -15,6 +15,7 @@ from sfumato.inference.families.flux import FluxFamily
 from sfumato.inference.families.flux2 import Flux2Family
 from sfumato.inference.families.kontext import FluxKontextFamily
 from sfumato.inference.families.qwenimage import QwenImageFamily
+from sfumato.inference.families.qwenimage21 import QwenImage21Family
 from sfumato.inference.families.qwenimage_edit import QwenImageEditFamily, QwenImageEditPlusFamily
 from sfumato.inference.families.sd2 import SD2Family
 from sfumato.inference.families.sd3 import SD3Family
@@ -51,6 +52,7 @@ register(Flux2Family())
 register(QwenImageFamily())
 register(QwenImageEditFamily())
 register(QwenImageEditPlusFamily())
+register(QwenImage21Family())
 register(ZImageFamily())
 
 

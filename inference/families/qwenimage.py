@@ -29,6 +29,7 @@ inpainting is the engine's soft-mask blend over the base model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.families.flow import FlowFamily
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     import torch
     from sfumato.inference.embeddings import EmbeddingLibrary
 
-__all__ = ["QwenImageFamily", "weighted_qwen"]
+__all__ = ["QwenImageFamily", "statistics", "weighted_qwen", "weighted_qwen_hidden"]
 
 #: prompt tokens kept at most: the pipelines' ``max_sequence_length`` default (the encoder
 #: is causal, so cutting after it, as they do, or before it gives the same states)
@@ -92,7 +93,7 @@ class QwenImageFamily(FlowFamily):
         vae = pipe.vae
         with torch.inference_mode():
             latents = vae.encode(pixels.to(vae_dtype(vae))[:, :, None]).latent_dist.mode()[:, :, 0]
-            mean, inv_std = _statistics(vae, latents)
+            mean, inv_std = statistics(vae, latents)
             return (latents - mean) * inv_std
 
     def decode_pixels(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
@@ -102,7 +103,7 @@ class QwenImageFamily(FlowFamily):
         vae = pipe.vae
         with torch.inference_mode():
             z = latents.to(vae_dtype(vae))
-            mean, inv_std = _statistics(vae, z)
+            mean, inv_std = statistics(vae, z)
             return vae.decode((z / inv_std + mean)[:, :, None], return_dict=False)[0][:, :, 0]
 
     # ----------------------------------------------------------------- conditioning
@@ -136,35 +137,57 @@ class QwenImageFamily(FlowFamily):
 
 def weighted_qwen(pipe: Any, prompt: str, device: torch.device) -> torch.Tensor:
     """``(1, T, D)``: ``prompt``'s weighted hidden states, A1111-style as
-    :func:`sfumato.inference.families.t5.weighted_t5` weighs T5's. The prompt's plain text
-    (:func:`~sfumato.inference.families.t5.plain_text`) is tokenised in the template as the
-    pipeline does, so the ids are the unweighted prompt's; each token takes the weight of
-    the span its last character comes from. After the encoder (the template's prefix
-    dropped) each token's state is multiplied by its weight and the whole rescaled to its
-    unweighted mean."""
+    :func:`sfumato.inference.families.t5.weighted_t5` weighs T5's (:func:`weighted_qwen_hidden`)."""
+
+    def hidden(input_ids: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        out = pipe.text_encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                output_hidden_states=True)  # fmt: skip
+        return out.hidden_states[-1]  # type: ignore[no-any-return]
+
+    return weighted_qwen_hidden(
+        pipe.tokenizer, pipe.prompt_template_encode, pipe.prompt_template_encode_start_idx, hidden, prompt, device,
+        dtype=pipe.text_encoder.dtype,
+    )  # fmt: skip
+
+
+def weighted_qwen_hidden(
+    tokenizer: Any,
+    template: str,
+    drop: int,
+    hidden: Callable[[torch.Tensor], torch.Tensor],
+    prompt: str,
+    device: torch.device,
+    *,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """``(1, T, D)``: ``prompt``'s weighted states from a chat-template Qwen encoder.
+
+    The prompt's plain text (:func:`~sfumato.inference.families.t5.plain_text`) is tokenised
+    in ``template`` as the pipeline does, so the ids are the unweighted prompt's; each token
+    takes the weight of the span its last character comes from. ``hidden`` maps the ids to
+    the states the pipeline reads; after it the template's first ``drop`` tokens go, each
+    token's state is multiplied by its weight and the whole rescaled to its unweighted mean."""
     import torch
 
     text, char_weights = _weighted_text(prompt)
-    prefix = pipe.prompt_template_encode.split("{}")[0]
-    drop = pipe.prompt_template_encode_start_idx
-    encoded = pipe.tokenizer(
-        pipe.prompt_template_encode.format(text), max_length=QWEN_TOKENS + drop, truncation=True,
-        return_offsets_mapping=True,
-    )  # fmt: skip
+    prefix = template.split("{}")[0]
+    encoded = tokenizer(template.format(text), max_length=QWEN_TOKENS + drop, truncation=True,
+                        return_offsets_mapping=True)  # fmt: skip
     weights = []
     for _, end in encoded["offset_mapping"]:
         at = end - 1 - len(prefix)
         weights.append(char_weights[at] if 0 <= at < len(text) else 1.0)
     input_ids = torch.tensor([encoded["input_ids"]], device=device)
-    out = pipe.text_encoder(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_hidden_states=True)
-    hidden = out.hidden_states[-1][:, drop:]
-    scale = torch.tensor(weights[drop:], device=device, dtype=hidden.dtype)[None, :, None]
-    before = hidden.float().mean()
-    weighted = hidden * scale
+    states = hidden(input_ids)[:, drop:]
+    scale = torch.tensor(weights[drop:], device=device, dtype=states.dtype)[None, :, None]
+    before = states.float().mean()
+    weighted = states * scale
     after = weighted.float().mean()
     if float(after) != 0.0:
-        weighted = weighted * (before / after).to(hidden.dtype)
-    return weighted.to(pipe.text_encoder.dtype)
+        weighted = weighted * (before / after).to(states.dtype)
+    return weighted.to(dtype)
 
 
 def _weighted_text(prompt: str) -> tuple[str, list[float]]:
@@ -186,7 +209,7 @@ def _weighted_text(prompt: str) -> tuple[str, list[float]]:
     return "".join(c for c, _ in chars), [w for _, w in chars]
 
 
-def _statistics(vae: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def statistics(vae: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(latents_mean, 1 / latents_std)`` as ``(1, C, 1, 1)`` tensors like ``like``."""
     import torch
 

@@ -109,12 +109,11 @@ def assert_known_latents_kept(engine: Any, req: GenerationRequest, latents: Any)
     those pixels' bytes is the planner's placement, through its paste mask.)"""
     import torch
     from sfumato.inference.inpaint import apply_fill
-    from sfumato.inference.latents import encode_images
 
     assert req.init is not None and req.inpaint is not None
     loaded = engine.cache.get(req.model)
     filled = apply_fill(req.init.image, req.inpaint.mask, req.inpaint.fill, seed=req.seed)
-    known = encode_images(loaded.vae, [filled], engine.device).to(engine.dtype)
+    known = loaded.family.encode_images(loaded.pipe, [filled], engine.device).to(engine.dtype)
     lat = latents.shape[-2:]
     pooled = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(np.array(req.inpaint.mask))[None, None], lat)[0, 0]
     keep = pooled <= 0
