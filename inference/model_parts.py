@@ -312,9 +312,15 @@ def gguf_shapes(path: Path) -> dict[str, tuple[int, ...]] | None:
 
 # --------------------------------------------------------------------------- needs
 
-#: Variants recognised by their keys but not loaded: another architecture under the name.
+#: Variants recognised by their keys but not loaded from single files: another
+#: architecture under the name, which loads from its diffusers folder (its scheduler's
+#: settings and Qwen3-VL's tokenizer come only with that folder; no file of ours may guess them).
 UNLOADED_VARIANTS = {
-    (QWENIMAGE, "2.1"): "{name} is Qwen-Image 2.1 (its own transformer, VAE and pipeline), which Sfumato cannot load yet",
+    (QWENIMAGE, "2.1"): (
+        "{name} is a Qwen-Image 2.1 transformer file; Sfumato loads Qwen-Image 2.1 from its diffusers folder "
+        "(Qwen/Qwen-Image-2.1: model_index.json with processor/, scheduler/, text_encoder/, transformer/ and vae/) "
+        "put in a models folder, not from single files yet"
+    ),
 }
 
 #: What each family needs besides its transformer: text encoders, then the VAE.

@@ -7,7 +7,7 @@ regional prompting), the render stops before generating with a sentence naming w
 model cannot do, and the same document without those layers renders.
 
 The tiny folders are copies with a ``sample_size`` in the transformer config, so the
-planner sizes them at 64 px instead of the family's 1024 (a real FLUX folder has none:
+planner sizes them at 64 px instead of the family's 1024 (Qwen-Image 2.1's 16× VAE: 4 latent pixels) (a real FLUX folder has none:
 the family's native size holds, see planner/families.py).
 """
 
@@ -41,6 +41,7 @@ FAMILIES = {
     "zimage": "controlnet-zimage",
     "qwenimage": "controlnet-qwenimage",
     "flux2-klein": None,
+    "qwenimage21": None,
 }
 
 
@@ -51,7 +52,7 @@ def _sized_copy(kind: str, root: Path) -> Path:
         shutil.copytree(tiny_flow_model(kind), folder)
         config_path = folder / "transformer" / "config.json"
         config = json.loads(config_path.read_text())
-        config.setdefault("sample_size", 8)
+        config.setdefault("sample_size", 4 if kind == "qwenimage21" else 8)  # its VAE is 16x
         config_path.write_text(json.dumps(config))
     return folder
 
