@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -105,6 +106,8 @@ FAMILIES: dict[str, FamilyBench] = {
                              {"true_cfg_scale": 4.0, "negative_prompt": NEGATIVE}),  # fmt: skip
     "flux2": FamilyBench("flux2", "FLUX.2 Klein (distilled)", "Flux2KleinPipeline", 1.0, "",
                          {"guidance_scale": 1.0}),  # fmt: skip
+    "qwenimage21": FamilyBench("qwenimage21", "Qwen-Image 2.1", "QwenImage21Pipeline", 4.0, NEGATIVE,
+                               {"true_cfg_scale": 4.0, "negative_prompt": NEGATIVE}, regions=False),  # fmt: skip
 }
 
 
@@ -119,6 +122,7 @@ def _transformer(name: str) -> Any:
         ChromaTransformer2DModel,
         Flux2Transformer2DModel,
         FluxTransformer2DModel,
+        QwenImage21Transformer2DModel,
         QwenImageTransformer2DModel,
         SD3Transformer2DModel,
         ZImageTransformer2DModel,
@@ -154,6 +158,9 @@ def _transformer(name: str) -> Any:
         return QwenImageTransformer2DModel(patch_size=2, in_channels=64, out_channels=16, num_layers=12,
                                            joint_attention_dim=16, guidance_embeds=False,
                                            axes_dims_rope=ROPE_3, **heads)  # fmt: skip
+    if name == "qwenimage21":
+        return QwenImage21Transformer2DModel(in_channels=16, out_channels=16, num_layers=12, context_in_dim=16,
+                                             axes_dims_rope=ROPE_3, **heads)  # fmt: skip
     if name == "flux2":
         return Flux2Transformer2DModel(patch_size=1, in_channels=128, num_layers=2, num_single_layers=4,
                                        joint_attention_dim=3 * 16, timestep_guidance_channels=256,
@@ -175,13 +182,19 @@ def build_bench_model(name: str, workdir: Path) -> Path:
         "zimage": tinyflow.build_tiny_zimage,
         "qwenimage": tinyflow.build_tiny_qwenimage,
         "flux2": tinyflow.build_tiny_flux2_klein,
+        "qwenimage21": tinyflow.build_tiny_qwenimage21,
     }
     tiny = builders[name](workdir / f"tiny-{name}")
     with _Seeded(100):
         transformer = _transformer(name).eval()
+    folder = workdir / f"bench-{name}"
+    if name == "qwenimage21":  # its pipeline cannot save its text-only processor: swap the transformer folder
+        shutil.copytree(tiny, folder)
+        shutil.rmtree(folder / "transformer")
+        transformer.save_pretrained(str(folder / "transformer"), safe_serialization=True)
+        return folder
     pipeline_class = getattr(diffusers, FAMILIES[name].pipeline)
     pipe = pipeline_class.from_pretrained(str(tiny), transformer=transformer, local_files_only=True)
-    folder = workdir / f"bench-{name}"
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return folder
 
