@@ -125,8 +125,9 @@ def native_size_from_folder(folder: Path) -> int | None:
 
     ``unet/config.json`` (or ``transformer/config.json``) ``sample_size`` is the latent
     side; the VAE downsamples by its ``scale_factor_spatial`` where it says one, else by
-    ``2 ** (len(block_out_channels) - 1)`` (``vae/config.json``). Returns ``None`` when the folder's denoiser config gives no
-    size (FLUX's transformer has none: the family's native size holds). Never imports torch.
+    ``2 ** (len(block_out_channels) - 1)`` (``vae/config.json``). Returns ``None`` when the
+    folder's denoiser config gives no size (FLUX's transformer has none: the family's
+    native size holds). Never imports torch.
     """
     unet = _denoiser_config(folder)
     if unet is None:
