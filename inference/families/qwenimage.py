@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import torch
     from sfumato.inference.embeddings import EmbeddingLibrary
 
-__all__ = ["QwenImageFamily", "statistics", "weighted_qwen", "weighted_qwen_hidden"]
+__all__ = ["QwenImageFamily", "decode_frame", "encode_frame", "statistics", "weighted_qwen", "weighted_qwen_hidden"]
 
 #: prompt tokens kept at most: the pipelines' ``max_sequence_length`` default (the encoder
 #: is causal, so cutting after it, as they do, or before it gives the same states)
@@ -87,24 +87,10 @@ class QwenImageFamily(FlowFamily):
 
     def encode_pixels(self, pipe: Any, pixels: torch.Tensor) -> torch.Tensor:
         """One frame through the video VAE, its mode normalised by ``latents_mean``/``std``."""
-        import torch
-        from sfumato.inference.families.vae import vae_dtype
-
-        vae = pipe.vae
-        with torch.inference_mode():
-            latents = vae.encode(pixels.to(vae_dtype(vae))[:, :, None]).latent_dist.mode()[:, :, 0]
-            mean, inv_std = statistics(vae, latents)
-            return (latents - mean) * inv_std
+        return encode_frame(pipe.vae, pixels)
 
     def decode_pixels(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
-        import torch
-        from sfumato.inference.families.vae import vae_dtype
-
-        vae = pipe.vae
-        with torch.inference_mode():
-            z = latents.to(vae_dtype(vae))
-            mean, inv_std = statistics(vae, z)
-            return vae.decode((z / inv_std + mean)[:, :, None], return_dict=False)[0][:, :, 0]
+        return decode_frame(pipe.vae, latents)
 
     # ----------------------------------------------------------------- conditioning
 
@@ -217,3 +203,27 @@ def statistics(vae: Any, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1).to(like.device, like.dtype)
     inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1).to(like.device, like.dtype)
     return mean, inv_std
+
+
+def encode_frame(vae: Any, pixels: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` pixels in [-1, 1] as one frame through a video VAE → its mode,
+    normalised by the VAE's ``latents_mean``/``latents_std``: ``(B, z, h, w)``."""
+    import torch
+    from sfumato.inference.families.vae import vae_dtype
+
+    with torch.inference_mode():
+        latents = vae.encode(pixels.to(vae_dtype(vae))[:, :, None]).latent_dist.mode()[:, :, 0]
+        mean, inv_std = statistics(vae, latents)
+        return (latents - mean) * inv_std
+
+
+def decode_frame(vae: Any, latents: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`encode_frame`: normalised latents → the VAE's pixels (all of
+    its output channels) in about [-1, 1]."""
+    import torch
+    from sfumato.inference.families.vae import vae_dtype
+
+    with torch.inference_mode():
+        z = latents.to(vae_dtype(vae))
+        mean, inv_std = statistics(vae, z)
+        return vae.decode((z / inv_std + mean)[:, :, None], return_dict=False)[0][:, :, 0]

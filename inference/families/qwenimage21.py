@@ -48,7 +48,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sfumato.inference.families.flow import FlowFamily
-from sfumato.inference.families.qwenimage import QWEN_TOKENS, statistics, weighted_qwen_hidden
+from sfumato.inference.families.qwenimage import (
+    QWEN_TOKENS,
+    decode_frame,
+    encode_frame,
+    weighted_qwen_hidden,
+)
 from sfumato.inference.families.t5 import needs_weighting, plain_text
 from sfumato.inference.modes import Mode
 from sfumato.vocabulary.families import QWENIMAGE21
@@ -190,29 +195,15 @@ class QwenImage21Family(FlowFamily):
         """RGB ``(B, 3, H, W)`` in [-1, 1] → normalised latents, opaque alpha added where
         the VAE takes four channels; the distribution's mode, as the pipeline takes it."""
         import torch
-        from sfumato.inference.families.vae import vae_dtype
 
-        vae = pipe.vae
-        with torch.inference_mode():
-            x = pixels.to(vae_dtype(vae))
-            if int(vae.config.in_channels) == 4:
-                x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
-            latents = vae.encode(x[:, :, None]).latent_dist.mode()[:, :, 0]
-            mean, inv_std = statistics(vae, latents)
-            return (latents - mean) * inv_std
+        if int(pipe.vae.config.in_channels) == 4:
+            pixels = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=1)
+        return encode_frame(pipe.vae, pixels)
 
     def decode_pixels(self, pipe: Any, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents → RGB in about [-1, 1], composited over white where the
         decoded alpha is below 1 (module docstring)."""
-        import torch
-        from sfumato.inference.families.vae import vae_dtype
-
-        vae = pipe.vae
-        with torch.inference_mode():
-            z = latents.to(vae_dtype(vae))
-            mean, inv_std = statistics(vae, z)
-            image = vae.decode((z / inv_std + mean)[:, :, None], return_dict=False)[0][:, :, 0]
-            return over_white(image)
+        return over_white(decode_frame(pipe.vae, latents))
 
     # ----------------------------------------------------------------- conditioning
 
