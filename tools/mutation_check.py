@@ -373,6 +373,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         new="LIMB_SHADE = 1.0",
         tests=("tests/planner/test_pose_render.py::test_hand_made_skeletons_match_openpose_pixel_for_pixel",),
     ),
+    Mutation(
+        name="qwen21-prompt-cache-refilled",
+        behaviour="Qwen-Image 2.1 recomputes its prompt's keys and values every step: each step costs the whole sequence",
+        path="inference/denoisers/qwenimage21.py",
+        old="        self.filled = True\n",
+        new="        self.filled = False\n",
+        tests=("tests/inference/test_qwenimage21.py::test_the_prompt_cache_fills_once_then_serves_each_half",),
+    ),
+    Mutation(
+        name="qwen21-alpha-dropped",
+        behaviour="Qwen-Image 2.1's transparent parts land as whatever colour the VAE left under them, not over white",
+        path="inference/families/qwenimage21.py",
+        old="        return over_white(decode_frame(pipe.vae, latents))",
+        new="        return decode_frame(pipe.vae, latents)[:, :3]",
+        tests=("tests/inference/test_qwenimage21.py::test_txt2img_equals_qwenimage21_pipeline",),
+    ),
 )
 
 
