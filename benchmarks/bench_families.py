@@ -114,9 +114,10 @@ FAMILIES: dict[str, FamilyBench] = {
 # --- bench-sized models --------------------------------------------------------------------
 
 
-def _transformer(name: str) -> Any:
+def _transformer(name: str, side: int = SIDE) -> Any:
     """The bench-sized transformer of family ``name``, shaped to tinyflow's text encoders
-    (their hidden sizes are the ``joint_attention_dim``/``cap_feat_dim`` here) and VAEs."""
+    (their hidden sizes are the ``joint_attention_dim``/``cap_feat_dim`` here) and VAEs;
+    ``side``: the largest picture it must take (SD 3.5's position table is cut to it)."""
     import torch
     from diffusers import (
         ChromaTransformer2DModel,
@@ -142,7 +143,8 @@ def _transformer(name: str) -> Any:
         return SD3Transformer2DModel(patch_size=2, in_channels=16, out_channels=16, num_layers=4,
                                      dual_attention_layers=(0,), joint_attention_dim=64,
                                      caption_projection_dim=HEADS * HEAD_DIM, pooled_projection_dim=48,
-                                     qk_norm="rms_norm", pos_embed_max_size=32, sample_size=SIDE // 8,
+                                     qk_norm="rms_norm", pos_embed_max_size=max(32, side // 16),
+                                     sample_size=SIDE // 8,
                                      **heads)  # fmt: skip
     if name == "zimage":
         net = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16,
@@ -168,7 +170,7 @@ def _transformer(name: str) -> Any:
     raise ValueError(f"unknown family {name!r}")
 
 
-def build_bench_model(name: str, workdir: Path) -> Path:
+def build_bench_model(name: str, workdir: Path, side: int = SIDE) -> Path:
     """A diffusers folder for family ``name``: tinyflow's test model with its transformer
     replaced by :func:`_transformer`'s (seeded, so two builds are identical)."""
     import diffusers
@@ -186,7 +188,7 @@ def build_bench_model(name: str, workdir: Path) -> Path:
     }
     tiny = builders[name](workdir / f"tiny-{name}")
     with _Seeded(100):
-        transformer = _transformer(name).eval()
+        transformer = _transformer(name, side).eval()
     folder = workdir / f"bench-{name}"
     if name == "qwenimage21":  # its pipeline cannot save its text-only processor: swap the transformer folder
         shutil.copytree(tiny, folder)
@@ -286,7 +288,13 @@ def _preview_cost(model: Any, device: Any, side: int) -> float:
     return statistics.median(costs)
 
 
-def measure_family(name: str, workdir: Path, steps: int, repeats: int, side: int = SIDE) -> dict[str, Any]:
+#: the measures ``--measures`` names, by their short names
+MEASURES = {"engine": "engine / diffusers", "regions": "4 regions / 1 prompt", "preview": "preview / no preview"}
+
+
+def measure_family(
+    name: str, workdir: Path, steps: int, repeats: int, side: int = SIDE, measures: tuple[str, ...] = tuple(MEASURES)
+) -> dict[str, Any]:
     import torch
     from sfumato.inference.devices import EngineOptions, PreviewMode
     from sfumato.inference.engine import Engine
@@ -294,7 +302,7 @@ def measure_family(name: str, workdir: Path, steps: int, repeats: int, side: int
 
     spec = FAMILIES[name]
     t0 = time.perf_counter()
-    folder = build_bench_model(name, workdir)
+    folder = build_bench_model(name, workdir, side)
     build_s = time.perf_counter() - t0
     engine = Engine(device="cpu")
     model = engine.cache.get(ModelRef(str(folder)))
@@ -338,13 +346,14 @@ def measure_family(name: str, workdir: Path, steps: int, repeats: int, side: int
         assert not result.ok, f"{spec.label} was expected to refuse regions"
         regions_error = str(result.error)
 
-    pairs: dict[str, Any] = {
-        "engine / diffusers": _median_pair(engine_run(engine, base, encode=True), bare_run, repeats),
-        "4 regions / 1 prompt": (
+    timed: dict[str, Callable[[], Any]] = {
+        "engine": lambda: _median_pair(engine_run(engine, base, encode=True), bare_run, repeats),
+        "regions": lambda: (
             _median_pair(engine_run(engine, regional), engine_run(engine, base), repeats) if spec.regions else None
         ),
-        "preview / no preview": _median_pair(engine_run(engine, base), engine_run(no_preview, base), repeats),
+        "preview": lambda: _median_pair(engine_run(engine, base), engine_run(no_preview, base), repeats),
     }
+    pairs: dict[str, Any] = {MEASURES[m]: timed[m]() for m in measures}
 
     step = engine.run(base).metadata.get("seconds_per_step", 0.0)
     preview_s = _preview_cost(model, engine.device, side)
@@ -394,10 +403,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "side": args.side,
         "steps": args.steps,
         "repeats": args.repeats,
+        "measures": list(args.measures),
         "families": {},
     }
     for name in args.families:
-        out["families"][name] = measure_family(name, workdir, args.steps, args.repeats, args.side)
+        out["families"][name] = measure_family(name, workdir, args.steps, args.repeats, args.side, args.measures)
         _print_family(name, out["families"][name])
     out["total_s"] = time.perf_counter() - started
     return out
@@ -435,12 +445,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--side", type=int, default=SIDE, help="picture side in px (a multiple of 32)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--measures", default=",".join(MEASURES),
+                        help=f"comma-separated, of: {', '.join(MEASURES)} (the others are not timed)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [f for f in args.families if f not in FAMILIES]
     if unknown:
         parser.error(f"unknown families {unknown}; known: {', '.join(FAMILIES)}")
+    args.measures = tuple(m.strip() for m in args.measures.split(",") if m.strip())
+    if [m for m in args.measures if m not in MEASURES]:
+        parser.error(f"unknown measures in {args.measures}; known: {', '.join(MEASURES)}")
     result = run(args)
     _print_table(result)
     if args.json:

@@ -374,6 +374,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=("tests/planner/test_pose_render.py::test_hand_made_skeletons_match_openpose_pixel_for_pixel",),
     ),
     Mutation(
+        name="split-attention-merge-unweighted",
+        behaviour="regional SD 3.5 / Z-Image pictures average the image and text attention halves instead of weighing them",
+        path="inference/split_attention.py",
+        old="    peak = torch.maximum(own_lse, text_lse)",
+        new="    peak = own_lse = text_lse = torch.zeros_like(own_lse)",
+        tests=("tests/inference/test_split_attention.py",),
+    ),
+    Mutation(
         name="qwen21-prompt-cache-refilled",
         behaviour="Qwen-Image 2.1 recomputes its prompt's keys and values every step: each step costs the whole sequence",
         path="inference/denoisers/qwenimage21.py",

@@ -5,7 +5,8 @@ residuals (``SD3ControlNetModel``) and regions as one joint-attention bias.
 **Regions.** diffusers' ``JointAttnProcessor2_0`` takes an ``attention_mask`` argument and
 drops it (it calls ``scaled_dot_product_attention`` without one). While a run has regions,
 each joint block's attention gets :class:`MaskedJointAttnProcessor` — the same computation
-with the bias of :func:`~sfumato.inference.joint_regions.joint_attention_bias` added — and
+with the bias of :func:`~sfumato.inference.joint_regions.joint_attention_bias` added, its
+unmasked image block run apart on the CPU (:mod:`sfumato.inference.split_attention`) — and
 :meth:`SD3Denoiser.close` puts the blocks' own processors back. SD3 puts the image tokens
 *before* the text in the joint sequence (``JointLayout(image_first=True)``). 3.5 Medium's
 second, image-only attention (``attn2``) gets the same keyword arguments; image tokens
@@ -21,7 +22,7 @@ from diffusers.models.attention_processor import Attention, JointAttnProcessor2_
 from sfumato.inference.denoise import ControlInput, DenoiseJob
 from sfumato.inference.joint_regions import JointLayout, joint_attention_bias
 from sfumato.inference.model_cache import LoadedModel
-from torch.nn.functional import scaled_dot_product_attention
+from sfumato.inference.split_attention import image_first_attention
 
 __all__ = ["MaskedJointAttnProcessor", "SD3Denoiser"]
 
@@ -64,7 +65,7 @@ class MaskedJointAttnProcessor(JointAttnProcessor2_0):
         query = torch.cat([query, text_q], dim=2)
         key = torch.cat([key, text_k], dim=2)
         value = torch.cat([value, text_v], dim=2)
-        out = scaled_dot_product_attention(query, key, value, attn_mask=attention_mask.to(query.dtype))
+        out = image_first_attention(query, key, value, attention_mask, image=image)
         out = out.transpose(1, 2).reshape(batch, -1, out.shape[1] * out.shape[-1]).to(query.dtype)
         image_out, text_out = out[:, :image], out[:, image:]
         if not attn.context_pre_only:

@@ -29,6 +29,7 @@ from sfumato.inference.denoise import ControlInput, DenoiseJob
 from sfumato.inference.joint_regions import JointLayout, joint_attention_bias
 from sfumato.inference.model_cache import LoadedModel
 from sfumato.inference.regions import NEGATIVE_BIAS
+from sfumato.inference.split_attention import image_first_attention
 
 __all__ = ["ZImageDenoiser"]
 
@@ -63,11 +64,16 @@ def _caption_positions(lengths: list[int]) -> torch.Tensor:
 
 class _BiasedProcessor:
     """The stock Z-Image attention processor with an additive bias in place of the
-    transformer's key mask while :attr:`armed`."""
+    transformer's key mask while :attr:`armed`. ``image``: the leading image tokens of the
+    sequence (the main layers' ``[image, caption]``), whose block of the bias is zero; the
+    computation is then the stock one's up to the attention, which
+    :func:`~sfumato.inference.split_attention.image_first_attention` does. ``0`` (the
+    caption refiners): the stock processor with the bias."""
 
-    def __init__(self, stock: Any, bias: torch.Tensor) -> None:
+    def __init__(self, stock: Any, bias: torch.Tensor, image: int = 0) -> None:
         self.stock = stock
         self.bias = bias
+        self.image = image
         self.armed = False
 
     def __call__(
@@ -78,11 +84,32 @@ class _BiasedProcessor:
         attention_mask: torch.Tensor | None = None,
         freqs_cis: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.armed:
-            if self.bias.shape[-1] != hidden_states.shape[1]:
-                raise RuntimeError(f"region bias for {self.bias.shape[-1]} tokens, sequence of {hidden_states.shape[1]}")
-            attention_mask = self.bias
-        return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask=attention_mask, freqs_cis=freqs_cis)
+        if not self.armed:
+            return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask=attention_mask,
+                              freqs_cis=freqs_cis)  # fmt: skip
+        if self.bias.shape[-1] != hidden_states.shape[1]:
+            raise RuntimeError(f"region bias for {self.bias.shape[-1]} tokens, sequence of {hidden_states.shape[1]}")
+        if not self.image:
+            return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask=self.bias, freqs_cis=freqs_cis)
+        query, key, value = (f(hidden_states).unflatten(-1, (attn.heads, -1)) for f in (attn.to_q, attn.to_k, attn.to_v))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        if freqs_cis is not None:
+            query, key = _rotated(query, freqs_cis), _rotated(key, freqs_cis)
+        out = image_first_attention(query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), self.bias,
+                                    image=self.image)  # fmt: skip
+        out = out.transpose(1, 2).flatten(2, 3).to(query.dtype)
+        out = attn.to_out[0](out)
+        return out if len(attn.to_out) == 1 else attn.to_out[1](out)
+
+
+def _rotated(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
+    """Z-Image's rotary embedding as its processor applies it (complex pairs, float32)."""
+    with torch.amp.autocast("cuda", enabled=False):
+        pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+        return torch.view_as_real(pairs * freqs_cis.unsqueeze(2)).flatten(3).type_as(x)
 
 
 def _spans(lengths: list[int]) -> list[tuple[int, int]]:
@@ -167,14 +194,15 @@ class ZImageDenoiser:
             self.pads = [torch.cat([torch.arange(_padded(len(p))) >= len(p) for p in prompts]) for prompts in rows]
             self.positions = [_caption_positions(r) for r in lengths]
             dtype, device = text.tokens.dtype, text.tokens.device
-            self._install(self.transformer.layers, joint_bias(job.region_masks, lengths, self.image_tokens, dtype))
+            bias = joint_bias(job.region_masks, lengths, self.image_tokens, dtype)
+            self._install(self.transformer.layers, bias, image=_padded(self.image_tokens))
             self._install(self.transformer.context_refiner, caption_bias(lengths, device, dtype))
         self.controls = [(c, self._control_condition(model, c)) for c in job.controls]
 
-    def _install(self, blocks: Any, bias: torch.Tensor) -> None:
+    def _install(self, blocks: Any, bias: torch.Tensor, image: int = 0) -> None:
         for block in blocks:
             stock = block.attention.processor
-            processor = _BiasedProcessor(stock, bias)
+            processor = _BiasedProcessor(stock, bias, image)
             block.attention.set_processor(processor)
             self.installed.append((block.attention, stock))
             self.biased.append(processor)

@@ -235,7 +235,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     spans = condition_text(model, prompt_pairs(req), guided=True, batch=1, device=torch.device("cpu"),
                            dtype=torch.float32).region_spans  # fmt: skip
     # the denoiser's own joint attention takes (B, H, L, D), image tokens first
-    probe = flow.probe_region_leaks(monkeypatch, sd3_denoiser, "scaled_dot_product_attention", spans=spans, masks=masks,
+    probe = flow.probe_region_leaks(monkeypatch, sd3_denoiser, "image_first_attention", spans=spans, masks=masks,
                                     image_tokens=masks.shape[1] * masks.shape[2] // 4, patch=2, image_first=True,
                                     tokens_first=False)  # fmt: skip
     ours = flow.run_ok(shared_engine, req)

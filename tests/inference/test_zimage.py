@@ -130,6 +130,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     prompt's token reads another prompt's. The image-only refiner runs unbiased."""
     import diffusers.models.transformers.transformer_z_image as zmodule
     from sfumato.inference import joint_regions
+    from sfumato.inference.denoisers import zimage as zimage_denoiser
     from sfumato.inference.regions import latent_masks
     from sfumato.inference.text_conditioning import condition_text, prompt_pairs
 
@@ -147,14 +148,26 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     leaks: list[float] = []
     kinds = {"image": 0, "caption": 0, "joint": 0}
     real = zmodule.dispatch_attention_fn
+    real_split = zimage_denoiser.image_first_attention
 
     def measuring(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any = None, **kw: Any) -> Any:
-        q, k = query.transpose(1, 2).float(), key.transpose(1, 2).float()  # (B, H, L, D)
-        length = q.shape[2]
+        """The stock processor's attention (B, L, H, D): the refiners'."""
         if attn_mask is None or attn_mask.dtype == torch.bool:
-            assert length == nx, "only the image refiner runs without the region bias"
+            assert query.shape[1] == nx, "only the image refiner runs without the region bias"
             kinds["image"] += 1
-            return real(query, key, value, attn_mask=attn_mask, **kw)
+        else:
+            measure(query.transpose(1, 2).float(), key.transpose(1, 2).float(), attn_mask)
+        return real(query, key, value, attn_mask=attn_mask, **kw)
+
+    def measuring_split(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: Any,
+                        **kw: Any) -> Any:  # fmt: skip
+        """The main layers' attention (B, H, L, D), the image block apart."""
+        assert kw == {"image": nx}
+        measure(query.float(), key.float(), attn_mask)
+        return real_split(query, key, value, attn_mask, **kw)
+
+    def measure(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor) -> None:
+        length = q.shape[2]
         probs = (q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5 + attn_mask.float()).softmax(dim=-1)
         for i, lengths in enumerate(rows):
             text_len = sum(lengths)
@@ -171,9 +184,9 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
             keep = torch.cat([torch.arange(n), torch.arange(nx, nx + text_len)])
             p = probs[i : i + 1][:, :, keep][:, :, :, keep]
             leaks.extend(joint_regions.attention_shares(p, masks, layout, patch=2).tolist())
-        return real(query, key, value, attn_mask=attn_mask, **kw)
 
     monkeypatch.setattr(zmodule, "dispatch_attention_fn", measuring)
+    monkeypatch.setattr(zimage_denoiser, "image_first_attention", measuring_split)
     ours = flow.run_ok(shared_engine, req)
     transformer = model.denoiser
     assert kinds["image"] == 2 * len(transformer.noise_refiner)
@@ -181,6 +194,7 @@ def test_regions_keep_each_regions_attention_on_its_prompt(
     assert kinds["joint"] == 2 * len(transformer.layers) * len(rows)
     assert max(leaks) < 1e-3, max(leaks)
     monkeypatch.setattr(zmodule, "dispatch_attention_fn", real)
+    monkeypatch.setattr(zimage_denoiser, "image_first_attention", real_split)
     assert all(type(b.attention.processor).__name__ == "ZSingleStreamAttnProcessor" for b in transformer.layers)
     change = np.abs(ours.astype(int) - flow.run_ok(shared_engine, req.replace(regions=())).astype(int))
     assert change[:, SIDE // 2 :].mean() > 1.5 * change[:, : SIDE // 2].mean()
