@@ -1,6 +1,6 @@
 """The engine against each transformer family's own diffusers pipeline, on bench-sized models.
 
-For FLUX.1 (dev), Chroma, SD 3.5, Z-Image, Qwen-Image and FLUX.2 Klein, three ratios,
+For FLUX.1 (dev), Chroma, SD 3.5, Z-Image, Qwen-Image, FLUX.2 Klein and Qwen-Image 2.1, three ratios,
 each the ratio of medians over interleaved repeats (``bench_engine``'s method: one warm-up
 each, then A B B A ..., one torch thread), at 128×128 px with the same model, steps, size,
 seed and guidance on both sides. Each run is timed in this process's CPU time and in
@@ -13,7 +13,9 @@ did (the 2-core development machine is shared, and its load moves wall-clock med
   denoise and decode — target <= 1.05;
 - ``4 regions / 1 prompt``: four quadrant regions against the global prompt alone (one
   transformer pass a step either way; what grows is the text sequence and the attention
-  bias) — target <= 1.25; Chroma refuses regions, so "n/a";
+  bias) — target <= 1.25, judged at 512² (``--side 512``: the shortest side the planner
+  generates at for these families) and 1024²; Chroma and Qwen-Image 2.1 refuse regions,
+  so "n/a";
 - ``preview / no preview``: an x0 preview after every step against previews off —
   target <= 1.03.
 
@@ -30,11 +32,13 @@ Z-Image and Qwen-Image send a prompt's real tokens, FLUX.1 and Klein 512, SD3 77
 the real pipelines do) so that a step on one CPU thread takes 50–100 ms on a quiet machine
 and the transformer dominates it, as it does at full size. At 128 px a picture is only 64
 image tokens, so the text's share of a step is far larger than at 1024² (4096 image
-tokens): the regions' ratio here is an upper bound of what it is at full size. Their absolute speed means nothing; the ratios are what is measured.
+tokens): the regions' ratio here is an upper bound of what it is at full size. Their
+absolute speed means nothing; the ratios are what is measured.
 The text and image tokens of one transformer call are printed per family (the regions'
 extra text tokens are where their cost comes from).
 
     python benchmarks/bench_families.py [--families flux,sd3] [--repeats 7] [--steps 4] [--json out.json]
+    python benchmarks/bench_families.py --families sd3,zimage --side 512 --steps 2 --repeats 5 --measures regions
 
 On a GPU the full-size it/s against diffusers belongs to a device run (not in this
 script: the full-size families' weights are 4–40 GB even at random).
